@@ -1,0 +1,174 @@
+//! Storage backends of the bank: one [`Backend`] trait, one file per implementation.
+//!
+//! A backend is a flat key-value object store. It knows nothing of packs, indexes or
+//! encryption: those live above it ([`crate::bank`]) or wrap it as decorators (a file of
+//! their own each, implementing this same trait around an inner `Arc<dyn Backend>`).
+//!
+//! Objects are addressed by a [`Kind`] (which "folder") and a name (for content-addressed
+//! kinds, the hex of an [`crate::bank::ObjectId`]). Every implementation must pass the
+//! conformance suite in `tests/bank_backends.rs`.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// What an object in the bank is. Each kind lives under its own folder/prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// The bank's configuration (format version, bank id, encryption parameters). Name: `config`.
+    Config,
+    /// Pack files: many compressed objects each. Name: hex sha256 of the stored pack bytes.
+    Pack,
+    /// Index files: object id -> (pack, offset, length). Name: hex sha256.
+    Index,
+    /// Checkpoint manifests. Name: the checkpoint id.
+    Checkpoint,
+    /// Restore records. Name: the restore id.
+    Restore,
+    /// Lock / lease objects held by writers and by gc. Name: random id.
+    Lock,
+}
+
+impl Kind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Config,
+        Kind::Pack,
+        Kind::Index,
+        Kind::Checkpoint,
+        Kind::Restore,
+        Kind::Lock,
+    ];
+
+    /// The folder (or key prefix) the kind is stored under.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Kind::Config => "",
+            Kind::Pack => "data",
+            Kind::Index => "index",
+            Kind::Checkpoint => "checkpoints",
+            Kind::Restore => "restores",
+            Kind::Lock => "locks",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Config => "config",
+            Kind::Pack => "pack",
+            Kind::Index => "index",
+            Kind::Checkpoint => "checkpoint",
+            Kind::Restore => "restore",
+            Kind::Lock => "lock",
+        })
+    }
+}
+
+/// One entry of a [`Backend::list`] answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's name within its kind.
+    pub name: String,
+    /// Stored size in bytes.
+    pub size: u64,
+}
+
+/// Errors of a storage backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The object does not exist.
+    #[error("{kind} {name} not found in bank {location}")]
+    NotFound {
+        /// Bank location (URL or path).
+        location: String,
+        /// Object kind.
+        kind: Kind,
+        /// Object name.
+        name: String,
+    },
+    /// The bank location or its credentials are wrong.
+    #[error("bank {location}: {reason}")]
+    Config {
+        /// Bank location (URL or path).
+        location: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// An I/O or transport failure; retrying may help.
+    #[error("bank {location}: {op} {kind} {name}: {source}")]
+    Io {
+        /// Bank location (URL or path).
+        location: String,
+        /// The operation: get, put, list, delete.
+        op: &'static str,
+        /// Object kind.
+        kind: Kind,
+        /// Object name.
+        name: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A flat object store holding the bank.
+///
+/// Implementations: local directory (`local.rs`), S3 (`s3.rs`), OpenStack Swift
+/// (`swift.rs`). Decorators (encryption, ...) implement it around another backend.
+///
+/// Contract, relied upon by the bank and checked by the conformance suite:
+/// * `put` is atomic: a reader sees either nothing or the whole object, never a part,
+///   even if the writer crashes mid-way (local: temp file + fsync + rename; object
+///   stores: one PUT). `put` over an existing name replaces it.
+/// * `get` of a missing object is [`BackendError::NotFound`], never an empty body.
+/// * `list` returns every object of the kind (no paging visible to the caller), names
+///   only (no folder prefix), in no particular order.
+/// * `delete` of a missing object succeeds (idempotent).
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Where the bank is, for messages (a path or URL, without credentials).
+    fn location(&self) -> String;
+
+    /// Store `data` under (`kind`, `name`), atomically.
+    async fn put(&self, kind: Kind, name: &str, data: Bytes) -> Result<(), BackendError>;
+
+    /// Read the whole object.
+    async fn get(&self, kind: Kind, name: &str) -> Result<Bytes, BackendError>;
+
+    /// Read `length` bytes at `offset`. The default reads the whole object and slices it.
+    async fn get_range(
+        &self,
+        kind: Kind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, BackendError> {
+        let all = self.get(kind, name).await?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(length).unwrap_or(usize::MAX));
+        if end > all.len() {
+            return Err(BackendError::Io {
+                location: self.location(),
+                op: "get_range",
+                kind,
+                name: name.to_string(),
+                source: format!(
+                    "range {offset}+{length} is past the end of the object ({} bytes)",
+                    all.len()
+                )
+                .into(),
+            });
+        }
+        Ok(all.slice(start..end))
+    }
+
+    /// List every object of `kind`.
+    async fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>, BackendError>;
+
+    /// Remove the object; succeeds if it is already gone.
+    async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError>;
+}

@@ -1,0 +1,27 @@
+//! podbank: protects Kubernetes pods with Cinder persistent volumes.
+//!
+//! The data path is the architecture:
+//!
+//! ```text
+//! etcd -> codec -> resources -> bank        cinder     apiserver
+//!                         \________ protection ________/
+//!                                 cli / agent
+//! ```
+//!
+//! * [`etcd`] connects to etcd and scans prefixes at one pinned revision.
+//! * [`codec`] understands the Kubernetes storage format (protobuf envelope, JSON,
+//!   encryption at rest) and edits protobuf at the wire level. No I/O.
+//! * [`resources`] turns decoded objects into Karbor's resource types and resolves the
+//!   pod -> claim -> volume graph. No I/O.
+//! * [`bank`] is the content-addressed store of checkpoints.
+//! * [`protection`] orchestrates protect / restore / delete; it is the only module that
+//!   knows all the others.
+//! * [`cli`] is a thin front over the library.
+
+pub mod codec;
+pub mod etcd;
+pub mod resources;
+pub mod bank;
+pub mod seed;
+
+pub mod cli;

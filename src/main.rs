@@ -1,0 +1,4 @@
+//! The `podbank` binary: a thin shell over [`podbank::cli`].
+fn main() -> std::process::ExitCode {
+    podbank::cli::main()
+}
