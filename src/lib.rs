@@ -18,10 +18,10 @@
 //!   knows all the others.
 //! * [`cli`] is a thin front over the library.
 
+pub mod bank;
 pub mod codec;
 pub mod etcd;
 pub mod resources;
-pub mod bank;
 pub mod seed;
 
 pub mod cli;

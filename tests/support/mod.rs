@@ -1,0 +1,9 @@
+//! Shared test harness: real etcd processes, seeding, the podbank binary.
+#![allow(dead_code)]
+
+pub mod etcd;
+
+/// Path of the built `podbank` binary.
+pub fn podbank_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_podbank")
+}
