@@ -96,7 +96,7 @@ async fn scan_under_churn_returns_exactly_the_pinned_revision() {
             let mut writes = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let objs = seed::pod_objects(&plan, i % 1000);
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     for o in &objs {
                         kv.delete(o.key.clone(), None).await.expect("delete");
                     }
