@@ -21,6 +21,7 @@
 pub mod bank;
 pub mod codec;
 pub mod etcd;
+pub mod protection;
 pub mod resources;
 pub mod seed;
 

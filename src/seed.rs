@@ -440,14 +440,14 @@ pub fn pod_objects(plan: &SeedPlan, index: usize) -> Vec<SeedObject> {
             let claim = format!("data-{name}");
             let pv = format!("pvc-{}", seeded("pvc"));
             let backing = match index % 50 {
-                24 => VolumeBacking::OtherCsi {
+                20 => VolumeBacking::OtherCsi {
                     driver: "ebs.csi.aws.com".into(),
                     handle: format!("vol-{}", &seeded("ebs")[..17]),
                 },
                 _ if index.is_multiple_of(5) => VolumeBacking::CinderCsi(seeded("cinder")),
                 _ => VolumeBacking::CinderInTree(seeded("cinder")),
             };
-            if index % 50 != 9 {
+            if index % 50 != 11 {
                 out.extend(claim_and_volume(
                     prefix, &namespace, &claim, &pv, &backing, 10,
                 ));

@@ -1,11 +1,168 @@
 //! The command-line front: parses arguments, resolves configuration once, calls the
 //! library, renders results. No business logic lives here.
+//!
+//! Exit codes: 0 success, 1 failure (one line `error: <cause>` on stderr), 2 bad usage or
+//! invalid parameters.
 
+pub mod config;
+mod demo;
 pub mod output;
+mod pods;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use self::config::{EtcdArgs, FileConfig};
+use self::output::OutputFormat;
+use crate::codec::{Decoder, EncryptionConfig};
+use crate::etcd::Etcd;
+
+/// podbank: backups of Kubernetes pods and their Cinder volumes, read straight from etcd.
+#[derive(Debug, Parser)]
+#[command(name = "podbank", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file (YAML); flags and PODBANK_* variables override it.
+    #[arg(long, env = "PODBANK_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t, global = true)]
+    pub output: OutputFormat,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Protectable pods (Karbor's OS::Kubernetes::Pod): list, show, dependents.
+    #[command(subcommand)]
+    Pods(pods::PodsCommand),
+    /// Demo and test helpers: seed realistic pods into etcd.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
+}
+
+/// What every command gets: resolved settings and the output format.
+pub struct Context {
+    /// The parsed config file (empty if none).
+    pub file: FileConfig,
+    /// Output format.
+    pub output: OutputFormat,
+    /// etcd flags.
+    pub etcd: EtcdArgs,
+}
+
+impl Context {
+    /// Connect to etcd with the resolved settings.
+    pub async fn connect_etcd(&self) -> anyhow::Result<Etcd> {
+        let config = self.etcd.resolve(&self.file)?;
+        Ok(Etcd::connect(&config).await?)
+    }
+
+    /// A decoder with the EncryptionConfiguration, if one is configured.
+    pub fn decoder(&self) -> anyhow::Result<Decoder> {
+        let encryption = match self.etcd.encryption_config(&self.file) {
+            Some(path) => Some(EncryptionConfig::from_file(&path)?),
+            None => None,
+        };
+        Ok(Decoder::new(encryption))
+    }
+}
+
+/// An error that is the user's fault (bad parameters): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// Entry point of the `podbank` binary.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let usage = e.chain().any(|c| c.is::<UsageError>())
+                || e.chain().any(|c| c.is::<crate::resources::ResourceError>());
+            eprintln!("error: {}", one_line(&e));
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Output cut short by the reader (`podbank pods list | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// The error chain on one line, without repeating a cause its context already quotes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if text.contains(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    text.replace('\n', " ")
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let ctx = Context {
+        file,
+        output: cli.output,
+        etcd: cli.etcd,
+    };
+    match cli.command {
+        Command::Pods(cmd) => pods::run(&ctx, cmd).await,
+        Command::Demo(cmd) => demo::run(&ctx, cmd).await,
+    }
 }

@@ -1,0 +1,24 @@
+//! Protection: the orchestration of etcd, codec, resources and bank (and, for protect and
+//! restore, Cinder and the API server). The only module that knows all the others.
+//!
+//! * [`inventory`] reads the selected pods, their claims and volumes at one revision
+//!   (Karbor's protectables: list / show / dependents).
+
+pub mod inventory;
+
+pub use inventory::{read_inventory, Inventory, PodEntry, Problem, Selection};
+
+/// Errors of protection operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtectionError {
+    /// etcd could not be read.
+    #[error(transparent)]
+    Etcd(#[from] crate::etcd::EtcdError),
+    /// A selector or parameter is invalid.
+    #[error(transparent)]
+    Resource(#[from] crate::resources::ResourceError),
+    /// The pod asked for does not exist.
+    #[error("pod {0} not found at etcd revision {1}")]
+    PodNotFound(String, crate::etcd::Revision),
+}
