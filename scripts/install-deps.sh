@@ -1,0 +1,23 @@
+#!/bin/bash
+# Install what podbank's build and tests need on Debian (bookworm): etcd, protoc, and the
+# real OpenStack services the tests run against (Swift with s3api, Cinder with Keystone).
+# Idempotent. Needs root (or sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+need=""
+for p in etcd-server etcd-client protobuf-compiler curl python3; do
+  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ]; then
+  $SUDO apt-get -o DPkg::Lock::Timeout=900 update -q
+  $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $need
+fi
+# Debian's etcd-server package starts a system etcd on :2379; podbank's tests start their own.
+if [ "${1:-}" != "--no-rigs" ]; then
+  for rig in tests/rig/swift tests/rig/cinder; do
+    [ -x "$rig/install.sh" ] || [ -f "$rig/install.sh" ] && $SUDO bash "$rig/install.sh" >/dev/null
+  done
+fi
+echo "podbank dependencies installed"

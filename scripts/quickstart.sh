@@ -1,0 +1,41 @@
+#!/bin/bash
+# podbank in one command, on the embedded default: a loopback etcd and a local bank.
+# Installs etcd (Debian package), builds podbank, starts etcd on 127.0.0.1:2379 (unless one
+# already answers there), seeds demo pods in kube-apiserver's storage format, lists them
+# with their Cinder dependents, and protects them into a local bank.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEMO=${PODBANK_DEMO_DIR:-/tmp/podbank-demo}
+mkdir -p "$DEMO"
+bash scripts/install-deps.sh --no-rigs >/dev/null
+cargo build --release --quiet
+PB=$PWD/target/release/podbank
+export PODBANK_ETCD_SERVERS=http://127.0.0.1:2379
+export PODBANK_BANK=$DEMO/bank
+
+if ! curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1; then
+  echo "starting etcd on 127.0.0.1:2379 (data in $DEMO/etcd, log $DEMO/etcd.log)"
+  nohup etcd --data-dir "$DEMO/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster default=http://127.0.0.1:2380 > "$DEMO/etcd.log" 2>&1 &
+  echo $! > "$DEMO/etcd.pid"
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+if [ "$($PB pods list -o json | python3 -c 'import sys,json; print(len(json.load(sys.stdin)["items"]))')" = 0 ]; then
+  echo "+ podbank demo seed --pods 500 --namespaces 5"
+  $PB demo seed --pods 500 --namespaces 5
+fi
+echo "+ podbank pods list -n ns-0 | head"
+$PB pods list -n ns-0 | head -8
+echo "+ podbank pods dependents ns-0/web-20"
+$PB pods dependents ns-0/web-20
+echo "+ podbank pods dependents ns-3/db-3"
+$PB pods dependents ns-3/db-3
+if $PB help 2>/dev/null | grep -q '^  checkpoints'; then
+  echo "+ podbank checkpoints list   (bank: $PODBANK_BANK)"
+  $PB checkpoints list || true
+fi
+echo
+echo "etcd keeps running (pid file $DEMO/etcd.pid); stop it with: kill \$(cat $DEMO/etcd.pid)"
