@@ -8,6 +8,7 @@ pub mod config;
 mod demo;
 pub mod output;
 mod pods;
+mod schema;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,12 @@ pub enum Command {
     /// Protectable pods (Karbor's OS::Kubernetes::Pod): list, show, dependents.
     #[command(subcommand)]
     Pods(pods::PodsCommand),
+    /// Print the JSON Schema of protect's or restore's parameters.
+    Schema {
+        /// protect or restore.
+        #[arg(value_enum)]
+        which: schema::Which,
+    },
     /// Demo and test helpers: seed realistic pods into etcd.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -99,8 +106,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let usage = e.chain().any(|c| c.is::<UsageError>())
-                || e.chain().any(|c| c.is::<crate::resources::ResourceError>());
+            let usage = e.chain().any(|c| {
+                c.is::<UsageError>()
+                    || c.is::<crate::resources::ResourceError>()
+                    || c.is::<crate::protection::schema::InvalidParameters>()
+            });
             eprintln!("error: {}", one_line(&e));
             if usage {
                 ExitCode::from(2)
@@ -164,5 +174,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pods(cmd) => pods::run(&ctx, cmd).await,
         Command::Demo(cmd) => demo::run(&ctx, cmd).await,
+        Command::Schema { which } => schema::run(which),
     }
 }

@@ -5,6 +5,7 @@
 //!   (Karbor's protectables: list / show / dependents).
 
 pub mod inventory;
+pub mod schema;
 
 pub use inventory::{read_inventory, Inventory, PodEntry, Problem, Selection};
 
@@ -18,6 +19,9 @@ pub enum ProtectionError {
     /// A selector or parameter is invalid.
     #[error(transparent)]
     Resource(#[from] crate::resources::ResourceError),
+    /// Parameters that do not match the operation's schema.
+    #[error(transparent)]
+    InvalidParameters(#[from] schema::InvalidParameters),
     /// The pod asked for does not exist.
     #[error("pod {0} not found at etcd revision {1}")]
     PodNotFound(String, crate::etcd::Revision),
