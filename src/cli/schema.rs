@@ -17,6 +17,9 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Protect => protect_schema(),
         Which::Restore => restore_schema(),
     };
-    println!("{}", serde_json::to_string_pretty(&schema)?);
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &schema)?;
+    writeln!(out)?;
     Ok(())
 }
