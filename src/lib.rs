@@ -18,6 +18,7 @@
 //!   knows all the others.
 //! * [`cli`] is a thin front over the library.
 
+pub mod apiserver;
 pub mod bank;
 pub mod codec;
 pub mod etcd;

@@ -20,6 +20,10 @@ impl ResourceKind {
             ResourceKind::PersistentVolume => "persistentvolumes",
         }
     }
+    /// namespaced
+    pub fn namespaced(self) -> bool {
+        self != ResourceKind::PersistentVolume
+    }
     /// kind
     pub fn kind(self) -> &'static str {
         match self {

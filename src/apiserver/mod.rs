@@ -1,0 +1,342 @@
+//! Writes through the Kubernetes API server, for restore.
+//!
+//! Configuration is resolved once (an explicit kubeconfig and context, else the usual
+//! kubeconfig, else the in-cluster service account) into a `kube::Client`, which gives
+//! transport and authentication. Objects are sent as the bytes the restore path built:
+//! protobuf bodies as `application/vnd.kubernetes.protobuf` (the stored value, edited at
+//! the wire level — never re-encoded, so no field is lost), JSON bodies as JSON. Answers
+//! are asked for as JSON; a `Status` body becomes a typed [`ApiError`].
+//!
+//! This module knows URLs and status codes, nothing of checkpoints or Cinder.
+
+use std::path::PathBuf;
+
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde::Deserialize;
+
+use crate::codec::{Encoding, ResourceKind};
+
+/// Where the API server is and how to authenticate.
+#[derive(Debug, Clone, Default)]
+pub struct KubeSettings {
+    /// A kubeconfig file; `None` uses `$KUBECONFIG` / `~/.kube/config`, then in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig; `None` uses its current context.
+    pub context: Option<String>,
+}
+
+/// A `Status` answer of the API server.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Status {
+    /// `Failure` or `Success`.
+    pub status: String,
+    /// Human-readable description.
+    pub message: String,
+    /// Machine-readable reason: `AlreadyExists`, `NotFound`, `Invalid`, ...
+    pub reason: String,
+    /// HTTP code.
+    pub code: u16,
+}
+
+/// Errors writing to the API server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No kubeconfig and no in-cluster service account, or a broken kubeconfig.
+    #[error("cannot configure the Kubernetes client: {0} (pass --kubeconfig/--context, or run in-cluster)")]
+    Config(String),
+    /// 409 AlreadyExists.
+    #[error("{kind} {name} already exists: {message}")]
+    AlreadyExists {
+        /// The object's kind.
+        kind: &'static str,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// 404, e.g. the namespace does not exist.
+    #[error("{kind} {name}: not found: {message}")]
+    NotFound {
+        /// The object's kind.
+        kind: &'static str,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// 422 Invalid: the object was rejected by validation.
+    #[error("{kind} {name} is invalid: {message}")]
+    Invalid {
+        /// The object's kind.
+        kind: &'static str,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// The API server's message, with the causes.
+        message: String,
+    },
+    /// 401/403.
+    #[error("not allowed to {verb} {kind} {name}: {message} (check the ServiceAccount's RBAC or the kubeconfig's user)")]
+    Forbidden {
+        /// create, get, ...
+        verb: &'static str,
+        /// The object's kind.
+        kind: &'static str,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// Any other answer.
+    #[error("{verb} {kind} {name}: HTTP {code}: {message}")]
+    Other {
+        /// create, get, ...
+        verb: &'static str,
+        /// The object's kind.
+        kind: &'static str,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// HTTP status code.
+        code: u16,
+        /// The API server's message or body.
+        message: String,
+    },
+    /// The request could not be made.
+    #[error("{verb} {kind} {name}: {source}")]
+    Transport {
+        /// create, get, ...
+        verb: &'static str,
+        /// The object's kind.
+        kind: &'static str,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A connected API-server client.
+#[derive(Clone)]
+pub struct ApiServer {
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer").finish_non_exhaustive()
+    }
+}
+
+/// The collection URL of `kind` (in `namespace` for namespaced kinds).
+pub fn collection_path(kind: ResourceKind, namespace: Option<&str>) -> String {
+    match (kind.namespaced(), namespace) {
+        (true, Some(ns)) => format!("/api/v1/namespaces/{ns}/{}", kind.resource()),
+        _ => format!("/api/v1/{}", kind.resource()),
+    }
+}
+
+impl ApiServer {
+    /// Resolve `settings` into a client (no request is made yet).
+    pub async fn connect(settings: &KubeSettings) -> Result<ApiServer, ApiError> {
+        let options = KubeConfigOptions {
+            context: settings.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let config = match &settings.kubeconfig {
+            Some(path) => {
+                let kubeconfig = Kubeconfig::read_from(path)
+                    .map_err(|e| ApiError::Config(format!("{}: {e}", path.display())))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| ApiError::Config(format!("{}: {e}", path.display())))?
+            }
+            None if settings.context.is_some() => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| ApiError::Config(e.to_string()))?,
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| ApiError::Config(e.to_string()))?,
+        };
+        let client = kube::Client::try_from(config).map_err(|e| ApiError::Config(e.to_string()))?;
+        Ok(ApiServer { client })
+    }
+
+    /// Wrap an existing client.
+    pub fn from_client(client: kube::Client) -> ApiServer {
+        ApiServer { client }
+    }
+
+    async fn call(
+        &self,
+        verb: &'static str,
+        kind: ResourceKind,
+        name: &str,
+        request: Request<Vec<u8>>,
+    ) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let transport = |e: Box<dyn std::error::Error + Send + Sync>| ApiError::Transport {
+            verb,
+            kind: kind.kind(),
+            name: name.to_string(),
+            source: e,
+        };
+        let (parts, body) = request.into_parts();
+        let request = Request::from_parts(parts, kube::client::Body::from(body));
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| transport(Box::new(e)))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| transport(Box::new(e)))?
+            .to_bytes()
+            .to_vec();
+        Ok((status, body))
+    }
+
+    fn error(
+        verb: &'static str,
+        kind: ResourceKind,
+        name: &str,
+        code: StatusCode,
+        body: &[u8],
+    ) -> ApiError {
+        let status: Status = serde_json::from_slice(body).unwrap_or_else(|_| Status {
+            message: String::from_utf8_lossy(body).chars().take(500).collect(),
+            code: code.as_u16(),
+            ..Status::default()
+        });
+        let (kind, name, message) = (kind.kind(), name.to_string(), status.message.clone());
+        match (code, status.reason.as_str()) {
+            (StatusCode::CONFLICT, _) | (_, "AlreadyExists") => ApiError::AlreadyExists {
+                kind,
+                name,
+                message,
+            },
+            (StatusCode::NOT_FOUND, _) => ApiError::NotFound {
+                kind,
+                name,
+                message,
+            },
+            (StatusCode::UNPROCESSABLE_ENTITY, _) | (_, "Invalid") => ApiError::Invalid {
+                kind,
+                name,
+                message,
+            },
+            (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => ApiError::Forbidden {
+                verb,
+                kind,
+                name,
+                message,
+            },
+            _ => ApiError::Other {
+                verb,
+                kind,
+                name,
+                code: code.as_u16(),
+                message,
+            },
+        }
+    }
+
+    /// Create an object from its encoded bytes.
+    ///
+    /// # Arguments
+    ///
+    /// * `kind` - what the object is.
+    /// * `namespace` - its namespace (ignored for cluster-scoped kinds).
+    /// * `name` - its name, for messages.
+    /// * `encoding` - how `body` is encoded: protobuf (`k8s\0` envelope) or JSON.
+    /// * `body` - the object.
+    ///
+    /// Returns the created object as JSON.
+    pub async fn create(
+        &self,
+        kind: ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        encoding: Encoding,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let content_type = match encoding {
+            Encoding::Protobuf => "application/vnd.kubernetes.protobuf",
+            Encoding::Json => "application/json",
+        };
+        let qualified = qualified(namespace, name);
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(collection_path(kind, namespace))
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::ACCEPT, "application/json")
+            .body(body)
+            .map_err(|e| ApiError::Transport {
+                verb: "create",
+                kind: kind.kind(),
+                name: qualified.clone(),
+                source: Box::new(e),
+            })?;
+        let (code, body) = self.call("create", kind, &qualified, request).await?;
+        if code.is_success() {
+            serde_json::from_slice(&body).map_err(|e| ApiError::Other {
+                verb: "create",
+                kind: kind.kind(),
+                name: qualified,
+                code: code.as_u16(),
+                message: format!("unreadable answer: {e}"),
+            })
+        } else {
+            Err(Self::error("create", kind, &qualified, code, &body))
+        }
+    }
+
+    /// Read an object as JSON; `Ok(None)` if it does not exist.
+    pub async fn get(
+        &self,
+        kind: ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
+        let qualified = qualified(namespace, name);
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}/{name}", collection_path(kind, namespace)))
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| ApiError::Transport {
+                verb: "get",
+                kind: kind.kind(),
+                name: qualified.clone(),
+                source: Box::new(e),
+            })?;
+        let (code, body) = self.call("get", kind, &qualified, request).await?;
+        match code {
+            c if c.is_success() => {
+                serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|e| ApiError::Other {
+                        verb: "get",
+                        kind: kind.kind(),
+                        name: qualified,
+                        code: c.as_u16(),
+                        message: format!("unreadable answer: {e}"),
+                    })
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            c => Err(Self::error("get", kind, &qualified, c, &body)),
+        }
+    }
+}
+
+fn qualified(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
