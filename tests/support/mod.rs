@@ -1,6 +1,7 @@
 //! Shared test harness: real etcd processes, seeding, the podbank binary.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod etcd;
 
 /// Path of the built `podbank` binary.
