@@ -186,6 +186,19 @@ fn wrong_secret_fails_decryption() {
 }
 
 #[test]
+fn decrypting_to_something_that_is_not_an_object_is_a_decryption_failure() {
+    let cfg = config("aescbc", KEY_00_1F);
+    let sealed = cfg
+        .encrypt(POD_KEY, "pods", b"not a kubernetes value")
+        .unwrap();
+    let err = Decoder::new(Some(cfg))
+        .decode(POD_KEY, &sealed)
+        .unwrap_err();
+    assert!(matches!(err, CodecError::DecryptionFailed { .. }), "{err}");
+    assert!(err.to_string().contains("key1"), "{err}");
+}
+
+#[test]
 fn key_name_not_in_config_has_its_own_error() {
     let decoder = Decoder::new(Some(config("aescbc", KEY_00_1F)));
     let mut value = vector("aescbc_data-pvc.etcd");

@@ -463,3 +463,40 @@ fn the_real_apiserver_objects_have_the_expected_volume_chain() {
     assert_eq!(csi.driver.as_deref(), Some("cinder.csi.openstack.org"));
     assert!(csi.volume_handle.is_some_and(|h| !h.is_empty()));
 }
+
+/// Truncated and bit-flipped values give errors, never panics, in decode and in edits.
+#[test]
+fn damaged_values_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let plain = std::fs::read(testdata().join("kubernetes/HEAD/core.v1.Pod.pb")).expect("fixture");
+    let decoder = Decoder::new(None);
+    let edits = podbank::codec::ObjectEdits {
+        name: Some("x".into()),
+        drop_server_fields: true,
+        ..Default::default()
+    };
+    let mut errors = 0;
+    for len in (0..plain.len()).step_by(7) {
+        let cut = &plain[..len];
+        if decoder.decode(b"/registry/pods/a/b", cut).is_err() {
+            errors += 1;
+        }
+        let _ = podbank::codec::edit_object(ResourceKind::Pod, cut, &edits);
+    }
+    assert!(
+        errors > plain.len() / 7 - 2,
+        "almost every truncation is an error ({errors})"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..2000 {
+        let mut damaged = plain.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..damaged.len());
+            damaged[i] ^= 1 << rng.gen_range(0..8);
+        }
+        if let Ok(o) = decoder.decode(b"/registry/pods/a/b", &damaged) {
+            let _ = o.decode_protobuf::<Pod>();
+        }
+        let _ = podbank::codec::edit_object(ResourceKind::Pod, &damaged, &edits);
+    }
+}

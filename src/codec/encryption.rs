@@ -327,13 +327,23 @@ impl EncryptionConfig {
                 key_name: prefix.key_name,
             });
         }
+        // aescbc is not authenticated: a wrong key of the same name can "succeed" with
+        // garbage (valid padding by chance). Prefer a result that looks like a storage
+        // value; keep the first other success as the fallback.
         let mut last_error = String::new();
+        let mut fallback = None;
         for k in &candidates {
             let data = &after[k.name.len() + 1..];
             match open(prefix.cipher, &k.secret, etcd_key, data) {
-                Ok(plain) => return Ok(plain),
+                Ok(plain) if looks_plain(&plain) => return Ok(plain),
+                Ok(plain) => {
+                    fallback.get_or_insert(plain);
+                }
                 Err(e) => last_error = e,
             }
+        }
+        if let Some(plain) = fallback {
+            return Ok(plain);
         }
         Err(CodecError::DecryptionFailed {
             key,
@@ -342,6 +352,21 @@ impl EncryptionConfig {
             reason: last_error,
         })
     }
+}
+
+/// Whether a decrypted value starts like a plain storage value (protobuf or JSON).
+fn looks_plain(value: &[u8]) -> bool {
+    value.starts_with(super::value::PROTOBUF_MAGIC) || value.first() == Some(&b'{')
+}
+
+/// Provider and key name from an encrypted value's prefix, for messages.
+pub(crate) fn prefix_names(value: &[u8]) -> (String, String) {
+    let rest = value.strip_prefix(ENCRYPTED_PREFIX).unwrap_or(value);
+    let mut parts = rest.splitn(4, |&b| b == b':');
+    let provider = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    let _version = parts.next();
+    let name = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    (provider, name)
 }
 
 /// The error for an encrypted value when no configuration was given.

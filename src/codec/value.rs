@@ -173,17 +173,40 @@ impl Decoder {
     /// * `key` - the etcd key (used as authenticated data by `aesgcm`, and in errors).
     /// * `value` - the etcd value as stored.
     pub fn decode(&self, key: &[u8], value: &[u8]) -> Result<StoredObject, CodecError> {
-        let key_text = String::from_utf8_lossy(key).into_owned();
         if value.starts_with(ENCRYPTED_PREFIX) {
-            let plain = match &self.encryption {
-                Some(config) => config.decrypt(key, value)?,
-                None => {
-                    return Err(super::encryption::needs_config(&key_text, value));
-                }
-            };
-            return parse_plain(&key_text, plain);
+            return self.decode_encrypted(key, value);
         }
-        parse_plain(&key_text, value.to_vec())
+        parse_plain(&String::from_utf8_lossy(key), value.to_vec())
+    }
+
+    /// [`Decoder::decode`] for a value the caller owns: a plain value is not copied.
+    pub fn decode_owned(&self, key: &[u8], value: Vec<u8>) -> Result<StoredObject, CodecError> {
+        if value.starts_with(ENCRYPTED_PREFIX) {
+            return self.decode_encrypted(key, &value);
+        }
+        parse_plain(&String::from_utf8_lossy(key), value)
+    }
+
+    fn decode_encrypted(&self, key: &[u8], value: &[u8]) -> Result<StoredObject, CodecError> {
+        let key_text = String::from_utf8_lossy(key).into_owned();
+        let Some(config) = &self.encryption else {
+            return Err(super::encryption::needs_config(&key_text, value));
+        };
+        let plain = config.decrypt(key, value)?;
+        parse_plain(&key_text, plain).map_err(|e| match e {
+            // Decrypted to something that is no storage value: almost surely a wrong
+            // aescbc key (unauthenticated, so only the padding was checked).
+            CodecError::UnknownFormat { .. } | CodecError::MagicAtWrongOffset { .. } => {
+                let (provider, key_name) = super::encryption::prefix_names(value);
+                CodecError::DecryptionFailed {
+                    key: key_text.clone(),
+                    provider,
+                    key_name,
+                    reason: format!("the decrypted value is not a Kubernetes object ({e})"),
+                }
+            }
+            other => other,
+        })
     }
 }
 
