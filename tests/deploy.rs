@@ -38,7 +38,8 @@ fn load() -> Manifests {
             let ctx = format!("{} ({kind})", file.display());
             macro_rules! parse {
                 ($t:ty) => {
-                    serde_yaml::from_value::<$t>(value.clone()).unwrap_or_else(|e| panic!("{ctx}: {e}"))
+                    serde_yaml::from_value::<$t>(value.clone())
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"))
                 };
             }
             match kind.as_str() {
@@ -63,11 +64,16 @@ fn daemonset_runs_on_control_plane_nodes_with_read_only_etcd_certificates() {
     assert!(m.count >= 7, "{} manifests", m.count);
     assert_eq!(m.daemonsets.len(), 1);
     let ds = &m.daemonsets[0];
-    let pod = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod spec");
+    let pod = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec");
     let selector = pod.node_selector.as_ref().expect("nodeSelector");
     assert!(selector.contains_key("node-role.kubernetes.io/control-plane"));
     let tolerations = pod.tolerations.as_ref().expect("tolerations");
-    assert!(tolerations.iter().any(|t| t.key.as_deref() == Some("node-role.kubernetes.io/control-plane")
+    assert!(tolerations.iter().any(|t| t.key.as_deref()
+        == Some("node-role.kubernetes.io/control-plane")
         && t.operator.as_deref() == Some("Exists")
         && t.effect.as_deref() == Some("NoSchedule")));
     assert_eq!(pod.host_network, Some(true));
@@ -81,17 +87,35 @@ fn daemonset_runs_on_control_plane_nodes_with_read_only_etcd_certificates() {
     let c = &pod.containers[0];
     let mounts = c.volume_mounts.as_ref().expect("mounts");
     for name in ["etcd-pki", "config", "secret"] {
-        let mount = mounts.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("mount {name}"));
+        let mount = mounts
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("mount {name}"));
         assert_eq!(mount.read_only, Some(true), "{name} must be read-only");
     }
-    for (probe, path) in [(&c.liveness_probe, "/healthz"), (&c.readiness_probe, "/readyz")] {
-        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("http probe");
+    for (probe, path) in [
+        (&c.liveness_probe, "/healthz"),
+        (&c.readiness_probe, "/readyz"),
+    ] {
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .expect("http probe");
         assert_eq!(get.path.as_deref(), Some(path));
     }
     let resources = c.resources.as_ref().expect("resources");
-    assert!(resources.requests.as_ref().is_some_and(|r| r.contains_key("memory")));
-    assert!(resources.limits.as_ref().is_some_and(|r| r.contains_key("memory")));
-    assert_eq!(c.args.as_ref().and_then(|a| a.first()).map(String::as_str), Some("agent"));
+    assert!(resources
+        .requests
+        .as_ref()
+        .is_some_and(|r| r.contains_key("memory")));
+    assert!(resources
+        .limits
+        .as_ref()
+        .is_some_and(|r| r.contains_key("memory")));
+    assert_eq!(
+        c.args.as_ref().and_then(|a| a.first()).map(String::as_str),
+        Some("agent")
+    );
 }
 
 #[test]
@@ -102,7 +126,10 @@ fn cluster_role_allows_only_create_and_get_of_pods_claims_and_volumes() {
     for rule in rules {
         assert_eq!(rule.api_groups.as_deref(), Some(&[String::new()][..]));
         for r in rule.resources.as_ref().expect("resources") {
-            assert!(["pods", "persistentvolumeclaims", "persistentvolumes"].contains(&r.as_str()), "{r}");
+            assert!(
+                ["pods", "persistentvolumeclaims", "persistentvolumes"].contains(&r.as_str()),
+                "{r}"
+            );
         }
         for v in &rule.verbs {
             assert!(["create", "get"].contains(&v.as_str()), "verb {v}");
