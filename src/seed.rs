@@ -180,6 +180,8 @@ pub fn claim_and_volume(
             generate_name: s(""),
             namespace: s(namespace),
             self_link: s(""),
+            resource_version: s(""),
+            generation: Some(0),
             uid: s(claim_uid.clone()),
             creation_timestamp: time(BASE_TIME),
             annotations,
@@ -248,6 +250,8 @@ pub fn claim_and_volume(
             generate_name: s(""),
             namespace: s(""),
             self_link: s(""),
+            resource_version: s(""),
+            generation: Some(0),
             uid: s(uuid_from(&format!("pv/{pv}"))),
             creation_timestamp: time(BASE_TIME),
             annotations: [(
@@ -256,6 +260,11 @@ pub fn claim_and_volume(
             )]
             .into(),
             finalizers: vec!["kubernetes.io/pv-protection".into()],
+            managed_fields: vec![managed_fields(
+                "csi-provisioner",
+                BASE_TIME,
+                r#"{"f:metadata":{"f:annotations":{".":{},"f:pv.kubernetes.io/provisioned-by":{}}},"f:spec":{"f:accessModes":{},"f:capacity":{},"f:claimRef":{},"f:csi":{}}}"#,
+            )],
             ..Default::default()
         }),
         spec: Some(core::PersistentVolumeSpec {
@@ -609,6 +618,8 @@ fn build_pod(
             generate_name: s(format!("{rs}-")),
             namespace: s(namespace),
             self_link: s(""),
+            resource_version: s(""),
+            generation: Some(0),
             uid: s(uid),
             creation_timestamp: time(created),
             labels,
@@ -644,6 +655,12 @@ fn build_pod(
             service_account_name: s("default"),
             service_account: s("default"),
             node_name: s(node.clone()),
+            host_network: Some(false),
+            host_pid: Some(false),
+            host_ipc: Some(false),
+            hostname: s(""),
+            subdomain: s(""),
+            priority_class_name: s(""),
             security_context: Some(core::PodSecurityContext {
                 run_as_non_root: Some(true),
                 fs_group: Some(2000),
