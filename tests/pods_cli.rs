@@ -304,3 +304,64 @@ fn errors_are_one_line_with_the_right_exit_code() {
         "{err}"
     );
 }
+
+#[test]
+fn settings_come_from_flags_then_environment_then_config_file() {
+    let etcd = seeded(3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead = format!("http://127.0.0.1:{}", support::etcd::free_port());
+    let write = |name: &str, servers: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!("etcd:\n  servers: [\"{servers}\"]\n  page_size: 2\n"),
+        )
+        .expect("write");
+        path
+    };
+    let good_file = write("good.yaml", &etcd.url);
+    let dead_file = write("dead.yaml", &dead);
+    let run = |file: &std::path::Path, env: Option<&str>, flag: Option<&str>| {
+        let mut cmd = Command::new(support::podbank_bin());
+        cmd.args(["pods", "list", "-o", "json", "--config"])
+            .arg(file);
+        cmd.env_remove("PODBANK_ETCD_SERVERS");
+        if let Some(e) = env {
+            cmd.env("PODBANK_ETCD_SERVERS", e);
+        }
+        if let Some(f) = flag {
+            cmd.args(["--etcd-servers", f]);
+        }
+        cmd.output().expect("run").status.code()
+    };
+    assert_eq!(run(&good_file, None, None), Some(0), "the file alone");
+    assert_eq!(
+        run(&dead_file, Some(&etcd.url), None),
+        Some(0),
+        "env over file"
+    );
+    assert_eq!(
+        run(&dead_file, Some(&dead), Some(&etcd.url)),
+        Some(0),
+        "flag over env"
+    );
+    assert_eq!(
+        run(&good_file, Some(&dead), None),
+        Some(1),
+        "env over file, the other way"
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "etcd:\n  server: [x]\n").expect("write");
+    let out = Command::new(support::podbank_bin())
+        .args(["pods", "list", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("invalid config file") && err.contains("server"),
+        "{err}"
+    );
+}
