@@ -12,7 +12,9 @@ use podbank::cinder::{
     BackupId, BackupStatus, Cinder, CinderError, CinderSettings, Microversion, NewBackup,
     NewVolume, ResourceKind, VolumeId,
 };
-use support::cinder::{meta, password_token, unique, with_cleanup, KeystoneAdmin};
+use support::cinder::{
+    meta, password_token, unique, with_cleanup, Fault, FlakyProxy, KeystoneAdmin,
+};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -575,4 +577,166 @@ async fn backup_of_a_deleted_volume_is_not_found() {
         }
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn retries_5xx_and_connection_errors_but_never_repeats_a_post_cinder_may_have_run() {
+    let rig = require_rig!();
+    let direct = rig.connect().await;
+    let proxy = FlakyProxy::start("http://127.0.0.1:8776").await;
+    let settings = CinderSettings {
+        endpoint_override: Some(
+            direct
+                .endpoint()
+                .replacen("127.0.0.1:8776", &proxy.authority, 1),
+        ),
+        max_retries: 3,
+        request_timeout: Duration::from_secs(2),
+        ..rig.settings()
+    };
+    let cinder = Cinder::connect(&settings)
+        .await
+        .expect("connect through the proxy");
+    assert_eq!(
+        cinder.microversion(),
+        Microversion(3, 60),
+        "discovery through the override"
+    );
+    let ghost = BackupId::new("00000000-0000-4000-8000-000000000001");
+    let faults_of = |from: usize| -> Vec<Option<Fault>> {
+        proxy.seen()[from..].iter().map(|s| s.fault).collect()
+    };
+
+    // GET: 503, 502, 500 are retried, then Cinder's own 404 is the answer
+    let n = proxy.seen().len();
+    proxy.fail_next(&[Fault::Status(503), Fault::Status(502), Fault::Status(500)]);
+    assert!(cinder
+        .get_backup(&ghost)
+        .await
+        .expect("retried to success")
+        .is_none());
+    assert_eq!(
+        faults_of(n),
+        [
+            Some(Fault::Status(503)),
+            Some(Fault::Status(502)),
+            Some(Fault::Status(500)),
+            None
+        ]
+    );
+
+    // GET: more failures than retries: the last one is reported with its message
+    let n = proxy.seen().len();
+    proxy.fail_next(&[Fault::Status(503); 4]);
+    match cinder.get_backup(&ghost).await {
+        Err(CinderError::Api {
+            status: 503,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("injected 503"), "{message}")
+        }
+        other => panic!("expected the final 503, got {other:?}"),
+    }
+    assert_eq!(proxy.seen().len() - n, 4, "1 try + 3 retries");
+
+    // GET: a hung server is cut by the request timeout and retried
+    let n = proxy.seen().len();
+    proxy.fail_next(&[Fault::Hang]);
+    let t = Instant::now();
+    assert!(cinder
+        .get_backup(&ghost)
+        .await
+        .expect("retried after the timeout")
+        .is_none());
+    assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(faults_of(n), [Some(Fault::Hang), None]);
+
+    // 401 once: a new token, then the answer
+    let n = proxy.seen().len();
+    proxy.fail_next(&[Fault::Status(401)]);
+    assert!(cinder
+        .get_backup(&ghost)
+        .await
+        .expect("re-authenticated")
+        .is_none());
+    assert_eq!(faults_of(n), [Some(Fault::Status(401)), None]);
+
+    let prefix = unique("retry");
+    let (proxy, cinder, faults_of) = (&proxy, &cinder, &faults_of);
+    with_cleanup(&direct.clone(), |created| async move {
+        let request = NewVolume {
+            size_gib: 1,
+            name: Some(format!("{prefix}-vol")),
+            ..NewVolume::default()
+        };
+        // POST: a 500 may mean Cinder did the work: not retried
+        let n = proxy.seen().len();
+        proxy.fail_next(&[Fault::Status(500)]);
+        match cinder.create_volume(&request).await {
+            Err(CinderError::Api {
+                status: 500,
+                method: "POST",
+                path,
+                ..
+            }) => {
+                assert!(path.ends_with("/volumes"), "{path}")
+            }
+            other => panic!("expected the 500, got {other:?}"),
+        }
+        assert_eq!(faults_of(n), [Some(Fault::Status(500))], "one POST only");
+
+        // POST: a timeout may mean Cinder did the work: not retried either
+        let n = proxy.seen().len();
+        proxy.fail_next(&[Fault::Hang]);
+        match cinder.create_volume(&request).await {
+            Err(CinderError::Transport { message, .. }) => {
+                assert!(message.contains("timed out"), "{message}")
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert_eq!(faults_of(n), [Some(Fault::Hang)], "one POST only");
+
+        // POST: 503 (no backend took it) is retried, once forwarded: one volume
+        let n = proxy.seen().len();
+        proxy.fail_next(&[Fault::Status(503)]);
+        let volume = cinder
+            .create_volume(&request)
+            .await
+            .expect("retried after 503");
+        created.volume(&volume.id);
+        assert_eq!(faults_of(n), [Some(Fault::Status(503)), None]);
+        cinder
+            .wait_volume(&volume.id, WAIT)
+            .await
+            .expect("available");
+    })
+    .await;
+
+    // nothing listening: connection refused, retried with backoff, then a transport error
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let unreachable = CinderSettings {
+        endpoint_override: Some(format!("http://127.0.0.1:{closed}/v3/x")),
+        max_retries: 2,
+        ..rig.settings()
+    };
+    let t = Instant::now();
+    match Cinder::connect(&unreachable).await {
+        Err(CinderError::Transport { url, message }) => {
+            assert!(url.contains(&closed.to_string()), "{url}");
+            assert!(
+                message.contains("cannot connect") && message.contains("after 2 retries"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
 }

@@ -32,6 +32,10 @@ pub struct CinderSettings {
     pub region: Option<String>,
     /// Endpoint interface: `public` (default), `internal` or `admin` (`OS_INTERFACE`).
     pub interface: Option<String>,
+    /// Use this block-storage URL instead of the catalog's (e.g.
+    /// `https://cinder.example:8776/v3/<project id>`); the cloud's
+    /// `block_storage_endpoint_override` / `volumev3_endpoint_override` otherwise.
+    pub endpoint_override: Option<String>,
     /// Upper bound of one HTTP request, Keystone's included (connect, send, read the body).
     pub request_timeout: Duration,
     /// How many times a request is retried after a 5xx answer or a connection error.
@@ -47,6 +51,7 @@ impl Default for CinderSettings {
             clouds_file: None,
             region: None,
             interface: None,
+            endpoint_override: None,
             request_timeout: Duration::from_secs(30),
             max_retries: 4,
             poll_interval_max: Duration::from_secs(3),
@@ -105,6 +110,8 @@ pub(crate) struct CloudEntry {
     pub interface: Option<String>,
     pub cacert: Option<PathBuf>,
     pub verify: Option<bool>,
+    pub block_storage_endpoint_override: Option<String>,
+    pub volumev3_endpoint_override: Option<String>,
     /// Where the entry came from, for messages ("cloud rig in /x/clouds.yaml").
     #[serde(skip)]
     pub source: String,
@@ -199,6 +206,8 @@ impl CloudEntry {
             interface: v("OS_INTERFACE"),
             cacert: v("OS_CACERT").map(PathBuf::from),
             verify: insecure.map(|i| !i),
+            block_storage_endpoint_override: None,
+            volumev3_endpoint_override: None,
             source: "the OS_* environment variables".to_string(),
         }
     }
@@ -343,10 +352,12 @@ impl CloudEntry {
                         )?;
                         ApplicationCredential::with_user_id(auth_url, name, secret, user_id)
                     }
-                    (None, None) => return Err(CinderError::Config(format!(
+                    (None, None) => {
+                        return Err(CinderError::Config(format!(
                         "{}: application_credential_id (OS_APPLICATION_CREDENTIAL_ID) is required",
                         self.source
-                    ))),
+                    )))
+                    }
                 }
                 .map_err(osauth_err)?;
                 Ok(Arc::new(plugin))
@@ -486,13 +497,17 @@ mod tests {
             &path,
             "clouds:\n  a:\n    auth:\n      auth_url: http://k:5000/v3\n      username: u\n      \
              password: p\n      project_name: x\n    region_name: R1\n    interface: internal\n    \
-             identity_api_version: 3\n",
+             identity_api_version: 3\n    block_storage_endpoint_override: http://c:8776/v3/p\n",
         )
         .expect("write");
         let e = CloudEntry::from_clouds_file(&path, "a").expect("entry");
         assert_eq!(e.region_name.as_deref(), Some("R1"));
         assert_eq!(e.interface.as_deref(), Some("internal"));
         assert_eq!(e.auth.username.as_deref(), Some("u"));
+        assert_eq!(
+            e.block_storage_endpoint_override.as_deref(),
+            Some("http://c:8776/v3/p")
+        );
         let err = CloudEntry::from_clouds_file(&path, "b")
             .err()
             .map(|e| e.to_string())

@@ -120,8 +120,20 @@ impl Session {
             .await
             .map_err(|e| auth_error(&entry, e))?;
 
-        let filters = endpoint_filters(settings, &entry)?;
-        let endpoint = find_endpoint(plugin.as_ref(), &http, &filters, &entry).await?;
+        let override_url = settings
+            .endpoint_override
+            .as_deref()
+            .or(entry.block_storage_endpoint_override.as_deref())
+            .or(entry.volumev3_endpoint_override.as_deref());
+        let endpoint = match override_url {
+            Some(url) => Url::parse(url).map_err(|e| {
+                CinderError::Config(format!("block-storage endpoint override {url:?}: {e}"))
+            })?,
+            None => {
+                let filters = endpoint_filters(settings, &entry)?;
+                find_endpoint(plugin.as_ref(), &http, &filters, &entry).await?
+            }
+        };
         let mut session = Session {
             http,
             entry,

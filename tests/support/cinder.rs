@@ -428,3 +428,156 @@ pub fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// What [`FlakyProxy`] does with one request instead of forwarding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and a Cinder-style error body.
+    Status(u16),
+    /// Never answer (the client's timeout must end it).
+    Hang,
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The fault injected, or `None` when it was forwarded to Cinder.
+    pub fault: Option<Fault>,
+}
+
+struct ProxyState {
+    target: String,
+    http: reqwest::Client,
+    faults: Mutex<std::collections::VecDeque<Fault>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// A reverse proxy on 127.0.0.1 in front of the real Cinder that injects scripted faults
+/// (5xx answers, 401, hangs) into the next requests and forwards everything else unchanged.
+pub struct FlakyProxy {
+    /// `127.0.0.1:<port>`.
+    pub authority: String,
+    state: Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FlakyProxy {
+    /// Start a proxy to `target` (e.g. `http://127.0.0.1:8776`).
+    pub async fn start(target: &str) -> FlakyProxy {
+        let state = Arc::new(ProxyState {
+            target: target.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+            faults: Mutex::new(Default::default()),
+            seen: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let authority = listener.local_addr().expect("addr").to_string();
+        let app = axum::Router::new()
+            .fallback(proxy_handler)
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FlakyProxy {
+            authority,
+            state,
+            task,
+        }
+    }
+
+    /// Inject these faults, in order, into the next requests.
+    pub fn fail_next(&self, faults: &[Fault]) {
+        if let Ok(mut q) = self.state.faults.lock() {
+            q.extend(faults.iter().copied());
+        }
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn proxy_handler(
+    axum::extract::State(state): axum::extract::State<Arc<ProxyState>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let fault = state.faults.lock().ok().and_then(|mut q| q.pop_front());
+    if let Ok(mut seen) = state.seen.lock() {
+        seen.push(Seen {
+            method: parts.method.to_string(),
+            path: path.clone(),
+            fault,
+        });
+    }
+    match fault {
+        Some(Fault::Hang) => {
+            // a server that accepted the request and never answers; the client gives up first
+            std::future::pending::<axum::response::Response>().await
+        }
+        Some(Fault::Status(code)) => {
+            let status = axum::http::StatusCode::from_u16(code)
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+            let body = json!({"computeFault": {"code": code, "message": format!("injected {code} by the test proxy")}});
+            (status, axum::Json(body)).into_response()
+        }
+        None => {
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let mut headers = parts.headers.clone();
+            for h in ["host", "content-length", "connection"] {
+                headers.remove(h);
+            }
+            let forwarded = state
+                .http
+                .request(parts.method.clone(), format!("{}{path}", state.target))
+                .headers(headers)
+                .body(bytes)
+                .send()
+                .await;
+            match forwarded {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let mut headers = resp.headers().clone();
+                    for h in ["transfer-encoding", "content-length", "connection"] {
+                        headers.remove(h);
+                    }
+                    let body = resp.bytes().await.unwrap_or_default();
+                    (status, headers, body).into_response()
+                }
+                Err(e) => (
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    format!("proxy could not forward: {e}"),
+                )
+                    .into_response(),
+            }
+        }
+    }
+}
