@@ -14,12 +14,14 @@
 //! * [`resources`] turns decoded objects into Karbor's resource types and resolves the
 //!   pod -> claim -> volume graph. No I/O.
 //! * [`bank`] is the content-addressed store of checkpoints.
+//! * [`cinder`] talks to Keystone and Cinder: volumes, backups, restores, waits.
 //! * [`protection`] orchestrates protect / restore / delete; it is the only module that
 //!   knows all the others.
 //! * [`cli`] is a thin front over the library.
 
 pub mod apiserver;
 pub mod bank;
+pub mod cinder;
 pub mod codec;
 pub mod etcd;
 pub mod protection;
