@@ -40,8 +40,8 @@ pub use writer::{CheckpointDraft, CheckpointWriter, WriterOptions};
 
 use format::now_ms;
 
-/// Resources per [`pb::ResourceTable`] object.
-pub const RESOURCES_PER_TABLE: usize = 2048;
+/// Most resources per [`pb::ResourceTable`] object (8 on average).
+pub const RESOURCES_PER_TABLE: usize = 64;
 
 /// Text sealed in the config to check a key.
 const KEY_CHECK: &[u8] = b"podbank bank key check v1";

@@ -20,6 +20,26 @@ use super::format::{self, now_ms, pb};
 use super::lock::{self, LockGuard};
 use super::{Bank, BankError, CheckpointId, Index, ObjectId, RESOURCES_PER_TABLE};
 
+/// Splits the resource list into tables at key-defined boundaries (see `ResourceTable` in
+/// `proto/bank.proto`), at most [`RESOURCES_PER_TABLE`] each.
+fn resource_tables(resources: &[pb::Resource]) -> Vec<pb::ResourceTable> {
+    let mut tables = Vec::new();
+    let mut current = Vec::new();
+    for r in resources {
+        current.push(r.clone());
+        let boundary = ObjectId::of(r.key.as_bytes()).as_bytes()[31] & 7 == 0;
+        if boundary || current.len() >= RESOURCES_PER_TABLE {
+            tables.push(pb::ResourceTable {
+                resources: std::mem::take(&mut current),
+            });
+        }
+    }
+    if !current.is_empty() {
+        tables.push(pb::ResourceTable { resources: current });
+    }
+    tables
+}
+
 /// What a new checkpoint is, before anything is read.
 #[derive(Debug, Clone, Default)]
 pub struct CheckpointDraft {
@@ -206,23 +226,33 @@ impl CheckpointWriter {
     /// Stores objects (plain bytes); returns their ids in order. Objects already in the
     /// bank, or added before by this writer, cost nothing.
     pub async fn add_objects(&mut self, objects: Vec<Bytes>) -> Result<Vec<ObjectId>, BankError> {
+        self.store(objects, false).await
+    }
+
+    async fn store(
+        &mut self,
+        objects: Vec<Bytes>,
+        tables: bool,
+    ) -> Result<Vec<ObjectId>, BankError> {
         let mut state = self
             .state
             .take()
             .ok_or_else(|| BankError::Task("a previous write of this checkpoint failed".into()))?;
         let (state, result) = tokio::task::spawn_blocking(move || {
             let result = state.add(&objects);
-            let plain: u64 = objects.iter().map(|o| o.len() as u64).sum();
-            (state, (result, plain))
+            (state, result)
         })
         .await
         .map_err(|e| BankError::Task(e.to_string()))?;
         self.state = Some(state);
-        let ((ids, new_objects, new_bytes, sealed), plain) = result;
+        let (ids, new_objects, new_bytes, sealed) = result;
         let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
-        stats.objects_new += new_objects;
+        if tables {
+            stats.tables_new += new_objects;
+        } else {
+            stats.objects_new += new_objects;
+        }
         stats.bytes_new += new_bytes;
-        let _ = plain;
         for pack in sealed {
             self.put_pack(pack).await?;
         }
@@ -287,14 +317,11 @@ impl CheckpointWriter {
         reason: String,
     ) -> Result<pb::Checkpoint, BankError> {
         let resources = std::mem::take(&mut self.resources);
-        let mut tables = Vec::new();
-        for chunk in resources.chunks(RESOURCES_PER_TABLE) {
-            let table = pb::ResourceTable {
-                resources: chunk.to_vec(),
-            };
-            tables.push(Bytes::from(table.encode_to_vec()));
-        }
-        let table_ids = self.add_objects(tables).await?;
+        let tables: Vec<Bytes> = resource_tables(&resources)
+            .into_iter()
+            .map(|t| Bytes::from(t.encode_to_vec()))
+            .collect();
+        let table_ids = self.store(tables, true).await?;
         if let Some(pack) = self.state.as_mut().and_then(PackState::seal) {
             self.put_pack(pack).await?;
         }

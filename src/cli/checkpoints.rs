@@ -302,7 +302,20 @@ pub async fn run(
 pub async fn delete(ctx: &Context, bank_args: &BankArgs, args: DeleteArgs) -> anyhow::Result<()> {
     let id = checkpoint_id(&args.id)?;
     let bank = bank_args.open(ctx, false).await?;
-    let backups = VolumeBackups::Skip("no Cinder configured".into());
+    let cp = bank.checkpoint(&id).await?;
+    let needs_cinder = cp
+        .volumes
+        .iter()
+        .any(|v| !v.backup_id.is_empty() && v.status() != pb::VolumeStatus::VolumeDeleted);
+    let cinder = if needs_cinder {
+        Some(ctx.openstack.connect(ctx).await?)
+    } else {
+        None
+    };
+    let backups = match &cinder {
+        Some(c) => VolumeBackups::Cinder(c),
+        None => VolumeBackups::Skip("no Cinder needed".into()),
+    };
     let outcome = delete_checkpoint(&bank, &id, &backups).await?;
     print(ctx.output, &Deleted(outcome))
 }
@@ -344,15 +357,16 @@ pub async fn protect_cmd(
         pods,
         uids: Vec::new(),
     };
-    if !args.no_volume_backups {
-        return Err(UsageError(
-            "volume backups need OpenStack credentials, which this build cannot use yet; \
-             pass --no-volume-backups"
-                .into(),
-        )
-        .into());
-    }
-    let backups = VolumeBackups::Skip("volume backups disabled (--no-volume-backups)".into());
+    // Everything that can fail fast does, before the bank is touched.
+    let cinder = if args.no_volume_backups {
+        None
+    } else {
+        Some(ctx.openstack.connect(ctx).await?)
+    };
+    let backups = match &cinder {
+        Some(c) => VolumeBackups::Cinder(c),
+        None => VolumeBackups::Skip("volume backups disabled (--no-volume-backups)".into()),
+    };
     let etcd = ctx.connect_etcd().await?;
     let decoder = ctx.decoder()?;
     let bank = bank_args.open(ctx, true).await?;

@@ -8,8 +8,10 @@ pub mod bank;
 mod checkpoints;
 pub mod config;
 mod demo;
+pub mod openstack;
 pub mod output;
 mod pods;
+mod restore;
 mod schema;
 
 use std::path::PathBuf;
@@ -39,6 +41,8 @@ pub struct Cli {
     pub etcd: EtcdArgs,
     #[command(flatten)]
     pub bank: bank::BankArgs,
+    #[command(flatten)]
+    pub openstack: openstack::OpenStackArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,6 +67,11 @@ pub enum Command {
     Checkpoints(checkpoints::CheckpointsCommand),
     /// Delete a checkpoint and its Cinder backups.
     Delete(checkpoints::DeleteArgs),
+    /// Restore pods of a checkpoint: volumes from their backups, then PV, PVC and pod.
+    Restore(restore::RestoreArgs),
+    /// Restore records: list, show.
+    #[command(subcommand)]
+    Restores(restore::RestoresCommand),
     /// The bank itself: gc, stats, init, keygen.
     #[command(subcommand)]
     Bank(bank::BankCommand),
@@ -79,6 +88,8 @@ pub struct Context {
     pub output: OutputFormat,
     /// etcd flags.
     pub etcd: EtcdArgs,
+    /// OpenStack flags.
+    pub openstack: openstack::OpenStackArgs,
 }
 
 impl Context {
@@ -185,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         file,
         output: cli.output,
         etcd: cli.etcd,
+        openstack: cli.openstack,
     };
     match cli.command {
         Command::Pods(cmd) => pods::run(&ctx, cmd).await,
@@ -193,6 +205,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Protect(args) => checkpoints::protect_cmd(&ctx, &cli.bank, args).await,
         Command::Checkpoints(cmd) => checkpoints::run(&ctx, &cli.bank, cmd).await,
         Command::Delete(args) => checkpoints::delete(&ctx, &cli.bank, args).await,
+        Command::Restore(args) => restore::run_restore(&ctx, &cli.bank, args).await,
+        Command::Restores(cmd) => restore::run_restores(&ctx, &cli.bank, cmd).await,
         Command::Bank(cmd) => bank::run(&ctx, &cli.bank, cmd).await,
     }
 }

@@ -34,6 +34,8 @@ pub struct ObjectEdits {
     pub set_annotations: Vec<(String, String)>,
     /// Pod: `spec.volumes[].persistentVolumeClaim.claimName` renames, old -> new.
     pub pod_claim_renames: BTreeMap<String, String>,
+    /// Pod: inline `spec.volumes[].cinder.volumeID` swaps, old -> new.
+    pub pod_cinder_volume_ids: BTreeMap<String, String>,
     /// Pod: clear `spec.nodeName` so that the scheduler places the pod.
     pub pod_clear_node_name: bool,
     /// PersistentVolume: new `spec.csi.volumeHandle` (the PV must have `spec.csi`).
@@ -63,6 +65,7 @@ const PODSPEC_VOLUMES: u32 = 1;
 const PODSPEC_NODE_NAME: u32 = 10;
 const VOLUME_SOURCE: u32 = 2;
 const VOLSRC_PVC: u32 = 10;
+const VOLSRC_CINDER: u32 = 13;
 const PVCSRC_CLAIM_NAME: u32 = 1;
 // PersistentVolumeSpec / PersistentVolumeSource / CSI / Cinder / ObjectReference.
 const PVSPEC_SOURCE: u32 = 2;
@@ -116,7 +119,11 @@ fn check_edits(kind: ResourceKind, e: &ObjectEdits) -> Result<(), CodecError> {
     if e.namespace.is_some() && !kind.namespaced() {
         return wrong("a namespace (cluster-scoped kind)");
     }
-    if kind != ResourceKind::Pod && (!e.pod_claim_renames.is_empty() || e.pod_clear_node_name) {
+    if kind != ResourceKind::Pod
+        && (!e.pod_claim_renames.is_empty()
+            || !e.pod_cinder_volume_ids.is_empty()
+            || e.pod_clear_node_name)
+    {
         return wrong("a pod edit");
     }
     if kind != ResourceKind::PersistentVolume
@@ -272,7 +279,7 @@ fn string_field(msg: &[u8], number: u32) -> EditResult<Option<String>> {
 
 fn edit_pod_spec(spec: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
     let mut rw = Rewrite::new(spec)?;
-    if !edits.pod_claim_renames.is_empty() {
+    if !edits.pod_claim_renames.is_empty() || !edits.pod_cinder_volume_ids.is_empty() {
         rw.edit_message(PODSPEC_VOLUMES, false, |volume| {
             let mut v = Rewrite::new(volume)?;
             v.edit_message(VOLUME_SOURCE, false, |source| {
@@ -285,6 +292,15 @@ fn edit_pod_spec(spec: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
                         }
                     }
                     Ok::<_, EditError>(finish(p, pvc))
+                })?;
+                s.edit_message(VOLSRC_CINDER, false, |cinder| {
+                    let mut c = Rewrite::new(cinder)?;
+                    if let Some(old) = string_field(cinder, CINDER_VOLUME_ID)? {
+                        if let Some(new) = edits.pod_cinder_volume_ids.get(&old) {
+                            c.set_string(CINDER_VOLUME_ID, new)?;
+                        }
+                    }
+                    Ok::<_, EditError>(finish(c, cinder))
                 })?;
                 Ok::<_, EditError>(finish(s, source))
             })?;
@@ -411,7 +427,7 @@ fn edit_json(kind: ResourceKind, plain: &[u8], edits: &ObjectEdits) -> Result<Ve
     }
     match kind {
         ResourceKind::Pod => {
-            if !edits.pod_claim_renames.is_empty() {
+            if !edits.pod_claim_renames.is_empty() || !edits.pod_cinder_volume_ids.is_empty() {
                 if let Some(Value::Array(volumes)) =
                     root.get_mut("spec").and_then(|s| s.get_mut("volumes"))
                 {
@@ -422,6 +438,13 @@ fn edit_json(kind: ResourceKind, plain: &[u8], edits: &ObjectEdits) -> Result<Ve
                         {
                             if let Some(new) = edits.pod_claim_renames.get(claim.as_str()) {
                                 *claim = new.clone();
+                            }
+                        }
+                        if let Some(Value::String(id)) =
+                            v.get_mut("cinder").and_then(|c| c.get_mut("volumeID"))
+                        {
+                            if let Some(new) = edits.pod_cinder_volume_ids.get(id.as_str()) {
+                                *id = new.clone();
                             }
                         }
                     }

@@ -1,28 +1,34 @@
 //! `delete`: a checkpoint leaves the bank together with its Cinder backups.
 //!
 //! Order: the manifest is rewritten `deleting` → the checkpoint's Cinder backups are
-//! deleted, newest incremental first, never one that another checkpoint's backup depends
-//! on → the manifest is removed (`deleted`). On failure the manifest says `error-deleting`
-//! with the reason, and running delete again finishes the job. The objects go at the next
-//! `bank gc`.
+//! deleted, never one that another backup depends on (Cinder refuses those with 400
+//! "Incremental backups exist for this backup") → the manifest is removed (`deleted`).
+//! A backup that a newer incremental backup depends on is kept, listed by a tombstone
+//! (status `deleted`, hidden from `checkpoints list`); every later delete sweeps the
+//! tombstones, newest first, so a chain unwinds as its newer links go. On failure the
+//! manifest says `error-deleting` with the reason; running delete again finishes the job.
+//! The objects go at the next `bank gc`.
+
+use std::time::Duration;
 
 use super::volumes::{self, VolumeBackups};
 use super::ProtectionError;
 use crate::bank::{pb, Bank, CheckpointId};
+
+/// How long to wait for Cinder to delete one backup.
+pub const BACKUP_DELETE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What delete did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeleteOutcome {
     /// The checkpoint.
     pub id: String,
-    /// `deleted` or `error-deleting`.
+    /// `deleted` (or `deleted` with backups kept).
     pub status: String,
-    /// Cinder backups removed.
+    /// Cinder backups removed (including those of older tombstones swept).
     pub backups_deleted: Vec<String>,
-    /// Backups kept because another checkpoint's incremental backup depends on them.
+    /// Backups kept because a newer incremental backup depends on them.
     pub backups_kept: Vec<String>,
-    /// Why it failed, if it did.
-    pub reason: String,
 }
 
 /// Deletes checkpoint `id`: see the module doc.
@@ -32,50 +38,65 @@ pub async fn delete_checkpoint(
     backups: &VolumeBackups<'_>,
 ) -> Result<DeleteOutcome, ProtectionError> {
     let mut checkpoint = bank.checkpoint(id).await?;
-    let status = checkpoint.status();
-    if status == pb::CheckpointStatus::Protecting {
+    if checkpoint.status() == pb::CheckpointStatus::Protecting {
         return Err(ProtectionError::Incomplete(format!(
             "checkpoint {id} is still being written; delete it when it is available or error"
         )));
     }
-    checkpoint.status = pb::CheckpointStatus::Deleting as i32;
-    checkpoint.reason.clear();
-    bank.put_checkpoint(&checkpoint).await?;
-
-    let (others, _) = bank.checkpoints().await?;
-    let others: Vec<pb::Checkpoint> = others
+    if checkpoint.status() != pb::CheckpointStatus::Deleted {
+        checkpoint.status = pb::CheckpointStatus::Deleting as i32;
+        checkpoint.reason.clear();
+        bank.put_checkpoint(&checkpoint).await?;
+    }
+    let (mut deleted, kept) = finish(bank, &mut checkpoint, backups).await?;
+    // Sweep older tombstones whose backups may now be free.
+    let (all, _) = bank.checkpoints().await?;
+    for mut tomb in all
         .into_iter()
-        .filter(|c| c.id != checkpoint.id)
-        .collect();
-    let result = volumes::delete_backups(&mut checkpoint, &others, backups).await;
-    match result {
+        .rev()
+        .filter(|c| c.status() == pb::CheckpointStatus::Deleted && c.id != checkpoint.id)
+    {
+        match finish(bank, &mut tomb, backups).await {
+            Ok((d, _)) => deleted.extend(d),
+            Err(e) => tracing::warn!("older deleted checkpoint {}: {e}", tomb.id),
+        }
+    }
+    Ok(DeleteOutcome {
+        id: id.to_string(),
+        status: "deleted".into(),
+        backups_deleted: deleted,
+        backups_kept: kept,
+    })
+}
+
+/// Deletes what it can of `checkpoint`'s backups, then removes it or leaves a tombstone.
+async fn finish(
+    bank: &Bank,
+    checkpoint: &mut pb::Checkpoint,
+    backups: &VolumeBackups<'_>,
+) -> Result<(Vec<String>, Vec<String>), ProtectionError> {
+    let id: CheckpointId = checkpoint.id.parse().map_err(ProtectionError::Incomplete)?;
+    match volumes::delete_backups(checkpoint, backups, BACKUP_DELETE_TIMEOUT).await {
         Ok((deleted, kept)) => {
             if kept.is_empty() {
-                bank.remove_checkpoint(id).await?;
+                bank.remove_checkpoint(&id).await?;
             } else {
-                // Backups others depend on stay listed by this (hidden) tombstone until
-                // their dependents are gone; a later delete or gc sweeps it.
                 checkpoint.status = pb::CheckpointStatus::Deleted as i32;
                 checkpoint.reason = format!(
-                    "kept Cinder backups {} that newer incremental backups depend on",
+                    "kept Cinder backups {} that newer incremental backups depend on; \
+                     they go when those are deleted",
                     kept.join(", ")
                 );
                 checkpoint.resource_tables.clear();
                 checkpoint.resource_count = 0;
-                bank.put_checkpoint(&checkpoint).await?;
+                bank.put_checkpoint(checkpoint).await?;
             }
-            Ok(DeleteOutcome {
-                id: id.to_string(),
-                status: "deleted".into(),
-                backups_deleted: deleted,
-                backups_kept: kept,
-                reason: String::new(),
-            })
+            Ok((deleted, kept))
         }
         Err(reason) => {
             checkpoint.status = pb::CheckpointStatus::ErrorDeleting as i32;
             checkpoint.reason = reason.clone();
-            bank.put_checkpoint(&checkpoint).await?;
+            bank.put_checkpoint(checkpoint).await?;
             Err(ProtectionError::Incomplete(format!(
                 "checkpoint {id} is error-deleting: {reason}; run delete again to finish"
             )))

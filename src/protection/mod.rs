@@ -8,12 +8,14 @@ pub mod delete;
 pub mod inventory;
 pub mod protect;
 pub mod report;
+pub mod restore;
 pub mod schema;
 pub mod volumes;
 
 pub use delete::{delete_checkpoint, DeleteOutcome};
 pub use inventory::{read_inventory, Inventory, PodEntry, Problem, Selection};
 pub use protect::{protect, ProtectRequest, Services};
+pub use restore::{restore, ConflictPolicy, RestoreRequest, Target};
 pub use volumes::VolumeBackups;
 
 /// Errors of protection operations.

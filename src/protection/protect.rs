@@ -27,7 +27,7 @@ use super::ProtectionError;
 use crate::bank::{pb, Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
 use crate::codec::{Decoder, Encoding, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
-use crate::resources::{DependentStatus, POD_TYPE};
+use crate::resources::{DependentStatus, VolumeSourceKind, POD_TYPE};
 
 /// Karbor-style resource type of a persistent volume claim.
 pub const CLAIM_TYPE: &str = "OS::Kubernetes::PersistentVolumeClaim";
@@ -220,6 +220,9 @@ pub async fn protect(
                                 .map(|d| d.as_str().to_string())
                                 .unwrap_or_default(),
                             pod_volume: dep.pod_volume.clone(),
+                            ephemeral: pod.info.volumes.iter().any(|v| {
+                                v.name == dep.pod_volume && v.source == VolumeSourceKind::Ephemeral
+                            }),
                             ..Default::default()
                         });
                     entry.pods.push(pod_name.clone());
@@ -238,7 +241,12 @@ pub async fn protect(
         }
     }
     writer.checkpoint_mut().volumes = by_volume.into_values().collect();
-    let volume_errors = volumes::back_up_all(&mut writer, backups, &request.params).await;
+    let previous = match backups {
+        VolumeBackups::Cinder(_) => services.bank.checkpoints().await?.0,
+        VolumeBackups::Skip(_) => Vec::new(),
+    };
+    let volume_errors =
+        volumes::back_up_all(&mut writer, backups, &request.params, &previous).await;
     writer.checkpoint_mut().volumes.extend(not_protected);
     reasons.extend(volume_errors);
 

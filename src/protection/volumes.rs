@@ -1,61 +1,271 @@
-//! The volume stage of protect: a Cinder backup of every volume record still `pending`.
+//! The Cinder side of protection: backing up a checkpoint's volumes, deleting its backups
+//! in dependency order, and restoring a backup to a new volume.
+//!
+//! Rule kept throughout: a Cinder backup id is written into the bank (the writer's lock,
+//! then the manifest) as soon as Cinder returns it, and stays listed until Cinder has
+//! deleted it — so no backup is ever left that no checkpoint lists.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use super::schema::ProtectParams;
 use crate::bank::{pb, CheckpointWriter};
+use crate::cinder::{BackupId, BackupStatus, Cinder, CinderError, NewBackup, VolumeId};
 
-/// How protect backs up volumes.
+/// How protection reaches Cinder.
 #[derive(Debug, Clone)]
 pub enum VolumeBackups<'a> {
-    /// No volume backups (`--no-volume-backups`): volumes are recorded as not protected,
-    /// with this reason.
+    /// No Cinder (`--no-volume-backups`, or no credentials): volumes are recorded as not
+    /// protected with this reason; deleting or restoring a checkpoint with backups fails
+    /// with it.
     Skip(String),
-    #[doc(hidden)]
-    _Lifetime(std::marker::PhantomData<&'a ()>),
+    /// A connected Cinder client.
+    Cinder(&'a Cinder),
+}
+
+/// Metadata key naming the checkpoint on every backup podbank makes.
+pub const CHECKPOINT_METADATA: &str = "podbank-checkpoint";
+
+/// The latest available backup of `volume_id` among `previous` checkpoints (newest last),
+/// as (checkpoint id, backup id).
+fn latest_backup(previous: &[pb::Checkpoint], volume_id: &str) -> Option<(String, String)> {
+    previous
+        .iter()
+        .rev()
+        .filter(|c| {
+            matches!(
+                c.status(),
+                pb::CheckpointStatus::Available | pb::CheckpointStatus::Error
+            )
+        })
+        .find_map(|c| {
+            c.volumes
+                .iter()
+                .find(|v| {
+                    v.volume_id == volume_id
+                        && !v.backup_id.is_empty()
+                        && v.status() == pb::VolumeStatus::VolumeAvailable
+                })
+                .map(|v| (c.id.clone(), v.backup_id.clone()))
+        })
 }
 
 /// Backs up every `pending` volume of the writer's checkpoint; returns one reason per
 /// volume that failed (empty when all went well). Volume records are updated in place.
+///
+/// # Arguments
+/// * `writer` - the checkpoint being written (its volume records are the work list).
+/// * `backups` - Cinder, or the reason there is none.
+/// * `params` - `incremental`, `force`, per-volume timeout, concurrency.
+/// * `previous` - the bank's checkpoints, to find each volume's parent backup.
 pub async fn back_up_all(
     writer: &mut CheckpointWriter,
     backups: &VolumeBackups<'_>,
     params: &ProtectParams,
+    previous: &[pb::Checkpoint],
 ) -> Vec<String> {
-    let _ = params;
-    match backups {
+    let cinder = match backups {
         VolumeBackups::Skip(reason) => {
             for v in &mut writer.checkpoint_mut().volumes {
-                if v.status == pb::VolumeStatus::VolumePending as i32 {
+                if v.status() == pb::VolumeStatus::VolumePending {
                     v.status = pb::VolumeStatus::VolumeNotProtected as i32;
                     v.reason = reason.clone();
                 }
             }
-            Vec::new()
+            return Vec::new();
         }
-        VolumeBackups::_Lifetime(_) => Vec::new(),
+        VolumeBackups::Cinder(c) => *c,
+    };
+    let checkpoint_id = writer.id().to_string();
+    let mut reasons = Vec::new();
+    // 1. Create the backups one by one, recording each id at once.
+    let pending: Vec<usize> = writer
+        .checkpoint()
+        .volumes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.status() == pb::VolumeStatus::VolumePending)
+        .map(|(i, _)| i)
+        .collect();
+    for i in pending {
+        let volume_id = writer.checkpoint().volumes[i].volume_id.clone();
+        let parent = latest_backup(previous, &volume_id);
+        let incremental = match params.incremental {
+            Some(false) => false,
+            // Cinder makes the first backup of a volume full whatever is asked; asking for
+            // incremental without a parent would fail, so ask only when one exists.
+            Some(true) | None => parent.is_some(),
+        };
+        let request = NewBackup {
+            volume_id: VolumeId::new(volume_id.clone()),
+            name: Some(format!("podbank-{checkpoint_id}-{}", short(&volume_id))),
+            description: Some(format!(
+                "podbank checkpoint {checkpoint_id} ({})",
+                writer.checkpoint().backup_name
+            )),
+            incremental,
+            force: params.force,
+            metadata: BTreeMap::from([(CHECKPOINT_METADATA.to_string(), checkpoint_id.clone())]),
+        };
+        let result = cinder.create_backup(&request).await;
+        let v = &mut writer.checkpoint_mut().volumes[i];
+        match result {
+            Ok(backup) => {
+                v.backup_id = backup.id.to_string();
+                v.status = pb::VolumeStatus::VolumeBackingUp as i32;
+                v.incremental = incremental;
+                if let (true, Some((cp, b))) = (incremental, parent) {
+                    v.parent_checkpoint = cp;
+                    v.parent_backup_id = b;
+                }
+            }
+            Err(e) => {
+                v.status = pb::VolumeStatus::VolumeError as i32;
+                v.reason = format!("backup not created: {e}");
+                reasons.push(format!("volume {volume_id}: {}", v.reason));
+            }
+        }
+        if let Err(e) = writer.save_progress().await {
+            tracing::warn!("cannot record progress in the bank lock: {e}");
+        }
+    }
+    // 2. Wait for all of them, a few at a time.
+    let timeout = params.volume_timeout();
+    let waiting: Vec<(usize, String)> = writer
+        .checkpoint()
+        .volumes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.status() == pb::VolumeStatus::VolumeBackingUp)
+        .map(|(i, v)| (i, v.backup_id.clone()))
+        .collect();
+    let results: Vec<(usize, Result<crate::cinder::Backup, CinderError>, f64)> =
+        futures::stream::iter(waiting)
+            .map(|(i, id)| async move {
+                let started = Instant::now();
+                let r = cinder.wait_backup(&BackupId::new(id), timeout).await;
+                (i, r, started.elapsed().as_secs_f64())
+            })
+            .buffer_unordered(params.concurrency.max(1))
+            .collect()
+            .await;
+    for (i, result, seconds) in results {
+        let v = &mut writer.checkpoint_mut().volumes[i];
+        v.backup_seconds = seconds as u64;
+        match result {
+            Ok(backup) if backup.status == BackupStatus::Available => {
+                v.status = pb::VolumeStatus::VolumeAvailable as i32;
+                v.size_gib = backup.size_gib;
+                v.incremental = backup.is_incremental;
+            }
+            Ok(backup) => {
+                v.status = pb::VolumeStatus::VolumeError as i32;
+                v.reason = format!(
+                    "backup {} is {}: {}",
+                    backup.id,
+                    backup.status.as_str(),
+                    backup.fail_reason.unwrap_or_default()
+                );
+            }
+            Err(e) => {
+                v.status = pb::VolumeStatus::VolumeError as i32;
+                v.reason = match e {
+                    CinderError::Timeout { .. } => format!(
+                        "backup {} did not become available within {}s; it stays listed here \
+                         so that delete removes it",
+                        v.backup_id,
+                        timeout.as_secs()
+                    ),
+                    other => format!("backup {}: {other}", v.backup_id),
+                };
+            }
+        }
+        if v.status() == pb::VolumeStatus::VolumeError {
+            reasons.push(format!("volume {}: {}", v.volume_id, v.reason));
+        }
+    }
+    reasons
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Deletes the Cinder backups of `checkpoint` except those another backup depends on
+/// (Cinder's `has_dependent_backups`). Returns (deleted, kept) backup ids, or the reason it
+/// failed. Volume records are updated in place (`deleted`).
+pub async fn delete_backups(
+    checkpoint: &mut pb::Checkpoint,
+    backups: &VolumeBackups<'_>,
+    timeout: Duration,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let pending: Vec<usize> = checkpoint
+        .volumes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.backup_id.is_empty() && v.status() != pb::VolumeStatus::VolumeDeleted)
+        .map(|(i, _)| i)
+        .collect();
+    if pending.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let cinder = match backups {
+        VolumeBackups::Skip(reason) => {
+            let ids: Vec<&str> = pending
+                .iter()
+                .map(|i| checkpoint.volumes[*i].backup_id.as_str())
+                .collect();
+            return Err(format!(
+                "its Cinder backups {} cannot be deleted: {reason}",
+                ids.join(", ")
+            ));
+        }
+        VolumeBackups::Cinder(c) => *c,
+    };
+    let (mut deleted, mut kept, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for i in pending {
+        let id = BackupId::new(checkpoint.volumes[i].backup_id.clone());
+        let outcome = match cinder.get_backup(&id).await {
+            Ok(None) => Ok(true),
+            Ok(Some(b)) if b.has_dependent_backups => Ok(false),
+            Ok(Some(_)) => match cinder.delete_backup(&id).await {
+                Ok(()) => cinder
+                    .wait_backup_deleted(&id, timeout)
+                    .await
+                    .map(|()| true),
+                Err(CinderError::HasDependents { .. }) => Ok(false),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(true) => {
+                checkpoint.volumes[i].status = pb::VolumeStatus::VolumeDeleted as i32;
+                deleted.push(id.to_string());
+            }
+            Ok(false) => kept.push(id.to_string()),
+            Err(e) => errors.push(format!("backup {id}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok((deleted, kept))
+    } else {
+        Err(errors.join("; "))
     }
 }
 
-/// Deletes the Cinder backups of `checkpoint` (newest first) except those that a backup of
-/// one of `others` depends on. Returns (deleted, kept) backup ids, or the reason it failed.
-/// Volume records are updated in place (`deleted`).
-pub async fn delete_backups(
-    checkpoint: &mut pb::Checkpoint,
-    others: &[pb::Checkpoint],
-    backups: &VolumeBackups<'_>,
-) -> Result<(Vec<String>, Vec<String>), String> {
-    let _ = others;
-    let pending: Vec<String> = checkpoint
-        .volumes
-        .iter()
-        .filter(|v| !v.backup_id.is_empty() && v.status != pb::VolumeStatus::VolumeDeleted as i32)
-        .map(|v| v.backup_id.clone())
-        .collect();
-    match backups {
-        _ if pending.is_empty() => Ok((Vec::new(), Vec::new())),
-        VolumeBackups::Skip(reason) => Err(format!(
-            "its Cinder backups {} cannot be deleted: {reason}",
-            pending.join(", ")
-        )),
-        VolumeBackups::_Lifetime(_) => Err("no Cinder".into()),
-    }
+/// Restores `backup` to a new volume named `name` and waits until it is available.
+pub async fn restore_volume(
+    cinder: &Cinder,
+    backup: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, CinderError> {
+    let id = cinder
+        .restore_backup(&BackupId::new(backup.to_string()), None, Some(name))
+        .await?;
+    cinder.wait_volume(&id, timeout).await?;
+    Ok(id.to_string())
 }
