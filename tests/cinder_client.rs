@@ -339,6 +339,22 @@ async fn full_and_incremental_backups_restore_and_delete_in_order() {
         want.sort();
         assert_eq!(ids, want);
         assert!(cinder.list_backups(None).await.expect("list all").len() >= 2);
+        // the same listing one backup per page: the marker walk finds both
+        let paged = Cinder::connect(&CinderSettings {
+            page_size: 1,
+            ..rig.settings()
+        })
+        .await
+        .expect("connect");
+        let mut paged_ids: Vec<BackupId> = paged
+            .list_backups(Some(&prefix))
+            .await
+            .expect("paged list")
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        paged_ids.sort();
+        assert_eq!(paged_ids.iter().collect::<Vec<_>>(), want);
 
         // the parent cannot go first
         match cinder.delete_backup(&full.id).await {
@@ -739,4 +755,51 @@ async fn retries_5xx_and_connection_errors_but_never_repeats_a_post_cinder_may_h
         took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
         "{took:?}"
     );
+}
+
+#[tokio::test]
+async fn a_backup_cinder_cannot_read_ends_in_backup_failed_with_the_reason() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let prefix = unique("fail");
+    with_cleanup(&cinder.clone(), |created| async move {
+        let vol = new_volume(&cinder, &format!("{prefix}-src")).await;
+        created.volume(&vol);
+        cinder
+            .wait_volume(&vol, WAIT)
+            .await
+            .expect("volume available");
+        // take the volume's file away from under cinder-backup
+        let file = rig.volume_file(&vol);
+        let aside = file.with_extension("aside");
+        std::fs::rename(&file, &aside).expect("move the volume file aside");
+        let backup = cinder
+            .create_backup(&NewBackup {
+                volume_id: vol.clone(),
+                name: Some(format!("{prefix}-bk")),
+                force: true,
+                ..NewBackup::default()
+            })
+            .await
+            .expect("Cinder accepts the backup");
+        created.backup(&backup.id);
+        let outcome = cinder.wait_backup(&backup.id, WAIT).await;
+        std::fs::rename(&aside, &file).expect("put the volume file back");
+        match outcome {
+            Err(CinderError::BackupFailed { id, fail_reason }) => {
+                assert_eq!(id, backup.id);
+                assert!(!fail_reason.is_empty());
+                eprintln!("fail_reason: {fail_reason}");
+            }
+            other => panic!("expected BackupFailed, got {other:?}"),
+        }
+        let failed = cinder
+            .get_backup(&backup.id)
+            .await
+            .expect("get")
+            .expect("still listed");
+        assert_eq!(failed.status, BackupStatus::Error);
+        // a failed backup can be deleted (and is, by the cleanup)
+    })
+    .await;
 }

@@ -42,6 +42,8 @@ pub struct CinderSettings {
     pub max_retries: u32,
     /// Longest pause between two polls of a `wait_*` method (they start at 0.5 s and grow).
     pub poll_interval_max: Duration,
+    /// Page size of listings (`limit`); Cinder caps it at its `osapi_max_limit`.
+    pub page_size: usize,
 }
 
 impl Default for CinderSettings {
@@ -55,6 +57,7 @@ impl Default for CinderSettings {
             request_timeout: Duration::from_secs(30),
             max_retries: 4,
             poll_interval_max: Duration::from_secs(3),
+            page_size: 500,
         }
     }
 }
