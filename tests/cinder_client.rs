@@ -803,3 +803,40 @@ async fn a_backup_cinder_cannot_read_ends_in_backup_failed_with_the_reason() {
     })
     .await;
 }
+
+/// Needs no rig: nothing listens on the port.
+#[tokio::test]
+async fn unreachable_keystone_is_a_transport_error_after_retries() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("clouds.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "clouds:\n  down:\n    auth:\n      auth_url: http://127.0.0.1:{closed}/v3\n      \
+             username: u\n      password: p\n      project_name: x\n"
+        ),
+    )
+    .expect("write clouds.yaml");
+    let settings = CinderSettings {
+        cloud: Some("down".into()),
+        clouds_file: Some(path),
+        max_retries: 1,
+        ..CinderSettings::default()
+    };
+    let t = Instant::now();
+    match Cinder::connect(&settings).await {
+        Err(CinderError::Transport { url, message }) => {
+            assert!(url.contains(&closed.to_string()), "{url}");
+            assert!(message.starts_with("Keystone"), "{message}");
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "one retry after a backoff"
+    );
+}
