@@ -1,6 +1,9 @@
 //! Where the OpenStack credentials come from: `clouds.yaml` (one named cloud) or the `OS_*`
 //! environment variables, resolved once into a [`CloudEntry`], and turned into an osauth
 //! identity plugin (password, application credential or token).
+//!
+//! Not supported (refused or ignored, never guessed): `secure.yaml` and `clouds-public.yaml`
+//! profiles, domain-scoped tokens, a password user given by id only (osauth's limit).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
