@@ -339,6 +339,22 @@ async fn full_and_incremental_backups_restore_and_delete_in_order() {
         want.sort();
         assert_eq!(ids, want);
         assert!(cinder.list_backups(None).await.expect("list all").len() >= 2);
+        // the same listing one backup per page: the marker walk finds both
+        let paged = Cinder::connect(&CinderSettings {
+            page_size: 1,
+            ..rig.settings()
+        })
+        .await
+        .expect("connect");
+        let mut paged_ids: Vec<BackupId> = paged
+            .list_backups(Some(&prefix))
+            .await
+            .expect("paged list")
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        paged_ids.sort();
+        assert_eq!(paged_ids.iter().collect::<Vec<_>>(), want);
 
         // the parent cannot go first
         match cinder.delete_backup(&full.id).await {
@@ -738,5 +754,89 @@ async fn retries_5xx_and_connection_errors_but_never_repeats_a_post_cinder_may_h
     assert!(
         took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
         "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_cinder_cannot_read_ends_in_backup_failed_with_the_reason() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let prefix = unique("fail");
+    with_cleanup(&cinder.clone(), |created| async move {
+        let vol = new_volume(&cinder, &format!("{prefix}-src")).await;
+        created.volume(&vol);
+        cinder
+            .wait_volume(&vol, WAIT)
+            .await
+            .expect("volume available");
+        // take the volume's file away from under cinder-backup
+        let file = rig.volume_file(&vol);
+        let aside = file.with_extension("aside");
+        std::fs::rename(&file, &aside).expect("move the volume file aside");
+        let backup = cinder
+            .create_backup(&NewBackup {
+                volume_id: vol.clone(),
+                name: Some(format!("{prefix}-bk")),
+                force: true,
+                ..NewBackup::default()
+            })
+            .await
+            .expect("Cinder accepts the backup");
+        created.backup(&backup.id);
+        let outcome = cinder.wait_backup(&backup.id, WAIT).await;
+        std::fs::rename(&aside, &file).expect("put the volume file back");
+        match outcome {
+            Err(CinderError::BackupFailed { id, fail_reason }) => {
+                assert_eq!(id, backup.id);
+                assert!(!fail_reason.is_empty());
+                eprintln!("fail_reason: {fail_reason}");
+            }
+            other => panic!("expected BackupFailed, got {other:?}"),
+        }
+        let failed = cinder
+            .get_backup(&backup.id)
+            .await
+            .expect("get")
+            .expect("still listed");
+        assert_eq!(failed.status, BackupStatus::Error);
+        // a failed backup can be deleted (and is, by the cleanup)
+    })
+    .await;
+}
+
+/// Needs no rig: nothing listens on the port.
+#[tokio::test]
+async fn unreachable_keystone_is_a_transport_error_after_retries() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("clouds.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "clouds:\n  down:\n    auth:\n      auth_url: http://127.0.0.1:{closed}/v3\n      \
+             username: u\n      password: p\n      project_name: x\n"
+        ),
+    )
+    .expect("write clouds.yaml");
+    let settings = CinderSettings {
+        cloud: Some("down".into()),
+        clouds_file: Some(path),
+        max_retries: 1,
+        ..CinderSettings::default()
+    };
+    let t = Instant::now();
+    match Cinder::connect(&settings).await {
+        Err(CinderError::Transport { url, message }) => {
+            assert!(url.contains(&closed.to_string()), "{url}");
+            assert!(message.starts_with("Keystone"), "{message}");
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "one retry after a backoff"
     );
 }

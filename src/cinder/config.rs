@@ -1,6 +1,9 @@
 //! Where the OpenStack credentials come from: `clouds.yaml` (one named cloud) or the `OS_*`
 //! environment variables, resolved once into a [`CloudEntry`], and turned into an osauth
 //! identity plugin (password, application credential or token).
+//!
+//! Not supported (refused or ignored, never guessed): `secure.yaml` and `clouds-public.yaml`
+//! profiles, domain-scoped tokens, a password user given by id only (osauth's limit).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +45,8 @@ pub struct CinderSettings {
     pub max_retries: u32,
     /// Longest pause between two polls of a `wait_*` method (they start at 0.5 s and grow).
     pub poll_interval_max: Duration,
+    /// Page size of listings (`limit`); Cinder caps it at its `osapi_max_limit`.
+    pub page_size: usize,
 }
 
 impl Default for CinderSettings {
@@ -55,6 +60,7 @@ impl Default for CinderSettings {
             request_timeout: Duration::from_secs(30),
             max_retries: 4,
             poll_interval_max: Duration::from_secs(3),
+            page_size: 500,
         }
     }
 }

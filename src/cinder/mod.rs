@@ -160,10 +160,8 @@ impl fmt::Display for ResourceKind {
 pub struct Cinder {
     session: Arc<Session>,
     poll_max: Duration,
+    page: usize,
 }
-
-/// Page size of backup listings.
-const PAGE: usize = 500;
 
 impl Cinder {
     /// Authenticate with Keystone, find Cinder in the catalog, pick the microversion, and check
@@ -198,6 +196,7 @@ impl Cinder {
         Ok(Cinder {
             session: Arc::new(session),
             poll_max: settings.poll_interval_max.max(Duration::from_millis(100)),
+            page: settings.page_size.max(1),
         })
     }
 
@@ -370,7 +369,7 @@ impl Cinder {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let mut query = vec![("limit", PAGE.to_string())];
+            let mut query = vec![("limit", self.page.to_string())];
             if let Some(m) = &marker {
                 query.push(("marker", m.clone()));
             }
@@ -392,7 +391,7 @@ impl Cinder {
                     .filter(|b| name_prefix.is_none_or(|p| b.name.starts_with(p))),
             );
             match last {
-                Some(last) if has_next || count >= PAGE => {
+                Some(last) if has_next || count >= self.page => {
                     if marker.as_deref() == Some(last.as_str()) {
                         break; // a server that repeats its last page: stop, do not loop
                     }

@@ -115,10 +115,7 @@ impl Session {
         let entry = CloudEntry::resolve(settings)?;
         let http = http_client(settings, &entry)?;
         let plugin = entry.build_auth()?;
-        plugin
-            .refresh(&http)
-            .await
-            .map_err(|e| auth_error(&entry, e))?;
+        keystone_login(plugin.as_ref(), &http, &entry, settings.max_retries).await?;
 
         let override_url = settings
             .endpoint_override
@@ -238,10 +235,7 @@ impl Session {
             return Ok(());
         }
         let plugin = self.entry.build_auth()?;
-        plugin
-            .refresh(&self.http)
-            .await
-            .map_err(|e| auth_error(&self.entry, e))?;
+        keystone_login(plugin.as_ref(), &self.http, &self.entry, self.max_retries).await?;
         let mut slot = match self.auth.write() {
             Ok(slot) => slot,
             Err(poisoned) => poisoned.into_inner(),
@@ -276,10 +270,17 @@ impl Session {
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            let request = plugin
-                .authenticate(&self.http, request)
-                .await
-                .map_err(|e| auth_error(&self.entry, e))?;
+            // the plugin renews its token here when it is close to expiry: Keystone may be
+            // briefly unreachable, which is retried like any connection error
+            let request = match plugin.authenticate(&self.http, request).await {
+                Ok(request) => request,
+                Err(e) if keystone_transient(&e) && attempt < self.max_retries => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(auth_error(&self.entry, e)),
+            };
             let outcome = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
@@ -357,6 +358,37 @@ impl Session {
         }
         Ok(chosen)
     }
+}
+
+/// Get a token: one Keystone login, retried with backoff when Keystone is unreachable or
+/// answers 5xx (never after it refused the credentials).
+async fn keystone_login(
+    plugin: &dyn AuthType,
+    http: &reqwest::Client,
+    entry: &CloudEntry,
+    max_retries: u32,
+) -> Result<(), CinderError> {
+    let mut attempt = 0;
+    loop {
+        match plugin.refresh(http).await {
+            Ok(()) => return Ok(()),
+            Err(e) if keystone_transient(&e) && attempt < max_retries => {
+                tracing::debug!(error = %e, attempt, "Keystone login failed; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(auth_error(entry, e)),
+        }
+    }
+}
+
+/// An osauth error that a retry may cure: no connection, a timeout, a 5xx from Keystone.
+fn keystone_transient(e: &osauth::Error) -> bool {
+    use osauth::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ProtocolError | K::OperationTimedOut | K::InternalServerError
+    )
 }
 
 /// Backoff before retry `attempt` (0-based): 0.5 s, 1 s, 2 s, 4 s, then 8 s, plus up to 25 %.
