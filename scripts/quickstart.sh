@@ -33,9 +33,18 @@ echo "+ podbank pods dependents ns-0/web-20"
 $PB pods dependents ns-0/web-20
 echo "+ podbank pods dependents ns-3/db-3"
 $PB pods dependents ns-3/db-3
-if $PB help 2>/dev/null | grep -q '^  checkpoints'; then
-  echo "+ podbank checkpoints list   (bank: $PODBANK_BANK)"
-  $PB checkpoints list || true
-fi
+echo "+ podbank protect --backup-name demo --description 'quickstart' --no-volume-backups   (bank: $PODBANK_BANK)"
+$PB protect --backup-name demo --description quickstart --no-volume-backups
+echo "+ podbank checkpoints list"
+$PB checkpoints list
+ID=$($PB checkpoints list -o json | python3 -c 'import sys,json; print(json.load(sys.stdin)[-1]["id"])')
+echo "+ podbank checkpoints show $ID | head"
+$PB checkpoints show "$ID" | head -12
+echo "+ podbank checkpoints verify $ID"
+$PB checkpoints verify "$ID"
+echo "+ podbank restore $ID --pod ns-0/web-0 --namespace-map ns-0=restored --dry-run --export $DEMO/plan"
+$PB restore "$ID" --pod ns-0/web-0 --namespace-map ns-0=restored --dry-run --export "$DEMO/plan"
+echo "+ podbank bank stats"
+$PB bank stats
 echo
 echo "etcd keeps running (pid file $DEMO/etcd.pid); stop it with: kill \$(cat $DEMO/etcd.pid)"
