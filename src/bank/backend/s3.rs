@@ -163,8 +163,18 @@ impl S3Backend {
             | object_store::Error::Unauthenticated { source, .. } => BackendError::Config {
                 location: self.location.clone(),
                 reason: format!(
-                    "S3 refused the credentials or the request ({source}); check \
-                     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the region and the bucket's policy"
+                    "S3 refused the credentials or the request ({}); check \
+                     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the region and the bucket's policy",
+                    short(source.as_ref())
+                ),
+            },
+            // Listings wrap the HTTP status in a generic error: find it in the text.
+            other if refused(&other) => BackendError::Config {
+                location: self.location.clone(),
+                reason: format!(
+                    "S3 refused the credentials or the request ({}); check \
+                     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the region and the bucket's policy",
+                    short(&other)
                 ),
             },
             other => BackendError::Io {
@@ -172,10 +182,42 @@ impl S3Backend {
                 op,
                 kind,
                 name: name.to_string(),
-                source: Box::new(other),
+                source: short(&other).into(),
             },
         }
     }
+}
+
+/// Whether an error is S3 answering 401 or 403.
+fn refused(e: &object_store::Error) -> bool {
+    let text = chain(e);
+    text.contains("status code: 403") || text.contains("status code: 401")
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !out.contains(&cause_text) {
+            out.push_str(": ");
+            out.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// The error's text, cut to a readable length (S3 error bodies carry hex dumps).
+fn short(e: &dyn std::error::Error) -> String {
+    const MAX: usize = 400;
+    let text = chain(e);
+    if text.chars().count() <= MAX {
+        return text;
+    }
+    let cut: String = text.chars().take(MAX).collect();
+    format!("{cut}...")
 }
 
 #[async_trait]

@@ -67,7 +67,7 @@ enum Auth {
     /// Swift's own v1.0 auth.
     V1(V1Auth),
     /// Keystone v3, through osauth.
-    Keystone(Box<osauth::Session>),
+    Keystone(osauth::Session),
 }
 
 /// v1.0 credentials and the token they gave.
@@ -198,7 +198,7 @@ impl SwiftBackend {
                 if let Some(region) = &s.region {
                     session.set_region(region.clone());
                 }
-                Ok(Auth::Keystone(Box::new(session)))
+                Ok(Auth::Keystone(session))
             })
             .await
     }
@@ -247,7 +247,11 @@ impl SwiftBackend {
                     request = request.header(*name, value);
                 }
                 if let Some(body) = &body {
-                    request = request.body(body.clone());
+                    // Explicit: an empty body would otherwise go without a length, which
+                    // Swift refuses (411).
+                    request = request
+                        .header(reqwest::header::CONTENT_LENGTH, body.len())
+                        .body(body.clone());
                 }
                 let request = auth.authorize(&self.client, request).await?;
                 request.send().await.map_err(|e| {
@@ -334,7 +338,16 @@ impl SwiftBackend {
             .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
+            // The header itself: for a HEAD, reqwest's content_length() is the empty body's.
+            s if s.is_success() => response
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    self.io_error("get", kind, name, "HEAD answer without a Content-Length")
+                }),
             _ => Err(self.unexpected("get", kind, name, response).await),
         }
     }

@@ -1,0 +1,108 @@
+//! The Swift rig (tempauth + s3api, started by `tests/rig/swift/start.sh`) as the tests see
+//! it: settings for the S3 and Swift backends, and fresh containers (= S3 buckets).
+//!
+//! Tests that need it call [`SwiftRig::from_env`], which is `None` (the test prints
+//! "skipped: PODBANK_TEST_SWIFT not set" and returns) unless `PODBANK_TEST_SWIFT` names the
+//! proxy, e.g. `http://127.0.0.1:8080` (scripts/test.sh sets it).
+
+use std::time::Duration;
+
+use podbank::bank::backend::{BackendSettings, S3Settings, Secret, SwiftSettings};
+
+/// The rig's tempauth user with admin rights on account `AUTH_test`.
+pub const USER: &str = "test:tester";
+/// Its key (also the S3 secret).
+pub const KEY: &str = "testing";
+
+/// A running Swift rig.
+#[derive(Debug, Clone)]
+pub struct SwiftRig {
+    /// The proxy, e.g. `http://127.0.0.1:8080`.
+    pub proxy: String,
+}
+
+impl SwiftRig {
+    /// The rig named by `PODBANK_TEST_SWIFT`; `None` (with the skip line printed) if unset.
+    pub fn from_env() -> Option<Self> {
+        match std::env::var("PODBANK_TEST_SWIFT") {
+            Ok(proxy) if !proxy.trim().is_empty() => Some(Self {
+                proxy: proxy.trim().trim_end_matches('/').to_string(),
+            }),
+            _ => {
+                println!("skipped: PODBANK_TEST_SWIFT not set");
+                None
+            }
+        }
+    }
+
+    /// Settings for the Swift backend with v1.0 auth as `user`/`key`.
+    pub fn swift_settings(&self, user: &str, key: &str) -> BackendSettings {
+        BackendSettings {
+            swift: SwiftSettings {
+                auth_url: Some(format!("{}/auth/v1.0", self.proxy)),
+                user: Some(user.to_string()),
+                key: Some(Secret::new(key)),
+                ..SwiftSettings::default()
+            },
+            ..BackendSettings::default()
+        }
+    }
+
+    /// Settings for the S3 backend on the rig's s3api with `access_key`/`secret`.
+    pub fn s3_settings(&self, access_key: &str, secret: &str) -> BackendSettings {
+        BackendSettings {
+            s3: S3Settings {
+                endpoint: Some(self.proxy.clone()),
+                region: Some("us-east-1".into()),
+                path_style: Some(true),
+                access_key_id: Some(access_key.to_string()),
+                secret_access_key: Some(Secret::new(secret)),
+                ..S3Settings::default()
+            },
+            ..BackendSettings::default()
+        }
+    }
+
+    /// A new, unique, valid bucket/container name starting with `tag`.
+    pub fn unique_name(tag: &str) -> String {
+        format!("pb-{tag}-{:016x}", rand::random::<u64>())
+    }
+
+    /// Creates a container (an S3 bucket for the s3api) with the Swift API and returns its
+    /// name.
+    pub async fn create_container(&self, tag: &str) -> String {
+        let name = Self::unique_name(tag);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        let auth = client
+            .get(format!("{}/auth/v1.0", self.proxy))
+            .header("X-Auth-User", USER)
+            .header("X-Auth-Key", KEY)
+            .send()
+            .await
+            .expect("Swift rig auth reachable");
+        assert!(auth.status().is_success(), "rig auth: {}", auth.status());
+        let header = |h: &str| {
+            auth.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .expect("auth header")
+        };
+        let (url, token) = (header("X-Storage-Url"), header("X-Auth-Token"));
+        let created = client
+            .put(format!("{url}/{name}"))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .expect("container PUT");
+        assert!(
+            created.status().is_success(),
+            "create container: {}",
+            created.status()
+        );
+        name
+    }
+}
