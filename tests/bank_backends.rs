@@ -503,3 +503,84 @@ async fn swift_bank_end_to_end() {
     let settings = rig.swift_settings(USER, KEY);
     bank_end_to_end(open(&location, &settings), open(&location, &settings)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_reauthenticates_when_its_token_is_gone() {
+    let Some(rig) = SwiftRig::from_env() else {
+        return;
+    };
+    let location = swift_location("swauth", "p");
+    let backend = open(&location, &rig.swift_settings(USER, KEY));
+    backend
+        .put(Kind::Lock, "before", Bytes::from_static(b"one"))
+        .await
+        .expect("put with a fresh token");
+    // tempauth keeps its tokens in memcached: emptying it invalidates every token, as a
+    // memcached restart or an expired token would. The next request gets a 401.
+    rig.forget_tokens().await;
+    backend
+        .put(Kind::Lock, "after", Bytes::from_static(b"two"))
+        .await
+        .expect("put after the token was lost");
+    assert_eq!(
+        backend.get(Kind::Lock, "before").await.ok(),
+        Some(Bytes::from_static(b"one"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_unreachable_is_retried_then_an_io_error() {
+    // A port nothing listens on: connection refused at every try.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let settings = BackendSettings {
+        swift: podbank::bank::backend::SwiftSettings {
+            auth_url: Some(format!("http://127.0.0.1:{port}/auth/v1.0")),
+            user: Some(USER.into()),
+            key: Some(KEY.into()),
+            ..Default::default()
+        },
+        ..BackendSettings::default()
+    };
+    let backend = open("swift://nowhere/p", &settings);
+    let started = Instant::now();
+    match backend.get(Kind::Config, "config").await {
+        Err(e @ BackendError::Io { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("gave up after 6 tries"), "{text}");
+            assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        }
+        other => panic!("unreachable Swift: expected an Io error, got {other:?}"),
+    }
+    // Five backoffs of 0.2, 0.4, 0.8, 1.6 and 3.2 s (plus jitter) were waited.
+    assert!(
+        started.elapsed().as_secs_f64() >= 6.0,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_without_credentials_says_what_to_set() {
+    let settings = BackendSettings {
+        swift: podbank::bank::backend::SwiftSettings {
+            cloud: Some("no-such-cloud-in-clouds-yaml".into()),
+            ..Default::default()
+        },
+        ..BackendSettings::default()
+    };
+    let backend = open("swift://c/p", &settings);
+    match backend.list(Kind::Checkpoint).await {
+        Err(e @ BackendError::Config { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("swift://c/p"), "{text}");
+            assert!(
+                text.contains("ST_AUTH") && text.contains("OS_CLOUD"),
+                "{text}"
+            );
+        }
+        other => panic!("no credentials: expected a Config error, got {other:?}"),
+    }
+}

@@ -13,6 +13,8 @@ use podbank::bank::backend::{BackendSettings, S3Settings, Secret, SwiftSettings}
 pub const USER: &str = "test:tester";
 /// Its key (also the S3 secret).
 pub const KEY: &str = "testing";
+/// The rig's memcached (tempauth's token store).
+pub const MEMCACHED_PORT: u16 = 11311;
 
 /// A running Swift rig.
 #[derive(Debug, Clone)]
@@ -104,5 +106,20 @@ impl SwiftRig {
             created.status()
         );
         name
+    }
+
+    /// Empties the rig's memcached, where tempauth keeps its tokens: every token handed
+    /// out so far stops working.
+    pub async fn forget_tokens(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", MEMCACHED_PORT))
+            .await
+            .expect("the rig's memcached");
+        conn.write_all(b"flush_all\r\n").await.expect("flush_all");
+        let mut answer = [0u8; 4];
+        conn.read_exact(&mut answer)
+            .await
+            .expect("memcached answer");
+        assert_eq!(&answer, b"OK\r\n", "memcached flush_all");
     }
 }
