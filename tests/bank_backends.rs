@@ -584,3 +584,53 @@ async fn swift_without_credentials_says_what_to_set() {
         other => panic!("no credentials: expected a Config error, got {other:?}"),
     }
 }
+
+/// Keystone v3 against the real Keystone of the Cinder rig (no Swift is registered in its
+/// catalog): a token is obtained and the catalog read; a wrong password is refused clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_keystone_authenticates_against_a_real_keystone() {
+    let Some(dir) = std::env::var_os("PODBANK_TEST_CINDER_DIR") else {
+        println!("skipped: PODBANK_TEST_CINDER_DIR not set");
+        return;
+    };
+    let clouds = std::path::Path::new(&dir).join("clouds.yaml");
+    let settings_for = |file: &std::path::Path| BackendSettings {
+        swift: podbank::bank::backend::SwiftSettings {
+            cloud: Some("rig".into()),
+            clouds_file: Some(file.to_path_buf()),
+            ..Default::default()
+        },
+        ..BackendSettings::default()
+    };
+    let backend = open("swift://pb-keystone/p", &settings_for(&clouds));
+    match backend.list(Kind::Checkpoint).await {
+        // The token was issued; the catalog has no object store.
+        Err(e @ BackendError::Config { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("no object-store endpoint"), "{text}");
+            println!("Keystone token issued; {text}");
+        }
+        // A Swift registered in that Keystone answered.
+        Ok(list) => assert!(list.is_empty()),
+        Err(other) => panic!("Keystone: unexpected {other}"),
+    }
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wrong = tmp.path().join("clouds.yaml");
+    let text = std::fs::read_to_string(&clouds).expect("rig clouds.yaml");
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("clouds.yaml is YAML");
+    yaml["clouds"]["rig"]["auth"]["password"] = "not-the-password".into();
+    std::fs::write(&wrong, serde_yaml::to_string(&yaml).expect("YAML")).expect("write");
+    let backend = open("swift://pb-keystone/p", &settings_for(&wrong));
+    match backend.list(Kind::Checkpoint).await {
+        Err(e @ BackendError::Config { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("Keystone authentication failed"), "{text}");
+            assert!(
+                !text.contains("not-the-password"),
+                "the password leaked: {text}"
+            );
+        }
+        other => panic!("wrong Keystone password: expected a Config error, got {other:?}"),
+    }
+}

@@ -80,6 +80,10 @@ pub struct SwiftSettings {
     pub key: Option<Secret>,
     /// Keystone: the cloud's name in clouds.yaml. Environment: `OS_CLOUD`.
     pub cloud: Option<String>,
+    /// Keystone: the clouds.yaml to read `cloud` from, instead of the usual places
+    /// (`./clouds.yaml`, `~/.config/openstack/`, `/etc/openstack/`). Environment:
+    /// `OS_CLIENT_CONFIG_FILE`.
+    pub clouds_file: Option<std::path::PathBuf>,
     /// Keystone: the region whose object-store endpoint to use. Environment:
     /// `OS_REGION_NAME` (read by the Keystone client itself when no cloud is named).
     pub region: Option<String>,
@@ -127,6 +131,7 @@ impl BackendSettings {
                 user: get("ST_USER"),
                 key: get("ST_KEY").map(Secret::new),
                 cloud: get("OS_CLOUD"),
+                clouds_file: get("OS_CLIENT_CONFIG_FILE").map(Into::into),
                 region: get("OS_REGION_NAME"),
             },
         }

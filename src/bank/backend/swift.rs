@@ -184,16 +184,22 @@ impl SwiftBackend {
                         current: RwLock::new(None),
                     }));
                 }
-                let session = match &s.cloud {
-                    Some(cloud) => osauth::Session::from_config(cloud).await,
-                    None => osauth::Session::from_env().await,
+                let session = match (&s.cloud, &s.clouds_file) {
+                    (Some(cloud), Some(file)) => {
+                        cloud_from_file(cloud, file)?.create_session().await
+                    }
+                    (Some(cloud), None) => osauth::Session::from_config(cloud).await,
+                    (None, _) => osauth::Session::from_env().await,
                 };
-                let mut session = session.map_err(|e| {
-                    AuthError::Refused(format!(
-                        "no usable Swift credentials: set ST_AUTH/ST_USER/ST_KEY for v1.0 auth, or \
-                         OS_CLOUD (clouds.yaml) or OS_AUTH_URL/OS_USERNAME/OS_PASSWORD/\
-                         OS_PROJECT_NAME for Keystone ({e})"
-                    ))
+                let mut session = session.map_err(|e| match e.kind() {
+                    osauth::ErrorKind::InvalidConfig | osauth::ErrorKind::InvalidInput => {
+                        AuthError::Refused(format!(
+                            "no usable Swift credentials: set ST_AUTH/ST_USER/ST_KEY for v1.0 \
+                             auth, or OS_CLOUD (clouds.yaml) or OS_AUTH_URL/OS_USERNAME/\
+                             OS_PASSWORD/OS_PROJECT_NAME for Keystone ({e})"
+                        ))
+                    }
+                    _ => keystone_error(e),
                 })?;
                 if let Some(region) = &s.region {
                     session.set_region(region.clone());
@@ -485,6 +491,22 @@ impl V1Auth {
         })?;
         Ok(V1Token { storage_url, token })
     }
+}
+
+/// Reads the entry `cloud` of the clouds.yaml at `file`.
+fn cloud_from_file(cloud: &str, file: &std::path::Path) -> Result<osauth::CloudConfig, AuthError> {
+    let refused =
+        |reason: String| AuthError::Refused(format!("clouds file {}: {reason}", file.display()));
+    let text =
+        std::fs::read_to_string(file).map_err(|e| refused(format!("cannot read it: {e}")))?;
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| refused(format!("not YAML: {e}")))?;
+    let entry = yaml
+        .get("clouds")
+        .and_then(|clouds| clouds.get(cloud))
+        .ok_or_else(|| refused(format!("no cloud named {cloud:?} under `clouds`")))?;
+    serde_yaml::from_value(entry.clone())
+        .map_err(|e| refused(format!("cloud {cloud:?} is not a valid cloud entry: {e}")))
 }
 
 fn keystone_error(e: osauth::Error) -> AuthError {
