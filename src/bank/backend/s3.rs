@@ -114,9 +114,15 @@ impl S3Backend {
                         .into(),
                 ));
             }
-            // Without static keys, object_store asks the instance metadata service or the
-            // web identity token (AWS_WEB_IDENTITY_TOKEN_FILE), as the AWS SDKs do.
-            (None, None) => {}
+            // object_store would fall back to AWS's instance metadata service, which a pod
+            // on OpenStack does not have: a long wait, then a vague error. Say it now.
+            (None, None) => {
+                return Err(config(
+                    "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
+                     AWS_SESSION_TOKEN for temporary ones)"
+                        .into(),
+                ));
+            }
         }
         let store = builder
             .build()
@@ -334,5 +340,69 @@ impl Backend for S3Backend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error("delete", kind, name, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bank::backend::Secret;
+
+    fn settings() -> S3Settings {
+        S3Settings {
+            endpoint: Some("http://127.0.0.1:8080".into()),
+            access_key_id: Some("test:tester".into()),
+            secret_access_key: Some(Secret::new("testing")),
+            ..S3Settings::default()
+        }
+    }
+
+    #[test]
+    fn set_up_errors_name_the_location_and_the_fix() {
+        assert!(S3Backend::new("b", "p", &settings()).is_ok());
+        let cases = [
+            (
+                S3Settings {
+                    access_key_id: None,
+                    secret_access_key: None,
+                    ..settings()
+                },
+                "AWS_ACCESS_KEY_ID",
+            ),
+            (
+                S3Settings {
+                    secret_access_key: None,
+                    ..settings()
+                },
+                "AWS_SECRET_ACCESS_KEY",
+            ),
+            (
+                S3Settings {
+                    endpoint: Some("http://s3.example.com".into()),
+                    ..settings()
+                },
+                "AWS_ALLOW_HTTP",
+            ),
+            (
+                S3Settings {
+                    endpoint: Some("not a url".into()),
+                    ..settings()
+                },
+                "invalid S3 endpoint",
+            ),
+        ];
+        for (settings, hint) in cases {
+            let err = S3Backend::new("b", "p", &settings)
+                .expect_err(hint)
+                .to_string();
+            assert!(err.starts_with("bank s3://b/p: "), "{err}");
+            assert!(err.contains(hint), "{err}");
+        }
+        let allowed = S3Settings {
+            endpoint: Some("http://s3.example.com".into()),
+            allow_http: true,
+            ..settings()
+        };
+        assert!(S3Backend::new("b", "", &allowed).is_ok());
     }
 }

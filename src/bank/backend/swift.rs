@@ -755,3 +755,46 @@ impl Backend for SwiftBackend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
+        for attempt in 0..8 {
+            let base = FIRST_BACKOFF.saturating_mul(1 << attempt).min(MAX_BACKOFF);
+            let wait = backoff(attempt);
+            assert!(
+                wait >= base && wait <= base.mul_f64(1.25),
+                "{attempt}: {wait:?}"
+            );
+        }
+        assert!(retryable(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!retryable(StatusCode::NOT_FOUND));
+        assert!(!retryable(StatusCode::UNAUTHORIZED));
+    }
+
+    #[test]
+    fn object_urls_escape_names_and_keep_the_account() {
+        let backend = SwiftBackend::new("my container", "a b", &SwiftSettings::default())
+            .expect("no network at set-up");
+        let storage = Url::parse("http://127.0.0.1:8080/v1/AUTH_test/").expect("url");
+        let key = object_key("a b", Kind::Pack, "ff00");
+        let url = backend.url(&storage, Some(&key)).ok().map(String::from);
+        assert_eq!(
+            url.as_deref(),
+            Some("http://127.0.0.1:8080/v1/AUTH_test/my%20container/a%20b/data/ff00")
+        );
+        let partial = SwiftSettings {
+            user: Some("u".into()),
+            ..SwiftSettings::default()
+        };
+        let err = SwiftBackend::new("c", "", &partial).expect_err("partial v1 settings");
+        assert!(
+            err.to_string().contains("ST_AUTH, ST_USER, ST_KEY"),
+            "{err}"
+        );
+    }
+}
