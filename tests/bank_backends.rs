@@ -634,3 +634,47 @@ async fn swift_keystone_authenticates_against_a_real_keystone() {
         other => panic!("wrong Keystone password: expected a Config error, got {other:?}"),
     }
 }
+
+// --- Swift with Keystone tokens (the rig's second proxy, the Cinder rig's Keystone) ---------
+
+async fn keystone_backend(tag: &str, dir: &std::path::Path) -> Option<Arc<dyn Backend>> {
+    let (proxy, clouds) = SwiftRig::keystone_from_env()?;
+    let file = SwiftRig::keystone_clouds_file(&proxy, &clouds, dir).await;
+    let settings = BackendSettings {
+        swift: podbank::bank::backend::SwiftSettings {
+            cloud: Some("rig".into()),
+            clouds_file: Some(file),
+            ..Default::default()
+        },
+        ..BackendSettings::default()
+    };
+    Some(open(&swift_location(tag, "p"), &settings))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_keystone_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(backend) = keystone_backend("kconf", dir.path()).await else {
+        return;
+    };
+    conformance(backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_keystone_bank_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(backend) = keystone_backend("kbank", dir.path()).await else {
+        return;
+    };
+    let location = backend.location();
+    let file = dir.path().join("clouds.yaml");
+    let settings = BackendSettings {
+        swift: podbank::bank::backend::SwiftSettings {
+            cloud: Some("rig".into()),
+            clouds_file: Some(file),
+            ..Default::default()
+        },
+        ..BackendSettings::default()
+    };
+    bank_end_to_end(backend, open(&location, &settings)).await;
+}

@@ -122,4 +122,66 @@ impl SwiftRig {
             .expect("memcached answer");
         assert_eq!(&answer, b"OK\r\n", "memcached flush_all");
     }
+
+    /// The rig's Keystone-authenticated proxy (`PODBANK_TEST_SWIFT_KEYSTONE`, e.g.
+    /// `http://127.0.0.1:8081`) and the clouds.yaml of the Keystone it trusts (the Cinder
+    /// rig's, `$PODBANK_TEST_CINDER_DIR/clouds.yaml`, cloud `rig`); `None` (with the skip line
+    /// printed) unless both are there.
+    pub fn keystone_from_env() -> Option<(String, std::path::PathBuf)> {
+        let proxy = std::env::var("PODBANK_TEST_SWIFT_KEYSTONE").ok();
+        let clouds = std::env::var_os("PODBANK_TEST_CINDER_DIR")
+            .map(|dir| std::path::Path::new(&dir).join("clouds.yaml"));
+        match (proxy, clouds) {
+            (Some(proxy), Some(clouds)) if !proxy.trim().is_empty() => {
+                Some((proxy.trim().trim_end_matches('/').to_string(), clouds))
+            }
+            _ => {
+                println!("skipped: PODBANK_TEST_SWIFT_KEYSTONE or PODBANK_TEST_CINDER_DIR not set");
+                None
+            }
+        }
+    }
+
+    /// Writes a copy of the clouds.yaml at `clouds` into `dir` whose cloud `rig` points its
+    /// object store at `proxy` (the project's account there), and returns its path.
+    pub async fn keystone_clouds_file(
+        proxy: &str,
+        clouds: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> std::path::PathBuf {
+        let text = std::fs::read_to_string(clouds).expect("the Cinder rig's clouds.yaml");
+        let mut yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+        let auth = yaml["clouds"]["rig"]["auth"].clone();
+        let field = |name: &str| auth[name].as_str().expect("auth field").to_string();
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": field("username"),
+                "domain": {"name": field("user_domain_name")},
+                "password": field("password")}}},
+            "scope": {"project": {
+                "name": field("project_name"),
+                "domain": {"name": field("project_domain_name")}}}}});
+        let token: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "{}/auth/tokens",
+                field("auth_url").trim_end_matches('/')
+            ))
+            .json(&body)
+            .send()
+            .await
+            .expect("Keystone reachable")
+            .error_for_status()
+            .expect("Keystone token")
+            .json()
+            .await
+            .expect("token JSON");
+        let project = token["token"]["project"]["id"]
+            .as_str()
+            .expect("project id");
+        yaml["clouds"]["rig"]["object_store_endpoint_override"] =
+            format!("{proxy}/v1/AUTH_{project}").into();
+        let path = dir.join("clouds.yaml");
+        std::fs::write(&path, serde_yaml::to_string(&yaml).expect("YAML")).expect("write");
+        path
+    }
 }

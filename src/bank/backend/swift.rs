@@ -8,7 +8,8 @@
 //! * Authentication happens on the first request. v1.0 (`auth_url` + `user` + `key`, as the
 //!   `swift` CLI's `ST_AUTH`/`ST_USER`/`ST_KEY`): a GET on the auth URL gives the storage URL
 //!   and a token. Keystone: the cloud named in clouds.yaml (`OS_CLOUD`) or the `OS_*`
-//!   variables; the storage URL is the catalog's `object-store` endpoint.
+//!   variables; the storage URL is the catalog's `object-store` endpoint, or the cloud's
+//!   `object_store_endpoint_override` (the account URL, `.../v1/AUTH_<project id>`).
 //! * A 401 re-authenticates once and repeats the request; 5xx, 408, 429 and connection
 //!   errors are retried with exponential backoff; refused credentials are
 //!   [`BackendError::Config`].
@@ -385,6 +386,10 @@ impl Auth {
         match self {
             Auth::V1(v1) => Ok(v1.token(client).await?.storage_url),
             Auth::Keystone(session) => {
+                // `object_store_endpoint_override` in clouds.yaml (the full account URL).
+                if let Some(url) = session.endpoint_overrides().get("object-store") {
+                    return Ok(url.clone());
+                }
                 let client = session.client().inner();
                 session
                     .auth_type()
