@@ -78,34 +78,42 @@ impl SwiftRig {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("HTTP client");
-        let auth = client
-            .get(format!("{}/auth/v1.0", self.proxy))
-            .header("X-Auth-User", USER)
-            .header("X-Auth-Key", KEY)
-            .send()
-            .await
-            .expect("Swift rig auth reachable");
-        assert!(auth.status().is_success(), "rig auth: {}", auth.status());
-        let header = |h: &str| {
-            auth.headers()
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .expect("auth header")
-        };
-        let (url, token) = (header("X-Storage-Url"), header("X-Auth-Token"));
-        let created = client
-            .put(format!("{url}/{name}"))
-            .header("X-Auth-Token", token)
-            .send()
-            .await
-            .expect("container PUT");
-        assert!(
-            created.status().is_success(),
-            "create container: {}",
-            created.status()
-        );
-        name
+        // Twice at most: a test running beside this one may empty memcached (tempauth's
+        // token store) between the auth and the PUT.
+        for _ in 0..2 {
+            let auth = client
+                .get(format!("{}/auth/v1.0", self.proxy))
+                .header("X-Auth-User", USER)
+                .header("X-Auth-Key", KEY)
+                .send()
+                .await
+                .expect("Swift rig auth reachable");
+            assert!(auth.status().is_success(), "rig auth: {}", auth.status());
+            let header = |h: &str| {
+                auth.headers()
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    .expect("auth header")
+            };
+            let (url, token) = (header("X-Storage-Url"), header("X-Auth-Token"));
+            let created = client
+                .put(format!("{url}/{name}"))
+                .header("X-Auth-Token", token)
+                .send()
+                .await
+                .expect("container PUT");
+            if created.status() == reqwest::StatusCode::UNAUTHORIZED {
+                continue;
+            }
+            assert!(
+                created.status().is_success(),
+                "create container: {}",
+                created.status()
+            );
+            return name;
+        }
+        panic!("the Swift rig refused two fresh tokens in a row");
     }
 
     /// Empties the rig's memcached, where tempauth keeps its tokens: every token handed
