@@ -678,3 +678,27 @@ async fn swift_keystone_bank_end_to_end() {
     };
     bank_end_to_end(backend, open(&location, &settings)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_unreachable_is_retried_then_an_io_error() {
+    // A port nothing listens on: connection refused at every try.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let rig = SwiftRig {
+        proxy: format!("http://127.0.0.1:{port}"),
+    };
+    let backend = open("s3://nowhere/p", &rig.s3_settings(USER, KEY));
+    match backend
+        .put(Kind::Lock, "l1", Bytes::from_static(b"x"))
+        .await
+    {
+        Err(e @ BackendError::Io { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("s3://nowhere/p"), "{text}");
+            assert!(text.contains("retries"), "{text}");
+        }
+        other => panic!("unreachable S3: expected an Io error, got {other:?}"),
+    }
+}
