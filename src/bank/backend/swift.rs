@@ -93,6 +93,41 @@ enum AuthError {
     Transient(String),
 }
 
+/// One request to Swift: what it is for (named in errors) and what to send.
+struct Call<'a> {
+    /// The backend operation: get, put, list, delete, get_range.
+    op: &'static str,
+    kind: Kind,
+    name: &'a str,
+    method: Method,
+    /// The object's key in the container; `None` for the container itself.
+    key: Option<&'a str>,
+    query: &'a [(&'a str, &'a str)],
+    headers: &'a [(&'a str, String)],
+    body: Option<Bytes>,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        op: &'static str,
+        kind: Kind,
+        name: &'a str,
+        method: Method,
+        key: Option<&'a str>,
+    ) -> Self {
+        Self {
+            op,
+            kind,
+            name,
+            method,
+            key,
+            query: &[],
+            headers: &[],
+            body: None,
+        }
+    }
+}
+
 /// One entry of a container listing.
 #[derive(Deserialize)]
 struct ListEntry {
@@ -227,18 +262,17 @@ impl SwiftBackend {
 
     /// Sends one request, authenticating it, re-authenticating once on 401 and retrying
     /// transient failures with backoff. Returns the response of any other status.
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &self,
-        op: &'static str,
-        kind: Kind,
-        name: &str,
-        method: Method,
-        key: Option<&str>,
-        query: &[(&str, &str)],
-        headers: &[(&str, String)],
-        body: Option<Bytes>,
-    ) -> Result<reqwest::Response, BackendError> {
+    async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, BackendError> {
+        let Call {
+            op,
+            kind,
+            name,
+            method,
+            key,
+            query,
+            headers,
+            body,
+        } = call;
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
@@ -328,7 +362,7 @@ impl SwiftBackend {
     /// Creates the container (idempotent).
     async fn create_container(&self, kind: Kind, name: &str) -> Result<(), BackendError> {
         let response = self
-            .send("put", kind, name, Method::PUT, None, &[], &[], None)
+            .send(Call::new("put", kind, name, Method::PUT, None))
             .await?;
         if response.status().is_success() {
             tracing::info!(location = %self.location, "created Swift container {}", self.container);
@@ -341,7 +375,7 @@ impl SwiftBackend {
     async fn head(&self, kind: Kind, name: &str) -> Result<Option<u64>, BackendError> {
         let key = object_key(&self.prefix, kind, name);
         let response = self
-            .send("get", kind, name, Method::HEAD, Some(&key), &[], &[], None)
+            .send(Call::new("get", kind, name, Method::HEAD, Some(&key)))
             .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -571,16 +605,11 @@ impl Backend for SwiftBackend {
         let mut created = false;
         loop {
             let response = self
-                .send(
-                    "put",
-                    kind,
-                    name,
-                    Method::PUT,
-                    Some(&key),
-                    &[],
-                    &headers,
-                    Some(data.clone()),
-                )
+                .send(Call {
+                    headers: &headers,
+                    body: Some(data.clone()),
+                    ..Call::new("put", kind, name, Method::PUT, Some(&key))
+                })
                 .await?;
             match response.status() {
                 s if s.is_success() => return Ok(()),
@@ -606,7 +635,7 @@ impl Backend for SwiftBackend {
         check_name(&self.location, kind, name)?;
         let key = object_key(&self.prefix, kind, name);
         let response = self
-            .send("get", kind, name, Method::GET, Some(&key), &[], &[], None)
+            .send(Call::new("get", kind, name, Method::GET, Some(&key)))
             .await?;
         match response.status() {
             StatusCode::OK => self.body("get", kind, name, response).await,
@@ -644,16 +673,10 @@ impl Backend for SwiftBackend {
         let key = object_key(&self.prefix, kind, name);
         let range = [("Range", format!("bytes={offset}-{}", end - 1))];
         let response = self
-            .send(
-                "get_range",
-                kind,
-                name,
-                Method::GET,
-                Some(&key),
-                &[],
-                &range,
-                None,
-            )
+            .send(Call {
+                headers: &range,
+                ..Call::new("get_range", kind, name, Method::GET, Some(&key))
+            })
             .await?;
         let data = match response.status() {
             StatusCode::PARTIAL_CONTENT => self.body("get_range", kind, name, response).await?,
@@ -706,7 +729,10 @@ impl Backend for SwiftBackend {
                 ("marker", marker.as_str()),
             ];
             let response = self
-                .send("list", kind, "", Method::GET, None, &query, &[], None)
+                .send(Call {
+                    query: &query,
+                    ..Call::new("list", kind, "", Method::GET, None)
+                })
                 .await?;
             let page: Vec<ListEntry> = match response.status() {
                 // No container yet: an empty bank.
@@ -743,16 +769,7 @@ impl Backend for SwiftBackend {
         check_name(&self.location, kind, name)?;
         let key = object_key(&self.prefix, kind, name);
         let response = self
-            .send(
-                "delete",
-                kind,
-                name,
-                Method::DELETE,
-                Some(&key),
-                &[],
-                &[],
-                None,
-            )
+            .send(Call::new("delete", kind, name, Method::DELETE, Some(&key)))
             .await?;
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
