@@ -18,6 +18,11 @@ cargo clippy --all-targets -- -D warnings
 
 if [ -f tests/rig/swift/start.sh ]; then
   echo "starting Swift (tempauth + s3api) in $RIGS/swift"
+  if [ -f tests/rig/cinder/start.sh ]; then
+    # Also a proxy on :8081 that takes tokens of the Cinder rig's Keystone (started below).
+    export SWIFT_KEYSTONE_URL=http://127.0.0.1:5000/v3
+    export PODBANK_TEST_SWIFT_KEYSTONE=http://127.0.0.1:8081
+  fi
   SWIFT_DIR=$RIGS/swift bash tests/rig/swift/start.sh
   export PODBANK_TEST_SWIFT=http://127.0.0.1:8080
 fi

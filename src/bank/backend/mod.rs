@@ -7,6 +7,11 @@
 //! Objects are addressed by a [`Kind`] (which "folder") and a name (for content-addressed
 //! kinds, the hex of an [`crate::bank::ObjectId`]). Every implementation must pass the
 //! conformance suite in `tests/bank_backends.rs`.
+//!
+//! Locations ([`open_with`]): a path or `file:///path` (local), `s3://bucket/prefix` (S3),
+//! `swift://container/prefix` (OpenStack Swift); endpoints and credentials come from
+//! [`BackendSettings`]. On object stores every kind lives under `<prefix>/<folder>/` with no
+//! fan-out (`<prefix>/config`, `<prefix>/data/<name>`, `<prefix>/index/<name>`, ...).
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,8 +21,14 @@ use bytes::Bytes;
 
 mod crypt;
 mod local;
+mod s3;
+mod settings;
+mod swift;
 pub use crypt::{BankKey, CryptBackend};
 pub use local::LocalBackend;
+pub use s3::S3Backend;
+pub use settings::{BackendSettings, S3Settings, Secret, SwiftSettings};
+pub use swift::SwiftBackend;
 
 /// What an object in the bank is. Each kind lives under its own folder/prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -179,26 +190,172 @@ pub trait Backend: Send + Sync + fmt::Debug {
     async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError>;
 }
 
-/// Opens the backend that a bank location names.
+/// Opens the backend that a bank location names, with settings from the environment
+/// ([`BackendSettings::from_env`]).
 ///
 /// # Arguments
-/// * `location` - a local path, `file:///path`, or (when built in) `s3://bucket/prefix` /
+/// * `location` - a local path, `file:///path`, `s3://bucket/prefix` or
 ///   `swift://container/prefix`.
 pub fn open(location: &str) -> Result<Arc<dyn Backend>, BackendError> {
-    if let Some(path) = location.strip_prefix("file://") {
-        return Ok(Arc::new(LocalBackend::new(path)?));
-    }
-    if let Some((scheme, _)) = location.split_once("://") {
-        return Err(BackendError::Config {
-            location: location.to_string(),
-            reason: format!("unknown bank scheme {scheme:?}: use a path or file://"),
-        });
-    }
+    open_with(location, &BackendSettings::from_env())
+}
+
+/// Opens the backend that a bank location names. Nothing is contacted yet: object stores
+/// authenticate on the first request, so wrong credentials show up there, as
+/// [`BackendError::Config`].
+///
+/// # Arguments
+/// * `location` - a local path, `file:///path`, `s3://bucket/prefix` or
+///   `swift://container/prefix`.
+/// * `settings` - endpoints and credentials of the object stores.
+pub fn open_with(
+    location: &str,
+    settings: &BackendSettings,
+) -> Result<Arc<dyn Backend>, BackendError> {
     if location.is_empty() {
         return Err(BackendError::Config {
             location: location.to_string(),
             reason: "empty bank location: give a directory, file://, s3:// or swift:// URL".into(),
         });
     }
+    if let Some(path) = location.strip_prefix("file://") {
+        if path.is_empty() {
+            return Err(BackendError::Config {
+                location: location.to_string(),
+                reason: "file:// needs a path, e.g. file:///var/lib/podbank/bank".into(),
+            });
+        }
+        return Ok(Arc::new(LocalBackend::new(path)?));
+    }
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = split_bucket(location, rest, "bucket")?;
+        return Ok(Arc::new(S3Backend::new(&bucket, &prefix, &settings.s3)?));
+    }
+    if let Some(rest) = location.strip_prefix("swift://") {
+        let (container, prefix) = split_bucket(location, rest, "container")?;
+        return Ok(Arc::new(SwiftBackend::new(
+            &container,
+            &prefix,
+            &settings.swift,
+        )?));
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(BackendError::Config {
+            location: location.to_string(),
+            reason: format!(
+                "unknown bank scheme {scheme:?}: use a path, file://, s3://bucket/prefix or \
+                 swift://container/prefix"
+            ),
+        });
+    }
     Ok(Arc::new(LocalBackend::new(location)?))
+}
+
+/// Splits `bucket/prefix/parts` into the bucket (or container) and the prefix without
+/// leading, trailing or doubled slashes.
+fn split_bucket(location: &str, rest: &str, what: &str) -> Result<(String, String), BackendError> {
+    let invalid = |reason: String| BackendError::Config {
+        location: location.to_string(),
+        reason,
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid(format!(
+            "no {what} name: write it as scheme://{what}/prefix"
+        )));
+    }
+    if bucket.contains(['@', '?', '#', ':']) || rest.contains(['?', '#']) {
+        return Err(invalid(format!(
+            "invalid {what} name {bucket:?}: credentials, ports and query strings do not \
+             belong in the bank URL (use the settings or environment variables)"
+        )));
+    }
+    let parts: Vec<&str> = prefix.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err(invalid(format!(
+            "invalid prefix {prefix:?}: no . or .. segments"
+        )));
+    }
+    Ok((bucket.to_string(), parts.join("/")))
+}
+
+/// Checks an object name for the object stores (same rules as the local backend).
+fn check_name(location: &str, kind: Kind, name: &str) -> Result<(), BackendError> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
+        return Err(BackendError::Config {
+            location: location.to_string(),
+            reason: format!("invalid {kind} name {name:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// The key prefix under which an object store keeps `kind`: `<prefix>/<folder>/`
+/// (`<prefix>/` for the config, `<folder>/` without a prefix).
+fn kind_prefix(prefix: &str, kind: Kind) -> String {
+    let mut out = String::new();
+    for part in [prefix, kind.folder()] {
+        if !part.is_empty() {
+            out.push_str(part);
+            out.push('/');
+        }
+    }
+    out
+}
+
+/// The key of (`kind`, `name`) in an object store under `prefix`.
+fn object_key(prefix: &str, kind: Kind, name: &str) -> String {
+    kind_prefix(prefix, kind) + name
+}
+
+/// The error of a ranged read whose answer does not have the length asked for.
+fn short_range(
+    location: String,
+    kind: Kind,
+    name: &str,
+    offset: u64,
+    length: u64,
+    got: usize,
+) -> BackendError {
+    BackendError::Io {
+        location,
+        op: "get_range",
+        kind,
+        name: name.to_string(),
+        source: format!("range {offset}+{length} is past the end of the object (got {got} bytes)")
+            .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_parsed_or_named_in_the_error() {
+        assert_eq!(
+            split_bucket("s3://b//x/y/", "b//x/y/", "bucket").ok(),
+            Some(("b".to_string(), "x/y".to_string()))
+        );
+        assert_eq!(
+            split_bucket("s3://b", "b", "bucket").ok(),
+            Some(("b".to_string(), String::new()))
+        );
+        let settings = BackendSettings::default();
+        for bad in [
+            "ftp://x/y",
+            "s3://",
+            "s3:///p",
+            "swift://a@b/p",
+            "s3://b/../p",
+            "",
+        ] {
+            let err = open_with(bad, &settings).expect_err(bad).to_string();
+            assert!(err.contains(&format!("bank {bad}:")), "{bad}: {err}");
+        }
+        assert_eq!(object_key("p/q", Kind::Pack, "ab"), "p/q/data/ab");
+        assert_eq!(object_key("", Kind::Config, "config"), "config");
+        assert_eq!(object_key("p", Kind::Config, "config"), "p/config");
+        assert_eq!(kind_prefix("", Kind::Lock), "locks/");
+    }
 }
