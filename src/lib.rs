@@ -16,8 +16,10 @@
 //! * [`bank`] is the content-addressed store of checkpoints.
 //! * [`protection`] orchestrates protect / restore / delete; it is the only module that
 //!   knows all the others.
-//! * [`cli`] is a thin front over the library.
+//! * [`cli`] and [`agent`] are thin fronts over the library: on-demand commands, and the
+//!   long-running agent (schedules, retention, leader election, HTTP API).
 
+pub mod agent;
 pub mod apiserver;
 pub mod bank;
 pub mod codec;
