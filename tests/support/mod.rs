@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod engine;
 pub mod etcd;
 
 /// Path of the built `podbank` binary.
