@@ -102,7 +102,8 @@ impl Agent {
                     .into(),
             ));
         }
-        let election = Election::start(etcd, config.election_config())?;
+        let election_config = config.election_config();
+        election_config.validate(etcd.config().prefix())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| AgentError::Listen {
@@ -113,6 +114,7 @@ impl Agent {
             addr: config.listen,
             source,
         })?;
+        let election = Election::start(etcd, election_config)?;
         let service = Service::new(engine, plans, election.leading());
         let (router, _) = http::router(Arc::clone(&service), token.as_deref());
         let (stop, stop_rx) = watch::channel(false);
@@ -205,26 +207,19 @@ pub async fn run(
     agent.shutdown().await.map(|_| ())
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// A future that resolves on SIGTERM or SIGINT (Ctrl-C).
+///
+/// The handlers are installed when this function returns, not when the future is first
+/// polled: a signal that arrives in between is not lost, and no longer kills the process.
+#[cfg(unix)]
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
-    }
+    })
 }

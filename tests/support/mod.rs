@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod engine;
 pub mod etcd;
+pub mod http;
 
 /// Path of the built `podbank` binary.
 pub fn podbank_bin() -> &'static str {
