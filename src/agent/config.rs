@@ -139,7 +139,15 @@ impl AgentConfig {
         if raw.is_null() {
             return Ok(AgentConfig::default());
         }
-        serde_yaml::from_value(raw.clone()).map_err(|e| AgentError::Config(format!("agent: {e}")))
+        serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                AgentError::Config(format!("agent: {inner}"))
+            } else {
+                AgentError::Config(format!("agent.{path}: {inner}"))
+            }
+        })
     }
 
     /// Check the plans and turn them into runnable [`Plan`]s.
