@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 need=""
-for p in etcd-server etcd-client protobuf-compiler curl python3; do
+for p in etcd-server etcd-client protobuf-compiler libprotobuf-dev curl python3; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then

@@ -1,6 +1,6 @@
 //! `podbank agent` from the command line: the shipped config passes `--check-config`,
-//! config mistakes exit 2 naming the field, and (until the protection engine lands) a real
-//! start stops with a clear message.
+//! config mistakes exit 2 naming the field, and volume backups (no Cinder in this build)
+//! must be switched off explicitly.
 
 mod support;
 
@@ -125,7 +125,7 @@ fn config_mistakes_exit_2_and_name_the_field() {
 }
 
 #[test]
-fn without_an_engine_the_agent_says_so() {
+fn volume_backups_must_be_switched_off_explicitly() {
     let etcd = TestEtcd::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let token = dir.path().join("token");
@@ -134,10 +134,6 @@ fn without_an_engine_the_agent_says_so() {
         &["agent", "--token-file", token.to_str().expect("utf8")],
         Some(&etcd.url),
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("protection engine not available"),
-        "{}",
-        run.stderr
-    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--no-volume-backups"), "{}", run.stderr);
 }

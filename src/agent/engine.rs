@@ -262,6 +262,9 @@ pub enum EngineError {
     /// (HTTP 503).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// This engine cannot do that (yet); the message says what is missing (HTTP 501).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The operation failed (HTTP 500); the message says where.
     #[error("{0}")]
     Failed(String),

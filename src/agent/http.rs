@@ -62,7 +62,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable code: `unauthorized`, `not_found`, `invalid`, `conflict`, `busy`,
-    /// `shutting_down`, `unavailable`, `failed`, `no_route`.
+    /// `shutting_down`, `unavailable`, `unsupported`, `failed`, `no_route`.
     pub code: String,
     /// What to do about it.
     pub message: String,
@@ -97,6 +97,7 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             EngineError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            EngineError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "failed"),
         };
         ApiError::new(status, code, e.to_string())

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod operations;
+pub mod protection_engine;
 pub mod retention;
 pub mod schedule;
 pub mod service;
@@ -32,6 +33,7 @@ use tokio::task::JoinHandle;
 
 pub use config::AgentConfig;
 pub use engine::{Engine, EngineError};
+pub use protection_engine::{ProtectionEngine, VolumeMode};
 pub use service::Service;
 
 use crate::etcd::{Election, ElectionError, Etcd};

@@ -1,2 +1,438 @@
-//! The bank: content-addressed, packed, zstd-compressed store of checkpoints.
+//! The bank: where podbank keeps checkpoints. Content-addressed, packed, zstd-compressed,
+//! sha256-verified, crash-safe.
+//!
+//! Owns the bank's layout and rules; knows nothing of etcd, Kubernetes or Cinder beyond the
+//! records of `proto/bank.proto`.
+//!
+//! * An object's id is the sha256 of its plain bytes ([`ObjectId`]). Objects are compressed
+//!   one by one (a zstd frame each) and appended to packs of a few MiB; index files map
+//!   id -> (pack, offset, length). An object already in the bank is not written again.
+//! * Order of writes, which is what makes a crash harmless: packs, then the index naming
+//!   them, then the checkpoint's manifest. The manifest is one atomic put: until it exists
+//!   the checkpoint does not; afterwards everything it needs is there. Leftovers of a crash
+//!   (packs and indexes no manifest needs) are removed by [`Bank::gc`].
+//! * Every read re-hashes the plain bytes and fails with [`BankError::Corrupt`] on mismatch.
+//! * Writers and gc coordinate through lock objects ([`lock`]).
+
 pub mod backend;
+mod error;
+pub mod format;
+mod id;
+pub mod index;
+pub mod lock;
+mod maintenance;
+mod writer;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use prost::Message;
+use tokio::sync::RwLock;
+
+pub use backend::{Backend, BankKey, Kind};
+pub use error::BankError;
+pub use format::pb;
+pub use id::{CheckpointId, ObjectId};
+pub use index::Index;
+pub use maintenance::{GcReport, Problem, Stats, VerifyReport};
+pub use writer::{CheckpointDraft, CheckpointWriter, WriterOptions};
+
+use format::now_ms;
+
+/// Resources per [`pb::ResourceTable`] object.
+pub const RESOURCES_PER_TABLE: usize = 2048;
+
+/// Text sealed in the config to check a key.
+const KEY_CHECK: &[u8] = b"podbank bank key check v1";
+
+/// How to open a bank.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// The bank key, for an encrypted bank (or to create one).
+    pub key: Option<BankKey>,
+    /// Create the bank if there is none at the location.
+    pub create: bool,
+    /// Pack size target for new packs (default 4 MiB).
+    pub pack_target_bytes: Option<u32>,
+}
+
+/// An open bank.
+#[derive(Debug)]
+pub struct Bank {
+    backend: Arc<dyn Backend>,
+    config: pb::BankConfig,
+    index: RwLock<Arc<Index>>,
+}
+
+impl Bank {
+    /// Opens the bank on `backend` (creating it if `options.create` and there is none),
+    /// checks the key and loads the index.
+    pub async fn open(
+        backend: Arc<dyn Backend>,
+        options: OpenOptions,
+    ) -> Result<Arc<Self>, BankError> {
+        let location = backend.location();
+        let config = match backend.get(Kind::Config, "config").await {
+            Ok(data) => {
+                pb::BankConfig::decode(data.as_ref()).map_err(|e| BankError::BadConfig {
+                    location: location.clone(),
+                    reason: format!("the config object is not a podbank bank config: {e}"),
+                })?
+            }
+            Err(backend::BackendError::NotFound { .. }) if options.create => {
+                let config = Self::new_config(&options);
+                backend
+                    .put(Kind::Config, "config", Bytes::from(config.encode_to_vec()))
+                    .await?;
+                config
+            }
+            Err(backend::BackendError::NotFound { .. }) => {
+                return Err(BankError::NotABank { location });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if config.version != format::FORMAT_VERSION {
+            return Err(BankError::BadConfig {
+                location,
+                reason: format!(
+                    "bank format version {} is not supported (this podbank reads version {})",
+                    config.version,
+                    format::FORMAT_VERSION
+                ),
+            });
+        }
+        let backend: Arc<dyn Backend> = match (&options.key, config.encrypted) {
+            (None, true) => {
+                return Err(BankError::Key {
+                    location,
+                    reason: "the bank is encrypted: pass its key with --bank-key-file".into(),
+                });
+            }
+            (Some(_), false) => {
+                return Err(BankError::Key {
+                    location,
+                    reason: "a key was given but the bank is not encrypted; drop --bank-key-file"
+                        .into(),
+                });
+            }
+            (Some(key), true) => {
+                if key
+                    .open(config.bank_id.as_bytes(), &config.key_check)
+                    .as_deref()
+                    != Some(KEY_CHECK)
+                {
+                    return Err(BankError::Key {
+                        location,
+                        reason: "the key given with --bank-key-file does not open this bank".into(),
+                    });
+                }
+                Arc::new(backend::CryptBackend::new(backend, key.clone()))
+            }
+            (None, false) => backend,
+        };
+        let bank = Arc::new(Self {
+            backend,
+            config,
+            index: RwLock::new(Arc::new(Index::default())),
+        });
+        bank.reload_index().await?;
+        Ok(bank)
+    }
+
+    fn new_config(options: &OpenOptions) -> pb::BankConfig {
+        let bank_id = hex::encode(rand::random::<[u8; 16]>());
+        let key_check = options
+            .key
+            .as_ref()
+            .map(|k| k.seal(bank_id.as_bytes(), KEY_CHECK))
+            .unwrap_or_default();
+        pb::BankConfig {
+            version: format::FORMAT_VERSION,
+            encrypted: options.key.is_some(),
+            key_check: key_check.into(),
+            created_unix_ms: now_ms(),
+            pack_target_bytes: options.pack_target_bytes.unwrap_or(4 << 20),
+            bank_id,
+        }
+    }
+
+    /// The backend (with the encryption decorator, if the bank is encrypted).
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Where the bank is.
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// The bank's config.
+    pub fn config(&self) -> &pb::BankConfig {
+        &self.config
+    }
+
+    /// The current index.
+    pub async fn index(&self) -> Arc<Index> {
+        self.index.read().await.clone()
+    }
+
+    /// Reloads every index file from the backend. Unreadable index files are an error: a
+    /// bank whose index cannot be read must not be written to or collected.
+    pub async fn reload_index(&self) -> Result<(), BankError> {
+        let names = self.backend.list(Kind::Index).await?;
+        let backend = self.backend.clone();
+        let files = futures::stream::iter(names)
+            .map(|info| {
+                let backend = backend.clone();
+                async move {
+                    let data = backend.get(Kind::Index, &info.name).await;
+                    (info.name, data)
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        let mut decoded = Vec::with_capacity(files.len());
+        for (name, data) in files {
+            let file = match data {
+                Ok(data) => format::decode::<pb::IndexFile>(&data),
+                Err(backend::BackendError::NotFound { .. }) => continue, // removed by gc meanwhile
+                Err(e) => return Err(e.into()),
+            }
+            .map_err(|reason| BankError::Corrupt {
+                location: self.location(),
+                subject: format!("index {name}"),
+                reason,
+            })?;
+            decoded.push((name, file));
+        }
+        let superseded: std::collections::HashSet<String> = decoded
+            .iter()
+            .flat_map(|(_, f)| f.supersedes.iter().cloned())
+            .collect();
+        let mut index = Index::default();
+        for (name, file) in &decoded {
+            if superseded.contains(name) {
+                continue;
+            }
+            for problem in index.add_file(name, file) {
+                tracing::warn!("{problem}");
+            }
+        }
+        *self.index.write().await = Arc::new(index);
+        Ok(())
+    }
+
+    /// Adds a just-written index file to the in-memory index.
+    async fn merge_index(&self, name: &str, file: &pb::IndexFile) {
+        let mut guard = self.index.write().await;
+        let mut index = (**guard).clone();
+        index.add_file(name, file);
+        *guard = Arc::new(index);
+    }
+
+    /// Reads one object: fetches its frame, decompresses it and checks its hash.
+    ///
+    /// # Arguments
+    /// * `id` - the object.
+    /// * `needed_by` - what needs it (a checkpoint id), for the error message.
+    pub async fn read_object(&self, id: &ObjectId, needed_by: &str) -> Result<Bytes, BankError> {
+        let location =
+            self.index()
+                .await
+                .get(id)
+                .cloned()
+                .ok_or_else(|| BankError::ObjectMissing {
+                    location: self.location(),
+                    id: id.to_hex(),
+                    needed_by: needed_by.to_string(),
+                })?;
+        let frame = self
+            .backend
+            .get_range(
+                Kind::Pack,
+                &location.pack,
+                location.offset,
+                u64::from(location.length),
+            )
+            .await
+            .map_err(|e| match e {
+                backend::BackendError::NotFound { .. } => BankError::Corrupt {
+                    location: self.location(),
+                    subject: format!("object {id} (needed by {needed_by})"),
+                    reason: format!("its pack {} is missing", location.pack),
+                },
+                other => BankError::Corrupt {
+                    location: self.location(),
+                    subject: format!("object {id} (needed by {needed_by})"),
+                    reason: format!("cannot read it from pack {}: {other}", location.pack),
+                },
+            })?;
+        open_frame(id, &frame, location.plain_length).map_err(|reason| BankError::Corrupt {
+            location: self.location(),
+            subject: format!(
+                "object {id} in pack {} (needed by {needed_by})",
+                location.pack
+            ),
+            reason,
+        })
+    }
+
+    /// Every checkpoint: the manifests, plus the checkpoints that live writers are writing
+    /// now (status `protecting`). Sorted by creation time. Unreadable manifests are returned
+    /// as problems, not hidden.
+    pub async fn checkpoints(&self) -> Result<(Vec<pb::Checkpoint>, Vec<Problem>), BankError> {
+        let names = self.backend.list(Kind::Checkpoint).await?;
+        let backend = self.backend.clone();
+        let results = futures::stream::iter(names)
+            .map(|info| {
+                let backend = backend.clone();
+                async move {
+                    let data = backend.get(Kind::Checkpoint, &info.name).await;
+                    (info.name, data)
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        let mut checkpoints = Vec::new();
+        let mut problems = Vec::new();
+        for (name, data) in results {
+            match data
+                .map_err(|e| e.to_string())
+                .and_then(|d| format::decode::<pb::Checkpoint>(&d))
+            {
+                Ok(cp) => checkpoints.push(cp),
+                Err(reason) if reason.contains("not found") => {}
+                Err(reason) => problems.push(Problem {
+                    subject: format!("manifest of checkpoint {name}"),
+                    reason,
+                    checkpoints: vec![name],
+                }),
+            }
+        }
+        let now = now_ms();
+        for lock in lock::read_all(&self.backend).await?.into_iter().flatten() {
+            if let Some(partial) = lock.partial.clone() {
+                if lock::is_live(&lock, now) && !checkpoints.iter().any(|c| c.id == partial.id) {
+                    checkpoints.push(partial);
+                }
+            }
+        }
+        checkpoints.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
+        Ok((checkpoints, problems))
+    }
+
+    /// One checkpoint's manifest (or a live writer's checkpoint in progress).
+    pub async fn checkpoint(&self, id: &CheckpointId) -> Result<pb::Checkpoint, BankError> {
+        match self.backend.get(Kind::Checkpoint, id.as_str()).await {
+            Ok(data) => format::decode(&data).map_err(|reason| BankError::Corrupt {
+                location: self.location(),
+                subject: format!("manifest of checkpoint {id}"),
+                reason,
+            }),
+            Err(backend::BackendError::NotFound { .. }) => {
+                let now = now_ms();
+                lock::read_all(&self.backend)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .filter(|l| lock::is_live(l, now))
+                    .find_map(|l| l.partial.filter(|p| p.id == id.as_str()))
+                    .ok_or_else(|| BankError::CheckpointNotFound {
+                        id: id.to_string(),
+                        location: self.location(),
+                    })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The resource records of a checkpoint, in order.
+    pub async fn resources(
+        &self,
+        checkpoint: &pb::Checkpoint,
+    ) -> Result<Vec<pb::Resource>, BankError> {
+        let mut out = Vec::with_capacity(usize::try_from(checkpoint.resource_count).unwrap_or(0));
+        for raw in &checkpoint.resource_tables {
+            let id = ObjectId::from_slice(raw).ok_or_else(|| BankError::Corrupt {
+                location: self.location(),
+                subject: format!("manifest of checkpoint {}", checkpoint.id),
+                reason: "a resource table id is not 32 bytes".into(),
+            })?;
+            let data = self.read_object(&id, &checkpoint.id).await?;
+            let table =
+                pb::ResourceTable::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
+                    location: self.location(),
+                    subject: format!("resource table {id} of checkpoint {}", checkpoint.id),
+                    reason: e.to_string(),
+                })?;
+            out.extend(table.resources);
+        }
+        Ok(out)
+    }
+
+    /// Replaces a checkpoint's manifest (status changes of delete). Atomic.
+    pub async fn put_checkpoint(&self, checkpoint: &pb::Checkpoint) -> Result<(), BankError> {
+        self.backend
+            .put(Kind::Checkpoint, &checkpoint.id, format::encode(checkpoint))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a checkpoint's manifest; its data goes at the next gc.
+    pub async fn remove_checkpoint(&self, id: &CheckpointId) -> Result<(), BankError> {
+        self.backend.delete(Kind::Checkpoint, id.as_str()).await?;
+        Ok(())
+    }
+
+    /// Writes a restore record.
+    pub async fn put_restore(&self, restore: &pb::Restore) -> Result<(), BankError> {
+        self.backend
+            .put(Kind::Restore, &restore.id, format::encode(restore))
+            .await?;
+        Ok(())
+    }
+
+    /// Reads a restore record.
+    pub async fn restore(&self, id: &str) -> Result<pb::Restore, BankError> {
+        match self.backend.get(Kind::Restore, id).await {
+            Ok(data) => format::decode(&data).map_err(|reason| BankError::Corrupt {
+                location: self.location(),
+                subject: format!("restore record {id}"),
+                reason,
+            }),
+            Err(backend::BackendError::NotFound { .. }) => Err(BankError::RestoreNotFound {
+                id: id.to_string(),
+                location: self.location(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every restore record, oldest first.
+    pub async fn restores(&self) -> Result<Vec<pb::Restore>, BankError> {
+        let mut out = Vec::new();
+        for info in self.backend.list(Kind::Restore).await? {
+            out.push(self.restore(&info.name).await?);
+        }
+        out.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
+        Ok(out)
+    }
+}
+
+/// Decompresses one stored frame and checks it against its id.
+fn open_frame(id: &ObjectId, frame: &[u8], plain_length: u32) -> Result<Bytes, String> {
+    let capacity = usize::try_from(plain_length).unwrap_or(0).max(1);
+    let plain = zstd::bulk::decompress(frame, capacity)
+        .map_err(|e| format!("cannot decompress ({e}): the data is damaged"))?;
+    let actual = ObjectId::of(&plain);
+    if &actual != id {
+        return Err(format!(
+            "content hash mismatch (content hashes to {})",
+            actual.short()
+        ));
+    }
+    Ok(Bytes::from(plain))
+}

@@ -1,12 +1,15 @@
-//! `podbank agent`: parse the `agent:` section, connect to etcd, run the agent until
-//! SIGTERM or SIGINT. The work itself is [`crate::agent`]'s.
+//! `podbank agent`: parse the `agent:` section, connect to etcd, open the bank, run the
+//! agent over the protection engine until SIGTERM or SIGINT. The work itself is
+//! [`crate::agent`]'s.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::Context;
-use crate::agent::AgentConfig;
+use super::bank::BankArgs;
+use super::{Context, UsageError};
+use crate::agent::{AgentConfig, ProtectionEngine, VolumeMode};
 
 /// Flags of `podbank agent` (override the config file's `agent:` section).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -17,6 +20,12 @@ pub struct AgentArgs {
     /// File holding the API's bearer token (agent.token_file).
     #[arg(long, env = "PODBANK_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// This replica's name in the leader election (agent.identity).
+    #[arg(long, env = "PODBANK_IDENTITY")]
+    pub identity: Option<String>,
+    /// Record volumes as not protected instead of backing them up in Cinder.
+    #[arg(long)]
+    pub no_volume_backups: bool,
     /// Check the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -31,6 +40,9 @@ pub fn resolve(ctx: &Context, args: &AgentArgs) -> anyhow::Result<AgentConfig> {
     if let Some(t) = &args.token_file {
         config.token_file = Some(t.clone());
     }
+    if let Some(i) = &args.identity {
+        config.identity = Some(i.clone());
+    }
     config.plans()?;
     config
         .election_config()
@@ -39,7 +51,7 @@ pub fn resolve(ctx: &Context, args: &AgentArgs) -> anyhow::Result<AgentConfig> {
 }
 
 /// Run `podbank agent`.
-pub async fn run(ctx: &Context, args: AgentArgs) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, bank_args: &BankArgs, args: AgentArgs) -> anyhow::Result<()> {
     let config = resolve(ctx, &args)?;
     config.read_token()?;
     if args.check_config {
@@ -51,10 +63,20 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let _etcd = ctx.connect_etcd().await.context("agent")?;
-    // The engine adapter over `protection` and `bank` is wired here once they exist.
-    anyhow::bail!(
-        "protection engine not available: this build has the agent (election, schedules, \
-         retention, HTTP API) but no protect/restore/delete engine to drive yet"
-    )
+    if !args.no_volume_backups {
+        return Err(UsageError(
+            "volume backups need OpenStack credentials, which this build cannot use yet; \
+             pass --no-volume-backups"
+                .into(),
+        )
+        .into());
+    }
+    let volumes = VolumeMode::Skip("volume backups disabled (--no-volume-backups)".into());
+    let signal = crate::agent::shutdown_signal().context("installing signal handlers")?;
+    let etcd = ctx.connect_etcd().await.context("agent")?;
+    let decoder = ctx.decoder()?;
+    let bank = bank_args.open(ctx, true).await?;
+    let engine = Arc::new(ProtectionEngine::new(etcd.clone(), decoder, bank, volumes));
+    crate::agent::run(&config, engine, &etcd, signal).await?;
+    Ok(())
 }

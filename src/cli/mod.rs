@@ -5,6 +5,8 @@
 //! invalid parameters.
 
 mod agent;
+pub mod bank;
+mod checkpoints;
 pub mod config;
 mod demo;
 pub mod output;
@@ -36,6 +38,8 @@ pub struct Cli {
     pub verbose: u8,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub bank: bank::BankArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,6 +56,17 @@ pub enum Command {
         #[arg(value_enum)]
         which: schema::Which,
     },
+    /// Protect pods: store them (with their claims and volumes) and back up their Cinder
+    /// volumes into a new checkpoint.
+    Protect(checkpoints::ProtectArgs),
+    /// Checkpoints in the bank: list, show, verify, delete.
+    #[command(subcommand)]
+    Checkpoints(checkpoints::CheckpointsCommand),
+    /// Delete a checkpoint and its Cinder backups.
+    Delete(checkpoints::DeleteArgs),
+    /// The bank itself: gc, stats, init, keygen.
+    #[command(subcommand)]
+    Bank(bank::BankCommand),
     /// Demo and test helpers: seed realistic pods into etcd.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -181,6 +196,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pods(cmd) => pods::run(&ctx, cmd).await,
         Command::Demo(cmd) => demo::run(&ctx, cmd).await,
         Command::Schema { which } => schema::run(which),
-        Command::Agent(args) => agent::run(&ctx, args).await,
+        Command::Protect(args) => checkpoints::protect_cmd(&ctx, &cli.bank, args).await,
+        Command::Checkpoints(cmd) => checkpoints::run(&ctx, &cli.bank, cmd).await,
+        Command::Delete(args) => checkpoints::delete(&ctx, &cli.bank, args).await,
+        Command::Bank(cmd) => bank::run(&ctx, &cli.bank, cmd).await,
+        Command::Agent(args) => agent::run(&ctx, &cli.bank, args).await,
     }
 }

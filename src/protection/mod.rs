@@ -4,10 +4,17 @@
 //! * [`inventory`] reads the selected pods, their claims and volumes at one revision
 //!   (Karbor's protectables: list / show / dependents).
 
+pub mod delete;
 pub mod inventory;
+pub mod protect;
+pub mod report;
 pub mod schema;
+pub mod volumes;
 
+pub use delete::{delete_checkpoint, DeleteOutcome};
 pub use inventory::{read_inventory, Inventory, PodEntry, Problem, Selection};
+pub use protect::{protect, ProtectRequest, Services};
+pub use volumes::VolumeBackups;
 
 /// Errors of protection operations.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +29,12 @@ pub enum ProtectionError {
     /// Parameters that do not match the operation's schema.
     #[error(transparent)]
     InvalidParameters(#[from] schema::InvalidParameters),
+    /// The bank failed.
+    #[error(transparent)]
+    Bank(#[from] crate::bank::BankError),
+    /// The operation stopped half-way; the message says what exists and how to finish.
+    #[error("{0}")]
+    Incomplete(String),
     /// The pod asked for does not exist.
     #[error("pod {0} not found at etcd revision {1}")]
     PodNotFound(String, crate::etcd::Revision),

@@ -25,6 +25,7 @@ struct Requirement {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LabelSelector {
     requirements: Vec<Requirement>,
+    source: String,
 }
 
 fn selector_error(input: &str, reason: impl Into<String>) -> ResourceError {
@@ -182,7 +183,15 @@ impl LabelSelector {
             .into_iter()
             .map(|p| parse_requirement(input, p))
             .collect::<Result<_, _>>()?;
-        Ok(LabelSelector { requirements })
+        Ok(LabelSelector {
+            requirements,
+            source: input.trim().to_string(),
+        })
+    }
+
+    /// The selector as it was written.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// True if `labels` satisfy every requirement.
@@ -219,6 +228,7 @@ const FIELDS: [&str; 5] = [
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldSelector {
     terms: Vec<(String, bool, String)>,
+    source: String,
 }
 
 impl FieldSelector {
@@ -248,7 +258,15 @@ impl FieldSelector {
             }
             terms.push((field.to_string(), equal, value.trim().to_string()));
         }
-        Ok(FieldSelector { terms })
+        Ok(FieldSelector {
+            terms,
+            source: input.trim().to_string(),
+        })
+    }
+
+    /// The selector as it was written.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// True if `pod` satisfies every term.

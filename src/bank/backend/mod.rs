@@ -9,9 +9,15 @@
 //! conformance suite in `tests/bank_backends.rs`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+mod crypt;
+mod local;
+pub use crypt::{BankKey, CryptBackend};
+pub use local::LocalBackend;
 
 /// What an object in the bank is. Each kind lives under its own folder/prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,4 +177,28 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Remove the object; succeeds if it is already gone.
     async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError>;
+}
+
+/// Opens the backend that a bank location names.
+///
+/// # Arguments
+/// * `location` - a local path, `file:///path`, or (when built in) `s3://bucket/prefix` /
+///   `swift://container/prefix`.
+pub fn open(location: &str) -> Result<Arc<dyn Backend>, BackendError> {
+    if let Some(path) = location.strip_prefix("file://") {
+        return Ok(Arc::new(LocalBackend::new(path)?));
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(BackendError::Config {
+            location: location.to_string(),
+            reason: format!("unknown bank scheme {scheme:?}: use a path or file://"),
+        });
+    }
+    if location.is_empty() {
+        return Err(BackendError::Config {
+            location: location.to_string(),
+            reason: "empty bank location: give a directory, file://, s3:// or swift:// URL".into(),
+        });
+    }
+    Ok(Arc::new(LocalBackend::new(location)?))
 }

@@ -1,0 +1,335 @@
+//! Writing a checkpoint: objects into packs, then the index, then the manifest.
+//!
+//! The caller (protect) drives: [`Bank::begin_checkpoint`] takes a writer lock,
+//! [`CheckpointWriter::add_objects`] is fed page by page as etcd is scanned (hashing and
+//! compression run on the blocking pool while the next page is being fetched),
+//! [`CheckpointWriter::add_resource`] records what each object is, the volume records are
+//! kept up to date with [`CheckpointWriter::save_progress`] as Cinder backups are created,
+//! and [`CheckpointWriter::commit`] makes the checkpoint visible in one put. Dropping the
+//! writer without committing leaves no checkpoint: only packs that gc removes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message;
+
+use super::backend::Kind;
+use super::format::{self, now_ms, pb};
+use super::lock::{self, LockGuard};
+use super::{Bank, BankError, CheckpointId, Index, ObjectId, RESOURCES_PER_TABLE};
+
+/// What a new checkpoint is, before anything is read.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointDraft {
+    /// Its id.
+    pub id: Option<CheckpointId>,
+    /// Karbor's `backup_name`.
+    pub backup_name: String,
+    /// Karbor's `description`.
+    pub description: String,
+    /// The selection asked for.
+    pub selection: pb::Selection,
+    /// Which cluster.
+    pub cluster: pb::Cluster,
+    /// The agent plan that made it, if any.
+    pub plan: String,
+    /// The protect parameters as given (JSON).
+    pub options_json: String,
+}
+
+/// Tuning of a writer.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Lease length of the writer lock.
+    pub lock_ttl: Duration,
+    /// How long to wait for a gc in progress to finish.
+    pub lock_wait: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            lock_ttl: lock::DEFAULT_TTL,
+            lock_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Pack being filled, and what this writer has added so far.
+#[derive(Debug)]
+struct PackState {
+    index: Arc<Index>,
+    seen: HashSet<ObjectId>,
+    buf: Vec<u8>,
+    entries: Vec<pb::IndexEntry>,
+    target: usize,
+}
+
+/// A full pack, ready to be put.
+struct SealedPack {
+    name: String,
+    data: Bytes,
+    entry: pb::IndexPack,
+}
+
+impl PackState {
+    /// Hashes, dedups and compresses `objects`; returns their ids, how many and how many
+    /// compressed bytes were new, and the packs that filled up.
+    fn add(&mut self, objects: &[Bytes]) -> (Vec<ObjectId>, u64, u64, Vec<SealedPack>) {
+        let mut ids = Vec::with_capacity(objects.len());
+        let mut sealed = Vec::new();
+        let (mut new_objects, mut new_bytes) = (0, 0);
+        for plain in objects {
+            let id = ObjectId::of(plain);
+            ids.push(id);
+            if self.index.contains(&id) || !self.seen.insert(id) {
+                continue;
+            }
+            let frame = zstd::bulk::compress(plain, format::ZSTD_LEVEL).unwrap_or_default();
+            new_objects += 1;
+            new_bytes += frame.len() as u64;
+            self.entries.push(pb::IndexEntry {
+                id: id.to_bytes(),
+                offset: self.buf.len() as u64,
+                length: u32::try_from(frame.len()).unwrap_or(u32::MAX),
+                plain_length: u32::try_from(plain.len()).unwrap_or(u32::MAX),
+            });
+            self.buf.extend_from_slice(&frame);
+            if self.buf.len() >= self.target {
+                sealed.extend(self.seal());
+            }
+        }
+        (ids, new_objects, new_bytes, sealed)
+    }
+
+    fn seal(&mut self) -> Option<SealedPack> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let data = std::mem::take(&mut self.buf);
+        let name = ObjectId::of(&data).to_hex();
+        let entry = pb::IndexPack {
+            pack: name.clone(),
+            size: data.len() as u64,
+            entries: std::mem::take(&mut self.entries),
+        };
+        Some(SealedPack {
+            name,
+            data: Bytes::from(data),
+            entry,
+        })
+    }
+}
+
+/// A checkpoint being written. See the module doc for the protocol.
+#[derive(Debug)]
+pub struct CheckpointWriter {
+    bank: Arc<Bank>,
+    lock: Option<LockGuard>,
+    state: Option<PackState>,
+    written: Vec<pb::IndexPack>,
+    resources: Vec<pb::Resource>,
+    checkpoint: pb::Checkpoint,
+    started: Instant,
+}
+
+impl Bank {
+    /// Starts a checkpoint: takes a writer lock (waiting for a gc in progress) and
+    /// snapshots the index for dedup.
+    pub async fn begin_checkpoint(
+        self: &Arc<Self>,
+        draft: CheckpointDraft,
+        options: WriterOptions,
+    ) -> Result<CheckpointWriter, BankError> {
+        let id = draft.id.unwrap_or_else(CheckpointId::generate);
+        let lock = LockGuard::acquire(
+            self.backend.clone(),
+            false,
+            format!("checkpoint {id}"),
+            options.lock_ttl,
+            options.lock_wait,
+        )
+        .await?;
+        // The index may have grown since the bank was opened (another writer).
+        self.reload_index().await?;
+        let checkpoint = pb::Checkpoint {
+            id: id.to_string(),
+            status: pb::CheckpointStatus::Protecting as i32,
+            backup_name: draft.backup_name,
+            description: draft.description,
+            created_unix_ms: now_ms(),
+            cluster: Some(draft.cluster),
+            selection: Some(draft.selection),
+            plan: draft.plan,
+            options_json: draft.options_json,
+            ..Default::default()
+        };
+        lock.save_partial(checkpoint.clone()).await?;
+        let target =
+            usize::try_from(self.config.pack_target_bytes.max(64 << 10)).unwrap_or(4 << 20);
+        Ok(CheckpointWriter {
+            state: Some(PackState {
+                index: self.index().await,
+                seen: HashSet::new(),
+                buf: Vec::with_capacity(target + (256 << 10)),
+                entries: Vec::new(),
+                target,
+            }),
+            bank: self.clone(),
+            lock: Some(lock),
+            written: Vec::new(),
+            resources: Vec::new(),
+            checkpoint,
+            started: Instant::now(),
+        })
+    }
+}
+
+impl CheckpointWriter {
+    /// The checkpoint's id.
+    pub fn id(&self) -> &str {
+        &self.checkpoint.id
+    }
+
+    /// The checkpoint as it stands (status `protecting` until committed).
+    pub fn checkpoint(&self) -> &pb::Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Mutable access to the manifest being built (revision, volumes, cluster, pods).
+    pub fn checkpoint_mut(&mut self) -> &mut pb::Checkpoint {
+        &mut self.checkpoint
+    }
+
+    /// Stores objects (plain bytes); returns their ids in order. Objects already in the
+    /// bank, or added before by this writer, cost nothing.
+    pub async fn add_objects(&mut self, objects: Vec<Bytes>) -> Result<Vec<ObjectId>, BankError> {
+        let mut state = self
+            .state
+            .take()
+            .ok_or_else(|| BankError::Task("a previous write of this checkpoint failed".into()))?;
+        let (state, result) = tokio::task::spawn_blocking(move || {
+            let result = state.add(&objects);
+            let plain: u64 = objects.iter().map(|o| o.len() as u64).sum();
+            (state, (result, plain))
+        })
+        .await
+        .map_err(|e| BankError::Task(e.to_string()))?;
+        self.state = Some(state);
+        let ((ids, new_objects, new_bytes, sealed), plain) = result;
+        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
+        stats.objects_new += new_objects;
+        stats.bytes_new += new_bytes;
+        let _ = plain;
+        for pack in sealed {
+            self.put_pack(pack).await?;
+        }
+        Ok(ids)
+    }
+
+    async fn put_pack(&mut self, pack: SealedPack) -> Result<(), BankError> {
+        self.bank
+            .backend
+            .put(Kind::Pack, &pack.name, pack.data)
+            .await?;
+        self.checkpoint
+            .stats
+            .get_or_insert_with(Default::default)
+            .packs_new += 1;
+        self.written.push(pack.entry);
+        Ok(())
+    }
+
+    /// Records a resource (its object must have been added).
+    pub fn add_resource(&mut self, resource: pb::Resource) {
+        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
+        stats.objects += 1;
+        stats.bytes_plain += resource.size;
+        self.resources.push(resource);
+    }
+
+    /// Forgets the resources recorded so far (the etcd scan started again at a new
+    /// revision). Objects already stored stay: they are content-addressed.
+    pub fn reset_resources(&mut self) {
+        self.resources.clear();
+        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
+        stats.objects = 0;
+        stats.bytes_plain = 0;
+    }
+
+    /// The resources recorded so far.
+    pub fn resources(&self) -> &[pb::Resource] {
+        &self.resources
+    }
+
+    /// Mutable access to the resources recorded so far (statuses and reasons).
+    pub fn resources_mut(&mut self) -> &mut Vec<pb::Resource> {
+        &mut self.resources
+    }
+
+    /// Writes the checkpoint in progress (with its volume records) into the writer's lock,
+    /// so that the Cinder backups created so far are known even if this process dies.
+    pub async fn save_progress(&self) -> Result<(), BankError> {
+        match &self.lock {
+            Some(lock) => lock.save_partial(self.checkpoint.clone()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the checkpoint visible with `status` (`available` or `error`) and `reason`:
+    /// flushes the last pack, writes the resource tables, the index, then the manifest,
+    /// and releases the lock. Returns the manifest written.
+    pub async fn commit(
+        mut self,
+        status: pb::CheckpointStatus,
+        reason: String,
+    ) -> Result<pb::Checkpoint, BankError> {
+        let resources = std::mem::take(&mut self.resources);
+        let mut tables = Vec::new();
+        for chunk in resources.chunks(RESOURCES_PER_TABLE) {
+            let table = pb::ResourceTable {
+                resources: chunk.to_vec(),
+            };
+            tables.push(Bytes::from(table.encode_to_vec()));
+        }
+        let table_ids = self.add_objects(tables).await?;
+        if let Some(pack) = self.state.as_mut().and_then(PackState::seal) {
+            self.put_pack(pack).await?;
+        }
+        if !self.written.is_empty() {
+            let file = pb::IndexFile {
+                packs: std::mem::take(&mut self.written),
+                supersedes: Vec::new(),
+            };
+            let data = format::encode(&file);
+            let name = ObjectId::of(&data).to_hex();
+            self.bank.backend.put(Kind::Index, &name, data).await?;
+            self.bank.merge_index(&name, &file).await;
+        }
+        let cp = &mut self.checkpoint;
+        cp.resource_tables = table_ids.iter().map(|id| id.to_bytes()).collect();
+        cp.resource_count = resources.len() as u64;
+        cp.status = status as i32;
+        cp.reason = reason;
+        cp.finished_unix_ms = now_ms();
+        if let Some(stats) = cp.stats.as_mut() {
+            stats.seconds = self.started.elapsed().as_secs_f64();
+        }
+        self.bank.put_checkpoint(&self.checkpoint).await?;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await?;
+        }
+        Ok(self.checkpoint)
+    }
+
+    /// Gives up without a checkpoint: releases the lock; what was stored goes at the next
+    /// gc. Only for failures before anything outside the bank (a Cinder backup) was made.
+    pub async fn abandon(mut self) -> Result<(), BankError> {
+        if let Some(lock) = self.lock.take() {
+            lock.release().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,234 @@
+//! `podbank bank gc | stats | init | keygen`, and the bank flags every bank command shares.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::output::{print, Tabular};
+use super::Context;
+use crate::bank::{self, Bank, BankKey, OpenOptions};
+
+/// Where the bank is; flags override `PODBANK_*` variables, which override the config
+/// file's `bank:` section.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BankArgs {
+    /// The bank: a directory, file://, s3://bucket/prefix or swift://container/prefix
+    /// [default: /var/lib/podbank/bank].
+    #[arg(long, env = "PODBANK_BANK", global = true)]
+    pub bank: Option<String>,
+    /// Key file of an encrypted bank (32 raw bytes, 64 hex digits or base64).
+    #[arg(long, env = "PODBANK_BANK_KEY_FILE", global = true)]
+    pub bank_key_file: Option<PathBuf>,
+}
+
+/// The config file's `bank:` section.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBank {
+    url: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+/// Default bank location.
+pub const DEFAULT_BANK: &str = "/var/lib/podbank/bank";
+
+impl BankArgs {
+    /// The resolved location and key file.
+    pub fn resolve(&self, ctx: &Context) -> anyhow::Result<(String, Option<PathBuf>)> {
+        let file: FileBank = if ctx.file.bank.is_null() {
+            FileBank::default()
+        } else {
+            serde_yaml::from_value(ctx.file.bank.clone())
+                .context("config file: invalid `bank` section (keys: url, key_file)")?
+        };
+        let location = self
+            .bank
+            .clone()
+            .or(file.url)
+            .unwrap_or_else(|| DEFAULT_BANK.to_string());
+        Ok((location, self.bank_key_file.clone().or(file.key_file)))
+    }
+
+    /// Opens the bank; `create` makes a new one if there is none (protect does).
+    pub async fn open(&self, ctx: &Context, create: bool) -> anyhow::Result<Arc<Bank>> {
+        let (location, key_file) = self.resolve(ctx)?;
+        let key = key_file
+            .as_deref()
+            .map(BankKey::from_file)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let backend = bank::backend::open(&location)?;
+        Ok(Bank::open(
+            backend,
+            OpenOptions {
+                key,
+                create,
+                pack_target_bytes: None,
+            },
+        )
+        .await?)
+    }
+}
+
+/// The bank subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum BankCommand {
+    /// Remove data no checkpoint needs (waits for checkpoints being written).
+    Gc {
+        /// How long to wait for checkpoints being written, in seconds.
+        #[arg(long, default_value_t = 300)]
+        wait: u64,
+    },
+    /// Objects, packs, stored and logical bytes, dedup ratio.
+    Stats,
+    /// Create an empty bank (protect also creates one on first use).
+    Init,
+    /// Write a new random bank key to a file (mode 0600); use it with --bank-key-file.
+    Keygen {
+        /// The key file to create (refuses to overwrite).
+        path: PathBuf,
+    },
+}
+
+#[derive(Serialize)]
+struct GcOut(bank::GcReport);
+
+impl Tabular for GcOut {
+    fn headers(&self) -> Vec<&'static str> {
+        vec![
+            "CHECKPOINTS",
+            "OBJECTS KEPT",
+            "PACKS REMOVED",
+            "BYTES REMOVED",
+            "STALE LOCKS",
+            "RECOVERED",
+        ]
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        let r = &self.0;
+        vec![vec![
+            r.checkpoints.to_string(),
+            r.referenced_objects.to_string(),
+            r.packs_removed.to_string(),
+            r.bytes_removed.to_string(),
+            r.stale_locks_removed.to_string(),
+            r.checkpoints_recovered.join(","),
+        ]]
+    }
+}
+
+#[derive(Serialize)]
+struct StatsOut(bank::Stats);
+
+impl Tabular for StatsOut {
+    fn headers(&self) -> Vec<&'static str> {
+        vec![
+            "CHECKPOINTS",
+            "OBJECTS",
+            "PACKS",
+            "STORED",
+            "UNIQUE",
+            "LOGICAL",
+            "DEDUP",
+            "TOTAL",
+        ]
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        let s = &self.0;
+        vec![vec![
+            s.checkpoints.to_string(),
+            s.objects.to_string(),
+            s.packs.to_string(),
+            human_bytes(s.stored_bytes),
+            human_bytes(s.unique_bytes),
+            human_bytes(s.logical_bytes),
+            format!("{:.1}x", s.dedup_ratio),
+            format!("{:.1}x", s.total_ratio),
+        ]]
+    }
+}
+
+#[derive(Serialize)]
+struct Message {
+    message: String,
+}
+
+impl Tabular for Message {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["RESULT"]
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        vec![vec![self.message.clone()]]
+    }
+}
+
+/// `1.5 MiB` style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Runs a bank subcommand.
+pub async fn run(ctx: &Context, args: &BankArgs, cmd: BankCommand) -> anyhow::Result<()> {
+    match cmd {
+        BankCommand::Gc { wait } => {
+            let bank = args.open(ctx, false).await?;
+            let report = bank.gc(Duration::from_secs(wait)).await?;
+            print(ctx.output, &GcOut(report))
+        }
+        BankCommand::Stats => {
+            let bank = args.open(ctx, false).await?;
+            print(ctx.output, &StatsOut(bank.stats().await?))
+        }
+        BankCommand::Init => {
+            let bank = args.open(ctx, true).await?;
+            print(
+                ctx.output,
+                &Message {
+                    message: format!(
+                        "bank {} ready (id {}, {})",
+                        bank.location(),
+                        bank.config().bank_id,
+                        if bank.config().encrypted {
+                            "encrypted"
+                        } else {
+                            "not encrypted"
+                        }
+                    ),
+                },
+            )
+        }
+        BankCommand::Keygen { path } => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let key = BankKey::generate();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create key file {}", path.display()))?;
+            writeln!(file, "{}", key.to_hex())
+                .with_context(|| format!("cannot write key file {}", path.display()))?;
+            print(
+                ctx.output,
+                &Message {
+                    message: format!("new bank key written to {}", path.display()),
+                },
+            )
+        }
+    }
+}

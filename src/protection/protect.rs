@@ -1,0 +1,268 @@
+//! `protect`: one checkpoint of the selected pods, their claims and volumes (read at one
+//! etcd revision and stored in the bank), plus a Cinder backup of every Cinder volume
+//! they mount.
+//!
+//! Order, and why:
+//! 1. The parameters were validated (JSON Schema) and Cinder reached by the caller: a bad
+//!    request or wrong credentials fail before anything is written.
+//! 2. The bank writer is opened (a lock that also records the checkpoint in progress).
+//! 3. The consistent scan streams every selected object into the bank page by page; the
+//!    etcd read of the next page overlaps the hashing and compression of this one.
+//! 4. The volumes are resolved from the inventory (one volume shared by pods is backed up
+//!    once) and backed up ([`super::volumes`]); each backup id is saved into the writer's
+//!    lock as soon as Cinder returns it, so a crash never leaves a backup that no
+//!    checkpoint lists.
+//! 5. The manifest is written: `available`, or `error` with a reason per volume.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::inventory::{read_inventory, ObjectHandler, SelectedObject, Selection};
+use super::schema::ProtectParams;
+use super::volumes::{self, VolumeBackups};
+use super::ProtectionError;
+use crate::bank::{pb, Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
+use crate::codec::{Decoder, Encoding, ResourceKind};
+use crate::etcd::{Etcd, Revision, ScanOptions};
+use crate::resources::{DependentStatus, POD_TYPE};
+
+/// Karbor-style resource type of a persistent volume claim.
+pub const CLAIM_TYPE: &str = "OS::Kubernetes::PersistentVolumeClaim";
+/// Karbor-style resource type of a persistent volume.
+pub const PV_TYPE: &str = "OS::Kubernetes::PersistentVolume";
+
+/// What to protect, and how.
+#[derive(Debug, Clone)]
+pub struct ProtectRequest {
+    /// Validated parameters (`backup_name`, `description`, extensions).
+    pub params: ProtectParams,
+    /// The parameters as given, recorded in the checkpoint.
+    pub params_json: serde_json::Value,
+    /// Which pods.
+    pub selection: Selection,
+    /// The agent plan asking, if any.
+    pub plan: String,
+    /// etcd scan tuning.
+    pub scan: ScanOptions,
+    /// Bank writer tuning.
+    pub writer: WriterOptions,
+}
+
+/// What protect talks to.
+#[derive(Debug, Clone, Copy)]
+pub struct Services<'a> {
+    /// etcd, connected.
+    pub etcd: &'a Etcd,
+    /// The storage-format decoder (with the cluster's encryption config, if any).
+    pub decoder: &'a Decoder,
+    /// The bank, open.
+    pub bank: &'a Arc<Bank>,
+}
+
+/// Hands each page of selected objects to the bank writer.
+struct BankHandler<'a> {
+    writer: &'a mut CheckpointWriter,
+}
+
+fn type_of(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Pod => POD_TYPE,
+        ResourceKind::PersistentVolumeClaim => CLAIM_TYPE,
+        ResourceKind::PersistentVolume => PV_TYPE,
+    }
+}
+
+#[async_trait]
+impl ObjectHandler for BankHandler<'_> {
+    async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {
+        self.writer.reset_resources();
+        self.writer.checkpoint_mut().etcd_revision = revision.0;
+        Ok(())
+    }
+
+    async fn objects(&mut self, objects: Vec<SelectedObject<'_>>) -> Result<(), ProtectionError> {
+        let plains: Vec<Bytes> = objects
+            .iter()
+            .map(|o| Bytes::copy_from_slice(o.object.plain()))
+            .collect();
+        let ids = self.writer.add_objects(plains).await?;
+        for (o, id) in objects.iter().zip(ids) {
+            self.writer.add_resource(pb::Resource {
+                r#type: type_of(o.kind).to_string(),
+                key: o.key.to_string(),
+                namespace: o.namespace.to_string(),
+                name: o.name.to_string(),
+                uid: o.uid.to_string(),
+                resource_version: o.mod_revision.to_string(),
+                mod_revision: o.mod_revision,
+                object_id: id.to_bytes(),
+                size: o.object.plain().len() as u64,
+                encoding: match o.object.encoding() {
+                    Encoding::Json => "json".to_string(),
+                    _ => "protobuf".to_string(),
+                },
+                status: pb::ResourceStatus::ResourceProtected as i32,
+                reason: String::new(),
+                parent: String::new(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The selection as the checkpoint records it.
+pub fn selection_record(selection: &Selection) -> pb::Selection {
+    pb::Selection {
+        namespaces: selection.namespaces.clone(),
+        label_selector: selection.labels.source().to_string(),
+        field_selector: selection.fields.source().to_string(),
+        pods: selection
+            .pods
+            .iter()
+            .map(|(ns, name)| format!("{ns}/{name}"))
+            .collect(),
+        uids: selection.uids.clone(),
+    }
+}
+
+/// Protects the selected pods: see the module doc for the order of work.
+///
+/// # Arguments
+/// * `services` - etcd, decoder and bank.
+/// * `request` - parameters and selection (already validated).
+/// * `backups` - how volumes are backed up (Cinder, or not at all).
+///
+/// Returns the manifest written (`available` or `error`). An `Err` means no checkpoint was
+/// written (nothing outside the bank had been created yet), except for bank write failures
+/// after Cinder backups exist, which are reported with the backup ids in the message.
+pub async fn protect(
+    services: Services<'_>,
+    request: &ProtectRequest,
+    backups: &VolumeBackups<'_>,
+) -> Result<pb::Checkpoint, ProtectionError> {
+    let etcd = services.etcd;
+    let draft = CheckpointDraft {
+        id: None,
+        backup_name: request.params.backup_name.clone(),
+        description: request.params.description.clone(),
+        selection: selection_record(&request.selection),
+        cluster: pb::Cluster {
+            etcd_endpoints: etcd.config().servers.clone(),
+            etcd_prefix: etcd.config().prefix().to_string(),
+            etcd_cluster_id: 0,
+            name: String::new(),
+        },
+        plan: request.plan.clone(),
+        options_json: request.params_json.to_string(),
+    };
+    let mut writer = services
+        .bank
+        .begin_checkpoint(draft, request.writer.clone())
+        .await?;
+    let inventory = {
+        let mut handler = BankHandler {
+            writer: &mut writer,
+        };
+        read_inventory(
+            etcd,
+            services.decoder,
+            &request.selection,
+            &request.scan,
+            &mut handler,
+        )
+        .await
+    };
+    let inventory = match inventory {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            // Nothing outside the bank exists yet: no checkpoint, the packs go at gc.
+            writer.abandon().await?;
+            return Err(e);
+        }
+    };
+    {
+        let cp = writer.checkpoint_mut();
+        cp.etcd_revision = inventory.revision.0;
+        cp.pods = u32::try_from(inventory.pods.len()).unwrap_or(u32::MAX);
+        if let (Some(stats), Some(scan)) = (cp.stats.as_mut(), inventory.scan.as_ref()) {
+            stats.etcd_requests = scan.requests;
+            stats.etcd_restarts = u64::from(scan.restarts);
+        }
+    }
+    // Problems (undecodable values) of selected keys are errors of the checkpoint.
+    let mut reasons: Vec<String> = inventory
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.reason))
+        .collect();
+
+    // Volumes: one record per Cinder volume (shared volumes once), and one per pod volume
+    // that is not a Cinder volume.
+    let mut by_volume: BTreeMap<String, pb::Volume> = BTreeMap::new();
+    let mut not_protected = Vec::new();
+    for pod in &inventory.pods {
+        let pod_name = format!("{}/{}", pod.info.namespace, pod.info.name);
+        for dep in inventory.catalog.dependents(&pod.info) {
+            match (&dep.status, &dep.volume_id) {
+                (DependentStatus::Protectable, Some(volume_id)) => {
+                    let entry = by_volume
+                        .entry(volume_id.clone())
+                        .or_insert_with(|| pb::Volume {
+                            volume_id: volume_id.clone(),
+                            status: pb::VolumeStatus::VolumePending as i32,
+                            claim: dep.claim.clone().unwrap_or_default(),
+                            persistent_volume: dep.persistent_volume.clone().unwrap_or_default(),
+                            driver: dep
+                                .driver
+                                .map(|d| d.as_str().to_string())
+                                .unwrap_or_default(),
+                            pod_volume: dep.pod_volume.clone(),
+                            ..Default::default()
+                        });
+                    entry.pods.push(pod_name.clone());
+                }
+                (DependentStatus::NotProtectable(reason), _) => not_protected.push(pb::Volume {
+                    status: pb::VolumeStatus::VolumeNotProtected as i32,
+                    reason: reason.clone(),
+                    pods: vec![pod_name.clone()],
+                    pod_volume: dep.pod_volume.clone(),
+                    claim: dep.claim.clone().unwrap_or_default(),
+                    persistent_volume: dep.persistent_volume.clone().unwrap_or_default(),
+                    ..Default::default()
+                }),
+                (DependentStatus::Protectable, None) => {}
+            }
+        }
+    }
+    writer.checkpoint_mut().volumes = by_volume.into_values().collect();
+    let volume_errors = volumes::back_up_all(&mut writer, backups, &request.params).await;
+    writer.checkpoint_mut().volumes.extend(not_protected);
+    reasons.extend(volume_errors);
+
+    let (status, reason) = if reasons.is_empty() {
+        (pb::CheckpointStatus::Available, String::new())
+    } else {
+        (pb::CheckpointStatus::Error, reasons.join("; "))
+    };
+    let backup_ids: Vec<String> = writer
+        .checkpoint()
+        .volumes
+        .iter()
+        .filter(|v| !v.backup_id.is_empty())
+        .map(|v| v.backup_id.clone())
+        .collect();
+    writer.commit(status, reason).await.map_err(|e| {
+        if backup_ids.is_empty() {
+            ProtectionError::Bank(e)
+        } else {
+            ProtectionError::Incomplete(format!(
+                "{e}; the Cinder backups {} were made and are recorded in the bank's lock: \
+                 `podbank bank gc` turns them into an error checkpoint that `podbank delete` removes",
+                backup_ids.join(", ")
+            ))
+        }
+    })
+}
