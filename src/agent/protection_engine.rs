@@ -215,7 +215,7 @@ pub fn summary_of(cp: &pb::Checkpoint) -> CheckpointSummary {
 }
 
 fn stats_of(cp: &pb::Checkpoint) -> ProtectStats {
-    let s = cp.stats.clone().unwrap_or_default();
+    let s = cp.stats.unwrap_or_default();
     ProtectStats {
         pods: u64::from(cp.pods),
         objects_written: s.objects_new,
