@@ -2,7 +2,7 @@
 //! declarations so that the two cannot drift apart.
 //!
 //! `/v1/...` needs `Authorization: Bearer <token>` (compared in constant time) when a
-//! token is configured; `/healthz`, `/readyz` and `/metrics` are open, for probes and
+//! token is configured, and a verified client certificate when mTLS is on; `/healthz`, `/readyz` and `/metrics` are open, for probes and
 //! scrapers. Long operations answer `202 Accepted` with the operation record, a
 //! `status_url` and a `Location` header pointing at `/v1/operations/{id}`.
 //!
@@ -40,6 +40,7 @@ use crate::resources::POD_TYPE;
 pub struct ApiState {
     service: Arc<Service>,
     token_hash: Option<[u8; 32]>,
+    client_cert: bool,
     openapi: Arc<OnceLock<Value>>,
 }
 
@@ -463,6 +464,20 @@ async fn no_route() -> ApiError {
 }
 
 async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    if s.client_cert {
+        let verified = req
+            .extensions()
+            .get::<Arc<axum_server::tls::TlsInfo>>()
+            .is_some_and(|info| !info.peer_certificates.is_empty());
+        if !verified {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "present a client certificate signed by the agent's client CA",
+            )
+            .into_response();
+        }
+    }
     let Some(expected) = &s.token_hash else {
         return next.run(req).await;
     };
@@ -512,16 +527,43 @@ impl Modify for BearerScheme {
     }
 }
 
+/// How `/v1` callers authenticate; every method set must pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Auth<'a> {
+    /// The bearer token required, if any.
+    pub token: Option<&'a [u8]>,
+    /// Whether a client certificate, verified by the TLS layer, is required (mTLS).
+    pub client_cert: bool,
+}
+
+/// The router of the whole API with a bearer token, and its OpenAPI document.
+///
+/// # Arguments
+/// * `service` - the agent's core.
+/// * `token` - the bearer token `/v1` requires; `None` leaves `/v1` open.
+pub fn router(service: Arc<Service>, token: Option<&[u8]>) -> (Router, utoipa::openapi::OpenApi) {
+    router_with_auth(
+        service,
+        Auth {
+            token,
+            client_cert: false,
+        },
+    )
+}
+
 /// The router of the whole API, and its OpenAPI document.
 ///
 /// # Arguments
 /// * `service` - the agent's core.
-/// * `token` - the bearer token `/v1` requires; `None` leaves `/v1` open (only when another
-///   authentication, mTLS, is in front).
-pub fn router(service: Arc<Service>, token: Option<&[u8]>) -> (Router, utoipa::openapi::OpenApi) {
+/// * `auth` - what `/v1` requires.
+pub fn router_with_auth(
+    service: Arc<Service>,
+    auth: Auth<'_>,
+) -> (Router, utoipa::openapi::OpenApi) {
     let state = ApiState {
         service,
-        token_hash: token.map(|t| Sha256::digest(t).into()),
+        token_hash: auth.token.map(|t| Sha256::digest(t).into()),
+        client_cert: auth.client_cert,
         openapi: Arc::new(OnceLock::new()),
     };
     let v1 = OpenApiRouter::new()

@@ -22,6 +22,7 @@ pub mod protection_engine;
 pub mod retention;
 pub mod schedule;
 pub mod service;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,6 +60,9 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// A TLS file is missing or wrong; the message names it.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Serve(#[source] std::io::Error),
@@ -90,20 +94,18 @@ impl Agent {
     ) -> Result<Agent, AgentError> {
         let plans = config.plans()?;
         let token = config.read_token()?;
-        if config.tls.is_some() {
+        let client_certs = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
+        if token.is_none() && !client_certs {
             return Err(AgentError::Config(
-                "agent.tls: TLS and mTLS are not built into this version; terminate TLS in \
-                 front of the agent and use agent.token_file"
+                "agent.token_file (or agent.tls.client_ca_file) is required: the API must \
+                 not be open to anyone who reaches the port"
                     .into(),
             ));
         }
-        if token.is_none() {
-            return Err(AgentError::Config(
-                "agent.token_file is required: the API must not be open to anyone who \
-                 reaches the port"
-                    .into(),
-            ));
-        }
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let election_config = config.election_config();
         election_config.validate(etcd.config().prefix())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -118,7 +120,13 @@ impl Agent {
         })?;
         let election = Election::start(etcd, election_config)?;
         let service = Service::new(engine, plans, election.leading());
-        let (router, _) = http::router(Arc::clone(&service), token.as_deref());
+        let (router, _) = http::router_with_auth(
+            Arc::clone(&service),
+            http::Auth {
+                token: token.as_deref(),
+                client_cert: client_certs,
+            },
+        );
         let (stop, stop_rx) = watch::channel(false);
         let scheduler = tokio::spawn(schedule::run_scheduler(
             Arc::clone(&service),
@@ -126,13 +134,40 @@ impl Agent {
             stop_rx,
         ));
         let (server_stop, mut server_stop_rx) = watch::channel(false);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = server_stop_rx.wait_for(|s| *s).await;
+        let server = match tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = server_stop_rx.wait_for(|s| *s).await;
+                    })
+                    .await
+            }),
+            Some(tls) => {
+                let std_listener = listener.into_std().map_err(|source| AgentError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+                let handle = axum_server::Handle::new();
+                let server = axum_server::from_tcp_rustls(
+                    std_listener,
+                    axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+                )
+                .map_err(|source| AgentError::Listen {
+                    addr: config.listen,
+                    source,
+                })?
+                .handle(handle.clone());
+                tokio::spawn(async move {
+                    let stopper = tokio::spawn(async move {
+                        let _ = server_stop_rx.wait_for(|s| *s).await;
+                        handle.graceful_shutdown(Some(Duration::from_secs(10)));
+                    });
+                    let out = server.serve(router.into_make_service()).await;
+                    stopper.abort();
+                    out
                 })
-                .await
-        });
+            }
+        };
         tracing::info!(%addr, identity = %election.config().identity, key = %election.config().key, "agent started");
         Ok(Agent {
             addr,

@@ -41,3 +41,18 @@ pub async fn request(
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
 }
+
+/// Send `method path` to `addr` over plain HTTP; the status, or why there was none.
+pub async fn try_request(addr: SocketAddr, method: &str, path: &str) -> Result<u16, String> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    client
+        .request(req)
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string())
+}
