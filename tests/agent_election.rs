@@ -181,3 +181,37 @@ async fn keys_under_the_kubernetes_prefix_are_refused() {
     }
     assert!(all_keys(&client).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_campaign_times_out_keeps_campaigning() {
+    let etcd = TestEtcd::start();
+    let leader = Election::start(&etcd.connect().await, config("leader")).expect("leader");
+    let mut leading = leader.leading();
+    tokio::time::timeout(Duration::from_secs(10), leading.wait_for(|l| *l))
+        .await
+        .expect("leads")
+        .expect("alive");
+    // The follower's client gives up on every request after 1 s: its blocking campaign
+    // call times out again and again while the leader lives.
+    let short = Etcd::connect(&podbank::etcd::EtcdConfig {
+        request_timeout: Duration::from_secs(1),
+        ..etcd.config()
+    })
+    .await
+    .expect("connect");
+    let follower = Election::start(&short, config("follower")).expect("follower");
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        assert!(leader.is_leader() && !follower.is_leader());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let crashed = Instant::now();
+    drop(leader);
+    let mut leading = follower.leading();
+    tokio::time::timeout(TTL + Duration::from_secs(3), leading.wait_for(|l| *l))
+        .await
+        .expect("the follower still takes over")
+        .expect("alive");
+    eprintln!("takeover after campaign timeouts: {:?}", crashed.elapsed());
+    assert!(crashed.elapsed() <= TTL + Duration::from_millis(1500));
+}

@@ -8,7 +8,9 @@
 //! a time) and drained on shutdown alike.
 //!
 //! Times are UTC. A replica that becomes leader starts from the next fire time after now:
-//! fire times missed while no replica led are not caught up.
+//! fire times missed while no replica led are not caught up. A replica that stops leading
+//! fires nothing more, but a run it already started goes on to its end (the bank accepts
+//! concurrent writers), so a handover can briefly see two runs of one plan.
 
 use std::sync::Arc;
 

@@ -314,6 +314,7 @@ async fn campaign(client: Client, config: &ElectionConfig, lease: i64) -> Leader
     let mut backoff = Backoff::new(config.ttl);
     loop {
         let mut election = client.election_client();
+        let called = Instant::now();
         match election
             .campaign(config.key.as_bytes(), config.identity.as_bytes(), lease)
             .await
@@ -326,6 +327,13 @@ async fn campaign(client: Client, config: &ElectionConfig, lease: i64) -> Leader
             }
             Err(e) => {
                 tracing::debug!(key = %config.key, error = %e, "leader election: campaign interrupted; retrying");
+                if called.elapsed() >= Duration::from_millis(500) {
+                    // A long wait that ended (the client's request timeout while another
+                    // participant leads): expected; campaign again at once, so that a
+                    // leader's death is noticed without delay.
+                    backoff.reset();
+                    continue;
+                }
             }
         }
         sleep(backoff.next()).await;
