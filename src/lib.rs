@@ -14,6 +14,7 @@
 //! * [`resources`] turns decoded objects into Karbor's resource types and resolves the
 //!   pod -> claim -> volume graph. No I/O.
 //! * [`bank`] is the content-addressed store of checkpoints.
+//! * [`cinder`] talks to Keystone and Cinder: volumes, backups, restores, waits.
 //! * [`protection`] orchestrates protect / restore / delete; it is the only module that
 //!   knows all the others.
 //! * [`cli`] and [`agent`] are thin fronts over the library: on-demand commands, and the
@@ -22,6 +23,7 @@
 pub mod agent;
 pub mod apiserver;
 pub mod bank;
+pub mod cinder;
 pub mod codec;
 pub mod etcd;
 pub mod protection;

@@ -1,7 +1,8 @@
-//! Shared test harness: real etcd processes, seeding, the podbank binary.
+//! Shared test harness: real etcd processes, seeding, the podbank binary, the Cinder rig.
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod cinder;
 pub mod engine;
 pub mod etcd;
 pub mod http;

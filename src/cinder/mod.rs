@@ -1,0 +1,666 @@
+//! Cinder: the block-storage API podbank backs volumes up with, and restores them from.
+//!
+//! This module owns every call to Cinder and to Keystone: credentials (`clouds.yaml`, `OS_*`
+//! variables; password, application-credential and token auth), the service-catalog lookup
+//! (`volumev3` / `block-storage`, region, interface), the `OpenStack-API-Version: volume 3.x`
+//! header (3.60, or the server's maximum, never below 3.47), request timeouts, retries and
+//! re-authentication (see `session.rs` for why identity goes through osauth and requests
+//! through reqwest). It knows volumes and backups by id and nothing of Kubernetes, etcd or the
+//! bank: [`crate::protection`] decides what to back up and records the ids.
+//!
+//! What callers may rely on:
+//! * every method is one logical operation; transient failures (5xx, connection errors) are
+//!   retried inside it, a POST only when Cinder surely did not receive it;
+//! * "not found" is an answer, not an error, where the method says so (`get_*` give `None`,
+//!   `delete_*` succeed);
+//! * `create_backup` returns the new backup's id even when the follow-up read fails, so a
+//!   backup Cinder accepted is never lost to the caller;
+//! * the `wait_*` methods poll with backoff until a final state or their deadline.
+
+mod config;
+mod session;
+mod types;
+
+pub use config::CinderSettings;
+pub use session::{Microversion, MINIMUM_MICROVERSION, PREFERRED_MICROVERSION};
+pub use types::{Backup, BackupId, BackupStatus, NewBackup, NewVolume, Volume, VolumeId};
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use session::{Reply, Session};
+use types::{BackupRoot, BackupsPage, CreatedRoot, RestoreRoot, VolumeRoot};
+
+/// Errors from Cinder or Keystone, each saying what to check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CinderError {
+    /// The OpenStack settings are missing or wrong (clouds.yaml, `OS_*` variables).
+    #[error("OpenStack settings: {0}")]
+    Config(String),
+    /// Keystone refused the credentials, or Cinder refused the token or the project.
+    #[error("authentication: {0}")]
+    Auth(String),
+    /// No usable block-storage endpoint in the service catalog.
+    #[error("service catalog: {0}")]
+    Catalog(String),
+    /// The Cinder server is too old for podbank (microversion below 3.47).
+    #[error("unsupported Cinder: {0}")]
+    Unsupported(String),
+    /// The volume or backup does not exist (any more).
+    #[error("{kind} {id} does not exist in Cinder")]
+    NotFound {
+        /// `volume` or `backup`.
+        kind: ResourceKind,
+        /// Its id.
+        id: String,
+    },
+    /// Cinder refuses to delete a backup that incremental backups depend on: delete those
+    /// (newest first) before it.
+    #[error("backup {id} has dependent incremental backups; delete them first ({message})")]
+    HasDependents {
+        /// The backup that could not be deleted.
+        id: BackupId,
+        /// Cinder's message.
+        message: String,
+    },
+    /// The backup ended in status `error`.
+    #[error("backup {id} failed: {fail_reason}")]
+    BackupFailed {
+        /// The backup.
+        id: BackupId,
+        /// Cinder's `fail_reason` (or a note that it gave none).
+        fail_reason: String,
+    },
+    /// The volume ended in an error status (`error`, `error_restoring`, ...).
+    #[error("volume {id} went to status {status}")]
+    VolumeFailed {
+        /// The volume.
+        id: VolumeId,
+        /// Its status.
+        status: String,
+    },
+    /// A delete ended in an error status instead of removing the resource.
+    #[error("deleting {kind} {id} failed: status {status}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    DeleteFailed {
+        /// `volume` or `backup`.
+        kind: ResourceKind,
+        /// Its id.
+        id: String,
+        /// The status it ended in.
+        status: String,
+        /// Cinder's reason, when it gives one.
+        reason: Option<String>,
+    },
+    /// A wait reached its deadline.
+    #[error("gave up after {waited:?} waiting for {what}; last status {last_status}")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        waited: Duration,
+        /// The last status seen.
+        last_status: String,
+    },
+    /// Cinder answered with an error status.
+    #[error("Cinder answered {status} to {method} {path}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// Cinder's message.
+        message: String,
+    },
+    /// Cinder or Keystone could not be reached, or the connection broke (after retries).
+    #[error("cannot reach {url}: {message}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Cinder answered something podbank cannot read.
+    #[error("unexpected answer from Cinder to {what}: {message}")]
+    InvalidResponse {
+        /// The request.
+        what: String,
+        /// The parse error.
+        message: String,
+    },
+}
+
+/// What kind of Cinder resource an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// A volume.
+    Volume,
+    /// A backup.
+    Backup,
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResourceKind::Volume => "volume",
+            ResourceKind::Backup => "backup",
+        })
+    }
+}
+
+/// A connected Cinder client. Cheap to clone (the session is shared); `Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct Cinder {
+    session: Arc<Session>,
+    poll_max: Duration,
+}
+
+/// Page size of backup listings.
+const PAGE: usize = 500;
+
+impl Cinder {
+    /// Authenticate with Keystone, find Cinder in the catalog, pick the microversion, and check
+    /// that the project may list backups.
+    ///
+    /// Wrong credentials give [`CinderError::Auth`] naming the user (or application
+    /// credential), the Keystone URL and where the settings came from.
+    pub async fn connect(settings: &CinderSettings) -> Result<Cinder, CinderError> {
+        let session = Session::open(settings).await?;
+        let reply = session
+            .get(&["backups"], &[("limit", "1".to_string())])
+            .await?;
+        match reply.status {
+            s if s.is_success() => {}
+            StatusCode::FORBIDDEN => {
+                return Err(CinderError::Auth(format!(
+                    "{} is authenticated, but Cinder's policy forbids listing backups: {}",
+                    session.identity(),
+                    reply.message()
+                )))
+            }
+            StatusCode::NOT_FOUND => {
+                return Err(CinderError::Catalog(format!(
+                    "the catalog's block-storage endpoint {} answers 404 to GET backups: {}",
+                    session.endpoint(),
+                    reply.message()
+                )))
+            }
+            _ => return Err(api_error("GET", &session.url(&["backups"], &[]), &reply)),
+        }
+        tracing::debug!(endpoint = %session.endpoint(), microversion = %session.microversion(), "connected to Cinder");
+        Ok(Cinder {
+            session: Arc::new(session),
+            poll_max: settings.poll_interval_max.max(Duration::from_millis(100)),
+        })
+    }
+
+    /// The block-storage endpoint in use.
+    pub fn endpoint(&self) -> &str {
+        self.session.endpoint().as_str()
+    }
+
+    /// The microversion sent with every request.
+    pub fn microversion(&self) -> Microversion {
+        self.session.microversion()
+    }
+
+    /// A volume, or `None` when it does not exist.
+    pub async fn get_volume(&self, id: &VolumeId) -> Result<Option<Volume>, CinderError> {
+        let path = ["volumes", id.as_str()];
+        let reply = self.session.get(&path, &[]).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let root: VolumeRoot = self.parse(&path, &reply)?;
+                Ok(Some(root.volume.into()))
+            }
+            _ => Err(self.api_error("GET", &path, &reply)),
+        }
+    }
+
+    /// Create a volume (from a backup when `backup_id` is set). Returns at once, usually in
+    /// status `creating`; see [`Cinder::wait_volume`].
+    pub async fn create_volume(&self, req: &NewVolume) -> Result<Volume, CinderError> {
+        let mut volume = serde_json::Map::new();
+        volume.insert("size".into(), json!(req.size_gib));
+        insert_opt(&mut volume, "name", req.name.as_deref());
+        insert_opt(&mut volume, "description", req.description.as_deref());
+        insert_opt(
+            &mut volume,
+            "backup_id",
+            req.backup_id.as_ref().map(BackupId::as_str),
+        );
+        insert_opt(&mut volume, "volume_type", req.volume_type.as_deref());
+        insert_opt(
+            &mut volume,
+            "availability_zone",
+            req.availability_zone.as_deref(),
+        );
+        if !req.metadata.is_empty() {
+            volume.insert("metadata".into(), json!(req.metadata));
+        }
+        let path = ["volumes"];
+        let reply = self
+            .session
+            .post(&path, json!({ "volume": volume }))
+            .await?;
+        match (reply.status, &req.backup_id) {
+            (s, _) if s.is_success() => {
+                let root: VolumeRoot = self.parse(&path, &reply)?;
+                Ok(root.volume.into())
+            }
+            (StatusCode::NOT_FOUND, Some(backup)) => Err(CinderError::NotFound {
+                kind: ResourceKind::Backup,
+                id: backup.to_string(),
+            }),
+            _ => Err(self.api_error("POST", &path, &reply)),
+        }
+    }
+
+    /// Delete a volume. A volume that does not exist counts as deleted. Returns when Cinder
+    /// accepted the request; see [`Cinder::wait_volume_deleted`].
+    pub async fn delete_volume(&self, id: &VolumeId) -> Result<(), CinderError> {
+        let path = ["volumes", id.as_str()];
+        let reply = self.session.delete(&path).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(()),
+            _ => Err(self.api_error("DELETE", &path, &reply)),
+        }
+    }
+
+    /// Start a backup of a volume. Returns the backup (usually `creating`); see
+    /// [`Cinder::wait_backup`].
+    ///
+    /// A volume that does not exist gives [`CinderError::NotFound`]. If Cinder accepted the
+    /// backup but reading it back fails, the backup is still returned (id, volume, name, status
+    /// `creating`) so that the caller can record and track it.
+    pub async fn create_backup(&self, req: &NewBackup) -> Result<Backup, CinderError> {
+        let mut backup = serde_json::Map::new();
+        backup.insert("volume_id".into(), json!(req.volume_id.as_str()));
+        insert_opt(&mut backup, "name", req.name.as_deref());
+        insert_opt(&mut backup, "description", req.description.as_deref());
+        backup.insert("incremental".into(), json!(req.incremental));
+        backup.insert("force".into(), json!(req.force));
+        if !req.metadata.is_empty() {
+            backup.insert("metadata".into(), json!(req.metadata));
+        }
+        let path = ["backups"];
+        let reply = self
+            .session
+            .post(&path, json!({ "backup": backup }))
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Err(CinderError::NotFound {
+                kind: ResourceKind::Volume,
+                id: req.volume_id.to_string(),
+            });
+        }
+        if !reply.status.is_success() {
+            return Err(self.api_error("POST", &path, &reply));
+        }
+        let created: CreatedRoot = self.parse(&path, &reply)?;
+        let id = BackupId::new(created.backup.id);
+        match self.get_backup(&id).await {
+            Ok(Some(backup)) => Ok(backup),
+            other => {
+                if let Err(e) = other {
+                    tracing::warn!(backup = %id, error = %e, "backup created, but reading it back failed");
+                }
+                Ok(Backup {
+                    id,
+                    volume_id: req.volume_id.clone(),
+                    name: req.name.clone().unwrap_or_default(),
+                    status: BackupStatus::Creating,
+                    fail_reason: None,
+                    size_gib: 0,
+                    is_incremental: req.incremental,
+                    has_dependent_backups: false,
+                    created_at: None,
+                    metadata: req.metadata.clone(),
+                })
+            }
+        }
+    }
+
+    /// A backup, or `None` when it does not exist.
+    pub async fn get_backup(&self, id: &BackupId) -> Result<Option<Backup>, CinderError> {
+        let path = ["backups", id.as_str()];
+        let reply = self.session.get(&path, &[]).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let root: BackupRoot = self.parse(&path, &reply)?;
+                Ok(Some(root.backup.into()))
+            }
+            _ => Err(self.api_error("GET", &path, &reply)),
+        }
+    }
+
+    /// Every backup of the project (with details, all pages), or those whose name starts with
+    /// `name_prefix`.
+    ///
+    /// The prefix is also sent to Cinder as a `name~` (LIKE) filter to shorten the listing;
+    /// a deployment that does not allow that filter is listed in full and filtered here.
+    pub async fn list_backups(
+        &self,
+        name_prefix: Option<&str>,
+    ) -> Result<Vec<Backup>, CinderError> {
+        match self.list_backups_filtered(name_prefix, true).await {
+            Err(CinderError::Api { status: 400, .. }) if name_prefix.is_some() => {
+                self.list_backups_filtered(name_prefix, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn list_backups_filtered(
+        &self,
+        name_prefix: Option<&str>,
+        server_filter: bool,
+    ) -> Result<Vec<Backup>, CinderError> {
+        let path = ["backups", "detail"];
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", PAGE.to_string())];
+            if let Some(m) = &marker {
+                query.push(("marker", m.clone()));
+            }
+            if let (Some(prefix), true) = (name_prefix, server_filter) {
+                query.push(("name~", prefix.to_string()));
+            }
+            let reply = self.session.get(&path, &query).await?;
+            if !reply.status.is_success() {
+                return Err(self.api_error("GET", &path, &reply));
+            }
+            let page: BackupsPage = self.parse(&path, &reply)?;
+            let has_next = page.backups_links.iter().any(|l| l.rel == "next");
+            let count = page.backups.len();
+            let last = page.backups.last().map(|b| b.id.clone());
+            out.extend(
+                page.backups
+                    .into_iter()
+                    .map(Backup::from)
+                    .filter(|b| name_prefix.is_none_or(|p| b.name.starts_with(p))),
+            );
+            match last {
+                Some(last) if has_next || count >= PAGE => {
+                    if marker.as_deref() == Some(last.as_str()) {
+                        break; // a server that repeats its last page: stop, do not loop
+                    }
+                    marker = Some(last);
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete a backup. A backup that does not exist counts as deleted. A backup with
+    /// dependent incremental backups gives [`CinderError::HasDependents`]. Returns when Cinder
+    /// accepted the request; see [`Cinder::wait_backup_deleted`].
+    pub async fn delete_backup(&self, id: &BackupId) -> Result<(), CinderError> {
+        let path = ["backups", id.as_str()];
+        let reply = self.session.delete(&path).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(()),
+            StatusCode::BAD_REQUEST if reply.message().contains("Incremental backups exist") => {
+                Err(CinderError::HasDependents {
+                    id: id.clone(),
+                    message: reply.message(),
+                })
+            }
+            _ => Err(self.api_error("DELETE", &path, &reply)),
+        }
+    }
+
+    /// Restore a backup (`POST /backups/{id}/restore`) into `volume` (overwritten), or into a
+    /// new volume named `name`. Returns the target volume's id; see [`Cinder::wait_volume`].
+    pub async fn restore_backup(
+        &self,
+        id: &BackupId,
+        volume: Option<&VolumeId>,
+        name: Option<&str>,
+    ) -> Result<VolumeId, CinderError> {
+        let mut restore = serde_json::Map::new();
+        insert_opt(&mut restore, "volume_id", volume.map(VolumeId::as_str));
+        insert_opt(&mut restore, "name", name);
+        let path = ["backups", id.as_str(), "restore"];
+        let reply = self
+            .session
+            .post(&path, json!({ "restore": restore }))
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            let message = reply.message();
+            return Err(match volume {
+                Some(v) if message.to_lowercase().starts_with("volume") => CinderError::NotFound {
+                    kind: ResourceKind::Volume,
+                    id: v.to_string(),
+                },
+                _ => CinderError::NotFound {
+                    kind: ResourceKind::Backup,
+                    id: id.to_string(),
+                },
+            });
+        }
+        if !reply.status.is_success() {
+            return Err(self.api_error("POST", &path, &reply));
+        }
+        let root: RestoreRoot = self.parse(&path, &reply)?;
+        Ok(VolumeId::new(root.restore.volume_id))
+    }
+
+    /// Poll a backup until it is `available` (returned) or `error`
+    /// ([`CinderError::BackupFailed`] with Cinder's `fail_reason`). A backup that disappears
+    /// gives [`CinderError::NotFound`]; the deadline gives [`CinderError::Timeout`].
+    pub async fn wait_backup(
+        &self,
+        id: &BackupId,
+        timeout: Duration,
+    ) -> Result<Backup, CinderError> {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let backup = self
+                .get_backup(id)
+                .await?
+                .ok_or_else(|| CinderError::NotFound {
+                    kind: ResourceKind::Backup,
+                    id: id.to_string(),
+                })?;
+            match backup.status {
+                BackupStatus::Available => return Ok(backup),
+                BackupStatus::Error => {
+                    return Err(CinderError::BackupFailed {
+                        id: id.clone(),
+                        fail_reason: backup
+                            .fail_reason
+                            .unwrap_or_else(|| "Cinder gave no fail_reason".to_string()),
+                    })
+                }
+                ref status => {
+                    if !poll.pause().await {
+                        return Err(poll
+                            .timeout(format!("backup {id} to become available"), status.as_str()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Poll a volume until it is `available` or `in-use` (returned). An `error*` status gives
+    /// [`CinderError::VolumeFailed`]; a volume that disappears, [`CinderError::NotFound`]; the
+    /// deadline, [`CinderError::Timeout`].
+    pub async fn wait_volume(
+        &self,
+        id: &VolumeId,
+        timeout: Duration,
+    ) -> Result<Volume, CinderError> {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let volume = self
+                .get_volume(id)
+                .await?
+                .ok_or_else(|| CinderError::NotFound {
+                    kind: ResourceKind::Volume,
+                    id: id.to_string(),
+                })?;
+            match volume.status.as_str() {
+                "available" | "in-use" => return Ok(volume),
+                s if s.starts_with("error") => {
+                    return Err(CinderError::VolumeFailed {
+                        id: id.clone(),
+                        status: volume.status,
+                    })
+                }
+                s => {
+                    if !poll.pause().await {
+                        return Err(poll.timeout(format!("volume {id} to become available"), s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Poll until a backup no longer exists. A backup that ends in `error` instead gives
+    /// [`CinderError::DeleteFailed`]; the deadline, [`CinderError::Timeout`].
+    pub async fn wait_backup_deleted(
+        &self,
+        id: &BackupId,
+        timeout: Duration,
+    ) -> Result<(), CinderError> {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let Some(backup) = self.get_backup(id).await? else {
+                return Ok(());
+            };
+            match backup.status {
+                BackupStatus::Deleted => return Ok(()),
+                BackupStatus::Error => {
+                    return Err(CinderError::DeleteFailed {
+                        kind: ResourceKind::Backup,
+                        id: id.to_string(),
+                        status: backup.status.to_string(),
+                        reason: backup.fail_reason,
+                    })
+                }
+                ref status => {
+                    if !poll.pause().await {
+                        return Err(
+                            poll.timeout(format!("backup {id} to be deleted"), status.as_str())
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Poll until a volume no longer exists. A volume that ends in `error_deleting` gives
+    /// [`CinderError::DeleteFailed`]; the deadline, [`CinderError::Timeout`].
+    pub async fn wait_volume_deleted(
+        &self,
+        id: &VolumeId,
+        timeout: Duration,
+    ) -> Result<(), CinderError> {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let Some(volume) = self.get_volume(id).await? else {
+                return Ok(());
+            };
+            match volume.status.as_str() {
+                "deleted" => return Ok(()),
+                "error_deleting" => {
+                    return Err(CinderError::DeleteFailed {
+                        kind: ResourceKind::Volume,
+                        id: id.to_string(),
+                        status: volume.status,
+                        reason: None,
+                    })
+                }
+                s => {
+                    if !poll.pause().await {
+                        return Err(poll.timeout(format!("volume {id} to be deleted"), s));
+                    }
+                }
+            }
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(&self, path: &[&str], reply: &Reply) -> Result<T, CinderError> {
+        serde_json::from_slice(&reply.body).map_err(|e| CinderError::InvalidResponse {
+            what: path.join("/"),
+            message: e.to_string(),
+        })
+    }
+
+    fn api_error(&self, method: &'static str, path: &[&str], reply: &Reply) -> CinderError {
+        api_error(method, &self.session.url(path, &[]), reply)
+    }
+}
+
+fn api_error(method: &'static str, url: &reqwest::Url, reply: &Reply) -> CinderError {
+    CinderError::Api {
+        status: reply.status.as_u16(),
+        method,
+        path: url.path().to_string(),
+        message: reply.message(),
+    }
+}
+
+fn insert_opt(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    value: Option<&str>,
+) {
+    if let Some(v) = value {
+        map.insert(key.to_string(), json!(v));
+    }
+}
+
+/// Paces a wait: 0.5 s between polls at first, growing by half up to `max`, never past the
+/// deadline.
+struct Poller {
+    start: Instant,
+    deadline: Instant,
+    delay: Duration,
+    max: Duration,
+}
+
+impl Poller {
+    fn new(timeout: Duration, max: Duration) -> Poller {
+        let start = Instant::now();
+        Poller {
+            start,
+            deadline: start + timeout,
+            delay: Duration::from_millis(500).min(max),
+            max,
+        }
+    }
+
+    /// Sleep before the next poll; `false` when the deadline has passed (poll no more).
+    async fn pause(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.delay.min(self.deadline - now)).await;
+        self.delay = self.delay.mul_f64(1.5).min(self.max);
+        true
+    }
+
+    fn timeout(&self, what: String, last_status: &str) -> CinderError {
+        CinderError::Timeout {
+            what,
+            waited: self.start.elapsed(),
+            last_status: last_status.to_string(),
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Cinder's volumes and backups as podbank sees them, and the JSON shapes of the API.
+//!
+//! No I/O here: the wire structs are lenient (every field optional, unknown fields ignored)
+//! and are turned into the public types with defaults, so that a field Cinder leaves out or
+//! sends as `null` never fails a whole listing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A Cinder volume id (a UUID, kept as Cinder wrote it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VolumeId(String);
+
+/// A Cinder backup id (a UUID, kept as Cinder wrote it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BackupId(String);
+
+macro_rules! id_newtype {
+    ($t:ident) => {
+        impl $t {
+            /// Wrap an id.
+            pub fn new(id: impl Into<String>) -> Self {
+                $t(id.into())
+            }
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl From<String> for $t {
+            fn from(s: String) -> Self {
+                $t(s)
+            }
+        }
+        impl From<&str> for $t {
+            fn from(s: &str) -> Self {
+                $t(s.to_string())
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+id_newtype!(VolumeId);
+id_newtype!(BackupId);
+
+/// A backup's status. Cinder's statuses are plain strings; the ones podbank acts on are named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum BackupStatus {
+    /// Being written by cinder-backup.
+    Creating,
+    /// Done and usable: can be restored, deleted, or be the parent of an incremental backup.
+    Available,
+    /// Being read back into a volume.
+    Restoring,
+    /// Being deleted.
+    Deleting,
+    /// Deleted (seen only in listings that include deleted backups).
+    Deleted,
+    /// Failed; `fail_reason` says why.
+    Error,
+    /// Any other status Cinder may report.
+    Other(String),
+}
+
+impl BackupStatus {
+    /// Cinder's name for the status.
+    pub fn as_str(&self) -> &str {
+        match self {
+            BackupStatus::Creating => "creating",
+            BackupStatus::Available => "available",
+            BackupStatus::Restoring => "restoring",
+            BackupStatus::Deleting => "deleting",
+            BackupStatus::Deleted => "deleted",
+            BackupStatus::Error => "error",
+            BackupStatus::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for BackupStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "creating" => BackupStatus::Creating,
+            "available" => BackupStatus::Available,
+            "restoring" => BackupStatus::Restoring,
+            "deleting" => BackupStatus::Deleting,
+            "deleted" => BackupStatus::Deleted,
+            "error" => BackupStatus::Error,
+            _ => BackupStatus::Other(s),
+        }
+    }
+}
+
+impl From<BackupStatus> for String {
+    fn from(s: BackupStatus) -> String {
+        s.as_str().to_string()
+    }
+}
+
+impl fmt::Display for BackupStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Cinder backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// Its id.
+    pub id: BackupId,
+    /// The volume it was taken of.
+    pub volume_id: VolumeId,
+    /// Its name (empty when Cinder has none).
+    pub name: String,
+    /// Its status.
+    pub status: BackupStatus,
+    /// Why it failed, when `status` is `error`.
+    pub fail_reason: Option<String>,
+    /// Size of the source volume in GiB (0 while Cinder has not recorded it).
+    pub size_gib: u64,
+    /// Whether it is an incremental backup (its parent is the volume's previous backup).
+    pub is_incremental: bool,
+    /// Whether incremental backups depend on it (then Cinder refuses to delete it).
+    pub has_dependent_backups: bool,
+    /// Creation time as Cinder reports it (ISO 8601, UTC, no zone suffix).
+    pub created_at: Option<String>,
+    /// Its metadata (microversion 3.43 and later).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A Cinder volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Its id.
+    pub id: VolumeId,
+    /// Its name (empty when Cinder has none).
+    pub name: String,
+    /// Its status: `creating`, `available`, `in-use`, `restoring-backup`, `error`, ...
+    pub status: String,
+    /// Size in GiB.
+    pub size_gib: u64,
+    /// Volume type name.
+    pub volume_type: Option<String>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What to create with [`super::Cinder::create_volume`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewVolume {
+    /// Size in GiB; with `backup_id`, at least the backup's size.
+    pub size_gib: u64,
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Restore this backup into the new volume (honoured from microversion 3.47, which podbank
+    /// always sends or exceeds).
+    pub backup_id: Option<BackupId>,
+    /// Volume type (Cinder's default type when `None`).
+    pub volume_type: Option<String>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What to create with [`super::Cinder::create_backup`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBackup {
+    /// The volume to back up.
+    pub volume_id: VolumeId,
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Incremental on the volume's latest available backup (the first backup must be full).
+    pub incremental: bool,
+    /// Back up an `in-use` volume too.
+    pub force: bool,
+    /// Metadata (microversion 3.43 and later).
+    pub metadata: BTreeMap<String, String>,
+}
+
+// ---- wire shapes -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireBackup {
+    pub id: String,
+    #[serde(default)]
+    pub volume_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub fail_reason: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub is_incremental: Option<bool>,
+    #[serde(default)]
+    pub has_dependent_backups: Option<bool>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl From<WireBackup> for Backup {
+    fn from(w: WireBackup) -> Backup {
+        Backup {
+            id: BackupId(w.id),
+            volume_id: VolumeId(w.volume_id.unwrap_or_default()),
+            name: w.name.unwrap_or_default(),
+            status: BackupStatus::from(w.status.unwrap_or_default()),
+            fail_reason: w.fail_reason.filter(|r| !r.is_empty()),
+            size_gib: w.size.unwrap_or(0),
+            is_incremental: w.is_incremental.unwrap_or(false),
+            has_dependent_backups: w.has_dependent_backups.unwrap_or(false),
+            created_at: w.created_at,
+            metadata: w.metadata.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireVolume {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub volume_type: Option<String>,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl From<WireVolume> for Volume {
+    fn from(w: WireVolume) -> Volume {
+        Volume {
+            id: VolumeId(w.id),
+            name: w.name.unwrap_or_default(),
+            status: w.status.unwrap_or_default(),
+            size_gib: w.size.unwrap_or(0),
+            volume_type: w.volume_type,
+            availability_zone: w.availability_zone,
+            metadata: w.metadata.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct BackupRoot {
+    pub backup: WireBackup,
+}
+
+/// `POST /backups` answers with only `id`, `name` and `links`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreatedRoot {
+    pub backup: CreatedBackup,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreatedBackup {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct BackupsPage {
+    #[serde(default)]
+    pub backups: Vec<WireBackup>,
+    #[serde(default)]
+    pub backups_links: Vec<Link>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Link {
+    #[serde(default)]
+    pub rel: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct VolumeRoot {
+    pub volume: WireVolume,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RestoreRoot {
+    pub restore: RestoreReply,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RestoreReply {
+    pub volume_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_with_nulls_and_unknown_fields_parses() {
+        let json = r#"{"backup": {"id": "b1", "status": "error", "size": null, "name": null,
+            "fail_reason": "boom", "volume_id": "v1", "object_count": 3, "container": null,
+            "is_incremental": true, "has_dependent_backups": false, "metadata": {"k": "v"}}}"#;
+        let root: BackupRoot = serde_json::from_str(json).expect("parses");
+        let b = Backup::from(root.backup);
+        assert_eq!(b.id.as_str(), "b1");
+        assert_eq!(b.status, BackupStatus::Error);
+        assert_eq!(b.fail_reason.as_deref(), Some("boom"));
+        assert_eq!(b.size_gib, 0);
+        assert_eq!(b.name, "");
+        assert!(b.is_incremental);
+        assert_eq!(b.metadata.get("k").map(String::as_str), Some("v"));
+    }
+
+    #[test]
+    fn status_round_trips_including_unknown() {
+        for s in [
+            "creating",
+            "available",
+            "restoring",
+            "deleting",
+            "deleted",
+            "error",
+            "weird_new",
+        ] {
+            let st = BackupStatus::from(s.to_string());
+            assert_eq!(st.as_str(), s);
+            let json = serde_json::to_string(&st).expect("ser");
+            assert_eq!(json, format!("\"{s}\""));
+        }
+        assert_eq!(
+            BackupStatus::from("weird_new".to_string()),
+            BackupStatus::Other("weird_new".into())
+        );
+    }
+
+    #[test]
+    fn ids_display_and_serialize_as_plain_strings() {
+        let id = BackupId::new("abc");
+        assert_eq!(id.to_string(), "abc");
+        assert_eq!(serde_json::to_string(&id).expect("ser"), "\"abc\"");
+        let v: VolumeId = serde_json::from_str("\"v-1\"").expect("de");
+        assert_eq!(v.as_str(), "v-1");
+    }
+}
