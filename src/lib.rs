@@ -17,8 +17,10 @@
 //! * [`cinder`] talks to Keystone and Cinder: volumes, backups, restores, waits.
 //! * [`protection`] orchestrates protect / restore / delete; it is the only module that
 //!   knows all the others.
-//! * [`cli`] is a thin front over the library.
+//! * [`cli`] and [`agent`] are thin fronts over the library: on-demand commands, and the
+//!   long-running agent (schedules, retention, leader election, HTTP API).
 
+pub mod agent;
 pub mod apiserver;
 pub mod bank;
 pub mod cinder;

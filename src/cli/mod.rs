@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 failure (one line `error: <cause>` on stderr), 2 bad usage or
 //! invalid parameters.
 
+mod agent;
 pub mod bank;
 mod checkpoints;
 pub mod config;
@@ -78,6 +79,8 @@ pub enum Command {
     /// Demo and test helpers: seed realistic pods into etcd.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
+    /// Run the long-running agent: schedules, retention, leader election, HTTP API.
+    Agent(agent::AgentArgs),
 }
 
 /// What every command gets: resolved settings and the output format.
@@ -136,6 +139,9 @@ pub fn main() -> ExitCode {
                 c.is::<UsageError>()
                     || c.is::<crate::resources::ResourceError>()
                     || c.is::<crate::protection::schema::InvalidParameters>()
+                    || c.downcast_ref::<crate::agent::AgentError>()
+                        .is_some_and(|a| matches!(a, crate::agent::AgentError::Config(_)))
+                    || c.is::<crate::etcd::ElectionError>()
             });
             eprintln!("error: {}", one_line(&e));
             if usage {
@@ -208,5 +214,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => restore::run_restore(&ctx, &cli.bank, args).await,
         Command::Restores(cmd) => restore::run_restores(&ctx, &cli.bank, cmd).await,
         Command::Bank(cmd) => bank::run(&ctx, &cli.bank, cmd).await,
+        Command::Agent(args) => agent::run(&ctx, &cli.bank, args).await,
     }
 }

@@ -1,14 +1,17 @@
-//! etcd access: connection settings (the flags kube-apiserver itself uses), and the scan of
-//! several key prefixes at one pinned revision.
+//! etcd access: connection settings (the flags kube-apiserver itself uses), the scan of
+//! several key prefixes at one pinned revision, and the agents' leader election.
 //!
 //! This module owns every call to etcd. It knows key prefixes and revisions, nothing of the
 //! Kubernetes storage format: values leave it as opaque bytes for [`crate::codec`].
-//! podbank only reads from the Kubernetes prefix; it never writes there.
+//! podbank only reads from the Kubernetes prefix; it never writes there. The one thing it
+//! writes is its election candidate key, under its own prefix ([`election`]).
 
 mod config;
+pub mod election;
 mod scan;
 
 pub use config::EtcdConfig;
+pub use election::{Election, ElectionConfig, ElectionError};
 pub use scan::{KeyValue, ScanOptions, ScanSink, ScanSummary};
 
 use std::fmt;

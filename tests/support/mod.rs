@@ -3,8 +3,10 @@
 
 pub mod apiserver;
 pub mod cinder;
+pub mod engine;
 pub mod etcd;
 pub mod swift;
+pub mod http;
 
 /// Path of the built `podbank` binary.
 pub fn podbank_bin() -> &'static str {

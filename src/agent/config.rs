@@ -1,0 +1,498 @@
+//! The `agent:` section of the config file, typed: where to listen, how callers
+//! authenticate, the election, the shutdown grace period, and the plans.
+//!
+//! Parsing checks everything that can be checked without I/O (schedules, selectors,
+//! protect parameters, names), so that a wrong config stops the agent at start with a
+//! message naming the field, not at 2 a.m. when a schedule fires.
+//!
+//! ```yaml
+//! agent:
+//!   listen: 0.0.0.0:8790
+//!   token_file: /etc/podbank/secret/api-token
+//!   tls:                       # optional; client_ca_file turns on mTLS
+//!     cert_file: /etc/podbank/tls/tls.crt
+//!     key_file: /etc/podbank/tls/tls.key
+//!     client_ca_file: /etc/podbank/tls/ca.crt
+//!   election: { key: /podbank/election/agent, ttl: 15s }
+//!   identity: node-1           # default: $PODBANK_NODE_NAME, then the host name
+//!   grace_period: 5m
+//!   plans:
+//!     - name: nightly
+//!       namespaces: [shop]
+//!       selector: "backup.podbank.io/enabled=true"
+//!       pods: []
+//!       schedule: "0 2 * * *"  # cron, optional leading seconds field
+//!       options: { backup_name: nightly, description: nightly backup }
+//!       retention: { keep_last: 7, max_age: 30d }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::retention::RetentionPolicy;
+use super::schedule::{Plan, Schedule};
+use super::AgentError;
+use crate::agent::engine::SelectionSpec;
+use crate::etcd::ElectionConfig;
+use crate::protection::schema::ProtectParams;
+use crate::resources::LabelSelector;
+
+/// The agent's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Address and port of the HTTP API.
+    pub listen: SocketAddr,
+    /// File holding the bearer token callers must present.
+    pub token_file: Option<PathBuf>,
+    /// TLS for the HTTP API; with a client CA, callers must present a certificate.
+    pub tls: Option<TlsConfig>,
+    /// Leader election.
+    pub election: ElectionSettings,
+    /// This replica's name in the election (default: `$PODBANK_NODE_NAME`, then the host
+    /// name).
+    pub identity: Option<String>,
+    /// How long an operation in progress may run on after SIGTERM.
+    #[serde(with = "duration")]
+    pub grace_period: Duration,
+    /// Scheduled protection plans.
+    pub plans: Vec<PlanConfig>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8790)),
+            token_file: None,
+            tls: None,
+            election: ElectionSettings::default(),
+            identity: None,
+            grace_period: Duration::from_secs(300),
+            plans: Vec::new(),
+        }
+    }
+}
+
+/// TLS files of the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Server private key (PEM).
+    pub key_file: PathBuf,
+    /// CA that signs client certificates; when set, clients must present one (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// Leader election settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElectionSettings {
+    /// The election key, under podbank's own prefix.
+    pub key: String,
+    /// Lease TTL: the longest a dead leader keeps the role.
+    #[serde(with = "duration")]
+    pub ttl: Duration,
+}
+
+impl Default for ElectionSettings {
+    fn default() -> Self {
+        ElectionSettings {
+            key: ElectionConfig::default_key("agent"),
+            ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+/// One plan as written in the file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Plan name: lower-case letters, digits and '-', at most 63 characters.
+    pub name: String,
+    /// Namespaces; empty means all.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Label selector over pod labels.
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// Explicit pods as `<namespace>/<name>`.
+    #[serde(default)]
+    pub pods: Vec<String>,
+    /// Cron schedule: 5 fields, or 6 with leading seconds; evaluated in UTC.
+    pub schedule: String,
+    /// Protect parameters (`backup_name`, `description`, ...).
+    pub options: serde_json::Value,
+    /// Retention policy.
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+}
+
+impl AgentConfig {
+    /// Parse the raw `agent:` section (absent or null means defaults).
+    pub fn from_yaml(raw: &serde_yaml::Value) -> Result<AgentConfig, AgentError> {
+        if raw.is_null() {
+            return Ok(AgentConfig::default());
+        }
+        serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                AgentError::Config(format!("agent: {inner}"))
+            } else {
+                AgentError::Config(format!("agent.{path}: {inner}"))
+            }
+        })
+    }
+
+    /// Check the plans and turn them into runnable [`Plan`]s.
+    pub fn plans(&self) -> Result<Vec<Plan>, AgentError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::with_capacity(self.plans.len());
+        for p in &self.plans {
+            let bad = |what: String| AgentError::Config(format!("agent.plans[{}]: {what}", p.name));
+            if !valid_plan_name(&p.name) {
+                return Err(bad(
+                    "the name must be 1-63 lower-case letters, digits or '-', starting and \
+                     ending with a letter or digit"
+                        .into(),
+                ));
+            }
+            if !seen.insert(p.name.clone()) {
+                return Err(bad("the name is used by another plan".into()));
+            }
+            let schedule = Schedule::parse(&p.schedule).map_err(|e| bad(e.to_string()))?;
+            if let Some(sel) = &p.selector {
+                LabelSelector::parse(sel).map_err(|e| bad(e.to_string()))?;
+            }
+            for pod in &p.pods {
+                match pod.split_once('/') {
+                    Some((ns, name))
+                        if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {}
+                    _ => return Err(bad(format!("pod {pod:?}: expected <namespace>/<name>"))),
+                }
+            }
+            ProtectParams::from_json(&p.options).map_err(|e| bad(format!("options: {e}")))?;
+            if p.retention.keep_last == Some(0) {
+                return Err(bad(
+                    "retention.keep_last must be at least 1 (omit it to keep every checkpoint)"
+                        .into(),
+                ));
+            }
+            out.push(Plan {
+                name: p.name.clone(),
+                selection: SelectionSpec {
+                    namespaces: p.namespaces.clone(),
+                    label_selector: p.selector.clone(),
+                    pods: p.pods.clone(),
+                },
+                parameters: p.options.clone(),
+                schedule,
+                retention: p.retention.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The identity to campaign under.
+    pub fn identity(&self) -> String {
+        if let Some(id) = self.identity.as_ref().filter(|s| !s.is_empty()) {
+            return id.clone();
+        }
+        if let Ok(node) = std::env::var("PODBANK_NODE_NAME") {
+            if !node.is_empty() {
+                return node;
+            }
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("podbank-{}", std::process::id()))
+    }
+
+    /// The election settings, ready for [`crate::etcd::Election::start`].
+    pub fn election_config(&self) -> ElectionConfig {
+        ElectionConfig {
+            key: self.election.key.clone(),
+            ttl: self.election.ttl,
+            identity: self.identity(),
+        }
+    }
+
+    /// Read the bearer token. `None` when no token file is configured.
+    pub fn read_token(&self) -> Result<Option<Vec<u8>>, AgentError> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read(path)
+            .map_err(|e| AgentError::Config(format!("agent.token_file {}: {e}", path.display())))?;
+        let token = text.trim_ascii().to_vec();
+        if token.is_empty() {
+            return Err(AgentError::Config(format!(
+                "agent.token_file {} is empty: put a long random token in it",
+                path.display()
+            )));
+        }
+        Ok(Some(token))
+    }
+}
+
+/// Kubernetes-style DNS label: the plan name ends up in metric labels and URLs.
+fn valid_plan_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Parse a duration: a number of seconds (`90`), or numbers with units `s`, `m`, `h`,
+/// `d`, `w`, possibly several (`1h30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => {
+                return Err(format!(
+                    "duration {text:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. 30d)"
+                ))
+            }
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("duration {text:?}: a number must come before {c:?}"))?;
+        digits.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    }
+    if !digits.is_empty() {
+        return Err(format!(
+            "duration {text:?}: a unit must follow the last number (s, m, h, d or w)"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Format a duration in the largest unit that divides it (`30d`, `90m`, `15s`).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s != 0 && s.is_multiple_of(n) {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+/// A number or a string with units, either way.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Secs(u64),
+    Text(String),
+}
+
+/// Serde of a [`Duration`] as in [`parse_duration`].
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{format_duration, parse_duration, RawDuration};
+
+    /// Serialize as text (`30d`).
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    /// Deserialize from a number of seconds or text with units.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match RawDuration::deserialize(d)? {
+            RawDuration::Secs(s) => Ok(Duration::from_secs(s)),
+            RawDuration::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Serde of an optional [`Duration`] as in [`parse_duration`].
+pub mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{format_duration, parse_duration, RawDuration};
+
+    /// Serialize as text (`30d`) or null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserialize from null, a number of seconds or text with units.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<RawDuration>::deserialize(d)? {
+            None => Ok(None),
+            Some(RawDuration::Secs(s)) => Ok(Some(Duration::from_secs(s))),
+            Some(RawDuration::Text(t)) => parse_duration(&t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> serde_yaml::Value {
+        serde_yaml::from_str(text).expect("yaml")
+    }
+
+    #[test]
+    fn durations_parse_in_every_spelling() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in ["", "5y", "h", "10m5", "-3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(30 * 86_400)), "30d");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "90m");
+        assert_eq!(format_duration(Duration::from_secs(0)), "0s");
+    }
+
+    #[test]
+    fn the_full_example_parses() {
+        let c = AgentConfig::from_yaml(&yaml(
+            r#"
+listen: 0.0.0.0:8790
+token_file: /etc/podbank/secret/api-token
+tls: { cert_file: /a.crt, key_file: /a.key, client_ca_file: /ca.crt }
+election: { key: /podbank/election/x, ttl: 10 }
+identity: node-1
+grace_period: 5m
+plans:
+  - name: nightly
+    namespaces: [shop]
+    selector: "backup.podbank.io/enabled=true"
+    schedule: "0 2 * * *"
+    options: { backup_name: nightly, description: nightly backup, incremental: true }
+    retention: { keep_last: 7, max_age: 30d }
+  - name: every-second
+    pods: [shop/web-0]
+    schedule: "* * * * * *"
+    options: { backup_name: fast, description: "" }
+"#,
+        ))
+        .expect("parses");
+        assert_eq!(c.listen.port(), 8790);
+        assert_eq!(c.election.ttl, Duration::from_secs(10));
+        assert_eq!(c.grace_period, Duration::from_secs(300));
+        assert_eq!(c.election_config().identity, "node-1");
+        let plans = c.plans().expect("plans");
+        assert_eq!(plans.len(), 2);
+        assert_eq!(plans[0].retention.keep_last, Some(7));
+        assert_eq!(
+            plans[0].retention.max_age,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(plans[0].selection.namespaces, ["shop"]);
+        assert_eq!(plans[1].selection.pods, ["shop/web-0"]);
+        assert!(plans[1].retention.is_unbounded());
+    }
+
+    #[test]
+    fn absent_section_means_defaults() {
+        let c = AgentConfig::from_yaml(&serde_yaml::Value::Null).expect("defaults");
+        assert_eq!(c, AgentConfig::default());
+        assert_eq!(c.election.key, "/podbank/election/agent");
+        assert!(c.plans().expect("no plans").is_empty());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let plan = |extra: &str| {
+            format!(
+                "plans:\n  - name: p\n    schedule: \"0 * * * *\"\n    options: {{ backup_name: b, description: d }}\n{extra}"
+            )
+        };
+        let cases = [
+            ("lisen: 1.2.3.4:5", "lisen"),
+            ("grace_period: 5y", "unknown unit"),
+            (
+                "plans:\n  - name: Bad_Name\n    schedule: \"0 * * * *\"\n    options: { backup_name: b, description: d }",
+                "plans[Bad_Name]",
+            ),
+            (
+                "plans:\n  - name: p\n    schedule: \"not cron\"\n    options: { backup_name: b, description: d }",
+                "schedule",
+            ),
+            (
+                "plans:\n  - name: p\n    schedule: \"0 * * * *\"\n    options: { description: d }",
+                "backup_name",
+            ),
+            (&plan("    selector: \"a in (\""), "label selector"),
+            (&plan("    pods: [justname]"), "<namespace>/<name>"),
+            (&plan("    retention: { keep_last: 0 }"), "keep_last"),
+            (
+                &format!("{}  - name: p\n    schedule: \"0 * * * *\"\n    options: {{ backup_name: b, description: d }}\n", plan("")),
+                "used by another plan",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = AgentConfig::from_yaml(&yaml(text)).and_then(|c| c.plans().map(|_| c));
+            let msg = match err {
+                Ok(_) => panic!("{text}: accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(msg.contains(want), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn token_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret\n").expect("write");
+        let mut c = AgentConfig {
+            token_file: Some(path.clone()),
+            ..AgentConfig::default()
+        };
+        assert_eq!(c.read_token().expect("token"), Some(b"s3cret".to_vec()));
+        std::fs::write(&path, " \n").expect("write");
+        assert!(c.read_token().unwrap_err().to_string().contains("empty"));
+        c.token_file = Some(dir.path().join("missing"));
+        assert!(c.read_token().unwrap_err().to_string().contains("missing"));
+    }
+}

@@ -1,0 +1,597 @@
+//! The agent's HTTP API (axum), and its OpenAPI document, built from the same handler
+//! declarations so that the two cannot drift apart.
+//!
+//! `/v1/...` needs `Authorization: Bearer <token>` (compared in constant time) when a
+//! token is configured, and a verified client certificate when mTLS is on; `/healthz`, `/readyz` and `/metrics` are open, for probes and
+//! scrapers. Long operations answer `202 Accepted` with the operation record, a
+//! `status_url` and a `Location` header pointing at `/v1/operations/{id}`.
+//!
+//! Errors are JSON: `{"error": {"code": "...", "message": "..."}}`; an unknown route has
+//! the code `no_route`.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::engine::{
+    CheckpointFilter, CheckpointId, CheckpointSummary, EngineError, ProtectRequest,
+    ProtectableQuery, ReadinessCheck, RestoreRequest, RestoreSummary,
+};
+use super::operations::OperationRecord;
+use super::schedule::PlanView;
+use super::service::{ServiceError, Trigger};
+use super::Service;
+use crate::resources::POD_TYPE;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct ApiState {
+    service: Arc<Service>,
+    token_hash: Option<[u8; 32]>,
+    client_cert: bool,
+    openapi: Arc<OnceLock<Value>>,
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The body of an error answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code: `unauthorized`, `not_found`, `invalid`, `conflict`, `busy`,
+    /// `shutting_down`, `unavailable`, `unsupported`, `failed`, `no_route`.
+    pub code: String,
+    /// What to do about it.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut resp = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let (status, code) = match &e {
+            EngineError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            EngineError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            EngineError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            EngineError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "failed"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let (status, code) = match &e {
+            ServiceError::UnknownPlan(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ServiceError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            ServiceError::Busy(_) => (StatusCode::CONFLICT, "busy"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// The answer to a request that started a long operation.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    /// The operation started.
+    pub operation: OperationRecord,
+    /// Where to follow it: `/v1/operations/{id}`.
+    pub status_url: String,
+}
+
+fn accepted(op: OperationRecord) -> Response {
+    let url = format!("/v1/operations/{}", op.id);
+    let location = HeaderValue::from_str(&url).ok();
+    let mut resp = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            operation: op,
+            status_url: url,
+        }),
+    )
+        .into_response();
+    if let Some(l) = location {
+        resp.headers_mut().insert(header::LOCATION, l);
+    }
+    resp
+}
+
+/// A list wrapper, so that lists can grow fields later.
+#[derive(Serialize, ToSchema)]
+pub struct Items<T: ToSchema> {
+    /// The items.
+    pub items: Vec<T>,
+}
+
+/// `GET /v1/plans`.
+#[derive(Serialize, ToSchema)]
+pub struct PlanList {
+    /// Whether this replica leads (runs the schedules).
+    pub leader: bool,
+    /// The plans.
+    pub items: Vec<PlanView>,
+}
+
+/// `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// Whether every check passed.
+    pub ready: bool,
+    /// Each check.
+    pub checks: Vec<ReadinessCheck>,
+}
+
+/// Query of `GET /v1/protectables/OS::Kubernetes::Pod/instances`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InstancesQuery {
+    /// Namespaces, comma-separated; all if absent.
+    pub namespaces: Option<String>,
+    /// Label selector.
+    pub label_selector: Option<String>,
+    /// Field selector.
+    pub field_selector: Option<String>,
+}
+
+/// Query of `GET /v1/checkpoints`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointsQuery {
+    /// Only this plan's checkpoints.
+    pub plan: Option<String>,
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Protectable resource types.
+#[utoipa::path(get, path = "/v1/protectables", tag = "protectables",
+    responses((status = 200, description = "Resource types", body = Items<String>)),
+    security(("bearer" = [])))]
+async fn protectable_types() -> Json<Items<String>> {
+    Json(Items {
+        items: vec![POD_TYPE.to_string()],
+    })
+}
+
+/// Protectable pods, read from etcd.
+#[utoipa::path(get, path = "/v1/protectables/OS::Kubernetes::Pod/instances", tag = "protectables",
+    params(InstancesQuery),
+    responses((status = 200, description = "Pods", body = Object),
+              (status = 400, description = "Bad selector", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn list_instances(
+    State(s): State<ApiState>,
+    Query(q): Query<InstancesQuery>,
+) -> ApiResult<Json<Value>> {
+    let query = ProtectableQuery {
+        namespaces: q
+            .namespaces
+            .map(|n| {
+                n.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        label_selector: q.label_selector,
+        field_selector: q.field_selector,
+    };
+    Ok(Json(s.service.engine().list_protectables(query).await?))
+}
+
+/// One protectable pod, by uid or `<namespace>/<name>` (slash percent-encoded).
+#[utoipa::path(get, path = "/v1/protectables/OS::Kubernetes::Pod/instances/{id}", tag = "protectables",
+    params(("id" = String, Path, description = "Pod uid or namespace/name")),
+    responses((status = 200, description = "The pod", body = Object),
+              (status = 404, description = "No such pod", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn show_instance(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.service.engine().show_protectable(&id).await?))
+}
+
+/// A pod's dependents: its Cinder volumes.
+#[utoipa::path(get, path = "/v1/protectables/OS::Kubernetes::Pod/instances/{id}/dependents", tag = "protectables",
+    params(("id" = String, Path, description = "Pod uid or namespace/name")),
+    responses((status = 200, description = "Dependents", body = Object),
+              (status = 404, description = "No such pod", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn instance_dependents(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.service.engine().protectable_dependents(&id).await?))
+}
+
+/// Checkpoints in the bank.
+#[utoipa::path(get, path = "/v1/checkpoints", tag = "checkpoints",
+    params(CheckpointsQuery),
+    responses((status = 200, description = "Checkpoints, newest first", body = Items<CheckpointSummary>)),
+    security(("bearer" = [])))]
+async fn list_checkpoints(
+    State(s): State<ApiState>,
+    Query(q): Query<CheckpointsQuery>,
+) -> ApiResult<Json<Items<CheckpointSummary>>> {
+    let mut items = s
+        .service
+        .engine()
+        .list_checkpoints(CheckpointFilter { plan: q.plan })
+        .await?;
+    items.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    Ok(Json(Items { items }))
+}
+
+/// Take a checkpoint now (on demand).
+#[utoipa::path(post, path = "/v1/checkpoints", tag = "checkpoints",
+    request_body = ProtectRequest,
+    responses((status = 202, description = "Started", body = Accepted),
+              (status = 400, description = "Invalid parameters", body = ErrorBody),
+              (status = 503, description = "Shutting down", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn create_checkpoint(
+    State(s): State<ApiState>,
+    body: Result<Json<ProtectRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(bad_json)?;
+    Ok(accepted(s.service.protect(req)?))
+}
+
+/// One checkpoint in full.
+#[utoipa::path(get, path = "/v1/checkpoints/{id}", tag = "checkpoints",
+    params(("id" = String, Path, description = "Checkpoint id")),
+    responses((status = 200, description = "The checkpoint", body = Object),
+              (status = 404, description = "No such checkpoint", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn show_checkpoint(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        s.service
+            .engine()
+            .show_checkpoint(&CheckpointId(id))
+            .await?,
+    ))
+}
+
+/// Delete a checkpoint and its Cinder backups.
+#[utoipa::path(delete, path = "/v1/checkpoints/{id}", tag = "checkpoints",
+    params(("id" = String, Path, description = "Checkpoint id")),
+    responses((status = 202, description = "Started", body = Accepted),
+              (status = 503, description = "Shutting down", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn delete_checkpoint(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(accepted(s.service.delete_checkpoint(CheckpointId(id))?))
+}
+
+/// Restore records.
+#[utoipa::path(get, path = "/v1/restores", tag = "restores",
+    responses((status = 200, description = "Restores, newest first", body = Items<RestoreSummary>)),
+    security(("bearer" = [])))]
+async fn list_restores(State(s): State<ApiState>) -> ApiResult<Json<Items<RestoreSummary>>> {
+    let mut items = s.service.engine().list_restores().await?;
+    items.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    Ok(Json(Items { items }))
+}
+
+/// Restore from a checkpoint.
+#[utoipa::path(post, path = "/v1/restores", tag = "restores",
+    request_body = RestoreRequest,
+    responses((status = 202, description = "Started", body = Accepted),
+              (status = 400, description = "Invalid parameters", body = ErrorBody),
+              (status = 503, description = "Shutting down", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn create_restore(
+    State(s): State<ApiState>,
+    body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(bad_json)?;
+    Ok(accepted(s.service.restore(req)?))
+}
+
+/// One restore in full.
+#[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores",
+    params(("id" = String, Path, description = "Restore id")),
+    responses((status = 200, description = "The restore", body = Object),
+              (status = 404, description = "No such restore", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn show_restore(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(s.service.engine().show_restore(&id).await?))
+}
+
+/// The configured plans.
+#[utoipa::path(get, path = "/v1/plans", tag = "plans",
+    responses((status = 200, description = "Plans", body = PlanList)),
+    security(("bearer" = [])))]
+async fn list_plans(State(s): State<ApiState>) -> Json<PlanList> {
+    Json(PlanList {
+        leader: s.service.is_leader(),
+        items: s.service.plan_views(),
+    })
+}
+
+/// Run a plan now (protect, then retention), on this replica.
+#[utoipa::path(post, path = "/v1/plans/{name}/trigger", tag = "plans",
+    params(("name" = String, Path, description = "Plan name")),
+    responses((status = 202, description = "Started", body = Accepted),
+              (status = 404, description = "No such plan", body = ErrorBody),
+              (status = 409, description = "The plan is already running", body = ErrorBody),
+              (status = 503, description = "Shutting down", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn trigger_plan(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult<Response> {
+    Ok(accepted(s.service.trigger_plan(&name, Trigger::Manual)?))
+}
+
+/// Operations of this replica, newest first.
+#[utoipa::path(get, path = "/v1/operations", tag = "operations",
+    responses((status = 200, description = "Operations", body = Items<OperationRecord>)),
+    security(("bearer" = [])))]
+async fn list_operations(State(s): State<ApiState>) -> Json<Items<OperationRecord>> {
+    Json(Items {
+        items: s.service.operations().list(),
+    })
+}
+
+/// One operation: the status URL of a 202.
+#[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
+    params(("id" = String, Path, description = "Operation id")),
+    responses((status = 200, description = "The operation", body = OperationRecord),
+              (status = 404, description = "Unknown here (another replica's, or forgotten)", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn show_operation(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OperationRecord>> {
+    s.service.operations().get(&id).map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("operation {id} is not known to this replica"),
+        )
+    })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3 document", body = Object)),
+    security(("bearer" = [])))]
+async fn openapi_json(State(s): State<ApiState>) -> Json<Value> {
+    Json(s.openapi.get().cloned().unwrap_or(Value::Null))
+}
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "meta",
+    responses((status = 200, description = "Alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: etcd and the bank answer, and the agent is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200, description = "Ready", body = Readiness),
+              (status = 503, description = "Not ready", body = Readiness)))]
+async fn readyz(State(s): State<ApiState>) -> Response {
+    let mut checks = s.service.engine().readiness().await;
+    let accepting = s.service.operations().is_accepting();
+    checks.push(ReadinessCheck {
+        name: "agent".into(),
+        ok: accepting,
+        message: (!accepting).then(|| "shutting down".to_string()),
+    });
+    let ready = checks.iter().all(|c| c.ok);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness { ready, checks })).into_response()
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Metrics", body = String, content_type = "application/openmetrics-text")))]
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
+        s.service.render_metrics(),
+    )
+        .into_response()
+}
+
+fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.body_text())
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such endpoint: see /v1/openapi.json",
+    )
+}
+
+async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    if s.client_cert {
+        let verified = req
+            .extensions()
+            .get::<Arc<axum_server::tls::TlsInfo>>()
+            .is_some_and(|info| !info.peer_certificates.is_empty());
+        if !verified {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "present a client certificate signed by the agent's client CA",
+            )
+            .into_response();
+        }
+    }
+    let Some(expected) = &s.token_hash else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| Sha256::digest(t.trim().as_bytes()));
+    match presented {
+        Some(hash) if bool::from(hash.as_slice().ct_eq(expected)) => next.run(req).await,
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong bearer token",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <token> (the agent's token_file)",
+        )
+        .into_response(),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "podbank agent", description = "Protect Kubernetes pods and their Cinder volumes: Karbor's protectables, checkpoints and restores, plans and operations."),
+    modifiers(&BearerScheme),
+    components(schemas(ErrorBody, ErrorDetail))
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// How `/v1` callers authenticate; every method set must pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Auth<'a> {
+    /// The bearer token required, if any.
+    pub token: Option<&'a [u8]>,
+    /// Whether a client certificate, verified by the TLS layer, is required (mTLS).
+    pub client_cert: bool,
+}
+
+/// The router of the whole API with a bearer token, and its OpenAPI document.
+///
+/// # Arguments
+/// * `service` - the agent's core.
+/// * `token` - the bearer token `/v1` requires; `None` leaves `/v1` open.
+pub fn router(service: Arc<Service>, token: Option<&[u8]>) -> (Router, utoipa::openapi::OpenApi) {
+    router_with_auth(
+        service,
+        Auth {
+            token,
+            client_cert: false,
+        },
+    )
+}
+
+/// The router of the whole API, and its OpenAPI document.
+///
+/// # Arguments
+/// * `service` - the agent's core.
+/// * `auth` - what `/v1` requires.
+pub fn router_with_auth(
+    service: Arc<Service>,
+    auth: Auth<'_>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    let state = ApiState {
+        service,
+        token_hash: auth.token.map(|t| Sha256::digest(t).into()),
+        client_cert: auth.client_cert,
+        openapi: Arc::new(OnceLock::new()),
+    };
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(protectable_types))
+        .routes(routes!(list_instances))
+        .routes(routes!(show_instance))
+        .routes(routes!(instance_dependents))
+        .routes(routes!(list_checkpoints, create_checkpoint))
+        .routes(routes!(show_checkpoint, delete_checkpoint))
+        .routes(routes!(list_restores, create_restore))
+        .routes(routes!(show_restore))
+        .routes(routes!(list_plans))
+        .routes(routes!(trigger_plan))
+        .routes(routes!(list_operations))
+        .routes(routes!(show_operation))
+        .routes(routes!(openapi_json))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let open = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics));
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(v1)
+        .merge(open)
+        .fallback(no_route)
+        .with_state(state.clone())
+        .split_for_parts();
+    let doc = serde_json::to_value(&api).unwrap_or(Value::Null);
+    let _ = state.openapi.set(doc);
+    (router, api)
+}

@@ -1,0 +1,674 @@
+//! The agent's HTTP API, end to end through the axum router over an in-memory engine:
+//! every endpoint, authentication, errors, the 202 + status URL flow, and the OpenAPI
+//! document against the routes the router really serves.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use podbank::agent::{AgentConfig, Service};
+use serde_json::{json, Value};
+use support::engine::{wait_for, MemoryEngine};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Api {
+    router: Router,
+    service: Arc<Service>,
+    engine: Arc<MemoryEngine>,
+    _leading: watch::Sender<bool>,
+}
+
+fn api() -> Api {
+    let config = AgentConfig::from_yaml(
+        &serde_yaml::from_str(
+            r#"
+plans:
+  - name: hourly
+    namespaces: [shop]
+    schedule: "0 * * * *"
+    options: { backup_name: hourly, description: every hour }
+    retention: { keep_last: 2 }
+"#,
+        )
+        .expect("yaml"),
+    )
+    .expect("config");
+    let engine = MemoryEngine::new("a", 3);
+    let (tx, rx) = watch::channel(true);
+    let service = Service::new(engine.clone(), config.plans().expect("plans"), rx);
+    let (router, _) = podbank::agent::http::router(Arc::clone(&service), Some(TOKEN.as_bytes()));
+    Api {
+        router,
+        service,
+        engine,
+        _leading: tx,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .expect("request");
+    let resp = router.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Answer {
+        status,
+        headers,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(api: &Api, uri: &str) -> Answer {
+    call(&api.router, Method::GET, uri, Some(TOKEN), None).await
+}
+
+/// Follow a 202's status URL until the operation ends; returns the record.
+async fn finish(api: &Api, accepted: &Answer) -> Value {
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text);
+    let body = accepted.json();
+    let url = body["status_url"].as_str().expect("status_url").to_string();
+    assert_eq!(
+        accepted
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok()),
+        Some(url.as_str())
+    );
+    assert_eq!(body["operation"]["state"], "running");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(api, &url).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let op = r.json();
+        if op["state"] != "running" {
+            return op;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "operation never ended: {op}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every (method, path) the API serves.
+const ROUTES: [(&str, &str); 19] = [
+    ("get", "/v1/protectables"),
+    ("get", "/v1/protectables/OS::Kubernetes::Pod/instances"),
+    ("get", "/v1/protectables/OS::Kubernetes::Pod/instances/{id}"),
+    (
+        "get",
+        "/v1/protectables/OS::Kubernetes::Pod/instances/{id}/dependents",
+    ),
+    ("get", "/v1/checkpoints"),
+    ("post", "/v1/checkpoints"),
+    ("get", "/v1/checkpoints/{id}"),
+    ("delete", "/v1/checkpoints/{id}"),
+    ("get", "/v1/restores"),
+    ("post", "/v1/restores"),
+    ("get", "/v1/restores/{id}"),
+    ("get", "/v1/plans"),
+    ("post", "/v1/plans/{name}/trigger"),
+    ("get", "/v1/operations"),
+    ("get", "/v1/operations/{id}"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+fn sample_uri(path: &str) -> String {
+    path.replace("{id}", "uid-web-0")
+        .replace("{name}", "hourly")
+}
+
+fn method(m: &str) -> Method {
+    Method::from_bytes(m.to_uppercase().as_bytes()).expect("method")
+}
+
+/// (method, path, secured) of every operation in the document.
+fn doc_operations(doc: &Value) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (m, op) in item.as_object().expect("path item") {
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            out.push((m.clone(), path.clone(), secured));
+        }
+    }
+    out
+}
+
+fn collect_refs(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "$ref" {
+                    if let Some(s) = x.as_str() {
+                        out.insert(s.to_string());
+                    }
+                }
+                collect_refs(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_parses_and_lists_exactly_the_served_routes() {
+    let api = api();
+    let r = get(&api, "/v1/openapi.json").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let doc = r.json();
+    // It is an OpenAPI 3 document that utoipa's own model reads back.
+    let parsed: utoipa::openapi::OpenApi =
+        serde_json::from_value(doc.clone()).expect("a valid OpenAPI document");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    assert_eq!(parsed.info.title, "podbank agent");
+    assert!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
+    // Every $ref resolves.
+    let mut refs = BTreeSet::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "dangling $ref {r}"
+        );
+    }
+    // The document's operations are exactly the expected routes.
+    let documented: BTreeSet<(String, String)> = doc_operations(&doc)
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, expected);
+    assert_eq!(documented.len(), 19);
+    // And the router serves every documented operation (no fallback, no 405).
+    for (m, p, _) in doc_operations(&doc) {
+        let body = (m == "post").then(|| json!({}));
+        let r = call(&api.router, method(&m), &sample_uri(&p), Some(TOKEN), body).await;
+        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {p}");
+        if r.status == StatusCode::NOT_FOUND {
+            assert_ne!(
+                r.json()["error"]["code"],
+                "no_route",
+                "{m} {p} is not routed"
+            );
+        }
+    }
+    // Something undocumented is not served.
+    let r = get(&api, "/v1/nothing-here").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["error"]["code"], "no_route");
+    let r = call(&api.router, Method::PUT, "/v1/plans", Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn every_v1_route_needs_the_bearer_token() {
+    let api = api();
+    let doc = get(&api, "/v1/openapi.json").await.json();
+    let mut secured = 0;
+    for (m, p, is_secured) in doc_operations(&doc) {
+        let uri = sample_uri(&p);
+        if !p.starts_with("/v1/") {
+            assert!(!is_secured, "{p} must stay open for probes and scrapers");
+            let r = call(&api.router, method(&m), &uri, None, None).await;
+            assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{p}");
+            continue;
+        }
+        assert!(is_secured, "{m} {p} is not documented as secured");
+        secured += 1;
+        for token in [None, Some("wrong"), Some("test-token-012345678"), Some("")] {
+            let body = (m == "post").then(|| json!({}));
+            let r = call(&api.router, method(&m), &uri, token, body).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{m} {p} with {token:?}");
+            assert_eq!(r.json()["error"]["code"], "unauthorized");
+            assert_eq!(
+                r.headers
+                    .get(header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok()),
+                Some("Bearer")
+            );
+        }
+    }
+    assert_eq!(secured, 16);
+    // The refused calls started nothing.
+    assert!(api.engine.with_bank(|b| b.protects.is_empty()));
+    assert!(api.service.operations().list().is_empty());
+    // The right token passes everywhere.
+    for (m, p, _) in doc_operations(&doc) {
+        let body = (m == "post").then(|| json!({}));
+        let r = call(&api.router, method(&m), &sample_uri(&p), Some(TOKEN), body).await;
+        assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{m} {p}");
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_open() {
+    let api = api();
+    let r = call(&api.router, Method::GET, "/healthz", None, None).await;
+    assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "ok\n"));
+
+    let r = call(&api.router, Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = r.json();
+    assert_eq!(body["ready"], true);
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["etcd", "bank", "agent"]);
+
+    api.engine.bank_ok.store(false, Ordering::SeqCst);
+    let r = call(&api.router, Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["checks"][1]["ok"], false);
+    api.engine.bank_ok.store(true, Ordering::SeqCst);
+
+    // One checkpoint, so that per-plan series exist.
+    let op = finish(
+        &api,
+        &call(
+            &api.router,
+            Method::POST,
+            "/v1/plans/hourly/trigger",
+            Some(TOKEN),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let r = call(&api.router, Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    for want in [
+        "podbank_leader 1",
+        "podbank_operations_running 0",
+        "podbank_checkpoint_duration_seconds_count{plan=\"hourly\",outcome=\"available\"} 1",
+        "podbank_objects_written_total{plan=\"hourly\"} 2",
+        "podbank_bank_written_bytes_total{plan=\"hourly\"} 1000",
+        "podbank_dedup_ratio{plan=\"hourly\"} 0.5",
+        "podbank_last_success_timestamp_seconds{plan=\"hourly\"}",
+        "podbank_cinder_backup_failures_total{plan=\"hourly\"} 0",
+    ] {
+        assert!(r.text.contains(want), "missing {want} in\n{}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn protectables_list_show_and_dependents() {
+    let api = api();
+    let base = "/v1/protectables/OS::Kubernetes::Pod/instances";
+    let r = get(&api, "/v1/protectables").await;
+    assert_eq!(r.json()["items"], json!(["OS::Kubernetes::Pod"]));
+    let r = get(&api, base).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["items"].as_array().expect("items").len(), 3);
+    let r = get(&api, &format!("{base}?namespaces=shop")).await;
+    assert_eq!(r.json()["items"].as_array().expect("items").len(), 2);
+    let r = get(
+        &api,
+        &format!("{base}?namespaces=shop,ops&label_selector=app%3Dweb"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = get(&api, &format!("{base}?label_selector=a%20in%20(")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["code"], "invalid");
+
+    for id in ["uid-db-0", "shop%2Fdb-0"] {
+        let r = get(&api, &format!("{base}/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{id}: {}", r.text);
+        assert_eq!(r.json()["name"], "db-0");
+        let r = get(&api, &format!("{base}/{id}/dependents")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["dependents"][0]["type"], "OS::Cinder::Volume");
+    }
+    for uri in [format!("{base}/nope"), format!("{base}/nope/dependents")] {
+        let r = get(&api, &uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.json()["error"]["code"], "not_found");
+    }
+}
+
+#[tokio::test]
+async fn checkpoints_create_list_show_delete() {
+    let api = api();
+    let body = json!({
+        "selection": {"namespaces": ["shop"], "pods": ["shop/web-0"]},
+        "parameters": {"backup_name": "adhoc", "description": "by hand"}
+    });
+    let accepted = call(
+        &api.router,
+        Method::POST,
+        "/v1/checkpoints",
+        Some(TOKEN),
+        Some(body),
+    )
+    .await;
+    let op = finish(&api, &accepted).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["kind"], "protect");
+    let id = op["result"]["checkpoint_id"]
+        .as_str()
+        .expect("checkpoint id")
+        .to_string();
+    assert_eq!(op["result"]["status"], "available");
+
+    let list = get(&api, "/v1/checkpoints").await.json();
+    assert_eq!(list["items"].as_array().expect("items").len(), 1);
+    assert_eq!(list["items"][0]["id"], id.as_str());
+    assert_eq!(
+        list["items"][0]["volumes"][0]["volume_id"],
+        "vol-shop-web-0"
+    );
+    let r = get(&api, "/v1/checkpoints?plan=hourly").await;
+    assert_eq!(r.json()["items"], json!([]));
+    let r = get(&api, &format!("/v1/checkpoints/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["checkpoint"]["id"], id.as_str());
+    let r = get(&api, "/v1/checkpoints/cp-none").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Parameters are validated before anything starts.
+    for (bad, code) in [
+        (json!({"parameters": {"description": "no name"}}), "invalid"),
+        (
+            json!({"parameters": {"backup_name": "x", "description": "d", "bogus": 1}}),
+            "invalid",
+        ),
+        (
+            json!({"plan": "nope", "parameters": {"backup_name": "x", "description": "d"}}),
+            "not_found",
+        ),
+        (
+            json!({"selection": {"pods": 3}, "parameters": {}}),
+            "invalid",
+        ),
+        (json!({"unknown_field": 1, "parameters": {}}), "invalid"),
+    ] {
+        let r = call(
+            &api.router,
+            Method::POST,
+            "/v1/checkpoints",
+            Some(TOKEN),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(r.json()["error"]["code"], code, "{bad}: {}", r.text);
+        assert!(r.status.is_client_error(), "{bad}");
+    }
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/checkpoints")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .expect("request");
+    let resp = api.router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(api.engine.with_bank(|b| b.protects.len()), 1);
+
+    let accepted = call(
+        &api.router,
+        Method::DELETE,
+        &format!("/v1/checkpoints/{id}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    let op = finish(&api, &accepted).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["kind"], "delete_checkpoint");
+    assert_eq!(op["target"], id.as_str());
+    assert_eq!(
+        get(&api, "/v1/checkpoints").await.json()["items"],
+        json!([])
+    );
+    // Deleting what is gone: the operation fails and says why.
+    let accepted = call(
+        &api.router,
+        Method::DELETE,
+        &format!("/v1/checkpoints/{id}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    let op = finish(&api, &accepted).await;
+    assert_eq!(op["state"], "failed");
+    assert!(
+        op["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not found")),
+        "{op}"
+    );
+}
+
+#[tokio::test]
+async fn restores_create_list_show() {
+    let api = api();
+    let op = finish(
+        &api,
+        &call(
+            &api.router,
+            Method::POST,
+            "/v1/plans/hourly/trigger",
+            Some(TOKEN),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let cp = op["result"]["checkpoint_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let body = json!({"checkpoint_id": cp, "pods": ["shop/web-0"],
+                      "parameters": {"restore_name": "web-restored", "restore_description": "drill"}});
+    let op = finish(
+        &api,
+        &call(
+            &api.router,
+            Method::POST,
+            "/v1/restores",
+            Some(TOKEN),
+            Some(body),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["kind"], "restore");
+    assert_eq!(op["result"]["status"], "success");
+    let rid = op["result"]["id"].as_str().expect("restore id").to_string();
+
+    let list = get(&api, "/v1/restores").await.json();
+    assert_eq!(list["items"][0]["id"], rid.as_str());
+    assert_eq!(list["items"][0]["checkpoint_id"], cp.as_str());
+    let r = get(&api, &format!("/v1/restores/{rid}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["restore"]["id"], rid.as_str());
+    assert_eq!(
+        get(&api, "/v1/restores/none").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // RESTORE_SCHEMA is checked up front.
+    let bad = json!({"checkpoint_id": cp, "parameters": {"restore_name": "Not_DNS"}});
+    let r = call(
+        &api.router,
+        Method::POST,
+        "/v1/restores",
+        Some(TOKEN),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // A missing checkpoint fails the operation.
+    let body = json!({"checkpoint_id": "cp-none"});
+    let op = finish(
+        &api,
+        &call(
+            &api.router,
+            Method::POST,
+            "/v1/restores",
+            Some(TOKEN),
+            Some(body),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(op["state"], "failed");
+    assert!(op["error"].as_str().is_some_and(|e| e.contains("cp-none")));
+}
+
+#[tokio::test]
+async fn plans_list_trigger_busy_and_operations() {
+    let api = api();
+    let plans = get(&api, "/v1/plans").await.json();
+    assert_eq!(plans["leader"], true);
+    assert_eq!(plans["items"][0]["name"], "hourly");
+    assert_eq!(plans["items"][0]["schedule"], "0 * * * *");
+    assert_eq!(plans["items"][0]["retention"]["keep_last"], 2);
+    assert_eq!(plans["items"][0]["running"], false);
+
+    api.engine.set_delay(Duration::from_millis(500));
+    let first = call(
+        &api.router,
+        Method::POST,
+        "/v1/plans/hourly/trigger",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let r = call(
+        &api.router,
+        Method::POST,
+        "/v1/plans/hourly/trigger",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "busy");
+    let plans = get(&api, "/v1/plans").await.json();
+    assert_eq!(plans["items"][0]["running"], true);
+    assert_eq!(
+        plans["items"][0]["last_operation"],
+        first.json()["operation"]["id"]
+    );
+    let op = finish(&api, &first).await;
+    assert_eq!(op["state"], "succeeded");
+    assert_eq!(op["kind"], "plan_run");
+    assert_eq!(op["plan"], "hourly");
+    assert_eq!(op["result"]["trigger"], "manual");
+    assert_eq!(op["result"]["retention"]["deleted"], json!([]));
+
+    let r = call(
+        &api.router,
+        Method::POST,
+        "/v1/plans/nope/trigger",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let ops = get(&api, "/v1/operations").await.json();
+    assert_eq!(ops["items"].as_array().expect("items").len(), 1);
+    assert_eq!(
+        get(&api, "/v1/operations/op-none").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_closing_agent_refuses_new_work_and_is_not_ready() {
+    let api = api();
+    api.service.operations().close();
+    let r = call(
+        &api.router,
+        Method::POST,
+        "/v1/plans/hourly/trigger",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"]["code"], "shutting_down");
+    let r = call(
+        &api.router,
+        Method::DELETE,
+        "/v1/checkpoints/x",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let r = call(&api.router, Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Reads still work while draining.
+    assert_eq!(get(&api, "/v1/plans").await.status, StatusCode::OK);
+    wait_for("nothing running", Duration::from_secs(1), || {
+        api.service.operations().running() == 0
+    })
+    .await;
+}

@@ -1,0 +1,324 @@
+//! Real `podbank agent` processes on a real etcd with a shared local bank: exactly one runs
+//! the schedule; SIGKILL of the leader moves the schedule to the other; SIGTERM stops an
+//! agent cleanly, and even one killed mid-checkpoint leaves no partial checkpoint
+//! (`podbank checkpoints verify --all` stays clean).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use podbank::seed::{self, SeedPlan};
+use serde_json::Value;
+use support::etcd::{free_port, TestEtcd};
+use support::http::request;
+
+const TOKEN: &str = "process-token";
+
+struct AgentProc {
+    child: Child,
+    addr: std::net::SocketAddr,
+    log: PathBuf,
+}
+
+impl AgentProc {
+    fn spawn(etcd: &TestEtcd, dir: &Path, name: &str) -> AgentProc {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(support::podbank_bin())
+            .args([
+                "agent",
+                "--no-volume-backups",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--identity",
+                name,
+            ])
+            .env("PODBANK_CONFIG", dir.join("podbank.yaml"))
+            .env("PODBANK_ETCD_SERVERS", &etcd.url)
+            .env("PODBANK_BANK", dir.join("bank"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start podbank agent");
+        AgentProc {
+            child,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        request(self.addr, "GET", path, Some(TOKEN), None).await
+    }
+
+    async fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(self.addr).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("agent exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent never listened:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn leads(&self) -> bool {
+        self.get("/v1/plans").await.1["leader"] == true
+    }
+
+    /// Plan runs this replica started.
+    async fn plan_runs(&self) -> Vec<Value> {
+        let (_, ops) = self.get("/v1/operations").await;
+        ops["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|o| o["kind"] == "plan_run")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn setup(pods: usize, schedule: &str, grace: &str) -> (TestEtcd, tempfile::TempDir) {
+    let etcd = TestEtcd::start();
+    seed::write(
+        &etcd.connect().await,
+        seed::generate(&SeedPlan {
+            pods,
+            ..SeedPlan::default()
+        }),
+    )
+    .await
+    .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token"), TOKEN).expect("token");
+    std::fs::write(
+        dir.path().join("podbank.yaml"),
+        format!(
+            r#"
+agent:
+  token_file: {}
+  election: {{ key: /podbank/election/process-test, ttl: 3 }}
+  grace_period: {grace}
+  plans:
+    - name: fast
+      schedule: "{schedule}"
+      options: {{ backup_name: fast, description: process test }}
+      retention: {{ keep_last: 3 }}
+"#,
+            dir.path().join("token").display()
+        ),
+    )
+    .expect("config");
+    (etcd, dir)
+}
+
+/// `podbank checkpoints verify --all` on the bank, and the checkpoints it lists.
+fn verify_and_list(dir: &Path) -> Vec<Value> {
+    let bank = dir.join("bank");
+    let out = Command::new(support::podbank_bin())
+        .args(["checkpoints", "verify", "--all", "--bank"])
+        .arg(&bank)
+        .env_remove("PODBANK_CONFIG")
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "verify --all: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(support::podbank_bin())
+        .args(["checkpoints", "list", "-o", "json", "--bank"])
+        .arg(&bank)
+        .env_remove("PODBANK_CONFIG")
+        .output()
+        .expect("list");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    match v {
+        Value::Array(a) => a,
+        other => other["items"].as_array().cloned().unwrap_or_default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agent_processes_one_schedule_and_sigkill_failover() {
+    let (etcd, dir) = setup(100, "* * * * * *", "30s").await;
+    let mut a = AgentProc::spawn(&etcd, dir.path(), "node-a");
+    let mut b = AgentProc::spawn(&etcd, dir.path(), "node-b");
+    a.wait_listening().await;
+    b.wait_listening().await;
+
+    // One leader; only it runs the plan.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (leader, follower) = loop {
+        let (la, lb) = (a.leads().await, b.leads().await);
+        assert!(!(la && lb), "two leaders");
+        if la {
+            break (a, b);
+        }
+        if lb {
+            break (b, a);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut follower = follower;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leader
+        .plan_runs()
+        .await
+        .iter()
+        .filter(|o| o["state"] == "succeeded")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "leader ran no plans:\n{}",
+            leader.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        follower.plan_runs().await.is_empty(),
+        "the follower ran a schedule"
+    );
+    assert!(!follower.leads().await);
+
+    // SIGKILL the leader; the follower takes over and runs the schedule.
+    let killed = Instant::now();
+    leader.signal("-KILL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !follower.leads().await {
+        assert!(
+            Instant::now() < deadline,
+            "no takeover:\n{}",
+            follower.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let takeover = killed.elapsed();
+    while follower
+        .plan_runs()
+        .await
+        .iter()
+        .all(|o| o["state"] != "succeeded")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "new leader ran no plan:\n{}",
+            follower.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "takeover {takeover:?} after SIGKILL (TTL 3 s), first run by the new leader after {:?}",
+        killed.elapsed()
+    );
+    assert!(takeover < Duration::from_millis(4500), "{takeover:?}");
+    drop(leader);
+
+    // SIGTERM: a clean exit.
+    follower.signal("-TERM");
+    let status = follower.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit {status}:\n{}", follower.log());
+
+    // The bank: verify is clean; every visible checkpoint is complete; retention held
+    // (keep_last 3, plus at most the run the SIGKILL cut short was never visible).
+    let listed = verify_and_list(dir.path());
+    assert!(!listed.is_empty());
+    assert!(listed.len() <= 3, "{listed:?}");
+    for c in &listed {
+        assert_eq!(c["status"], "available", "{c}");
+        assert_eq!(c["plan"], "fast");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_no_grace_mid_checkpoint_leaves_no_partial_checkpoint() {
+    // 2000 pods: a protect takes long enough to be cut short. Never scheduled by time.
+    let (etcd, dir) = setup(2000, "0 0 1 1 *", "0s").await;
+    let mut a = AgentProc::spawn(&etcd, dir.path(), "node-a");
+    a.wait_listening().await;
+    let (status, acc) = request(a.addr, "POST", "/v1/plans/fast/trigger", Some(TOKEN), None).await;
+    assert_eq!(status, 202, "{acc}");
+    // Signal while the operation runs.
+    let url = acc["status_url"].as_str().expect("url").to_string();
+    let (_, op) = a.get(&url).await;
+    let was_running = op["state"] == "running";
+    a.signal("-TERM");
+    let status = a.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit {status}:\n{}", a.log());
+    assert!(
+        was_running,
+        "the protect ended before the signal: use more pods"
+    );
+    let log = a.log();
+    assert!(
+        log.contains("operations cancelled at the end of the grace period"),
+        "{log}"
+    );
+    let listed = verify_and_list(dir.path());
+    assert!(
+        listed.is_empty(),
+        "a cancelled checkpoint is visible: {listed:?}"
+    );
+    for c in &listed {
+        assert_eq!(c["status"], "available", "{c}");
+    }
+}
