@@ -30,11 +30,13 @@ use crate::protection::{
 use crate::resources::{FieldSelector, LabelSelector, POD_TYPE, VOLUME_TYPE};
 
 /// How the engine backs up Cinder volumes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum VolumeMode {
     /// No volume backups: volumes are recorded as not protected, with this reason.
     Skip(String),
+    /// Back up, delete and restore volumes through this Cinder.
+    Cinder(crate::cinder::Cinder),
 }
 
 /// The protection engine over etcd and a bank.
@@ -43,9 +45,17 @@ pub struct ProtectionEngine {
     decoder: Decoder,
     bank: Arc<Bank>,
     volumes: VolumeMode,
+    api: Option<crate::apiserver::ApiServer>,
 }
 
 impl ProtectionEngine {
+    /// Lets the engine restore through this API server (without one, restores answer
+    /// "unavailable").
+    pub fn with_api_server(mut self, api: crate::apiserver::ApiServer) -> Self {
+        self.api = Some(api);
+        self
+    }
+
     /// An engine reading `etcd` (with `decoder`) and keeping checkpoints in `bank`.
     pub fn new(etcd: Etcd, decoder: Decoder, bank: Arc<Bank>, volumes: VolumeMode) -> Self {
         ProtectionEngine {
@@ -53,12 +63,14 @@ impl ProtectionEngine {
             decoder,
             bank,
             volumes,
+            api: None,
         }
     }
 
     fn backups(&self) -> VolumeBackups<'_> {
         match &self.volumes {
             VolumeMode::Skip(reason) => VolumeBackups::Skip(reason.clone()),
+            VolumeMode::Cinder(c) => VolumeBackups::Cinder(c),
         }
     }
 
@@ -354,14 +366,48 @@ impl Engine for ProtectionEngine {
     }
 
     async fn create_restore(&self, request: RestoreRequest) -> Result<RestoreSummary, EngineError> {
+        let checkpoint = bank_id(&request.checkpoint_id)?;
         // The checkpoint must exist either way; say so before saying what is missing.
-        self.bank
-            .checkpoint(&bank_id(&request.checkpoint_id)?)
-            .await
-            .map_err(from_bank)?;
-        Err(EngineError::Unsupported(
-            "restore is not part of this build of the protection engine yet".into(),
-        ))
+        self.bank.checkpoint(&checkpoint).await.map_err(from_bank)?;
+        let params = protection::schema::RestoreParams::from_json(&request.parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let mut pods = Vec::new();
+        for p in &request.pods {
+            match p.split_once('/') {
+                Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                    pods.push((ns.to_string(), name.to_string()));
+                }
+                _ => {
+                    return Err(EngineError::Invalid(format!(
+                        "pod {p:?}: expected <namespace>/<name>"
+                    )))
+                }
+            }
+        }
+        let Some(api) = &self.api else {
+            return Err(EngineError::Unavailable(
+                "no Kubernetes API server configured for restores (kubeconfig or in-cluster)"
+                    .into(),
+            ));
+        };
+        let req = protection::RestoreRequest {
+            checkpoint,
+            params,
+            pods,
+            namespace_map: Default::default(),
+            conflict: protection::ConflictPolicy::Fail,
+            keep_node: false,
+            volume_timeout: std::time::Duration::from_secs(3600),
+        };
+        let record = protection::restore(
+            &self.bank,
+            protection::Target::Api(api),
+            &self.backups(),
+            &req,
+        )
+        .await
+        .map_err(from_protection)?;
+        Ok(restore_summary(&record))
     }
 
     async fn list_restores(&self) -> Result<Vec<RestoreSummary>, EngineError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::bank::BankArgs;
-use super::{Context, UsageError};
+use super::Context;
 use crate::agent::{AgentConfig, ProtectionEngine, VolumeMode};
 
 /// Flags of `podbank agent` (override the config file's `agent:` section).
@@ -63,20 +63,23 @@ pub async fn run(ctx: &Context, bank_args: &BankArgs, args: AgentArgs) -> anyhow
         );
         return Ok(());
     }
-    if !args.no_volume_backups {
-        return Err(UsageError(
-            "volume backups need OpenStack credentials, which this build cannot use yet; \
-             pass --no-volume-backups"
-                .into(),
-        )
-        .into());
-    }
-    let volumes = VolumeMode::Skip("volume backups disabled (--no-volume-backups)".into());
+    let volumes = if args.no_volume_backups {
+        VolumeMode::Skip("volume backups disabled (--no-volume-backups)".into())
+    } else {
+        VolumeMode::Cinder(ctx.openstack.connect(ctx).await?)
+    };
     let signal = crate::agent::shutdown_signal().context("installing signal handlers")?;
     let etcd = ctx.connect_etcd().await.context("agent")?;
     let decoder = ctx.decoder()?;
     let bank = bank_args.open(ctx, true).await?;
-    let engine = Arc::new(ProtectionEngine::new(etcd.clone(), decoder, bank, volumes));
+    let mut engine = ProtectionEngine::new(etcd.clone(), decoder, bank, volumes);
+    // Restores need the API server; without one the agent still protects and answers
+    // restore requests with "unavailable".
+    match crate::apiserver::ApiServer::connect(&Default::default()).await {
+        Ok(api) => engine = engine.with_api_server(api),
+        Err(e) => tracing::warn!("restores disabled: {e}"),
+    }
+    let engine = Arc::new(engine);
     crate::agent::run(&config, engine, &etcd, signal).await?;
     Ok(())
 }

@@ -5,8 +5,8 @@ pub mod apiserver;
 pub mod cinder;
 pub mod engine;
 pub mod etcd;
-pub mod swift;
 pub mod http;
+pub mod swift;
 
 /// Path of the built `podbank` binary.
 pub fn podbank_bin() -> &'static str {
