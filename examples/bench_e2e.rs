@@ -95,16 +95,26 @@ struct Measured {
 
 fn run_measured(cmd: &mut Command) -> anyhow::Result<Measured> {
     let started = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {cmd:?}"))?;
     let pid = i32::try_from(child.id())?;
-    let output_thread = std::thread::spawn(move || child.wait_with_output());
-    // wait4 reaps the child and returns its own rusage; wait_with_output then sees ECHILD
-    // only after reading the pipes, which is fine: the output is what we want from it.
+    let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out_thread = read_all(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let err_thread = read_all(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    // wait4 reaps the child and returns its own rusage (peak RSS of that process alone).
     let mut status = 0;
+    // SAFETY: rusage is plain data; all-zero is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: wait4 writes into the two out-parameters we own.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
@@ -112,13 +122,12 @@ fn run_measured(cmd: &mut Command) -> anyhow::Result<Measured> {
     if r < 0 {
         bail!("wait4 failed: {}", std::io::Error::last_os_error());
     }
-    let output = output_thread
+    let stdout = out_thread
         .join()
         .map_err(|_| anyhow::anyhow!("output thread panicked"))?;
-    let (stdout, stderr) = match output {
-        Ok(o) => (o.stdout, o.stderr),
-        Err(_) => (Vec::new(), Vec::new()),
-    };
+    let stderr = err_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("output thread panicked"))?;
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         bail!(
             "{cmd:?} failed: {}",
