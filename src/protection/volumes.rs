@@ -227,8 +227,12 @@ pub async fn delete_backups(
     let (mut deleted, mut kept, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for i in pending {
         let id = BackupId::new(checkpoint.volumes[i].backup_id.clone());
-        let outcome = match cinder.get_backup(&id).await {
+        let outcome = match settled(cinder, &id, timeout).await {
             Ok(None) => Ok(true),
+            Ok(Some(b)) if b.status == BackupStatus::Deleting => cinder
+                .wait_backup_deleted(&id, timeout)
+                .await
+                .map(|()| true),
             Ok(Some(b)) if b.has_dependent_backups => Ok(false),
             Ok(Some(_)) => match cinder.delete_backup(&id).await {
                 Ok(()) => cinder
@@ -253,6 +257,31 @@ pub async fn delete_backups(
         Ok((deleted, kept))
     } else {
         Err(errors.join("; "))
+    }
+}
+
+/// The backup once it has left `creating` / `restoring` (Cinder refuses to delete a backup
+/// in those states with 400 "Backup status must be available or error"), or `None` when it
+/// does not exist. A backup that was still being written when its protect gave up on it
+/// (per-volume timeout) is waited for here, up to `timeout`.
+async fn settled(
+    cinder: &Cinder,
+    id: &BackupId,
+    timeout: Duration,
+) -> Result<Option<crate::cinder::Backup>, CinderError> {
+    let Some(backup) = cinder.get_backup(id).await? else {
+        return Ok(None);
+    };
+    if !matches!(
+        backup.status,
+        BackupStatus::Creating | BackupStatus::Restoring
+    ) {
+        return Ok(Some(backup));
+    }
+    match cinder.wait_backup(id, timeout).await {
+        Ok(_) | Err(CinderError::BackupFailed { .. }) => cinder.get_backup(id).await,
+        Err(CinderError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
