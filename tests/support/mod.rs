@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod cinder;
 pub mod etcd;
+pub mod workload;
 
 /// Path of the built `podbank` binary.
 pub fn podbank_bin() -> &'static str {
