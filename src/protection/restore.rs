@@ -641,8 +641,14 @@ impl Run<'_> {
                 inline.insert(v.volume_id.clone(), new);
                 continue;
             }
+            // `<ns>/<name>`; checkpoints written before that held the bare claim name.
+            let claim_q = if v.claim.contains('/') {
+                v.claim.clone()
+            } else {
+                qualified(&pod.namespace, &v.claim)
+            };
             let (Some(claim), Some(pv)) = (
-                find(CLAIM_TYPE, &v.claim),
+                find(CLAIM_TYPE, &claim_q),
                 find(PV_TYPE, &v.persistent_volume),
             ) else {
                 let reason = format!(
