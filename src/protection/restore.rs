@@ -612,8 +612,8 @@ impl Run<'_> {
             );
             return Ok(());
         };
-        let mut claim_renames = BTreeMap::new();
-        let mut inline = BTreeMap::new();
+        // Every volume must have a backup before anything is made: a pod that cannot be
+        // restored whole leaves no volume, PV or claim behind.
         for v in &vols {
             if v.status() != pb::VolumeStatus::VolumeAvailable || v.backup_id.is_empty() {
                 let reason = format!(
@@ -636,6 +636,10 @@ impl Run<'_> {
                 );
                 return Err(reason);
             }
+        }
+        let mut claim_renames = BTreeMap::new();
+        let mut inline = BTreeMap::new();
+        for v in &vols {
             if v.driver == "inline-cinder" {
                 let new = self.restore_volume(v).await?;
                 inline.insert(v.volume_id.clone(), new);
