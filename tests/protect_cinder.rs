@@ -12,6 +12,7 @@ use podbank::bank::pb;
 use podbank::cinder::{BackupId, BackupStatus, Cinder, NewVolume, VolumeId};
 use podbank::protection::volumes::CHECKPOINT_METADATA;
 use podbank::seed;
+use support::apiserver::FakeApiServer;
 use support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
 use support::etcd::TestEtcd;
 use support::workload::{self, Claim, Podbank};
@@ -82,27 +83,6 @@ fn cinder_records(cp: &pb::Checkpoint) -> Vec<&pb::Volume> {
     cp.volumes
         .iter()
         .filter(|v| !v.volume_id.is_empty())
-        .collect()
-}
-
-/// Lines of the rig's cinder-api log (wsgi access lines) that mention `id`, as
-/// `(method, status)`.
-fn api_log(rig: &CinderRig, id: &str) -> Vec<(String, u16)> {
-    let path = rig.dir.join("logs/cinder-api.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.lines()
-        .filter(|l| l.contains("eventlet.wsgi.server") && l.contains(id))
-        .filter_map(|l| {
-            let method = l.split('"').nth(1)?.split(' ').next()?.to_string();
-            let status = l
-                .split("status: ")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            Some((method, status))
-        })
         .collect()
 }
 
@@ -300,9 +280,9 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
                     .is_none(),
                 "backup {id} is gone"
             );
-            let refused: Vec<_> = api_log(rig, id)
+            let refused: Vec<_> = workload::cinder_requests(rig, id)
                 .into_iter()
-                .filter(|(_, status)| *status == 400)
+                .filter(|r| r.status == 400)
                 .collect();
             assert!(
                 refused.is_empty(),
@@ -397,6 +377,31 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
             "show lists per-resource status: {}",
             show.stdout
         );
+
+        // Restoring the error checkpoint: its pod has a volume without a backup, so the
+        // restore says so and creates nothing (not even the good volume's).
+        let api = FakeApiServer::start(&[&scene.ns]).await;
+        let kubeconfig = api.write_kubeconfig(scene._dir.path());
+        let run = pb_
+            .run(&[
+                "restore",
+                &cp.id,
+                "--kubeconfig",
+                kubeconfig.to_str().expect("utf-8"),
+            ])
+            .await;
+        assert_ne!(run.code, 0);
+        assert!(
+            run.stderr.contains("has no available backup") && run.stderr.contains(&bad.to_string()),
+            "{}",
+            run.stderr
+        );
+        assert!(api.objects().is_empty(), "{:?}", api.requests());
+        let restores: Vec<_> = workload::cinder_requests(rig, &good_rec.backup_id)
+            .into_iter()
+            .filter(|r| r.path.ends_with("/restore"))
+            .collect();
+        assert!(restores.is_empty(), "no volume restored: {restores:?}");
 
         // A per-volume timeout too short for Cinder: error, the backups still listed.
         let run = pb_

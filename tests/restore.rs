@@ -43,13 +43,9 @@ async fn new_volume(cinder: &Cinder, created: &Created, name: &str) -> VolumeId 
 
 /// How many times Cinder was asked to restore `backup` (from the rig's cinder-api log).
 fn restore_requests(rig: &CinderRig, backup: &str) -> usize {
-    let text = std::fs::read_to_string(rig.dir.join("logs/cinder-api.log")).unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.contains("eventlet.wsgi.server")
-                && l.contains(&format!("/backups/{backup}/restore"))
-                && l.contains("\"POST ")
-        })
+    workload::cinder_requests(rig, backup)
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/backups/{backup}/restore")))
         .count()
 }
 
@@ -546,4 +542,87 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         assert!(by_name.contains_key("db-0") && by_name.contains_key(&new_pod));
     })
     .await;
+}
+
+#[tokio::test]
+async fn unknown_checkpoint_and_invalid_restore_name_are_clear_errors_that_create_nothing() {
+    // No Cinder needed: the checkpoint is made without volume backups.
+    let etcd = TestEtcd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let claim = Claim {
+        volume: "data".into(),
+        claim: "data-db-0".into(),
+        pv: "pvc-no-backups".into(),
+        cinder_id: "00000000-0000-4000-8000-0000000000aa".into(),
+    };
+    let pod = workload::pod(NS, "db-0", std::slice::from_ref(&claim));
+    let client = etcd.connect().await;
+    seed::write(
+        &client,
+        workload::objects(NS, &pod, std::slice::from_ref(&claim)),
+    )
+    .await
+    .expect("seed");
+    let podbank = Podbank {
+        etcd: etcd.url.clone(),
+        bank: dir.path().join("bank"),
+        clouds: dir.path().join("no-clouds.yaml"),
+        cloud: "none".into(),
+    };
+    podbank
+        .ok(&[
+            "protect",
+            "--backup-name",
+            "b",
+            "--description",
+            "d",
+            "--no-volume-backups",
+            "-n",
+            NS,
+        ])
+        .await;
+    let cp = workload::checkpoints(&podbank.bank).await.remove(0);
+    let api = FakeApiServer::start(&[NS]).await;
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let kubeconfig = kubeconfig.to_str().expect("utf-8 path");
+
+    let unknown = "20260101T000000Z-deadbeef";
+    let run = podbank
+        .run(&["restore", unknown, "--kubeconfig", kubeconfig])
+        .await;
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains(unknown),
+        "names the checkpoint: {}",
+        run.stderr
+    );
+
+    let run = podbank
+        .run(&[
+            "restore",
+            &cp.id,
+            "--restore-name",
+            "Not_A_DNS_Name",
+            "--kubeconfig",
+            kubeconfig,
+        ])
+        .await;
+    assert_eq!(run.code, 2, "a usage error: {}", run.stderr);
+    assert!(
+        run.stderr.contains("restore_name") && run.stderr.contains("Not_A_DNS_Name"),
+        "{}",
+        run.stderr
+    );
+
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+    assert!(
+        podbank
+            .open_bank()
+            .await
+            .restores()
+            .await
+            .expect("restores")
+            .is_empty(),
+        "no restore record"
+    );
 }

@@ -307,3 +307,40 @@ pub async fn open_bank(dir: &Path) -> Arc<Bank> {
 pub async fn checkpoints(dir: &Path) -> Vec<pb::Checkpoint> {
     open_bank(dir).await.checkpoints().await.expect("list").0
 }
+
+/// One request the rig's cinder-api logged (its wsgi access line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CinderRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The status Cinder answered.
+    pub status: u16,
+}
+
+/// The requests of the rig's cinder-api log whose line mentions `needle` (a backup or
+/// volume id).
+pub fn cinder_requests(rig: &super::cinder::CinderRig, needle: &str) -> Vec<CinderRequest> {
+    let text = std::fs::read_to_string(rig.dir.join("logs/cinder-api.log")).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("eventlet.wsgi.server") && l.contains(needle))
+        .filter_map(|l| {
+            let mut request = l.split('"').nth(1)?.split(' ');
+            let method = request.next()?.to_string();
+            let path = request.next()?.to_string();
+            let status = l
+                .split("status: ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some(CinderRequest {
+                method,
+                path,
+                status,
+            })
+        })
+        .collect()
+}
