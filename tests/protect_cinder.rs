@@ -541,3 +541,89 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_protect_killed_mid_backup_leaves_its_backups_listed_for_delete() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let v = new_volume(cinder, &created, &unique("protect-kill")).await;
+        rig.write_pattern(&v, 5);
+        let scene = scene(rig, &[&v]).await;
+        let pb_ = &scene.podbank;
+        let mut child = pb_.spawn(&[
+            "protect",
+            "--backup-name",
+            "killed",
+            "--description",
+            "killed while Cinder writes the backup",
+            "-n",
+            &scene.ns,
+        ]);
+        // Wait until the writer's lock records the backup Cinder returned, then kill it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let backup = loop {
+            if pb_.bank.join("config").exists() {
+                let bank = pb_.open_bank().await;
+                let locks = podbank::bank::lock::read_all(bank.backend())
+                    .await
+                    .expect("read locks");
+                let found = locks
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.partial)
+                    .flat_map(|p| p.volumes)
+                    .find(|r| r.volume_id == v.to_string() && !r.backup_id.is_empty());
+                if let Some(r) = found {
+                    break r.backup_id;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the protect never recorded a backup in its lock"
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("protect ended ({status}) before it could be killed");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        created.backup(&BackupId::new(backup.clone()));
+        child.kill().await.expect("kill protect");
+        let status = cinder
+            .get_backup(&BackupId::new(backup.clone()))
+            .await
+            .expect("get")
+            .expect("the backup exists");
+        eprintln!(
+            "protect killed while its backup was {}",
+            status.status.as_str()
+        );
+        assert!(
+            workload::checkpoints(&pb_.bank).await.is_empty(),
+            "no manifest written"
+        );
+
+        // gc turns the dead writer's lock into an error checkpoint that lists the backup.
+        let out = pb_.ok(&["bank", "gc", "-o", "json"]).await;
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 1, "{}", out.stdout);
+        let cp = &cps[0];
+        assert!(out.stdout.contains(&cp.id), "{}", out.stdout);
+        assert_eq!(cp.status(), pb::CheckpointStatus::Error);
+        assert_every_backup_listed(cinder, cp).await;
+        assert!(cp.volumes.iter().any(|r| r.backup_id == backup));
+
+        // ... and delete removes it (waiting for Cinder to finish writing it if need be).
+        pb_.ok(&["delete", &cp.id]).await;
+        assert!(backups_named_for(cinder, &cp.id).await.is_empty());
+        assert!(cinder
+            .get_backup(&BackupId::new(backup.clone()))
+            .await
+            .expect("get")
+            .is_none());
+        assert!(workload::checkpoints(&pb_.bank).await.is_empty());
+    })
+    .await;
+}

@@ -240,8 +240,29 @@ pub struct Podbank {
 impl Podbank {
     /// Run `podbank <args>` (asynchronously: the test's own servers keep answering).
     pub async fn run(&self, args: &[&str]) -> Run {
-        let out = tokio::process::Command::new(super::podbank_bin())
-            .arg("--bank")
+        let out = self.command(args).output().await.expect("run podbank");
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!("podbank {args:?} -> {}", run.code);
+        run
+    }
+
+    /// Start `podbank <args>` in the background (output discarded), to be killed.
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start podbank")
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(super::podbank_bin());
+        cmd.arg("--bank")
             .arg(&self.bank)
             .arg("--os-cloud")
             .arg(&self.cloud)
@@ -258,17 +279,8 @@ impl Podbank {
             .env_remove("OS_AUTH_URL")
             .env_remove("OS_PASSWORD")
             .env_remove("OS_USERNAME")
-            .env_remove("OS_TOKEN")
-            .output()
-            .await
-            .expect("run podbank");
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        eprintln!("podbank {args:?} -> {}", run.code);
-        run
+            .env_remove("OS_TOKEN");
+        cmd
     }
 
     /// Run `podbank <args>` and require exit code 0.
