@@ -170,6 +170,14 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
             records.iter().map(|v| v.backup_id.clone()).collect(),
             "Cinder holds exactly the backups the checkpoint lists"
         );
+        // The pod's emptyDir is recorded as not protected, which is not an error.
+        let scratch = first
+            .volumes
+            .iter()
+            .find(|v| v.pod_volume == "scratch")
+            .expect("a record of the emptyDir volume");
+        assert_eq!(scratch.status(), pb::VolumeStatus::VolumeNotProtected);
+        assert!(scratch.backup_id.is_empty());
 
         // 2. A second protect: incremental backups on top of the first ones.
         rig.write_pattern(&v1, 11);

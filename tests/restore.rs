@@ -49,7 +49,7 @@ fn restore_requests(rig: &CinderRig, backup: &str) -> usize {
         .count()
 }
 
-/// Remember the volumes every restore of the bank made, for cleanup; return them.
+/// Remember the volumes every restore of the bank made, for cleanup; return them, sorted.
 async fn restored_volumes(podbank: &Podbank, created: &Created) -> Vec<String> {
     let bank = podbank.open_bank().await;
     let mut out = Vec::new();
@@ -61,6 +61,7 @@ async fn restored_volumes(podbank: &Podbank, created: &Created) -> Vec<String> {
             }
         }
     }
+    out.sort();
     out
 }
 
@@ -234,9 +235,11 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
     let cinder = &cinder;
     let rig = &rig;
     with_cleanup(cinder, |created| async move {
-        // A pod with one Cinder volume holding a pattern, protected once.
-        let source = new_volume(cinder, &created, &unique("restore")).await;
+        // Two pods, each with one Cinder volume holding a pattern, protected once.
+        let source = new_volume(cinder, &created, &unique("restore-db")).await;
         let source_sum = rig.write_pattern(&source, 42);
+        let source2 = new_volume(cinder, &created, &unique("restore-web")).await;
+        let source2_sum = rig.write_pattern(&source2, 44);
         let etcd = TestEtcd::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let claim = Claim {
@@ -246,13 +249,21 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             cinder_id: source.to_string(),
         };
         let original_pod = workload::pod(NS, "db-0", std::slice::from_ref(&claim));
+        let claim2 = Claim {
+            volume: "data".into(),
+            claim: "data-web-0".into(),
+            pv: format!("pvc-{}", seed::uuid_from(source2.as_ref())),
+            cinder_id: source2.to_string(),
+        };
+        let web_pod = workload::pod(NS, "web-0", std::slice::from_ref(&claim2));
         let client = etcd.connect().await;
-        seed::write(
-            &client,
-            workload::objects(NS, &original_pod, std::slice::from_ref(&claim)),
-        )
-        .await
-        .expect("seed");
+        let mut objects = workload::objects(NS, &original_pod, std::slice::from_ref(&claim));
+        objects.extend(workload::objects(
+            NS,
+            &web_pod,
+            std::slice::from_ref(&claim2),
+        ));
+        seed::write(&client, objects).await.expect("seed");
         let podbank = Podbank {
             etcd: etcd.url.clone(),
             bank: dir.path().join("bank"),
@@ -279,14 +290,17 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             "{}",
             cp.reason
         );
-        let backup = cp
-            .volumes
-            .iter()
-            .find(|v| v.volume_id == source.to_string())
-            .expect("volume record")
-            .backup_id
-            .clone();
+        let backup_of = |v: &VolumeId| {
+            cp.volumes
+                .iter()
+                .find(|r| r.volume_id == v.to_string())
+                .expect("volume record")
+                .backup_id
+                .clone()
+        };
+        let (backup, backup2) = (backup_of(&source), backup_of(&source2));
         created.backup(&BackupId::new(backup.clone()));
+        created.backup(&BackupId::new(backup2.clone()));
         // The source changes after the backup: the restore must bring back the old bytes.
         rig.write_pattern(&source, 43);
 
@@ -313,11 +327,14 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         files.sort();
-        assert_eq!(files.len(), 4, "{files:?}");
-        assert_eq!(files[3], "plan.yaml");
+        assert_eq!(files.len(), 7, "{files:?}");
+        assert_eq!(files[6], "plan.yaml");
         assert!(files[0].starts_with("01-persistentvolumes-") && files[0].ends_with(".pb"));
         assert_eq!(files[1], "02-persistentvolumeclaims-shop_data-db-0.pb");
         assert_eq!(files[2], "03-pods-shop_db-0.pb");
+        assert!(files[3].starts_with("04-persistentvolumes-") && files[3].ends_with(".pb"));
+        assert_eq!(files[4], "05-persistentvolumeclaims-shop_data-web-0.pb");
+        assert_eq!(files[5], "06-pods-shop_web-0.pb");
         let exported_pod = std::fs::read(export.join(&files[2])).expect("pod file");
         let p = core::Pod::decode(&workload::raw_of(&exported_pod)[..]).expect("pod");
         assert_eq!(
@@ -328,13 +345,14 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             serde_yaml::from_str(&std::fs::read_to_string(export.join("plan.yaml")).expect("plan"))
                 .expect("plan.yaml is YAML");
         assert_eq!(plan["checkpoint"].as_str(), Some(cp.id.as_str()));
-        assert_eq!(plan["objects"].as_sequence().map(Vec::len), Some(3));
+        assert_eq!(plan["objects"].as_sequence().map(Vec::len), Some(6));
         assert!(api.requests().is_empty(), "dry run: {:?}", api.requests());
         assert_eq!(
             restore_requests(rig, &backup),
             0,
             "dry run restores no volume"
         );
+        assert_eq!(restore_requests(rig, &backup2), 0);
         assert!(podbank
             .open_bank()
             .await
@@ -343,7 +361,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .expect("restores")
             .is_empty());
 
-        // 2. A restore that dies at the pod (the API server fails the 3rd create)...
+        // 2. A restore that fails at the first pod (the API server fails the 3rd create)
+        //    and restores the second...
         api.fail_create_after(3);
         let args = [
             "restore",
@@ -362,11 +381,11 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         let volumes = restored_volumes(&podbank, &created).await;
         assert_ne!(run.code, 0, "{}", run.stdout);
         assert!(run.stderr.contains("injected failure"), "{}", run.stderr);
-        assert_eq!(volumes.len(), 1);
+        assert_eq!(volumes.len(), 2);
         assert_eq!(
             api.objects().len(),
-            2,
-            "PV and PVC made before the pod failed"
+            5,
+            "PV and PVC made before db-0 failed, then web-0's three"
         );
         let failed = podbank
             .open_bank()
@@ -377,7 +396,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].status(), pb::RestoreStatus::Fail);
 
-        // ... and run again: it resumes, reusing the volume, PV and PVC.
+        // ... and run again: it resumes, reusing both volumes, the PVs, PVCs and web-0.
         let t = std::time::Instant::now();
         podbank.ok(&args).await;
         eprintln!("resumed restore: {:?}", t.elapsed());
@@ -406,8 +425,9 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             1,
             "Cinder restored the backup once"
         );
+        assert_eq!(restore_requests(rig, &backup2), 1);
         let objects = api.objects();
-        assert_eq!(objects.len(), 3, "no duplicate objects: {objects:?}");
+        assert_eq!(objects.len(), 6, "no duplicate objects: {objects:?}");
         let creates: Vec<String> = api
             .requests()
             .into_iter()
@@ -419,13 +439,27 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
                 "POST persistentvolumes ",
                 "POST persistentvolumeclaims shop",
                 "POST pods shop",
+                "POST persistentvolumes ",
+                "POST persistentvolumeclaims shop",
+                "POST pods shop",
                 "POST pods shop",
             ],
-            "PV, PVC, pod in that order (the pod twice: refused, then resumed)"
+            "PV, PVC, pod in that order, per pod (db-0 refused, then resumed)"
         );
 
-        // The new volume: available, holding the source's bytes as they were at protect.
-        let new_volume = VolumeId::new(volumes[0].clone());
+        // The new volumes: available, holding the sources' bytes as they were at protect.
+        let new_of = |v: &VolumeId| {
+            VolumeId::new(
+                record
+                    .new_resources
+                    .get(&format!("volume:{v}"))
+                    .expect("old -> new volume id in the restore record")
+                    .clone(),
+            )
+        };
+        let new_volume = new_of(&source);
+        let new_volume2 = new_of(&source2);
+        assert_eq!(rig.checksum(&new_volume2), source2_sum, "restored bytes");
         assert_ne!(new_volume, source);
         let v = cinder
             .get_volume(&new_volume)
@@ -451,11 +485,28 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             "db-0",
             "data-db-0",
         );
+        check_restored_set(
+            &objects,
+            &web_pod,
+            &claim2,
+            &cp.id,
+            &record.id,
+            new_volume2.as_str(),
+            "web-0",
+            "data-web-0",
+        );
 
-        // 3. Conflicts: the objects exist now.
+        // 3. Conflicts (for db-0 alone): the objects exist now.
         // fail (the default): a clear error, nothing created, no volume restored.
         let run = podbank
-            .run(&["restore", &cp.id, "--kubeconfig", kubeconfig])
+            .run(&[
+                "restore",
+                &cp.id,
+                "--pod",
+                "shop/db-0",
+                "--kubeconfig",
+                kubeconfig,
+            ])
             .await;
         assert_ne!(run.code, 0);
         assert!(
@@ -463,7 +514,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             "{}",
             run.stderr
         );
-        assert_eq!(api.objects().len(), 3);
+        assert_eq!(api.objects().len(), 6);
         assert_eq!(restore_requests(rig, &backup), 1);
 
         // skip: the pod is skipped, nothing created.
@@ -471,6 +522,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .ok(&[
                 "restore",
                 &cp.id,
+                "--pod",
+                "shop/db-0",
                 "--conflict",
                 "skip",
                 "--kubeconfig",
@@ -480,7 +533,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             ])
             .await;
         assert!(run.stdout.contains("skipped"), "{}", run.stdout);
-        assert_eq!(api.objects().len(), 3);
+        assert_eq!(api.objects().len(), 6);
         assert_eq!(restore_requests(rig, &backup), 1);
 
         // rename: a second volume, and PV, PVC and pod under new names.
@@ -489,6 +542,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .ok(&[
                 "restore",
                 &cp.id,
+                "--pod",
+                "shop/db-0",
                 "--conflict",
                 "rename",
                 "--kubeconfig",
@@ -497,9 +552,9 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .await;
         eprintln!("restore with --conflict rename: {:?}", t.elapsed());
         let volumes = restored_volumes(&podbank, &created).await;
-        assert_eq!(volumes.len(), 2);
+        assert_eq!(volumes.len(), 3);
         let objects = api.objects();
-        assert_eq!(objects.len(), 6, "{objects:?}");
+        assert_eq!(objects.len(), 9, "{objects:?}");
         let restores = podbank
             .open_bank()
             .await
@@ -519,10 +574,11 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         let suffix = renamed.id.rsplit('-').next().expect("suffix");
         let new_pod = format!("db-0-{suffix}");
         let new_claim = format!("data-db-0-{suffix}");
-        let second_volume = volumes
-            .iter()
-            .find(|v| **v != new_volume.to_string())
-            .expect("second volume");
+        let second_volume = renamed
+            .new_resources
+            .get(&format!("volume:{source}"))
+            .expect("the rename restore's volume");
+        assert!(*second_volume != new_volume.to_string());
         assert_eq!(
             rig.checksum(&VolumeId::new(second_volume.clone())),
             source_sum
