@@ -1,5 +1,6 @@
-//! The Cinder side of protection: backing up a checkpoint's volumes, deleting its backups
-//! in dependency order, and restoring a backup to a new volume.
+//! The Cinder side of protection: backing up a checkpoint's volumes and deleting its
+//! backups in dependency order. (Restoring a backup to a new volume is done by
+//! [`super::restore`], which records the new volume before it waits for it.)
 //!
 //! Rule kept throughout: a Cinder backup id is written into the bank (the writer's lock,
 //! then the manifest) as soon as Cinder returns it, and stays listed until Cinder has
@@ -283,18 +284,4 @@ async fn settled(
         Err(CinderError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Restores `backup` to a new volume named `name` and waits until it is available.
-pub async fn restore_volume(
-    cinder: &Cinder,
-    backup: &str,
-    name: &str,
-    timeout: Duration,
-) -> Result<String, CinderError> {
-    let id = cinder
-        .restore_backup(&BackupId::new(backup.to_string()), None, Some(name))
-        .await?;
-    cinder.wait_volume(&id, timeout).await?;
-    Ok(id.to_string())
 }
