@@ -682,3 +682,120 @@ async fn unknown_checkpoint_and_invalid_restore_name_are_clear_errors_that_creat
         "no restore record"
     );
 }
+
+#[tokio::test]
+async fn a_restore_killed_while_cinder_restores_the_volume_resumes_without_a_second_volume() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let source = new_volume(cinder, &created, &unique("restore-kill")).await;
+        let source_sum = rig.write_pattern(&source, 7);
+        let etcd = TestEtcd::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let claim = Claim {
+            volume: "data".into(),
+            claim: "data-db-0".into(),
+            pv: format!("pvc-{}", seed::uuid_from(source.as_ref())),
+            cinder_id: source.to_string(),
+        };
+        let pod = workload::pod(NS, "db-0", std::slice::from_ref(&claim));
+        let client = etcd.connect().await;
+        seed::write(
+            &client,
+            workload::objects(NS, &pod, std::slice::from_ref(&claim)),
+        )
+        .await
+        .expect("seed");
+        let podbank = Podbank {
+            etcd: etcd.url.clone(),
+            bank: dir.path().join("bank"),
+            clouds: rig.clouds_yaml(),
+            cloud: "rig".into(),
+        };
+        podbank
+            .ok(&[
+                "protect",
+                "--backup-name",
+                "k",
+                "--description",
+                "d",
+                "-n",
+                NS,
+            ])
+            .await;
+        let cp = workload::checkpoints(&podbank.bank).await.remove(0);
+        let backup = cp
+            .volumes
+            .iter()
+            .find(|v| v.volume_id == source.to_string())
+            .expect("volume record")
+            .backup_id
+            .clone();
+        created.backup(&BackupId::new(backup.clone()));
+        let api = FakeApiServer::start(&[NS]).await;
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        let args = [
+            "restore",
+            cp.id.as_str(),
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8"),
+        ];
+
+        // Kill the restore while Cinder is still writing the new volume.
+        let mut child = podbank.spawn(&args);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while restore_requests(rig, &backup) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the restore never asked Cinder"
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("restore ended ({status}) before Cinder was asked");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Give podbank a moment to record the volume Cinder returned (it does so before it
+        // waits); a podbank that records it only once the volume is ready is killed anyway.
+        let recorded = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < recorded {
+            let bank = podbank.open_bank().await;
+            if let Ok(restores) = bank.restores().await {
+                if restores
+                    .iter()
+                    .any(|r| r.new_resources.contains_key(&format!("volume:{source}")))
+                {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        child.kill().await.expect("kill restore");
+        let volumes = restored_volumes(&podbank, &created).await;
+        assert_eq!(volumes.len(), 1, "the volume being restored is recorded");
+        let v = cinder
+            .get_volume(&VolumeId::new(volumes[0].clone()))
+            .await
+            .expect("get")
+            .expect("exists");
+        eprintln!("restore killed while the new volume was {}", v.status);
+        assert!(api.objects().is_empty());
+
+        // Run again: it waits for that volume and goes on; Cinder restored the backup once.
+        podbank.ok(&args).await;
+        let restores = podbank
+            .open_bank()
+            .await
+            .restores()
+            .await
+            .expect("restores");
+        assert_eq!(restores.len(), 1, "the same restore, resumed");
+        assert_eq!(restores[0].status(), pb::RestoreStatus::Success);
+        assert_eq!(restored_volumes(&podbank, &created).await, volumes);
+        assert_eq!(restore_requests(rig, &backup), 1, "no second volume");
+        assert_eq!(api.objects().len(), 3);
+        assert_eq!(rig.checksum(&VolumeId::new(volumes[0].clone())), source_sum);
+    })
+    .await;
+}
