@@ -113,6 +113,14 @@ impl ObjectHandler for BankHandler<'_> {
     }
 }
 
+/// A claim as a volume record holds it: `<namespace>/<name>` (claims are namespaced; the
+/// pod's dependents name it relative to the pod), or empty when there is none.
+fn qualified_claim(namespace: &str, claim: Option<&str>) -> String {
+    claim
+        .map(|c| format!("{namespace}/{c}"))
+        .unwrap_or_default()
+}
+
 /// The selection as the checkpoint records it.
 pub fn selection_record(selection: &Selection) -> pb::Selection {
     pb::Selection {
@@ -213,7 +221,7 @@ pub async fn protect(
                         .or_insert_with(|| pb::Volume {
                             volume_id: volume_id.clone(),
                             status: pb::VolumeStatus::VolumePending as i32,
-                            claim: dep.claim.clone().unwrap_or_default(),
+                            claim: qualified_claim(&pod.info.namespace, dep.claim.as_deref()),
                             persistent_volume: dep.persistent_volume.clone().unwrap_or_default(),
                             driver: dep
                                 .driver
@@ -232,7 +240,7 @@ pub async fn protect(
                     reason: reason.clone(),
                     pods: vec![pod_name.clone()],
                     pod_volume: dep.pod_volume.clone(),
-                    claim: dep.claim.clone().unwrap_or_default(),
+                    claim: qualified_claim(&pod.info.namespace, dep.claim.as_deref()),
                     persistent_volume: dep.persistent_volume.clone().unwrap_or_default(),
                     ..Default::default()
                 }),

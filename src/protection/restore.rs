@@ -22,11 +22,12 @@ use serde::Serialize;
 
 use super::protect::{CLAIM_TYPE, PV_TYPE};
 use super::schema::RestoreParams;
-use super::volumes::{self, VolumeBackups};
+use super::volumes::VolumeBackups;
 use super::ProtectionError;
 use crate::apiserver::{ApiError, ApiServer};
 use crate::bank::format::now_ms;
 use crate::bank::{pb, Bank, CheckpointId, ObjectId};
+use crate::cinder::{BackupId, VolumeId};
 use crate::codec::{edit_object, Encoding, ObjectEdits, ResourceKind};
 use crate::resources::POD_TYPE;
 
@@ -500,19 +501,11 @@ impl Run<'_> {
         }
     }
 
+    /// A new volume from `v`'s backup. Its id enters the restore record as soon as Cinder
+    /// returns it, before the wait: a run killed while Cinder writes the volume leaves no
+    /// volume the record does not name, and the next run waits for that volume and reuses it.
     async fn restore_volume(&mut self, v: &pb::Volume) -> Result<String, String> {
         let key = format!("volume:{}", v.volume_id);
-        if let Some(new) = self.record.new_resources.get(&key).cloned() {
-            self.outcome(
-                crate::resources::VOLUME_TYPE,
-                v.volume_id.clone(),
-                new.clone(),
-                new.clone(),
-                "reused",
-                String::new(),
-            );
-            return Ok(new.clone());
-        }
         if let Target::Export(_) = self.target {
             let placeholder = format!("restored-from-backup-{}", v.backup_id);
             self.outcome(
@@ -534,38 +527,72 @@ impl Run<'_> {
                 ));
             }
         };
-        let name = format!(
-            "podbank-{}-{}",
-            self.record.id,
-            v.volume_id.get(..8).unwrap_or(&v.volume_id)
+        let (new, reused) = match self.record.new_resources.get(&key).cloned() {
+            Some(new) => (new, true),
+            None => {
+                let name = format!(
+                    "podbank-{}-{}",
+                    self.record.id,
+                    v.volume_id.get(..8).unwrap_or(&v.volume_id)
+                );
+                let backup = BackupId::new(v.backup_id.clone());
+                match cinder.restore_backup(&backup, None, Some(&name)).await {
+                    Ok(id) => {
+                        let new = id.to_string();
+                        self.record.new_resources.insert(key, new.clone());
+                        self.outcome(
+                            crate::resources::VOLUME_TYPE,
+                            v.volume_id.clone(),
+                            new.clone(),
+                            new.clone(),
+                            "restoring",
+                            String::new(),
+                        );
+                        self.save().await.map_err(|e| e.to_string())?;
+                        (new, false)
+                    }
+                    Err(e) => {
+                        let reason = format!("restore of backup {} failed: {e}", v.backup_id);
+                        self.outcome(
+                            crate::resources::VOLUME_TYPE,
+                            v.volume_id.clone(),
+                            String::new(),
+                            String::new(),
+                            "error",
+                            reason.clone(),
+                        );
+                        self.save().await.map_err(|e| e.to_string())?;
+                        return Err(reason);
+                    }
+                }
+            }
+        };
+        let waited = cinder
+            .wait_volume(&VolumeId::new(new.clone()), self.req.volume_timeout)
+            .await;
+        let (status, reason) = match &waited {
+            Ok(_) if reused => ("reused", String::new()),
+            Ok(_) => ("restored", String::new()),
+            Err(e) => (
+                "error",
+                format!(
+                    "volume {new} (restored from backup {}) is not available: {e}",
+                    v.backup_id
+                ),
+            ),
+        };
+        self.outcome(
+            crate::resources::VOLUME_TYPE,
+            v.volume_id.clone(),
+            new.clone(),
+            new.clone(),
+            status,
+            reason.clone(),
         );
-        match volumes::restore_volume(cinder, &v.backup_id, &name, self.req.volume_timeout).await {
-            Ok(new) => {
-                self.record.new_resources.insert(key, new.clone());
-                self.outcome(
-                    crate::resources::VOLUME_TYPE,
-                    v.volume_id.clone(),
-                    new.clone(),
-                    new.clone(),
-                    "restored",
-                    String::new(),
-                );
-                self.save().await.map_err(|e| e.to_string())?;
-                Ok(new)
-            }
-            Err(e) => {
-                let reason = format!("restore of backup {} failed: {e}", v.backup_id);
-                self.outcome(
-                    crate::resources::VOLUME_TYPE,
-                    v.volume_id.clone(),
-                    String::new(),
-                    String::new(),
-                    "error",
-                    reason.clone(),
-                );
-                self.save().await.map_err(|e| e.to_string())?;
-                Err(reason)
-            }
+        self.save().await.map_err(|e| e.to_string())?;
+        match waited {
+            Ok(_) => Ok(new),
+            Err(_) => Err(reason),
         }
     }
 
@@ -612,8 +639,8 @@ impl Run<'_> {
             );
             return Ok(());
         };
-        let mut claim_renames = BTreeMap::new();
-        let mut inline = BTreeMap::new();
+        // Every volume must have a backup before anything is made: a pod that cannot be
+        // restored whole leaves no volume, PV or claim behind.
         for v in &vols {
             if v.status() != pb::VolumeStatus::VolumeAvailable || v.backup_id.is_empty() {
                 let reason = format!(
@@ -636,13 +663,23 @@ impl Run<'_> {
                 );
                 return Err(reason);
             }
+        }
+        let mut claim_renames = BTreeMap::new();
+        let mut inline = BTreeMap::new();
+        for v in &vols {
             if v.driver == "inline-cinder" {
                 let new = self.restore_volume(v).await?;
                 inline.insert(v.volume_id.clone(), new);
                 continue;
             }
+            // `<ns>/<name>`; checkpoints written before that held the bare claim name.
+            let claim_q = if v.claim.contains('/') {
+                v.claim.clone()
+            } else {
+                qualified(&pod.namespace, &v.claim)
+            };
             let (Some(claim), Some(pv)) = (
-                find(CLAIM_TYPE, &v.claim),
+                find(CLAIM_TYPE, &claim_q),
                 find(PV_TYPE, &v.persistent_volume),
             ) else {
                 let reason = format!(

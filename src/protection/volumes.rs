@@ -1,5 +1,6 @@
-//! The Cinder side of protection: backing up a checkpoint's volumes, deleting its backups
-//! in dependency order, and restoring a backup to a new volume.
+//! The Cinder side of protection: backing up a checkpoint's volumes and deleting its
+//! backups in dependency order. (Restoring a backup to a new volume is done by
+//! [`super::restore`], which records the new volume before it waits for it.)
 //!
 //! Rule kept throughout: a Cinder backup id is written into the bank (the writer's lock,
 //! then the manifest) as soon as Cinder returns it, and stays listed until Cinder has
@@ -227,8 +228,12 @@ pub async fn delete_backups(
     let (mut deleted, mut kept, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for i in pending {
         let id = BackupId::new(checkpoint.volumes[i].backup_id.clone());
-        let outcome = match cinder.get_backup(&id).await {
+        let outcome = match settled(cinder, &id, timeout).await {
             Ok(None) => Ok(true),
+            Ok(Some(b)) if b.status == BackupStatus::Deleting => cinder
+                .wait_backup_deleted(&id, timeout)
+                .await
+                .map(|()| true),
             Ok(Some(b)) if b.has_dependent_backups => Ok(false),
             Ok(Some(_)) => match cinder.delete_backup(&id).await {
                 Ok(()) => cinder
@@ -256,16 +261,27 @@ pub async fn delete_backups(
     }
 }
 
-/// Restores `backup` to a new volume named `name` and waits until it is available.
-pub async fn restore_volume(
+/// The backup once it has left `creating` / `restoring` (Cinder refuses to delete a backup
+/// in those states with 400 "Backup status must be available or error"), or `None` when it
+/// does not exist. A backup that was still being written when its protect gave up on it
+/// (per-volume timeout) is waited for here, up to `timeout`.
+async fn settled(
     cinder: &Cinder,
-    backup: &str,
-    name: &str,
+    id: &BackupId,
     timeout: Duration,
-) -> Result<String, CinderError> {
-    let id = cinder
-        .restore_backup(&BackupId::new(backup.to_string()), None, Some(name))
-        .await?;
-    cinder.wait_volume(&id, timeout).await?;
-    Ok(id.to_string())
+) -> Result<Option<crate::cinder::Backup>, CinderError> {
+    let Some(backup) = cinder.get_backup(id).await? else {
+        return Ok(None);
+    };
+    if !matches!(
+        backup.status,
+        BackupStatus::Creating | BackupStatus::Restoring
+    ) {
+        return Ok(Some(backup));
+    }
+    match cinder.wait_backup(id, timeout).await {
+        Ok(_) | Err(CinderError::BackupFailed { .. }) => cinder.get_backup(id).await,
+        Err(CinderError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -255,6 +255,14 @@ async fn read(s: FakeApiServer, resource: String, ns: String, name: String) -> R
             if !ns.is_empty() {
                 metadata["namespace"] = json!(ns);
             }
+            // kube-apiserver answers with the whole object; restore reads its annotations
+            let (labels, annotations) = labels_and_annotations(o);
+            if !labels.is_empty() {
+                metadata["labels"] = json!(labels);
+            }
+            if !annotations.is_empty() {
+                metadata["annotations"] = json!(annotations);
+            }
             (StatusCode::OK, Json(json!({"apiVersion": "v1", "kind": expected_kind(&resource), "metadata": metadata}))).into_response()
         }
         None => status(
@@ -265,6 +273,42 @@ async fn read(s: FakeApiServer, resource: String, ns: String, name: String) -> R
             &resource,
         ),
     }
+}
+
+/// The labels and annotations of a stored object, from either encoding.
+fn labels_and_annotations(o: &Stored) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    if o.content_type == "application/json" {
+        let v: Value = serde_json::from_slice(&o.body).unwrap_or(Value::Null);
+        let map = |p: &str| -> BTreeMap<String, String> {
+            v.pointer(p)
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        return (map("/metadata/labels"), map("/metadata/annotations"));
+    }
+    let Some(rest) = o.body.strip_prefix(b"k8s\0") else {
+        return Default::default();
+    };
+    let raw = Unknown::decode(rest)
+        .ok()
+        .and_then(|u| u.raw)
+        .unwrap_or_default();
+    let m = match o.resource.as_str() {
+        "pods" => core::Pod::decode(&raw[..]).ok().and_then(|x| x.metadata),
+        "persistentvolumeclaims" => core::PersistentVolumeClaim::decode(&raw[..])
+            .ok()
+            .and_then(|x| x.metadata),
+        _ => core::PersistentVolume::decode(&raw[..])
+            .ok()
+            .and_then(|x| x.metadata),
+    }
+    .unwrap_or_default();
+    (m.labels, m.annotations)
 }
 
 impl FakeApiServer {

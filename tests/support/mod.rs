@@ -7,6 +7,7 @@ pub mod engine;
 pub mod etcd;
 pub mod http;
 pub mod swift;
+pub mod workload;
 
 /// Path of the built `podbank` binary.
 pub fn podbank_bin() -> &'static str {

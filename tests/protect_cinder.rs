@@ -1,0 +1,637 @@
+//! `podbank protect` and `podbank delete`, end to end, with REAL Cinder backups (the rig of
+//! tests/rig/cinder in keystone mode) and a real etcd holding a pod whose claims are bound
+//! to PVs that point at real Cinder volumes. Skipped (with a message) when
+//! PODBANK_TEST_CINDER_DIR is not set.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use podbank::bank::pb;
+use podbank::cinder::{BackupId, BackupStatus, Cinder, NewVolume, VolumeId};
+use podbank::protection::volumes::CHECKPOINT_METADATA;
+use podbank::seed;
+use support::apiserver::FakeApiServer;
+use support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
+use support::etcd::TestEtcd;
+use support::workload::{self, Claim, Podbank};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+async fn new_volume(cinder: &Cinder, created: &Created, name: &str) -> VolumeId {
+    let volume = cinder
+        .create_volume(&NewVolume {
+            size_gib: 1,
+            name: Some(name.to_string()),
+            description: Some("podbank protect_cinder test".into()),
+            metadata: meta(&[("podbank-test", "1")]),
+            ..NewVolume::default()
+        })
+        .await
+        .expect("create volume");
+    created.volume(&volume.id);
+    let v = cinder.wait_volume(&volume.id, WAIT).await.expect("volume");
+    assert_eq!(v.status, "available");
+    volume.id
+}
+
+/// etcd with one pod in `ns` mounting one claim per volume; the podbank binary pointed at
+/// it, a fresh bank and the rig.
+struct Scene {
+    _etcd: TestEtcd,
+    _dir: tempfile::TempDir,
+    podbank: Podbank,
+    ns: String,
+}
+
+async fn scene(rig: &CinderRig, volumes: &[&VolumeId]) -> Scene {
+    let etcd = TestEtcd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ns = "shop".to_string();
+    let claims: Vec<Claim> = volumes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Claim {
+            volume: format!("data{i}"),
+            claim: format!("data{i}-db-0"),
+            pv: format!("pvc-{}", seed::uuid_from(&format!("{v}"))),
+            cinder_id: v.to_string(),
+        })
+        .collect();
+    let pod = workload::pod(&ns, "db-0", &claims);
+    let client = etcd.connect().await;
+    seed::write(&client, workload::objects(&ns, &pod, &claims))
+        .await
+        .expect("seed etcd");
+    let podbank = Podbank {
+        etcd: etcd.url.clone(),
+        bank: dir.path().join("bank"),
+        clouds: rig.clouds_yaml(),
+        cloud: "rig".into(),
+    };
+    Scene {
+        _etcd: etcd,
+        _dir: dir,
+        podbank,
+        ns,
+    }
+}
+
+/// The checkpoint's Cinder volume records, by volume id.
+fn cinder_records(cp: &pb::Checkpoint) -> Vec<&pb::Volume> {
+    cp.volumes
+        .iter()
+        .filter(|v| !v.volume_id.is_empty())
+        .collect()
+}
+
+/// The Cinder backups whose name says they belong to checkpoint `id`.
+async fn backups_named_for(cinder: &Cinder, id: &str) -> BTreeSet<String> {
+    cinder
+        .list_backups(Some(&format!("podbank-{id}-")))
+        .await
+        .expect("list backups")
+        .into_iter()
+        .map(|b| b.id.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_volumes_then_incremental_then_delete_older_first_removes_every_backup() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let name = unique("protect");
+        let v1 = new_volume(cinder, &created, &format!("{name}-a")).await;
+        let v2 = new_volume(cinder, &created, &format!("{name}-b")).await;
+        rig.write_pattern(&v1, 1);
+        rig.write_pattern(&v2, 2);
+        let scene = scene(rig, &[&v1, &v2]).await;
+        let pb_ = &scene.podbank;
+
+        // 1. A pod with two Cinder volumes: checkpoint available, both backups available.
+        let t = std::time::Instant::now();
+        pb_.ok(&[
+            "protect",
+            "--backup-name",
+            "first",
+            "--description",
+            "two volumes",
+            "-n",
+            &scene.ns,
+            "-o",
+            "json",
+        ])
+        .await;
+        eprintln!("first protect (2 full backups): {:?}", t.elapsed());
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 1);
+        let first = cps[0].clone();
+        assert_eq!(
+            first.status(),
+            pb::CheckpointStatus::Available,
+            "{}",
+            first.reason
+        );
+        assert_eq!(first.pods, 1);
+        let records = cinder_records(&first);
+        let ids: BTreeSet<String> = records.iter().map(|v| v.volume_id.clone()).collect();
+        assert_eq!(ids, BTreeSet::from([v1.to_string(), v2.to_string()]));
+        for v in &records {
+            created.backup(&BackupId::new(v.backup_id.clone()));
+        }
+        for v in &records {
+            assert_eq!(v.status(), pb::VolumeStatus::VolumeAvailable, "{v:?}");
+            assert!(!v.incremental, "the first backup of a volume is full");
+            let b = cinder
+                .get_backup(&BackupId::new(v.backup_id.clone()))
+                .await
+                .expect("get backup")
+                .expect("the backup the checkpoint lists exists");
+            assert_eq!(b.status, BackupStatus::Available);
+            assert_eq!(b.volume_id.to_string(), v.volume_id);
+            assert!(!b.is_incremental);
+            assert!(
+                b.name.starts_with(&format!("podbank-{}-", first.id)),
+                "{}",
+                b.name
+            );
+            assert_eq!(
+                b.metadata.get(CHECKPOINT_METADATA).map(String::as_str),
+                Some(first.id.as_str())
+            );
+            assert_eq!(v.pods, vec![format!("{}/db-0", scene.ns)]);
+        }
+        assert_eq!(
+            backups_named_for(cinder, &first.id).await,
+            records.iter().map(|v| v.backup_id.clone()).collect(),
+            "Cinder holds exactly the backups the checkpoint lists"
+        );
+        // The pod's emptyDir is recorded as not protected, which is not an error.
+        let scratch = first
+            .volumes
+            .iter()
+            .find(|v| v.pod_volume == "scratch")
+            .expect("a record of the emptyDir volume");
+        assert_eq!(scratch.status(), pb::VolumeStatus::VolumeNotProtected);
+        assert!(scratch.backup_id.is_empty());
+
+        // 2. A second protect: incremental backups on top of the first ones.
+        rig.write_pattern(&v1, 11);
+        let t = std::time::Instant::now();
+        pb_.ok(&[
+            "protect",
+            "--backup-name",
+            "second",
+            "--description",
+            "incremental",
+            "-n",
+            &scene.ns,
+        ])
+        .await;
+        eprintln!("second protect (2 incremental backups): {:?}", t.elapsed());
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 2);
+        let second = cps
+            .iter()
+            .find(|c| c.id != first.id)
+            .expect("second checkpoint")
+            .clone();
+        assert_eq!(
+            second.status(),
+            pb::CheckpointStatus::Available,
+            "{}",
+            second.reason
+        );
+        for v in cinder_records(&second) {
+            created.backup(&BackupId::new(v.backup_id.clone()));
+        }
+        for v in cinder_records(&second) {
+            let parent = cinder_records(&first)
+                .into_iter()
+                .find(|p| p.volume_id == v.volume_id)
+                .expect("same volume in the first checkpoint");
+            assert!(v.incremental, "{v:?}");
+            assert_eq!(v.parent_backup_id, parent.backup_id);
+            assert_eq!(v.parent_checkpoint, first.id);
+            let b = cinder
+                .get_backup(&BackupId::new(v.backup_id.clone()))
+                .await
+                .expect("get")
+                .expect("exists");
+            assert_eq!(b.status, BackupStatus::Available);
+            assert!(b.is_incremental, "Cinder made it incremental: {b:?}");
+            let p = cinder
+                .get_backup(&BackupId::new(parent.backup_id.clone()))
+                .await
+                .expect("get")
+                .expect("exists");
+            assert!(p.has_dependent_backups);
+        }
+
+        // 3. Delete the older checkpoint first: its backups stay (the newer ones depend on
+        //    them), listed by a tombstone; no request Cinder refuses.
+        let out = pb_.ok(&["delete", &first.id, "-o", "json"]).await;
+        let outcome: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        let first_backups: BTreeSet<String> = cinder_records(&first)
+            .iter()
+            .map(|v| v.backup_id.clone())
+            .collect();
+        let kept: BTreeSet<String> = outcome["backups_kept"]
+            .as_array()
+            .expect("backups_kept")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        assert_eq!(kept, first_backups, "{}", out.stdout);
+        for id in &first_backups {
+            assert!(cinder
+                .get_backup(&BackupId::new(id.clone()))
+                .await
+                .expect("get")
+                .is_some());
+        }
+        let cps = workload::checkpoints(&pb_.bank).await;
+        let tomb = cps.iter().find(|c| c.id == first.id).expect("tombstone");
+        assert_eq!(tomb.status(), pb::CheckpointStatus::Deleted);
+        let listed = pb_.ok(&["checkpoints", "list", "-o", "json"]).await;
+        assert!(
+            !listed.stdout.contains(&first.id),
+            "a tombstone is not listed: {}",
+            listed.stdout
+        );
+
+        // 4. Then the newer: every backup goes, children first.
+        let out = pb_.ok(&["delete", &second.id, "-o", "json"]).await;
+        let outcome: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        let deleted: BTreeSet<String> = outcome["backups_deleted"]
+            .as_array()
+            .expect("backups_deleted")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let all: BTreeSet<String> = cinder_records(&first)
+            .into_iter()
+            .chain(cinder_records(&second))
+            .map(|v| v.backup_id.clone())
+            .collect();
+        assert_eq!(deleted, all, "{}", out.stdout);
+        for id in &all {
+            assert!(
+                cinder
+                    .get_backup(&BackupId::new(id.clone()))
+                    .await
+                    .expect("get")
+                    .is_none(),
+                "backup {id} is gone"
+            );
+            let refused: Vec<_> = workload::cinder_requests(rig, id)
+                .into_iter()
+                .filter(|r| r.status == 400)
+                .collect();
+            assert!(
+                refused.is_empty(),
+                "Cinder answered 400 for {id}: {refused:?}"
+            );
+        }
+        assert!(backups_named_for(cinder, &first.id).await.is_empty());
+        assert!(backups_named_for(cinder, &second.id).await.is_empty());
+        assert!(
+            workload::checkpoints(&pb_.bank).await.is_empty(),
+            "no checkpoint and no tombstone left"
+        );
+    })
+    .await;
+}
+
+/// Backups of `cp` in Cinder == the backups `cp` lists.
+async fn assert_every_backup_listed(cinder: &Cinder, cp: &pb::Checkpoint) {
+    let listed: BTreeSet<String> = cp
+        .volumes
+        .iter()
+        .filter(|v| !v.backup_id.is_empty())
+        .map(|v| v.backup_id.clone())
+        .collect();
+    assert_eq!(
+        backups_named_for(cinder, &cp.id).await,
+        listed,
+        "every Cinder backup of checkpoint {} is listed in it",
+        cp.id
+    );
+}
+
+#[tokio::test]
+async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let name = unique("protect-fail");
+        let good = new_volume(cinder, &created, &format!("{name}-good")).await;
+        let bad = new_volume(cinder, &created, &format!("{name}-bad")).await;
+        rig.write_pattern(&good, 3);
+        let scene = scene(rig, &[&good, &bad]).await;
+        let pb_ = &scene.podbank;
+
+        // The backup of `bad` fails in cinder-backup: its file is not there.
+        let file = rig.volume_file(&bad);
+        let aside = file.with_extension("aside");
+        std::fs::rename(&file, &aside).expect("move the volume file aside");
+        let run = pb_
+            .run(&[
+                "protect",
+                "--backup-name",
+                "broken",
+                "--description",
+                "one volume unreadable",
+                "-n",
+                &scene.ns,
+            ])
+            .await;
+        std::fs::rename(&aside, &file).expect("put the volume file back");
+        let cps = workload::checkpoints(&pb_.bank).await;
+        for v in cps.iter().flat_map(|c| c.volumes.iter()) {
+            if !v.backup_id.is_empty() {
+                created.backup(&BackupId::new(v.backup_id.clone()));
+            }
+        }
+        assert_ne!(run.code, 0, "an error checkpoint fails the command");
+        assert_eq!(cps.len(), 1);
+        let cp = &cps[0];
+        assert_eq!(cp.status(), pb::CheckpointStatus::Error);
+        assert!(cp.reason.contains(&bad.to_string()), "{}", cp.reason);
+        assert!(run.stderr.contains(&cp.id), "{}", run.stderr);
+        let bad_rec = cp
+            .volumes
+            .iter()
+            .find(|v| v.volume_id == bad.to_string())
+            .expect("record of the bad volume");
+        assert_eq!(bad_rec.status(), pb::VolumeStatus::VolumeError);
+        assert!(!bad_rec.reason.is_empty());
+        let good_rec = cp
+            .volumes
+            .iter()
+            .find(|v| v.volume_id == good.to_string())
+            .expect("record of the good volume");
+        assert_eq!(good_rec.status(), pb::VolumeStatus::VolumeAvailable);
+        assert_every_backup_listed(cinder, cp).await;
+        let show = pb_.ok(&["checkpoints", "show", &cp.id]).await;
+        assert!(
+            show.stdout.contains("error") && show.stdout.contains(&bad.to_string()),
+            "show lists per-resource status: {}",
+            show.stdout
+        );
+
+        // Restoring the error checkpoint: its pod has a volume without a backup, so the
+        // restore says so and creates nothing (not even the good volume's).
+        let api = FakeApiServer::start(&[&scene.ns]).await;
+        let kubeconfig = api.write_kubeconfig(scene._dir.path());
+        let run = pb_
+            .run(&[
+                "restore",
+                &cp.id,
+                "--kubeconfig",
+                kubeconfig.to_str().expect("utf-8"),
+            ])
+            .await;
+        assert_ne!(run.code, 0);
+        assert!(
+            run.stderr.contains("has no available backup") && run.stderr.contains(&bad.to_string()),
+            "{}",
+            run.stderr
+        );
+        assert!(api.objects().is_empty(), "{:?}", api.requests());
+        let restores: Vec<_> = workload::cinder_requests(rig, &good_rec.backup_id)
+            .into_iter()
+            .filter(|r| r.path.ends_with("/restore"))
+            .collect();
+        assert!(restores.is_empty(), "no volume restored: {restores:?}");
+
+        // A per-volume timeout too short for Cinder: error, the backups still listed.
+        let run = pb_
+            .run(&[
+                "protect",
+                "--parameters",
+                r#"{"backup_name":"hurried","description":"1 s per volume","volume_timeout_seconds":1,"incremental":false}"#,
+                "-n",
+                &scene.ns,
+            ])
+            .await;
+        let cps = workload::checkpoints(&pb_.bank).await;
+        for v in cps.iter().flat_map(|c| c.volumes.iter()) {
+            if !v.backup_id.is_empty() {
+                created.backup(&BackupId::new(v.backup_id.clone()));
+            }
+        }
+        let hurried = cps
+            .iter()
+            .find(|c| c.backup_name == "hurried")
+            .expect("hurried checkpoint");
+        assert_ne!(run.code, 0);
+        assert_eq!(hurried.status(), pb::CheckpointStatus::Error);
+        assert!(
+            hurried.reason.contains("did not become available within 1s"),
+            "{}",
+            hurried.reason
+        );
+        assert_eq!(cinder_records(hurried).len(), 2);
+        assert!(cinder_records(hurried).iter().all(|v| !v.backup_id.is_empty()));
+        assert_every_backup_listed(cinder, hurried).await;
+
+        // Deleting both error checkpoints removes every backup they made.
+        for cp in &cps {
+            pb_.ok(&["delete", &cp.id]).await;
+            assert!(
+                backups_named_for(cinder, &cp.id).await.is_empty(),
+                "checkpoint {} left backups",
+                cp.id
+            );
+        }
+        assert!(workload::checkpoints(&pb_.bank).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_before_anything_is_written_to_the_bank() {
+    let rig = require_rig!();
+    let etcd = TestEtcd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = etcd.connect().await;
+    let claims = [Claim {
+        volume: "data".into(),
+        claim: "data-db-0".into(),
+        pv: "pvc-wrong-credentials".into(),
+        cinder_id: "00000000-0000-4000-8000-00000000abcd".into(),
+    }];
+    let pod = workload::pod("shop", "db-0", &claims);
+    seed::write(&client, workload::objects("shop", &pod, &claims))
+        .await
+        .expect("seed");
+    let secret = "wrong-password-31337";
+    let settings = rig.settings_with_auth(
+        dir.path(),
+        None,
+        &[
+            ("auth_url", support::cinder::KEYSTONE),
+            ("username", "admin"),
+            ("password", secret),
+            ("project_name", "admin"),
+            ("user_domain_name", "Default"),
+            ("project_domain_name", "Default"),
+        ],
+    );
+    let bank = dir.path().join("bank");
+    let podbank = Podbank {
+        etcd: etcd.url.clone(),
+        bank: bank.clone(),
+        clouds: settings.clouds_file.clone().expect("clouds.yaml"),
+        cloud: "test".into(),
+    };
+    let t = std::time::Instant::now();
+    let run = podbank
+        .run(&[
+            "protect",
+            "--backup-name",
+            "b",
+            "--description",
+            "d",
+            "-n",
+            "shop",
+        ])
+        .await;
+    eprintln!("wrong credentials answered in {:?}", t.elapsed());
+    assert_ne!(run.code, 0);
+    assert_ne!(run.code, 2, "not a usage error: {}", run.stderr);
+    assert!(run.stderr.contains("Cinder"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("user admin") && run.stderr.contains("127.0.0.1:5000"),
+        "says who was refused where: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(secret), "never prints the password");
+    assert!(
+        !bank.exists() || walk(&bank).is_empty(),
+        "nothing written to the bank: {:?}",
+        walk(&bank)
+    );
+
+    // A missing backup_name: exit code 2 and the schema's message, nothing written either.
+    let run = podbank
+        .run(&["protect", "--description", "d", "-n", "shop"])
+        .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("\"backup_name\" is a required property"),
+        "{}",
+        run.stderr
+    );
+    assert!(!bank.exists() || walk(&bank).is_empty());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_protect_killed_mid_backup_leaves_its_backups_listed_for_delete() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let v = new_volume(cinder, &created, &unique("protect-kill")).await;
+        rig.write_pattern(&v, 5);
+        let scene = scene(rig, &[&v]).await;
+        let pb_ = &scene.podbank;
+        let mut child = pb_.spawn(&[
+            "protect",
+            "--backup-name",
+            "killed",
+            "--description",
+            "killed while Cinder writes the backup",
+            "-n",
+            &scene.ns,
+        ]);
+        // Wait until the writer's lock records the backup Cinder returned, then kill it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let backup = loop {
+            if pb_.bank.join("config").exists() {
+                let bank = pb_.open_bank().await;
+                let locks = podbank::bank::lock::read_all(bank.backend())
+                    .await
+                    .expect("read locks");
+                let found = locks
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.partial)
+                    .flat_map(|p| p.volumes)
+                    .find(|r| r.volume_id == v.to_string() && !r.backup_id.is_empty());
+                if let Some(r) = found {
+                    break r.backup_id;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the protect never recorded a backup in its lock"
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("protect ended ({status}) before it could be killed");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        created.backup(&BackupId::new(backup.clone()));
+        child.kill().await.expect("kill protect");
+        let status = cinder
+            .get_backup(&BackupId::new(backup.clone()))
+            .await
+            .expect("get")
+            .expect("the backup exists");
+        eprintln!(
+            "protect killed while its backup was {}",
+            status.status.as_str()
+        );
+        assert!(
+            workload::checkpoints(&pb_.bank).await.is_empty(),
+            "no manifest written"
+        );
+
+        // gc turns the dead writer's lock into an error checkpoint that lists the backup.
+        let out = pb_.ok(&["bank", "gc", "-o", "json"]).await;
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 1, "{}", out.stdout);
+        let cp = &cps[0];
+        assert!(out.stdout.contains(&cp.id), "{}", out.stdout);
+        assert_eq!(cp.status(), pb::CheckpointStatus::Error);
+        assert_every_backup_listed(cinder, cp).await;
+        assert!(cp.volumes.iter().any(|r| r.backup_id == backup));
+
+        // ... and delete removes it (waiting for Cinder to finish writing it if need be).
+        pb_.ok(&["delete", &cp.id]).await;
+        assert!(backups_named_for(cinder, &cp.id).await.is_empty());
+        assert!(cinder
+            .get_backup(&BackupId::new(backup.clone()))
+            .await
+            .expect("get")
+            .is_none());
+        assert!(workload::checkpoints(&pb_.bank).await.is_empty());
+    })
+    .await;
+}
