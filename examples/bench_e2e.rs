@@ -110,8 +110,18 @@ fn run_measured(cmd: &mut Command) -> anyhow::Result<Measured> {
             buf
         })
     };
-    let out_thread = read_all(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let err_thread = read_all(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let out_thread = read_all(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let err_thread = read_all(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     // wait4 reaps the child and returns its own rusage (peak RSS of that process alone).
     let mut status = 0;
     // SAFETY: rusage is plain data; all-zero is a valid value.
@@ -134,9 +144,14 @@ fn run_measured(cmd: &mut Command) -> anyhow::Result<Measured> {
             String::from_utf8_lossy(&stderr).trim()
         );
     }
+    // podbank reports its own VmHWM; ru_maxrss would also count this (big) parent.
+    let own_rss_kib = String::from_utf8_lossy(&stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("podbank-peak-rss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
     Ok(Measured {
         seconds,
-        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        max_rss_mb: own_rss_kib.unwrap_or(usage.ru_maxrss as f64) / 1024.0,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
     })
 }
@@ -279,6 +294,7 @@ async fn bench(pods: usize, with_list_of_100: bool) -> anyhow::Result<String> {
     let podbank = |args: &[&str]| {
         let mut cmd = Command::new(&bin);
         cmd.env("PODBANK_ETCD_SERVERS", &etcd_proc.url)
+            .env("PODBANK_REPORT_PEAK_RSS", "1")
             .env("PODBANK_BANK", bank.path())
             .args(args);
         cmd
@@ -302,7 +318,8 @@ async fn bench(pods: usize, with_list_of_100: bool) -> anyhow::Result<String> {
     let changed: Vec<_> = plan
         .changed
         .iter()
-        .flat_map(|&i| seed::pod_objects(&plan, i).into_iter().take(1))
+        .flat_map(|&i| seed::pod_objects(&plan, i))
+        .filter(|o| o.key.starts_with("/registry/pods/"))
         .collect();
     seed::write(&etcd, changed).await?;
     let second = run_measured(&mut podbank(&protect_args))?;

@@ -78,16 +78,26 @@ impl Default for WriterOptions {
 }
 
 /// Pack being filled, and what this writer has added so far.
-#[derive(Debug)]
 struct PackState {
-    index: Arc<Index>,
-    seen: HashSet<ObjectId>,
     buf: Vec<u8>,
     entries: Vec<pb::IndexEntry>,
     target: usize,
+    /// One compression context for the whole checkpoint (creating one per object costs
+    /// more than compressing a pod).
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl std::fmt::Debug for PackState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackState")
+            .field("buffered", &self.buf.len())
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A full pack, ready to be put.
+#[derive(Debug)]
 struct SealedPack {
     name: String,
     data: Bytes,
@@ -95,20 +105,17 @@ struct SealedPack {
 }
 
 impl PackState {
-    /// Hashes, dedups and compresses `objects`; returns their ids, how many and how many
-    /// compressed bytes were new, and the packs that filled up.
-    fn add(&mut self, objects: &[Bytes]) -> (Vec<ObjectId>, u64, u64, Vec<SealedPack>) {
-        let mut ids = Vec::with_capacity(objects.len());
+    /// Compresses new objects into the pack; returns the compressed bytes added and the
+    /// packs that filled up.
+    fn compress(&mut self, objects: Vec<(ObjectId, Bytes)>) -> (u64, Vec<SealedPack>) {
         let mut sealed = Vec::new();
-        let (mut new_objects, mut new_bytes) = (0, 0);
-        for plain in objects {
-            let id = ObjectId::of(plain);
-            ids.push(id);
-            if self.index.contains(&id) || !self.seen.insert(id) {
-                continue;
+        let mut new_bytes = 0;
+        for (id, plain) in objects {
+            let frame = match self.compressor.as_mut() {
+                Some(c) => c.compress(&plain),
+                None => zstd::bulk::compress(&plain, format::ZSTD_LEVEL),
             }
-            let frame = zstd::bulk::compress(plain, format::ZSTD_LEVEL).unwrap_or_default();
-            new_objects += 1;
+            .unwrap_or_default();
             new_bytes += frame.len() as u64;
             self.entries.push(pb::IndexEntry {
                 id: id.to_bytes(),
@@ -121,14 +128,14 @@ impl PackState {
                 sealed.extend(self.seal());
             }
         }
-        (ids, new_objects, new_bytes, sealed)
+        (new_bytes, sealed)
     }
 
     fn seal(&mut self) -> Option<SealedPack> {
         if self.entries.is_empty() {
             return None;
         }
-        let data = std::mem::take(&mut self.buf);
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.target + (256 << 10)));
         let name = ObjectId::of(&data).to_hex();
         let entry = pb::IndexPack {
             pack: name.clone(),
@@ -149,6 +156,11 @@ pub struct CheckpointWriter {
     bank: Arc<Bank>,
     lock: Option<LockGuard>,
     state: Option<PackState>,
+    /// Compression of the previous batch, running on the blocking pool while the caller
+    /// reads and decodes the next one.
+    pending: Option<tokio::task::JoinHandle<(PackState, u64, Vec<SealedPack>)>>,
+    index: Arc<Index>,
+    seen: HashSet<ObjectId>,
     written: Vec<pb::IndexPack>,
     resources: Vec<pb::Resource>,
     checkpoint: pb::Checkpoint,
@@ -190,12 +202,14 @@ impl Bank {
         let target =
             usize::try_from(self.config.pack_target_bytes.max(64 << 10)).unwrap_or(4 << 20);
         Ok(CheckpointWriter {
+            pending: None,
+            index: self.index().await,
+            seen: HashSet::new(),
             state: Some(PackState {
-                index: self.index().await,
-                seen: HashSet::new(),
                 buf: Vec::with_capacity(target + (256 << 10)),
                 entries: Vec::new(),
                 target,
+                compressor: zstd::bulk::Compressor::new(format::ZSTD_LEVEL).ok(),
             }),
             bank: self.clone(),
             lock: Some(lock),
@@ -234,29 +248,52 @@ impl CheckpointWriter {
         objects: Vec<Bytes>,
         tables: bool,
     ) -> Result<Vec<ObjectId>, BankError> {
+        // Hash and dedup here (cheap); compress in the background, one batch at a time.
+        let mut ids = Vec::with_capacity(objects.len());
+        let mut new = Vec::new();
+        for plain in objects {
+            let id = ObjectId::of(&plain);
+            ids.push(id);
+            if !self.index.contains(&id) && self.seen.insert(id) {
+                new.push((id, plain));
+            }
+        }
+        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
+        if tables {
+            stats.tables_new += new.len() as u64;
+        } else {
+            stats.objects_new += new.len() as u64;
+        }
+        self.finish_pending().await?;
+        if new.is_empty() {
+            return Ok(ids);
+        }
         let mut state = self
             .state
             .take()
             .ok_or_else(|| BankError::Task("a previous write of this checkpoint failed".into()))?;
-        let (state, result) = tokio::task::spawn_blocking(move || {
-            let result = state.add(&objects);
-            (state, result)
-        })
-        .await
-        .map_err(|e| BankError::Task(e.to_string()))?;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            let (bytes, sealed) = state.compress(new);
+            (state, bytes, sealed)
+        }));
+        Ok(ids)
+    }
+
+    /// Waits for the batch being compressed and puts the packs it filled.
+    async fn finish_pending(&mut self) -> Result<(), BankError> {
+        let Some(handle) = self.pending.take() else {
+            return Ok(());
+        };
+        let (state, bytes, sealed) = handle.await.map_err(|e| BankError::Task(e.to_string()))?;
         self.state = Some(state);
-        let (ids, new_objects, new_bytes, sealed) = result;
-        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
-        if tables {
-            stats.tables_new += new_objects;
-        } else {
-            stats.objects_new += new_objects;
-        }
-        stats.bytes_new += new_bytes;
+        self.checkpoint
+            .stats
+            .get_or_insert_with(Default::default)
+            .bytes_new += bytes;
         for pack in sealed {
             self.put_pack(pack).await?;
         }
-        Ok(ids)
+        Ok(())
     }
 
     async fn put_pack(&mut self, pack: SealedPack) -> Result<(), BankError> {
@@ -322,6 +359,7 @@ impl CheckpointWriter {
             .map(|t| Bytes::from(t.encode_to_vec()))
             .collect();
         let table_ids = self.store(tables, true).await?;
+        self.finish_pending().await?;
         if let Some(pack) = self.state.as_mut().and_then(PackState::seal) {
             self.put_pack(pack).await?;
         }

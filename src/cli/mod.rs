@@ -131,7 +131,24 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Do not wait for idle background tasks (gRPC connection shutdown, blocking-pool
+    // threads): everything the command did is finished and flushed by now.
+    runtime.shutdown_background();
+    if std::env::var_os("PODBANK_REPORT_PEAK_RSS").is_some() {
+        // For the benchmark: this process's own high-water mark (wait4's ru_maxrss of a
+        // child also counts its parent's memory at spawn time).
+        if let Some(kib) = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().to_string()))
+            })
+        {
+            eprintln!("podbank-peak-rss: {kib}");
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

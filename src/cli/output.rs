@@ -26,8 +26,10 @@ pub trait Tabular {
 
 /// Print `value` in the chosen format to stdout.
 pub fn print<T: Serialize + Tabular>(format: OutputFormat, value: &T) -> anyhow::Result<()> {
+    // Buffered: stdout is line-buffered, and a pretty JSON of 100 000 pods is millions of
+    // lines (one write syscall each without this).
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     match format {
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut out, value)?;
@@ -36,6 +38,7 @@ pub fn print<T: Serialize + Tabular>(format: OutputFormat, value: &T) -> anyhow:
         OutputFormat::Yaml => serde_yaml::to_writer(&mut out, value)?,
         OutputFormat::Table => write_table(&mut out, &value.headers(), &value.rows())?,
     }
+    out.flush()?;
     Ok(())
 }
 
