@@ -197,7 +197,7 @@ plans:
     assert!(
         op["error"]
             .as_str()
-            .is_some_and(|e| e.contains("not supported")),
+            .is_some_and(|e| e.contains("no Kubernetes API server")),
         "{op}"
     );
     let (status, restores) = request(addr, "GET", "/v1/restores", Some(TOKEN), None).await;
