@@ -32,5 +32,5 @@ if [ -f tests/rig/cinder/start.sh ]; then
   export PODBANK_TEST_CINDER_DIR=$RIGS/cinder
 fi
 
-cargo test --all-targets --no-fail-fast -- --test-threads "${PODBANK_TEST_THREADS:-2}"
+RUST_TEST_THREADS="${PODBANK_TEST_THREADS:-2}" cargo test --all-targets --no-fail-fast
 echo "all checks passed in $(( $(date +%s) - t0 )) s"
