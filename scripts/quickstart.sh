@@ -42,8 +42,8 @@ echo "+ podbank checkpoints show $ID | head"
 $PB checkpoints show "$ID" | head -12
 echo "+ podbank checkpoints verify $ID"
 $PB checkpoints verify "$ID"
-echo "+ podbank restore $ID --pod ns-0/web-0 --namespace-map ns-0=restored --dry-run --export $DEMO/plan"
-$PB restore "$ID" --pod ns-0/web-0 --namespace-map ns-0=restored --dry-run --export "$DEMO/plan"
+echo "+ podbank restore $ID --pod ns-4/cache-4 --namespace-map ns-4=restored --dry-run --export $DEMO/plan"
+$PB restore "$ID" --pod ns-4/cache-4 --namespace-map ns-4=restored --dry-run --export "$DEMO/plan"
 echo "+ podbank bank stats"
 $PB bank stats
 echo
