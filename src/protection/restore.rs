@@ -294,6 +294,18 @@ impl Run<'_> {
         }
     }
 
+    /// Records a volume that got no new volume (error, skipped), with the reason.
+    fn volume_outcome(&mut self, volume_id: &str, status: &str, reason: String) {
+        self.outcome(
+            crate::resources::VOLUME_TYPE,
+            volume_id.to_string(),
+            String::new(),
+            String::new(),
+            status,
+            reason,
+        );
+    }
+
     fn annotations(&self) -> Vec<(String, String)> {
         let mut a = vec![
             (
@@ -553,14 +565,7 @@ impl Run<'_> {
                     }
                     Err(e) => {
                         let reason = format!("restore of backup {} failed: {e}", v.backup_id);
-                        self.outcome(
-                            crate::resources::VOLUME_TYPE,
-                            v.volume_id.clone(),
-                            String::new(),
-                            String::new(),
-                            "error",
-                            reason.clone(),
-                        );
+                        self.volume_outcome(&v.volume_id, "error", reason.clone());
                         self.save().await.map_err(|e| e.to_string())?;
                         return Err(reason);
                     }
@@ -653,14 +658,7 @@ impl Run<'_> {
                         format!(": {}", v.reason)
                     }
                 );
-                self.outcome(
-                    crate::resources::VOLUME_TYPE,
-                    v.volume_id.clone(),
-                    String::new(),
-                    String::new(),
-                    "error",
-                    reason.clone(),
-                );
+                self.volume_outcome(&v.volume_id, "error", reason.clone());
                 return Err(reason);
             }
         }
@@ -686,27 +684,13 @@ impl Run<'_> {
                     "claim {} or volume {} is missing from the checkpoint",
                     v.claim, v.persistent_volume
                 );
-                self.outcome(
-                    crate::resources::VOLUME_TYPE,
-                    v.volume_id.clone(),
-                    String::new(),
-                    String::new(),
-                    "error",
-                    reason.clone(),
-                );
+                self.volume_outcome(&v.volume_id, "error", reason.clone());
                 return Err(reason);
             };
             // Generic ephemeral volumes: the claim belongs to the pod's ephemeral controller.
             if v.ephemeral {
                 let reason = "generic ephemeral volume: Kubernetes re-creates its claim from the pod's template, empty".to_string();
-                self.outcome(
-                    crate::resources::VOLUME_TYPE,
-                    v.volume_id.clone(),
-                    String::new(),
-                    String::new(),
-                    "skipped",
-                    reason,
-                );
+                self.volume_outcome(&v.volume_id, "skipped", reason);
                 continue;
             }
             let new_volume = self.restore_volume(v).await?;
