@@ -143,11 +143,7 @@ impl Bank {
         let mut report = VerifyReport::default();
         let (refs, checkpoints, problems) = match only {
             Some(id) => {
-                let cp = self.checkpoint(id).await.map_err(|e| match e {
-                    BankError::Corrupt { .. } | BankError::CheckpointNotFound { .. } => e,
-                    other => other,
-                });
-                let cp = match cp {
+                let cp = match self.checkpoint(id).await {
                     Ok(cp) => cp,
                     Err(BankError::Corrupt {
                         subject, reason, ..
