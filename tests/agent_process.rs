@@ -5,123 +5,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use podbank::seed::{self, SeedPlan};
 use serde_json::Value;
-use support::etcd::{free_port, TestEtcd};
+use support::agent::{AgentProc, TOKEN};
+use support::etcd::TestEtcd;
 use support::http::request;
-
-const TOKEN: &str = "process-token";
-
-struct AgentProc {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: PathBuf,
-}
-
-impl AgentProc {
-    fn spawn(etcd: &TestEtcd, dir: &Path, name: &str) -> AgentProc {
-        let port = free_port();
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(support::podbank_bin())
-            .args([
-                "agent",
-                "--no-volume-backups",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--identity",
-                name,
-            ])
-            .env("PODBANK_CONFIG", dir.join("podbank.yaml"))
-            .env("PODBANK_ETCD_SERVERS", &etcd.url)
-            .env("PODBANK_BANK", dir.join("bank"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start podbank agent");
-        AgentProc {
-            child,
-            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        request(self.addr, "GET", path, Some(TOKEN), None).await
-    }
-
-    async fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(self.addr).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("agent exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent never listened:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn leads(&self) -> bool {
-        self.get("/v1/plans").await.1["leader"] == true
-    }
-
-    /// Plan runs this replica started.
-    async fn plan_runs(&self) -> Vec<Value> {
-        let (_, ops) = self.get("/v1/operations").await;
-        ops["items"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|o| o["kind"] == "plan_run")
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not exit:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn setup(pods: usize, schedule: &str, grace: &str) -> (TestEtcd, tempfile::TempDir) {
     let etcd = TestEtcd::start();

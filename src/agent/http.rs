@@ -118,7 +118,7 @@ impl From<ServiceError> for ApiError {
 }
 
 /// The answer to a request that started a long operation.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, Deserialize)]
 pub struct Accepted {
     /// The operation started.
     pub operation: OperationRecord,
@@ -151,7 +151,7 @@ pub struct Items<T: ToSchema> {
 }
 
 /// `GET /v1/plans`.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, Deserialize)]
 pub struct PlanList {
     /// Whether this replica leads (runs the schedules).
     pub leader: bool,

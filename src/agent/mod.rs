@@ -13,6 +13,7 @@
 //!    fails), let running operations finish within the grace period and cancel the rest,
 //!    resign leadership, stop serving.
 
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod http;

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 const HISTORY: usize = 1000;
 
 /// What an operation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
     /// An on-demand protect (`POST /v1/checkpoints`).
@@ -38,7 +38,7 @@ pub enum OperationKind {
 }
 
 /// Where an operation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationState {
     /// Running.
@@ -52,7 +52,7 @@ pub enum OperationState {
 }
 
 /// One operation, as `GET /v1/operations/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema, Deserialize)]
 pub struct OperationRecord {
     /// Its id.
     pub id: String,

@@ -1,7 +1,7 @@
 //! `podbank checkpoints list | show | verify | delete` and `podbank protect`.
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bank::{human_bytes, BankArgs};
 use super::output::{print, write_table, OutputFormat, Tabular};
@@ -77,8 +77,8 @@ pub struct ProtectArgs {
     pub pods: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct List(Vec<CheckpointView>);
+#[derive(Serialize, Deserialize)]
+pub(super) struct List(pub(super) Vec<CheckpointView>);
 
 impl Tabular for List {
     fn headers(&self) -> Vec<&'static str> {
@@ -107,8 +107,8 @@ impl Tabular for List {
     }
 }
 
-#[derive(Serialize)]
-struct Show(CheckpointView);
+#[derive(Serialize, Deserialize)]
+pub(super) struct Show(pub(super) CheckpointView);
 
 impl Tabular for Show {
     fn headers(&self) -> Vec<&'static str> {
@@ -196,11 +196,11 @@ impl Tabular for Deleted {
     }
 }
 
-fn checkpoint_id(s: &str) -> Result<CheckpointId, UsageError> {
+pub(super) fn checkpoint_id(s: &str) -> Result<CheckpointId, UsageError> {
     s.parse().map_err(UsageError)
 }
 
-fn print_header(ctx: &Context, cp: &CheckpointView) -> anyhow::Result<()> {
+pub(super) fn print_header(ctx: &Context, cp: &CheckpointView) -> anyhow::Result<()> {
     if ctx.output == OutputFormat::Table {
         let mut out = std::io::stdout().lock();
         write_table(
@@ -320,13 +320,13 @@ pub async fn delete(ctx: &Context, bank_args: &BankArgs, args: DeleteArgs) -> an
     print(ctx.output, &Deleted(outcome))
 }
 
-/// `podbank protect`.
-pub async fn protect_cmd(
-    ctx: &Context,
-    bank_args: &BankArgs,
-    args: ProtectArgs,
-) -> anyhow::Result<()> {
-    let mut params = match &args.parameters {
+/// Parameters as a JSON object: `--parameters` (if given) with the flags' values set on
+/// top.
+pub(super) fn parameters(
+    json: Option<&str>,
+    flags: &[(&str, &Option<String>)],
+) -> Result<serde_json::Value, UsageError> {
+    let mut params = match json {
         Some(text) => serde_json::from_str::<serde_json::Value>(text)
             .map_err(|e| UsageError(format!("--parameters is not JSON: {e}")))?,
         None => serde_json::json!({}),
@@ -334,22 +334,33 @@ pub async fn protect_cmd(
     let obj = params
         .as_object_mut()
         .ok_or_else(|| UsageError("--parameters must be a JSON object".into()))?;
-    if let Some(v) = &args.backup_name {
-        obj.insert("backup_name".into(), v.clone().into());
-    }
-    if let Some(v) = &args.description {
-        obj.insert("description".into(), v.clone().into());
-    }
-    let validated = ProtectParams::from_json(&params)?;
-    let mut pods = Vec::new();
-    for p in &args.pods {
-        match p.split_once('/') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
-                pods.push((ns.to_string(), name.to_string()));
-            }
-            _ => return Err(UsageError(format!("pod {p:?}: expected <namespace>/<name>")).into()),
+    for (key, value) in flags {
+        if let Some(v) = value {
+            obj.insert((*key).into(), v.clone().into());
         }
     }
+    Ok(params)
+}
+
+/// `podbank protect`.
+pub async fn protect_cmd(
+    ctx: &Context,
+    bank_args: &BankArgs,
+    args: ProtectArgs,
+) -> anyhow::Result<()> {
+    let params = parameters(
+        args.parameters.as_deref(),
+        &[
+            ("backup_name", &args.backup_name),
+            ("description", &args.description),
+        ],
+    )?;
+    let validated = ProtectParams::from_json(&params)?;
+    let pods = args
+        .pods
+        .iter()
+        .map(|p| super::restore::parse_pod(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let selection = Selection {
         namespaces: args.namespaces.clone(),
         labels: LabelSelector::parse(args.selector.as_deref().unwrap_or(""))?,

@@ -12,6 +12,7 @@ mod demo;
 pub mod openstack;
 pub mod output;
 mod pods;
+mod remote;
 mod restore;
 mod schema;
 
@@ -44,6 +45,8 @@ pub struct Cli {
     pub bank: bank::BankArgs,
     #[command(flatten)]
     pub openstack: openstack::OpenStackArgs,
+    #[command(flatten)]
+    pub remote: remote::RemoteArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -81,6 +84,21 @@ pub enum Command {
     Demo(demo::DemoCommand),
     /// Run the long-running agent: schedules, retention, leader election, HTTP API.
     Agent(agent::AgentArgs),
+    /// A running agent's plans: list, trigger (needs --agent URL).
+    #[command(subcommand)]
+    Plans(PlansCommand),
+}
+
+/// The plans subcommands (through an agent only: plans live in its configuration).
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// List the agent's plans, their schedules and retention.
+    List,
+    /// Run a plan now (protect, then retention) and wait for it.
+    Trigger {
+        /// The plan's name.
+        name: String,
+    },
 }
 
 /// What every command gets: resolved settings and the output format.
@@ -159,6 +177,8 @@ pub fn main() -> ExitCode {
                     || c.downcast_ref::<crate::agent::AgentError>()
                         .is_some_and(|a| matches!(a, crate::agent::AgentError::Config(_)))
                     || c.is::<crate::etcd::ElectionError>()
+                    || c.downcast_ref::<crate::agent::client::ClientError>()
+                        .is_some_and(|e| e.is_usage())
             });
             eprintln!("error: {}", one_line(&e));
             if usage {
@@ -221,6 +241,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         etcd: cli.etcd,
         openstack: cli.openstack,
     };
+    if let Some(url) = cli.remote.url.clone() {
+        return remote::run(&ctx, &cli.remote, &url, cli.command).await;
+    }
     match cli.command {
         Command::Pods(cmd) => pods::run(&ctx, cmd).await,
         Command::Demo(cmd) => demo::run(&ctx, cmd).await,
@@ -232,5 +255,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restores(cmd) => restore::run_restores(&ctx, &cli.bank, cmd).await,
         Command::Bank(cmd) => bank::run(&ctx, &cli.bank, cmd).await,
         Command::Agent(args) => agent::run(&ctx, &cli.bank, args).await,
+        Command::Plans(_) => Err(UsageError(
+            "plans live in a running agent's configuration: give --agent URL (or PODBANK_AGENT)"
+                .into(),
+        )
+        .into()),
     }
 }

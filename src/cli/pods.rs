@@ -1,7 +1,7 @@
 //! `podbank pods list | show | dependents`: Karbor's protectables over etcd.
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::output::{print, Tabular};
 use super::{Context, UsageError};
@@ -79,25 +79,25 @@ fn age(created: Option<i64>, now: i64) -> String {
 }
 
 /// A pod as Karbor shows a protectable instance.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PodRow {
+pub(super) struct PodRow {
     #[serde(rename = "type")]
-    resource_type: &'static str,
+    resource_type: String,
     id: String,
     #[serde(flatten)]
     pod: PodEntry,
     cinder_volumes: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PodList {
+pub(super) struct PodList {
     revision: Revision,
     items: Vec<PodRow>,
-    problems: Vec<Problem>,
+    pub(super) problems: Vec<Problem>,
     #[serde(skip)]
-    now: i64,
+    pub(super) now: i64,
 }
 
 fn rows(inv: Inventory) -> (Vec<PodRow>, Vec<Problem>, Revision) {
@@ -112,7 +112,7 @@ fn rows(inv: Inventory) -> (Vec<PodRow>, Vec<Problem>, Revision) {
                 .filter(|d| d.is_protectable())
                 .count();
             PodRow {
-                resource_type: POD_TYPE,
+                resource_type: POD_TYPE.into(),
                 id: pod.info.uid.clone(),
                 pod,
                 cinder_volumes,
@@ -154,19 +154,19 @@ impl Tabular for PodList {
 }
 
 /// A dependent as Karbor shows one (`OS::Cinder::Volume`, parent the pod).
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DependentRow {
+pub(super) struct DependentRow {
     #[serde(rename = "type")]
-    resource_type: Option<&'static str>,
+    resource_type: Option<String>,
     id: Option<String>,
     #[serde(flatten)]
     dependent: Dependent,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Dependents {
+pub(super) struct Dependents {
     revision: Revision,
     pod: String,
     pod_uid: String,
@@ -214,17 +214,17 @@ impl Tabular for Dependents {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PodShow {
+pub(super) struct PodShow {
     revision: Revision,
     #[serde(rename = "type")]
-    resource_type: &'static str,
+    resource_type: String,
     #[serde(flatten)]
     pod: PodEntry,
     dependents: Vec<DependentRow>,
     #[serde(skip)]
-    now: i64,
+    pub(super) now: i64,
 }
 
 impl Tabular for PodShow {
@@ -312,7 +312,7 @@ fn dependent_rows(catalog: &Catalog, pod: &PodEntry) -> Vec<DependentRow> {
         .dependents(&pod.info)
         .into_iter()
         .map(|d| DependentRow {
-            resource_type: d.is_protectable().then_some(VOLUME_TYPE),
+            resource_type: d.is_protectable().then(|| VOLUME_TYPE.to_string()),
             id: d.volume_id.clone(),
             dependent: d,
         })
@@ -352,7 +352,7 @@ pub async fn run(ctx: &Context, cmd: PodsCommand) -> anyhow::Result<()> {
                 ctx.output,
                 &PodShow {
                     revision,
-                    resource_type: POD_TYPE,
+                    resource_type: POD_TYPE.into(),
                     pod,
                     dependents,
                     now,

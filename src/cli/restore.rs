@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bank::BankArgs;
 use super::output::{print, Tabular};
@@ -59,6 +59,20 @@ pub struct RestoreArgs {
     pub context: Option<String>,
 }
 
+impl RestoreArgs {
+    /// The restore parameters: `--parameters` with `--restore-name` and
+    /// `--restore-description` on top.
+    pub(super) fn parameters_json(&self) -> Result<serde_json::Value, UsageError> {
+        super::checkpoints::parameters(
+            self.parameters.as_deref(),
+            &[
+                ("restore_name", &self.restore_name),
+                ("restore_description", &self.restore_description),
+            ],
+        )
+    }
+}
+
 /// The restores subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum RestoresCommand {
@@ -102,8 +116,8 @@ impl Tabular for List {
     }
 }
 
-#[derive(Serialize)]
-struct Show(RestoreView);
+#[derive(Serialize, Deserialize)]
+pub(super) struct Show(pub(super) RestoreView);
 
 impl Tabular for Show {
     fn headers(&self) -> Vec<&'static str> {
@@ -127,7 +141,7 @@ impl Tabular for Show {
     }
 }
 
-fn parse_pod(p: &str) -> Result<(String, String), UsageError> {
+pub(super) fn parse_pod(p: &str) -> Result<(String, String), UsageError> {
     match p.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((ns.to_string(), name.to_string()))
@@ -145,21 +159,7 @@ pub async fn run_restore(
     args: RestoreArgs,
 ) -> anyhow::Result<()> {
     let checkpoint = args.checkpoint.parse().map_err(UsageError)?;
-    let mut params = match &args.parameters {
-        Some(text) => serde_json::from_str::<serde_json::Value>(text)
-            .map_err(|e| UsageError(format!("--parameters is not JSON: {e}")))?,
-        None => serde_json::json!({}),
-    };
-    let obj = params
-        .as_object_mut()
-        .ok_or_else(|| UsageError("--parameters must be a JSON object".into()))?;
-    if let Some(v) = &args.restore_name {
-        obj.insert("restore_name".into(), v.clone().into());
-    }
-    if let Some(v) = &args.restore_description {
-        obj.insert("restore_description".into(), v.clone().into());
-    }
-    let params = RestoreParams::from_json(&params)?;
+    let params = RestoreParams::from_json(&args.parameters_json()?)?;
     let pods = args
         .pods
         .iter()

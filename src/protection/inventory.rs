@@ -83,7 +83,7 @@ impl Selection {
 }
 
 /// A value that could not be read, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Problem {
     /// The etcd key.
     pub key: String,
@@ -92,7 +92,7 @@ pub struct Problem {
 }
 
 /// A selected pod and where it came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodEntry {
     /// The summary.

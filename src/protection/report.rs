@@ -1,6 +1,6 @@
 //! Serializable views of checkpoints and restores, shared by the CLI and the agent's API.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bank::{pb, ObjectId};
 
@@ -13,7 +13,7 @@ fn time(ms: u64) -> Option<String> {
 }
 
 /// A checkpoint, Karbor-style.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckpointView {
     /// Id.
@@ -35,24 +35,24 @@ pub struct CheckpointView {
     /// Resources (pods, claims, volumes) stored.
     pub resource_count: u64,
     /// Why it is `error`.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// The plan that made it.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub plan: String,
     /// The selection asked for.
     pub selection: SelectionView,
     /// Volume records.
     pub volumes: Vec<VolumeView>,
     /// Resource records (only in `show`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceView>,
     /// Write statistics.
     pub stats: StatsView,
 }
 
 /// The selection recorded.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SelectionView {
     /// Namespaces (empty: all).
@@ -66,7 +66,7 @@ pub struct SelectionView {
 }
 
 /// A volume record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeView {
     /// The Cinder volume (empty for a pod volume that is not a Cinder volume).
@@ -96,7 +96,7 @@ pub struct VolumeView {
 }
 
 /// A resource record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceView {
     /// Karbor-style type.
@@ -121,12 +121,12 @@ pub struct ResourceView {
     /// protected | not-protected | error.
     pub status: String,
     /// Why.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
 /// Statistics of the write.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsView {
     /// Resources stored.
@@ -215,7 +215,7 @@ impl CheckpointView {
 }
 
 /// A restore record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreView {
     /// Id.
@@ -233,7 +233,7 @@ pub struct RestoreView {
     /// RFC 3339.
     pub finished_at: Option<String>,
     /// Why it failed.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// Per-resource outcome.
     pub resources: Vec<RestoredView>,
@@ -242,7 +242,7 @@ pub struct RestoreView {
 }
 
 /// One restored resource.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoredView {
     /// Type.
@@ -257,7 +257,7 @@ pub struct RestoredView {
     /// Status.
     pub status: String,
     /// Why.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 

@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::objects::{ClaimInfo, PodInfo, PvSource, VolumeInfo, VolumeSourceKind};
 use super::CINDER_CSI_DRIVER;
 
 /// How a Cinder volume is attached to the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VolumeDriver {
     /// Through a PV of the Cinder CSI driver (`csi.volumeHandle`).
@@ -31,7 +31,7 @@ impl VolumeDriver {
 }
 
 /// Whether a pod volume can be protected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
 pub enum DependentStatus {
     /// Backed by a Cinder volume.
@@ -41,7 +41,7 @@ pub enum DependentStatus {
 }
 
 /// One volume of a pod, resolved as far as it goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependent {
     /// The volume's name in the pod spec.

@@ -9,7 +9,7 @@ use super::ResourceError;
 use crate::codec::{Encoding, StoredObject};
 
 /// What a pod volume is backed by, as far as podbank cares.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum VolumeSourceKind {
     /// `persistentVolumeClaim.claimName`.
@@ -33,7 +33,7 @@ pub enum VolumeSourceKind {
 }
 
 /// One entry of `spec.volumes`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodVolume {
     /// The volume's name in the pod.
     pub name: String,
@@ -42,7 +42,7 @@ pub struct PodVolume {
 }
 
 /// What `pods list` and `pods show` need to know of a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodInfo {
     /// Namespace.

@@ -1,6 +1,7 @@
 //! Shared test harness: real etcd processes, seeding, the podbank binary, the Cinder rig.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod apiserver;
 pub mod cinder;
 pub mod engine;
