@@ -198,3 +198,55 @@ async fn mtls_alone_is_enough_authentication() {
     assert_eq!(get(addr, &pki.ca, None, None, "/v1/plans").await, Ok(401));
     agent.shutdown().await.expect("shutdown");
 }
+
+/// `podbank --agent https://...` with the CA, client certificate and token files.
+async fn cli(addr: std::net::SocketAddr, pki: &Pki, dir: &Path, mtls: bool) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(support::podbank_bin());
+    cmd.env_remove("PODBANK_CONFIG")
+        .env_remove("PODBANK_AGENT")
+        .arg("--agent")
+        .arg(format!("https://{addr}"))
+        .arg("--agent-ca-file")
+        .arg(&pki.ca)
+        .arg("--agent-token-file")
+        .arg(dir.join("token"));
+    if mtls {
+        cmd.arg("--agent-cert-file")
+            .arg(&pki.client_cert)
+            .arg("--agent-key-file")
+            .arg(&pki.client_key);
+    }
+    let out = cmd
+        .args(["plans", "list", "-o", "json"])
+        .output()
+        .await
+        .expect("run podbank");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_an_mtls_agent_with_its_ca_and_client_certificate() {
+    let etcd = TestEtcd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki(dir.path());
+    let agent = start(&etcd, dir.path(), &pki, true).await;
+    let addr = agent.local_addr();
+
+    let (code, out) = cli(addr, &pki, dir.path(), true).await;
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("plans JSON");
+    assert!(v["items"].is_array(), "{out}");
+    // Without the client certificate the agent says 401 (or the handshake fails).
+    let (code, out) = cli(addr, &pki, dir.path(), false).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("client certificate") || out.contains("cannot reach"),
+        "{out}"
+    );
+    agent.shutdown().await.expect("shutdown");
+}
