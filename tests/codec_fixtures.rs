@@ -13,6 +13,7 @@ use k8s_pb::api::core::v1::{
 };
 use k8s_pb::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use podbank::codec::{encode_envelope, Decoder, Encoding, ResourceKind, StorageKey};
+use podbank::resources::{ClaimInfo, PodInfo, VolumeInfo};
 use serde_json::Value;
 
 fn testdata() -> PathBuf {
@@ -403,6 +404,28 @@ fn every_pb_fixture_decodes_and_matches_its_json() {
                     !from_pb.images.is_empty() && !from_pb.volumes.is_empty(),
                     "{what}"
                 );
+            }
+
+            // podbank's own summaries (slim protobuf views) read the same as the JSON.
+            let json_object = decoder
+                .decode(key.as_bytes(), &serde_json::to_vec(&doc).expect("json"))
+                .unwrap_or_else(|e| panic!("{what} as JSON: {e}"));
+            match kind {
+                ResourceKind::Pod => assert_eq!(
+                    PodInfo::from_object(&key, &object).expect("pod summary"),
+                    PodInfo::from_object(&key, &json_object).expect("pod summary from JSON"),
+                    "{what}"
+                ),
+                ResourceKind::PersistentVolumeClaim => assert_eq!(
+                    ClaimInfo::from_object(&key, &object).expect("claim summary"),
+                    ClaimInfo::from_object(&key, &json_object).expect("claim summary from JSON"),
+                    "{what}"
+                ),
+                ResourceKind::PersistentVolume => assert_eq!(
+                    VolumeInfo::from_object(&key, &object).expect("volume summary"),
+                    VolumeInfo::from_object(&key, &json_object).expect("volume summary from JSON"),
+                    "{what}"
+                ),
             }
 
             // The envelope is byte-for-byte what encode_envelope writes.

@@ -9,6 +9,7 @@
 mod graph;
 mod objects;
 pub mod selector;
+mod slim;
 
 pub use graph::{Catalog, Dependent, DependentStatus, VolumeDriver};
 pub use objects::{ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_pb::api::core::v1 as core;
 use serde::{Deserialize, Serialize};
 
-use super::ResourceError;
+use super::{slim, ResourceError};
 use crate::codec::{Encoding, StoredObject};
 
 /// What a pod volume is backed by, as far as podbank cares.
@@ -136,7 +136,7 @@ fn other_source(field: &str) -> VolumeSourceKind {
     }
 }
 
-fn proto_volume_source(v: Option<&core::VolumeSource>) -> VolumeSourceKind {
+fn proto_volume_source(v: Option<&slim::VolumeSource>) -> VolumeSourceKind {
     let Some(v) = v else {
         // An unset source is an emptyDir by the API's defaulting rules.
         return other_source("emptyDir");
@@ -154,36 +154,7 @@ fn proto_volume_source(v: Option<&core::VolumeSource>) -> VolumeSourceKind {
             volume_id: c.volume_id.clone().unwrap_or_default(),
         };
     }
-    let named: [(&str, bool); 27] = [
-        ("emptyDir", v.empty_dir.is_some()),
-        ("configMap", v.config_map.is_some()),
-        ("secret", v.secret.is_some()),
-        ("projected", v.projected.is_some()),
-        ("downwardAPI", v.downward_api.is_some()),
-        ("hostPath", v.host_path.is_some()),
-        ("csi", v.csi.is_some()),
-        ("image", v.image.is_some()),
-        ("nfs", v.nfs.is_some()),
-        ("iscsi", v.iscsi.is_some()),
-        ("rbd", v.rbd.is_some()),
-        ("cephfs", v.cephfs.is_some()),
-        ("gitRepo", v.git_repo.is_some()),
-        ("gcePersistentDisk", v.gce_persistent_disk.is_some()),
-        ("awsElasticBlockStore", v.aws_elastic_block_store.is_some()),
-        ("glusterfs", v.glusterfs.is_some()),
-        ("flexVolume", v.flex_volume.is_some()),
-        ("flocker", v.flocker.is_some()),
-        ("fc", v.fc.is_some()),
-        ("azureFile", v.azure_file.is_some()),
-        ("azureDisk", v.azure_disk.is_some()),
-        ("vsphereVolume", v.vsphere_volume.is_some()),
-        ("quobyte", v.quobyte.is_some()),
-        ("photonPersistentDisk", v.photon_persistent_disk.is_some()),
-        ("portworxVolume", v.portworx_volume.is_some()),
-        ("scaleIO", v.scale_io.is_some()),
-        ("storageos", v.storageos.is_some()),
-    ];
-    named
+    v.named()
         .iter()
         .find(|(_, set)| *set)
         .map(|(n, _)| other_source(n))
@@ -337,7 +308,7 @@ impl PodInfo {
         check_kind(obj, key, "Pod")?;
         match obj.encoding() {
             Encoding::Protobuf => {
-                let pod: core::Pod = obj.decode_protobuf()?;
+                let pod: slim::Pod = obj.decode_protobuf()?;
                 let meta = pod.metadata.unwrap_or_default();
                 let spec = pod.spec.unwrap_or_default();
                 Ok(PodInfo {
@@ -350,10 +321,10 @@ impl PodInfo {
                     created: meta.creation_timestamp.and_then(|t| t.seconds),
                     volumes: spec
                         .volumes
-                        .iter()
+                        .into_iter()
                         .map(|v| PodVolume {
-                            name: v.name.clone().unwrap_or_default(),
                             source: proto_volume_source(v.volume_source.as_ref()),
+                            name: v.name.unwrap_or_default(),
                         })
                         .collect(),
                 })
@@ -399,7 +370,7 @@ impl ClaimInfo {
         let kind = "PersistentVolumeClaim";
         match obj.encoding() {
             Encoding::Protobuf => {
-                let c: core::PersistentVolumeClaim = obj.decode_protobuf()?;
+                let c: slim::Claim = obj.decode_protobuf()?;
                 let meta = c.metadata.unwrap_or_default();
                 Ok(ClaimInfo {
                     namespace: meta.namespace.unwrap_or_default(),
