@@ -106,25 +106,35 @@ impl Bank {
         let (checkpoints, mut problems) = self.checkpoints().await?;
         let mut refs: HashMap<ObjectId, Vec<String>> = HashMap::new();
         for cp in &checkpoints {
-            for raw in &cp.resource_tables {
-                if let Some(id) = ObjectId::from_slice(raw) {
-                    refs.entry(id).or_default().push(cp.id.clone());
-                }
+            self.add_references(cp, &mut refs, &mut problems).await;
+        }
+        Ok((refs, checkpoints, problems))
+    }
+
+    /// Adds what `cp` needs (its resource tables and their objects) to `refs`. A table
+    /// that cannot be read is a problem; the other tables are still followed, so that
+    /// verify checks every object it can reach.
+    async fn add_references(
+        &self,
+        cp: &pb::Checkpoint,
+        refs: &mut HashMap<ObjectId, Vec<String>>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let mut add = |id: ObjectId| {
+            let v = refs.entry(id).or_default();
+            if v.last() != Some(&cp.id) {
+                v.push(cp.id.clone());
             }
-            if cp.resource_tables.is_empty() {
-                continue;
+        };
+        for raw in &cp.resource_tables {
+            if let Some(id) = ObjectId::from_slice(raw) {
+                add(id);
             }
-            match self.resources(cp).await {
-                Ok(resources) => {
-                    for r in resources {
-                        if let Some(id) = ObjectId::from_slice(&r.object_id) {
-                            let v = refs.entry(id).or_default();
-                            if v.last() != Some(&cp.id) {
-                                v.push(cp.id.clone());
-                            }
-                        }
-                    }
-                }
+            match self.resource_table(cp, raw).await {
+                Ok(resources) => resources
+                    .iter()
+                    .filter_map(|r| ObjectId::from_slice(&r.object_id))
+                    .for_each(&mut add),
                 Err(e) => problems.push(Problem {
                     subject: format!("resource list of checkpoint {}", cp.id),
                     reason: e.to_string(),
@@ -132,7 +142,6 @@ impl Bank {
                 }),
             }
         }
-        Ok((refs, checkpoints, problems))
     }
 
     /// Verifies one checkpoint (`Some`) or the whole bank (`None`): every object a
@@ -159,25 +168,7 @@ impl Bank {
                 };
                 let mut refs: HashMap<ObjectId, Vec<String>> = HashMap::new();
                 let mut problems = Vec::new();
-                for raw in &cp.resource_tables {
-                    if let Some(oid) = ObjectId::from_slice(raw) {
-                        refs.entry(oid).or_default().push(cp.id.clone());
-                    }
-                }
-                match self.resources(&cp).await {
-                    Ok(resources) => {
-                        for r in resources {
-                            if let Some(oid) = ObjectId::from_slice(&r.object_id) {
-                                refs.entry(oid).or_default().push(cp.id.clone());
-                            }
-                        }
-                    }
-                    Err(e) => problems.push(Problem {
-                        subject: format!("resource list of checkpoint {}", cp.id),
-                        reason: e.to_string(),
-                        checkpoints: vec![cp.id.clone()],
-                    }),
-                }
+                self.add_references(&cp, &mut refs, &mut problems).await;
                 (refs, vec![cp], problems)
             }
             None => self.references().await?,

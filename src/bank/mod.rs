@@ -356,21 +356,29 @@ impl Bank {
     ) -> Result<Vec<pb::Resource>, BankError> {
         let mut out = Vec::with_capacity(usize::try_from(checkpoint.resource_count).unwrap_or(0));
         for raw in &checkpoint.resource_tables {
-            let id = ObjectId::from_slice(raw).ok_or_else(|| BankError::Corrupt {
-                location: self.location(),
-                subject: format!("manifest of checkpoint {}", checkpoint.id),
-                reason: "a resource table id is not 32 bytes".into(),
-            })?;
-            let data = self.read_object(&id, &checkpoint.id).await?;
-            let table =
-                pb::ResourceTable::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
-                    location: self.location(),
-                    subject: format!("resource table {id} of checkpoint {}", checkpoint.id),
-                    reason: e.to_string(),
-                })?;
-            out.extend(table.resources);
+            out.extend(self.resource_table(checkpoint, raw).await?);
         }
         Ok(out)
+    }
+
+    /// One resource table of a checkpoint (`raw`: its id, as the manifest lists it).
+    pub async fn resource_table(
+        &self,
+        checkpoint: &pb::Checkpoint,
+        raw: &[u8],
+    ) -> Result<Vec<pb::Resource>, BankError> {
+        let id = ObjectId::from_slice(raw).ok_or_else(|| BankError::Corrupt {
+            location: self.location(),
+            subject: format!("manifest of checkpoint {}", checkpoint.id),
+            reason: "a resource table id is not 32 bytes".into(),
+        })?;
+        let data = self.read_object(&id, &checkpoint.id).await?;
+        let table = pb::ResourceTable::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
+            location: self.location(),
+            subject: format!("resource table {id} of checkpoint {}", checkpoint.id),
+            reason: e.to_string(),
+        })?;
+        Ok(table.resources)
     }
 
     /// Replaces a checkpoint's manifest (status changes of delete). Atomic.

@@ -20,24 +20,11 @@ use super::format::{self, now_ms, pb};
 use super::lock::{self, LockGuard};
 use super::{Bank, BankError, CheckpointId, Index, ObjectId, RESOURCES_PER_TABLE};
 
-/// Splits the resource list into tables at key-defined boundaries (see `ResourceTable` in
-/// `proto/bank.proto`), at most [`RESOURCES_PER_TABLE`] each.
-fn resource_tables(resources: &[pb::Resource]) -> Vec<pb::ResourceTable> {
-    let mut tables = Vec::new();
-    let mut current = Vec::new();
-    for r in resources {
-        current.push(r.clone());
-        let boundary = ObjectId::of(r.key.as_bytes()).as_bytes()[31] & 7 == 0;
-        if boundary || current.len() >= RESOURCES_PER_TABLE {
-            tables.push(pb::ResourceTable {
-                resources: std::mem::take(&mut current),
-            });
-        }
-    }
-    if !current.is_empty() {
-        tables.push(pb::ResourceTable { resources: current });
-    }
-    tables
+/// Whether a table ends after the resource with this etcd key: key-defined boundaries
+/// (see `ResourceTable` in `proto/bank.proto`), so that a changed object rewrites only its
+/// own table, and at most [`RESOURCES_PER_TABLE`] resources per table.
+fn ends_table(key: &str, len: usize) -> bool {
+    ObjectId::of(key.as_bytes()).as_bytes()[31] & 7 == 0 || len >= RESOURCES_PER_TABLE
 }
 
 /// What a new checkpoint is, before anything is read.
@@ -162,7 +149,13 @@ pub struct CheckpointWriter {
     index: Arc<Index>,
     seen: HashSet<ObjectId>,
     written: Vec<pb::IndexPack>,
-    resources: Vec<pb::Resource>,
+    /// The resource table being filled.
+    table: Vec<pb::Resource>,
+    /// Full tables, encoded, not stored yet (stored with the next objects, or at commit).
+    tables_ready: Vec<Bytes>,
+    /// Ids of the tables stored, in key order.
+    table_ids: Vec<ObjectId>,
+    resource_count: u64,
     checkpoint: pb::Checkpoint,
     started: Instant,
 }
@@ -214,7 +207,10 @@ impl Bank {
             bank: self.clone(),
             lock: Some(lock),
             written: Vec::new(),
-            resources: Vec::new(),
+            table: Vec::new(),
+            tables_ready: Vec::new(),
+            table_ids: Vec::new(),
+            resource_count: 0,
             checkpoint,
             started: Instant::now(),
         })
@@ -240,7 +236,19 @@ impl CheckpointWriter {
     /// Stores objects (plain bytes); returns their ids in order. Objects already in the
     /// bank, or added before by this writer, cost nothing.
     pub async fn add_objects(&mut self, objects: Vec<Bytes>) -> Result<Vec<ObjectId>, BankError> {
+        self.store_tables().await?;
         self.store(objects, false).await
+    }
+
+    /// Stores the resource tables that filled up since the last call.
+    async fn store_tables(&mut self) -> Result<(), BankError> {
+        if self.tables_ready.is_empty() {
+            return Ok(());
+        }
+        let tables = std::mem::take(&mut self.tables_ready);
+        let ids = self.store(tables, true).await?;
+        self.table_ids.extend(ids);
+        Ok(())
     }
 
     async fn store(
@@ -309,31 +317,34 @@ impl CheckpointWriter {
         Ok(())
     }
 
-    /// Records a resource (its object must have been added).
+    /// Records a resource (its object must have been added). Resources are grouped into
+    /// tables as they come; a full table is stored with the next objects.
     pub fn add_resource(&mut self, resource: pb::Resource) {
         let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
         stats.objects += 1;
         stats.bytes_plain += resource.size;
-        self.resources.push(resource);
+        self.resource_count += 1;
+        let end = ends_table(&resource.key, self.table.len() + 1);
+        self.table.push(resource);
+        if end {
+            let table = pb::ResourceTable {
+                resources: std::mem::take(&mut self.table),
+            };
+            self.tables_ready.push(Bytes::from(table.encode_to_vec()));
+        }
     }
 
     /// Forgets the resources recorded so far (the etcd scan started again at a new
-    /// revision). Objects already stored stay: they are content-addressed.
+    /// revision). Objects and tables already stored stay: they are content-addressed, and
+    /// gc removes what no checkpoint references.
     pub fn reset_resources(&mut self) {
-        self.resources.clear();
+        self.table.clear();
+        self.tables_ready.clear();
+        self.table_ids.clear();
+        self.resource_count = 0;
         let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
         stats.objects = 0;
         stats.bytes_plain = 0;
-    }
-
-    /// The resources recorded so far.
-    pub fn resources(&self) -> &[pb::Resource] {
-        &self.resources
-    }
-
-    /// Mutable access to the resources recorded so far (statuses and reasons).
-    pub fn resources_mut(&mut self) -> &mut Vec<pb::Resource> {
-        &mut self.resources
     }
 
     /// Writes the checkpoint in progress (with its volume records) into the writer's lock,
@@ -353,12 +364,13 @@ impl CheckpointWriter {
         status: pb::CheckpointStatus,
         reason: String,
     ) -> Result<pb::Checkpoint, BankError> {
-        let resources = std::mem::take(&mut self.resources);
-        let tables: Vec<Bytes> = resource_tables(&resources)
-            .into_iter()
-            .map(|t| Bytes::from(t.encode_to_vec()))
-            .collect();
-        let table_ids = self.store(tables, true).await?;
+        if !self.table.is_empty() {
+            let table = pb::ResourceTable {
+                resources: std::mem::take(&mut self.table),
+            };
+            self.tables_ready.push(Bytes::from(table.encode_to_vec()));
+        }
+        self.store_tables().await?;
         self.finish_pending().await?;
         if let Some(pack) = self.state.as_mut().and_then(PackState::seal) {
             self.put_pack(pack).await?;
@@ -374,8 +386,8 @@ impl CheckpointWriter {
             self.bank.merge_index(&name, &file).await;
         }
         let cp = &mut self.checkpoint;
-        cp.resource_tables = table_ids.iter().map(|id| id.to_bytes()).collect();
-        cp.resource_count = resources.len() as u64;
+        cp.resource_tables = self.table_ids.iter().map(|id| id.to_bytes()).collect();
+        cp.resource_count = self.resource_count;
         cp.status = status as i32;
         cp.reason = reason;
         cp.finished_unix_ms = now_ms();
