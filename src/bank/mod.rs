@@ -289,8 +289,13 @@ impl Bank {
             .map(|info| {
                 let backend = backend.clone();
                 async move {
-                    let data = backend.get(Kind::Checkpoint, &info.name).await;
-                    (info.name, data)
+                    // Decoded as it arrives: the encoded bytes are not kept for all of them.
+                    let manifest = backend
+                        .get(Kind::Checkpoint, &info.name)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|d| format::decode::<pb::Checkpoint>(&d));
+                    (info.name, manifest)
                 }
             })
             .buffer_unordered(32)
@@ -298,11 +303,8 @@ impl Bank {
             .await;
         let mut checkpoints = Vec::new();
         let mut problems = Vec::new();
-        for (name, data) in results {
-            match data
-                .map_err(|e| e.to_string())
-                .and_then(|d| format::decode::<pb::Checkpoint>(&d))
-            {
+        for (name, manifest) in results {
+            match manifest {
                 Ok(cp) => checkpoints.push(cp),
                 Err(reason) if reason.contains("not found") => {}
                 Err(reason) => problems.push(Problem {

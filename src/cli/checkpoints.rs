@@ -245,10 +245,11 @@ pub async fn run(
             for p in &problems {
                 eprintln!("warning: {}: {}", p.subject, p.reason);
             }
+            // Each manifest is dropped once its view is made: never both for every checkpoint.
             let views = checkpoints
-                .iter()
+                .into_iter()
                 .filter(|c| all || c.status() != pb::CheckpointStatus::Deleted)
-                .map(|c| CheckpointView::new(c, &[]))
+                .map(|c| CheckpointView::new(&c, &[]))
                 .collect();
             print(ctx.output, &List(views))
         }
