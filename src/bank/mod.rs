@@ -15,6 +15,7 @@
 //! * Writers and gc coordinate through lock objects ([`lock`]).
 
 pub mod backend;
+mod brief;
 mod error;
 pub mod format;
 mod id;
@@ -31,6 +32,8 @@ use prost::Message;
 use tokio::sync::RwLock;
 
 pub use backend::{Backend, BankKey, Kind};
+use brief::Manifest;
+pub use brief::{CheckpointBrief, VolumeBrief};
 pub use error::BankError;
 pub use format::pb;
 pub use id::{CheckpointId, ObjectId};
@@ -283,6 +286,18 @@ impl Bank {
     /// now (status `protecting`). Sorted by creation time. Unreadable manifests are returned
     /// as problems, not hidden.
     pub async fn checkpoints(&self) -> Result<(Vec<pb::Checkpoint>, Vec<Problem>), BankError> {
+        self.manifests().await
+    }
+
+    /// Like [`Bank::checkpoints`], reading each manifest as a [`CheckpointBrief`]: what
+    /// listings need, without the volume records' details.
+    pub async fn checkpoint_briefs(
+        &self,
+    ) -> Result<(Vec<CheckpointBrief>, Vec<Problem>), BankError> {
+        self.manifests().await
+    }
+
+    async fn manifests<M: Manifest>(&self) -> Result<(Vec<M>, Vec<Problem>), BankError> {
         let names = self.backend.list(Kind::Checkpoint).await?;
         let backend = self.backend.clone();
         let results = futures::stream::iter(names)
@@ -294,7 +309,7 @@ impl Bank {
                         .get(Kind::Checkpoint, &info.name)
                         .await
                         .map_err(|e| e.to_string())
-                        .and_then(|d| format::decode::<pb::Checkpoint>(&d));
+                        .and_then(|d| format::decode::<M>(&d));
                     (info.name, manifest)
                 }
             })
@@ -317,12 +332,13 @@ impl Bank {
         let now = now_ms();
         for lock in lock::read_all(&self.backend).await?.into_iter().flatten() {
             if let Some(partial) = lock.partial.clone() {
-                if lock::is_live(&lock, now) && !checkpoints.iter().any(|c| c.id == partial.id) {
-                    checkpoints.push(partial);
+                if lock::is_live(&lock, now) && !checkpoints.iter().any(|c| c.id() == partial.id) {
+                    checkpoints.push(M::from_partial(&partial));
                 }
             }
         }
-        checkpoints.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
+        checkpoints
+            .sort_by(|a, b| (a.created_unix_ms(), a.id()).cmp(&(b.created_unix_ms(), b.id())));
         Ok((checkpoints, problems))
     }
 

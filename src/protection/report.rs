@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bank::{pb, ObjectId};
+use prost::Message;
+
+use crate::bank::{pb, CheckpointBrief, ObjectId};
 
 fn time(ms: u64) -> Option<String> {
     if ms == 0 {
@@ -42,8 +44,12 @@ pub struct CheckpointView {
     pub plan: String,
     /// The selection asked for.
     pub selection: SelectionView,
-    /// Volume records.
+    /// Volume records (not in listings: see `volume_counts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeView>,
+    /// How many volume records are Cinder volumes, and how many of those are backed up.
+    #[serde(default)]
+    pub volume_counts: VolumeCounts,
     /// Resource records (only in `show`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceView>,
@@ -63,6 +69,16 @@ pub struct SelectionView {
     pub field_selector: String,
     /// Explicit pods.
     pub pods: Vec<String>,
+}
+
+/// Counts of a checkpoint's volume records.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeCounts {
+    /// Records of Cinder volumes.
+    pub cinder: u64,
+    /// Of which have an available backup in this checkpoint.
+    pub backed_up: u64,
 }
 
 /// A volume record.
@@ -166,6 +182,18 @@ impl CheckpointView {
                 field_selector: sel.field_selector,
                 pods: sel.pods,
             },
+            volume_counts: VolumeCounts {
+                cinder: cp
+                    .volumes
+                    .iter()
+                    .filter(|v| !v.volume_id.is_empty())
+                    .count() as u64,
+                backed_up: cp
+                    .volumes
+                    .iter()
+                    .filter(|v| v.status() == pb::VolumeStatus::VolumeAvailable)
+                    .count() as u64,
+            },
             volumes: cp
                 .volumes
                 .iter()
@@ -211,6 +239,17 @@ impl CheckpointView {
                 seconds: stats.seconds,
             },
         }
+    }
+}
+
+impl CheckpointView {
+    /// The view of a manifest read as a brief (listings): no volume records, their counts.
+    pub fn brief(b: &CheckpointBrief) -> Self {
+        // Same field numbers: the brief's bytes read as a manifest with reduced volumes.
+        let cp = pb::Checkpoint::decode(b.encode_to_vec().as_slice()).unwrap_or_default();
+        let mut view = Self::new(&cp, &[]);
+        view.volumes.clear();
+        view
     }
 }
 
