@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::engine::{
     CheckpointId, CheckpointSummary, ProtectRequest, ProtectableQuery, RestoreRequest,
     RestoreSummary,
 };
-use super::http::{Accepted, PlanList};
+use super::http::{Accepted, ErrorBody, Items, PlanList};
 use super::operations::{OperationRecord, OperationState};
 use crate::resources::POD_TYPE;
 
@@ -98,23 +98,6 @@ impl ClientError {
             ClientError::Settings(_) | ClientError::Api { status: 400, .. }
         )
     }
-}
-
-/// The body of an error answer.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
-#[derive(Deserialize)]
-struct Items<T> {
-    items: Vec<T>,
 }
 
 /// A connection to one agent.

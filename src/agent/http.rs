@@ -53,14 +53,14 @@ pub struct ApiError {
 }
 
 /// The body of an error answer.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable code: `unauthorized`, `not_found`, `invalid`, `conflict`, `busy`,
     /// `shutting_down`, `unavailable`, `unsupported`, `failed`, `no_route`.
@@ -144,7 +144,7 @@ fn accepted(op: OperationRecord) -> Response {
 }
 
 /// A list wrapper, so that lists can grow fields later.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Items<T: ToSchema> {
     /// The items.
     pub items: Vec<T>,

@@ -94,45 +94,37 @@ pub async fn run(
     url: &str,
     command: Command,
 ) -> anyhow::Result<()> {
-    // Commands that never touch an agent are refused before any connection.
-    let command = match command {
-        Command::Schema { which } => return super::schema::run(which),
-        Command::Checkpoints(CheckpointsCommand::Verify { .. }) => {
-            return Err(local_only("checkpoints verify"))
-        }
-        Command::Bank(_) => return Err(local_only("bank")),
-        Command::Demo(_) => return Err(local_only("demo")),
-        Command::Agent(_) => {
-            return Err(UsageError(
-                "`podbank agent` runs an agent; it does not talk to one: drop --agent".into(),
-            )
-            .into())
-        }
-        other => other,
-    };
-    let remote = Remote {
-        ctx,
-        client: args.client(url)?,
-        wait: !args.no_wait,
+    // The client is made (token and certificates read) only for commands that use it.
+    let remote = || -> anyhow::Result<Remote<'_>> {
+        Ok(Remote {
+            ctx,
+            client: args.client(url)?,
+            wait: !args.no_wait,
+        })
     };
     match command {
-        Command::Pods(cmd) => remote.pods(cmd).await,
-        Command::Protect(a) => remote.protect(a).await,
-        Command::Checkpoints(CheckpointsCommand::List { all }) => remote.checkpoints(all).await,
-        Command::Checkpoints(CheckpointsCommand::Show { id }) => remote.checkpoint(&id).await,
-        Command::Checkpoints(CheckpointsCommand::Delete(a)) | Command::Delete(a) => {
-            remote.delete(a).await
+        Command::Schema { which } => super::schema::run(which),
+        Command::Checkpoints(CheckpointsCommand::Verify { .. }) => {
+            Err(local_only("checkpoints verify"))
         }
-        Command::Restore(a) => remote.restore(a).await,
-        Command::Restores(RestoresCommand::List) => remote.restores().await,
-        Command::Restores(RestoresCommand::Show { id }) => remote.restore_record(&id).await,
-        Command::Plans(PlansCommand::List) => remote.plans().await,
-        Command::Plans(PlansCommand::Trigger { name }) => remote.trigger(&name).await,
-        Command::Schema { .. }
-        | Command::Checkpoints(CheckpointsCommand::Verify { .. })
-        | Command::Bank(_)
-        | Command::Demo(_)
-        | Command::Agent(_) => Err(local_only("this command")),
+        Command::Bank(_) => Err(local_only("bank")),
+        Command::Demo(_) => Err(local_only("demo")),
+        Command::Agent(_) => Err(UsageError(
+            "`podbank agent` runs an agent; it does not talk to one: drop --agent".into(),
+        )
+        .into()),
+        Command::Pods(cmd) => remote()?.pods(cmd).await,
+        Command::Protect(a) => remote()?.protect(a).await,
+        Command::Checkpoints(CheckpointsCommand::List { all }) => remote()?.checkpoints(all).await,
+        Command::Checkpoints(CheckpointsCommand::Show { id }) => remote()?.checkpoint(&id).await,
+        Command::Checkpoints(CheckpointsCommand::Delete(a)) | Command::Delete(a) => {
+            remote()?.delete(a).await
+        }
+        Command::Restore(a) => remote()?.restore(a).await,
+        Command::Restores(RestoresCommand::List) => remote()?.restores().await,
+        Command::Restores(RestoresCommand::Show { id }) => remote()?.restore_record(&id).await,
+        Command::Plans(PlansCommand::List) => remote()?.plans().await,
+        Command::Plans(PlansCommand::Trigger { name }) => remote()?.trigger(&name).await,
     }
 }
 
@@ -202,10 +194,7 @@ impl Remote<'_> {
                 "operation {} ({}) runs on the agent at {}; waiting for it (Ctrl-C stops \
                  waiting, not the operation)",
                 op.id,
-                serde_json::to_value(op.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                label(&op.kind),
                 self.client.url()
             );
         }
