@@ -182,18 +182,7 @@ impl CheckpointView {
                 field_selector: sel.field_selector,
                 pods: sel.pods,
             },
-            volume_counts: VolumeCounts {
-                cinder: cp
-                    .volumes
-                    .iter()
-                    .filter(|v| !v.volume_id.is_empty())
-                    .count() as u64,
-                backed_up: cp
-                    .volumes
-                    .iter()
-                    .filter(|v| v.status() == pb::VolumeStatus::VolumeAvailable)
-                    .count() as u64,
-            },
+            volume_counts: VolumeCounts::of(&cp.volumes),
             volumes: cp
                 .volumes
                 .iter()
@@ -246,10 +235,24 @@ impl CheckpointView {
     /// The view of a manifest read as a brief (listings): no volume records, their counts.
     pub fn brief(b: &CheckpointBrief) -> Self {
         // Same field numbers: the brief's bytes read as a manifest with reduced volumes.
-        let cp = pb::Checkpoint::decode(b.encode_to_vec().as_slice()).unwrap_or_default();
+        let mut cp = pb::Checkpoint::decode(b.encode_to_vec().as_slice()).unwrap_or_default();
+        let volumes = std::mem::take(&mut cp.volumes);
         let mut view = Self::new(&cp, &[]);
-        view.volumes.clear();
+        view.volume_counts = VolumeCounts::of(&volumes);
         view
+    }
+}
+
+impl VolumeCounts {
+    /// The counts of these volume records.
+    fn of(volumes: &[pb::Volume]) -> Self {
+        Self {
+            cinder: volumes.iter().filter(|v| !v.volume_id.is_empty()).count() as u64,
+            backed_up: volumes
+                .iter()
+                .filter(|v| v.status() == pb::VolumeStatus::VolumeAvailable)
+                .count() as u64,
+        }
     }
 }
 
