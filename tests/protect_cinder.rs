@@ -52,12 +52,7 @@ async fn scene(rig: &CinderRig, volumes: &[&VolumeId]) -> Scene {
     let claims: Vec<Claim> = volumes
         .iter()
         .enumerate()
-        .map(|(i, v)| Claim {
-            volume: format!("data{i}"),
-            claim: format!("data{i}-db-0"),
-            pv: format!("pvc-{}", seed::uuid_from(&format!("{v}"))),
-            cinder_id: v.to_string(),
-        })
+        .map(|(i, v)| Claim::of_cinder(&format!("data{i}"), &format!("data{i}-db-0"), v.as_ref()))
         .collect();
     let pod = workload::pod(&ns, "db-0", &claims);
     let client = etcd.connect().await;

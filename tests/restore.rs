@@ -242,19 +242,9 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         let source2_sum = rig.write_pattern(&source2, 44);
         let etcd = TestEtcd::start();
         let dir = tempfile::tempdir().expect("tempdir");
-        let claim = Claim {
-            volume: "data".into(),
-            claim: "data-db-0".into(),
-            pv: format!("pvc-{}", seed::uuid_from(source.as_ref())),
-            cinder_id: source.to_string(),
-        };
+        let claim = Claim::of_cinder("data", "data-db-0", source.as_ref());
         let original_pod = workload::pod(NS, "db-0", std::slice::from_ref(&claim));
-        let claim2 = Claim {
-            volume: "data".into(),
-            claim: "data-web-0".into(),
-            pv: format!("pvc-{}", seed::uuid_from(source2.as_ref())),
-            cinder_id: source2.to_string(),
-        };
+        let claim2 = Claim::of_cinder("data", "data-web-0", source2.as_ref());
         let web_pod = workload::pod(NS, "web-0", std::slice::from_ref(&claim2));
         let client = etcd.connect().await;
         let mut objects = workload::objects(NS, &original_pod, std::slice::from_ref(&claim));
@@ -694,12 +684,7 @@ async fn a_restore_killed_while_cinder_restores_the_volume_resumes_without_a_sec
         let source_sum = rig.write_pattern(&source, 7);
         let etcd = TestEtcd::start();
         let dir = tempfile::tempdir().expect("tempdir");
-        let claim = Claim {
-            volume: "data".into(),
-            claim: "data-db-0".into(),
-            pv: format!("pvc-{}", seed::uuid_from(source.as_ref())),
-            cinder_id: source.to_string(),
-        };
+        let claim = Claim::of_cinder("data", "data-db-0", source.as_ref());
         let pod = workload::pod(NS, "db-0", std::slice::from_ref(&claim));
         let client = etcd.connect().await;
         seed::write(

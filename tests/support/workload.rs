@@ -28,6 +28,19 @@ pub struct Claim {
     pub cinder_id: String,
 }
 
+impl Claim {
+    /// The claim `claim`, mounted as `volume`, bound to a CSI PV (named after the volume
+    /// id) of the Cinder volume `cinder_id`.
+    pub fn of_cinder(volume: &str, claim: &str, cinder_id: &str) -> Claim {
+        Claim {
+            volume: volume.into(),
+            claim: claim.into(),
+            pv: format!("pvc-{}", seed::uuid_from(cinder_id)),
+            cinder_id: cinder_id.into(),
+        }
+    }
+}
+
 fn s(v: impl Into<String>) -> Option<String> {
     Some(v.into())
 }
