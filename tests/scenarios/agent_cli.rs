@@ -2,12 +2,10 @@
 //! config mistakes exit 2 naming the field, and volume backups (no Cinder in this build)
 //! must be switched off explicitly.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::etcd::TestEtcd;
+use crate::support::etcd::TestEtcd;
 
 struct Run {
     code: i32,
@@ -16,7 +14,7 @@ struct Run {
 }
 
 fn podbank(args: &[&str], etcd: Option<&str>) -> Run {
-    let mut cmd = Command::new(support::podbank_bin());
+    let mut cmd = Command::new(crate::support::podbank_bin());
     cmd.args(args)
         .env_remove("PODBANK_CONFIG")
         .env_remove("PODBANK_LISTEN")

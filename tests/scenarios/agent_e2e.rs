@@ -2,20 +2,18 @@
 //! a 1-second schedule with retention, and the HTTP API reading protectables from etcd and
 //! checkpoints from the bank.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::engine::wait_for;
+use crate::support::etcd::TestEtcd;
+use crate::support::http::request;
 use podbank::agent::engine::{CheckpointFilter, CheckpointStatus, Engine};
 use podbank::agent::{Agent, AgentConfig, ProtectionEngine, VolumeMode};
 use podbank::bank::{backend, Bank, OpenOptions};
 use podbank::codec::Decoder;
 use podbank::seed::{self, SeedPlan};
 use serde_json::json;
-use support::engine::wait_for;
-use support::etcd::TestEtcd;
-use support::http::request;
 
 const TOKEN: &str = "e2e-token";
 

@@ -2,13 +2,11 @@
 //! the lease TTL; resigning hands over at once; a leader that loses etcd steps down; and
 //! podbank writes nothing outside its own election key.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::engine::wait_for;
+use crate::support::etcd::TestEtcd;
 use podbank::etcd::{Election, ElectionConfig, ElectionError, Etcd};
-use support::engine::wait_for;
-use support::etcd::TestEtcd;
 
 const TTL: Duration = Duration::from_secs(3);
 const KEY: &str = "/podbank/election/test";

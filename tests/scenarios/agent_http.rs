@@ -2,20 +2,18 @@
 //! every endpoint, authentication, errors, the 202 + status URL flow, and the OpenAPI
 //! document against the routes the router really serves.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::engine::{wait_for, MemoryEngine};
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use podbank::agent::{AgentConfig, Service};
 use serde_json::{json, Value};
-use support::engine::{wait_for, MemoryEngine};
 use tokio::sync::watch;
 use tower::ServiceExt;
 

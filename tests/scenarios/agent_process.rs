@@ -3,17 +3,15 @@
 //! agent cleanly, and even one killed mid-checkpoint leaves no partial checkpoint
 //! (`podbank checkpoints verify --all` stays clean).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::agent::{AgentProc, TOKEN};
+use crate::support::etcd::TestEtcd;
+use crate::support::http::request;
 use podbank::seed::{self, SeedPlan};
 use serde_json::Value;
-use support::agent::{AgentProc, TOKEN};
-use support::etcd::TestEtcd;
-use support::http::request;
 
 async fn setup(pods: usize, schedule: &str, grace: &str) -> (TestEtcd, tempfile::TempDir) {
     let etcd = TestEtcd::start();
@@ -52,7 +50,7 @@ agent:
 /// `podbank checkpoints verify --all` on the bank, and the checkpoints it lists.
 fn verify_and_list(dir: &Path) -> Vec<Value> {
     let bank = dir.join("bank");
-    let out = Command::new(support::podbank_bin())
+    let out = Command::new(crate::support::podbank_bin())
         .args(["checkpoints", "verify", "--all", "--bank"])
         .arg(&bank)
         .env_remove("PODBANK_CONFIG")
@@ -64,7 +62,7 @@ fn verify_and_list(dir: &Path) -> Vec<Value> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(support::podbank_bin())
+    let out = Command::new(crate::support::podbank_bin())
         .args(["checkpoints", "list", "-o", "json", "--bank"])
         .arg(&bank)
         .env_remove("PODBANK_CONFIG")

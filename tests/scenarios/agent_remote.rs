@@ -2,15 +2,13 @@
 //! local bank, the API-server stand-in for restores) instead of doing the work itself, and
 //! prints what the local commands print.
 
-mod support;
-
 use std::ffi::OsStr;
 
+use crate::support::agent::{AgentProc, TOKEN};
+use crate::support::apiserver::FakeApiServer;
+use crate::support::etcd::TestEtcd;
 use podbank::seed::{self, SeedPlan};
 use serde_json::Value;
-use support::agent::{AgentProc, TOKEN};
-use support::apiserver::FakeApiServer;
-use support::etcd::TestEtcd;
 
 struct Run {
     code: i32,
@@ -37,7 +35,7 @@ impl Run {
 /// Run the podbank binary with nothing inherited from the environment that could point it
 /// at another agent, bank or etcd.
 async fn podbank(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
-    let out = tokio::process::Command::new(support::podbank_bin())
+    let out = tokio::process::Command::new(crate::support::podbank_bin())
         .args(args)
         .env_remove("PODBANK_CONFIG")
         .env_remove("PODBANK_AGENT")

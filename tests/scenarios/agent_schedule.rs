@@ -2,20 +2,18 @@
 //! prunes without ever breaking an incremental chain, a crashed leader's schedules move to
 //! the other replica, and shutdown drains or cancels running work.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::engine::{wait_for, Bank, MemoryEngine};
+use crate::support::etcd::TestEtcd;
+use crate::support::http::request;
 use podbank::agent::engine::CheckpointId;
 use podbank::agent::operations::OperationState;
 use podbank::agent::service::Trigger;
 use podbank::agent::{Agent, AgentConfig, AgentError};
 use serde_json::Value;
-use support::engine::{wait_for, Bank, MemoryEngine};
-use support::etcd::TestEtcd;
-use support::http::request;
 
 const TOKEN: &str = "schedule-test-token";
 

@@ -2,11 +2,11 @@
 //! signed by the client CA (and the token, when one is configured); probes reach
 //! `/healthz` without one; a certificate from another CA fails the handshake.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::support::engine::MemoryEngine;
+use crate::support::etcd::TestEtcd;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -14,8 +14,6 @@ use podbank::agent::{Agent, AgentConfig};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use support::engine::MemoryEngine;
-use support::etcd::TestEtcd;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 struct Pki {
@@ -179,7 +177,7 @@ async fn mtls_and_token_both_required_on_v1_probes_open() {
     // Plain HTTP on the TLS port gets no answer.
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        support::http::try_request(addr, "GET", "/healthz"),
+        crate::support::http::try_request(addr, "GET", "/healthz"),
     )
     .await;
     assert!(!matches!(r, Ok(Ok(200))), "{r:?}");
@@ -201,7 +199,7 @@ async fn mtls_alone_is_enough_authentication() {
 
 /// `podbank --agent https://...` with the CA, client certificate and token files.
 async fn cli(addr: std::net::SocketAddr, pki: &Pki, dir: &Path, mtls: bool) -> (i32, String) {
-    let mut cmd = tokio::process::Command::new(support::podbank_bin());
+    let mut cmd = tokio::process::Command::new(crate::support::podbank_bin());
     cmd.env_remove("PODBANK_CONFIG")
         .env_remove("PODBANK_AGENT")
         .arg("--agent")

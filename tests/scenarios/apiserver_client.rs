@@ -1,11 +1,9 @@
 //! podbank's API-server client against the stand-in: status codes become typed errors,
 //! protobuf bodies arrive byte for byte.
 
-mod support;
-
+use crate::support::apiserver::FakeApiServer;
 use podbank::apiserver::{ApiError, ApiServer, KubeSettings};
 use podbank::codec::{Encoding, ResourceKind};
-use support::apiserver::FakeApiServer;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(

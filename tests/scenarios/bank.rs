@@ -435,7 +435,7 @@ async fn crash_at_twenty_points_leaves_no_partial_checkpoint() -> anyhow::Result
         std::process::Command::new(&exe)
             .args([
                 "--exact",
-                "crash_child",
+                "bank::crash_child",
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",

@@ -4,17 +4,15 @@
 //! when `PODBANK_TEST_SWIFT` names the rig. Plus: wrong credentials give a clear error, and
 //! a bank works end to end on each object store.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::support::swift::{SwiftRig, KEY, USER};
 use bytes::Bytes;
 use futures::StreamExt;
 use podbank::bank::backend::{self, Backend, BackendError, BackendSettings, Kind};
 use podbank::bank::{pb, Bank, CheckpointDraft, ObjectId, OpenOptions, WriterOptions};
-use support::swift::{SwiftRig, KEY, USER};
 
 /// Objects in the paging case: more than one page of S3 (1000) and of the Swift backend.
 const MANY: usize = 1100;

@@ -4,16 +4,15 @@
 //! restores that hold the source's bytes, waits that time out, and a backup of a deleted
 //! volume. Skipped (with a message) when PODBANK_TEST_CINDER_DIR is not set.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::require_rig;
+use crate::support::cinder::{
+    meta, password_token, unique, with_cleanup, Fault, FlakyProxy, KeystoneAdmin,
+};
 use podbank::cinder::{
     BackupId, BackupStatus, Cinder, CinderError, CinderSettings, Microversion, NewBackup,
     NewVolume, ResourceKind, VolumeId,
-};
-use support::cinder::{
-    meta, password_token, unique, with_cleanup, Fault, FlakyProxy, KeystoneAdmin,
 };
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -93,7 +92,7 @@ async fn wrong_password_is_a_clear_auth_error() {
         dir.path(),
         None,
         &[
-            ("auth_url", support::cinder::KEYSTONE),
+            ("auth_url", crate::support::cinder::KEYSTONE),
             ("username", "admin"),
             ("password", secret),
             ("project_name", "admin"),
@@ -124,7 +123,7 @@ async fn wrong_password_is_a_clear_auth_error() {
         dir.path(),
         Some("password"),
         &[
-            ("auth_url", support::cinder::KEYSTONE),
+            ("auth_url", crate::support::cinder::KEYSTONE),
             ("username", "admin"),
             ("password", "adminpass"),
             ("project_name", "no-such-project"),
@@ -152,7 +151,7 @@ async fn application_credential_auth() {
         dir.path(),
         Some("v3applicationcredential"),
         &[
-            ("auth_url", support::cinder::KEYSTONE),
+            ("auth_url", crate::support::cinder::KEYSTONE),
             ("application_credential_id", &id),
             ("application_credential_secret", &secret),
         ],
@@ -173,7 +172,7 @@ async fn application_credential_auth() {
         dir.path(),
         Some("v3applicationcredential"),
         &[
-            ("auth_url", support::cinder::KEYSTONE),
+            ("auth_url", crate::support::cinder::KEYSTONE),
             ("application_credential_id", &id),
             ("application_credential_secret", "wrong-secret"),
         ],
@@ -213,7 +212,7 @@ async fn a_revoked_token_is_replaced_after_401() {
         dir.path(),
         None,
         &[
-            ("auth_url", support::cinder::KEYSTONE),
+            ("auth_url", crate::support::cinder::KEYSTONE),
             ("username", &user),
             ("password", password),
             ("project_name", "admin"),

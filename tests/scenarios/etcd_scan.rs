@@ -1,17 +1,15 @@
 //! The pinned-revision scan against a real etcd: consistency under churn, compaction
 //! mid-scan, large values, TLS with client certificates.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::support::etcd::TestEtcd;
 use async_trait::async_trait;
 use etcd_client::{CompactionOptions, GetOptions};
 use podbank::etcd::{Etcd, EtcdConfig, EtcdError, KeyValue, Revision, ScanOptions, ScanSink};
 use podbank::seed::{self, SeedPlan};
-use support::etcd::TestEtcd;
 
 /// Collects everything; remembers how often the scan (re)started.
 #[derive(Default)]
@@ -312,7 +310,7 @@ async fn tls_with_client_certificates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_etcd_names_the_endpoint() {
-    let port = support::etcd::free_port();
+    let port = crate::support::etcd::free_port();
     let config = EtcdConfig {
         servers: vec![format!("http://127.0.0.1:{port}")],
         connect_timeout: std::time::Duration::from_secs(2),

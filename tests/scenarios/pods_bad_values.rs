@@ -1,14 +1,12 @@
 //! A listing goes on past values that cannot be read, naming each (key + reason); values
 //! encrypted at rest are read with kube-apiserver's EncryptionConfiguration.
 
-mod support;
-
 use std::process::Command;
 
+use crate::support::etcd::TestEtcd;
 use podbank::codec::EncryptionConfig;
 use podbank::seed::{self, SeedPlan};
 use serde_json::Value;
-use support::etcd::TestEtcd;
 
 const ENCRYPTION: &str = r#"
 apiVersion: apiserver.config.k8s.io/v1
@@ -48,7 +46,7 @@ fn config_with_first(provider: &str) -> EncryptionConfig {
 }
 
 fn list(etcd: &TestEtcd, extra: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(support::podbank_bin())
+    let out = Command::new(crate::support::podbank_bin())
         .args(["pods", "list", "-o", "json"])
         .args(extra)
         .env("PODBANK_ETCD_SERVERS", &etcd.url)

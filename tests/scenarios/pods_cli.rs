@@ -1,12 +1,10 @@
 //! `podbank pods list | show | dependents` against a real etcd seeded with 1 000 pods.
 
-mod support;
-
 use std::process::Command;
 
+use crate::support::etcd::TestEtcd;
 use podbank::seed::{self, SeedPlan};
 use serde_json::Value;
-use support::etcd::TestEtcd;
 
 struct Run {
     code: i32,
@@ -15,7 +13,7 @@ struct Run {
 }
 
 fn podbank(etcd: &TestEtcd, args: &[&str]) -> Run {
-    let out = Command::new(support::podbank_bin())
+    let out = Command::new(crate::support::podbank_bin())
         .args(args)
         .env("PODBANK_ETCD_SERVERS", &etcd.url)
         .env_remove("PODBANK_CONFIG")
@@ -287,8 +285,8 @@ fn errors_are_one_line_with_the_right_exit_code() {
     let bad_arg = podbank(&etcd, &["pods", "show", "a/b/c"]);
     assert_eq!(bad_arg.code, 2);
 
-    let port = support::etcd::free_port();
-    let out = Command::new(support::podbank_bin())
+    let port = crate::support::etcd::free_port();
+    let out = Command::new(crate::support::podbank_bin())
         .args([
             "pods",
             "list",
@@ -309,7 +307,7 @@ fn errors_are_one_line_with_the_right_exit_code() {
 fn settings_come_from_flags_then_environment_then_config_file() {
     let etcd = seeded(3);
     let dir = tempfile::tempdir().expect("tempdir");
-    let dead = format!("http://127.0.0.1:{}", support::etcd::free_port());
+    let dead = format!("http://127.0.0.1:{}", crate::support::etcd::free_port());
     let write = |name: &str, servers: &str| {
         let path = dir.path().join(name);
         std::fs::write(
@@ -322,7 +320,7 @@ fn settings_come_from_flags_then_environment_then_config_file() {
     let good_file = write("good.yaml", &etcd.url);
     let dead_file = write("dead.yaml", &dead);
     let run = |file: &std::path::Path, env: Option<&str>, flag: Option<&str>| {
-        let mut cmd = Command::new(support::podbank_bin());
+        let mut cmd = Command::new(crate::support::podbank_bin());
         cmd.args(["pods", "list", "-o", "json", "--config"])
             .arg(file);
         cmd.env_remove("PODBANK_ETCD_SERVERS");
@@ -353,7 +351,7 @@ fn settings_come_from_flags_then_environment_then_config_file() {
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "etcd:\n  server: [x]\n").expect("write");
-    let out = Command::new(support::podbank_bin())
+    let out = Command::new(crate::support::podbank_bin())
         .args(["pods", "list", "--config"])
         .arg(&bad)
         .output()

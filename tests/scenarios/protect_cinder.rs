@@ -3,19 +3,18 @@
 //! to PVs that point at real Cinder volumes. Skipped (with a message) when
 //! PODBANK_TEST_CINDER_DIR is not set.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::require_rig;
+use crate::support::apiserver::FakeApiServer;
+use crate::support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
+use crate::support::etcd::TestEtcd;
+use crate::support::workload::{self, Claim, Podbank};
 use podbank::bank::pb;
 use podbank::cinder::{BackupId, BackupStatus, Cinder, NewVolume, VolumeId};
 use podbank::protection::volumes::CHECKPOINT_METADATA;
 use podbank::seed;
-use support::apiserver::FakeApiServer;
-use support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
-use support::etcd::TestEtcd;
-use support::workload::{self, Claim, Podbank};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -472,7 +471,7 @@ async fn wrong_credentials_fail_before_anything_is_written_to_the_bank() {
         dir.path(),
         None,
         &[
-            ("auth_url", support::cinder::KEYSTONE),
+            ("auth_url", crate::support::cinder::KEYSTONE),
             ("username", "admin"),
             ("password", secret),
             ("project_name", "admin"),

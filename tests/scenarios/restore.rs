@@ -5,21 +5,20 @@
 //! run, the interrupted and resumed restore, and the three conflict policies. Skipped (with
 //! a message) when PODBANK_TEST_CINDER_DIR is not set.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::require_rig;
+use crate::support::apiserver::{FakeApiServer, Stored};
+use crate::support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
+use crate::support::etcd::TestEtcd;
+use crate::support::workload::{self, Claim, Podbank};
 use k8s_pb::api::core::v1 as core;
 use podbank::bank::pb;
 use podbank::cinder::{BackupId, Cinder, NewVolume, VolumeId};
 use podbank::protection::restore::{ANNOTATION_CHECKPOINT, ANNOTATION_RESTORE};
 use podbank::seed;
 use prost::Message;
-use support::apiserver::{FakeApiServer, Stored};
-use support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
-use support::etcd::TestEtcd;
-use support::workload::{self, Claim, Podbank};
 
 const WAIT: Duration = Duration::from_secs(180);
 const NS: &str = "shop";

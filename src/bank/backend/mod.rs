@@ -6,7 +6,7 @@
 //!
 //! Objects are addressed by a [`Kind`] (which "folder") and a name (for content-addressed
 //! kinds, the hex of an [`crate::bank::ObjectId`]). Every implementation must pass the
-//! conformance suite in `tests/bank_backends.rs`.
+//! conformance suite in `tests/scenarios/bank_backends.rs`.
 //!
 //! Locations ([`open_with`]): a path or `file:///path` (local), `s3://bucket/prefix` (S3),
 //! `swift://container/prefix` (OpenStack Swift); endpoints and credentials come from

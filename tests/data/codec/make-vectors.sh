@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates the known-answer vectors for tests/codec_encryption.rs with tools that
+# Regenerates the known-answer vectors for tests/scenarios/codec_encryption.rs with tools that
 # share no code with podbank: the openssl CLI (aescbc) and python3 `cryptography`
 # (aesgcm). Input: the real kube-apiserver v1.32 etcd value of a PVC.
 # Run from this directory: sh make-vectors.sh

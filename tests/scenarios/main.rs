@@ -1,0 +1,30 @@
+//! Every integration scenario in one test binary: each binary links all of podbank and its
+//! dependencies, so one binary instead of two dozen keeps the build small and quick to link.
+//! A scenario is a module of its own, named as its file; `cargo test --test scenarios restore::`
+//! runs one. Scenarios that act on the test process itself (signals) live in their own binary.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod agent_cli;
+mod agent_e2e;
+mod agent_election;
+mod agent_http;
+mod agent_process;
+mod agent_remote;
+mod agent_schedule;
+mod agent_tls;
+mod apiserver_client;
+mod bank;
+mod bank_backends;
+mod cinder_client;
+mod codec_encryption;
+mod codec_fixtures;
+mod codec_wire;
+mod deploy;
+mod etcd_scan;
+mod pods_bad_values;
+mod pods_cli;
+mod protect_cinder;
+mod restore;
+mod seed_shape;
