@@ -15,9 +15,7 @@ use serde::Serialize;
 use super::ProtectionError;
 use crate::codec::{resource_prefix, Decoder, ResourceKind, StoredObject};
 use crate::etcd::{Etcd, KeyValue, Revision, ScanOptions, ScanSink, ScanSummary};
-use crate::resources::{
-    Catalog, ClaimInfo, FieldSelector, LabelSelector, PodInfo, VolumeInfo, VolumeSourceKind,
-};
+use crate::resources::{Catalog, ClaimInfo, FieldSelector, LabelSelector, PodInfo, VolumeInfo};
 
 /// Which pods to read.
 #[derive(Debug, Clone, Default)]
@@ -125,9 +123,21 @@ pub struct SelectedObject<'a> {
 }
 
 /// Receives the selected objects as the inventory streams past (protect stores them in
-/// the bank). The default does nothing.
+/// the bank). The defaults keep every pod's summary in the [`Inventory`] and do nothing
+/// else.
+///
+/// The inventory drives: for each page, [`ObjectHandler::pod`] sees each selected pod's
+/// summary, then [`ObjectHandler::objects`] gets the page's selected objects. An error
+/// from a handler ends the read with that error.
 #[async_trait]
 pub trait ObjectHandler: Send {
+    /// A selected pod's summary, before its page's objects are handed over. Returns what
+    /// the inventory keeps: the default keeps it; a handler that has taken what it needs
+    /// returns `None`, so that memory does not grow with the pods.
+    fn pod(&mut self, pod: PodEntry) -> Option<PodEntry> {
+        Some(pod)
+    }
+
     /// The scan restarted at `revision`: forget everything handed over before.
     async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {
         let _ = revision;
@@ -153,7 +163,11 @@ impl ObjectHandler for NoHandler {}
 pub struct Inventory {
     /// The revision everything was read at.
     pub revision: Revision,
-    /// Selected pods, in key order.
+    /// How many pods were selected.
+    #[serde(skip)]
+    pub pod_count: usize,
+    /// Selected pods, in key order: those the handler left to the inventory (all, with
+    /// the default handler).
     pub pods: Vec<PodEntry>,
     /// Claims and volumes the selected pods use.
     #[serde(skip)]
@@ -173,10 +187,11 @@ struct InventorySink<'a, H: ObjectHandler> {
     handler: &'a mut H,
     revision: Revision,
     pods: Vec<PodEntry>,
-    /// Pod keys already taken: exact-pod prefixes can overlap (`web` and `web-1`).
-    pod_keys: HashSet<String>,
-    claims_needed: HashSet<(String, String)>,
-    volumes_needed: HashSet<String>,
+    /// Pods selected: those kept, and those the handler took.
+    pod_count: usize,
+    /// Pod keys already taken, when exact pods are selected: their prefixes can overlap
+    /// (`web` and `web-1`). Other selections read each key once.
+    pod_keys: Option<HashSet<String>>,
     catalog: Catalog,
     problems: Vec<Problem>,
 }
@@ -194,9 +209,10 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
     async fn begin(&mut self, revision: Revision) -> Result<(), ProtectionError> {
         self.revision = revision;
         self.pods.clear();
-        self.pod_keys.clear();
-        self.claims_needed.clear();
-        self.volumes_needed.clear();
+        self.pod_count = 0;
+        if let Some(keys) = self.pod_keys.as_mut() {
+            keys.clear();
+        }
         self.catalog = Catalog::default();
         self.problems.clear();
         self.handler.restart(revision).await
@@ -234,57 +250,43 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
             };
             let summary = match kind {
                 ResourceKind::Pod => PodInfo::from_object(&d.key, obj).map(|pod| {
-                    if !self.selection.accepts(&pod) || !self.pod_keys.insert(d.key.clone()) {
+                    let taken = match self.pod_keys.as_mut() {
+                        Some(keys) => !keys.insert(d.key.clone()),
+                        None => false,
+                    };
+                    if taken || !self.selection.accepts(&pod) {
                         return None;
                     }
                     for v in &pod.volumes {
-                        match &v.source {
-                            VolumeSourceKind::PersistentVolumeClaim { claim_name } => {
-                                self.claims_needed
-                                    .insert((pod.namespace.clone(), claim_name.clone()));
-                            }
-                            VolumeSourceKind::Ephemeral => {
-                                self.claims_needed.insert((
-                                    pod.namespace.clone(),
-                                    format!("{}-{}", pod.name, v.name),
-                                ));
-                            }
-                            _ => {}
+                        if let Some(claim) = v.claim(&pod.name) {
+                            self.catalog.need_claim(&pod.namespace, &claim);
                         }
                     }
                     let ids = (pod.namespace.clone(), pod.name.clone(), pod.uid.clone());
-                    self.pods.push(PodEntry {
+                    self.pod_count += 1;
+                    let entry = PodEntry {
                         info: pod,
                         key: d.key.clone(),
                         mod_revision: d.mod_revision,
-                    });
+                    };
+                    if let Some(kept) = self.handler.pod(entry) {
+                        self.pods.push(kept);
+                    }
                     Some(ids)
                 }),
                 ResourceKind::PersistentVolumeClaim => {
                     ClaimInfo::from_object(&d.key, obj).map(|claim| {
-                        let id = (claim.namespace.clone(), claim.name.clone());
-                        if !self.claims_needed.contains(&id) {
-                            return None;
-                        }
-                        if let Some(v) = &claim.volume_name {
-                            self.volumes_needed.insert(v.clone());
-                        }
                         let ids = (
                             claim.namespace.clone(),
                             claim.name.clone(),
                             claim.uid.clone(),
                         );
-                        self.catalog.add_claim(claim);
-                        Some(ids)
+                        self.catalog.add_claim(claim).then_some(ids)
                     })
                 }
                 ResourceKind::PersistentVolume => VolumeInfo::from_object(&d.key, obj).map(|pv| {
-                    if !self.volumes_needed.contains(&pv.name) {
-                        return None;
-                    }
                     let ids = (String::new(), pv.name.clone(), pv.uid.clone());
-                    self.catalog.add_volume(pv);
-                    Some(ids)
+                    self.catalog.add_volume(pv).then_some(ids)
                 }),
             };
             match summary {
@@ -347,15 +349,15 @@ pub async fn read_inventory<H: ObjectHandler>(
         handler,
         revision: Revision(0),
         pods: Vec::new(),
-        pod_keys: HashSet::new(),
-        claims_needed: HashSet::new(),
-        volumes_needed: HashSet::new(),
+        pod_count: 0,
+        pod_keys: (!selection.pods.is_empty()).then(HashSet::new),
         catalog: Catalog::default(),
         problems: Vec::new(),
     };
     let summary = etcd.scan(&keys, options, &mut sink).await?;
     Ok(Inventory {
         revision: summary.revision,
+        pod_count: sink.pod_count,
         pods: sink.pods,
         catalog: sink.catalog,
         problems: sink.problems,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::objects::{ClaimInfo, PodInfo, PvSource, VolumeInfo, VolumeSourceKind};
+use super::objects::{ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind};
 use super::CINDER_CSI_DRIVER;
 
 /// How a Cinder volume is attached to the cluster.
@@ -74,95 +74,162 @@ impl Dependent {
         }
     }
 
+    /// A pod volume resolved as far as the pod alone says: `Ok` with its dependent when it
+    /// uses no claim (an inline Cinder volume, or a source that is no volume at all); `Err`
+    /// with the claim's name when it does (then the catalog resolves it).
+    pub fn without_claim(volume: &PodVolume, pod_name: &str) -> Result<Dependent, String> {
+        if let Some(claim) = volume.claim(pod_name) {
+            return Err(claim);
+        }
+        Ok(match &volume.source {
+            VolumeSourceKind::Cinder { volume_id } if !volume_id.is_empty() => Dependent {
+                pod_volume: volume.name.clone(),
+                status: DependentStatus::Protectable,
+                volume_id: Some(volume_id.clone()),
+                driver: Some(VolumeDriver::InlineCinder),
+                claim: None,
+                persistent_volume: None,
+                capacity: None,
+            },
+            VolumeSourceKind::Cinder { .. } => {
+                Dependent::not(&volume.name, "cinder: no volumeID".into())
+            }
+            VolumeSourceKind::Other { source } => {
+                Dependent::not(&volume.name, format!("{source}: no backing volume"))
+            }
+            VolumeSourceKind::PersistentVolumeClaim { claim_name } => {
+                Dependent::not(&volume.name, format!("PVC {claim_name} not found"))
+            }
+            VolumeSourceKind::Ephemeral => {
+                Dependent::not(&volume.name, "ephemeral: no claim".into())
+            }
+        })
+    }
+
     /// True when backed by a Cinder volume.
     pub fn is_protectable(&self) -> bool {
         self.status == DependentStatus::Protectable
     }
 }
 
+/// What resolving a pod volume needs of a claim.
+#[derive(Debug, Clone)]
+enum ClaimLink {
+    /// Bound to this persistent volume.
+    Bound(String),
+    /// Not bound; its phase.
+    Unbound(Option<String>),
+}
+
+/// What resolving a pod volume needs of a persistent volume.
+#[derive(Debug, Clone)]
+struct VolumeLink {
+    source: PvSource,
+    capacity: Option<String>,
+}
+
 /// The claims and volumes of one consistent read, to resolve pods against.
+///
+/// A read notes the claims its pods use ([`Catalog::need_claim`]) before claims stream past,
+/// then keeps only those ([`Catalog::add_claim`]) and notes their volumes, and keeps only
+/// those volumes ([`Catalog::add_volume`]). Of each it keeps what resolution needs, nothing
+/// else: memory follows the selection, not the cluster.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
-    claims: HashMap<(String, String), ClaimInfo>,
-    volumes: HashMap<String, VolumeInfo>,
+    /// Claims used by the selection, by `(namespace, name)`; `None` until read.
+    claims: HashMap<(String, String), Option<ClaimLink>>,
+    /// Volumes bound to those claims, by name; `None` until read.
+    volumes: HashMap<String, Option<VolumeLink>>,
 }
 
 impl Catalog {
-    /// Add a claim.
-    pub fn add_claim(&mut self, claim: ClaimInfo) {
+    /// Notes that a selected pod uses the claim `namespace/name`.
+    pub fn need_claim(&mut self, namespace: &str, name: &str) {
         self.claims
-            .insert((claim.namespace.clone(), claim.name.clone()), claim);
+            .entry((namespace.to_string(), name.to_string()))
+            .or_insert(None);
     }
 
-    /// Add a persistent volume.
-    pub fn add_volume(&mut self, volume: VolumeInfo) {
-        self.volumes.insert(volume.name.clone(), volume);
+    /// Whether the claim `namespace/name` is used by the selection.
+    pub fn needs_claim(&self, namespace: &str, name: &str) -> bool {
+        self.claims
+            .contains_key(&(namespace.to_string(), name.to_string()))
     }
 
-    /// The claim `namespace/name`, if read.
-    pub fn claim(&self, namespace: &str, name: &str) -> Option<&ClaimInfo> {
-        self.claims.get(&(namespace.to_string(), name.to_string()))
+    /// Keeps `claim` if the selection uses it (and then notes its volume as needed).
+    /// Returns whether it was kept.
+    pub fn add_claim(&mut self, claim: ClaimInfo) -> bool {
+        let Some(slot) = self.claims.get_mut(&(claim.namespace, claim.name)) else {
+            return false;
+        };
+        let link = match claim.volume_name {
+            Some(pv) => {
+                self.volumes.entry(pv.clone()).or_insert(None);
+                ClaimLink::Bound(pv)
+            }
+            None => ClaimLink::Unbound(claim.phase),
+        };
+        *slot = Some(link);
+        true
     }
 
-    /// The persistent volume `name`, if read.
-    pub fn volume(&self, name: &str) -> Option<&VolumeInfo> {
-        self.volumes.get(name)
+    /// Keeps `volume` if a claim of the selection is bound to it. Returns whether it was kept.
+    pub fn add_volume(&mut self, volume: VolumeInfo) -> bool {
+        let Some(slot) = self.volumes.get_mut(&volume.name) else {
+            return false;
+        };
+        *slot = Some(VolumeLink {
+            source: volume.source,
+            capacity: volume.capacity,
+        });
+        true
     }
 
     /// Resolve every volume of `pod` to a Cinder volume, or to the reason it has none.
     pub fn dependents(&self, pod: &PodInfo) -> Vec<Dependent> {
         pod.volumes
             .iter()
-            .map(|v| match &v.source {
-                VolumeSourceKind::Cinder { volume_id } if volume_id.is_empty() => {
-                    Dependent::not(&v.name, "cinder: no volumeID".into())
-                }
-                VolumeSourceKind::Cinder { volume_id } => Dependent {
-                    pod_volume: v.name.clone(),
-                    status: DependentStatus::Protectable,
-                    volume_id: Some(volume_id.clone()),
-                    driver: Some(VolumeDriver::InlineCinder),
-                    claim: None,
-                    persistent_volume: None,
-                    capacity: None,
-                },
-                VolumeSourceKind::PersistentVolumeClaim { claim_name } => {
-                    self.through_claim(&pod.namespace, &v.name, claim_name)
-                }
-                VolumeSourceKind::Ephemeral => {
-                    let claim = format!("{}-{}", pod.name, v.name);
-                    self.through_claim(&pod.namespace, &v.name, &claim)
-                }
-                VolumeSourceKind::Other { source } => {
-                    Dependent::not(&v.name, format!("{source}: no backing volume"))
-                }
-            })
+            .map(|v| self.dependent(&pod.namespace, &pod.name, v))
             .collect()
     }
 
-    fn through_claim(&self, namespace: &str, pod_volume: &str, claim_name: &str) -> Dependent {
+    /// Resolve one volume of the pod `namespace/pod_name`.
+    pub fn dependent(&self, namespace: &str, pod_name: &str, volume: &PodVolume) -> Dependent {
+        Dependent::without_claim(volume, pod_name)
+            .unwrap_or_else(|claim| self.through_claim(namespace, &volume.name, &claim))
+    }
+
+    /// Resolve the pod volume `pod_volume` that uses the claim `namespace/claim_name`.
+    pub fn through_claim(&self, namespace: &str, pod_volume: &str, claim_name: &str) -> Dependent {
         let with_claim = |mut d: Dependent| {
             d.claim = Some(claim_name.to_string());
             d
         };
-        let Some(claim) = self.claim(namespace, claim_name) else {
-            return with_claim(Dependent::not(
-                pod_volume,
-                format!("PVC {claim_name} not found"),
-            ));
-        };
-        let Some(pv_name) = &claim.volume_name else {
-            let phase = claim.phase.as_deref().unwrap_or("unknown");
-            return with_claim(Dependent::not(
-                pod_volume,
-                format!("PVC {claim_name} is not bound to a volume (phase {phase})"),
-            ));
+        let claim = self
+            .claims
+            .get(&(namespace.to_string(), claim_name.to_string()))
+            .and_then(Option::as_ref);
+        let pv_name = match claim {
+            None => {
+                return with_claim(Dependent::not(
+                    pod_volume,
+                    format!("PVC {claim_name} not found"),
+                ))
+            }
+            Some(ClaimLink::Unbound(phase)) => {
+                let phase = phase.as_deref().unwrap_or("unknown");
+                return with_claim(Dependent::not(
+                    pod_volume,
+                    format!("PVC {claim_name} is not bound to a volume (phase {phase})"),
+                ));
+            }
+            Some(ClaimLink::Bound(pv_name)) => pv_name,
         };
         let with_pv = |mut d: Dependent| {
             d.persistent_volume = Some(pv_name.clone());
             with_claim(d)
         };
-        let Some(pv) = self.volume(pv_name) else {
+        let Some(pv) = self.volumes.get(pv_name).and_then(Option::as_ref) else {
             return with_pv(Dependent::not(
                 pod_volume,
                 format!("PV {pv_name} (bound to PVC {claim_name}) not found"),

@@ -41,6 +41,18 @@ pub struct PodVolume {
     pub source: VolumeSourceKind,
 }
 
+impl PodVolume {
+    /// The claim this volume uses, if any: `persistentVolumeClaim.claimName`, or
+    /// `<pod>-<volume>` for a generic ephemeral volume.
+    pub fn claim(&self, pod_name: &str) -> Option<String> {
+        match &self.source {
+            VolumeSourceKind::PersistentVolumeClaim { claim_name } => Some(claim_name.clone()),
+            VolumeSourceKind::Ephemeral => Some(format!("{pod_name}-{}", self.name)),
+            VolumeSourceKind::Cinder { .. } | VolumeSourceKind::Other { .. } => None,
+        }
+    }
+}
+
 /// What `pods list` and `pods show` need to know of a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
