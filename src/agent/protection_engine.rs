@@ -355,7 +355,8 @@ impl Engine for ProtectionEngine {
             .await
             .map_err(from_bank)?;
         let resources = self.bank.resources(&cp).await.map_err(from_bank)?;
-        to_json(&CheckpointView::new(&cp, &resources))
+        let volumes = self.bank.volume_records(&cp).await.map_err(from_bank)?;
+        to_json(&CheckpointView::new(&cp, &resources, &volumes))
     }
 
     async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<(), EngineError> {

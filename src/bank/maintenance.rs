@@ -111,7 +111,8 @@ impl Bank {
         Ok((refs, checkpoints, problems))
     }
 
-    /// Adds what `cp` needs (its resource tables and their objects) to `refs`. A table
+    /// Adds what `cp` needs (its resource tables and their objects, its volume tables) to
+    /// `refs`. A table
     /// that cannot be read is a problem; the other tables are still followed, so that
     /// verify checks every object it can reach.
     async fn add_references(
@@ -126,6 +127,16 @@ impl Bank {
                 v.push(cp.id.clone());
             }
         };
+        for raw in &cp.volume_tables {
+            match ObjectId::from_slice(raw) {
+                Some(id) => add(id),
+                None => problems.push(Problem {
+                    subject: format!("manifest of checkpoint {}", cp.id),
+                    reason: "a volume table id is not 32 bytes".into(),
+                    checkpoints: vec![cp.id.clone()],
+                }),
+            }
+        }
         for raw in &cp.resource_tables {
             if let Some(id) = ObjectId::from_slice(raw) {
                 add(id);
@@ -189,8 +200,8 @@ impl Bank {
             }
         }
         if only.is_none() {
-            for pack in index.packs().keys() {
-                by_pack.entry(pack.clone()).or_default();
+            for pack in index.packs() {
+                by_pack.entry(pack.name.clone()).or_default();
             }
         }
         let backend = self.backend.clone();
@@ -233,7 +244,7 @@ impl Bank {
                     continue;
                 }
             };
-            let expected_size = index.packs().get(&pack).map(|p| p.size).unwrap_or(0);
+            let expected_size = index.pack(&pack).map(|p| p.size).unwrap_or(0);
             let actual = ObjectId::of(&data).to_hex();
             if actual != *pack {
                 let reason = if (data.len() as u64) < expected_size {
@@ -269,7 +280,7 @@ impl Bank {
             let stored = self.backend.list(Kind::Pack).await?;
             report.unindexed_packs = stored
                 .iter()
-                .filter(|p| !index.packs().contains_key(p.name.as_str()))
+                .filter(|p| index.pack(&p.name).is_none())
                 .count();
         }
         Ok(report)
@@ -327,6 +338,8 @@ impl Bank {
                     partial.finished_unix_ms = now;
                     partial.resource_tables.clear();
                     partial.resource_count = 0;
+                    partial.volume_tables.clear();
+                    partial.volume_table_count = 0;
                     self.put_checkpoint(&partial).await?;
                     recovered.push(partial.id.clone());
                 }
@@ -353,13 +366,27 @@ impl Bank {
         report.checkpoints = checkpoints.len();
         report.referenced_objects = refs.len();
         let index = self.index().await;
-        let mut keep = Vec::new();
+        // A pack stays if it holds a referenced object; the index entries it keeps are
+        // those of its objects (each object's primary location).
+        let mut keep: BTreeMap<Arc<str>, Vec<pb::IndexEntry>> = BTreeMap::new();
+        for (id, loc) in index.objects() {
+            let entry = keep.entry(loc.pack).or_default();
+            entry.push(pb::IndexEntry {
+                id: id.to_bytes(),
+                offset: loc.offset,
+                length: loc.length,
+                plain_length: loc.plain_length,
+            });
+        }
+        keep.retain(|_, entries| {
+            entries
+                .iter()
+                .any(|e| ObjectId::from_slice(&e.id).is_some_and(|id| refs.contains_key(&id)))
+        });
         let mut remove = Vec::new();
-        for (pack, info) in index.packs() {
-            if info.objects.iter().any(|id| refs.contains_key(id)) {
-                keep.push(pack.clone());
-            } else {
-                remove.push((pack.clone(), info.size));
+        for pack in index.packs() {
+            if !keep.contains_key(&pack.name) {
+                remove.push((pack.name.clone(), pack.size));
             }
         }
         let stored: HashSet<String> = self
@@ -368,7 +395,7 @@ impl Bank {
             .await?
             .into_iter()
             .map(|p| {
-                if !index.packs().contains_key(p.name.as_str()) {
+                if index.pack(&p.name).is_none() {
                     remove.push((p.name.as_str().into(), p.size));
                 }
                 p.name
@@ -387,28 +414,10 @@ impl Bank {
                 packs: Vec::new(),
                 supersedes: old_files.clone(),
             };
-            for pack in &keep {
-                let Some(info) = index.packs().get(pack) else {
-                    continue;
-                };
-                let entries = info
-                    .objects
-                    .iter()
-                    .filter_map(|id| {
-                        index
-                            .get(id)
-                            .filter(|l| l.pack == *pack)
-                            .map(|l| pb::IndexEntry {
-                                id: id.to_bytes(),
-                                offset: l.offset,
-                                length: l.length,
-                                plain_length: l.plain_length,
-                            })
-                    })
-                    .collect();
+            for (pack, entries) in keep {
                 file.packs.push(pb::IndexPack {
                     pack: pack.to_string(),
-                    size: info.size,
+                    size: index.pack(&pack).map_or(0, |p| p.size),
                     entries,
                 });
             }
@@ -444,7 +453,7 @@ impl Bank {
             .filter_map(|c| c.stats.as_ref())
             .map(|s| s.bytes_plain)
             .sum();
-        let stored: u64 = index.packs().values().map(|p| p.size).sum();
+        let stored: u64 = index.packs().iter().map(|p| p.size).sum();
         let unique = index.plain_bytes();
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         Ok(Stats {

@@ -215,24 +215,23 @@ impl Bank {
             .flat_map(|(_, f)| f.supersedes.iter().cloned())
             .collect();
         let mut index = Index::default();
-        for (name, file) in &decoded {
-            if superseded.contains(name) {
-                continue;
-            }
-            for problem in index.add_file(name, file) {
-                tracing::warn!("{problem}");
-            }
+        let live = decoded
+            .iter()
+            .filter(|(name, _)| !superseded.contains(name))
+            .map(|(name, file)| (name.as_str(), file));
+        for problem in index.add_files(live) {
+            tracing::warn!("{problem}");
         }
+        drop(decoded);
         *self.index.write().await = Arc::new(index);
         Ok(())
     }
 
-    /// Adds a just-written index file to the in-memory index.
+    /// Adds a just-written index file to the in-memory index: in place, unless a reader
+    /// still holds the current one (then it keeps its copy and the bank gets a new one).
     async fn merge_index(&self, name: &str, file: &pb::IndexFile) {
         let mut guard = self.index.write().await;
-        let mut index = (**guard).clone();
-        index.add_file(name, file);
-        *guard = Arc::new(index);
+        Arc::make_mut(&mut guard).add_file(name, file);
     }
 
     /// Reads one object: fetches its frame, decompresses it and checks its hash.
@@ -241,16 +240,15 @@ impl Bank {
     /// * `id` - the object.
     /// * `needed_by` - what needs it (a checkpoint id), for the error message.
     pub async fn read_object(&self, id: &ObjectId, needed_by: &str) -> Result<Bytes, BankError> {
-        let location =
-            self.index()
-                .await
-                .get(id)
-                .cloned()
-                .ok_or_else(|| BankError::ObjectMissing {
-                    location: self.location(),
-                    id: id.to_hex(),
-                    needed_by: needed_by.to_string(),
-                })?;
+        let location = self
+            .index()
+            .await
+            .get(id)
+            .ok_or_else(|| BankError::ObjectMissing {
+                location: self.location(),
+                id: id.to_hex(),
+                needed_by: needed_by.to_string(),
+            })?;
         let frame = self
             .backend
             .get_range(
@@ -385,18 +383,42 @@ impl Bank {
         checkpoint: &pb::Checkpoint,
         raw: &[u8],
     ) -> Result<Vec<pb::Resource>, BankError> {
+        let table: pb::ResourceTable = self.table(checkpoint, raw, "resource table").await?;
+        Ok(table.resources)
+    }
+
+    /// Every volume record of a checkpoint: the manifest's (its Cinder volumes), then
+    /// those of its volume tables (pod volumes that are not Cinder volumes).
+    pub async fn volume_records(
+        &self,
+        checkpoint: &pb::Checkpoint,
+    ) -> Result<Vec<pb::Volume>, BankError> {
+        let mut out = checkpoint.volumes.clone();
+        for raw in &checkpoint.volume_tables {
+            let table: pb::VolumeTable = self.table(checkpoint, raw, "volume table").await?;
+            out.extend(table.volumes);
+        }
+        Ok(out)
+    }
+
+    /// Reads and decodes one table object of `checkpoint` (`what`: its kind, for errors).
+    async fn table<M: Message + Default>(
+        &self,
+        checkpoint: &pb::Checkpoint,
+        raw: &[u8],
+        what: &str,
+    ) -> Result<M, BankError> {
         let id = ObjectId::from_slice(raw).ok_or_else(|| BankError::Corrupt {
             location: self.location(),
             subject: format!("manifest of checkpoint {}", checkpoint.id),
-            reason: "a resource table id is not 32 bytes".into(),
+            reason: format!("a {what} id is not 32 bytes"),
         })?;
         let data = self.read_object(&id, &checkpoint.id).await?;
-        let table = pb::ResourceTable::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
+        M::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
             location: self.location(),
-            subject: format!("resource table {id} of checkpoint {}", checkpoint.id),
+            subject: format!("{what} {id} of checkpoint {}", checkpoint.id),
             reason: e.to_string(),
-        })?;
-        Ok(table.resources)
+        })
     }
 
     /// Replaces a checkpoint's manifest (status changes of delete). Atomic.

@@ -18,13 +18,90 @@ use prost::Message;
 use super::backend::Kind;
 use super::format::{self, now_ms, pb};
 use super::lock::{self, LockGuard};
-use super::{Bank, BankError, CheckpointId, Index, ObjectId, RESOURCES_PER_TABLE};
+use super::{Bank, BankError, CheckpointId, ObjectId, RESOURCES_PER_TABLE};
 
-/// Whether a table ends after the resource with this etcd key: key-defined boundaries
-/// (see `ResourceTable` in `proto/bank.proto`), so that a changed object rewrites only its
-/// own table, and at most [`RESOURCES_PER_TABLE`] resources per table.
-fn ends_table(key: &str, len: usize) -> bool {
-    ObjectId::of(key.as_bytes()).as_bytes()[31] & 7 == 0 || len >= RESOURCES_PER_TABLE
+/// Packs named by one index file: a writer writes an index file after this many packs
+/// (~16 MiB of packs), so that it never holds the entries of a whole checkpoint.
+const PACKS_PER_INDEX: usize = 4;
+
+/// Whether a table ends after the record with this key: key-defined boundaries (see
+/// `ResourceTable` in `proto/bank.proto`), so that a changed record rewrites only its own
+/// table, and at most [`RESOURCES_PER_TABLE`] records per table.
+fn ends_table(key: &[u8], len: usize) -> bool {
+    ObjectId::of(key).as_bytes()[31] & 7 == 0 || len >= RESOURCES_PER_TABLE
+}
+
+/// A record kept in table objects outside the manifest.
+trait TableRecord: Sized {
+    /// The key its table boundaries depend on.
+    fn table_key(&self) -> Vec<u8>;
+    /// One table of these records, encoded.
+    fn encode_table(records: Vec<Self>) -> Bytes;
+}
+
+impl TableRecord for pb::Resource {
+    fn table_key(&self) -> Vec<u8> {
+        self.key.as_bytes().to_vec()
+    }
+    fn encode_table(resources: Vec<Self>) -> Bytes {
+        Bytes::from(pb::ResourceTable { resources }.encode_to_vec())
+    }
+}
+
+impl TableRecord for pb::Volume {
+    fn table_key(&self) -> Vec<u8> {
+        let pod = self.pods.first().map(String::as_str).unwrap_or_default();
+        format!("{pod}/{}", self.pod_volume).into_bytes()
+    }
+    fn encode_table(volumes: Vec<Self>) -> Bytes {
+        Bytes::from(pb::VolumeTable { volumes }.encode_to_vec())
+    }
+}
+
+/// Records grouped into tables as they come; a full table waits to be stored with the
+/// next objects (or at commit).
+#[derive(Debug)]
+struct Tables<T> {
+    /// The table being filled.
+    filling: Vec<T>,
+    /// Full tables, encoded, not stored yet.
+    ready: Vec<Bytes>,
+    /// Ids of the tables stored, in order.
+    ids: Vec<ObjectId>,
+    /// Records in all of them.
+    count: u64,
+}
+
+impl<T: TableRecord> Tables<T> {
+    fn new() -> Self {
+        Self {
+            filling: Vec::new(),
+            ready: Vec::new(),
+            ids: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, record: T) {
+        self.count += 1;
+        let end = ends_table(&record.table_key(), self.filling.len() + 1);
+        self.filling.push(record);
+        if end {
+            self.close();
+        }
+    }
+
+    /// Ends the table being filled (at commit).
+    fn close(&mut self) {
+        if !self.filling.is_empty() {
+            self.ready
+                .push(T::encode_table(std::mem::take(&mut self.filling)));
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::new();
+    }
 }
 
 /// What a new checkpoint is, before anything is read.
@@ -146,16 +223,14 @@ pub struct CheckpointWriter {
     /// Compression of the previous batch, running on the blocking pool while the caller
     /// reads and decodes the next one.
     pending: Option<tokio::task::JoinHandle<(PackState, u64, Vec<SealedPack>)>>,
-    index: Arc<Index>,
+    /// New objects not yet named by an index file (the bank's index covers the others).
     seen: HashSet<ObjectId>,
+    /// Packs put since the last index file.
     written: Vec<pb::IndexPack>,
-    /// The resource table being filled.
-    table: Vec<pb::Resource>,
-    /// Full tables, encoded, not stored yet (stored with the next objects, or at commit).
-    tables_ready: Vec<Bytes>,
-    /// Ids of the tables stored, in key order.
-    table_ids: Vec<ObjectId>,
-    resource_count: u64,
+    /// The resource records, in tables.
+    resources: Tables<pb::Resource>,
+    /// The volume records kept outside the manifest, in tables.
+    volumes: Tables<pb::Volume>,
     checkpoint: pb::Checkpoint,
     started: Instant,
 }
@@ -196,7 +271,6 @@ impl Bank {
             usize::try_from(self.config.pack_target_bytes.max(64 << 10)).unwrap_or(4 << 20);
         Ok(CheckpointWriter {
             pending: None,
-            index: self.index().await,
             seen: HashSet::new(),
             state: Some(PackState {
                 buf: Vec::with_capacity(target + (256 << 10)),
@@ -207,10 +281,8 @@ impl Bank {
             bank: self.clone(),
             lock: Some(lock),
             written: Vec::new(),
-            table: Vec::new(),
-            tables_ready: Vec::new(),
-            table_ids: Vec::new(),
-            resource_count: 0,
+            resources: Tables::new(),
+            volumes: Tables::new(),
             checkpoint,
             started: Instant::now(),
         })
@@ -240,14 +312,18 @@ impl CheckpointWriter {
         self.store(objects, false).await
     }
 
-    /// Stores the resource tables that filled up since the last call.
+    /// Stores the tables that filled up since the last call.
     async fn store_tables(&mut self) -> Result<(), BankError> {
-        if self.tables_ready.is_empty() {
-            return Ok(());
+        if !self.resources.ready.is_empty() {
+            let tables = std::mem::take(&mut self.resources.ready);
+            let ids = self.store(tables, true).await?;
+            self.resources.ids.extend(ids);
         }
-        let tables = std::mem::take(&mut self.tables_ready);
-        let ids = self.store(tables, true).await?;
-        self.table_ids.extend(ids);
+        if !self.volumes.ready.is_empty() {
+            let tables = std::mem::take(&mut self.volumes.ready);
+            let ids = self.store(tables, true).await?;
+            self.volumes.ids.extend(ids);
+        }
         Ok(())
     }
 
@@ -259,13 +335,15 @@ impl CheckpointWriter {
         // Hash and dedup here (cheap); compress in the background, one batch at a time.
         let mut ids = Vec::with_capacity(objects.len());
         let mut new = Vec::new();
+        let index = self.bank.index().await;
         for plain in objects {
             let id = ObjectId::of(&plain);
             ids.push(id);
-            if !self.index.contains(&id) && self.seen.insert(id) {
+            if !index.contains(&id) && self.seen.insert(id) {
                 new.push((id, plain));
             }
         }
+        drop(index);
         let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
         if tables {
             stats.tables_new += new.len() as u64;
@@ -314,6 +392,37 @@ impl CheckpointWriter {
             .get_or_insert_with(Default::default)
             .packs_new += 1;
         self.written.push(pack.entry);
+        if self.written.len() >= PACKS_PER_INDEX {
+            self.write_index().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes an index file naming the packs put since the last one, and adds it to the
+    /// bank's index: from then on the bank's index, not this writer, knows those objects.
+    /// A checkpoint's objects are so named by a few index files as it goes, which keeps
+    /// what the writer holds small; until its manifest is written none of them is needed
+    /// by a checkpoint, and gc removes them if it never is.
+    async fn write_index(&mut self) -> Result<(), BankError> {
+        if self.written.is_empty() {
+            return Ok(());
+        }
+        let file = pb::IndexFile {
+            packs: std::mem::take(&mut self.written),
+            supersedes: Vec::new(),
+        };
+        let data = format::encode(&file);
+        let name = ObjectId::of(&data).to_hex();
+        self.bank.backend.put(Kind::Index, &name, data).await?;
+        self.bank.merge_index(&name, &file).await;
+        for id in file
+            .packs
+            .iter()
+            .flat_map(|p| &p.entries)
+            .filter_map(|e| ObjectId::from_slice(&e.id))
+        {
+            self.seen.remove(&id);
+        }
         Ok(())
     }
 
@@ -323,25 +432,23 @@ impl CheckpointWriter {
         let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
         stats.objects += 1;
         stats.bytes_plain += resource.size;
-        self.resource_count += 1;
-        let end = ends_table(&resource.key, self.table.len() + 1);
-        self.table.push(resource);
-        if end {
-            let table = pb::ResourceTable {
-                resources: std::mem::take(&mut self.table),
-            };
-            self.tables_ready.push(Bytes::from(table.encode_to_vec()));
-        }
+        self.resources.push(resource);
     }
 
-    /// Forgets the resources recorded so far (the etcd scan started again at a new
-    /// revision). Objects and tables already stored stay: they are content-addressed, and
-    /// gc removes what no checkpoint references.
-    pub fn reset_resources(&mut self) {
-        self.table.clear();
-        self.tables_ready.clear();
-        self.table_ids.clear();
-        self.resource_count = 0;
+    /// Records a volume in the checkpoint's volume tables, outside the manifest: for the
+    /// records that delete, restore and retention never read (a pod volume with no Cinder
+    /// volume, and so no backup). The Cinder volumes' records are the manifest's `volumes`
+    /// ([`CheckpointWriter::checkpoint_mut`]). Tables are stored like resource tables.
+    pub fn add_volume_record(&mut self, volume: pb::Volume) {
+        self.volumes.push(volume);
+    }
+
+    /// Forgets the resource and volume-table records so far (the etcd scan started again
+    /// at a new revision). Objects and tables already stored stay: they are
+    /// content-addressed, and gc removes what no checkpoint references.
+    pub fn reset_records(&mut self) {
+        self.resources.clear();
+        self.volumes.clear();
         let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
         stats.objects = 0;
         stats.bytes_plain = 0;
@@ -364,30 +471,19 @@ impl CheckpointWriter {
         status: pb::CheckpointStatus,
         reason: String,
     ) -> Result<pb::Checkpoint, BankError> {
-        if !self.table.is_empty() {
-            let table = pb::ResourceTable {
-                resources: std::mem::take(&mut self.table),
-            };
-            self.tables_ready.push(Bytes::from(table.encode_to_vec()));
-        }
+        self.resources.close();
+        self.volumes.close();
         self.store_tables().await?;
         self.finish_pending().await?;
         if let Some(pack) = self.state.as_mut().and_then(PackState::seal) {
             self.put_pack(pack).await?;
         }
-        if !self.written.is_empty() {
-            let file = pb::IndexFile {
-                packs: std::mem::take(&mut self.written),
-                supersedes: Vec::new(),
-            };
-            let data = format::encode(&file);
-            let name = ObjectId::of(&data).to_hex();
-            self.bank.backend.put(Kind::Index, &name, data).await?;
-            self.bank.merge_index(&name, &file).await;
-        }
+        self.write_index().await?;
         let cp = &mut self.checkpoint;
-        cp.resource_tables = self.table_ids.iter().map(|id| id.to_bytes()).collect();
-        cp.resource_count = self.resource_count;
+        cp.resource_tables = self.resources.ids.iter().map(|id| id.to_bytes()).collect();
+        cp.resource_count = self.resources.count;
+        cp.volume_tables = self.volumes.ids.iter().map(|id| id.to_bytes()).collect();
+        cp.volume_table_count = self.volumes.count;
         cp.status = status as i32;
         cp.reason = reason;
         cp.finished_unix_ms = now_ms();

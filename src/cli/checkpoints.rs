@@ -258,7 +258,8 @@ pub async fn run(
             let bank = bank_args.open(ctx, false).await?;
             let cp = bank.checkpoint(&id).await?;
             let resources = bank.resources(&cp).await?;
-            let view = CheckpointView::new(&cp, &resources);
+            let volumes = bank.volume_records(&cp).await?;
+            let view = CheckpointView::new(&cp, &resources, &volumes);
             print_header(ctx, &view)?;
             print(ctx.output, &Show(view))
         }
@@ -401,7 +402,7 @@ pub async fn protect_cmd(
     let cp = protect(services, &request, &backups)
         .await
         .context("protect failed")?;
-    let view = CheckpointView::new(&cp, &[]);
+    let view = CheckpointView::new(&cp, &[], &cp.volumes);
     let failed = cp.status() != pb::CheckpointStatus::Available;
     print(ctx.output, &List(vec![view]))?;
     if failed {

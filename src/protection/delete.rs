@@ -89,6 +89,8 @@ async fn finish(
                 );
                 checkpoint.resource_tables.clear();
                 checkpoint.resource_count = 0;
+                checkpoint.volume_tables.clear();
+                checkpoint.volume_table_count = 0;
                 bank.put_checkpoint(checkpoint).await?;
             }
             Ok((deleted, kept))

@@ -14,20 +14,19 @@
 //!    checkpoint lists.
 //! 5. The manifest is written: `available`, or `error` with a reason per volume.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::inventory::{read_inventory, ObjectHandler, SelectedObject, Selection};
+use super::inventory::{read_inventory, ObjectHandler, PodEntry, SelectedObject, Selection};
 use super::schema::ProtectParams;
 use super::volumes::{self, VolumeBackups};
 use super::ProtectionError;
 use crate::bank::{pb, Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
 use crate::codec::{Decoder, Encoding, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
-use crate::resources::{DependentStatus, VolumeSourceKind, POD_TYPE};
+use crate::resources::{Catalog, Dependent, DependentStatus, VolumeSourceKind, POD_TYPE};
 
 /// Karbor-style resource type of a persistent volume claim.
 pub const CLAIM_TYPE: &str = "OS::Kubernetes::PersistentVolumeClaim";
@@ -62,9 +61,99 @@ pub struct Services<'a> {
     pub bank: &'a Arc<Bank>,
 }
 
-/// Hands each page of selected objects to the bank writer.
+/// Hands each page of selected objects to the bank writer, and turns each selected pod's
+/// volumes into volume records as far as the pod alone decides them.
 struct BankHandler<'a> {
     writer: &'a mut CheckpointWriter,
+    volumes: VolumeRecords,
+}
+
+/// A pod volume that uses a claim: resolved once claims and volumes are read.
+#[derive(Debug)]
+struct ClaimUse {
+    /// `<namespace>/<name>` of the pod.
+    pod: String,
+    /// The volume's name in the pod.
+    pod_volume: String,
+    /// The claim, in the pod's namespace.
+    claim: String,
+    /// A generic ephemeral volume's claim.
+    ephemeral: bool,
+}
+
+/// The checkpoint's volume records being made. Of each pod, only what its records still
+/// need is kept: a volume that is no Cinder volume is recorded (in the writer's volume
+/// tables) while the pods stream past, an inline Cinder volume joins its record, and a
+/// volume through a claim waits, as a [`ClaimUse`], for the claims and volumes.
+#[derive(Debug, Default)]
+struct VolumeRecords {
+    /// One record per pod use of a Cinder volume, in the order met; [`Self::into_cinder`]
+    /// makes it one per volume.
+    cinder: Vec<pb::Volume>,
+    claim_uses: Vec<ClaimUse>,
+}
+
+impl VolumeRecords {
+    /// Records `dep`, a volume of `pod` (`<namespace>/<name>`): a Cinder volume joins its
+    /// record; any other goes to the writer's volume tables.
+    fn add(&mut self, writer: &mut CheckpointWriter, pod: &str, dep: Dependent, ephemeral: bool) {
+        let namespace = pod.split_once('/').map_or("", |(ns, _)| ns);
+        match (dep.status, dep.volume_id) {
+            (DependentStatus::Protectable, Some(volume_id)) => self.cinder.push(pb::Volume {
+                volume_id,
+                status: pb::VolumeStatus::VolumePending as i32,
+                claim: qualified_claim(namespace, dep.claim.as_deref()),
+                persistent_volume: dep.persistent_volume.unwrap_or_default(),
+                driver: dep
+                    .driver
+                    .map(|d| d.as_str().to_string())
+                    .unwrap_or_default(),
+                pod_volume: dep.pod_volume,
+                ephemeral,
+                pods: vec![pod.to_string()],
+                ..Default::default()
+            }),
+            (DependentStatus::NotProtectable(reason), _) => {
+                writer.add_volume_record(pb::Volume {
+                    status: pb::VolumeStatus::VolumeNotProtected as i32,
+                    reason,
+                    pods: vec![pod.to_string()],
+                    claim: qualified_claim(namespace, dep.claim.as_deref()),
+                    persistent_volume: dep.persistent_volume.unwrap_or_default(),
+                    pod_volume: dep.pod_volume,
+                    ..Default::default()
+                });
+            }
+            (DependentStatus::Protectable, None) => {}
+        }
+    }
+
+    /// One record per Cinder volume, by volume id: a volume several pods mount is recorded
+    /// once, as the first pod met uses it, with every pod that mounts it.
+    fn into_cinder(self) -> Vec<pb::Volume> {
+        let mut uses = self.cinder;
+        // Stable: of one volume's uses, the first met comes first.
+        uses.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+        let mut out: Vec<pb::Volume> = Vec::with_capacity(uses.len());
+        for v in uses {
+            match out.last_mut() {
+                Some(last) if last.volume_id == v.volume_id => last.pods.extend(v.pods),
+                _ => out.push(v),
+            }
+        }
+        out
+    }
+
+    /// Resolves the volumes that wait for claims, against what the read found.
+    fn resolve_claims(&mut self, writer: &mut CheckpointWriter, catalog: &Catalog) {
+        // At most one Cinder record per use: no doubling of the records while they grow.
+        self.cinder.reserve_exact(self.claim_uses.len());
+        for u in std::mem::take(&mut self.claim_uses) {
+            let namespace = u.pod.split_once('/').map_or("", |(ns, _)| ns);
+            let dep = catalog.through_claim(namespace, &u.pod_volume, &u.claim);
+            self.add(writer, &u.pod, dep, u.ephemeral);
+        }
+    }
 }
 
 fn type_of(kind: ResourceKind) -> &'static str {
@@ -77,8 +166,27 @@ fn type_of(kind: ResourceKind) -> &'static str {
 
 #[async_trait]
 impl ObjectHandler for BankHandler<'_> {
+    fn pod(&mut self, pod: PodEntry) -> Option<PodEntry> {
+        let info = pod.info;
+        let name = format!("{}/{}", info.namespace, info.name);
+        for v in info.volumes {
+            let ephemeral = v.source == VolumeSourceKind::Ephemeral;
+            match Dependent::without_claim(&v, &info.name) {
+                Ok(dep) => self.volumes.add(self.writer, &name, dep, ephemeral),
+                Err(claim) => self.volumes.claim_uses.push(ClaimUse {
+                    pod: name.clone(),
+                    pod_volume: v.name,
+                    claim,
+                    ephemeral,
+                }),
+            }
+        }
+        None
+    }
+
     async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {
-        self.writer.reset_resources();
+        self.volumes = VolumeRecords::default();
+        self.writer.reset_records();
         self.writer.checkpoint_mut().etcd_revision = revision.0;
         Ok(())
     }
@@ -170,19 +278,19 @@ pub async fn protect(
         .bank
         .begin_checkpoint(draft, request.writer.clone())
         .await?;
-    let inventory = {
-        let mut handler = BankHandler {
-            writer: &mut writer,
-        };
-        read_inventory(
-            etcd,
-            services.decoder,
-            &request.selection,
-            &request.scan,
-            &mut handler,
-        )
-        .await
+    let mut handler = BankHandler {
+        writer: &mut writer,
+        volumes: VolumeRecords::default(),
     };
+    let inventory = read_inventory(
+        etcd,
+        services.decoder,
+        &request.selection,
+        &request.scan,
+        &mut handler,
+    )
+    .await;
+    let mut records = std::mem::take(&mut handler.volumes);
     let inventory = match inventory {
         Ok(inventory) => inventory,
         Err(e) => {
@@ -191,10 +299,13 @@ pub async fn protect(
             return Err(e);
         }
     };
+    // The volumes through claims, now that the claims and volumes are read; then the
+    // read's summaries are not needed any more.
+    records.resolve_claims(&mut writer, &inventory.catalog);
     {
         let cp = writer.checkpoint_mut();
         cp.etcd_revision = inventory.revision.0;
-        cp.pods = u32::try_from(inventory.pods.len()).unwrap_or(u32::MAX);
+        cp.pods = u32::try_from(inventory.pod_count).unwrap_or(u32::MAX);
         if let (Some(stats), Some(scan)) = (cp.stats.as_mut(), inventory.scan.as_ref()) {
             stats.etcd_requests = scan.requests;
             stats.etcd_restarts = u64::from(scan.restarts);
@@ -206,59 +317,14 @@ pub async fn protect(
         .iter()
         .map(|p| format!("{}: {}", p.key, p.reason))
         .collect();
-
-    // Volumes: one record per Cinder volume (shared volumes once), and one per pod volume
-    // that is not a Cinder volume.
-    let mut by_volume: BTreeMap<String, pb::Volume> = BTreeMap::new();
-    let mut not_protected = Vec::new();
-    for pod in &inventory.pods {
-        let pod_name = format!("{}/{}", pod.info.namespace, pod.info.name);
-        for dep in inventory.catalog.dependents(&pod.info) {
-            match (&dep.status, &dep.volume_id) {
-                (DependentStatus::Protectable, Some(volume_id)) => {
-                    let entry = by_volume
-                        .entry(volume_id.clone())
-                        .or_insert_with(|| pb::Volume {
-                            volume_id: volume_id.clone(),
-                            status: pb::VolumeStatus::VolumePending as i32,
-                            claim: qualified_claim(&pod.info.namespace, dep.claim.as_deref()),
-                            persistent_volume: dep.persistent_volume.clone().unwrap_or_default(),
-                            driver: dep
-                                .driver
-                                .map(|d| d.as_str().to_string())
-                                .unwrap_or_default(),
-                            pod_volume: dep.pod_volume.clone(),
-                            ephemeral: pod.info.volumes.iter().any(|v| {
-                                v.name == dep.pod_volume && v.source == VolumeSourceKind::Ephemeral
-                            }),
-                            ..Default::default()
-                        });
-                    entry.pods.push(pod_name.clone());
-                }
-                (DependentStatus::NotProtectable(reason), _) => not_protected.push(pb::Volume {
-                    status: pb::VolumeStatus::VolumeNotProtected as i32,
-                    reason: reason.clone(),
-                    pods: vec![pod_name.clone()],
-                    pod_volume: dep.pod_volume.clone(),
-                    claim: qualified_claim(&pod.info.namespace, dep.claim.as_deref()),
-                    persistent_volume: dep.persistent_volume.clone().unwrap_or_default(),
-                    ..Default::default()
-                }),
-                (DependentStatus::Protectable, None) => {}
-            }
-        }
-    }
-    // The pods, claims and volumes read are not needed any more: free them before the
-    // backups and the commit (at 100k pods they are a hundred MB or more).
     drop(inventory);
-    writer.checkpoint_mut().volumes = by_volume.into_values().collect();
+    writer.checkpoint_mut().volumes = records.into_cinder();
     let previous = match backups {
         VolumeBackups::Cinder(_) => services.bank.checkpoints().await?.0,
         VolumeBackups::Skip(_) => Vec::new(),
     };
     let volume_errors =
         volumes::back_up_all(&mut writer, backups, &request.params, &previous).await;
-    writer.checkpoint_mut().volumes.extend(not_protected);
     reasons.extend(volume_errors);
 
     let (status, reason) = if reasons.is_empty() {

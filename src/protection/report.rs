@@ -160,8 +160,9 @@ pub struct StatsView {
 }
 
 impl CheckpointView {
-    /// The view of a manifest; `resources` as read from the bank (or empty).
-    pub fn new(cp: &pb::Checkpoint, resources: &[pb::Resource]) -> Self {
+    /// The view of a manifest; `resources` and `volumes` as read from the bank
+    /// ([`crate::bank::Bank::resources`], [`crate::bank::Bank::volume_records`]), or fewer.
+    pub fn new(cp: &pb::Checkpoint, resources: &[pb::Resource], volumes: &[pb::Volume]) -> Self {
         let sel = cp.selection.clone().unwrap_or_default();
         let stats = cp.stats.unwrap_or_default();
         Self {
@@ -182,9 +183,8 @@ impl CheckpointView {
                 field_selector: sel.field_selector,
                 pods: sel.pods,
             },
-            volume_counts: VolumeCounts::of(&cp.volumes),
-            volumes: cp
-                .volumes
+            volume_counts: VolumeCounts::of(volumes),
+            volumes: volumes
                 .iter()
                 .map(|v| VolumeView {
                     volume_id: v.volume_id.clone(),
@@ -237,7 +237,7 @@ impl CheckpointView {
         // Same field numbers: the brief's bytes read as a manifest with reduced volumes.
         let mut cp = pb::Checkpoint::decode(b.encode_to_vec().as_slice()).unwrap_or_default();
         let volumes = std::mem::take(&mut cp.volumes);
-        let mut view = Self::new(&cp, &[]);
+        let mut view = Self::new(&cp, &[], &[]);
         view.volume_counts = VolumeCounts::of(&volumes);
         view
     }

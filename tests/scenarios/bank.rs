@@ -145,6 +145,110 @@ async fn ten_thousand_objects_round_trip_and_dedup() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A checkpoint with one Cinder volume in its manifest and `others` pod volumes kept in
+/// its volume tables.
+async fn write_with_volume_records(
+    bank: &Arc<Bank>,
+    name: &str,
+    others: &[pb::Volume],
+) -> Result<pb::Checkpoint, BankError> {
+    let mut writer = bank
+        .begin_checkpoint(
+            CheckpointDraft {
+                backup_name: name.to_string(),
+                description: "test".into(),
+                ..Default::default()
+            },
+            WriterOptions::default(),
+        )
+        .await?;
+    let pod = object(0, 1);
+    let ids = writer.add_objects(vec![pod.clone()]).await?;
+    writer.add_resource(pb::Resource {
+        r#type: "OS::Kubernetes::Pod".into(),
+        name: "pod-0".into(),
+        key: "/registry/pods/ns/pod-0".into(),
+        object_id: ids[0].to_bytes(),
+        size: pod.len() as u64,
+        ..Default::default()
+    });
+    writer.checkpoint_mut().volumes = vec![pb::Volume {
+        volume_id: "0b5e3f1e-cinder-volume".into(),
+        status: pb::VolumeStatus::VolumeNotProtected as i32,
+        reason: "volume backups skipped".into(),
+        pods: vec!["ns/pod-0".into()],
+        pod_volume: "data".into(),
+        ..Default::default()
+    }];
+    for v in others {
+        writer.add_volume_record(v.clone());
+    }
+    writer
+        .commit(pb::CheckpointStatus::Available, String::new())
+        .await
+}
+
+#[tokio::test]
+async fn volume_records_outside_the_manifest_read_back_and_live_as_long_as_it() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let bank = open(dir.path(), None).await?;
+    let others: Vec<pb::Volume> = (0..500)
+        .map(|i| pb::Volume {
+            status: pb::VolumeStatus::VolumeNotProtected as i32,
+            reason: "emptyDir: no backing volume".into(),
+            pods: vec![format!("ns/pod-{i}")],
+            pod_volume: "scratch".into(),
+            ..Default::default()
+        })
+        .collect();
+    let cp1 = write_with_volume_records(&bank, "first", &others).await?;
+    assert_eq!(
+        cp1.volumes.len(),
+        1,
+        "the manifest holds the Cinder volume only"
+    );
+    assert_eq!(cp1.volume_table_count, 500);
+    assert!(
+        cp1.volume_tables.len() > 500 / 16,
+        "{}",
+        cp1.volume_tables.len()
+    );
+
+    // Read back from a fresh bank: the manifest's record, then the tables' in order.
+    let bank = open(dir.path(), None).await?;
+    let id1: CheckpointId = cp1.id.parse().map_err(anyhow::Error::msg)?;
+    let cp = bank.checkpoint(&id1).await?;
+    let all = bank.volume_records(&cp).await?;
+    assert_eq!(all.len(), 501);
+    assert_eq!(all[0].volume_id, "0b5e3f1e-cinder-volume");
+    assert_eq!(&all[1..], &others[..]);
+
+    // The same records again: no new table, no new bytes.
+    let cp2 = write_with_volume_records(&bank, "same", &others).await?;
+    assert_eq!(cp2.volume_tables, cp1.volume_tables);
+    assert_eq!(stats(&cp2).tables_new, 0, "{:?}", stats(&cp2));
+    assert_eq!(stats(&cp2).bytes_new, 0, "{:?}", stats(&cp2));
+
+    // gc keeps what the checkpoints need, tables included; verify reads them all.
+    bank.gc(Duration::from_secs(5)).await?;
+    let report = bank.verify(None).await?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(bank.volume_records(&cp).await?.len(), 501);
+
+    // Without the checkpoints, gc removes the tables with everything else.
+    bank.remove_checkpoint(&id1).await?;
+    bank.remove_checkpoint(&cp2.id.parse().map_err(anyhow::Error::msg)?)
+        .await?;
+    bank.gc(Duration::from_secs(5)).await?;
+    assert_eq!(bank.stats().await?.objects, 0);
+    assert!(matches!(
+        bank.volume_records(&cp).await,
+        Err(BankError::ObjectMissing { .. })
+    ));
+    Ok(())
+}
+
 #[tokio::test]
 async fn corruption_is_named_by_verify_and_reads_fail_clearly() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

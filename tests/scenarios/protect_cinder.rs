@@ -164,9 +164,16 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
             records.iter().map(|v| v.backup_id.clone()).collect(),
             "Cinder holds exactly the backups the checkpoint lists"
         );
-        // The pod's emptyDir is recorded as not protected, which is not an error.
-        let scratch = first
-            .volumes
+        // The pod's emptyDir is recorded as not protected, which is not an error: in the
+        // checkpoint's volume tables, for the manifest lists its Cinder volumes only.
+        assert!(first.volumes.iter().all(|v| !v.volume_id.is_empty()));
+        let all = pb_
+            .open_bank()
+            .await
+            .volume_records(&first)
+            .await
+            .expect("volume records");
+        let scratch = all
             .iter()
             .find(|v| v.pod_volume == "scratch")
             .expect("a record of the emptyDir volume");
