@@ -10,8 +10,21 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/podbank.bank.v1.rs"));
 }
 
-/// Format version written in the bank's config.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version written in the bank's config. Version 2 packs small objects several to a
+/// zstd frame (`IndexEntry.offset_in_frame`).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this podbank reads (and upgrades when it writes).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
+
+/// Plain bytes of small objects that share one zstd frame: one set of entropy tables per
+/// ~40 pods instead of one per pod (most of the cost of compressing a small object), and
+/// what they have in common compressed once. An object this large or larger gets a frame
+/// of its own; reading an object decompresses at most its frame.
+pub const FRAME_TARGET: usize = 64 << 10;
+
+/// Largest frame we accept to decompress (a corrupt header must not ask for more).
+const MAX_FRAME: u64 = 1 << 30;
 
 /// zstd level for packs and records: level 1 compresses small protobuf pods about as well
 /// as level 3 (a few % bigger) at a much lower cost per object.
@@ -36,6 +49,41 @@ pub fn decode<M: Message + Default>(data: &[u8]) -> Result<M, String> {
         return Err(format!("record of {} bytes is too large", plain.len()));
     }
     M::decode(plain.as_slice()).map_err(|e| format!("not a valid record: {e}"))
+}
+
+/// Decompresses one frame of a pack and returns the object at `offset_in_frame`, of
+/// `plain_length` bytes. The error says what is wrong with the frame.
+pub fn open_frame(frame: &[u8], offset_in_frame: u32, plain_length: u32) -> Result<Bytes, String> {
+    let start = usize::try_from(offset_in_frame).unwrap_or(usize::MAX);
+    let end = start.saturating_add(usize::try_from(plain_length).unwrap_or(usize::MAX));
+    let plain = decompress_frame(frame, end)?;
+    if end > plain.len() {
+        return Err(format!(
+            "the object ({plain_length} bytes at {offset_in_frame}) lies past the end of its \
+             frame ({} bytes): the index or the pack is damaged",
+            plain.len()
+        ));
+    }
+    Ok(plain.slice(start..end))
+}
+
+/// Decompresses a whole frame (of at least `at_least` plain bytes).
+pub fn decompress_frame(frame: &[u8], at_least: usize) -> Result<Bytes, String> {
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) => n,
+        // Frames written without their size: the object's end bounds what is needed.
+        Ok(None) => at_least as u64,
+        Err(_) => return Err("not a zstd frame: the data is damaged".into()),
+    };
+    if size > MAX_FRAME {
+        return Err(format!(
+            "frame of {size} bytes is too large: the data is damaged"
+        ));
+    }
+    let capacity = usize::try_from(size).unwrap_or(0).max(at_least).max(1);
+    zstd::bulk::decompress(frame, capacity)
+        .map(Bytes::from)
+        .map_err(|e| format!("cannot decompress ({e}): the data is damaged"))
 }
 
 /// Milliseconds since the Unix epoch, now.

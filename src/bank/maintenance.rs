@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::backend::{BackendError, Kind};
 use super::format::{self, now_ms, pb};
 use super::lock::{self, LockGuard};
-use super::{open_frame, Bank, BankError, CheckpointId, ObjectId};
+use super::{checked, Bank, BankError, CheckpointId, ObjectId};
 
 /// One thing wrong in the bank.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -258,14 +258,41 @@ impl Bank {
                     checkpoints: who(&ids),
                 });
             }
-            for id in &ids {
-                report.objects += 1;
-                let Some(loc) = index.get(id) else { continue };
-                let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
-                let end = start.saturating_add(usize::try_from(loc.length).unwrap_or(usize::MAX));
-                let result = match data.get(start..end) {
-                    Some(frame) => open_frame(id, frame, loc.plain_length).map(|_| ()),
-                    None => Err(format!("past the end of the pack ({} bytes)", data.len())),
+            // In frame order, each frame decompressed once for the objects it holds.
+            let mut located: Vec<_> = ids
+                .iter()
+                .filter_map(|id| index.get(id).map(|loc| (id, loc)))
+                .collect();
+            located.sort_by_key(|(_, loc)| (loc.offset, loc.offset_in_frame));
+            report.objects += ids.len();
+            let mut frame: Option<(u64, Result<bytes::Bytes, String>)> = None;
+            for (id, loc) in located {
+                if frame.as_ref().map(|(at, _)| *at) != Some(loc.offset) {
+                    let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
+                    let end =
+                        start.saturating_add(usize::try_from(loc.length).unwrap_or(usize::MAX));
+                    let plain = match data.get(start..end) {
+                        Some(bytes) => format::decompress_frame(bytes, 0),
+                        None => Err(format!("past the end of the pack ({} bytes)", data.len())),
+                    };
+                    frame = Some((loc.offset, plain));
+                }
+                let result = match frame.as_ref().map(|(_, plain)| plain) {
+                    Some(Ok(plain)) => {
+                        let start = usize::try_from(loc.offset_in_frame).unwrap_or(usize::MAX);
+                        let end = start.saturating_add(
+                            usize::try_from(loc.plain_length).unwrap_or(usize::MAX),
+                        );
+                        match plain.get(start..end) {
+                            Some(_) => checked(id, plain.slice(start..end)).map(|_| ()),
+                            None => Err(format!(
+                                "lies past the end of its frame ({} bytes)",
+                                plain.len()
+                            )),
+                        }
+                    }
+                    Some(Err(reason)) => Err(reason.clone()),
+                    None => Err("no frame".into()),
                 };
                 if let Err(reason) = result {
                     report.problems.push(Problem {
@@ -376,6 +403,7 @@ impl Bank {
                 offset: loc.offset,
                 length: loc.length,
                 plain_length: loc.plain_length,
+                offset_in_frame: loc.offset_in_frame,
             });
         }
         keep.retain(|_, entries| {

@@ -65,6 +65,8 @@ pub struct OpenOptions {
 pub struct Bank {
     backend: Arc<dyn Backend>,
     config: pb::BankConfig,
+    /// Whether the config was rewritten in this podbank's format ([`Bank::upgrade_format`]).
+    upgraded: std::sync::atomic::AtomicBool,
     index: RwLock<Arc<Index>>,
 }
 
@@ -95,12 +97,13 @@ impl Bank {
             }
             Err(e) => return Err(e.into()),
         };
-        if config.version != format::FORMAT_VERSION {
+        if !(format::OLDEST_FORMAT_VERSION..=format::FORMAT_VERSION).contains(&config.version) {
             return Err(BankError::BadConfig {
                 location,
                 reason: format!(
-                    "bank format version {} is not supported (this podbank reads version {})",
+                    "bank format version {} is not supported (this podbank reads versions {} to {})",
                     config.version,
+                    format::OLDEST_FORMAT_VERSION,
                     format::FORMAT_VERSION
                 ),
             });
@@ -137,6 +140,7 @@ impl Bank {
         let bank = Arc::new(Self {
             backend,
             config,
+            upgraded: std::sync::atomic::AtomicBool::new(false),
             index: RwLock::new(Arc::new(Index::default())),
         });
         bank.reload_index().await?;
@@ -158,6 +162,32 @@ impl Bank {
             pack_target_bytes: options.pack_target_bytes.unwrap_or(4 << 20),
             bank_id,
         }
+    }
+
+    /// Before the first write to a bank of an older format: writes its config with this
+    /// podbank's format version, so that an older podbank refuses the bank (naming the
+    /// version) rather than misreading what is written now. Done once per open bank.
+    async fn upgrade_format(&self) -> Result<(), BankError> {
+        if self.config.version >= format::FORMAT_VERSION
+            || self
+                .upgraded
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let config = pb::BankConfig {
+            version: format::FORMAT_VERSION,
+            ..self.config.clone()
+        };
+        let written = self
+            .backend
+            .put(Kind::Config, "config", Bytes::from(config.encode_to_vec()))
+            .await;
+        if written.is_err() {
+            self.upgraded
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(written?)
     }
 
     /// The backend (with the encryption decorator, if the bank is encrypted).
@@ -270,14 +300,16 @@ impl Bank {
                     reason: format!("cannot read it from pack {}: {other}", location.pack),
                 },
             })?;
-        open_frame(id, &frame, location.plain_length).map_err(|reason| BankError::Corrupt {
-            location: self.location(),
-            subject: format!(
-                "object {id} in pack {} (needed by {needed_by})",
-                location.pack
-            ),
-            reason,
-        })
+        format::open_frame(&frame, location.offset_in_frame, location.plain_length)
+            .and_then(|object| checked(id, object))
+            .map_err(|reason| BankError::Corrupt {
+                location: self.location(),
+                subject: format!(
+                    "object {id} in pack {} (needed by {needed_by})",
+                    location.pack
+                ),
+                reason,
+            })
     }
 
     /// Every checkpoint: the manifests, plus the checkpoints that live writers are writing
@@ -471,16 +503,14 @@ impl Bank {
 }
 
 /// Decompresses one stored frame and checks it against its id.
-fn open_frame(id: &ObjectId, frame: &[u8], plain_length: u32) -> Result<Bytes, String> {
-    let capacity = usize::try_from(plain_length).unwrap_or(0).max(1);
-    let plain = zstd::bulk::decompress(frame, capacity)
-        .map_err(|e| format!("cannot decompress ({e}): the data is damaged"))?;
-    let actual = ObjectId::of(&plain);
+/// Checks that `object` is the object `id` names.
+fn checked(id: &ObjectId, object: Bytes) -> Result<Bytes, String> {
+    let actual = ObjectId::of(&object);
     if &actual != id {
         return Err(format!(
             "content hash mismatch (content hashes to {})",
             actual.short()
         ));
     }
-    Ok(Bytes::from(plain))
+    Ok(object)
 }

@@ -21,8 +21,9 @@ use super::lock::{self, LockGuard};
 use super::{Bank, BankError, CheckpointId, ObjectId, RESOURCES_PER_TABLE};
 
 /// Packs named by one index file: a writer writes an index file after this many packs
-/// (~16 MiB of packs), so that it never holds the entries of a whole checkpoint.
-const PACKS_PER_INDEX: usize = 4;
+/// (~8 MiB of packs, some 60 000 small objects), so that it never holds the entries of a
+/// whole checkpoint.
+const PACKS_PER_INDEX: usize = 2;
 
 /// Whether a table ends after the record with this key: key-defined boundaries (see
 /// `ResourceTable` in `proto/bank.proto`), so that a changed record rewrites only its own
@@ -146,9 +147,13 @@ struct PackState {
     buf: Vec<u8>,
     entries: Vec<pb::IndexEntry>,
     target: usize,
-    /// One compression context for the whole checkpoint (creating one per object costs
+    /// One compression context for the whole checkpoint (creating one per frame costs
     /// more than compressing a pod).
-    compressor: Option<zstd::bulk::Compressor<'static>>,
+    compressor: zstd::bulk::Compressor<'static>,
+    /// Small objects waiting to share a frame: their plain bytes back to back...
+    group: Vec<u8>,
+    /// ...and each one's id, start in `group` and length.
+    members: Vec<(ObjectId, u32, u32)>,
 }
 
 impl std::fmt::Debug for PackState {
@@ -156,6 +161,7 @@ impl std::fmt::Debug for PackState {
         f.debug_struct("PackState")
             .field("buffered", &self.buf.len())
             .field("entries", &self.entries.len())
+            .field("grouped", &self.members.len())
             .finish_non_exhaustive()
     }
 }
@@ -168,31 +174,98 @@ struct SealedPack {
     entry: pb::IndexPack,
 }
 
+/// What compressing a batch gave: compressed bytes added, and the packs that filled up.
+type Compressed = (u64, Vec<SealedPack>);
+
 impl PackState {
-    /// Compresses new objects into the pack; returns the compressed bytes added and the
-    /// packs that filled up.
-    fn compress(&mut self, objects: Vec<(ObjectId, Bytes)>) -> (u64, Vec<SealedPack>) {
-        let mut sealed = Vec::new();
-        let mut new_bytes = 0;
+    fn new(target: usize) -> Result<Self, BankError> {
+        Ok(Self {
+            buf: Vec::with_capacity(target + (256 << 10)),
+            entries: Vec::new(),
+            target,
+            compressor: zstd::bulk::Compressor::new(format::ZSTD_LEVEL)
+                .map_err(|e| BankError::Task(format!("cannot start zstd: {e}")))?,
+            group: Vec::with_capacity(format::FRAME_TARGET),
+            members: Vec::new(),
+        })
+    }
+
+    /// Compresses new objects into the pack: small ones gather into shared frames (see
+    /// [`format::FRAME_TARGET`]), a large one gets a frame of its own. Objects still waiting
+    /// for their frame go out with the next batch or at [`PackState::finish`].
+    fn compress(&mut self, objects: Vec<(ObjectId, Bytes)>) -> Result<Compressed, BankError> {
+        let mut out = (0, Vec::new());
         for (id, plain) in objects {
-            let frame = match self.compressor.as_mut() {
-                Some(c) => c.compress(&plain),
-                None => zstd::bulk::compress(&plain, format::ZSTD_LEVEL),
+            let len = u32::try_from(plain.len())
+                .map_err(|_| BankError::Task(format!("object {id} is larger than 4 GiB")))?;
+            if plain.len() >= format::FRAME_TARGET {
+                self.frame_group(&mut out)?;
+                self.frame(&plain, &[(id, 0, len)], &mut out)?;
+                continue;
             }
-            .unwrap_or_default();
-            new_bytes += frame.len() as u64;
+            if self.group.len() + plain.len() > format::FRAME_TARGET {
+                self.frame_group(&mut out)?;
+            }
+            let start = u32::try_from(self.group.len()).unwrap_or(u32::MAX);
+            self.members.push((id, start, len));
+            self.group.extend_from_slice(&plain);
+        }
+        Ok(out)
+    }
+
+    /// Puts the waiting objects into a frame, and seals the last pack.
+    fn finish(&mut self) -> Result<Compressed, BankError> {
+        let mut out = (0, Vec::new());
+        self.frame_group(&mut out)?;
+        out.1.extend(self.seal());
+        Ok(out)
+    }
+
+    fn frame_group(&mut self, out: &mut Compressed) -> Result<(), BankError> {
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.group);
+        let members = std::mem::take(&mut self.members);
+        let framed = self.frame(&group, &members, out);
+        // The buffers are kept for the next group.
+        self.group = group;
+        self.group.clear();
+        self.members = members;
+        self.members.clear();
+        framed
+    }
+
+    /// Compresses `plain` (the objects `members`: id, start, length) into one frame of the
+    /// pack, and seals the pack if it is full.
+    fn frame(
+        &mut self,
+        plain: &[u8],
+        members: &[(ObjectId, u32, u32)],
+        out: &mut Compressed,
+    ) -> Result<(), BankError> {
+        let frame = self
+            .compressor
+            .compress(plain)
+            .map_err(|e| BankError::Task(format!("zstd failed on {} bytes: {e}", plain.len())))?;
+        let length = u32::try_from(frame.len())
+            .map_err(|_| BankError::Task("a compressed frame is larger than 4 GiB".into()))?;
+        let offset = self.buf.len() as u64;
+        for &(id, start, plain_length) in members {
             self.entries.push(pb::IndexEntry {
                 id: id.to_bytes(),
-                offset: self.buf.len() as u64,
-                length: u32::try_from(frame.len()).unwrap_or(u32::MAX),
-                plain_length: u32::try_from(plain.len()).unwrap_or(u32::MAX),
+                offset,
+                length,
+                plain_length,
+                offset_in_frame: start,
             });
-            self.buf.extend_from_slice(&frame);
-            if self.buf.len() >= self.target {
-                sealed.extend(self.seal());
-            }
         }
-        (new_bytes, sealed)
+        self.buf.extend_from_slice(&frame);
+        out.0 += frame.len() as u64;
+        if self.buf.len() >= self.target {
+            out.1.extend(self.seal());
+        }
+        Ok(())
     }
 
     fn seal(&mut self) -> Option<SealedPack> {
@@ -222,7 +295,7 @@ pub struct CheckpointWriter {
     state: Option<PackState>,
     /// Compression of the previous batch, running on the blocking pool while the caller
     /// reads and decodes the next one.
-    pending: Option<tokio::task::JoinHandle<(PackState, u64, Vec<SealedPack>)>>,
+    pending: Option<tokio::task::JoinHandle<(PackState, Result<Compressed, BankError>)>>,
     /// New objects not yet named by an index file (the bank's index covers the others).
     seen: HashSet<ObjectId>,
     /// Packs put since the last index file.
@@ -252,6 +325,7 @@ impl Bank {
             options.lock_wait,
         )
         .await?;
+        self.upgrade_format().await?;
         // The index may have grown since the bank was opened (another writer).
         self.reload_index().await?;
         let checkpoint = pb::Checkpoint {
@@ -272,12 +346,7 @@ impl Bank {
         Ok(CheckpointWriter {
             pending: None,
             seen: HashSet::new(),
-            state: Some(PackState {
-                buf: Vec::with_capacity(target + (256 << 10)),
-                entries: Vec::new(),
-                target,
-                compressor: zstd::bulk::Compressor::new(format::ZSTD_LEVEL).ok(),
-            }),
+            state: Some(PackState::new(target)?),
             bank: self.clone(),
             lock: Some(lock),
             written: Vec::new(),
@@ -359,8 +428,8 @@ impl CheckpointWriter {
             .take()
             .ok_or_else(|| BankError::Task("a previous write of this checkpoint failed".into()))?;
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            let (bytes, sealed) = state.compress(new);
-            (state, bytes, sealed)
+            let compressed = state.compress(new);
+            (state, compressed)
         }));
         Ok(ids)
     }
@@ -370,8 +439,15 @@ impl CheckpointWriter {
         let Some(handle) = self.pending.take() else {
             return Ok(());
         };
-        let (state, bytes, sealed) = handle.await.map_err(|e| BankError::Task(e.to_string()))?;
+        let (state, compressed) = handle.await.map_err(|e| BankError::Task(e.to_string()))?;
+        // After a failed compression the writer holds no state: it cannot go on.
+        let compressed = compressed?;
         self.state = Some(state);
+        self.put_compressed(compressed).await
+    }
+
+    /// Counts what was compressed and puts the packs that filled up.
+    async fn put_compressed(&mut self, (bytes, sealed): Compressed) -> Result<(), BankError> {
         self.checkpoint
             .stats
             .get_or_insert_with(Default::default)
@@ -475,8 +551,9 @@ impl CheckpointWriter {
         self.volumes.close();
         self.store_tables().await?;
         self.finish_pending().await?;
-        if let Some(pack) = self.state.as_mut().and_then(PackState::seal) {
-            self.put_pack(pack).await?;
+        if let Some(state) = self.state.as_mut() {
+            let compressed = state.finish()?;
+            self.put_compressed(compressed).await?;
         }
         self.write_index().await?;
         let cp = &mut self.checkpoint;

@@ -250,6 +250,194 @@ async fn volume_records_outside_the_manifest_read_back_and_live_as_long_as_it() 
 }
 
 #[tokio::test]
+async fn small_objects_share_frames_and_large_ones_have_their_own() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bank = open(dir.path(), None).await?;
+    // Pods of 2 KiB, and every 50th one of 200 KiB (larger than a shared frame).
+    let objects: Vec<Bytes> = (0..600)
+        .map(|i| {
+            if i % 50 == 0 {
+                Bytes::from(format!("{}{}", base_object(i, 1), "x".repeat(200 << 10)))
+            } else {
+                object(i, 1)
+            }
+        })
+        .collect();
+    let cp = write_checkpoint(&bank, "mixed", objects.clone()).await?;
+    let bank = open(dir.path(), None).await?;
+    let index = bank.index().await;
+    let resources = bank.resources(&cp).await?;
+    let mut frames = std::collections::BTreeMap::new();
+    for (r, expected) in resources.iter().zip(&objects) {
+        let id = ObjectId::from_slice(&r.object_id).ok_or_else(|| anyhow::anyhow!("bad id"))?;
+        assert_eq!(bank.read_object(&id, &cp.id).await?, *expected);
+        let loc = index
+            .get(&id)
+            .ok_or_else(|| anyhow::anyhow!("not indexed"))?;
+        frames
+            .entry((loc.pack.clone(), loc.offset))
+            .or_insert_with(Vec::new)
+            .push(expected.len());
+    }
+    for sizes in frames.values() {
+        if sizes.iter().any(|&n| n >= 200 << 10) {
+            assert_eq!(sizes.len(), 1, "a large object is alone in its frame");
+        } else {
+            assert!(sizes.iter().sum::<usize>() <= 64 << 10, "{sizes:?}");
+        }
+    }
+    assert!(
+        frames.len() < 600 / 10,
+        "small objects share frames: {} frames for 600 objects",
+        frames.len()
+    );
+    let report = bank.verify(None).await?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.objects, index.len());
+    Ok(())
+}
+
+/// Writes, by hand, a bank as podbank wrote it in format 1: one zstd frame per object.
+/// Returns the checkpoint's objects.
+async fn write_format_1_bank(dir: &Path) -> anyhow::Result<(CheckpointId, Vec<Bytes>)> {
+    use prost::Message;
+    let backend = LocalBackend::new(dir)?;
+    let config = pb::BankConfig {
+        version: 1,
+        bank_id: "0123456789abcdef0123456789abcdef".into(),
+        created_unix_ms: 1,
+        encrypted: false,
+        key_check: Default::default(),
+        pack_target_bytes: 4 << 20,
+    };
+    backend
+        .put(Kind::Config, "config", Bytes::from(config.encode_to_vec()))
+        .await?;
+    let objects: Vec<Bytes> = (0..20).map(|i| object(i, 1)).collect();
+    let table = pb::ResourceTable {
+        resources: objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| pb::Resource {
+                r#type: "OS::Kubernetes::Pod".into(),
+                key: format!("/registry/pods/ns/pod-{i}"),
+                object_id: ObjectId::of(o).to_bytes(),
+                size: o.len() as u64,
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let table = Bytes::from(table.encode_to_vec());
+    let mut pack = Vec::new();
+    let mut entries = Vec::new();
+    for plain in objects.iter().chain([&table]) {
+        let frame = zstd::bulk::compress(plain, 1)?;
+        entries.push(pb::IndexEntry {
+            id: ObjectId::of(plain).to_bytes(),
+            offset: pack.len() as u64,
+            length: u32::try_from(frame.len())?,
+            plain_length: u32::try_from(plain.len())?,
+            offset_in_frame: 0,
+        });
+        pack.extend_from_slice(&frame);
+    }
+    let pack_name = ObjectId::of(&pack).to_hex();
+    let index = podbank::bank::format::encode(&pb::IndexFile {
+        packs: vec![pb::IndexPack {
+            pack: pack_name.clone(),
+            size: pack.len() as u64,
+            entries,
+        }],
+        supersedes: vec![],
+    });
+    backend
+        .put(Kind::Pack, &pack_name, Bytes::from(pack))
+        .await?;
+    backend
+        .put(Kind::Index, &ObjectId::of(&index).to_hex(), index)
+        .await?;
+    let id: CheckpointId = "20260101T000000Z-0a0b0c0d"
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let manifest = pb::Checkpoint {
+        id: id.to_string(),
+        status: pb::CheckpointStatus::Available as i32,
+        backup_name: "old".into(),
+        created_unix_ms: 2,
+        resource_tables: vec![ObjectId::of(&table).to_bytes()],
+        resource_count: 20,
+        ..Default::default()
+    };
+    backend
+        .put(
+            Kind::Checkpoint,
+            id.as_str(),
+            podbank::bank::format::encode(&manifest),
+        )
+        .await?;
+    Ok((id, objects))
+}
+
+async fn config_version(dir: &Path) -> anyhow::Result<u32> {
+    use prost::Message;
+    let data = LocalBackend::new(dir)?.get(Kind::Config, "config").await?;
+    Ok(pb::BankConfig::decode(data.as_ref())?.version)
+}
+
+#[tokio::test]
+async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (id, objects) = write_format_1_bank(dir.path()).await?;
+    let bank = open(dir.path(), None).await?;
+    let cp = bank.checkpoint(&id).await?;
+    let resources = bank.resources(&cp).await?;
+    assert_eq!(resources.len(), 20);
+    for (r, expected) in resources.iter().zip(&objects) {
+        let oid = ObjectId::from_slice(&r.object_id).ok_or_else(|| anyhow::anyhow!("bad id"))?;
+        assert_eq!(bank.read_object(&oid, &cp.id).await?, *expected);
+    }
+    assert!(bank.verify(None).await?.is_clean());
+    assert_eq!(
+        config_version(dir.path()).await?,
+        1,
+        "reading changes nothing"
+    );
+
+    // A new checkpoint (format 2 frames) upgrades the config; both read back.
+    let mut more = objects.clone();
+    more.extend((20..40).map(|i| object(i, 1)));
+    let cp2 = write_checkpoint(&bank, "new", more).await?;
+    assert_eq!(config_version(dir.path()).await?, 2);
+    assert_eq!(stats(&cp2).objects_new, 20, "the old objects dedup");
+    let bank = open(dir.path(), None).await?;
+    let report = bank.verify(None).await?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.checkpoints, 2);
+
+    // A format this podbank does not know is refused, naming the versions.
+    use prost::Message;
+    let config = pb::BankConfig {
+        version: 3,
+        ..pb::BankConfig::decode(
+            LocalBackend::new(dir.path())?
+                .get(Kind::Config, "config")
+                .await?
+                .as_ref(),
+        )?
+    };
+    LocalBackend::new(dir.path())?
+        .put(Kind::Config, "config", Bytes::from(config.encode_to_vec()))
+        .await?;
+    let err = open(dir.path(), None).await.err().map(|e| e.to_string());
+    let err = err.unwrap_or_default();
+    assert!(
+        err.contains("version 3 is not supported") && err.contains("versions 1 to 2"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn corruption_is_named_by_verify_and_reads_fail_clearly() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let bank = open(dir.path(), None).await?;
