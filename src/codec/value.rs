@@ -17,6 +17,7 @@
 use std::fmt;
 use std::ops::Range;
 
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::encryption::EncryptionConfig;
@@ -67,7 +68,7 @@ impl fmt::Display for Encoding {
 pub struct StoredObject {
     key: String,
     encoding: Encoding,
-    plain: Vec<u8>,
+    plain: Bytes,
     api_version: String,
     kind: String,
     object: Range<usize>,
@@ -90,9 +91,14 @@ impl StoredObject {
         &self.plain
     }
 
+    /// The plaintext value, shared (no copy).
+    pub fn plain_bytes(&self) -> Bytes {
+        self.plain.clone()
+    }
+
     /// The plaintext value, by value.
     pub fn into_plain(self) -> Vec<u8> {
-        self.plain
+        self.plain.into()
     }
 
     /// `apiVersion` from the envelope's `typeMeta` (or the JSON document); may be empty
@@ -227,7 +233,7 @@ pub fn parse_plain(key_for_errors: &str, plain: Vec<u8>) -> Result<StoredObject,
             api_version: env.api_version,
             kind: env.kind,
             object: env.raw,
-            plain,
+            plain: Bytes::from(plain),
         });
     }
     if plain.first() == Some(&b'{') {
@@ -251,7 +257,7 @@ pub fn parse_plain(key_for_errors: &str, plain: Vec<u8>) -> Result<StoredObject,
             api_version: meta.api_version.unwrap_or_default(),
             kind: meta.kind.unwrap_or_default(),
             object: 0..len,
-            plain,
+            plain: Bytes::from(plain),
         });
     }
     Err(unknown_format(&key, &plain))

@@ -231,7 +231,7 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
                 mod_revision: kv.mod_revision,
                 object: self
                     .decoder
-                    .decode(&kv.key, &kv.value)
+                    .decode_owned(&kv.key, kv.value)
                     .map_err(|e| e.to_string()),
             })
             .collect();

@@ -192,10 +192,7 @@ impl ObjectHandler for BankHandler<'_> {
     }
 
     async fn objects(&mut self, objects: Vec<SelectedObject<'_>>) -> Result<(), ProtectionError> {
-        let plains: Vec<Bytes> = objects
-            .iter()
-            .map(|o| Bytes::copy_from_slice(o.object.plain()))
-            .collect();
+        let plains: Vec<Bytes> = objects.iter().map(|o| o.object.plain_bytes()).collect();
         let ids = self.writer.add_objects(plains).await?;
         for (o, id) in objects.iter().zip(ids) {
             self.writer.add_resource(pb::Resource {
