@@ -18,7 +18,8 @@ pub struct EtcdConfig {
     pub key_file: Option<PathBuf>,
     /// kube-apiserver's `--etcd-prefix`.
     pub prefix: String,
-    /// Keys per range request of a scan.
+    /// Most keys per range request of a scan (pages are sized by bytes within it; see
+    /// [`super::ScanOptions`]).
     pub page_size: usize,
     /// Time allowed to establish a connection.
     #[serde(with = "secs")]
@@ -36,7 +37,7 @@ impl Default for EtcdConfig {
             cert_file: None,
             key_file: None,
             prefix: "/registry".into(),
-            page_size: 1000,
+            page_size: super::scan::DEFAULT_PAGE_SIZE,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
         }

@@ -240,6 +240,79 @@ async fn compaction_on_every_pass_gives_up_with_a_clear_error() {
     );
 }
 
+/// Records the size of each page.
+#[derive(Default)]
+struct PageSizes {
+    keys: Vec<usize>,
+    last: Option<Vec<u8>>,
+    out_of_order: usize,
+}
+
+#[async_trait]
+impl ScanSink for PageSizes {
+    type Error = EtcdError;
+    async fn page(&mut self, _prefix: usize, page: Vec<KeyValue>) -> Result<(), EtcdError> {
+        self.keys.push(page.len());
+        for kv in page {
+            if self.last.as_ref().is_some_and(|l| *l >= kv.key) {
+                self.out_of_order += 1;
+            }
+            self.last = Some(kv.key);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_sized_by_bytes_within_the_key_limit() {
+    let server = TestEtcd::start();
+    let etcd = server.connect().await;
+    let mut kv = etcd.client().kv_client();
+    // 300 pods of 64 KiB, and 400 volumes of 1 KiB.
+    for i in 0..300 {
+        kv.put(
+            format!("/registry/pods/a/p-{i:03}"),
+            vec![b'x'; 64 << 10],
+            None,
+        )
+        .await
+        .expect("put");
+    }
+    for i in 0..400 {
+        kv.put(
+            format!("/registry/persistentvolumes/v-{i:03}"),
+            vec![b'y'; 1024],
+            None,
+        )
+        .await
+        .expect("put");
+    }
+    let options = ScanOptions {
+        page_size: 150,
+        page_bytes: 1 << 20,
+        ..ScanOptions::default()
+    };
+    let mut sink = PageSizes::default();
+    let prefixes = [
+        b"/registry/persistentvolumes/".to_vec(),
+        b"/registry/pods/".to_vec(),
+    ];
+    let summary = etcd
+        .scan(&prefixes, &options, &mut sink)
+        .await
+        .expect("scan");
+    assert_eq!(summary.keys, 700);
+    assert_eq!(sink.keys.iter().sum::<usize>(), 700);
+    assert_eq!(sink.out_of_order, 0, "every key once, in order");
+    assert_eq!(summary.requests as usize, sink.keys.len());
+    // Small values: pages of the key limit. Large ones: the first page of the prefix asks
+    // before any size is known (150 keys); after it, pages of ~1 MiB, 16 values.
+    assert_eq!(
+        sink.keys,
+        [150, 150, 100, 150, 16, 16, 16, 16, 16, 16, 16, 16, 16, 6]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_of_one_and_a_half_mebibytes_passes() {
     let server = TestEtcd::start();
