@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use podbank::bank::backend::{Backend, BackendError, Kind, LocalBackend, ObjectInfo};
 use podbank::bank::{
-    pb, Bank, BankError, BankKey, CheckpointDraft, CheckpointId, ObjectId, OpenOptions,
-    WriterOptions,
+    pb, Bank, BankError, BankKey, CheckpointDraft, CheckpointId, CheckpointWriter, ObjectId,
+    OpenOptions, WriterOptions,
 };
 
 /// A pod-like object of about 2 KiB: shared structure, per-object and per-version bytes.
@@ -53,21 +53,21 @@ async fn open(dir: &Path, key: Option<BankKey>) -> Result<Arc<Bank>, BankError> 
     .await
 }
 
-async fn write_checkpoint(
-    bank: &Arc<Bank>,
-    name: &str,
-    objects: Vec<Bytes>,
-) -> Result<pb::Checkpoint, BankError> {
-    let mut writer = bank
-        .begin_checkpoint(
-            CheckpointDraft {
-                backup_name: name.to_string(),
-                description: "test".into(),
-                ..Default::default()
-            },
-            WriterOptions::default(),
-        )
-        .await?;
+/// Starts a checkpoint named `name`.
+async fn begin(bank: &Arc<Bank>, name: &str) -> Result<CheckpointWriter, BankError> {
+    bank.begin_checkpoint(
+        CheckpointDraft {
+            backup_name: name.to_string(),
+            description: "test".into(),
+            ..Default::default()
+        },
+        WriterOptions::default(),
+    )
+    .await
+}
+
+/// Stores `objects` as the pods `ns/pod-<i>`.
+async fn add_pods(writer: &mut CheckpointWriter, objects: &[Bytes]) -> Result<(), BankError> {
     for (c, chunk) in objects.chunks(1000).enumerate() {
         let ids = writer.add_objects(chunk.to_vec()).await?;
         for (j, (id, data)) in ids.iter().zip(chunk).enumerate() {
@@ -82,6 +82,16 @@ async fn write_checkpoint(
             });
         }
     }
+    Ok(())
+}
+
+async fn write_checkpoint(
+    bank: &Arc<Bank>,
+    name: &str,
+    objects: Vec<Bytes>,
+) -> Result<pb::Checkpoint, BankError> {
+    let mut writer = begin(bank, name).await?;
+    add_pods(&mut writer, &objects).await?;
     writer
         .commit(pb::CheckpointStatus::Available, String::new())
         .await
@@ -152,26 +162,8 @@ async fn write_with_volume_records(
     name: &str,
     others: &[pb::Volume],
 ) -> Result<pb::Checkpoint, BankError> {
-    let mut writer = bank
-        .begin_checkpoint(
-            CheckpointDraft {
-                backup_name: name.to_string(),
-                description: "test".into(),
-                ..Default::default()
-            },
-            WriterOptions::default(),
-        )
-        .await?;
-    let pod = object(0, 1);
-    let ids = writer.add_objects(vec![pod.clone()]).await?;
-    writer.add_resource(pb::Resource {
-        r#type: "OS::Kubernetes::Pod".into(),
-        name: "pod-0".into(),
-        key: "/registry/pods/ns/pod-0".into(),
-        object_id: ids[0].to_bytes(),
-        size: pod.len() as u64,
-        ..Default::default()
-    });
+    let mut writer = begin(bank, name).await?;
+    add_pods(&mut writer, &[object(0, 1)]).await?;
     writer.checkpoint_mut().volumes = vec![pb::Volume {
         volume_id: "0b5e3f1e-cinder-volume".into(),
         status: pb::VolumeStatus::VolumeNotProtected as i32,

@@ -91,12 +91,7 @@ async fn every_pod_volume_is_recorded_as_dependents_resolve_it() {
 
     // What the checkpoint records.
     let dir = tempfile::tempdir().expect("tempdir");
-    let podbank = Podbank {
-        etcd: etcd.url.clone(),
-        bank: dir.path().join("bank"),
-        clouds: dir.path().join("no-clouds.yaml"),
-        cloud: "none".into(),
-    };
+    let podbank = Podbank::without_cinder(&etcd.url, dir.path());
     podbank
         .ok(&[
             "protect",

@@ -608,12 +608,7 @@ async fn unknown_checkpoint_and_invalid_restore_name_are_clear_errors_that_creat
     )
     .await
     .expect("seed");
-    let podbank = Podbank {
-        etcd: etcd.url.clone(),
-        bank: dir.path().join("bank"),
-        clouds: dir.path().join("no-clouds.yaml"),
-        cloud: "none".into(),
-    };
+    let podbank = Podbank::without_cinder(&etcd.url, dir.path());
     podbank
         .ok(&[
             "protect",

@@ -251,6 +251,17 @@ pub struct Podbank {
 }
 
 impl Podbank {
+    /// podbank against `etcd_url` and a bank in `dir`, with no Cinder to reach (for
+    /// `--no-volume-backups` and what fails before Cinder).
+    pub fn without_cinder(etcd_url: &str, dir: &Path) -> Podbank {
+        Podbank {
+            etcd: etcd_url.to_string(),
+            bank: dir.join("bank"),
+            clouds: dir.join("no-clouds.yaml"),
+            cloud: "none".into(),
+        }
+    }
+
     /// Run `podbank <args>` (asynchronously: the test's own servers keep answering).
     pub async fn run(&self, args: &[&str]) -> Run {
         let out = self.command(args).output().await.expect("run podbank");
