@@ -138,6 +138,13 @@ pub trait ObjectHandler: Send {
         Some(pod)
     }
 
+    /// Every claim has been read; the persistent volumes come next. A handler that takes
+    /// [`Catalog::claim_step`] for its uses now may [`Catalog::forget_claims`]. The default
+    /// does nothing.
+    fn claims_read(&mut self, catalog: &mut Catalog) {
+        let _ = catalog;
+    }
+
     /// The scan restarted at `revision`: forget everything handed over before.
     async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {
         let _ = revision;
@@ -189,6 +196,8 @@ struct InventorySink<'a, H: ObjectHandler> {
     pods: Vec<PodEntry>,
     /// Pods selected: those kept, and those the handler took.
     pod_count: usize,
+    /// Whether the handler was told that every claim is read.
+    claims_read: bool,
     /// Pod keys already taken, when exact pods are selected: their prefixes can overlap
     /// (`web` and `web-1`). Other selections read each key once.
     pod_keys: Option<HashSet<String>>,
@@ -210,6 +219,7 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
         self.revision = revision;
         self.pods.clear();
         self.pod_count = 0;
+        self.claims_read = false;
         if let Some(keys) = self.pod_keys.as_mut() {
             keys.clear();
         }
@@ -224,6 +234,11 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
         page: Vec<KeyValue>,
     ) -> Result<(), ProtectionError> {
         let kind = self.kinds[prefix_index];
+        if kind == ResourceKind::PersistentVolume && !self.claims_read {
+            // Prefixes come pods, then claims, then volumes: the claims are all read.
+            self.claims_read = true;
+            self.handler.claims_read(&mut self.catalog);
+        }
         let decoded: Vec<Decoded> = page
             .into_iter()
             .map(|kv| Decoded {
@@ -350,6 +365,7 @@ pub async fn read_inventory<H: ObjectHandler>(
         revision: Revision(0),
         pods: Vec::new(),
         pod_count: 0,
+        claims_read: false,
         pod_keys: (!selection.pods.is_empty()).then(HashSet::new),
         catalog: Catalog::default(),
         problems: Vec::new(),

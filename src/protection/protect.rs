@@ -26,7 +26,9 @@ use super::ProtectionError;
 use crate::bank::{pb, Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
 use crate::codec::{Decoder, Encoding, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
-use crate::resources::{Catalog, Dependent, DependentStatus, VolumeSourceKind, POD_TYPE};
+use crate::resources::{
+    Catalog, ClaimStep, Dependent, DependentStatus, VolumeSourceKind, POD_TYPE,
+};
 
 /// Karbor-style resource type of a persistent volume claim.
 pub const CLAIM_TYPE: &str = "OS::Kubernetes::PersistentVolumeClaim";
@@ -77,6 +79,8 @@ struct ClaimUse {
     pod_volume: String,
     /// The claim, in the pod's namespace.
     claim: String,
+    /// The persistent volume the claim is bound to, once claims are read.
+    volume: Option<String>,
     /// A generic ephemeral volume's claim.
     ephemeral: bool,
 }
@@ -144,13 +148,33 @@ impl VolumeRecords {
         out
     }
 
+    /// Every claim is read: each use learns its claim's volume, or is recorded now if the
+    /// claim settles it (not found, not bound). Then the claims need not be kept.
+    fn claims_read(&mut self, writer: &mut CheckpointWriter, catalog: &Catalog) {
+        let mut waiting = Vec::with_capacity(self.claim_uses.len());
+        for mut u in std::mem::take(&mut self.claim_uses) {
+            let namespace = u.pod.split_once('/').map_or("", |(ns, _)| ns);
+            match catalog.claim_step(namespace, &u.pod_volume, &u.claim) {
+                ClaimStep::BoundTo(pv) => {
+                    u.volume = Some(pv);
+                    waiting.push(u);
+                }
+                ClaimStep::Resolved(dep) => self.add(writer, &u.pod, dep, u.ephemeral),
+            }
+        }
+        self.claim_uses = waiting;
+    }
+
     /// Resolves the volumes that wait for claims, against what the read found.
     fn resolve_claims(&mut self, writer: &mut CheckpointWriter, catalog: &Catalog) {
         // At most one Cinder record per use: no doubling of the records while they grow.
         self.cinder.reserve_exact(self.claim_uses.len());
         for u in std::mem::take(&mut self.claim_uses) {
             let namespace = u.pod.split_once('/').map_or("", |(ns, _)| ns);
-            let dep = catalog.through_claim(namespace, &u.pod_volume, &u.claim);
+            let dep = match &u.volume {
+                Some(pv) => catalog.through_volume(&u.pod_volume, &u.claim, pv),
+                None => catalog.through_claim(namespace, &u.pod_volume, &u.claim),
+            };
             self.add(writer, &u.pod, dep, u.ephemeral);
         }
     }
@@ -177,11 +201,17 @@ impl ObjectHandler for BankHandler<'_> {
                     pod: name.clone(),
                     pod_volume: v.name,
                     claim,
+                    volume: None,
                     ephemeral,
                 }),
             }
         }
         None
+    }
+
+    fn claims_read(&mut self, catalog: &mut Catalog) {
+        self.volumes.claims_read(self.writer, catalog);
+        catalog.forget_claims();
     }
 
     async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {

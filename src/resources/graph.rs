@@ -112,6 +112,15 @@ impl Dependent {
     }
 }
 
+/// The first step of resolving a pod volume through its claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimStep {
+    /// The claim settles it (not found, or not bound).
+    Resolved(Dependent),
+    /// The claim is bound to this persistent volume.
+    BoundTo(String),
+}
+
 /// What resolving a pod volume needs of a claim.
 #[derive(Debug, Clone)]
 enum ClaimLink {
@@ -138,8 +147,9 @@ struct VolumeLink {
 pub struct Catalog {
     /// Claims used by the selection, by `(namespace, name)`; `None` until read.
     claims: HashMap<(String, String), Option<ClaimLink>>,
-    /// Volumes bound to those claims, by name; `None` until read.
-    volumes: HashMap<String, Option<VolumeLink>>,
+    /// Volumes bound to those claims, by name; `None` until read. Boxed: the map is made
+    /// when the claims are read, before any volume, and its slots stay small until then.
+    volumes: HashMap<String, Option<Box<VolumeLink>>>,
 }
 
 impl Catalog {
@@ -178,10 +188,10 @@ impl Catalog {
         let Some(slot) = self.volumes.get_mut(&volume.name) else {
             return false;
         };
-        *slot = Some(VolumeLink {
+        *slot = Some(Box::new(VolumeLink {
             source: volume.source,
             capacity: volume.capacity,
-        });
+        }));
         true
     }
 
@@ -201,35 +211,46 @@ impl Catalog {
 
     /// Resolve the pod volume `pod_volume` that uses the claim `namespace/claim_name`.
     pub fn through_claim(&self, namespace: &str, pod_volume: &str, claim_name: &str) -> Dependent {
-        let with_claim = |mut d: Dependent| {
+        match self.claim_step(namespace, pod_volume, claim_name) {
+            ClaimStep::Resolved(dependent) => dependent,
+            ClaimStep::BoundTo(pv_name) => self.through_volume(pod_volume, claim_name, &pv_name),
+        }
+    }
+
+    /// The first step of [`Catalog::through_claim`]: what the claim says, once claims are
+    /// read. A reader that takes this step for all its uses may then
+    /// [`Catalog::forget_claims`] and finish with [`Catalog::through_volume`].
+    pub fn claim_step(&self, namespace: &str, pod_volume: &str, claim_name: &str) -> ClaimStep {
+        let not = |reason: String| {
+            let mut d = Dependent::not(pod_volume, reason);
+            d.claim = Some(claim_name.to_string());
+            ClaimStep::Resolved(d)
+        };
+        match self
+            .claims
+            .get(&(namespace.to_string(), claim_name.to_string()))
+            .and_then(Option::as_ref)
+        {
+            None => not(format!("PVC {claim_name} not found")),
+            Some(ClaimLink::Unbound(phase)) => {
+                let phase = phase.as_deref().unwrap_or("unknown");
+                not(format!(
+                    "PVC {claim_name} is not bound to a volume (phase {phase})"
+                ))
+            }
+            Some(ClaimLink::Bound(pv_name)) => ClaimStep::BoundTo(pv_name.clone()),
+        }
+    }
+
+    /// The second step of [`Catalog::through_claim`]: the pod volume `pod_volume` uses the
+    /// claim `claim_name`, bound to the persistent volume `pv_name`.
+    pub fn through_volume(&self, pod_volume: &str, claim_name: &str, pv_name: &str) -> Dependent {
+        let with_pv = |mut d: Dependent| {
+            d.persistent_volume = Some(pv_name.to_string());
             d.claim = Some(claim_name.to_string());
             d
         };
-        let claim = self
-            .claims
-            .get(&(namespace.to_string(), claim_name.to_string()))
-            .and_then(Option::as_ref);
-        let pv_name = match claim {
-            None => {
-                return with_claim(Dependent::not(
-                    pod_volume,
-                    format!("PVC {claim_name} not found"),
-                ))
-            }
-            Some(ClaimLink::Unbound(phase)) => {
-                let phase = phase.as_deref().unwrap_or("unknown");
-                return with_claim(Dependent::not(
-                    pod_volume,
-                    format!("PVC {claim_name} is not bound to a volume (phase {phase})"),
-                ));
-            }
-            Some(ClaimLink::Bound(pv_name)) => pv_name,
-        };
-        let with_pv = |mut d: Dependent| {
-            d.persistent_volume = Some(pv_name.clone());
-            with_claim(d)
-        };
-        let Some(pv) = self.volumes.get(pv_name).and_then(Option::as_ref) else {
+        let Some(pv) = self.volumes.get(pv_name).and_then(Option::as_deref) else {
             return with_pv(Dependent::not(
                 pod_volume,
                 format!("PV {pv_name} (bound to PVC {claim_name}) not found"),
@@ -269,5 +290,92 @@ impl Catalog {
                 format!("PV {pv_name} is not a Cinder volume ({source})"),
             )),
         }
+    }
+
+    /// Forgets the claims read (the volumes bound to them stay needed): for a reader that
+    /// has taken [`Catalog::claim_step`] for every use, so that the claims' memory is free
+    /// while the volumes stream past. [`Catalog::through_claim`] then finds no claim.
+    pub fn forget_claims(&mut self) {
+        self.claims = HashMap::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(name: &str, volume: Option<&str>, phase: Option<&str>) -> ClaimInfo {
+        ClaimInfo {
+            namespace: "ns".into(),
+            name: name.into(),
+            uid: String::new(),
+            volume_name: volume.map(str::to_string),
+            phase: phase.map(str::to_string),
+        }
+    }
+
+    fn cinder_pv(name: &str, id: &str) -> VolumeInfo {
+        VolumeInfo {
+            name: name.into(),
+            uid: String::new(),
+            source: PvSource::Csi {
+                driver: CINDER_CSI_DRIVER.into(),
+                volume_handle: id.into(),
+            },
+            capacity: Some("1Gi".into()),
+            claim: None,
+        }
+    }
+
+    #[test]
+    fn claims_resolve_in_two_steps_and_may_be_forgotten_between() {
+        let mut catalog = Catalog::default();
+        for c in ["bound", "pending", "missing"] {
+            catalog.need_claim("ns", c);
+        }
+        assert!(catalog.add_claim(claim("bound", Some("pv-1"), Some("Bound"))));
+        assert!(catalog.add_claim(claim("pending", None, Some("Pending"))));
+        assert!(!catalog.add_claim(claim("unused", Some("pv-9"), None)));
+        let whole = catalog.through_claim("ns", "data", "bound");
+
+        let bound = catalog.claim_step("ns", "data", "bound");
+        assert_eq!(bound, ClaimStep::BoundTo("pv-1".into()));
+        let ClaimStep::Resolved(pending) = catalog.claim_step("ns", "data", "pending") else {
+            panic!("an unbound claim settles its use");
+        };
+        assert_eq!(
+            pending.status,
+            DependentStatus::NotProtectable(
+                "PVC pending is not bound to a volume (phase Pending)".into()
+            )
+        );
+        assert_eq!(pending.claim.as_deref(), Some("pending"));
+        let ClaimStep::Resolved(missing) = catalog.claim_step("ns", "data", "missing") else {
+            panic!("a claim never read settles its use");
+        };
+        assert_eq!(
+            missing.status,
+            DependentStatus::NotProtectable("PVC missing not found".into())
+        );
+
+        catalog.forget_claims();
+        assert!(!catalog.needs_claim("ns", "bound"));
+        assert!(catalog.add_volume(cinder_pv("pv-1", "vol-1")));
+        assert!(
+            !catalog.add_volume(cinder_pv("pv-9", "vol-9")),
+            "no claim of ours"
+        );
+        let two_steps = catalog.through_volume("data", "bound", "pv-1");
+        assert_eq!(two_steps.volume_id.as_deref(), Some("vol-1"));
+        assert_eq!(two_steps.claim.as_deref(), Some("bound"));
+        assert_eq!(two_steps.persistent_volume.as_deref(), Some("pv-1"));
+        assert_eq!(two_steps.capacity.as_deref(), Some("1Gi"));
+        // The same as resolving in one step with the volume read: only the volume was
+        // missing then.
+        assert_eq!(whole.persistent_volume, two_steps.persistent_volume);
+        assert_eq!(
+            catalog.through_volume("data", "bound", "pv-2").status,
+            DependentStatus::NotProtectable("PV pv-2 (bound to PVC bound) not found".into())
+        );
     }
 }

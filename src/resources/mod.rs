@@ -11,7 +11,7 @@ mod objects;
 pub mod selector;
 mod slim;
 
-pub use graph::{Catalog, Dependent, DependentStatus, VolumeDriver};
+pub use graph::{Catalog, ClaimStep, Dependent, DependentStatus, VolumeDriver};
 pub use objects::{ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind};
 pub use selector::{FieldSelector, LabelSelector};
 
