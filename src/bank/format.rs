@@ -54,9 +54,21 @@ pub fn decode<M: Message + Default>(data: &[u8]) -> Result<M, String> {
 /// Decompresses one frame of a pack and returns the object at `offset_in_frame`, of
 /// `plain_length` bytes. The error says what is wrong with the frame.
 pub fn open_frame(frame: &[u8], offset_in_frame: u32, plain_length: u32) -> Result<Bytes, String> {
+    let end = usize::try_from(offset_in_frame)
+        .unwrap_or(usize::MAX)
+        .saturating_add(usize::try_from(plain_length).unwrap_or(usize::MAX));
+    let plain = decompress_frame(frame, end)?;
+    object_in_frame(&plain, offset_in_frame, plain_length)
+}
+
+/// The object at `offset_in_frame`, of `plain_length` bytes, in a decompressed frame.
+pub fn object_in_frame(
+    plain: &Bytes,
+    offset_in_frame: u32,
+    plain_length: u32,
+) -> Result<Bytes, String> {
     let start = usize::try_from(offset_in_frame).unwrap_or(usize::MAX);
     let end = start.saturating_add(usize::try_from(plain_length).unwrap_or(usize::MAX));
-    let plain = decompress_frame(frame, end)?;
     if end > plain.len() {
         return Err(format!(
             "the object ({plain_length} bytes at {offset_in_frame}) lies past the end of its \

@@ -279,17 +279,9 @@ impl Bank {
                 }
                 let result = match frame.as_ref().map(|(_, plain)| plain) {
                     Some(Ok(plain)) => {
-                        let start = usize::try_from(loc.offset_in_frame).unwrap_or(usize::MAX);
-                        let end = start.saturating_add(
-                            usize::try_from(loc.plain_length).unwrap_or(usize::MAX),
-                        );
-                        match plain.get(start..end) {
-                            Some(_) => checked(id, plain.slice(start..end)).map(|_| ()),
-                            None => Err(format!(
-                                "lies past the end of its frame ({} bytes)",
-                                plain.len()
-                            )),
-                        }
+                        format::object_in_frame(plain, loc.offset_in_frame, loc.plain_length)
+                            .and_then(|object| checked(id, object))
+                            .map(|_| ())
                     }
                     Some(Err(reason)) => Err(reason.clone()),
                     None => Err("no frame".into()),
@@ -396,9 +388,12 @@ impl Bank {
         // A pack stays if it holds a referenced object; the index entries it keeps are
         // those of its objects (each object's primary location).
         let mut keep: BTreeMap<Arc<str>, Vec<pb::IndexEntry>> = BTreeMap::new();
+        let mut needed: HashSet<Arc<str>> = HashSet::new();
         for (id, loc) in index.objects() {
-            let entry = keep.entry(loc.pack).or_default();
-            entry.push(pb::IndexEntry {
+            if refs.contains_key(id) {
+                needed.insert(loc.pack.clone());
+            }
+            keep.entry(loc.pack).or_default().push(pb::IndexEntry {
                 id: id.to_bytes(),
                 offset: loc.offset,
                 length: loc.length,
@@ -406,11 +401,7 @@ impl Bank {
                 offset_in_frame: loc.offset_in_frame,
             });
         }
-        keep.retain(|_, entries| {
-            entries
-                .iter()
-                .any(|e| ObjectId::from_slice(&e.id).is_some_and(|id| refs.contains_key(&id)))
-        });
+        keep.retain(|pack, _| needed.contains(pack));
         let mut remove = Vec::new();
         for pack in index.packs() {
             if !keep.contains_key(&pack.name) {
