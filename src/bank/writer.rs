@@ -8,6 +8,7 @@
 //! and [`CheckpointWriter::commit`] makes the checkpoint visible in one put. Dropping the
 //! writer without committing leaves no checkpoint: only packs that gc removes.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,14 +36,14 @@ fn ends_table(key: &[u8], len: usize) -> bool {
 /// A record kept in table objects outside the manifest.
 trait TableRecord: Sized {
     /// The key its table boundaries depend on.
-    fn table_key(&self) -> Vec<u8>;
+    fn table_key(&self) -> Cow<'_, [u8]>;
     /// One table of these records, encoded.
     fn encode_table(records: Vec<Self>) -> Bytes;
 }
 
 impl TableRecord for pb::Resource {
-    fn table_key(&self) -> Vec<u8> {
-        self.key.as_bytes().to_vec()
+    fn table_key(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.key.as_bytes())
     }
     fn encode_table(resources: Vec<Self>) -> Bytes {
         Bytes::from(pb::ResourceTable { resources }.encode_to_vec())
@@ -50,9 +51,9 @@ impl TableRecord for pb::Resource {
 }
 
 impl TableRecord for pb::Volume {
-    fn table_key(&self) -> Vec<u8> {
+    fn table_key(&self) -> Cow<'_, [u8]> {
         let pod = self.pods.first().map(String::as_str).unwrap_or_default();
-        format!("{pod}/{}", self.pod_volume).into_bytes()
+        Cow::Owned(format!("{pod}/{}", self.pod_volume).into_bytes())
     }
     fn encode_table(volumes: Vec<Self>) -> Bytes {
         Bytes::from(pb::VolumeTable { volumes }.encode_to_vec())
