@@ -70,6 +70,11 @@ struct BankHandler<'a> {
     volumes: VolumeRecords,
 }
 
+/// The namespace of a pod named `<namespace>/<name>`.
+fn namespace_of(pod: &str) -> &str {
+    pod.split_once('/').map_or("", |(ns, _)| ns)
+}
+
 /// A pod volume that uses a claim: resolved once claims and volumes are read.
 #[derive(Debug)]
 struct ClaimUse {
@@ -101,7 +106,7 @@ impl VolumeRecords {
     /// Records `dep`, a volume of `pod` (`<namespace>/<name>`): a Cinder volume joins its
     /// record; any other goes to the writer's volume tables.
     fn add(&mut self, writer: &mut CheckpointWriter, pod: &str, dep: Dependent, ephemeral: bool) {
-        let namespace = pod.split_once('/').map_or("", |(ns, _)| ns);
+        let namespace = namespace_of(pod);
         match (dep.status, dep.volume_id) {
             (DependentStatus::Protectable, Some(volume_id)) => self.cinder.push(pb::Volume {
                 volume_id,
@@ -153,7 +158,7 @@ impl VolumeRecords {
     fn claims_read(&mut self, writer: &mut CheckpointWriter, catalog: &Catalog) {
         let mut waiting = Vec::with_capacity(self.claim_uses.len());
         for mut u in std::mem::take(&mut self.claim_uses) {
-            let namespace = u.pod.split_once('/').map_or("", |(ns, _)| ns);
+            let namespace = namespace_of(&u.pod);
             match catalog.claim_step(namespace, &u.pod_volume, &u.claim) {
                 ClaimStep::BoundTo(pv) => {
                     u.volume = Some(pv);
@@ -170,7 +175,7 @@ impl VolumeRecords {
         // At most one Cinder record per use: no doubling of the records while they grow.
         self.cinder.reserve_exact(self.claim_uses.len());
         for u in std::mem::take(&mut self.claim_uses) {
-            let namespace = u.pod.split_once('/').map_or("", |(ns, _)| ns);
+            let namespace = namespace_of(&u.pod);
             let dep = match &u.volume {
                 Some(pv) => catalog.through_volume(&u.pod_volume, &u.claim, pv),
                 None => catalog.through_claim(namespace, &u.pod_volume, &u.claim),
