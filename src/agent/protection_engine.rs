@@ -412,7 +412,10 @@ impl Engine for ProtectionEngine {
     }
 
     async fn list_restores(&self) -> Result<Vec<RestoreSummary>, EngineError> {
-        let all = self.bank.restores().await.map_err(from_bank)?;
+        let (all, problems) = self.bank.restore_records().await.map_err(from_bank)?;
+        for p in problems {
+            tracing::warn!(subject = %p.subject, reason = %p.reason, "bank: unreadable restore record");
+        }
         Ok(all.iter().map(restore_summary).collect())
     }
 

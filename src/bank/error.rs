@@ -76,6 +76,18 @@ pub enum BankError {
         /// Who holds the lock, since when, for what.
         holder: String,
     },
+    /// This process could not renew its lock in time and stopped writing, before anyone
+    /// could take the bank over from it.
+    #[error("bank {location}: the lock could not be renewed within {ttl}s; stopped writing (is the bank reachable?)")]
+    LockLost {
+        /// The bank location.
+        location: String,
+        /// The lease length.
+        ttl: u64,
+    },
+    /// Stored bytes could not be encoded (a bug, or no memory).
+    #[error("bank: cannot encode a record: {0}")]
+    Encode(#[from] super::format::FormatError),
     /// A checkpoint is in a state that does not allow the operation.
     #[error("checkpoint {id}: {reason}")]
     InvalidState {

@@ -11,12 +11,18 @@
 //!   them, then the checkpoint's manifest. The manifest is one atomic put: until it exists
 //!   the checkpoint does not; afterwards everything it needs is there. Leftovers of a crash
 //!   (packs and indexes no manifest needs) are removed by [`Bank::gc`].
-//! * Every read re-hashes the plain bytes and fails with [`BankError::Corrupt`] on mismatch.
+//! * Every read re-hashes the plain bytes and fails with [`BankError::Corrupt`] on mismatch;
+//!   every record (manifest, index, restore, lock, config) carries a checksum of its own
+//!   ([`format`]), checked on every read.
+//! * A file that cannot be read never takes the whole bank down: what does not need it goes
+//!   on (with a warning naming it), `verify` reports it, and [`Bank::repair`] moves it into
+//!   `quarantine/` and rebuilds what the packs still say.
 //! * Writers and gc coordinate through lock objects ([`lock`]).
 
 pub mod backend;
 mod brief;
 mod error;
+mod file;
 pub mod format;
 mod id;
 pub mod index;
@@ -35,10 +41,11 @@ pub use backend::{Backend, BankKey, Kind};
 use brief::Manifest;
 pub use brief::{CheckpointBrief, VolumeBrief};
 pub use error::BankError;
+pub use file::{BankFile, DamagedFile};
 pub use format::pb;
 pub use id::{CheckpointId, ObjectId};
 pub use index::Index;
-pub use maintenance::{GcReport, Problem, Stats, VerifyReport};
+pub use maintenance::{GcReport, Problem, RepairReport, Stats, VerifyReport};
 pub use writer::{CheckpointDraft, CheckpointWriter, WriterOptions};
 
 use format::now_ms;
@@ -63,11 +70,21 @@ pub struct OpenOptions {
 /// An open bank.
 #[derive(Debug)]
 pub struct Bank {
+    /// The backend, with the encryption decorator if the bank is encrypted.
     backend: Arc<dyn Backend>,
+    /// The backend as it is, for moving unreadable files aside byte for byte.
+    raw: Arc<dyn Backend>,
     config: pb::BankConfig,
     /// Whether the config was rewritten in this podbank's format ([`Bank::upgrade_format`]).
     upgraded: std::sync::atomic::AtomicBool,
-    index: RwLock<Arc<Index>>,
+    index: RwLock<LoadedIndex>,
+}
+
+/// The index as last loaded, and the index files that could not be read.
+#[derive(Debug, Clone, Default)]
+struct LoadedIndex {
+    index: Arc<Index>,
+    damaged: Arc<Vec<DamagedFile>>,
 }
 
 impl Bank {
@@ -78,17 +95,16 @@ impl Bank {
         options: OpenOptions,
     ) -> Result<Arc<Self>, BankError> {
         let location = backend.location();
+        let raw = backend.clone();
         let config = match backend.get(Kind::Config, "config").await {
-            Ok(data) => {
-                pb::BankConfig::decode(data.as_ref()).map_err(|e| BankError::BadConfig {
-                    location: location.clone(),
-                    reason: format!("the config object is not a podbank bank config: {e}"),
-                })?
-            }
+            Ok(data) => format::decode_config(&data).map_err(|e| BankError::BadConfig {
+                location: location.clone(),
+                reason: format!("the config object is not a readable podbank bank config: {e}"),
+            })?,
             Err(backend::BackendError::NotFound { .. }) if options.create => {
                 let config = Self::new_config(&options);
                 backend
-                    .put(Kind::Config, "config", Bytes::from(config.encode_to_vec()))
+                    .put(Kind::Config, "config", format::encode_config(&config))
                     .await?;
                 config
             }
@@ -139,9 +155,10 @@ impl Bank {
         };
         let bank = Arc::new(Self {
             backend,
+            raw,
             config,
             upgraded: std::sync::atomic::AtomicBool::new(false),
-            index: RwLock::new(Arc::new(Index::default())),
+            index: RwLock::new(LoadedIndex::default()),
         });
         bank.reload_index().await?;
         Ok(bank)
@@ -161,6 +178,7 @@ impl Bank {
             created_unix_ms: now_ms(),
             pack_target_bytes: options.pack_target_bytes.unwrap_or(4 << 20),
             bank_id,
+            checksum: Bytes::new(),
         }
     }
 
@@ -181,7 +199,7 @@ impl Bank {
         };
         let written = self
             .backend
-            .put(Kind::Config, "config", Bytes::from(config.encode_to_vec()))
+            .put(Kind::Config, "config", format::encode_config(&config))
             .await;
         if written.is_err() {
             self.upgraded
@@ -207,11 +225,19 @@ impl Bank {
 
     /// The current index.
     pub async fn index(&self) -> Arc<Index> {
-        self.index.read().await.clone()
+        self.index.read().await.index.clone()
     }
 
-    /// Reloads every index file from the backend. Unreadable index files are an error: a
-    /// bank whose index cannot be read must not be written to or collected.
+    /// The index files that could not be read at the last load: their objects are missing
+    /// from [`Bank::index`] until `bank repair` rebuilds them from the packs.
+    pub async fn damaged_index_files(&self) -> Arc<Vec<DamagedFile>> {
+        self.index.read().await.damaged.clone()
+    }
+
+    /// Reloads every index file from the backend. An index file that cannot be read is
+    /// left out with a warning naming it (and kept in [`Bank::damaged_index_files`]): reads
+    /// and writes go on (a writer stores again what it names), while gc refuses to run
+    /// until `bank repair` has rebuilt it.
     pub async fn reload_index(&self) -> Result<(), BankError> {
         let names = self.backend.list(Kind::Index).await?;
         let backend = self.backend.clone();
@@ -227,33 +253,41 @@ impl Bank {
             .collect::<Vec<_>>()
             .await;
         let mut decoded = Vec::with_capacity(files.len());
+        let mut damaged = Vec::new();
         for (name, data) in files {
-            let file = match data {
-                Ok(data) => format::decode::<pb::IndexFile>(&data),
+            let reason = match data {
+                Ok(data) => match format::decode::<pb::IndexFile>(&data) {
+                    Ok(file) => {
+                        decoded.push((name, file));
+                        continue;
+                    }
+                    Err(e) => e.to_string(),
+                },
                 Err(backend::BackendError::NotFound { .. }) => continue, // removed by gc meanwhile
+                Err(e @ backend::BackendError::Io { .. }) if is_sealing_error(&e) => e.to_string(),
                 Err(e) => return Err(e.into()),
-            }
-            .map_err(|reason| BankError::Corrupt {
-                location: self.location(),
-                subject: format!("index {name}"),
+            };
+            let file = DamagedFile {
+                file: BankFile::new(Kind::Index, name),
                 reason,
-            })?;
-            decoded.push((name, file));
+            };
+            tracing::warn!(
+                "bank {}: {file}; its objects are left out (`podbank bank repair` rebuilds it from the packs)",
+                self.location()
+            );
+            damaged.push(file);
         }
-        let superseded: std::collections::HashSet<String> = decoded
-            .iter()
-            .flat_map(|(_, f)| f.supersedes.iter().cloned())
-            .collect();
+        damaged.sort_by(|a, b| a.file.cmp(&b.file));
+        // Every index file counts (formats 1 and 2 wrote `supersedes`; see bank.proto).
         let mut index = Index::default();
-        let live = decoded
-            .iter()
-            .filter(|(name, _)| !superseded.contains(name))
-            .map(|(name, file)| (name.as_str(), file));
-        for problem in index.add_files(live) {
+        for problem in index.add_files(decoded.iter().map(|(name, file)| (name.as_str(), file))) {
             tracing::warn!("{problem}");
         }
         drop(decoded);
-        *self.index.write().await = Arc::new(index);
+        *self.index.write().await = LoadedIndex {
+            index: Arc::new(index),
+            damaged: Arc::new(damaged),
+        };
         Ok(())
     }
 
@@ -261,7 +295,7 @@ impl Bank {
     /// still holds the current one (then it keeps its copy and the bank gets a new one).
     async fn merge_index(&self, name: &str, file: &pb::IndexFile) {
         let mut guard = self.index.write().await;
-        Arc::make_mut(&mut guard).add_file(name, file);
+        Arc::make_mut(&mut guard.index).add_file(name, file);
     }
 
     /// Reads one object: fetches its frame, decompresses it and checks its hash.
@@ -292,20 +326,21 @@ impl Bank {
                 backend::BackendError::NotFound { .. } => BankError::Corrupt {
                     location: self.location(),
                     subject: format!("object {id} (needed by {needed_by})"),
-                    reason: format!("its pack {} is missing", location.pack),
+                    reason: format!("its pack data/{} is missing", location.pack),
                 },
                 other => BankError::Corrupt {
                     location: self.location(),
                     subject: format!("object {id} (needed by {needed_by})"),
-                    reason: format!("cannot read it from pack {}: {other}", location.pack),
+                    reason: format!("cannot read it from pack data/{}: {other}", location.pack),
                 },
             })?;
         format::open_frame(&frame, location.offset_in_frame, location.plain_length)
+            .map_err(|e| e.to_string())
             .and_then(|object| checked(id, object))
             .map_err(|reason| BankError::Corrupt {
                 location: self.location(),
                 subject: format!(
-                    "object {id} in pack {} (needed by {needed_by})",
+                    "object {id} in pack data/{} (needed by {needed_by})",
                     location.pack
                 ),
                 reason,
@@ -335,11 +370,11 @@ impl Bank {
                 let backend = backend.clone();
                 async move {
                     // Decoded as it arrives: the encoded bytes are not kept for all of them.
-                    let manifest = backend
-                        .get(Kind::Checkpoint, &info.name)
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|d| format::decode::<M>(&d));
+                    let manifest = match backend.get(Kind::Checkpoint, &info.name).await {
+                        Ok(d) => format::decode::<M>(&d).map(Some).map_err(|e| e.to_string()),
+                        Err(backend::BackendError::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(e.to_string()),
+                    };
                     (info.name, manifest)
                 }
             })
@@ -350,20 +385,27 @@ impl Bank {
         let mut problems = Vec::new();
         for (name, manifest) in results {
             match manifest {
-                Ok(cp) => checkpoints.push(cp),
-                Err(reason) if reason.contains("not found") => {}
-                Err(reason) => problems.push(Problem {
-                    subject: format!("manifest of checkpoint {name}"),
+                Ok(Some(cp)) if cp.id() == name => checkpoints.push(cp),
+                Ok(Some(cp)) => problems.push(Problem::file(
+                    BankFile::new(Kind::Checkpoint, name.clone()),
+                    format!(
+                        "holds the manifest of checkpoint {:?}, not of {name:?}",
+                        cp.id()
+                    ),
+                    vec![name],
+                )),
+                Ok(None) => {}
+                Err(reason) => problems.push(Problem::file(
+                    BankFile::new(Kind::Checkpoint, name.clone()),
                     reason,
-                    checkpoints: vec![name],
-                }),
+                    vec![name],
+                )),
             }
         }
-        let now = now_ms();
-        for lock in lock::read_all(&self.backend).await?.into_iter().flatten() {
-            if let Some(partial) = lock.partial.clone() {
-                if lock::is_live(&lock, now) && !checkpoints.iter().any(|c| c.id() == partial.id) {
-                    checkpoints.push(M::from_partial(&partial));
+        for lock in lock::live_locks(&self.backend).await? {
+            if let Some(partial) = lock.partial.as_ref() {
+                if !checkpoints.iter().any(|c| c.id() == partial.id) {
+                    checkpoints.push(M::from_partial(partial));
                 }
             }
         }
@@ -375,24 +417,24 @@ impl Bank {
     /// One checkpoint's manifest (or a live writer's checkpoint in progress).
     pub async fn checkpoint(&self, id: &CheckpointId) -> Result<pb::Checkpoint, BankError> {
         match self.backend.get(Kind::Checkpoint, id.as_str()).await {
-            Ok(data) => format::decode(&data).map_err(|reason| BankError::Corrupt {
+            Ok(data) => format::decode(&data).map_err(|e| BankError::Corrupt {
                 location: self.location(),
-                subject: format!("manifest of checkpoint {id}"),
-                reason,
+                subject: format!("checkpoints/{id} (the manifest of checkpoint {id})"),
+                reason: e.to_string(),
             }),
-            Err(backend::BackendError::NotFound { .. }) => {
-                let now = now_ms();
-                lock::read_all(&self.backend)
-                    .await?
-                    .into_iter()
-                    .flatten()
-                    .filter(|l| lock::is_live(l, now))
-                    .find_map(|l| l.partial.filter(|p| p.id == id.as_str()))
-                    .ok_or_else(|| BankError::CheckpointNotFound {
-                        id: id.to_string(),
-                        location: self.location(),
-                    })
-            }
+            Err(backend::BackendError::NotFound { .. }) => lock::live_locks(&self.backend)
+                .await?
+                .into_iter()
+                .find_map(|l| l.partial.filter(|p| p.id == id.as_str()))
+                .ok_or_else(|| BankError::CheckpointNotFound {
+                    id: id.to_string(),
+                    location: self.location(),
+                }),
+            Err(e) if is_sealing_error(&e) => Err(BankError::Corrupt {
+                location: self.location(),
+                subject: format!("checkpoints/{id} (the manifest of checkpoint {id})"),
+                reason: e.to_string(),
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -442,7 +484,7 @@ impl Bank {
     ) -> Result<M, BankError> {
         let id = ObjectId::from_slice(raw).ok_or_else(|| BankError::Corrupt {
             location: self.location(),
-            subject: format!("manifest of checkpoint {}", checkpoint.id),
+            subject: format!("checkpoints/{}", checkpoint.id),
             reason: format!("a {what} id is not 32 bytes"),
         })?;
         let data = self.read_object(&id, &checkpoint.id).await?;
@@ -456,7 +498,11 @@ impl Bank {
     /// Replaces a checkpoint's manifest (status changes of delete). Atomic.
     pub async fn put_checkpoint(&self, checkpoint: &pb::Checkpoint) -> Result<(), BankError> {
         self.backend
-            .put(Kind::Checkpoint, &checkpoint.id, format::encode(checkpoint))
+            .put(
+                Kind::Checkpoint,
+                &checkpoint.id,
+                format::encode(checkpoint)?,
+            )
             .await?;
         Ok(())
     }
@@ -470,7 +516,7 @@ impl Bank {
     /// Writes a restore record.
     pub async fn put_restore(&self, restore: &pb::Restore) -> Result<(), BankError> {
         self.backend
-            .put(Kind::Restore, &restore.id, format::encode(restore))
+            .put(Kind::Restore, &restore.id, format::encode(restore)?)
             .await?;
         Ok(())
     }
@@ -478,10 +524,10 @@ impl Bank {
     /// Reads a restore record.
     pub async fn restore(&self, id: &str) -> Result<pb::Restore, BankError> {
         match self.backend.get(Kind::Restore, id).await {
-            Ok(data) => format::decode(&data).map_err(|reason| BankError::Corrupt {
+            Ok(data) => format::decode(&data).map_err(|e| BankError::Corrupt {
                 location: self.location(),
-                subject: format!("restore record {id}"),
-                reason,
+                subject: format!("restores/{id} (restore record {id})"),
+                reason: e.to_string(),
             }),
             Err(backend::BackendError::NotFound { .. }) => Err(BankError::RestoreNotFound {
                 id: id.to_string(),
@@ -491,18 +537,51 @@ impl Bank {
         }
     }
 
-    /// Every restore record, oldest first.
+    /// Every restore record, oldest first; a file under `restores/` that cannot be read is
+    /// left out with a warning naming it ([`Bank::restore_records`] returns them).
     pub async fn restores(&self) -> Result<Vec<pb::Restore>, BankError> {
+        let (restores, problems) = self.restore_records().await?;
+        for p in problems {
+            tracing::warn!("bank {}: {}: {}", self.location(), p.subject, p.reason);
+        }
+        Ok(restores)
+    }
+
+    /// Every restore record, oldest first, and the files under `restores/` that cannot be
+    /// read (named, not hidden).
+    pub async fn restore_records(&self) -> Result<(Vec<pb::Restore>, Vec<Problem>), BankError> {
         let mut out = Vec::new();
+        let mut problems = Vec::new();
         for info in self.backend.list(Kind::Restore).await? {
-            out.push(self.restore(&info.name).await?);
+            match self.restore(&info.name).await {
+                Ok(r) => out.push(r),
+                Err(BankError::RestoreNotFound { .. }) => {}
+                Err(BankError::Corrupt { reason, .. }) => problems.push(Problem::file(
+                    BankFile::new(Kind::Restore, info.name),
+                    reason,
+                    Vec::new(),
+                )),
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
-        Ok(out)
+        Ok((out, problems))
     }
 }
 
-/// Decompresses one stored frame and checks it against its id.
+/// A new index file's name: random, never derived from content. A name taken from the
+/// content could come back (the same packs written again after a gc removed them) and stand
+/// for a file that a reader had been told to ignore; a random name is never given twice.
+fn new_index_name() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Whether a backend error says the stored bytes could not be opened (a decorator's
+/// authentication failure): damage of the file, not a failure of the store.
+fn is_sealing_error(e: &backend::BackendError) -> bool {
+    matches!(e, backend::BackendError::Io { op: "decrypt", .. })
+}
+
 /// Checks that `object` is the object `id` names.
 fn checked(id: &ObjectId, object: Bytes) -> Result<Bytes, String> {
     let actual = ObjectId::of(&object);

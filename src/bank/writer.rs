@@ -218,7 +218,7 @@ impl PackState {
     fn finish(&mut self) -> Result<Compressed, BankError> {
         let mut out = (0, Vec::new());
         self.frame_group(&mut out)?;
-        out.1.extend(self.seal());
+        out.1.extend(self.seal()?);
         Ok(out)
     }
 
@@ -264,27 +264,30 @@ impl PackState {
         self.buf.extend_from_slice(&frame);
         out.0 += frame.len() as u64;
         if self.buf.len() >= self.target {
-            out.1.extend(self.seal());
+            out.1.extend(self.seal()?);
         }
         Ok(())
     }
 
-    fn seal(&mut self) -> Option<SealedPack> {
+    /// Ends the pack with its trailer (what it holds) and names it by its hash.
+    fn seal(&mut self) -> Result<Option<SealedPack>, BankError> {
         if self.entries.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.target + (256 << 10)));
+        let mut data =
+            std::mem::replace(&mut self.buf, Vec::with_capacity(self.target + (256 << 10)));
+        data.extend_from_slice(&format::pack_trailer(&self.entries)?);
         let name = ObjectId::of(&data).to_hex();
         let entry = pb::IndexPack {
             pack: name.clone(),
             size: data.len() as u64,
             entries: std::mem::take(&mut self.entries),
         };
-        Some(SealedPack {
+        Ok(Some(SealedPack {
             name,
             data: Bytes::from(data),
             entry,
-        })
+        }))
     }
 }
 
@@ -310,6 +313,31 @@ pub struct CheckpointWriter {
 }
 
 impl Bank {
+    /// The pack size target of new packs.
+    fn pack_target(&self) -> usize {
+        usize::try_from(self.config.pack_target_bytes.max(64 << 10)).unwrap_or(4 << 20)
+    }
+
+    /// Writes `objects` into new packs (outside any checkpoint: `bank repair` salvaging
+    /// what a damaged pack still holds) and returns the index entries of those packs. The
+    /// caller holds the exclusive lock and writes the index.
+    pub(super) async fn write_packs(
+        &self,
+        objects: Vec<(ObjectId, Bytes)>,
+        lock: &LockGuard,
+    ) -> Result<Vec<pb::IndexPack>, BankError> {
+        let mut state = PackState::new(self.pack_target())?;
+        let (_, mut sealed) = state.compress(objects)?;
+        sealed.extend(state.finish()?.1);
+        let mut out = Vec::with_capacity(sealed.len());
+        for pack in sealed {
+            lock.ensure_held()?;
+            self.backend.put(Kind::Pack, &pack.name, pack.data).await?;
+            out.push(pack.entry);
+        }
+        Ok(out)
+    }
+
     /// Starts a checkpoint: takes a writer lock (waiting for a gc in progress) and
     /// snapshots the index for dedup.
     pub async fn begin_checkpoint(
@@ -342,8 +370,7 @@ impl Bank {
             ..Default::default()
         };
         lock.save_partial(checkpoint.clone()).await?;
-        let target =
-            usize::try_from(self.config.pack_target_bytes.max(64 << 10)).unwrap_or(4 << 20);
+        let target = self.pack_target();
         Ok(CheckpointWriter {
             pending: None,
             seen: HashSet::new(),
@@ -459,7 +486,16 @@ impl CheckpointWriter {
         Ok(())
     }
 
+    /// Fails if this writer's lock could not be renewed in time: it must stop writing.
+    fn ensure_held(&self) -> Result<(), BankError> {
+        match &self.lock {
+            Some(lock) => lock.ensure_held(),
+            None => Ok(()),
+        }
+    }
+
     async fn put_pack(&mut self, pack: SealedPack) -> Result<(), BankError> {
+        self.ensure_held()?;
         self.bank
             .backend
             .put(Kind::Pack, &pack.name, pack.data)
@@ -484,12 +520,13 @@ impl CheckpointWriter {
         if self.written.is_empty() {
             return Ok(());
         }
+        self.ensure_held()?;
         let file = pb::IndexFile {
             packs: std::mem::take(&mut self.written),
             supersedes: Vec::new(),
         };
-        let data = format::encode(&file);
-        let name = ObjectId::of(&data).to_hex();
+        let data = format::encode(&file)?;
+        let name = super::new_index_name();
         self.bank.backend.put(Kind::Index, &name, data).await?;
         self.bank.merge_index(&name, &file).await;
         for id in file
@@ -568,6 +605,7 @@ impl CheckpointWriter {
         if let Some(stats) = cp.stats.as_mut() {
             stats.seconds = self.started.elapsed().as_secs_f64();
         }
+        self.ensure_held()?;
         self.bank.put_checkpoint(&self.checkpoint).await?;
         if let Some(lock) = self.lock.take() {
             lock.release().await?;

@@ -1,4 +1,4 @@
-//! `podbank bank gc | stats | init | keygen`, and the bank flags every bank command shares.
+//! `podbank bank gc | repair | stats | init | keygen`, and the bank flags every bank command shares.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,6 +82,14 @@ pub enum BankCommand {
         #[arg(long, default_value_t = 300)]
         wait: u64,
     },
+    /// After damage: move what cannot be read into quarantine/, rebuild the index from the
+    /// packs, save what damaged packs still hold, and mark checkpoints that lost data as
+    /// error (waits for checkpoints being written).
+    Repair {
+        /// How long to wait for checkpoints being written, in seconds.
+        #[arg(long, default_value_t = 300)]
+        wait: u64,
+    },
     /// Objects, packs, stored and logical bytes, dedup ratio.
     Stats,
     /// Create an empty bank (protect also creates one on first use).
@@ -104,6 +112,7 @@ impl Tabular for GcOut {
             "PACKS REMOVED",
             "BYTES REMOVED",
             "STALE LOCKS",
+            "LEFTOVERS",
             "RECOVERED",
         ]
     }
@@ -115,8 +124,63 @@ impl Tabular for GcOut {
             r.packs_removed.to_string(),
             r.bytes_removed.to_string(),
             r.stale_locks_removed.to_string(),
+            r.leftovers_removed.to_string(),
             r.checkpoints_recovered.join(","),
         ]]
+    }
+}
+
+#[derive(Serialize)]
+struct RepairOut(bank::RepairReport);
+
+impl Tabular for RepairOut {
+    fn headers(&self) -> Vec<&'static str> {
+        vec!["ACTION", "FILE", "DETAIL"]
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        let r = &self.0;
+        let mut rows: Vec<Vec<String>> = r
+            .quarantined
+            .iter()
+            .map(|q| {
+                vec![
+                    format!("moved to {}", q.moved_to),
+                    q.file.to_string(),
+                    q.reason.clone(),
+                ]
+            })
+            .collect();
+        if r.packs_reindexed > 0 {
+            rows.push(vec![
+                "reindexed".into(),
+                format!("{} pack(s)", r.packs_reindexed),
+                format!(
+                    "{} object(s) indexed again from the packs",
+                    r.objects_reindexed
+                ),
+            ]);
+        }
+        if r.packs_salvaged > 0 {
+            rows.push(vec![
+                "salvaged".into(),
+                format!("{} damaged pack(s)", r.packs_salvaged),
+                format!(
+                    "{} object(s) saved into new packs, {} lost",
+                    r.objects_salvaged, r.objects_lost
+                ),
+            ]);
+        }
+        for id in &r.checkpoints_marked_error {
+            rows.push(vec![
+                "marked error".into(),
+                format!("checkpoints/{id}"),
+                "it lost data; restore restores what remains".into(),
+            ]);
+        }
+        if rows.is_empty() {
+            rows.push(vec!["nothing to do".into(), String::new(), String::new()]);
+        }
+        rows
     }
 }
 
@@ -188,6 +252,11 @@ pub async fn run(ctx: &Context, args: &BankArgs, cmd: BankCommand) -> anyhow::Re
             let bank = args.open(ctx, false).await?;
             let report = bank.gc(Duration::from_secs(wait)).await?;
             print(ctx.output, &GcOut(report))
+        }
+        BankCommand::Repair { wait } => {
+            let bank = args.open(ctx, false).await?;
+            let report = bank.repair(Duration::from_secs(wait)).await?;
+            print(ctx.output, &RepairOut(report))
         }
         BankCommand::Stats => {
             let bank = args.open(ctx, false).await?;

@@ -167,13 +167,20 @@ struct Verify(VerifyReport);
 
 impl Tabular for Verify {
     fn headers(&self) -> Vec<&'static str> {
-        vec!["SUBJECT", "PROBLEM", "CHECKPOINTS"]
+        vec!["FILE", "SUBJECT", "PROBLEM", "CHECKPOINTS"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
         self.0
             .problems
             .iter()
-            .map(|p| vec![p.subject.clone(), p.reason.clone(), p.checkpoints.join(",")])
+            .map(|p| {
+                vec![
+                    p.file.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    p.subject.clone(),
+                    p.reason.clone(),
+                    p.checkpoints.join(","),
+                ]
+            })
             .collect()
     }
 }
@@ -279,7 +286,16 @@ pub async fn run(
                 if clean {
                     "no problems".to_string()
                 } else {
-                    format!("{} problem(s)", report.problems.len())
+                    let affected = report.affected_checkpoints();
+                    format!(
+                        "{} problem(s){}",
+                        report.problems.len(),
+                        if affected.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; checkpoints affected: {}", affected.join(", "))
+                        }
+                    )
                 }
             );
             if ctx.output == OutputFormat::Table {

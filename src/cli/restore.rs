@@ -240,12 +240,11 @@ pub async fn run_restores(
     let bank = bank_args.open(ctx, false).await?;
     match cmd {
         RestoresCommand::List => {
-            let views = bank
-                .restores()
-                .await?
-                .iter()
-                .map(RestoreView::new)
-                .collect();
+            let (restores, problems) = bank.restore_records().await?;
+            for p in &problems {
+                eprintln!("warning: {}: {}", p.subject, p.reason);
+            }
+            let views = restores.iter().map(RestoreView::new).collect();
             print(ctx.output, &List(views))
         }
         RestoresCommand::Show { id } => {

@@ -2,100 +2,17 @@
 //! writer, encryption.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use podbank::bank::backend::{Backend, BackendError, Kind, LocalBackend, ObjectInfo};
+use podbank::bank::backend::{Backend, Kind, LocalBackend};
 use podbank::bank::{
-    pb, Bank, BankError, BankKey, CheckpointDraft, CheckpointId, CheckpointWriter, ObjectId,
-    OpenOptions, WriterOptions,
+    pb, Bank, BankError, BankKey, CheckpointDraft, CheckpointId, ObjectId, OpenOptions,
+    WriterOptions,
 };
 
-/// A pod-like object of about 2 KiB: shared structure, per-object and per-version bytes.
-fn object(i: usize, version: usize) -> Bytes {
-    use sha2::Digest;
-    let noise: String = (0..12)
-        .map(|k| hex::encode(sha2::Sha256::digest(format!("{i}-{k}-{version}"))))
-        .collect::<Vec<_>>()
-        .join("\",\"");
-    Bytes::from(format!(
-        "{}\"env\":[\"{noise}\"]}}",
-        base_object(i, version)
-    ))
-}
-
-fn base_object(i: usize, version: usize) -> String {
-    format!(
-        "k8s\0{{\"kind\":\"Pod\",\"metadata\":{{\"name\":\"app-{i}\",\"namespace\":\"ns-{}\",\
-         \"uid\":\"{:08x}-0000-4000-8000-{:012x}\",\"labels\":{{\"app\":\"web\"}}}},\
-         \"spec\":{{\"containers\":[{{\"image\":\"registry.local/app:{version}\",\
-         \"args\":[\"--port=8080\",\"--replica={i}\"]}}],\"nodeName\":\"node-{}\"}}}}",
-        i % 7,
-        i * 2654435761 % 0xffff_ffff,
-        i,
-        i % 13
-    )
-}
-
-async fn open(dir: &Path, key: Option<BankKey>) -> Result<Arc<Bank>, BankError> {
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir)?);
-    Bank::open(
-        backend,
-        OpenOptions {
-            key,
-            create: true,
-            pack_target_bytes: Some(256 << 10),
-        },
-    )
-    .await
-}
-
-/// Starts a checkpoint named `name`.
-async fn begin(bank: &Arc<Bank>, name: &str) -> Result<CheckpointWriter, BankError> {
-    bank.begin_checkpoint(
-        CheckpointDraft {
-            backup_name: name.to_string(),
-            description: "test".into(),
-            ..Default::default()
-        },
-        WriterOptions::default(),
-    )
-    .await
-}
-
-/// Stores `objects` as the pods `ns/pod-<i>`.
-async fn add_pods(writer: &mut CheckpointWriter, objects: &[Bytes]) -> Result<(), BankError> {
-    for (c, chunk) in objects.chunks(1000).enumerate() {
-        let ids = writer.add_objects(chunk.to_vec()).await?;
-        for (j, (id, data)) in ids.iter().zip(chunk).enumerate() {
-            let i = c * 1000 + j;
-            writer.add_resource(pb::Resource {
-                r#type: "OS::Kubernetes::Pod".into(),
-                name: format!("pod-{i}"),
-                key: format!("/registry/pods/ns/pod-{i}"),
-                object_id: id.to_bytes(),
-                size: data.len() as u64,
-                ..Default::default()
-            });
-        }
-    }
-    Ok(())
-}
-
-async fn write_checkpoint(
-    bank: &Arc<Bank>,
-    name: &str,
-    objects: Vec<Bytes>,
-) -> Result<pb::Checkpoint, BankError> {
-    let mut writer = begin(bank, name).await?;
-    add_pods(&mut writer, &objects).await?;
-    writer
-        .commit(pb::CheckpointStatus::Available, String::new())
-        .await
-}
+use crate::support::bank::{add_pods, base_object, begin, object, open, write_checkpoint, KillAt};
 
 fn stats(cp: &pb::Checkpoint) -> pb::Stats {
     cp.stats.unwrap_or_default()
@@ -301,6 +218,7 @@ async fn write_format_1_bank(dir: &Path) -> anyhow::Result<(CheckpointId, Vec<By
         encrypted: false,
         key_check: Default::default(),
         pack_target_bytes: 4 << 20,
+        checksum: Default::default(),
     };
     backend
         .put(Kind::Config, "config", Bytes::from(config.encode_to_vec()))
@@ -334,14 +252,19 @@ async fn write_format_1_bank(dir: &Path) -> anyhow::Result<(CheckpointId, Vec<By
         pack.extend_from_slice(&frame);
     }
     let pack_name = ObjectId::of(&pack).to_hex();
-    let index = podbank::bank::format::encode(&pb::IndexFile {
-        packs: vec![pb::IndexPack {
-            pack: pack_name.clone(),
-            size: pack.len() as u64,
-            entries,
-        }],
-        supersedes: vec![],
-    });
+    // Records of format 1: the zstd frame alone, no checksum.
+    let legacy = |plain: Vec<u8>| zstd::bulk::compress(&plain, 1).map(Bytes::from);
+    let index = legacy(
+        pb::IndexFile {
+            packs: vec![pb::IndexPack {
+                pack: pack_name.clone(),
+                size: pack.len() as u64,
+                entries,
+            }],
+            supersedes: vec![],
+        }
+        .encode_to_vec(),
+    )?;
     backend
         .put(Kind::Pack, &pack_name, Bytes::from(pack))
         .await?;
@@ -364,7 +287,7 @@ async fn write_format_1_bank(dir: &Path) -> anyhow::Result<(CheckpointId, Vec<By
         .put(
             Kind::Checkpoint,
             id.as_str(),
-            podbank::bank::format::encode(&manifest),
+            legacy(manifest.encode_to_vec())?,
         )
         .await?;
     Ok((id, objects))
@@ -395,11 +318,11 @@ async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> an
         "reading changes nothing"
     );
 
-    // A new checkpoint (format 2 frames) upgrades the config; both read back.
+    // A new checkpoint (format 3) upgrades the config; both read back.
     let mut more = objects.clone();
     more.extend((20..40).map(|i| object(i, 1)));
     let cp2 = write_checkpoint(&bank, "new", more).await?;
-    assert_eq!(config_version(dir.path()).await?, 2);
+    assert_eq!(config_version(dir.path()).await?, 3);
     assert_eq!(stats(&cp2).objects_new, 20, "the old objects dedup");
     let bank = open(dir.path(), None).await?;
     let report = bank.verify(None).await?;
@@ -409,7 +332,8 @@ async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> an
     // A format this podbank does not know is refused, naming the versions.
     use prost::Message;
     let config = pb::BankConfig {
-        version: 3,
+        version: 4,
+        checksum: Default::default(),
         ..pb::BankConfig::decode(
             LocalBackend::new(dir.path())?
                 .get(Kind::Config, "config")
@@ -423,7 +347,7 @@ async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> an
     let err = open(dir.path(), None).await.err().map(|e| e.to_string());
     let err = err.unwrap_or_default();
     assert!(
-        err.contains("version 3 is not supported") && err.contains("versions 1 to 2"),
+        err.contains("version 4 is not supported") && err.contains("versions 1 to 3"),
         "{err}"
     );
     Ok(())
@@ -615,61 +539,11 @@ async fn encrypted_bank_needs_its_key() -> anyhow::Result<()> {
 
 // ---- crash safety -------------------------------------------------------------------
 
-/// Kills its own process (SIGKILL) at the N-th put, before or after the write.
-#[derive(Debug)]
-struct KillAt {
-    inner: LocalBackend,
-    puts: AtomicUsize,
-    at: usize,
-    after: bool,
-}
-
-fn kill_self() {
-    let pid = std::process::id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &pid])
-        .status();
-    // SIGKILL cannot be caught: nothing below runs.
-    std::process::abort();
-}
-
-#[async_trait]
-impl Backend for KillAt {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    async fn put(&self, kind: Kind, name: &str, data: Bytes) -> Result<(), BackendError> {
-        let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.at && !self.after {
-            kill_self();
-        }
-        self.inner.put(kind, name, data).await?;
-        if n == self.at && self.after {
-            kill_self();
-        }
-        Ok(())
-    }
-    async fn get(&self, kind: Kind, name: &str) -> Result<Bytes, BackendError> {
-        self.inner.get(kind, name).await
-    }
-    async fn get_range(
-        &self,
-        kind: Kind,
-        name: &str,
-        o: u64,
-        l: u64,
-    ) -> Result<Bytes, BackendError> {
-        self.inner.get_range(kind, name, o, l).await
-    }
-    async fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.inner.list(kind).await
-    }
-    async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError> {
-        self.inner.delete(kind, name).await
-    }
-}
-
-/// Run by the crash test in a child process: writes checkpoints until killed.
+/// Run in a child process by the crash tests and the bank model: does one operation on the
+/// bank until killed at the put or delete `PODBANK_CRASH_AT` (`N`: before it, `N+`: after
+/// it). `PODBANK_CRASH_OP` says which: `writes` (default: three checkpoints of 1500
+/// objects), `protect` (one protect of `PODBANK_CRASH_NAMESPACES` from the etcd at
+/// `PODBANK_CRASH_ETCD`), `gc`.
 #[tokio::test]
 #[ignore = "run by crash_at_twenty_points_leaves_no_partial_checkpoint in a child process"]
 async fn crash_child() -> anyhow::Result<()> {
@@ -679,16 +553,7 @@ async fn crash_child() -> anyhow::Result<()> {
     ) else {
         return Ok(());
     };
-    let (at, after) = match at.strip_suffix('+') {
-        Some(n) => (n.parse()?, true),
-        None => (at.parse()?, false),
-    };
-    let backend: Arc<dyn Backend> = Arc::new(KillAt {
-        inner: LocalBackend::new(&dir)?,
-        puts: AtomicUsize::new(0),
-        at,
-        after,
-    });
+    let backend: Arc<dyn Backend> = Arc::new(KillAt::parse(LocalBackend::new(&dir)?, &at)?);
     let bank = Bank::open(
         backend,
         OpenOptions {
@@ -698,10 +563,22 @@ async fn crash_child() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let version: usize = rand_version();
-    for round in 0..3 {
-        let objects = (0..1500).map(|i| object(i, version + round)).collect();
-        write_checkpoint(&bank, "crash", objects).await?;
+    match std::env::var("PODBANK_CRASH_OP").as_deref() {
+        Ok("protect") => {
+            let etcd = std::env::var("PODBANK_CRASH_ETCD")?;
+            let namespaces = std::env::var("PODBANK_CRASH_NAMESPACES").unwrap_or_default();
+            crate::support::bank::protect_from_etcd(&bank, &etcd, &namespaces).await?;
+        }
+        Ok("gc") => {
+            bank.gc(Duration::from_secs(30)).await?;
+        }
+        _ => {
+            let version: usize = rand_version();
+            for round in 0..3 {
+                let objects = (0..1500).map(|i| object(i, version + round)).collect();
+                write_checkpoint(&bank, "crash", objects).await?;
+            }
+        }
     }
     Ok(())
 }

@@ -17,6 +17,8 @@ mod agent_tls;
 mod apiserver_client;
 mod bank;
 mod bank_backends;
+mod bank_integrity;
+mod bank_model;
 mod cinder_client;
 mod codec_encryption;
 mod codec_fixtures;

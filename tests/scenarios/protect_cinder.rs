@@ -581,8 +581,7 @@ async fn a_protect_killed_mid_backup_leaves_its_backups_listed_for_delete() {
                     .expect("read locks");
                 let found = locks
                     .into_iter()
-                    .flatten()
-                    .filter_map(|l| l.partial)
+                    .filter_map(|l| l.lock().and_then(|l| l.partial.clone()))
                     .flat_map(|p| p.volumes)
                     .find(|r| r.volume_id == v.to_string() && !r.backup_id.is_empty());
                 if let Some(r) = found {

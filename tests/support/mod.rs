@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod apiserver;
+pub mod bank;
 pub mod cinder;
 pub mod engine;
 pub mod etcd;

@@ -162,6 +162,13 @@ impl Backend for CryptBackend {
     async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError> {
         self.inner.delete(kind, name).await
     }
+
+    async fn remove_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, BackendError> {
+        self.inner.remove_leftovers(older_than).await
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! A bank in a local directory: the default backend.
 //!
 //! Layout: `<root>/config`, `<root>/data/<2 hex>/<name>`, `<root>/index/<name>`,
-//! `<root>/checkpoints/<name>`, `<root>/restores/<name>`, `<root>/locks/<name>`. Packs are
-//! fanned out into 256 sub-folders so that no folder grows past a few thousand entries.
+//! `<root>/checkpoints/<name>`, `<root>/restores/<name>`, `<root>/locks/<name>`,
+//! `<root>/quarantine/<name>`. Packs are fanned out into 256 sub-folders so that no folder
+//! grows past a few thousand entries; a file in `data/` whose name is no hex digest is
+//! listed as it is (so that verify names it and repair can move it aside).
 //!
 //! Writes are atomic: the data goes to a temporary file in the same folder, is fsynced,
 //! renamed over the final name, and the folder is fsynced. A crash leaves at worst a
-//! `.tmp-*` file, which `list` ignores and a later `put` or gc does not care about.
+//! `.tmp-*` file, which `list` ignores and `bank gc` removes once it is older than any lease.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,8 +62,8 @@ impl LocalBackend {
             });
         }
         let mut path = self.folder(kind);
-        if kind == Kind::Pack && name.len() >= 2 {
-            path.push(&name[..2]);
+        if let Some(fan) = fan_out_folder(kind, name) {
+            path.push(fan);
         }
         path.push(name);
         Ok(path)
@@ -89,6 +91,14 @@ impl LocalBackend {
             source: Box::new(e),
         }
     }
+}
+
+/// The sub-folder a pack lives in: the first two digits of its (hex) name. A name that is
+/// no hex digest (a file that is not podbank's) sits in the kind's folder itself, so that
+/// it can still be listed, read and moved aside.
+fn fan_out_folder(kind: Kind, name: &str) -> Option<&str> {
+    let hex = name.len() >= 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (kind == Kind::Pack && hex).then(|| &name[..2])
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -148,18 +158,58 @@ fn list_folder(dir: &Path, fan_out: bool, out: &mut Vec<ObjectInfo>) -> std::io:
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
             if fan_out {
-                list_folder(&entry.path(), false, out)?;
+                let mut inner = Vec::new();
+                list_folder(&entry.path(), false, &mut inner)?;
+                // Only what `path` finds there again.
+                out.extend(
+                    inner
+                        .into_iter()
+                        .filter(|o| fan_out_folder(Kind::Pack, &o.name) == Some(name)),
+                );
             }
             continue;
         }
         if file_type.is_file() {
+            let meta = entry.metadata()?;
             out.push(ObjectInfo {
                 name: name.to_string(),
-                size: entry.metadata()?.len(),
+                size: meta.len(),
+                modified: meta.modified().ok(),
             });
         }
     }
     Ok(())
+}
+
+/// Removes `.tmp-*` files under `dir` (and its sub-folders) last written before `cutoff`.
+fn remove_temporaries(dir: &Path, cutoff: std::time::SystemTime) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            removed += remove_temporaries(&entry.path(), cutoff)?;
+            continue;
+        }
+        let is_tmp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(TMP_PREFIX));
+        let old = entry.metadata()?.modified().is_ok_and(|m| m < cutoff);
+        if file_type.is_file() && is_tmp && old {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[async_trait]
@@ -210,6 +260,7 @@ impl Backend for LocalBackend {
                     Ok(meta) => out.push(ObjectInfo {
                         name: "config".to_string(),
                         size: meta.len(),
+                        modified: meta.modified().ok(),
                     }),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
@@ -230,5 +281,19 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_error("delete", kind, name, e)),
         }
+    }
+
+    async fn remove_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, BackendError> {
+        let root = self.root.clone();
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        tokio::task::spawn_blocking(move || remove_temporaries(&root, cutoff))
+            .await
+            .map_err(|e| self.io_error("delete", Kind::Pack, ".tmp-*", std::io::Error::other(e)))?
+            .map_err(|e| self.io_error("delete", Kind::Pack, ".tmp-*", e))
     }
 }

@@ -45,17 +45,21 @@ pub enum Kind {
     Restore,
     /// Lock / lease objects held by writers and by gc. Name: random id.
     Lock,
+    /// Files `bank repair` moved aside because they cannot be read, with its reports.
+    /// Name: `<repair time>-<folder>-<name>`.
+    Quarantine,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
         Kind::Checkpoint,
         Kind::Restore,
         Kind::Lock,
+        Kind::Quarantine,
     ];
 
     /// The folder (or key prefix) the kind is stored under.
@@ -67,6 +71,7 @@ impl Kind {
             Kind::Checkpoint => "checkpoints",
             Kind::Restore => "restores",
             Kind::Lock => "locks",
+            Kind::Quarantine => "quarantine",
         }
     }
 }
@@ -80,6 +85,7 @@ impl fmt::Display for Kind {
             Kind::Checkpoint => "checkpoint",
             Kind::Restore => "restore",
             Kind::Lock => "lock",
+            Kind::Quarantine => "quarantined file",
         })
     }
 }
@@ -91,6 +97,9 @@ pub struct ObjectInfo {
     pub name: String,
     /// Stored size in bytes.
     pub size: u64,
+    /// When it was last written, if the store says (gc and locks use it to tell a
+    /// leftover from something in progress).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Errors of a storage backend.
@@ -188,6 +197,18 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Remove the object; succeeds if it is already gone.
     async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError>;
+
+    /// Removes what interrupted writes left behind (a local bank's temporary files) that
+    /// is older than `older_than`, so that nothing a live writer is writing goes; returns
+    /// how many were removed. Object stores write each object in one request and leave
+    /// nothing: the default does nothing.
+    async fn remove_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, BackendError> {
+        let _ = older_than;
+        Ok(0)
+    }
 }
 
 /// Opens the backend that a bank location names, with settings from the environment

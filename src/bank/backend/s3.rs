@@ -304,6 +304,7 @@ impl Backend for S3Backend {
                 Ok(meta) => Ok(vec![ObjectInfo {
                     name: "config".into(),
                     size: meta.size,
+                    modified: Some(meta.last_modified.into()),
                 }]),
                 Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
                 Err(e) => Err(self.error("list", kind, "", e)),
@@ -329,6 +330,7 @@ impl Backend for S3Backend {
                 (!name.is_empty() && !name.contains('/')).then(|| ObjectInfo {
                     name: name.to_string(),
                     size: meta.size,
+                    modified: Some(meta.last_modified.into()),
                 })
             })
             .collect())

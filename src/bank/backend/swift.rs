@@ -133,6 +133,14 @@ impl<'a> Call<'a> {
 struct ListEntry {
     name: Option<String>,
     bytes: Option<u64>,
+    /// `2026-12-03T08:40:44.123456`, UTC.
+    last_modified: Option<String>,
+}
+
+/// A listing's `last_modified` (UTC, without a zone).
+fn listed_time(text: Option<&str>) -> Option<std::time::SystemTime> {
+    let t = chrono::NaiveDateTime::parse_from_str(text?, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some(t.and_utc().into())
 }
 
 impl SwiftBackend {
@@ -713,6 +721,7 @@ impl Backend for SwiftBackend {
                 .map(|size| ObjectInfo {
                     name: "config".into(),
                     size,
+                    modified: None,
                 })
                 .into_iter()
                 .collect());
@@ -754,6 +763,7 @@ impl Backend for SwiftBackend {
                         out.push(ObjectInfo {
                             name: name.to_string(),
                             size: entry.bytes.unwrap_or(0),
+                            modified: listed_time(entry.last_modified.as_deref()),
                         });
                     }
                 }

@@ -1,0 +1,204 @@
+//! Checking, cleaning and mending the bank: [`Bank::verify`] (`verify.rs`), [`Bank::gc`]
+//! (`gc.rs`), [`Bank::repair`] (`repair.rs`) and [`Bank::stats`]; here what they share:
+//! the [`Problem`] they report and which checkpoints need which object.
+
+mod gc;
+mod repair;
+mod verify;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+pub use gc::GcReport;
+pub use repair::RepairReport;
+pub use verify::VerifyReport;
+
+use super::backend::Kind;
+use super::format::pb;
+use super::{Bank, BankError, BankFile, ObjectId};
+
+/// One thing wrong in the bank.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// What is damaged, in words: "pack ab12..", "object 3f.. in pack ab12..", "manifest of
+    /// checkpoint X".
+    pub subject: String,
+    /// The file that is damaged or missing, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<BankFile>,
+    /// How.
+    pub reason: String,
+    /// The checkpoints that need it.
+    pub checkpoints: Vec<String>,
+}
+
+impl Problem {
+    /// A problem of one file.
+    pub fn file(file: BankFile, reason: impl Into<String>, checkpoints: Vec<String>) -> Self {
+        Self {
+            subject: file.describe(),
+            file: Some(file),
+            reason: reason.into(),
+            checkpoints,
+        }
+    }
+
+    /// A problem of something that is not one file (an object, a table).
+    pub fn of(
+        subject: impl Into<String>,
+        reason: impl Into<String>,
+        checkpoints: Vec<String>,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            file: None,
+            reason: reason.into(),
+            checkpoints,
+        }
+    }
+}
+
+/// `bank stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Bank location.
+    pub location: String,
+    /// Whether the bank is encrypted.
+    pub encrypted: bool,
+    /// Checkpoints.
+    pub checkpoints: usize,
+    /// Distinct objects stored.
+    pub objects: usize,
+    /// Packs.
+    pub packs: usize,
+    /// Bytes of all packs as stored (compressed, sealed).
+    pub stored_bytes: u64,
+    /// Plain bytes of the distinct objects.
+    pub unique_bytes: u64,
+    /// Plain bytes of all resources of all checkpoints (what a bank without dedup and
+    /// compression would hold).
+    pub logical_bytes: u64,
+    /// logical / unique.
+    pub dedup_ratio: f64,
+    /// logical / stored.
+    pub total_ratio: f64,
+}
+
+/// Which checkpoints need each object.
+type References = HashMap<ObjectId, Vec<String>>;
+
+/// Whether `name` can be a pack's name (the hex sha256 of its bytes).
+fn is_pack_name(name: &str) -> bool {
+    name.len() == 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl Bank {
+    /// Which checkpoints need each object (resource tables included). Checkpoints whose
+    /// manifest or tables cannot be read are returned as problems.
+    async fn references(
+        &self,
+    ) -> Result<(References, Vec<pb::Checkpoint>, Vec<Problem>), BankError> {
+        let (checkpoints, mut problems) = self.checkpoints().await?;
+        let mut refs = References::new();
+        for cp in &checkpoints {
+            self.add_references(cp, &mut refs, &mut problems).await;
+        }
+        Ok((refs, checkpoints, problems))
+    }
+
+    /// Adds what `cp` needs (its resource tables and their objects, its volume tables) to
+    /// `refs`. A table that cannot be read is a problem; the other tables are still
+    /// followed, so that verify checks every object it can reach.
+    async fn add_references(
+        &self,
+        cp: &pb::Checkpoint,
+        refs: &mut References,
+        problems: &mut Vec<Problem>,
+    ) {
+        let mut add = |id: ObjectId| {
+            let v = refs.entry(id).or_default();
+            if v.last() != Some(&cp.id) {
+                v.push(cp.id.clone());
+            }
+        };
+        let manifest = || BankFile::new(Kind::Checkpoint, cp.id.clone());
+        for raw in &cp.volume_tables {
+            match ObjectId::from_slice(raw) {
+                Some(id) => add(id),
+                None => problems.push(Problem::file(
+                    manifest(),
+                    "a volume table id is not 32 bytes",
+                    vec![cp.id.clone()],
+                )),
+            }
+        }
+        for raw in &cp.resource_tables {
+            match ObjectId::from_slice(raw) {
+                Some(id) => add(id),
+                None => {
+                    problems.push(Problem::file(
+                        manifest(),
+                        "a resource table id is not 32 bytes",
+                        vec![cp.id.clone()],
+                    ));
+                    continue;
+                }
+            }
+            match self.resource_table(cp, raw).await {
+                Ok(resources) => resources
+                    .iter()
+                    .filter_map(|r| ObjectId::from_slice(&r.object_id))
+                    .for_each(&mut add),
+                Err(e) => problems.push(Problem::of(
+                    format!("resource list of checkpoint {}", cp.id),
+                    e.to_string(),
+                    vec![cp.id.clone()],
+                )),
+            }
+        }
+    }
+
+    /// Counts of the bank.
+    pub async fn stats(&self) -> Result<Stats, BankError> {
+        self.reload_index().await?;
+        let index = self.index().await;
+        let (checkpoints, _) = self.checkpoints().await?;
+        let logical: u64 = checkpoints
+            .iter()
+            .filter_map(|c| c.stats.as_ref())
+            .map(|s| s.bytes_plain)
+            .sum();
+        let stored: u64 = index.packs().iter().map(|p| p.size).sum();
+        let unique = index.plain_bytes();
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Ok(Stats {
+            location: self.location(),
+            encrypted: self.config.encrypted,
+            checkpoints: checkpoints.len(),
+            objects: index.len(),
+            packs: index.packs().len(),
+            stored_bytes: stored,
+            unique_bytes: unique,
+            logical_bytes: logical,
+            dedup_ratio: ratio(logical, unique),
+            total_ratio: ratio(logical, stored),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_names_are_lower_case_sha256_hex() {
+        assert!(is_pack_name(&ObjectId::of(b"x").to_hex()));
+        assert!(!is_pack_name("README"));
+        assert!(!is_pack_name(&ObjectId::of(b"x").to_hex().to_uppercase()));
+        assert!(!is_pack_name(&ObjectId::of(b"x").to_hex()[1..]));
+    }
+}
