@@ -7,7 +7,7 @@ use podbank::codec::{Encoding, ResourceKind};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../shared/testdata/apiserver-v1.32/{name}",
+        "{}/tests/data/fixtures/apiserver-v1.32/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

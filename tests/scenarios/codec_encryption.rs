@@ -15,7 +15,7 @@ const PVC_KEY: &[u8] = b"/registry/persistentvolumeclaims/demo/data-pvc";
 const POD_KEY: &[u8] = b"/registry/pods/demo/web-with-pvc";
 
 fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/apiserver-v1.32")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fixtures/apiserver-v1.32")
 }
 
 fn read(path: PathBuf) -> Vec<u8> {

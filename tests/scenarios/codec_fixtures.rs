@@ -1,8 +1,8 @@
 //! Every protobuf fixture decodes, and says the same as the JSON beside it.
 //!
-//! Fixtures: `../shared/testdata/kubernetes/<release>/core.v1.<Kind>.{pb,json}` (the
+//! Fixtures: `tests/data/fixtures/kubernetes/<release>/core.v1.<Kind>.{pb,json}` (the
 //! round-trip data Kubernetes keeps per API release; `HEAD` is newer than `k8s-pb`) and
-//! `../shared/testdata/apiserver-v1.32/<resource>_<ns>_<name>.{pb,json}` (real etcd
+//! `tests/data/fixtures/apiserver-v1.32/<resource>_<ns>_<name>.{pb,json}` (real etcd
 //! values). Folders are discovered, so a new release folder is tested without edits here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,13 +17,13 @@ use podbank::resources::{ClaimInfo, PodInfo, VolumeInfo};
 use serde_json::Value;
 
 fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fixtures")
 }
 
 /// `kubernetes/*/` and `apiserver-v1.32/`.
 fn fixture_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(testdata().join("kubernetes"))
-        .expect("../shared/testdata/kubernetes exists next to this checkout")
+        .expect("tests/data/fixtures/kubernetes exists next to this checkout")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
         .collect();

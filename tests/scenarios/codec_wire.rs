@@ -23,7 +23,7 @@ use prost::Message;
 use serde_json::{json, Value};
 
 fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fixtures")
 }
 
 fn head(file: &str) -> Vec<u8> {

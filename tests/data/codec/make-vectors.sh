@@ -4,7 +4,7 @@
 # (aesgcm). Input: the real kube-apiserver v1.32 etcd value of a PVC.
 # Run from this directory: sh make-vectors.sh
 set -eu
-PLAIN=../../../../shared/testdata/apiserver-v1.32/persistentvolumeclaims_demo_data-pvc.pb
+PLAIN=../fixtures/apiserver-v1.32/persistentvolumeclaims_demo_data-pvc.pb
 # aescbc: key 00..1f (AES-256), IV a0..af; value = prefix || IV || AES-CBC(PKCS#7)
 KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 IV=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf
