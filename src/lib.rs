@@ -21,11 +21,14 @@
 //!   long-running agent (schedules, retention, leader election, HTTP API).
 
 pub mod agent;
+pub mod api;
 pub mod apiserver;
 pub mod bank;
 pub mod cinder;
 pub mod codec;
+pub mod engine;
 pub mod etcd;
+pub mod model;
 pub mod protection;
 pub mod resources;
 pub mod seed;

@@ -32,13 +32,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::retention::RetentionPolicy;
-use super::schedule::{Plan, Schedule};
 use super::AgentError;
-use crate::agent::engine::SelectionSpec;
+use crate::engine::{Plan, Schedule, SelectionSpec};
 use crate::etcd::ElectionConfig;
+use crate::protection::retention::RetentionPolicy;
 use crate::protection::schema::ProtectParams;
-use crate::resources::LabelSelector;
 
 /// The agent's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,7 +54,7 @@ pub struct AgentConfig {
     /// name).
     pub identity: Option<String>,
     /// How long an operation in progress may run on after SIGTERM.
-    #[serde(with = "duration")]
+    #[serde(with = "as_text")]
     pub grace_period: Duration,
     /// Scheduled protection plans.
     pub plans: Vec<PlanConfig>,
@@ -96,7 +94,7 @@ pub struct ElectionSettings {
     /// The election key, under podbank's own prefix.
     pub key: String,
     /// Lease TTL: the longest a dead leader keeps the role.
-    #[serde(with = "duration")]
+    #[serde(with = "as_text")]
     pub ttl: Duration,
 }
 
@@ -167,16 +165,20 @@ impl AgentConfig {
                 return Err(bad("the name is used by another plan".into()));
             }
             let schedule = Schedule::parse(&p.schedule).map_err(|e| bad(e.to_string()))?;
-            if let Some(sel) = &p.selector {
-                LabelSelector::parse(sel).map_err(|e| bad(e.to_string()))?;
-            }
+            let mut pods = Vec::with_capacity(p.pods.len());
             for pod in &p.pods {
-                match pod.split_once('/') {
-                    Some((ns, name))
-                        if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {}
-                    _ => return Err(bad(format!("pod {pod:?}: expected <namespace>/<name>"))),
-                }
+                pods.push(
+                    pod.parse()
+                        .map_err(|e: crate::model::IdError| bad(e.to_string()))?,
+                );
             }
+            let selection = SelectionSpec {
+                namespaces: p.namespaces.clone(),
+                label_selector: p.selector.clone(),
+                pods,
+                ..SelectionSpec::default()
+            };
+            selection.resolve().map_err(|e| bad(e.to_string()))?;
             ProtectParams::from_json(&p.options).map_err(|e| bad(format!("options: {e}")))?;
             if p.retention.keep_last == Some(0) {
                 return Err(bad(
@@ -186,11 +188,7 @@ impl AgentConfig {
             }
             out.push(Plan {
                 name: p.name.clone(),
-                selection: SelectionSpec {
-                    namespaces: p.namespaces.clone(),
-                    label_selector: p.selector.clone(),
-                    pods: p.pods.clone(),
-                },
+                selection,
                 parameters: p.options.clone(),
                 schedule,
                 retention: p.retention.clone(),
@@ -254,120 +252,7 @@ fn valid_plan_name(name: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-/// Parse a duration: a number of seconds (`90`), or numbers with units `s`, `m`, `h`,
-/// `d`, `w`, possibly several (`1h30m`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit: u64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => {
-                return Err(format!(
-                    "duration {text:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. 30d)"
-                ))
-            }
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("duration {text:?}: a number must come before {c:?}"))?;
-        digits.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    if !digits.is_empty() {
-        return Err(format!(
-            "duration {text:?}: a unit must follow the last number (s, m, h, d or w)"
-        ));
-    }
-    Ok(Duration::from_secs(total))
-}
-
-/// Format a duration in the largest unit that divides it (`30d`, `90m`, `15s`).
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if s != 0 && s.is_multiple_of(n) {
-            return format!("{}{unit}", s / n);
-        }
-    }
-    format!("{s}s")
-}
-
-/// A number or a string with units, either way.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawDuration {
-    Secs(u64),
-    Text(String),
-}
-
-/// Serde of a [`Duration`] as in [`parse_duration`].
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::{format_duration, parse_duration, RawDuration};
-
-    /// Serialize as text (`30d`).
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_duration(*d))
-    }
-
-    /// Deserialize from a number of seconds or text with units.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match RawDuration::deserialize(d)? {
-            RawDuration::Secs(s) => Ok(Duration::from_secs(s)),
-            RawDuration::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// Serde of an optional [`Duration`] as in [`parse_duration`].
-pub mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::{format_duration, parse_duration, RawDuration};
-
-    /// Serialize as text (`30d`) or null.
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// Deserialize from null, a number of seconds or text with units.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        match Option::<RawDuration>::deserialize(d)? {
-            None => Ok(None),
-            Some(RawDuration::Secs(s)) => Ok(Some(Duration::from_secs(s))),
-            Some(RawDuration::Text(t)) => parse_duration(&t)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
+pub use crate::model::duration::{as_text, format_duration, opt_duration, parse_duration};
 
 #[cfg(test)]
 mod tests {
@@ -428,7 +313,10 @@ plans:
             Some(Duration::from_secs(30 * 86_400))
         );
         assert_eq!(plans[0].selection.namespaces, ["shop"]);
-        assert_eq!(plans[1].selection.pods, ["shop/web-0"]);
+        assert_eq!(
+            plans[1].selection.pods,
+            [crate::model::ObjectRef::new("shop", "web-0")]
+        );
         assert!(plans[1].retention.is_unbounded());
     }
 

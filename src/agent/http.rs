@@ -1,10 +1,14 @@
 //! The agent's HTTP API (axum), and its OpenAPI document, built from the same handler
-//! declarations so that the two cannot drift apart.
+//! declarations so that the two cannot drift apart. The bodies are [`crate::api`]'s, the
+//! same types its client reads.
 //!
 //! `/v1/...` needs `Authorization: Bearer <token>` (compared in constant time) when a
-//! token is configured, and a verified client certificate when mTLS is on; `/healthz`, `/readyz` and `/metrics` are open, for probes and
-//! scrapers. Long operations answer `202 Accepted` with the operation record, a
-//! `status_url` and a `Location` header pointing at `/v1/operations/{id}`.
+//! token is configured, and a verified client certificate when mTLS is on; `/healthz`,
+//! `/readyz` and `/metrics` are open, for probes and scrapers. Long operations answer
+//! `202 Accepted` with the operation record, a `status_url` and a `Location` header
+//! pointing at `/v1/operations/{id}`; a request that can be known to fail (bad id, bad
+//! selector, unknown checkpoint or restore, invalid parameters) is answered 4xx at once,
+//! never accepted.
 //!
 //! Errors are JSON: `{"error": {"code": "...", "message": "..."}}`; an unknown route has
 //! the code `no_route`.
@@ -16,24 +20,27 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::engine::{
-    CheckpointFilter, CheckpointId, CheckpointSummary, EngineError, ProtectRequest,
-    ProtectableQuery, ReadinessCheck, RestoreRequest, RestoreSummary,
-};
 use super::operations::OperationRecord;
-use super::schedule::PlanView;
-use super::service::{ServiceError, Trigger};
+use super::service::ServiceError;
 use super::Service;
-use crate::resources::POD_TYPE;
+use crate::api::{
+    status_of, Accepted, ErrorBody, ErrorDetail, Items, PlanList, ProtectBody, Readiness,
+    RestoreBody, Trigger,
+};
+use crate::engine::{
+    CheckpointFilter, DependentsView, EngineError, PodSpecifier, ProtectRequest, ReadinessCheck,
+    RestoreRequest, SelectionSpec,
+};
+use crate::model::{CheckpointId, RestoreId};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -52,23 +59,6 @@ pub struct ApiError {
     message: String,
 }
 
-/// The body of an error answer.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Machine-readable code: `unauthorized`, `not_found`, `invalid`, `conflict`, `busy`,
-    /// `shutting_down`, `unavailable`, `unsupported`, `failed`, `no_route`.
-    pub code: String,
-    /// What to do about it.
-    pub message: String,
-}
-
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -77,11 +67,20 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        });
         let mut resp = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
@@ -93,37 +92,26 @@ impl IntoResponse for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        let (status, code) = match &e {
-            EngineError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            EngineError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-            EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            EngineError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            EngineError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "failed"),
-        };
+        let (status, code) = status_of(&e);
         ApiError::new(status, code, e.to_string())
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        let (status, code) = match &e {
-            ServiceError::UnknownPlan(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ServiceError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-            ServiceError::Busy(_) => (StatusCode::CONFLICT, "busy"),
-            _ => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
-        };
-        ApiError::new(status, code, e.to_string())
+        match e {
+            ServiceError::Engine(e) => e.into(),
+            e @ ServiceError::UnknownPlan(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            e @ ServiceError::Busy(_) => ApiError::new(StatusCode::CONFLICT, "busy", e.to_string()),
+            e => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            ),
+        }
     }
-}
-
-/// The answer to a request that started a long operation.
-#[derive(Serialize, ToSchema, Deserialize)]
-pub struct Accepted {
-    /// The operation started.
-    pub operation: OperationRecord,
-    /// Where to follow it: `/v1/operations/{id}`.
-    pub status_url: String,
 }
 
 fn accepted(op: OperationRecord) -> Response {
@@ -143,29 +131,16 @@ fn accepted(op: OperationRecord) -> Response {
     resp
 }
 
-/// A list wrapper, so that lists can grow fields later.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct Items<T: ToSchema> {
-    /// The items.
-    pub items: Vec<T>,
+/// A checkpoint id from a URL: 400 when it cannot be one.
+fn checkpoint_id(id: &str) -> Result<CheckpointId, ApiError> {
+    id.parse()
+        .map_err(|e: crate::model::IdError| ApiError::invalid(e.to_string()))
 }
 
-/// `GET /v1/plans`.
-#[derive(Serialize, ToSchema, Deserialize)]
-pub struct PlanList {
-    /// Whether this replica leads (runs the schedules).
-    pub leader: bool,
-    /// The plans.
-    pub items: Vec<PlanView>,
-}
-
-/// `GET /readyz`.
-#[derive(Serialize, ToSchema)]
-pub struct Readiness {
-    /// Whether every check passed.
-    pub ready: bool,
-    /// Each check.
-    pub checks: Vec<ReadinessCheck>,
+/// A restore id from a URL: 400 when it cannot be one.
+fn restore_id(id: &str) -> Result<RestoreId, ApiError> {
+    id.parse()
+        .map_err(|e: crate::model::IdError| ApiError::invalid(e.to_string()))
 }
 
 /// Query of `GET /v1/protectables/OS::Kubernetes::Pod/instances`.
@@ -186,9 +161,18 @@ pub struct InstancesQuery {
 pub struct CheckpointsQuery {
     /// Only this plan's checkpoints.
     pub plan: Option<String>,
+    /// Deleted checkpoints kept as tombstones too.
+    #[serde(default)]
+    pub all: bool,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    body.map(|Json(b)| b).map_err(bad_json)
+}
 
 /// Protectable resource types.
 #[utoipa::path(get, path = "/v1/protectables", tag = "protectables",
@@ -196,7 +180,7 @@ type ApiResult<T> = Result<T, ApiError>;
     security(("bearer" = [])))]
 async fn protectable_types() -> Json<Items<String>> {
     Json(Items {
-        items: vec![POD_TYPE.to_string()],
+        items: vec![crate::model::ResourceType::Pod.karbor().to_string()],
     })
 }
 
@@ -209,8 +193,8 @@ async fn protectable_types() -> Json<Items<String>> {
 async fn list_instances(
     State(s): State<ApiState>,
     Query(q): Query<InstancesQuery>,
-) -> ApiResult<Json<Value>> {
-    let query = ProtectableQuery {
+) -> ApiResult<Response> {
+    let selection = SelectionSpec {
         namespaces: q
             .namespaces
             .map(|n| {
@@ -223,8 +207,9 @@ async fn list_instances(
             .unwrap_or_default(),
         label_selector: q.label_selector,
         field_selector: q.field_selector,
+        ..SelectionSpec::default()
     };
-    Ok(Json(s.service.engine().list_protectables(query).await?))
+    Ok(Json(s.service.engine().pods(&selection).await?).into_response())
 }
 
 /// One protectable pod, by uid or `<namespace>/<name>` (slash percent-encoded).
@@ -233,11 +218,9 @@ async fn list_instances(
     responses((status = 200, description = "The pod", body = Object),
               (status = 404, description = "No such pod", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn show_instance(
-    State(s): State<ApiState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(s.service.engine().show_protectable(&id).await?))
+async fn show_instance(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let pod: PodSpecifier = id.parse()?;
+    Ok(Json(s.service.engine().pod(&pod).await?).into_response())
 }
 
 /// A pod's dependents: its Cinder volumes.
@@ -249,107 +232,105 @@ async fn show_instance(
 async fn instance_dependents(
     State(s): State<ApiState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(s.service.engine().protectable_dependents(&id).await?))
+) -> ApiResult<Response> {
+    let pod: PodSpecifier = id.parse()?;
+    let detail = s.service.engine().pod(&pod).await?;
+    Ok(Json(DependentsView::from(detail)).into_response())
 }
 
-/// Checkpoints in the bank.
+/// Checkpoints in the bank, oldest first.
 #[utoipa::path(get, path = "/v1/checkpoints", tag = "checkpoints",
     params(CheckpointsQuery),
-    responses((status = 200, description = "Checkpoints, newest first", body = Items<CheckpointSummary>)),
+    responses((status = 200, description = "Checkpoints, oldest first, and unreadable manifests", body = Object)),
     security(("bearer" = [])))]
 async fn list_checkpoints(
     State(s): State<ApiState>,
     Query(q): Query<CheckpointsQuery>,
-) -> ApiResult<Json<Items<CheckpointSummary>>> {
-    let mut items = s
-        .service
-        .engine()
-        .list_checkpoints(CheckpointFilter { plan: q.plan })
-        .await?;
-    items.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    Ok(Json(Items { items }))
+) -> ApiResult<Response> {
+    let filter = CheckpointFilter {
+        plan: q.plan,
+        all: q.all,
+    };
+    Ok(Json(s.service.engine().checkpoints(&filter).await?).into_response())
 }
 
 /// Take a checkpoint now (on demand).
 #[utoipa::path(post, path = "/v1/checkpoints", tag = "checkpoints",
-    request_body = ProtectRequest,
+    request_body = ProtectBody,
     responses((status = 202, description = "Started", body = Accepted),
-              (status = 400, description = "Invalid parameters", body = ErrorBody),
+              (status = 400, description = "Invalid parameters or selector", body = ErrorBody),
               (status = 503, description = "Shutting down", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create_checkpoint(
     State(s): State<ApiState>,
-    body: Result<Json<ProtectRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ProtectBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
-    Ok(accepted(s.service.protect(req)?))
+    let request: ProtectRequest = json_body(body)?.into();
+    Ok(accepted(s.service.protect(request)?))
 }
 
 /// One checkpoint in full.
 #[utoipa::path(get, path = "/v1/checkpoints/{id}", tag = "checkpoints",
     params(("id" = String, Path, description = "Checkpoint id")),
     responses((status = 200, description = "The checkpoint", body = Object),
+              (status = 400, description = "Not a checkpoint id", body = ErrorBody),
               (status = 404, description = "No such checkpoint", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn show_checkpoint(
-    State(s): State<ApiState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        s.service
-            .engine()
-            .show_checkpoint(&CheckpointId(id))
-            .await?,
-    ))
+async fn show_checkpoint(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = checkpoint_id(&id)?;
+    Ok(Json(s.service.engine().checkpoint(&id).await?).into_response())
 }
 
 /// Delete a checkpoint and its Cinder backups.
 #[utoipa::path(delete, path = "/v1/checkpoints/{id}", tag = "checkpoints",
     params(("id" = String, Path, description = "Checkpoint id")),
     responses((status = 202, description = "Started", body = Accepted),
+              (status = 400, description = "Not a checkpoint id", body = ErrorBody),
+              (status = 404, description = "No such checkpoint", body = ErrorBody),
               (status = 503, description = "Shutting down", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn delete_checkpoint(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(accepted(s.service.delete_checkpoint(CheckpointId(id))?))
+    let id = checkpoint_id(&id)?;
+    Ok(accepted(s.service.delete_checkpoint(id).await?))
 }
 
 /// Restore records.
 #[utoipa::path(get, path = "/v1/restores", tag = "restores",
-    responses((status = 200, description = "Restores, newest first", body = Items<RestoreSummary>)),
+    responses((status = 200, description = "Restores, oldest first", body = Object)),
     security(("bearer" = [])))]
-async fn list_restores(State(s): State<ApiState>) -> ApiResult<Json<Items<RestoreSummary>>> {
-    let mut items = s.service.engine().list_restores().await?;
-    items.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    Ok(Json(Items { items }))
+async fn list_restores(State(s): State<ApiState>) -> ApiResult<Response> {
+    Ok(Json(s.service.engine().restores().await?).into_response())
 }
 
 /// Restore from a checkpoint.
 #[utoipa::path(post, path = "/v1/restores", tag = "restores",
-    request_body = RestoreRequest,
+    request_body = RestoreBody,
     responses((status = 202, description = "Started", body = Accepted),
               (status = 400, description = "Invalid parameters", body = ErrorBody),
+              (status = 404, description = "No such checkpoint", body = ErrorBody),
               (status = 503, description = "Shutting down", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create_restore(
     State(s): State<ApiState>,
-    body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<RestoreBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
-    Ok(accepted(s.service.restore(req)?))
+    let request: RestoreRequest = json_body(body)?.into();
+    Ok(accepted(s.service.restore(request).await?))
 }
 
 /// One restore in full.
 #[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores",
     params(("id" = String, Path, description = "Restore id")),
     responses((status = 200, description = "The restore", body = Object),
+              (status = 400, description = "Not a restore id", body = ErrorBody),
               (status = 404, description = "No such restore", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn show_restore(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(s.service.engine().show_restore(&id).await?))
+async fn show_restore(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = restore_id(&id)?;
+    Ok(Json(s.service.engine().restore_record(&id).await?).into_response())
 }
 
 /// The configured plans.
@@ -452,7 +433,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 }
 
 fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.body_text())
+    ApiError::invalid(e.body_text())
 }
 
 async fn no_route() -> ApiError {

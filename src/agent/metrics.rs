@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::engine::ProtectStats;
+use crate::api::ProtectStats;
 
 /// The `plan` label value of on-demand checkpoints.
 pub const ON_DEMAND: &str = "_on_demand";

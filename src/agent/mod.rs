@@ -1,7 +1,7 @@
-//! `podbank agent`: the long-running mode. A thin shell over the library: leader election
-//! ([`crate::etcd::election`]), the scheduler ([`schedule`]) that only the leader runs,
-//! retention ([`retention`]), the HTTP API ([`http`]) and metrics ([`metrics`]), all
-//! around an [`Engine`] that does the actual protection work.
+//! `podbank agent`: the long-running mode. A thin shell over the application API: leader
+//! election ([`crate::etcd::election`]), the scheduler ([`schedule`]) that only the leader
+//! runs, the HTTP server ([`http`]) of [`crate::api`], operations and metrics
+//! ([`metrics`]), all around an [`Engine`] that does the actual protection work.
 //!
 //! The agent owns no data: checkpoints and restores live in the bank, behind the engine.
 //! Its own state (operations, metrics) is in memory and per replica.
@@ -13,14 +13,10 @@
 //!    fails), let running operations finish within the grace period and cancel the rest,
 //!    resign leadership, stop serving.
 
-pub mod client;
 pub mod config;
-pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod operations;
-pub mod protection_engine;
-pub mod retention;
 pub mod schedule;
 pub mod service;
 pub mod tls;
@@ -34,9 +30,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::AgentConfig;
-pub use engine::{Engine, EngineError};
-pub use protection_engine::{ProtectionEngine, VolumeMode};
 pub use service::Service;
+
+use crate::engine::Engine;
 
 use crate::etcd::{Election, ElectionError, Etcd};
 

@@ -13,67 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
-use utoipa::ToSchema;
+
+use crate::engine::EngineError;
 
 /// Records kept after they finish (oldest finished ones are forgotten first).
 const HISTORY: usize = 1000;
 
-/// What an operation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationKind {
-    /// An on-demand protect (`POST /v1/checkpoints`).
-    Protect,
-    /// A plan run: protect, then retention (scheduled or triggered).
-    PlanRun,
-    /// A checkpoint delete.
-    DeleteCheckpoint,
-    /// A restore.
-    Restore,
-}
-
-/// Where an operation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationState {
-    /// Running.
-    Running,
-    /// Done; `result` holds what it produced.
-    Succeeded,
-    /// Failed; `error` says why.
-    Failed,
-    /// Stopped by shutdown after the grace period; `error` says so.
-    Cancelled,
-}
-
-/// One operation, as `GET /v1/operations/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema, Deserialize)]
-pub struct OperationRecord {
-    /// Its id.
-    pub id: String,
-    /// What it does.
-    pub kind: OperationKind,
-    /// The plan it runs for, if any.
-    pub plan: Option<String>,
-    /// What it acts on (a checkpoint id for a delete or restore).
-    pub target: Option<String>,
-    /// Where it stands.
-    pub state: OperationState,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it ended.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// What it produced (checkpoint id, restore record, retention report, ...).
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<Value>,
-    /// Why it failed.
-    pub error: Option<String>,
-}
+pub use crate::api::{OperationKind, OperationRecord, OperationResult, OperationState};
 
 /// Why an operation was not started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,7 +91,7 @@ impl Operations {
         work: F,
     ) -> Result<OperationRecord, Refused>
     where
-        F: Future<Output = Result<Value, String>> + Send + 'static,
+        F: Future<Output = Result<OperationResult, EngineError>> + Send + 'static,
     {
         let mut table = lock(&self.table);
         // Checked under the lock: `close` takes it too, so nothing slips in after a drain
@@ -172,6 +121,7 @@ impl Operations {
             finished_at: None,
             result: None,
             error: None,
+            error_code: None,
         };
         table.entries.insert(
             id.clone(),
@@ -200,9 +150,10 @@ impl Operations {
                         e.record.state = OperationState::Succeeded;
                         e.record.result = Some(v);
                     }
-                    Err(msg) => {
+                    Err(err) => {
                         e.record.state = OperationState::Failed;
-                        e.record.error = Some(msg);
+                        e.record.error_code = Some(crate::api::status_of(&err).1.to_string());
+                        e.record.error = Some(err.to_string());
                     }
                 }
             }
@@ -239,7 +190,18 @@ impl Operations {
         *self.running.borrow()
     }
 
-    /// Whether new operations are accepted.
+    /// Refuses with [`Refused::ShuttingDown`] once the agent no longer takes new work:
+    /// checked before a request is validated, so that a draining agent answers 503 to
+    /// everything that would start an operation.
+    pub fn check_accepting(&self) -> Result<(), Refused> {
+        if self.is_accepting() {
+            Ok(())
+        } else {
+            Err(Refused::ShuttingDown)
+        }
+    }
+
+    /// Whether new operations are accepted (not shutting down).
     pub fn is_accepting(&self) -> bool {
         self.accepting.load(Ordering::SeqCst)
     }
@@ -339,6 +301,14 @@ mod tests {
     use super::*;
     use tokio::sync::oneshot;
 
+    fn done() -> OperationResult {
+        OperationResult::Protect {
+            checkpoint_id: "cp-0001".parse().expect("a checkpoint id"),
+            status: crate::model::CheckpointStatus::Available,
+            stats: Default::default(),
+        }
+    }
+
     async fn wait_state(ops: &Operations, id: &str, state: OperationState) -> OperationRecord {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
@@ -356,7 +326,7 @@ mod tests {
         let ops = Operations::new();
         let ok = ops
             .spawn(OperationKind::Protect, None, None, false, async {
-                Ok(serde_json::json!({"checkpoint_id": "c1"}))
+                Ok(done())
             })
             .expect("spawn");
         let bad = ops
@@ -365,11 +335,11 @@ mod tests {
                 None,
                 Some("c1".into()),
                 false,
-                async { Err("boom".to_string()) },
+                async { Err(EngineError::Failed("boom".into())) },
             )
             .expect("spawn");
         let r = wait_state(&ops, &ok.id, OperationState::Succeeded).await;
-        assert_eq!(r.result, Some(serde_json::json!({"checkpoint_id": "c1"})));
+        assert_eq!(r.result, Some(done()));
         assert!(r.finished_at.is_some());
         let r = wait_state(&ops, &bad.id, OperationState::Failed).await;
         assert_eq!(r.error.as_deref(), Some("boom"));
@@ -390,7 +360,7 @@ mod tests {
                 true,
                 async move {
                     let _ = rx.await;
-                    Ok(Value::Null)
+                    Ok(done())
                 },
             )
             .expect("first");
@@ -399,7 +369,7 @@ mod tests {
             Some("p".into()),
             None,
             true,
-            async { Ok(Value::Null) },
+            async { Ok(done()) },
         );
         assert_eq!(
             second,
@@ -415,7 +385,7 @@ mod tests {
             Some("q".into()),
             None,
             true,
-            async { Ok(Value::Null) },
+            async { Ok(done()) },
         )
         .expect("other plan");
         let _ = tx.send(());
@@ -430,7 +400,7 @@ mod tests {
             Some("p".into()),
             None,
             true,
-            async { Ok(Value::Null) },
+            async { Ok(done()) },
         )
         .expect("free again");
     }
@@ -441,13 +411,13 @@ mod tests {
         let short = ops
             .spawn(OperationKind::Protect, None, None, false, async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                Ok(Value::Bool(true))
+                Ok(done())
             })
             .expect("spawn");
         ops.close();
         assert_eq!(
             ops.spawn(OperationKind::Protect, None, None, false, async {
-                Ok(Value::Null)
+                Ok(done())
             }),
             Err(Refused::ShuttingDown)
         );
@@ -466,7 +436,7 @@ mod tests {
                 true,
                 async {
                     std::future::pending::<()>().await;
-                    Ok(Value::Null)
+                    Ok(done())
                 },
             )
             .expect("spawn");
@@ -489,7 +459,8 @@ mod tests {
         let ops = Operations::new();
         let op = ops
             .spawn(OperationKind::Protect, None, None, false, async {
-                let r: Result<Value, String> = Err(String::new());
+                let r: Result<OperationResult, EngineError> =
+                    Err(EngineError::Failed(String::new()));
                 if r.is_err() {
                     panic!("engine bug");
                 }

@@ -1,37 +1,24 @@
-//! The agent's core: what a plan run, an on-demand protect, a delete and a restore do,
-//! around the [`Engine`]. HTTP handlers and the scheduler both call in here; neither
-//! talks to the engine for long operations directly.
+//! The agent's core: long operations (protect, plan runs, deletes, restores) run in the background around the [`Engine`], tracked as operations, with
+//! their metrics. HTTP handlers and the scheduler both call in here; neither runs a long
+//! operation on the engine directly.
 //!
-//! A plan run is: protect (recording metrics), then retention for that plan (list every
-//! checkpoint, [`plan_retention`], delete in the order given, stopping at the first
-//! failure so that a parent is never tried while its child is still there).
+//! Requests are checked before an operation is accepted: a request that can be known to
+//! fail (bad parameters, an unknown checkpoint or plan) is refused at once with its error,
+//! never accepted to fail later.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::engine::{
-    CheckpointFilter, CheckpointId, CheckpointStatus, Engine, ProtectRequest, RestoreRequest,
-};
 use super::metrics::Metrics;
-use super::operations::{OperationKind, OperationRecord, Operations, Refused};
-use super::retention::{plan_retention, RetentionPlan};
-use super::schedule::{Plan, PlanView};
+use super::operations::{OperationKind, OperationRecord, OperationResult, Operations, Refused};
+use crate::api::{ProtectStats, Trigger};
+use crate::engine::{Engine, EngineError, Plan, PlanRun, PlanView, ProtectRequest, RestoreRequest};
+use crate::model::{CheckpointId, CheckpointStatus};
 use crate::protection::schema::{ProtectParams, RestoreParams};
-
-/// Who started a plan run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// The scheduler, on the plan's schedule.
-    Schedule,
-    /// A person or script, through `POST /v1/plans/{name}/trigger`.
-    Manual,
-}
 
 /// Why a request could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +27,9 @@ pub enum ServiceError {
     /// No plan of that name is configured.
     #[error("no plan named {0:?}: see GET /v1/plans")]
     UnknownPlan(String),
-    /// The request's parameters are invalid.
-    #[error("{0}")]
-    Invalid(String),
+    /// The request cannot succeed: the engine's answer to it.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     /// The plan already runs.
     #[error("{0}")]
     Busy(Refused),
@@ -60,17 +47,6 @@ impl From<Refused> for ServiceError {
     }
 }
 
-/// What retention did in a plan run.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RetentionReport {
-    /// Checkpoints deleted, in order.
-    pub deleted: Vec<CheckpointId>,
-    /// Checkpoints the policy would delete but that were not reached (after an error).
-    pub pending: Vec<CheckpointId>,
-    /// Why retention stopped, if it did.
-    pub error: Option<String>,
-}
-
 /// The agent's core, shared by the scheduler and the HTTP API.
 pub struct Service {
     engine: Arc<dyn Engine>,
@@ -83,7 +59,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service over `engine` with `plans`; `leading` tells whether this replica leads.
+    /// A service over `engine` with `plans` (the engine's plans, with their schedules);
+    /// `leading` tells whether this replica leads.
     pub fn new(
         engine: Arc<dyn Engine>,
         plans: Vec<Plan>,
@@ -156,14 +133,10 @@ impl Service {
             .iter()
             .enumerate()
             .map(|(i, p)| PlanView {
-                name: p.name.clone(),
-                schedule: p.schedule.as_str().to_string(),
                 next_run: next.get(i).copied().flatten(),
-                selection: p.selection.clone(),
-                parameters: p.parameters.clone(),
-                retention: p.retention.clone(),
                 last_operation: last.get(&p.name).cloned(),
                 running: self.ops.running_for_plan(&p.name).is_some(),
+                ..PlanView::from(p)
             })
             .collect()
     }
@@ -181,25 +154,23 @@ impl Service {
             .cloned()
             .ok_or_else(|| ServiceError::UnknownPlan(name.to_string()))?;
         let me = Arc::clone(self);
-        let request = ProtectRequest {
-            plan: Some(plan.name.clone()),
-            selection: plan.selection.clone(),
-            parameters: plan.parameters.clone(),
-        };
-        let record = self.start(
+        let record = self.ops.spawn(
             OperationKind::PlanRun,
             Some(plan.name.clone()),
             None,
             true,
             async move {
-                let mut result = me.run_protect(request).await?;
-                let report = me.apply_retention(&plan).await;
-                result["retention"] = json!(report);
-                result["trigger"] = json!(match trigger {
-                    Trigger::Schedule => "schedule",
-                    Trigger::Manual => "manual",
-                });
-                Ok(result)
+                let started = Instant::now();
+                let run = crate::engine::plans::run_plan(&*me.engine, &plan).await;
+                me.record_plan_run(&plan, started.elapsed(), &run);
+                let run = run?;
+                Ok(OperationResult::PlanRun {
+                    checkpoint_id: run.checkpoint.id.clone(),
+                    status: run.checkpoint.status,
+                    stats: ProtectStats::of(&run.checkpoint),
+                    retention: run.retention,
+                    trigger,
+                })
             },
         )?;
         self.last_ops
@@ -209,13 +180,33 @@ impl Service {
         Ok(record)
     }
 
+    fn record_plan_run(&self, plan: &Plan, took: Duration, run: &Result<PlanRun, EngineError>) {
+        match run {
+            Ok(run) => {
+                let stats = ProtectStats::of(&run.checkpoint);
+                let available = run.checkpoint.status == CheckpointStatus::Available;
+                self.metrics
+                    .protect_done(Some(&plan.name), took, available, &stats);
+                for _ in &run.retention.deleted {
+                    self.metrics.checkpoint_deleted(&plan.name);
+                }
+                if run.retention.error.is_some() {
+                    self.metrics.retention_failed(&plan.name);
+                }
+            }
+            Err(_) => self.metrics.protect_failed(Some(&plan.name), took),
+        }
+    }
+
     /// Start an on-demand protect (no retention).
     pub fn protect(
         self: &Arc<Self>,
         request: ProtectRequest,
     ) -> Result<OperationRecord, ServiceError> {
+        self.ops.check_accepting()?;
         ProtectParams::from_json(&request.parameters)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        request.selection.resolve()?;
         if let Some(plan) = &request.plan {
             if !self.plans.iter().any(|p| &p.name == plan) {
                 return Err(ServiceError::UnknownPlan(plan.clone()));
@@ -223,19 +214,51 @@ impl Service {
         }
         let me = Arc::clone(self);
         let plan = request.plan.clone();
-        self.start(OperationKind::Protect, plan, None, false, async move {
-            me.run_protect(request).await
-        })
+        Ok(self.ops.spawn(
+            OperationKind::Protect,
+            plan.clone(),
+            None,
+            false,
+            async move {
+                let started = Instant::now();
+                match me.engine.protect(request).await {
+                    Ok(cp) => {
+                        let stats = ProtectStats::of(&cp);
+                        let available = cp.status == CheckpointStatus::Available;
+                        me.metrics.protect_done(
+                            plan.as_deref(),
+                            started.elapsed(),
+                            available,
+                            &stats,
+                        );
+                        if !available {
+                            return Err(EngineError::Failed(format!(
+                                "checkpoint {} ended {}; see GET /v1/checkpoints/{}",
+                                cp.id, cp.status, cp.id
+                            )));
+                        }
+                        Ok(OperationResult::protect(&cp))
+                    }
+                    Err(e) => {
+                        me.metrics
+                            .protect_failed(plan.as_deref(), started.elapsed());
+                        Err(e)
+                    }
+                }
+            },
+        )?)
     }
 
-    /// Start deleting a checkpoint.
-    pub fn delete_checkpoint(
+    /// Start deleting a checkpoint (which must exist).
+    pub async fn delete_checkpoint(
         self: &Arc<Self>,
         id: CheckpointId,
     ) -> Result<OperationRecord, ServiceError> {
+        self.ops.check_accepting()?;
+        self.engine.checkpoint(&id).await?;
         let me = Arc::clone(self);
-        let target = Some(id.0.clone());
-        self.start(
+        let target = Some(id.to_string());
+        Ok(self.ops.spawn(
             OperationKind::DeleteCheckpoint,
             None,
             target,
@@ -244,114 +267,36 @@ impl Service {
                 me.engine
                     .delete_checkpoint(&id)
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({ "checkpoint_id": id, "status": CheckpointStatus::Deleted }))
+                    .map(OperationResult::delete)
             },
-        )
+        )?)
     }
 
-    /// Start a restore.
-    pub fn restore(
+    /// Start a restore (of a checkpoint that exists, with valid parameters).
+    pub async fn restore(
         self: &Arc<Self>,
         request: RestoreRequest,
     ) -> Result<OperationRecord, ServiceError> {
+        self.ops.check_accepting()?;
         RestoreParams::from_json(&request.parameters)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        crate::engine::check_pods(&request.pods)?;
+        if let crate::engine::RestoreMode::Export(_) = request.mode {
+            return Err(EngineError::Invalid(
+                "an export writes files where the agent runs: drop --agent to export here".into(),
+            )
+            .into());
+        }
+        self.engine.checkpoint(&request.checkpoint_id).await?;
         let me = Arc::clone(self);
-        let target = Some(request.checkpoint_id.0.clone());
-        self.start(OperationKind::Restore, None, target, false, async move {
-            let restore = me
-                .engine
-                .create_restore(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            serde_json::to_value(restore).map_err(|e| e.to_string())
-        })
-    }
-
-    fn start<F>(
-        self: &Arc<Self>,
-        kind: OperationKind,
-        plan: Option<String>,
-        target: Option<String>,
-        exclusive: bool,
-        work: F,
-    ) -> Result<OperationRecord, ServiceError>
-    where
-        F: std::future::Future<Output = Result<Value, String>> + Send + 'static,
-    {
-        let record = self.ops.spawn(kind, plan, target, exclusive, work)?;
-        Ok(record)
-    }
-
-    /// Protect, recording metrics; the result names the checkpoint.
-    async fn run_protect(&self, request: ProtectRequest) -> Result<Value, String> {
-        let plan = request.plan.clone();
-        let started = Instant::now();
-        match self.engine.protect(request).await {
-            Ok(outcome) => {
-                let available = outcome.status == CheckpointStatus::Available;
-                self.metrics.protect_done(
-                    plan.as_deref(),
-                    started.elapsed(),
-                    available,
-                    &outcome.stats,
-                );
-                if !available {
-                    return Err(format!(
-                        "checkpoint {} ended {:?}; see GET /v1/checkpoints/{}",
-                        outcome.checkpoint_id, outcome.status, outcome.checkpoint_id
-                    ));
-                }
-                serde_json::to_value(&outcome).map_err(|e| e.to_string())
-            }
-            Err(e) => {
-                self.metrics
-                    .protect_failed(plan.as_deref(), started.elapsed());
-                Err(e.to_string())
-            }
-        }
-    }
-
-    /// Apply `plan`'s retention now.
-    pub async fn apply_retention(&self, plan: &Plan) -> RetentionReport {
-        let mut report = RetentionReport::default();
-        if plan.retention.is_unbounded() {
-            return report;
-        }
-        let all = match self
-            .engine
-            .list_checkpoints(CheckpointFilter::default())
-            .await
-        {
-            Ok(all) => all,
-            Err(e) => {
-                self.metrics.retention_failed(&plan.name);
-                report.error = Some(format!("listing checkpoints: {e}"));
-                return report;
-            }
-        };
-        let RetentionPlan { delete, keep } =
-            plan_retention(&all, &plan.name, &plan.retention, Utc::now());
-        tracing::debug!(plan = %plan.name, delete = delete.len(), keep = keep.len(), "retention");
-        let mut todo = delete.into_iter();
-        for id in todo.by_ref() {
-            match self.engine.delete_checkpoint(&id).await {
-                Ok(()) => {
-                    self.metrics.checkpoint_deleted(&plan.name);
-                    tracing::info!(plan = %plan.name, checkpoint = %id, "retention: checkpoint deleted");
-                    report.deleted.push(id);
-                }
-                Err(e) => {
-                    self.metrics.retention_failed(&plan.name);
-                    tracing::warn!(plan = %plan.name, checkpoint = %id, error = %e, "retention: delete failed; the rest waits for the next run");
-                    report.error = Some(format!("deleting checkpoint {id}: {e}"));
-                    report.pending.push(id);
-                    break;
-                }
-            }
-        }
-        report.pending.extend(todo);
-        report
+        let target = Some(request.checkpoint_id.to_string());
+        Ok(self
+            .ops
+            .spawn(OperationKind::Restore, None, target, false, async move {
+                me.engine
+                    .restore(request)
+                    .await
+                    .map(|r| OperationResult::restore(&r))
+            })?)
     }
 }

@@ -1,6 +1,6 @@
 //! A checkpoint's manifest as listings read it: the same field numbers as
-//! `pb::Checkpoint` in `proto/bank.proto`, with each volume record reduced to its volume id
-//! and status. prost skips the fields not named here without allocating them, so listing a
+//! `pb::Checkpoint` in `proto/bank.proto`, with each volume record reduced to its volume id,
+//! status and backup chain. prost skips the fields not named here without allocating them, so listing a
 //! bank whose checkpoints hold hundreds of thousands of volume records stays cheap.
 
 use prost::Message;
@@ -13,6 +13,18 @@ pub struct VolumeBrief {
     /// The Cinder volume (empty for a pod volume that is not a Cinder volume).
     #[prost(string, tag = "1")]
     pub volume_id: String,
+    /// Its backup (empty: none).
+    #[prost(string, tag = "2")]
+    pub backup_id: String,
+    /// An incremental backup.
+    #[prost(bool, tag = "4")]
+    pub incremental: bool,
+    /// The backup it builds on (empty: none).
+    #[prost(string, tag = "5")]
+    pub parent_backup_id: String,
+    /// The checkpoint that holds that parent (empty: none).
+    #[prost(string, tag = "6")]
+    pub parent_checkpoint: String,
     /// Its status.
     #[prost(enumeration = "pb::VolumeStatus", tag = "7")]
     pub status: i32,
@@ -68,6 +80,10 @@ pub struct CheckpointBrief {
 
 /// A record [`super::Bank::manifests`] can list: the full manifest or its brief.
 pub trait Manifest: Message + Default + Sized {
+    /// What it becomes above the bank.
+    type Model;
+    /// Converts it at the bank's edge.
+    fn into_model(self) -> Self::Model;
     /// The checkpoint's id.
     fn id(&self) -> &str;
     /// When it started (the list's order).
@@ -77,6 +93,10 @@ pub trait Manifest: Message + Default + Sized {
 }
 
 impl Manifest for pb::Checkpoint {
+    type Model = crate::model::Checkpoint;
+    fn into_model(self) -> Self::Model {
+        self.into()
+    }
     fn id(&self) -> &str {
         &self.id
     }
@@ -89,6 +109,10 @@ impl Manifest for pb::Checkpoint {
 }
 
 impl Manifest for CheckpointBrief {
+    type Model = crate::model::CheckpointSummary;
+    fn into_model(self) -> Self::Model {
+        self.into()
+    }
     fn id(&self) -> &str {
         &self.id
     }

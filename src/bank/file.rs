@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::backend::Kind;
 
@@ -57,8 +57,27 @@ impl Serialize for BankFile {
     }
 }
 
+impl<'de> Deserialize<'de> for BankFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let (kind, name) = match text.split_once('/') {
+            Some((folder, name)) => (
+                Kind::ALL
+                    .into_iter()
+                    .find(|k| k.folder() == folder)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!("no bank folder {folder:?}"))
+                    })?,
+                name.to_string(),
+            ),
+            None => (Kind::Config, text),
+        };
+        Ok(Self { kind, name })
+    }
+}
+
 /// A file the bank found but cannot use, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DamagedFile {
     /// The file.
     pub file: BankFile,

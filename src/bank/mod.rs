@@ -21,10 +21,10 @@
 
 pub mod backend;
 mod brief;
+mod convert;
 mod error;
 mod file;
 pub mod format;
-mod id;
 pub mod index;
 pub mod lock;
 mod maintenance;
@@ -37,13 +37,16 @@ use futures::StreamExt;
 use prost::Message;
 use tokio::sync::RwLock;
 
+use crate::model::{
+    Checkpoint, CheckpointSummary, ResourceRecord, RestoreId, RestoreRecord, VolumeRecord,
+};
+pub use crate::model::{CheckpointId, ObjectId};
 pub use backend::{Backend, BankKey, Kind};
+use brief::CheckpointBrief;
 use brief::Manifest;
-pub use brief::{CheckpointBrief, VolumeBrief};
 pub use error::BankError;
 pub use file::{BankFile, DamagedFile};
 pub use format::pb;
-pub use id::{CheckpointId, ObjectId};
 pub use index::Index;
 pub use maintenance::{GcReport, Problem, RepairReport, Stats, VerifyReport};
 pub use writer::{CheckpointDraft, CheckpointWriter, WriterOptions};
@@ -303,7 +306,11 @@ impl Bank {
     /// # Arguments
     /// * `id` - the object.
     /// * `needed_by` - what needs it (a checkpoint id), for the error message.
-    pub async fn read_object(&self, id: &ObjectId, needed_by: &str) -> Result<Bytes, BankError> {
+    pub async fn read_object(
+        &self,
+        id: &ObjectId,
+        needed_by: impl std::fmt::Display,
+    ) -> Result<Bytes, BankError> {
         let location = self
             .index()
             .await
@@ -350,19 +357,19 @@ impl Bank {
     /// Every checkpoint: the manifests, plus the checkpoints that live writers are writing
     /// now (status `protecting`). Sorted by creation time. Unreadable manifests are returned
     /// as problems, not hidden.
-    pub async fn checkpoints(&self) -> Result<(Vec<pb::Checkpoint>, Vec<Problem>), BankError> {
-        self.manifests().await
+    pub async fn checkpoints(&self) -> Result<(Vec<Checkpoint>, Vec<Problem>), BankError> {
+        self.manifests::<pb::Checkpoint>().await
     }
 
-    /// Like [`Bank::checkpoints`], reading each manifest as a [`CheckpointBrief`]: what
-    /// listings need, without the volume records' details.
+    /// Like [`Bank::checkpoints`], reading each manifest as a summary: what listings need,
+    /// without the volume records' details (a manifest of 100k pods holds 300k of them).
     pub async fn checkpoint_briefs(
         &self,
-    ) -> Result<(Vec<CheckpointBrief>, Vec<Problem>), BankError> {
-        self.manifests().await
+    ) -> Result<(Vec<CheckpointSummary>, Vec<Problem>), BankError> {
+        self.manifests::<CheckpointBrief>().await
     }
 
-    async fn manifests<M: Manifest>(&self) -> Result<(Vec<M>, Vec<Problem>), BankError> {
+    async fn manifests<M: Manifest>(&self) -> Result<(Vec<M::Model>, Vec<Problem>), BankError> {
         let names = self.backend.list(Kind::Checkpoint).await?;
         let backend = self.backend.clone();
         let results = futures::stream::iter(names)
@@ -411,11 +418,19 @@ impl Bank {
         }
         checkpoints
             .sort_by(|a, b| (a.created_unix_ms(), a.id()).cmp(&(b.created_unix_ms(), b.id())));
-        Ok((checkpoints, problems))
+        Ok((
+            checkpoints.into_iter().map(Manifest::into_model).collect(),
+            problems,
+        ))
     }
 
     /// One checkpoint's manifest (or a live writer's checkpoint in progress).
-    pub async fn checkpoint(&self, id: &CheckpointId) -> Result<pb::Checkpoint, BankError> {
+    pub async fn checkpoint(&self, id: &CheckpointId) -> Result<Checkpoint, BankError> {
+        self.manifest(id).await.map(Checkpoint::from)
+    }
+
+    /// One checkpoint's manifest as stored.
+    async fn manifest(&self, id: &CheckpointId) -> Result<pb::Checkpoint, BankError> {
         match self.backend.get(Kind::Checkpoint, id.as_str()).await {
             Ok(data) => format::decode(&data).map_err(|e| BankError::Corrupt {
                 location: self.location(),
@@ -442,35 +457,35 @@ impl Bank {
     /// The resource records of a checkpoint, in order.
     pub async fn resources(
         &self,
-        checkpoint: &pb::Checkpoint,
-    ) -> Result<Vec<pb::Resource>, BankError> {
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<ResourceRecord>, BankError> {
         let mut out = Vec::with_capacity(usize::try_from(checkpoint.resource_count).unwrap_or(0));
-        for raw in &checkpoint.resource_tables {
-            out.extend(self.resource_table(checkpoint, raw).await?);
+        for id in &checkpoint.tables.resources {
+            out.extend(self.resource_table(checkpoint, id).await?);
         }
         Ok(out)
     }
 
-    /// One resource table of a checkpoint (`raw`: its id, as the manifest lists it).
-    pub async fn resource_table(
+    /// One resource table of a checkpoint.
+    pub(crate) async fn resource_table(
         &self,
-        checkpoint: &pb::Checkpoint,
-        raw: &[u8],
-    ) -> Result<Vec<pb::Resource>, BankError> {
-        let table: pb::ResourceTable = self.table(checkpoint, raw, "resource table").await?;
-        Ok(table.resources)
+        checkpoint: &Checkpoint,
+        id: &ObjectId,
+    ) -> Result<Vec<ResourceRecord>, BankError> {
+        let table: pb::ResourceTable = self.table(checkpoint, id, "resource table").await?;
+        Ok(table.resources.into_iter().map(Into::into).collect())
     }
 
     /// Every volume record of a checkpoint: the manifest's (its Cinder volumes), then
     /// those of its volume tables (pod volumes that are not Cinder volumes).
     pub async fn volume_records(
         &self,
-        checkpoint: &pb::Checkpoint,
-    ) -> Result<Vec<pb::Volume>, BankError> {
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<VolumeRecord>, BankError> {
         let mut out = checkpoint.volumes.clone();
-        for raw in &checkpoint.volume_tables {
-            let table: pb::VolumeTable = self.table(checkpoint, raw, "volume table").await?;
-            out.extend(table.volumes);
+        for id in &checkpoint.tables.volumes {
+            let table: pb::VolumeTable = self.table(checkpoint, id, "volume table").await?;
+            out.extend(table.volumes.into_iter().map(VolumeRecord::from));
         }
         Ok(out)
     }
@@ -478,16 +493,11 @@ impl Bank {
     /// Reads and decodes one table object of `checkpoint` (`what`: its kind, for errors).
     async fn table<M: Message + Default>(
         &self,
-        checkpoint: &pb::Checkpoint,
-        raw: &[u8],
+        checkpoint: &Checkpoint,
+        id: &ObjectId,
         what: &str,
     ) -> Result<M, BankError> {
-        let id = ObjectId::from_slice(raw).ok_or_else(|| BankError::Corrupt {
-            location: self.location(),
-            subject: format!("checkpoints/{}", checkpoint.id),
-            reason: format!("a {what} id is not 32 bytes"),
-        })?;
-        let data = self.read_object(&id, &checkpoint.id).await?;
+        let data = self.read_object(id, checkpoint.id.as_str()).await?;
         M::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
             location: self.location(),
             subject: format!("{what} {id} of checkpoint {}", checkpoint.id),
@@ -496,13 +506,10 @@ impl Bank {
     }
 
     /// Replaces a checkpoint's manifest (status changes of delete). Atomic.
-    pub async fn put_checkpoint(&self, checkpoint: &pb::Checkpoint) -> Result<(), BankError> {
+    pub async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), BankError> {
+        let manifest = pb::Checkpoint::from(checkpoint);
         self.backend
-            .put(
-                Kind::Checkpoint,
-                &checkpoint.id,
-                format::encode(checkpoint)?,
-            )
+            .put(Kind::Checkpoint, &manifest.id, format::encode(&manifest)?)
             .await?;
         Ok(())
     }
@@ -514,21 +521,24 @@ impl Bank {
     }
 
     /// Writes a restore record.
-    pub async fn put_restore(&self, restore: &pb::Restore) -> Result<(), BankError> {
+    pub async fn put_restore(&self, restore: &RestoreRecord) -> Result<(), BankError> {
+        let record = pb::Restore::from(restore);
         self.backend
-            .put(Kind::Restore, &restore.id, format::encode(restore)?)
+            .put(Kind::Restore, &record.id, format::encode(&record)?)
             .await?;
         Ok(())
     }
 
     /// Reads a restore record.
-    pub async fn restore(&self, id: &str) -> Result<pb::Restore, BankError> {
-        match self.backend.get(Kind::Restore, id).await {
-            Ok(data) => format::decode(&data).map_err(|e| BankError::Corrupt {
-                location: self.location(),
-                subject: format!("restores/{id} (restore record {id})"),
-                reason: e.to_string(),
-            }),
+    pub async fn restore(&self, id: &RestoreId) -> Result<RestoreRecord, BankError> {
+        match self.backend.get(Kind::Restore, id.as_str()).await {
+            Ok(data) => format::decode::<pb::Restore>(&data)
+                .map(RestoreRecord::from)
+                .map_err(|e| BankError::Corrupt {
+                    location: self.location(),
+                    subject: format!("restores/{id} (restore record {id})"),
+                    reason: e.to_string(),
+                }),
             Err(backend::BackendError::NotFound { .. }) => Err(BankError::RestoreNotFound {
                 id: id.to_string(),
                 location: self.location(),
@@ -539,7 +549,7 @@ impl Bank {
 
     /// Every restore record, oldest first; a file under `restores/` that cannot be read is
     /// left out with a warning naming it ([`Bank::restore_records`] returns them).
-    pub async fn restores(&self) -> Result<Vec<pb::Restore>, BankError> {
+    pub async fn restores(&self) -> Result<Vec<RestoreRecord>, BankError> {
         let (restores, problems) = self.restore_records().await?;
         for p in problems {
             tracing::warn!("bank {}: {}: {}", self.location(), p.subject, p.reason);
@@ -549,11 +559,19 @@ impl Bank {
 
     /// Every restore record, oldest first, and the files under `restores/` that cannot be
     /// read (named, not hidden).
-    pub async fn restore_records(&self) -> Result<(Vec<pb::Restore>, Vec<Problem>), BankError> {
+    pub async fn restore_records(&self) -> Result<(Vec<RestoreRecord>, Vec<Problem>), BankError> {
         let mut out = Vec::new();
         let mut problems = Vec::new();
         for info in self.backend.list(Kind::Restore).await? {
-            match self.restore(&info.name).await {
+            let Ok(id) = info.name.parse::<RestoreId>() else {
+                problems.push(Problem::file(
+                    BankFile::new(Kind::Restore, info.name),
+                    "not a restore record's name",
+                    Vec::new(),
+                ));
+                continue;
+            };
+            match self.restore(&id).await {
                 Ok(r) => out.push(r),
                 Err(BankError::RestoreNotFound { .. }) => {}
                 Err(BankError::Corrupt { reason, .. }) => problems.push(Problem::file(
@@ -564,7 +582,7 @@ impl Bank {
                 Err(e) => return Err(e),
             }
         }
-        out.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
+        out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok((out, problems))
     }
 }

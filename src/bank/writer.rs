@@ -17,9 +17,12 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::backend::Kind;
-use super::format::{self, now_ms, pb};
+use super::format::{self, pb};
 use super::lock::{self, LockGuard};
 use super::{Bank, BankError, CheckpointId, ObjectId, RESOURCES_PER_TABLE};
+use crate::model::{
+    Checkpoint, CheckpointStatus, ClusterRecord, ResourceRecord, SelectionRecord, VolumeRecord,
+};
 
 /// Packs named by one index file: a writer writes an index file after this many packs
 /// (~8 MiB of packs, some 60 000 small objects), so that it never holds the entries of a
@@ -116,9 +119,9 @@ pub struct CheckpointDraft {
     /// Karbor's `description`.
     pub description: String,
     /// The selection asked for.
-    pub selection: pb::Selection,
+    pub selection: SelectionRecord,
     /// Which cluster.
-    pub cluster: pb::Cluster,
+    pub cluster: ClusterRecord,
     /// The agent plan that made it, if any.
     pub plan: String,
     /// The protect parameters as given (JSON).
@@ -308,7 +311,7 @@ pub struct CheckpointWriter {
     resources: Tables<pb::Resource>,
     /// The volume records kept outside the manifest, in tables.
     volumes: Tables<pb::Volume>,
-    checkpoint: pb::Checkpoint,
+    checkpoint: Checkpoint,
     started: Instant,
 }
 
@@ -357,19 +360,16 @@ impl Bank {
         self.upgrade_format().await?;
         // The index may have grown since the bank was opened (another writer).
         self.reload_index().await?;
-        let checkpoint = pb::Checkpoint {
-            id: id.to_string(),
-            status: pb::CheckpointStatus::Protecting as i32,
+        let checkpoint = Checkpoint {
             backup_name: draft.backup_name,
             description: draft.description,
-            created_unix_ms: now_ms(),
-            cluster: Some(draft.cluster),
-            selection: Some(draft.selection),
+            cluster: draft.cluster,
+            selection: draft.selection,
             plan: draft.plan,
             options_json: draft.options_json,
-            ..Default::default()
+            ..Checkpoint::new(id, chrono::Utc::now())
         };
-        lock.save_partial(checkpoint.clone()).await?;
+        lock.save_partial(pb::Checkpoint::from(&checkpoint)).await?;
         let target = self.pack_target();
         Ok(CheckpointWriter {
             pending: None,
@@ -388,17 +388,17 @@ impl Bank {
 
 impl CheckpointWriter {
     /// The checkpoint's id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &CheckpointId {
         &self.checkpoint.id
     }
 
     /// The checkpoint as it stands (status `protecting` until committed).
-    pub fn checkpoint(&self) -> &pb::Checkpoint {
+    pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
     }
 
     /// Mutable access to the manifest being built (revision, volumes, cluster, pods).
-    pub fn checkpoint_mut(&mut self) -> &mut pb::Checkpoint {
+    pub fn checkpoint_mut(&mut self) -> &mut Checkpoint {
         &mut self.checkpoint
     }
 
@@ -441,7 +441,7 @@ impl CheckpointWriter {
             }
         }
         drop(index);
-        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
+        let stats = &mut self.checkpoint.stats;
         if tables {
             stats.tables_new += new.len() as u64;
         } else {
@@ -476,10 +476,7 @@ impl CheckpointWriter {
 
     /// Counts what was compressed and puts the packs that filled up.
     async fn put_compressed(&mut self, (bytes, sealed): Compressed) -> Result<(), BankError> {
-        self.checkpoint
-            .stats
-            .get_or_insert_with(Default::default)
-            .bytes_new += bytes;
+        self.checkpoint.stats.bytes_new += bytes;
         for pack in sealed {
             self.put_pack(pack).await?;
         }
@@ -500,10 +497,7 @@ impl CheckpointWriter {
             .backend
             .put(Kind::Pack, &pack.name, pack.data)
             .await?;
-        self.checkpoint
-            .stats
-            .get_or_insert_with(Default::default)
-            .packs_new += 1;
+        self.checkpoint.stats.packs_new += 1;
         self.written.push(pack.entry);
         if self.written.len() >= PACKS_PER_INDEX {
             self.write_index().await?;
@@ -542,19 +536,19 @@ impl CheckpointWriter {
 
     /// Records a resource (its object must have been added). Resources are grouped into
     /// tables as they come; a full table is stored with the next objects.
-    pub fn add_resource(&mut self, resource: pb::Resource) {
-        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
+    pub fn add_resource(&mut self, resource: ResourceRecord) {
+        let stats = &mut self.checkpoint.stats;
         stats.objects += 1;
         stats.bytes_plain += resource.size;
-        self.resources.push(resource);
+        self.resources.push(resource.into());
     }
 
     /// Records a volume in the checkpoint's volume tables, outside the manifest: for the
     /// records that delete, restore and retention never read (a pod volume with no Cinder
     /// volume, and so no backup). The Cinder volumes' records are the manifest's `volumes`
     /// ([`CheckpointWriter::checkpoint_mut`]). Tables are stored like resource tables.
-    pub fn add_volume_record(&mut self, volume: pb::Volume) {
-        self.volumes.push(volume);
+    pub fn add_volume_record(&mut self, volume: VolumeRecord) {
+        self.volumes.push(volume.into());
     }
 
     /// Forgets the resource and volume-table records so far (the etcd scan started again
@@ -563,7 +557,7 @@ impl CheckpointWriter {
     pub fn reset_records(&mut self) {
         self.resources.clear();
         self.volumes.clear();
-        let stats = self.checkpoint.stats.get_or_insert_with(Default::default);
+        let stats = &mut self.checkpoint.stats;
         stats.objects = 0;
         stats.bytes_plain = 0;
     }
@@ -572,7 +566,10 @@ impl CheckpointWriter {
     /// so that the Cinder backups created so far are known even if this process dies.
     pub async fn save_progress(&self) -> Result<(), BankError> {
         match &self.lock {
-            Some(lock) => lock.save_partial(self.checkpoint.clone()).await,
+            Some(lock) => {
+                lock.save_partial(pb::Checkpoint::from(&self.checkpoint))
+                    .await
+            }
             None => Ok(()),
         }
     }
@@ -582,9 +579,9 @@ impl CheckpointWriter {
     /// and releases the lock. Returns the manifest written.
     pub async fn commit(
         mut self,
-        status: pb::CheckpointStatus,
+        status: CheckpointStatus,
         reason: String,
-    ) -> Result<pb::Checkpoint, BankError> {
+    ) -> Result<Checkpoint, BankError> {
         self.resources.close();
         self.volumes.close();
         self.store_tables().await?;
@@ -595,16 +592,14 @@ impl CheckpointWriter {
         }
         self.write_index().await?;
         let cp = &mut self.checkpoint;
-        cp.resource_tables = self.resources.ids.iter().map(|id| id.to_bytes()).collect();
+        cp.tables.resources = std::mem::take(&mut self.resources.ids);
         cp.resource_count = self.resources.count;
-        cp.volume_tables = self.volumes.ids.iter().map(|id| id.to_bytes()).collect();
+        cp.tables.volumes = std::mem::take(&mut self.volumes.ids);
         cp.volume_table_count = self.volumes.count;
-        cp.status = status as i32;
+        cp.status = status;
         cp.reason = reason;
-        cp.finished_unix_ms = now_ms();
-        if let Some(stats) = cp.stats.as_mut() {
-            stats.seconds = self.started.elapsed().as_secs_f64();
-        }
+        cp.finished = Some(chrono::Utc::now());
+        cp.stats.seconds = self.started.elapsed().as_secs_f64();
         self.ensure_held()?;
         self.bank.put_checkpoint(&self.checkpoint).await?;
         if let Some(lock) = self.lock.take() {

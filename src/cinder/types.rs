@@ -9,52 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A Cinder volume id (a UUID, kept as Cinder wrote it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct VolumeId(String);
-
-/// A Cinder backup id (a UUID, kept as Cinder wrote it).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct BackupId(String);
-
-macro_rules! id_newtype {
-    ($t:ident) => {
-        impl $t {
-            /// Wrap an id.
-            pub fn new(id: impl Into<String>) -> Self {
-                $t(id.into())
-            }
-            /// The id as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl From<String> for $t {
-            fn from(s: String) -> Self {
-                $t(s)
-            }
-        }
-        impl From<&str> for $t {
-            fn from(s: &str) -> Self {
-                $t(s.to_string())
-            }
-        }
-        impl AsRef<str> for $t {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-id_newtype!(VolumeId);
-id_newtype!(BackupId);
+pub use crate::model::{BackupId, VolumeId};
 
 /// A backup's status. Cinder's statuses are plain strings; the ones podbank acts on are named.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -226,8 +181,8 @@ pub(crate) struct WireBackup {
 impl From<WireBackup> for Backup {
     fn from(w: WireBackup) -> Backup {
         Backup {
-            id: BackupId(w.id),
-            volume_id: VolumeId(w.volume_id.unwrap_or_default()),
+            id: BackupId::new(w.id),
+            volume_id: VolumeId::new(w.volume_id.unwrap_or_default()),
             name: w.name.unwrap_or_default(),
             status: BackupStatus::from(w.status.unwrap_or_default()),
             fail_reason: w.fail_reason.filter(|r| !r.is_empty()),
@@ -260,7 +215,7 @@ pub(crate) struct WireVolume {
 impl From<WireVolume> for Volume {
     fn from(w: WireVolume) -> Volume {
         Volume {
-            id: VolumeId(w.id),
+            id: VolumeId::new(w.id),
             name: w.name.unwrap_or_default(),
             status: w.status.unwrap_or_default(),
             size_gib: w.size.unwrap_or(0),

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 
 use super::bank::BankArgs;
 use super::Context;
-use crate::agent::{AgentConfig, ProtectionEngine, VolumeMode};
+use crate::agent::AgentConfig;
+use crate::engine::{Lazy, LocalEngine, VolumeMode};
 
 /// Flags of `podbank agent` (override the config file's `agent:` section).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -66,17 +67,23 @@ pub async fn run(ctx: &Context, bank_args: &BankArgs, args: AgentArgs) -> anyhow
     let volumes = if args.no_volume_backups {
         VolumeMode::Skip("volume backups disabled (--no-volume-backups)".into())
     } else {
-        VolumeMode::Cinder(ctx.openstack.connect(ctx).await?)
+        VolumeMode::Cinder(Lazy::ready(ctx.openstack.connect(ctx).await?))
     };
     let signal = crate::agent::shutdown_signal().context("installing signal handlers")?;
     let etcd = ctx.connect_etcd().await.context("agent")?;
     let decoder = ctx.decoder()?;
     let bank = bank_args.open(ctx, true).await?;
-    let mut engine = ProtectionEngine::new(etcd.clone(), decoder, bank, volumes);
+    let mut engine = LocalEngine::new(
+        Lazy::ready(etcd.clone()),
+        decoder,
+        Lazy::ready(bank),
+        volumes,
+    )
+    .with_plans(config.plans()?);
     // Restores need the API server; without one the agent still protects and answers
     // restore requests with "unavailable".
     match crate::apiserver::ApiServer::connect(&Default::default()).await {
-        Ok(api) => engine = engine.with_api_server(api),
+        Ok(api) => engine = engine.with_api_server(Lazy::ready(api)),
         Err(e) => tracing::warn!("restores disabled: {e}"),
     }
     let engine = Arc::new(engine);

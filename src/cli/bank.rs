@@ -1,4 +1,5 @@
-//! `podbank bank gc | repair | stats | init | keygen`, and the bank flags every bank command shares.
+//! `podbank bank gc | repair | stats | init | keygen`, and the bank flags every bank command
+//! shares.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use super::output::{print, Tabular};
 use super::Context;
 use crate::bank::{self, Bank, BankKey, OpenOptions};
+use crate::engine::{from_bank, Engine, EngineError};
 
 /// Where the bank is; flags override `PODBANK_*` variables, which override the config
 /// file's `bank:` section.
@@ -52,24 +54,56 @@ impl BankArgs {
         Ok((location, self.bank_key_file.clone().or(file.key_file)))
     }
 
-    /// Opens the bank; `create` makes a new one if there is none (protect does).
-    pub async fn open(&self, ctx: &Context, create: bool) -> anyhow::Result<Arc<Bank>> {
+    /// How to open the bank (nothing is opened yet); `create` makes a new one if there is
+    /// none (protect does).
+    pub fn opener(&self, ctx: &Context, create: bool) -> anyhow::Result<BankOpener> {
         let (location, key_file) = self.resolve(ctx)?;
         let key = key_file
             .as_deref()
             .map(BankKey::from_file)
             .transpose()
-            .map_err(anyhow::Error::msg)?;
-        let backend = bank::backend::open(&location)?;
-        Ok(Bank::open(
+            .map_err(|e| super::UsageError(e.to_string()))?;
+        Ok(BankOpener {
+            location,
+            key,
+            create,
+        })
+    }
+
+    /// Opens the bank now.
+    pub async fn open(&self, ctx: &Context, create: bool) -> anyhow::Result<Arc<Bank>> {
+        Ok(self.opener(ctx, create)?.open().await?)
+    }
+}
+
+/// Where the bank is and how to open it.
+#[derive(Debug, Clone)]
+pub struct BankOpener {
+    location: String,
+    key: Option<BankKey>,
+    create: bool,
+}
+
+impl BankOpener {
+    /// Opens (or creates) the bank.
+    pub async fn open(&self) -> Result<Arc<Bank>, EngineError> {
+        let backend =
+            bank::backend::open(&self.location).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        Bank::open(
             backend,
             OpenOptions {
-                key,
-                create,
+                key: self.key.clone(),
+                create: self.create,
                 pack_target_bytes: None,
             },
         )
-        .await?)
+        .await
+        .map_err(|e| match e {
+            e @ (bank::BankError::Key { .. } | bank::BankError::BadConfig { .. }) => {
+                EngineError::Invalid(e.to_string())
+            }
+            other => from_bank(other),
+        })
     }
 }
 
@@ -246,22 +280,22 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Runs a bank subcommand.
-pub async fn run(ctx: &Context, args: &BankArgs, cmd: BankCommand) -> anyhow::Result<()> {
+pub async fn run(
+    ctx: &Context,
+    args: &BankArgs,
+    engine: &dyn Engine,
+    cmd: BankCommand,
+) -> anyhow::Result<()> {
     match cmd {
         BankCommand::Gc { wait } => {
-            let bank = args.open(ctx, false).await?;
-            let report = bank.gc(Duration::from_secs(wait)).await?;
+            let report = engine.gc(Duration::from_secs(wait)).await?;
             print(ctx.output, &GcOut(report))
         }
         BankCommand::Repair { wait } => {
-            let bank = args.open(ctx, false).await?;
-            let report = bank.repair(Duration::from_secs(wait)).await?;
+            let report = engine.repair(Duration::from_secs(wait)).await?;
             print(ctx.output, &RepairOut(report))
         }
-        BankCommand::Stats => {
-            let bank = args.open(ctx, false).await?;
-            print(ctx.output, &StatsOut(bank.stats().await?))
-        }
+        BankCommand::Stats => print(ctx.output, &StatsOut(engine.bank_stats().await?)),
         BankCommand::Init => {
             let bank = args.open(ctx, true).await?;
             print(

@@ -1,19 +1,17 @@
-//! `podbank checkpoints list | show | verify | delete` and `podbank protect`.
+//! `podbank checkpoints list | show | verify | delete`, `podbank protect` and
+//! `podbank delete`, over the engine.
 
-use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::bank::{human_bytes, BankArgs};
+use super::bank::human_bytes;
 use super::output::{print, write_table, OutputFormat, Tabular};
 use super::{Context, UsageError};
-use crate::bank::{pb, CheckpointId, VerifyReport};
-use crate::etcd::ScanOptions;
-use crate::protection::report::CheckpointView;
-use crate::protection::schema::ProtectParams;
-use crate::protection::{
-    delete_checkpoint, protect, DeleteOutcome, ProtectRequest, Selection, Services, VolumeBackups,
+use crate::bank::VerifyReport;
+use crate::engine::{
+    CheckpointFilter, CheckpointItem, CheckpointView, Engine, ProtectRequest, SelectionSpec,
 };
-use crate::resources::{FieldSelector, LabelSelector};
+use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, ResourceType};
+use crate::protection::DeleteOutcome;
 
 /// The checkpoints subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -77,14 +75,17 @@ pub struct ProtectArgs {
     pub pods: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-pub(super) struct List(pub(super) Vec<CheckpointView>);
+#[derive(Serialize)]
+#[serde(transparent)]
+pub(super) struct List(pub(super) Vec<CheckpointItem>);
+
+const LIST_HEADERS: [&str; 8] = [
+    "ID", "NAME", "STATUS", "CREATED", "PODS", "VOLUMES", "REVISION", "NEW DATA",
+];
 
 impl Tabular for List {
     fn headers(&self) -> Vec<&'static str> {
-        vec![
-            "ID", "NAME", "STATUS", "CREATED", "PODS", "VOLUMES", "REVISION", "NEW DATA",
-        ]
+        LIST_HEADERS.to_vec()
     }
     fn rows(&self) -> Vec<Vec<String>> {
         self.0
@@ -92,9 +93,38 @@ impl Tabular for List {
             .map(|c| {
                 let (backed, cinder) = (c.volume_counts.backed_up, c.volume_counts.cinder);
                 vec![
-                    c.id.clone(),
+                    c.id.to_string(),
                     c.backup_name.clone(),
-                    c.status.clone(),
+                    c.status.to_string(),
+                    c.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    c.pods.to_string(),
+                    format!("{backed}/{cinder}"),
+                    c.etcd_revision.to_string(),
+                    human_bytes(c.bytes_new),
+                ]
+            })
+            .collect()
+    }
+}
+
+/// A checkpoint just taken, as one row of the list.
+#[derive(Serialize)]
+pub(super) struct Taken(pub(super) Vec<CheckpointView>);
+
+impl Tabular for Taken {
+    fn headers(&self) -> Vec<&'static str> {
+        LIST_HEADERS.to_vec()
+    }
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.0
+            .iter()
+            .map(|c| {
+                let (backed, cinder) = (c.volume_counts.backed_up, c.volume_counts.cinder);
+                vec![
+                    c.id.to_string(),
+                    c.backup_name.clone(),
+                    c.status.to_string(),
                     c.created_at.clone().unwrap_or_default(),
                     c.pods.to_string(),
                     format!("{backed}/{cinder}"),
@@ -106,7 +136,8 @@ impl Tabular for List {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+#[serde(transparent)]
 pub(super) struct Show(pub(super) CheckpointView);
 
 impl Tabular for Show {
@@ -119,19 +150,16 @@ impl Tabular for Show {
             .resources
             .iter()
             .map(|r| {
-                let name = if r.namespace.is_empty() {
-                    r.name.clone()
-                } else {
-                    format!("{}/{}", r.namespace, r.name)
-                };
+                let name = ObjectRef::new(&r.namespace, &r.name).to_string();
+                let object = r.object_id.map(|i| i.to_hex()).unwrap_or_default();
                 vec![
-                    r.kind.clone(),
+                    r.kind.to_string(),
                     name,
-                    r.status.clone(),
+                    r.status.to_string(),
                     format!(
                         "rv {} {}",
                         r.resource_version,
-                        &r.object_id.get(..12).unwrap_or("")
+                        object.get(..12).unwrap_or("")
                     ),
                     r.reason.clone(),
                 ]
@@ -139,9 +167,17 @@ impl Tabular for Show {
             .collect();
         for v in &self.0.volumes {
             let name = if v.volume_id.is_empty() {
-                format!("{} ({})", v.pod_volume, v.pods.join(","))
+                format!(
+                    "{} ({})",
+                    v.pod_volume,
+                    v.pods
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
             } else {
-                v.volume_id.clone()
+                v.volume_id.to_string()
             };
             let detail = if v.backup_id.is_empty() {
                 String::new()
@@ -151,9 +187,9 @@ impl Tabular for Show {
                 format!("backup {}", v.backup_id)
             };
             rows.push(vec![
-                crate::resources::VOLUME_TYPE.to_string(),
+                ResourceType::CinderVolume.to_string(),
                 name,
-                v.status.clone(),
+                v.status.to_string(),
                 detail,
                 v.reason.clone(),
             ]);
@@ -163,6 +199,7 @@ impl Tabular for Show {
 }
 
 #[derive(Serialize)]
+#[serde(transparent)]
 struct Verify(VerifyReport);
 
 impl Tabular for Verify {
@@ -186,6 +223,7 @@ impl Tabular for Verify {
 }
 
 #[derive(Serialize)]
+#[serde(transparent)]
 struct Deleted(DeleteOutcome);
 
 impl Tabular for Deleted {
@@ -193,21 +231,40 @@ impl Tabular for Deleted {
         vec!["ID", "STATUS", "BACKUPS DELETED", "BACKUPS KEPT"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
+        let join = |ids: &[crate::model::BackupId]| {
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         vec![vec![
-            self.0.id.clone(),
-            self.0.status.clone(),
-            self.0.backups_deleted.join(","),
-            self.0.backups_kept.join(","),
+            self.0.id.to_string(),
+            self.0.status.to_string(),
+            join(&self.0.backups_deleted),
+            join(&self.0.backups_kept),
         ]]
     }
 }
 
+/// A checkpoint id given on the command line.
 pub(super) fn checkpoint_id(s: &str) -> Result<CheckpointId, UsageError> {
-    s.parse().map_err(UsageError)
+    s.parse()
+        .map_err(|e: crate::model::IdError| UsageError(e.to_string()))
+}
+
+/// Pods given on the command line, `<namespace>/<name>` each.
+pub(super) fn pod_refs(pods: &[String]) -> Result<Vec<ObjectRef>, UsageError> {
+    pods.iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|_| UsageError(format!("pod {p:?}: expected <namespace>/<name>")))
+        })
+        .collect()
 }
 
 pub(super) fn print_header(ctx: &Context, cp: &CheckpointView) -> anyhow::Result<()> {
     if ctx.output == OutputFormat::Table {
+        use std::io::Write as _;
         let mut out = std::io::stdout().lock();
         write_table(
             &mut out,
@@ -220,19 +277,17 @@ pub(super) fn print_header(ctx: &Context, cp: &CheckpointView) -> anyhow::Result
                 "PODS",
             ],
             &[vec![
-                cp.id.clone(),
+                cp.id.to_string(),
                 cp.backup_name.clone(),
-                cp.status.clone(),
+                cp.status.to_string(),
                 cp.created_at.clone().unwrap_or_default(),
                 cp.etcd_revision.to_string(),
                 cp.pods.to_string(),
             ]],
         )?;
         if !cp.reason.is_empty() {
-            use std::io::Write as _;
             writeln!(out, "reason: {}", cp.reason)?;
         }
-        use std::io::Write as _;
         writeln!(out)?;
     }
     Ok(())
@@ -241,42 +296,43 @@ pub(super) fn print_header(ctx: &Context, cp: &CheckpointView) -> anyhow::Result
 /// Runs a checkpoints subcommand.
 pub async fn run(
     ctx: &Context,
-    bank_args: &BankArgs,
+    engine: &dyn Engine,
     cmd: CheckpointsCommand,
 ) -> anyhow::Result<()> {
     match cmd {
         CheckpointsCommand::List { all } => {
-            let bank = bank_args.open(ctx, false).await?;
-            // Briefs: a checkpoint of 100k pods holds 300k volume records; a listing needs
-            // their counts only.
-            let (checkpoints, problems) = bank.checkpoint_briefs().await?;
-            for p in &problems {
+            let list = engine
+                .checkpoints(&CheckpointFilter {
+                    all,
+                    ..CheckpointFilter::default()
+                })
+                .await?;
+            for p in &list.problems {
                 eprintln!("warning: {}: {}", p.subject, p.reason);
             }
-            let views = checkpoints
-                .iter()
-                .filter(|c| all || c.status() != pb::CheckpointStatus::Deleted)
-                .map(CheckpointView::brief)
+            // The backup chains are the API's (what retention decides on); the list here
+            // names the checkpoints, `show` has their volumes.
+            let items = list
+                .items
+                .into_iter()
+                .map(|c| CheckpointItem {
+                    volumes: Vec::new(),
+                    ..c
+                })
                 .collect();
-            print(ctx.output, &List(views))
+            print(ctx.output, &List(items))
         }
         CheckpointsCommand::Show { id } => {
-            let id = checkpoint_id(&id)?;
-            let bank = bank_args.open(ctx, false).await?;
-            let cp = bank.checkpoint(&id).await?;
-            let resources = bank.resources(&cp).await?;
-            let volumes = bank.volume_records(&cp).await?;
-            let view = CheckpointView::new(&cp, &resources, &volumes);
+            let view = engine.checkpoint(&checkpoint_id(&id)?).await?;
             print_header(ctx, &view)?;
             print(ctx.output, &Show(view))
         }
         CheckpointsCommand::Verify { id, all } => {
-            let bank = bank_args.open(ctx, false).await?;
             let id = match (&id, all) {
                 (Some(id), false) => Some(checkpoint_id(id)?),
                 _ => None,
             };
-            let report = bank.verify(id.as_ref()).await?;
+            let report = engine.verify(id.as_ref()).await?;
             let clean = report.is_clean();
             let summary = format!(
                 "verified {} checkpoint(s), {} object(s), {} pack(s): {}",
@@ -312,29 +368,13 @@ pub async fn run(
                 Err(anyhow::anyhow!("{summary}"))
             }
         }
-        CheckpointsCommand::Delete(args) => delete(ctx, bank_args, args).await,
+        CheckpointsCommand::Delete(args) => delete(ctx, engine, args).await,
     }
 }
 
-/// `podbank delete <id>`.
-pub async fn delete(ctx: &Context, bank_args: &BankArgs, args: DeleteArgs) -> anyhow::Result<()> {
-    let id = checkpoint_id(&args.id)?;
-    let bank = bank_args.open(ctx, false).await?;
-    let cp = bank.checkpoint(&id).await?;
-    let needs_cinder = cp
-        .volumes
-        .iter()
-        .any(|v| !v.backup_id.is_empty() && v.status() != pb::VolumeStatus::VolumeDeleted);
-    let cinder = if needs_cinder {
-        Some(ctx.openstack.connect(ctx).await?)
-    } else {
-        None
-    };
-    let backups = match &cinder {
-        Some(c) => VolumeBackups::Cinder(c),
-        None => VolumeBackups::Skip("no Cinder needed".into()),
-    };
-    let outcome = delete_checkpoint(&bank, &id, &backups).await?;
+/// `podbank delete`.
+pub async fn delete(ctx: &Context, engine: &dyn Engine, args: DeleteArgs) -> anyhow::Result<()> {
+    let outcome = engine.delete_checkpoint(&checkpoint_id(&args.id)?).await?;
     print(ctx.output, &Deleted(outcome))
 }
 
@@ -361,73 +401,42 @@ pub(super) fn parameters(
 }
 
 /// `podbank protect`.
-pub async fn protect_cmd(
-    ctx: &Context,
-    bank_args: &BankArgs,
-    args: ProtectArgs,
-) -> anyhow::Result<()> {
-    let params = parameters(
+pub async fn protect(ctx: &Context, engine: &dyn Engine, args: ProtectArgs) -> anyhow::Result<()> {
+    let cp = engine
+        .protect(protect_request(&args)?)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("protect failed"))?;
+    let failed = cp.status != CheckpointStatus::Available;
+    let (id, status, reason) = (cp.id.clone(), cp.status, cp.reason.clone());
+    print(ctx.output, &Taken(vec![cp]))?;
+    if failed {
+        return Err(anyhow::anyhow!("checkpoint {id} is {status}: {reason}"));
+    }
+    Ok(())
+}
+
+/// The request of `podbank protect`, checked: a bad one fails before anything is reached.
+pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectRequest> {
+    let parameters = parameters(
         args.parameters.as_deref(),
         &[
             ("backup_name", &args.backup_name),
             ("description", &args.description),
         ],
     )?;
-    let validated = ProtectParams::from_json(&params)?;
-    let pods = args
-        .pods
-        .iter()
-        .map(|p| super::restore::parse_pod(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let selection = Selection {
+    crate::protection::schema::ProtectParams::from_json(&parameters)?;
+    let selection = SelectionSpec {
         namespaces: args.namespaces.clone(),
-        labels: LabelSelector::parse(args.selector.as_deref().unwrap_or(""))?,
-        fields: FieldSelector::parse(args.field_selector.as_deref().unwrap_or(""))?,
-        pods,
+        label_selector: args.selector.clone(),
+        field_selector: args.field_selector.clone(),
+        pods: pod_refs(&args.pods)?,
         uids: Vec::new(),
     };
-    // Everything that can fail fast does, before the bank is touched.
-    let cinder = if args.no_volume_backups {
-        None
-    } else {
-        Some(ctx.openstack.connect(ctx).await?)
-    };
-    let backups = match &cinder {
-        Some(c) => VolumeBackups::Cinder(c),
-        None => VolumeBackups::Skip("volume backups disabled (--no-volume-backups)".into()),
-    };
-    let etcd = ctx.connect_etcd().await?;
-    let decoder = ctx.decoder()?;
-    let bank = bank_args.open(ctx, true).await?;
-    let request = ProtectRequest {
-        params: validated,
-        params_json: params,
+    selection.resolve()?;
+    Ok(ProtectRequest {
+        plan: None,
         selection,
-        plan: String::new(),
-        scan: ScanOptions {
-            page_size: etcd.config().page_size,
-            ..ScanOptions::default()
-        },
-        writer: Default::default(),
-    };
-    let services = Services {
-        etcd: &etcd,
-        decoder: &decoder,
-        bank: &bank,
-    };
-    let cp = protect(services, &request, &backups)
-        .await
-        .context("protect failed")?;
-    let view = CheckpointView::new(&cp, &[], &cp.volumes);
-    let failed = cp.status() != pb::CheckpointStatus::Available;
-    print(ctx.output, &List(vec![view]))?;
-    if failed {
-        return Err(anyhow::anyhow!(
-            "checkpoint {} is {}: {}",
-            cp.id,
-            cp.status().label(),
-            cp.reason
-        ));
-    }
-    Ok(())
+        parameters,
+        volume_backups: !args.no_volume_backups,
+    })
 }

@@ -92,7 +92,7 @@ pub async fn run(ctx: &Context, cmd: DemoCommand) -> anyhow::Result<()> {
                 ..SeedPlan::default()
             };
             let keys = seed::write(&etcd, seed::generate(&plan)).await?;
-            let revision = etcd.current_revision().await?.0;
+            let revision = etcd.current_revision().await?.get();
             print(
                 ctx.output,
                 &Seeded {

@@ -1,8 +1,11 @@
-//! The command-line front: parses arguments, resolves configuration once, calls the
-//! library, renders results. No business logic lives here.
+//! The command-line front: parses arguments, resolves configuration once, builds one
+//! [`Engine`] (a [`LocalEngine`] over etcd and the bank, or a
+//! [`crate::api::client::RemoteEngine`] with `--agent URL`), calls it and renders the
+//! views it returns. The same command tree whatever engine it holds; no business logic
+//! lives here.
 //!
-//! Exit codes: 0 success, 1 failure (one line `error: <cause>` on stderr), 2 bad usage or
-//! invalid parameters.
+//! Exit codes: 0 success, 1 failure (one line `error: <cause>` on stderr), 2 bad usage,
+//! invalid parameters or an invalid config file.
 
 mod agent;
 pub mod bank;
@@ -11,6 +14,7 @@ pub mod config;
 mod demo;
 pub mod openstack;
 pub mod output;
+mod plans;
 mod pods;
 mod remote;
 mod restore;
@@ -24,6 +28,7 @@ use clap::{Parser, Subcommand};
 use self::config::{EtcdArgs, FileConfig};
 use self::output::OutputFormat;
 use crate::codec::{Decoder, EncryptionConfig};
+use crate::engine::{Engine, EngineError, Lazy, LocalEngine, VolumeMode};
 use crate::etcd::Etcd;
 
 /// podbank: backups of Kubernetes pods and their Cinder volumes, read straight from etcd.
@@ -84,21 +89,9 @@ pub enum Command {
     Demo(demo::DemoCommand),
     /// Run the long-running agent: schedules, retention, leader election, HTTP API.
     Agent(agent::AgentArgs),
-    /// A running agent's plans: list, trigger (needs --agent URL).
+    /// Plans (the config file's `agent.plans`, or a running agent's): list, run one now.
     #[command(subcommand)]
-    Plans(PlansCommand),
-}
-
-/// The plans subcommands (through an agent only: plans live in its configuration).
-#[derive(Debug, Subcommand)]
-pub enum PlansCommand {
-    /// List the agent's plans, their schedules and retention.
-    List,
-    /// Run a plan now (protect, then retention) and wait for it.
-    Trigger {
-        /// The plan's name.
-        name: String,
-    },
+    Plans(plans::PlansCommand),
 }
 
 /// What every command gets: resolved settings and the output format.
@@ -128,6 +121,80 @@ impl Context {
         };
         Ok(Decoder::new(encryption))
     }
+}
+
+/// What the engine of one command is set up with.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Create the bank if there is none (protect does).
+    pub create_bank: bool,
+    /// Where restores reach the API server.
+    pub kube: Option<crate::apiserver::KubeSettings>,
+    /// How long a restore waits for one volume.
+    pub volume_timeout: Option<std::time::Duration>,
+}
+
+/// The engine commands run on: the agent's (`--agent`), or one here whose etcd, bank,
+/// Cinder and API server are reached when a command first needs them.
+pub fn engine(
+    ctx: &Context,
+    bank: &bank::BankArgs,
+    remote: &remote::RemoteArgs,
+    options: EngineOptions,
+) -> anyhow::Result<Box<dyn Engine>> {
+    if let Some(url) = &remote.url {
+        let engine = crate::api::client::RemoteEngine::new(&remote.settings(url))?;
+        return Ok(Box::new(engine));
+    }
+    let etcd_config = ctx.etcd.resolve(&ctx.file)?;
+    let decoder = ctx.decoder()?;
+    let etcd = Lazy::later(move || {
+        let config = etcd_config.clone();
+        Box::pin(async move {
+            Etcd::connect(&config)
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))
+        })
+    });
+    let opener = bank.opener(ctx, options.create_bank)?;
+    let bank = Lazy::later(move || {
+        let opener = opener.clone();
+        Box::pin(async move { opener.open().await })
+    });
+    let cinder_settings = ctx.openstack.settings(ctx)?;
+    let cinder = Lazy::later(move || {
+        let settings = cinder_settings.clone();
+        Box::pin(async move {
+            crate::cinder::Cinder::connect(&settings)
+                .await
+                .map_err(|e| {
+                    EngineError::Unavailable(format!(
+                        "cannot reach Cinder (use --os-cloud / OS_CLOUD and clouds.yaml, or OS_* \
+                     variables; --no-volume-backups skips volumes): {e}"
+                    ))
+                })
+        })
+    });
+    let mut engine = LocalEngine::new(etcd, decoder, bank, VolumeMode::Cinder(cinder))
+        .with_plans(plans_of(ctx)?);
+    if let Some(timeout) = options.volume_timeout {
+        engine = engine.with_volume_timeout(timeout);
+    }
+    let kube = options.kube.unwrap_or_default();
+    engine = engine.with_api_server(Lazy::later(move || {
+        let kube = kube.clone();
+        Box::pin(async move {
+            crate::apiserver::ApiServer::connect(&kube)
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))
+        })
+    }));
+    Ok(Box::new(engine))
+}
+
+/// The plans of the config file's `agent:` section.
+fn plans_of(ctx: &Context) -> anyhow::Result<Vec<crate::engine::Plan>> {
+    Ok(crate::agent::AgentConfig::from_yaml(&ctx.file.agent)?.plans()?)
 }
 
 /// An error that is the user's fault (bad parameters): exit code 2.
@@ -174,11 +241,16 @@ pub fn main() -> ExitCode {
                 c.is::<UsageError>()
                     || c.is::<crate::resources::ResourceError>()
                     || c.is::<crate::protection::schema::InvalidParameters>()
+                    || c.is::<crate::protection::restore::NamespaceMapError>()
+                    || c.is::<crate::model::IdError>()
                     || c.downcast_ref::<crate::agent::AgentError>()
                         .is_some_and(|a| matches!(a, crate::agent::AgentError::Config(_)))
                     || c.is::<crate::etcd::ElectionError>()
-                    || c.downcast_ref::<crate::agent::client::ClientError>()
+                    || c.downcast_ref::<crate::api::client::ClientError>()
                         .is_some_and(|e| e.is_usage())
+                    || c.downcast_ref::<EngineError>().is_some_and(|e| {
+                        matches!(e, EngineError::Invalid(_) | EngineError::Unsupported(_))
+                    })
             });
             eprintln!("error: {}", one_line(&e));
             if usage {
@@ -232,7 +304,7 @@ fn init_logging(verbose: u8) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = match &cli.config {
-        Some(path) => FileConfig::load(path)?,
+        Some(path) => FileConfig::load(path).map_err(|e| UsageError(format!("{e:#}")))?,
         None => FileConfig::default(),
     };
     let ctx = Context {
@@ -241,24 +313,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         etcd: cli.etcd,
         openstack: cli.openstack,
     };
-    if let Some(url) = cli.remote.url.clone() {
-        return remote::run(&ctx, &cli.remote, &url, cli.command).await;
+    if let Some(url) = &cli.remote.url {
+        if let Some(refusal) = remote::refused(&cli.command) {
+            return Err(refusal.into());
+        }
+        if remote::operation(&ctx, &cli.remote, url, &cli.command)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
     }
+    let engine = |options: EngineOptions| engine(&ctx, &cli.bank, &cli.remote, options);
     match cli.command {
-        Command::Pods(cmd) => pods::run(&ctx, cmd).await,
-        Command::Demo(cmd) => demo::run(&ctx, cmd).await,
         Command::Schema { which } => schema::run(which),
-        Command::Protect(args) => checkpoints::protect_cmd(&ctx, &cli.bank, args).await,
-        Command::Checkpoints(cmd) => checkpoints::run(&ctx, &cli.bank, cmd).await,
-        Command::Delete(args) => checkpoints::delete(&ctx, &cli.bank, args).await,
-        Command::Restore(args) => restore::run_restore(&ctx, &cli.bank, args).await,
-        Command::Restores(cmd) => restore::run_restores(&ctx, &cli.bank, cmd).await,
-        Command::Bank(cmd) => bank::run(&ctx, &cli.bank, cmd).await,
+        Command::Demo(cmd) => demo::run(&ctx, cmd).await,
         Command::Agent(args) => agent::run(&ctx, &cli.bank, args).await,
-        Command::Plans(_) => Err(UsageError(
-            "plans live in a running agent's configuration: give --agent URL (or PODBANK_AGENT)"
-                .into(),
-        )
-        .into()),
+        Command::Pods(cmd) => pods::run(&ctx, &*engine(EngineOptions::default())?, cmd).await,
+        Command::Protect(args) => {
+            let options = EngineOptions {
+                create_bank: true,
+                ..EngineOptions::default()
+            };
+            checkpoints::protect(&ctx, &*engine(options)?, args).await
+        }
+        Command::Checkpoints(cmd) => {
+            checkpoints::run(&ctx, &*engine(EngineOptions::default())?, cmd).await
+        }
+        Command::Delete(args) => {
+            checkpoints::delete(&ctx, &*engine(EngineOptions::default())?, args).await
+        }
+        Command::Restore(args) => {
+            let options = EngineOptions {
+                kube: Some(args.kube_settings()),
+                volume_timeout: Some(std::time::Duration::from_secs(args.volume_timeout)),
+                ..EngineOptions::default()
+            };
+            restore::run_restore(&ctx, &*engine(options)?, args).await
+        }
+        Command::Restores(cmd) => {
+            restore::run_restores(&ctx, &*engine(EngineOptions::default())?, cmd).await
+        }
+        Command::Bank(cmd) => {
+            bank::run(&ctx, &cli.bank, &*engine(EngineOptions::default())?, cmd).await
+        }
+        Command::Plans(cmd) => {
+            let here = cli.remote.url.is_none();
+            plans::run(&ctx, &*engine(EngineOptions::default())?, here, cmd).await
+        }
     }
 }

@@ -1,16 +1,12 @@
-//! `podbank pods list | show | dependents`: Karbor's protectables over etcd.
+//! `podbank pods list | show | dependents`: Karbor's protectables, as the engine reads them.
 
-use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::output::{print, Tabular};
-use super::{Context, UsageError};
-use crate::etcd::{Revision, ScanOptions};
-use crate::protection::inventory::NoHandler;
-use crate::protection::{read_inventory, Inventory, PodEntry, Problem, Selection};
-use crate::resources::{
-    Catalog, Dependent, DependentStatus, FieldSelector, LabelSelector, POD_TYPE, VOLUME_TYPE,
-};
+use super::Context;
+use crate::engine::{DependentsView, Engine, PodDetail, PodList, PodSpecifier, SelectionSpec};
+use crate::protection::Problem;
+use crate::resources::DependentStatus;
 
 /// The pods subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -40,25 +36,6 @@ pub enum PodsCommand {
     },
 }
 
-/// Parse `<namespace>/<name>` or a uid into a selection of one pod.
-pub fn one_pod(arg: &str) -> Result<Selection, UsageError> {
-    match arg.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok(Selection {
-                pods: vec![(ns.to_string(), name.to_string())],
-                ..Selection::default()
-            })
-        }
-        None if !arg.is_empty() => Ok(Selection {
-            uids: vec![arg.to_string()],
-            ..Selection::default()
-        }),
-        _ => Err(UsageError(format!(
-            "pod {arg:?}: expected <namespace>/<name> or a uid"
-        ))),
-    }
-}
-
 fn report_problems(problems: &[Problem]) {
     for p in problems {
         eprintln!("warning: cannot read {}: {}", p.key, p.reason);
@@ -78,51 +55,16 @@ fn age(created: Option<i64>, now: i64) -> String {
     }
 }
 
-/// A pod as Karbor shows a protectable instance.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct PodRow {
-    #[serde(rename = "type")]
-    resource_type: String,
-    id: String,
-    #[serde(flatten)]
-    pod: PodEntry,
-    cinder_volumes: usize,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct PodList {
-    revision: Revision,
-    items: Vec<PodRow>,
-    pub(super) problems: Vec<Problem>,
+/// A view and the time its ages are counted from.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct At<T> {
+    view: T,
     #[serde(skip)]
-    pub(super) now: i64,
+    now: i64,
 }
 
-fn rows(inv: Inventory) -> (Vec<PodRow>, Vec<Problem>, Revision) {
-    let catalog: &Catalog = &inv.catalog;
-    let items = inv
-        .pods
-        .into_iter()
-        .map(|pod| {
-            let cinder_volumes = catalog
-                .dependents(&pod.info)
-                .iter()
-                .filter(|d| d.is_protectable())
-                .count();
-            PodRow {
-                resource_type: POD_TYPE.into(),
-                id: pod.info.uid.clone(),
-                pod,
-                cinder_volumes,
-            }
-        })
-        .collect();
-    (items, inv.problems, inv.revision)
-}
-
-impl Tabular for PodList {
+impl Tabular for At<PodList> {
     fn headers(&self) -> Vec<&'static str> {
         vec![
             "NAMESPACE",
@@ -135,7 +77,8 @@ impl Tabular for PodList {
         ]
     }
     fn rows(&self) -> Vec<Vec<String>> {
-        self.items
+        self.view
+            .items
             .iter()
             .map(|r| {
                 let p = &r.pod.info;
@@ -153,27 +96,7 @@ impl Tabular for PodList {
     }
 }
 
-/// A dependent as Karbor shows one (`OS::Cinder::Volume`, parent the pod).
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct DependentRow {
-    #[serde(rename = "type")]
-    resource_type: Option<String>,
-    id: Option<String>,
-    #[serde(flatten)]
-    dependent: Dependent,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Dependents {
-    revision: Revision,
-    pod: String,
-    pod_uid: String,
-    dependents: Vec<DependentRow>,
-}
-
-impl Tabular for Dependents {
+impl Tabular for At<DependentsView> {
     fn headers(&self) -> Vec<&'static str> {
         vec![
             "VOLUME",
@@ -186,7 +109,8 @@ impl Tabular for Dependents {
         ]
     }
     fn rows(&self) -> Vec<Vec<String>> {
-        self.dependents
+        self.view
+            .dependents
             .iter()
             .map(|r| {
                 let d = &r.dependent;
@@ -194,7 +118,7 @@ impl Tabular for Dependents {
                 vec![
                     d.pod_volume.clone(),
                     if d.is_protectable() {
-                        VOLUME_TYPE.into()
+                        crate::model::ResourceType::CinderVolume.karbor().into()
                     } else {
                         "-".into()
                     },
@@ -214,27 +138,17 @@ impl Tabular for Dependents {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct PodShow {
-    revision: Revision,
-    #[serde(rename = "type")]
-    resource_type: String,
-    #[serde(flatten)]
-    pod: PodEntry,
-    dependents: Vec<DependentRow>,
-    #[serde(skip)]
-    pub(super) now: i64,
-}
-
-impl Tabular for PodShow {
+impl Tabular for At<PodDetail> {
     fn headers(&self) -> Vec<&'static str> {
         vec!["FIELD", "VALUE"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
-        let p = &self.pod.info;
+        let p = &self.view.pod.info;
         let mut rows = vec![
-            vec!["Type".into(), POD_TYPE.into()],
+            vec![
+                "Type".into(),
+                crate::model::ResourceType::Pod.karbor().into(),
+            ],
             vec!["Namespace".into(), p.namespace.clone()],
             vec!["Name".into(), p.name.clone()],
             vec!["UID".into(), p.uid.clone()],
@@ -255,14 +169,15 @@ impl Tabular for PodShow {
                     .collect::<Vec<_>>()
                     .join(","),
             ],
-            vec!["etcd key".into(), self.pod.key.clone()],
-            vec!["Revision read".into(), self.revision.to_string()],
+            vec!["etcd key".into(), self.view.pod.key.clone()],
+            vec!["Revision read".into(), self.view.revision.to_string()],
         ];
-        for d in &self.dependents {
+        for d in &self.view.dependents {
             let d = &d.dependent;
             let what = match (&d.status, &d.volume_id) {
                 (DependentStatus::Protectable, Some(id)) => format!(
-                    "{VOLUME_TYPE} {id} ({}{})",
+                    "{} {id} ({}{})",
+                    crate::model::ResourceType::CinderVolume.karbor(),
                     d.driver.map(|x| x.as_str()).unwrap_or("-"),
                     d.claim
                         .as_ref()
@@ -280,47 +195,8 @@ impl Tabular for PodShow {
     }
 }
 
-async fn read(ctx: &Context, selection: &Selection) -> anyhow::Result<Inventory> {
-    let etcd = ctx.connect_etcd().await?;
-    let decoder = ctx.decoder()?;
-    let options = ScanOptions {
-        page_size: etcd.config().page_size,
-        ..ScanOptions::default()
-    };
-    let inv = read_inventory(&etcd, &decoder, selection, &options, &mut NoHandler)
-        .await
-        .context("reading pods from etcd")?;
-    report_problems(&inv.problems);
-    Ok(inv)
-}
-
-async fn one(ctx: &Context, arg: &str) -> anyhow::Result<(PodEntry, Catalog, Revision)> {
-    let selection = one_pod(arg)?;
-    let mut inv = read(ctx, &selection).await?;
-    let revision = inv.revision;
-    match inv.pods.len() {
-        0 => anyhow::bail!("pod {arg} not found at etcd revision {revision}"),
-        1 => {}
-        n => anyhow::bail!("{n} pods have uid {arg}; name one as <namespace>/<name>"),
-    }
-    let pod = inv.pods.remove(0);
-    Ok((pod, inv.catalog, revision))
-}
-
-fn dependent_rows(catalog: &Catalog, pod: &PodEntry) -> Vec<DependentRow> {
-    catalog
-        .dependents(&pod.info)
-        .into_iter()
-        .map(|d| DependentRow {
-            resource_type: d.is_protectable().then(|| VOLUME_TYPE.to_string()),
-            id: d.volume_id.clone(),
-            dependent: d,
-        })
-        .collect()
-}
-
 /// Run a pods subcommand.
-pub async fn run(ctx: &Context, cmd: PodsCommand) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, engine: &dyn Engine, cmd: PodsCommand) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp();
     match cmd {
         PodsCommand::List {
@@ -328,49 +204,23 @@ pub async fn run(ctx: &Context, cmd: PodsCommand) -> anyhow::Result<()> {
             selector,
             field_selector,
         } => {
-            let selection = Selection {
+            let selection = SelectionSpec {
                 namespaces,
-                labels: LabelSelector::parse(selector.as_deref().unwrap_or(""))?,
-                fields: FieldSelector::parse(field_selector.as_deref().unwrap_or(""))?,
-                ..Selection::default()
+                label_selector: selector,
+                field_selector,
+                ..SelectionSpec::default()
             };
-            let (items, problems, revision) = rows(read(ctx, &selection).await?);
-            print(
-                ctx.output,
-                &PodList {
-                    revision,
-                    items,
-                    problems,
-                    now,
-                },
-            )
+            let view = engine.pods(&selection).await?;
+            report_problems(&view.problems);
+            print(ctx.output, &At { view, now })
         }
         PodsCommand::Show { pod } => {
-            let (pod, catalog, revision) = one(ctx, &pod).await?;
-            let dependents = dependent_rows(&catalog, &pod);
-            print(
-                ctx.output,
-                &PodShow {
-                    revision,
-                    resource_type: POD_TYPE.into(),
-                    pod,
-                    dependents,
-                    now,
-                },
-            )
+            let view = engine.pod(&pod.parse::<PodSpecifier>()?).await?;
+            print(ctx.output, &At { view, now })
         }
         PodsCommand::Dependents { pod } => {
-            let (pod, catalog, revision) = one(ctx, &pod).await?;
-            let dependents = dependent_rows(&catalog, &pod);
-            print(
-                ctx.output,
-                &Dependents {
-                    revision,
-                    pod: pod.info.qualified_name(),
-                    pod_uid: pod.info.uid.clone(),
-                    dependents,
-                },
-            )
+            let view = DependentsView::from(engine.pod(&pod.parse::<PodSpecifier>()?).await?);
+            print(ctx.output, &At { view, now })
         }
     }
 }

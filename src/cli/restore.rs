@@ -1,20 +1,15 @@
-//! `podbank restore` and `podbank restores list | show`.
+//! `podbank restore` and `podbank restores list | show`, over the engine.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::bank::BankArgs;
 use super::output::{print, Tabular};
 use super::{Context, UsageError};
-use crate::apiserver::{ApiServer, KubeSettings};
-use crate::bank::pb;
-use crate::protection::report::RestoreView;
-use crate::protection::schema::RestoreParams;
-use crate::protection::{restore, ConflictPolicy, RestoreRequest, Target, VolumeBackups};
+use crate::apiserver::KubeSettings;
+use crate::engine::{Engine, RestoreItem, RestoreMode, RestoreRequest, RestoreView};
+use crate::model::RestoreStatus;
+use crate::protection::restore::{ConflictPolicy, NamespaceMap};
 
 /// `podbank restore` arguments.
 #[derive(Debug, clap::Args)]
@@ -49,7 +44,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub export: Option<PathBuf>,
     /// Per-volume timeout, in seconds.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = DEFAULT_VOLUME_TIMEOUT)]
     pub volume_timeout: u64,
     /// kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
     #[arg(long, env = "KUBECONFIG")]
@@ -85,8 +80,19 @@ pub enum RestoresCommand {
     },
 }
 
+impl RestoreArgs {
+    /// Where the API server is.
+    pub fn kube_settings(&self) -> KubeSettings {
+        KubeSettings {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
-struct List(Vec<RestoreView>);
+#[serde(transparent)]
+struct List(Vec<RestoreItem>);
 
 impl Tabular for List {
     fn headers(&self) -> Vec<&'static str> {
@@ -104,11 +110,12 @@ impl Tabular for List {
             .iter()
             .map(|r| {
                 vec![
-                    r.id.clone(),
-                    r.checkpoint_id.clone(),
-                    r.status.clone(),
-                    r.created_at.clone().unwrap_or_default(),
-                    r.resources.len().to_string(),
+                    r.id.to_string(),
+                    r.checkpoint_id.to_string(),
+                    r.status.to_string(),
+                    r.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    r.resources.to_string(),
                     r.reason.clone(),
                 ]
             })
@@ -116,7 +123,8 @@ impl Tabular for List {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+#[serde(transparent)]
 pub(super) struct Show(pub(super) RestoreView);
 
 impl Tabular for Show {
@@ -129,10 +137,10 @@ impl Tabular for Show {
             .iter()
             .map(|r| {
                 vec![
-                    r.kind.clone(),
+                    r.kind.to_string(),
                     r.source.clone(),
                     r.target.clone(),
-                    r.status.clone(),
+                    r.status.to_string(),
                     r.new_id.clone(),
                     r.reason.clone(),
                 ]
@@ -141,115 +149,81 @@ impl Tabular for Show {
     }
 }
 
-pub(super) fn parse_pod(p: &str) -> Result<(String, String), UsageError> {
-    match p.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok((ns.to_string(), name.to_string()))
-        }
-        _ => Err(UsageError(format!(
-            "pod {p:?}: expected <namespace>/<name>"
-        ))),
-    }
-}
-
 /// `podbank restore`.
 pub async fn run_restore(
     ctx: &Context,
-    bank_args: &BankArgs,
+    engine: &dyn Engine,
     args: RestoreArgs,
 ) -> anyhow::Result<()> {
-    let checkpoint = args.checkpoint.parse().map_err(UsageError)?;
-    let params = RestoreParams::from_json(&args.parameters_json()?)?;
-    let pods = args
-        .pods
-        .iter()
-        .map(|p| parse_pod(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut namespace_map = BTreeMap::new();
-    for m in &args.namespace_map {
-        match m.split_once('=') {
-            Some((old, new)) if !old.is_empty() && !new.is_empty() => {
-                namespace_map.insert(old.to_string(), new.to_string());
-            }
-            _ => return Err(UsageError(format!("--namespace-map {m:?}: expected old=new")).into()),
-        }
-    }
-    let request = RestoreRequest {
-        checkpoint,
-        params,
-        pods,
-        namespace_map,
-        conflict: args.conflict,
-        keep_node: args.keep_node,
-        volume_timeout: Duration::from_secs(args.volume_timeout),
+    let request = request(&args)?;
+    let export = match &request.mode {
+        RestoreMode::Export(dir) => Some(dir.clone()),
+        RestoreMode::Apply => None,
     };
-    let bank = bank_args.open(ctx, false).await?;
+    let view = engine.restore(request).await?;
+    if let Some(dir) = export {
+        eprintln!(
+            "dry run: nothing restored; objects and plan.yaml written to {}",
+            dir.display()
+        );
+    }
+    let (id, failed, reason) = (
+        view.id.clone(),
+        view.status == RestoreStatus::Fail,
+        view.reason.clone(),
+    );
+    print(ctx.output, &Show(view))?;
+    if failed {
+        return Err(anyhow::anyhow!("restore {id} failed: {reason}"));
+    }
+    Ok(())
+}
+
+/// The request of `podbank restore`, checked: a bad one fails before anything is reached.
+pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
+    let checkpoint_id = super::checkpoints::checkpoint_id(&args.checkpoint)?;
+    let parameters = args.parameters_json()?;
+    crate::protection::schema::RestoreParams::from_json(&parameters)?;
+    let pods = super::checkpoints::pod_refs(&args.pods)?;
+    let namespace_map = NamespaceMap::parse(&args.namespace_map)?;
     let export = match (&args.export, args.dry_run) {
         (Some(dir), _) => Some(dir.clone()),
         (None, true) => Some(PathBuf::from("podbank-restore-plan")),
         (None, false) => None,
     };
-    let record = if let Some(dir) = export {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let backups = VolumeBackups::Skip("dry run".into());
-        let record = restore(&bank, Target::Export(&dir), &backups, &request).await?;
-        eprintln!(
-            "dry run: nothing restored; objects and plan.yaml written to {}",
-            dir.display()
-        );
-        record
-    } else {
-        // Reach Cinder and the API server before anything is created.
-        let cp = bank.checkpoint(&request.checkpoint).await?;
-        let needs_cinder = cp.volumes.iter().any(|v| !v.backup_id.is_empty());
-        let cinder = if needs_cinder {
-            Some(ctx.openstack.connect(ctx).await?)
-        } else {
-            None
-        };
-        let backups = match &cinder {
-            Some(c) => VolumeBackups::Cinder(c),
-            None => VolumeBackups::Skip("the checkpoint has no volume backups".into()),
-        };
-        let api = ApiServer::connect(&KubeSettings {
-            kubeconfig: args.kubeconfig.clone(),
-            context: args.context.clone(),
-        })
-        .await?;
-        restore(&bank, Target::Api(&api), &backups, &request).await?
-    };
-    let view = RestoreView::new(&record);
-    print(ctx.output, &Show(view))?;
-    if record.status() == pb::RestoreStatus::Fail {
-        return Err(anyhow::anyhow!(
-            "restore {} failed: {}",
-            record.id,
-            record.reason
-        ));
-    }
-    Ok(())
+    Ok(RestoreRequest {
+        checkpoint_id,
+        pods,
+        parameters,
+        namespace_map,
+        conflict: args.conflict,
+        keep_node: args.keep_node,
+        mode: export.map_or(RestoreMode::Apply, RestoreMode::Export),
+    })
 }
+
+/// `--volume-timeout`'s default, in seconds.
+pub const DEFAULT_VOLUME_TIMEOUT: u64 = 3600;
 
 /// `podbank restores ...`.
 pub async fn run_restores(
     ctx: &Context,
-    bank_args: &BankArgs,
+    engine: &dyn Engine,
     cmd: RestoresCommand,
 ) -> anyhow::Result<()> {
-    let bank = bank_args.open(ctx, false).await?;
     match cmd {
         RestoresCommand::List => {
-            let (restores, problems) = bank.restore_records().await?;
-            for p in &problems {
+            let list = engine.restores().await?;
+            for p in &list.problems {
                 eprintln!("warning: {}: {}", p.subject, p.reason);
             }
-            let views = restores.iter().map(RestoreView::new).collect();
-            print(ctx.output, &List(views))
+            print(ctx.output, &List(list.items))
         }
         RestoresCommand::Show { id } => {
-            let r = bank.restore(&id).await?;
-            print(ctx.output, &Show(RestoreView::new(&r)))
+            let id = id
+                .parse()
+                .map_err(|e: crate::model::IdError| UsageError(e.to_string()))?;
+            print(ctx.output, &Show(engine.restore_record(&id).await?))
         }
     }
 }

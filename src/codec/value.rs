@@ -14,7 +14,6 @@
 //! * Anything else: [`CodecError::UnknownFormat`], or [`CodecError::MagicAtWrongOffset`]
 //!   when `k8s\0` occurs later in the value.
 
-use std::fmt;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -30,34 +29,7 @@ pub const PROTOBUF_MAGIC: &[u8; 4] = b"k8s\0";
 /// The prefix of every value encrypted at rest.
 pub const ENCRYPTED_PREFIX: &[u8] = b"k8s:enc:";
 
-/// How a (plain) storage value is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Encoding {
-    /// `k8s\0` + `runtime.Unknown` (`--storage-media-type=application/vnd.kubernetes.protobuf`, the default).
-    Protobuf,
-    /// A JSON document (`--storage-media-type=application/json`, custom resources).
-    Json,
-}
-
-impl Encoding {
-    /// The media type kube-apiserver uses for this encoding, also the right
-    /// `Content-Type` for writing the object back.
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Encoding::Protobuf => "application/vnd.kubernetes.protobuf",
-            Encoding::Json => "application/json",
-        }
-    }
-}
-
-impl fmt::Display for Encoding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Encoding::Protobuf => "protobuf",
-            Encoding::Json => "JSON",
-        })
-    }
-}
+pub use crate::model::Encoding;
 
 /// A storage value with encryption at rest removed, its encoding detected and its
 /// envelope checked.

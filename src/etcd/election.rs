@@ -32,6 +32,10 @@ pub const DEFAULT_ELECTION_PREFIX: &str = "/podbank/election/";
 /// Shortest lease TTL accepted (etcd's own minimum is a few seconds).
 pub const MIN_TTL: Duration = Duration::from_secs(2);
 
+/// The longest election TTL taken: a dead leader keeps the role for up to a TTL, so an hour
+/// is already long; etcd itself refuses leases of more than 9e9 s ("too large lease TTL").
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+
 /// Errors of leader election.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -50,8 +54,8 @@ pub enum ElectionError {
     /// The key is not an absolute etcd key.
     #[error("election key {0:?} is invalid: it must start with '/' and name an election, e.g. /podbank/election/agent")]
     InvalidKey(String),
-    /// The TTL is too short or not a whole number of seconds.
-    #[error("election TTL {0:?} is invalid: use a whole number of seconds, at least 2 (15 is a good default)")]
+    /// The TTL is too short, too long or not a whole number of seconds.
+    #[error("election TTL {0:?} is invalid: use a whole number of seconds from 2 to 3600 (15 is a good default)")]
     InvalidTtl(Duration),
     /// An etcd request failed.
     #[error("leader election {op} on {key}: {source}")]
@@ -104,7 +108,7 @@ impl ElectionConfig {
                 prefix: kubernetes_prefix.to_string(),
             });
         }
-        if self.ttl < MIN_TTL || self.ttl.subsec_nanos() != 0 {
+        if self.ttl < MIN_TTL || self.ttl > MAX_TTL || self.ttl.subsec_nanos() != 0 {
             return Err(ElectionError::InvalidTtl(self.ttl));
         }
         Ok(())

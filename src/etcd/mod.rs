@@ -19,17 +19,7 @@ use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
-/// An etcd revision: the logical clock of the whole key space.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct Revision(pub i64);
-
-impl fmt::Display for Revision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::model::Revision;
 
 /// Errors talking to etcd.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +177,7 @@ impl Etcd {
                 source: Box::new(e),
             })?;
         resp.header()
-            .map(|h| Revision(h.revision()))
+            .map(|h| Revision::new(h.revision()))
             .ok_or(EtcdError::NoHeader { key: "\\0".into() })
     }
 }

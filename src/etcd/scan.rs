@@ -188,7 +188,7 @@ impl Etcd {
             .with_range(end)
             .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         if let Some(r) = revision {
-            opts = opts.with_revision(r.0);
+            opts = opts.with_revision(r.get());
         }
         let mut resp = match kv.get(from, Some(opts)).await {
             Ok(r) => r,
@@ -203,7 +203,7 @@ impl Etcd {
         };
         let revision = resp
             .header()
-            .map(|h| Revision(h.revision()))
+            .map(|h| Revision::new(h.revision()))
             .ok_or_else(|| Err(EtcdError::NoHeader { key: key_text }))?;
         let more = resp.more();
         let kvs = resp
@@ -262,7 +262,7 @@ impl Etcd {
                 }
                 Err(ScanFailure::Other(e)) => return Err(e),
                 Err(ScanFailure::Compacted(key)) => {
-                    let last = pinned.unwrap_or(Revision(0));
+                    let last = pinned.unwrap_or(Revision::new(0));
                     if options.revision.is_some() || restarts >= options.max_restarts {
                         return Err(EtcdError::Compacted {
                             revision: last,
@@ -273,7 +273,7 @@ impl Etcd {
                     }
                     restarts += 1;
                     tracing::warn!(
-                        revision = last.0,
+                        revision = last.get(),
                         key,
                         restarts,
                         "revision compacted during scan; starting over at a new revision"

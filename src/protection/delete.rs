@@ -11,24 +11,28 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::volumes::{self, VolumeBackups};
 use super::ProtectionError;
-use crate::bank::{pb, Bank, CheckpointId};
+use crate::bank::Bank;
+use crate::model::{BackupId, Checkpoint, CheckpointId, CheckpointStatus, TableRefs};
 
 /// How long to wait for Cinder to delete one backup.
 pub const BACKUP_DELETE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What delete did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteOutcome {
     /// The checkpoint.
-    pub id: String,
-    /// `deleted` (or `deleted` with backups kept).
-    pub status: String,
+    pub id: CheckpointId,
+    /// `deleted` (with its backups gone, or kept under a tombstone while newer incremental
+    /// backups need them).
+    pub status: CheckpointStatus,
     /// Cinder backups removed (including those of older tombstones swept).
-    pub backups_deleted: Vec<String>,
+    pub backups_deleted: Vec<BackupId>,
     /// Backups kept because a newer incremental backup depends on them.
-    pub backups_kept: Vec<String>,
+    pub backups_kept: Vec<BackupId>,
 }
 
 /// Deletes checkpoint `id`: see the module doc.
@@ -38,13 +42,15 @@ pub async fn delete_checkpoint(
     backups: &VolumeBackups<'_>,
 ) -> Result<DeleteOutcome, ProtectionError> {
     let mut checkpoint = bank.checkpoint(id).await?;
-    if checkpoint.status() == pb::CheckpointStatus::Protecting {
-        return Err(ProtectionError::Incomplete(format!(
-            "checkpoint {id} is still being written; delete it when it is available or error"
-        )));
+    if checkpoint.status == CheckpointStatus::Protecting {
+        return Err(ProtectionError::InvalidState {
+            checkpoint: id.clone(),
+            status: checkpoint.status,
+            reason: "it is still being written; delete it when it is available or error".into(),
+        });
     }
-    if checkpoint.status() != pb::CheckpointStatus::Deleted {
-        checkpoint.status = pb::CheckpointStatus::Deleting as i32;
+    if checkpoint.status != CheckpointStatus::Deleted {
+        checkpoint.status = CheckpointStatus::Deleting;
         checkpoint.reason.clear();
         bank.put_checkpoint(&checkpoint).await?;
     }
@@ -54,7 +60,7 @@ pub async fn delete_checkpoint(
     for mut tomb in all
         .into_iter()
         .rev()
-        .filter(|c| c.status() == pb::CheckpointStatus::Deleted && c.id != checkpoint.id)
+        .filter(|c| c.status == CheckpointStatus::Deleted && c.id != checkpoint.id)
     {
         match finish(bank, &mut tomb, backups).await {
             Ok((d, _)) => deleted.extend(d),
@@ -62,8 +68,8 @@ pub async fn delete_checkpoint(
         }
     }
     Ok(DeleteOutcome {
-        id: id.to_string(),
-        status: "deleted".into(),
+        id: id.clone(),
+        status: CheckpointStatus::Deleted,
         backups_deleted: deleted,
         backups_kept: kept,
     })
@@ -72,36 +78,39 @@ pub async fn delete_checkpoint(
 /// Deletes what it can of `checkpoint`'s backups, then removes it or leaves a tombstone.
 async fn finish(
     bank: &Bank,
-    checkpoint: &mut pb::Checkpoint,
+    checkpoint: &mut Checkpoint,
     backups: &VolumeBackups<'_>,
-) -> Result<(Vec<String>, Vec<String>), ProtectionError> {
-    let id: CheckpointId = checkpoint.id.parse().map_err(ProtectionError::Incomplete)?;
+) -> Result<(Vec<BackupId>, Vec<BackupId>), ProtectionError> {
     match volumes::delete_backups(checkpoint, backups, BACKUP_DELETE_TIMEOUT).await {
         Ok((deleted, kept)) => {
             if kept.is_empty() {
-                bank.remove_checkpoint(&id).await?;
+                bank.remove_checkpoint(&checkpoint.id).await?;
             } else {
-                checkpoint.status = pb::CheckpointStatus::Deleted as i32;
+                checkpoint.status = CheckpointStatus::Deleted;
                 checkpoint.reason = format!(
                     "kept Cinder backups {} that newer incremental backups depend on; \
                      they go when those are deleted",
-                    kept.join(", ")
+                    kept.iter()
+                        .map(BackupId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
-                checkpoint.resource_tables.clear();
+                checkpoint.tables = TableRefs::default();
                 checkpoint.resource_count = 0;
-                checkpoint.volume_tables.clear();
                 checkpoint.volume_table_count = 0;
                 bank.put_checkpoint(checkpoint).await?;
             }
             Ok((deleted, kept))
         }
-        Err(reason) => {
-            checkpoint.status = pb::CheckpointStatus::ErrorDeleting as i32;
+        Err(e) => {
+            let reason = e.to_string();
+            checkpoint.status = CheckpointStatus::ErrorDeleting;
             checkpoint.reason = reason.clone();
             bank.put_checkpoint(checkpoint).await?;
-            Err(ProtectionError::Incomplete(format!(
-                "checkpoint {id} is error-deleting: {reason}; run delete again to finish"
-            )))
+            Err(ProtectionError::DeleteIncomplete {
+                checkpoint: checkpoint.id.clone(),
+                reason,
+            })
         }
     }
 }

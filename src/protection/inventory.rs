@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::ProtectionError;
 use crate::codec::{resource_prefix, Decoder, ResourceKind, StoredObject};
 use crate::etcd::{Etcd, KeyValue, Revision, ScanOptions, ScanSink, ScanSummary};
+use crate::model::ObjectRef;
 use crate::resources::{Catalog, ClaimInfo, FieldSelector, LabelSelector, PodInfo, VolumeInfo};
 
 /// Which pods to read.
@@ -26,8 +27,8 @@ pub struct Selection {
     pub labels: LabelSelector,
     /// Field selector over pod fields.
     pub fields: FieldSelector,
-    /// Explicit pods as `(namespace, name)`; empty means no restriction.
-    pub pods: Vec<(String, String)>,
+    /// Explicit pods; empty means no restriction.
+    pub pods: Vec<ObjectRef>,
     /// Explicit pod uids; empty means no restriction.
     pub uids: Vec<String>,
 }
@@ -37,7 +38,7 @@ impl Selection {
     pub fn prefixes(&self, etcd_prefix: &str) -> Vec<(ResourceKind, Vec<u8>)> {
         let mut out = Vec::new();
         let namespaces: BTreeSet<&str> = if !self.pods.is_empty() {
-            self.pods.iter().map(|(ns, _)| ns.as_str()).collect()
+            self.pods.iter().map(ObjectRef::namespace).collect()
         } else {
             self.namespaces.iter().map(String::as_str).collect()
         };
@@ -46,9 +47,9 @@ impl Selection {
                 out.push((kind, resource_prefix(etcd_prefix, kind, None).into_bytes()));
             } else if kind == ResourceKind::Pod && !self.pods.is_empty() {
                 // Exact pods: one narrow prefix each (the name is filtered exactly later).
-                for (ns, name) in &self.pods {
-                    let mut p = resource_prefix(etcd_prefix, kind, Some(ns));
-                    p.push_str(name);
+                for pod in &self.pods {
+                    let mut p = resource_prefix(etcd_prefix, kind, Some(pod.namespace()));
+                    p.push_str(pod.name());
                     out.push((kind, p.into_bytes()));
                 }
             } else {
@@ -73,7 +74,7 @@ impl Selection {
                 || self
                     .pods
                     .iter()
-                    .any(|(ns, n)| *ns == pod.namespace && *n == pod.name))
+                    .any(|p| p.namespace() == pod.namespace && p.name() == pod.name))
             && (self.uids.is_empty() || self.uids.contains(&pod.uid))
             && self.labels.matches(&pod.labels)
             && self.fields.matches(pod)
@@ -362,7 +363,7 @@ pub async fn read_inventory<H: ObjectHandler>(
         kinds,
         selection,
         handler,
-        revision: Revision(0),
+        revision: Revision::new(0),
         pods: Vec::new(),
         pod_count: 0,
         claims_read: false,

@@ -7,25 +7,26 @@
 pub mod delete;
 pub mod inventory;
 pub mod protect;
-pub mod report;
 pub mod restore;
+pub mod retention;
 pub mod schema;
 pub mod volumes;
 
 pub use delete::{delete_checkpoint, DeleteOutcome};
 pub use inventory::{read_inventory, Inventory, PodEntry, Problem, Selection};
 pub use protect::{protect, ProtectRequest, Services};
-pub use restore::{restore, ConflictPolicy, RestoreRequest, Target};
+pub use restore::{restore, ConflictPolicy, RestoreError, RestoreRequest};
 pub use volumes::VolumeBackups;
 
-/// Errors of protection operations.
+/// Errors of protection operations. Each says whether the caller asked for something
+/// wrong ([`ProtectionError::is_invalid_request`]), or what exists now and how to finish.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtectionError {
     /// etcd could not be read.
     #[error(transparent)]
     Etcd(#[from] crate::etcd::EtcdError),
-    /// A selector or parameter is invalid.
+    /// A selector is invalid.
     #[error(transparent)]
     Resource(#[from] crate::resources::ResourceError),
     /// Parameters that do not match the operation's schema.
@@ -34,10 +35,55 @@ pub enum ProtectionError {
     /// The bank failed.
     #[error(transparent)]
     Bank(#[from] crate::bank::BankError),
-    /// The operation stopped half-way; the message says what exists and how to finish.
+    /// The request names something that is not there, or asks for something impossible
+    /// (a pod the checkpoint does not hold, one `restore_name` for several pods).
     #[error("{0}")]
-    Incomplete(String),
+    InvalidRequest(String),
+    /// The checkpoint is in a state that does not allow the operation.
+    #[error("checkpoint {checkpoint} is {status}: {reason}")]
+    InvalidState {
+        /// The checkpoint.
+        checkpoint: crate::model::CheckpointId,
+        /// Its status.
+        status: crate::model::CheckpointStatus,
+        /// What to do.
+        reason: String,
+    },
+    /// Writing the checkpoint failed after Cinder backups were made: they are recorded in
+    /// the bank's lock, where gc finds them.
+    #[error("{source}; the Cinder backups {} were made and are recorded in the bank's lock: `podbank bank gc` turns them into an error checkpoint that `podbank delete` removes", backups.join(", "))]
+    BackupsOrphaned {
+        /// Why the write failed.
+        source: crate::bank::BankError,
+        /// The backups made.
+        backups: Vec<String>,
+    },
+    /// A delete stopped half-way; the checkpoint is `error-deleting` and a new delete
+    /// finishes it.
+    #[error("checkpoint {checkpoint} is error-deleting: {reason}; run delete again to finish")]
+    DeleteIncomplete {
+        /// The checkpoint.
+        checkpoint: crate::model::CheckpointId,
+        /// What failed.
+        reason: String,
+    },
+    /// A restore could not start or could not write its plan.
+    #[error(transparent)]
+    Restore(#[from] restore::RestoreError),
     /// The pod asked for does not exist.
     #[error("pod {0} not found at etcd revision {1}")]
     PodNotFound(String, crate::etcd::Revision),
+}
+
+impl ProtectionError {
+    /// Whether the caller asked for something wrong (a usage error, HTTP 400), rather than
+    /// something failing.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(
+            self,
+            ProtectionError::Resource(_)
+                | ProtectionError::InvalidParameters(_)
+                | ProtectionError::InvalidRequest(_)
+        ) || matches!(self, ProtectionError::Restore(e) if e.is_invalid_request())
+    }
 }

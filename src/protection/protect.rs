@@ -23,17 +23,14 @@ use super::inventory::{read_inventory, ObjectHandler, PodEntry, SelectedObject, 
 use super::schema::ProtectParams;
 use super::volumes::{self, VolumeBackups};
 use super::ProtectionError;
-use crate::bank::{pb, Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
-use crate::codec::{Decoder, Encoding, ResourceKind};
+use crate::bank::{Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
+use crate::codec::{Decoder, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
-use crate::resources::{
-    Catalog, ClaimStep, Dependent, DependentStatus, VolumeSourceKind, POD_TYPE,
+use crate::model::{
+    Checkpoint, CheckpointStatus, ClusterRecord, EtcdKey, ObjectRef, ResourceRecord,
+    ResourceStatus, ResourceType, SelectionRecord, VolumeId, VolumeRecord, VolumeStatus,
 };
-
-/// Karbor-style resource type of a persistent volume claim.
-pub const CLAIM_TYPE: &str = "OS::Kubernetes::PersistentVolumeClaim";
-/// Karbor-style resource type of a persistent volume.
-pub const PV_TYPE: &str = "OS::Kubernetes::PersistentVolume";
+use crate::resources::{Catalog, ClaimStep, Dependent, DependentStatus, VolumeSourceKind};
 
 /// What to protect, and how.
 #[derive(Debug, Clone)]
@@ -70,16 +67,11 @@ struct BankHandler<'a> {
     volumes: VolumeRecords,
 }
 
-/// The namespace of a pod named `<namespace>/<name>`.
-fn namespace_of(pod: &str) -> &str {
-    pod.split_once('/').map_or("", |(ns, _)| ns)
-}
-
 /// A pod volume that uses a claim: resolved once claims and volumes are read.
 #[derive(Debug)]
 struct ClaimUse {
-    /// `<namespace>/<name>` of the pod.
-    pod: String,
+    /// The pod.
+    pod: ObjectRef,
     /// The volume's name in the pod.
     pod_volume: String,
     /// The claim, in the pod's namespace.
@@ -98,37 +90,40 @@ struct ClaimUse {
 struct VolumeRecords {
     /// One record per pod use of a Cinder volume, in the order met; [`Self::into_cinder`]
     /// makes it one per volume.
-    cinder: Vec<pb::Volume>,
+    cinder: Vec<VolumeRecord>,
     claim_uses: Vec<ClaimUse>,
 }
 
 impl VolumeRecords {
-    /// Records `dep`, a volume of `pod` (`<namespace>/<name>`): a Cinder volume joins its
-    /// record; any other goes to the writer's volume tables.
-    fn add(&mut self, writer: &mut CheckpointWriter, pod: &str, dep: Dependent, ephemeral: bool) {
-        let namespace = namespace_of(pod);
+    /// Records `dep`, a volume of `pod`: a Cinder volume joins its record; any other goes
+    /// to the writer's volume tables.
+    fn add(
+        &mut self,
+        writer: &mut CheckpointWriter,
+        pod: &ObjectRef,
+        dep: Dependent,
+        ephemeral: bool,
+    ) {
+        let claim = dep.claim.as_deref().map(|c| pod.in_namespace_named(c));
         match (dep.status, dep.volume_id) {
-            (DependentStatus::Protectable, Some(volume_id)) => self.cinder.push(pb::Volume {
-                volume_id,
-                status: pb::VolumeStatus::VolumePending as i32,
-                claim: qualified_claim(namespace, dep.claim.as_deref()),
-                persistent_volume: dep.persistent_volume.unwrap_or_default(),
-                driver: dep
-                    .driver
-                    .map(|d| d.as_str().to_string())
-                    .unwrap_or_default(),
+            (DependentStatus::Protectable, Some(volume_id)) => self.cinder.push(VolumeRecord {
+                volume_id: VolumeId::new(volume_id),
+                status: VolumeStatus::Pending,
+                claim,
+                persistent_volume: dep.persistent_volume,
+                driver: dep.driver,
                 pod_volume: dep.pod_volume,
                 ephemeral,
-                pods: vec![pod.to_string()],
+                pods: vec![pod.clone()],
                 ..Default::default()
             }),
             (DependentStatus::NotProtectable(reason), _) => {
-                writer.add_volume_record(pb::Volume {
-                    status: pb::VolumeStatus::VolumeNotProtected as i32,
+                writer.add_volume_record(VolumeRecord {
+                    status: VolumeStatus::NotProtected,
                     reason,
-                    pods: vec![pod.to_string()],
-                    claim: qualified_claim(namespace, dep.claim.as_deref()),
-                    persistent_volume: dep.persistent_volume.unwrap_or_default(),
+                    pods: vec![pod.clone()],
+                    claim,
+                    persistent_volume: dep.persistent_volume,
                     pod_volume: dep.pod_volume,
                     ..Default::default()
                 });
@@ -139,11 +134,11 @@ impl VolumeRecords {
 
     /// One record per Cinder volume, by volume id: a volume several pods mount is recorded
     /// once, as the first pod met uses it, with every pod that mounts it.
-    fn into_cinder(self) -> Vec<pb::Volume> {
+    fn into_cinder(self) -> Vec<VolumeRecord> {
         let mut uses = self.cinder;
         // Stable: of one volume's uses, the first met comes first.
         uses.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
-        let mut out: Vec<pb::Volume> = Vec::with_capacity(uses.len());
+        let mut out: Vec<VolumeRecord> = Vec::with_capacity(uses.len());
         for v in uses {
             match out.last_mut() {
                 Some(last) if last.volume_id == v.volume_id => last.pods.extend(v.pods),
@@ -158,8 +153,7 @@ impl VolumeRecords {
     fn claims_read(&mut self, writer: &mut CheckpointWriter, catalog: &Catalog) {
         let mut waiting = Vec::with_capacity(self.claim_uses.len());
         for mut u in std::mem::take(&mut self.claim_uses) {
-            let namespace = namespace_of(&u.pod);
-            match catalog.claim_step(namespace, &u.pod_volume, &u.claim) {
+            match catalog.claim_step(u.pod.namespace(), &u.pod_volume, &u.claim) {
                 ClaimStep::BoundTo(pv) => {
                     u.volume = Some(pv);
                     waiting.push(u);
@@ -175,21 +169,21 @@ impl VolumeRecords {
         // At most one Cinder record per use: no doubling of the records while they grow.
         self.cinder.reserve_exact(self.claim_uses.len());
         for u in std::mem::take(&mut self.claim_uses) {
-            let namespace = namespace_of(&u.pod);
             let dep = match &u.volume {
                 Some(pv) => catalog.through_volume(&u.pod_volume, &u.claim, pv),
-                None => catalog.through_claim(namespace, &u.pod_volume, &u.claim),
+                None => catalog.through_claim(u.pod.namespace(), &u.pod_volume, &u.claim),
             };
             self.add(writer, &u.pod, dep, u.ephemeral);
         }
     }
 }
 
-fn type_of(kind: ResourceKind) -> &'static str {
+/// The Karbor-style type of a stored object.
+pub fn type_of(kind: ResourceKind) -> ResourceType {
     match kind {
-        ResourceKind::Pod => POD_TYPE,
-        ResourceKind::PersistentVolumeClaim => CLAIM_TYPE,
-        ResourceKind::PersistentVolume => PV_TYPE,
+        ResourceKind::Pod => ResourceType::Pod,
+        ResourceKind::PersistentVolumeClaim => ResourceType::PersistentVolumeClaim,
+        ResourceKind::PersistentVolume => ResourceType::PersistentVolume,
     }
 }
 
@@ -197,7 +191,7 @@ fn type_of(kind: ResourceKind) -> &'static str {
 impl ObjectHandler for BankHandler<'_> {
     fn pod(&mut self, pod: PodEntry) -> Option<PodEntry> {
         let info = pod.info;
-        let name = format!("{}/{}", info.namespace, info.name);
+        let name = ObjectRef::new(info.namespace.clone(), info.name.clone());
         for v in info.volumes {
             let ephemeral = v.source == VolumeSourceKind::Ephemeral;
             match Dependent::without_claim(&v, &info.name) {
@@ -222,7 +216,7 @@ impl ObjectHandler for BankHandler<'_> {
     async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {
         self.volumes = VolumeRecords::default();
         self.writer.reset_records();
-        self.writer.checkpoint_mut().etcd_revision = revision.0;
+        self.writer.checkpoint_mut().revision = revision;
         Ok(())
     }
 
@@ -230,21 +224,17 @@ impl ObjectHandler for BankHandler<'_> {
         let plains: Vec<Bytes> = objects.iter().map(|o| o.object.plain_bytes()).collect();
         let ids = self.writer.add_objects(plains).await?;
         for (o, id) in objects.iter().zip(ids) {
-            self.writer.add_resource(pb::Resource {
-                r#type: type_of(o.kind).to_string(),
-                key: o.key.to_string(),
-                namespace: o.namespace.to_string(),
-                name: o.name.to_string(),
+            self.writer.add_resource(ResourceRecord {
+                kind: type_of(o.kind),
+                key: EtcdKey::new(o.key),
+                object: ObjectRef::new(o.namespace, o.name),
                 uid: o.uid.to_string(),
                 resource_version: o.mod_revision.to_string(),
                 mod_revision: o.mod_revision,
-                object_id: id.to_bytes(),
+                object_id: Some(id),
                 size: o.object.plain().len() as u64,
-                encoding: match o.object.encoding() {
-                    Encoding::Json => "json".to_string(),
-                    _ => "protobuf".to_string(),
-                },
-                status: pb::ResourceStatus::ResourceProtected as i32,
+                encoding: o.object.encoding(),
+                status: ResourceStatus::Protected,
                 reason: String::new(),
                 parent: String::new(),
             });
@@ -253,25 +243,13 @@ impl ObjectHandler for BankHandler<'_> {
     }
 }
 
-/// A claim as a volume record holds it: `<namespace>/<name>` (claims are namespaced; the
-/// pod's dependents name it relative to the pod), or empty when there is none.
-fn qualified_claim(namespace: &str, claim: Option<&str>) -> String {
-    claim
-        .map(|c| format!("{namespace}/{c}"))
-        .unwrap_or_default()
-}
-
 /// The selection as the checkpoint records it.
-pub fn selection_record(selection: &Selection) -> pb::Selection {
-    pb::Selection {
+pub fn selection_record(selection: &Selection) -> SelectionRecord {
+    SelectionRecord {
         namespaces: selection.namespaces.clone(),
         label_selector: selection.labels.source().to_string(),
         field_selector: selection.fields.source().to_string(),
-        pods: selection
-            .pods
-            .iter()
-            .map(|(ns, name)| format!("{ns}/{name}"))
-            .collect(),
+        pods: selection.pods.clone(),
         uids: selection.uids.clone(),
     }
 }
@@ -290,14 +268,14 @@ pub async fn protect(
     services: Services<'_>,
     request: &ProtectRequest,
     backups: &VolumeBackups<'_>,
-) -> Result<pb::Checkpoint, ProtectionError> {
+) -> Result<Checkpoint, ProtectionError> {
     let etcd = services.etcd;
     let draft = CheckpointDraft {
         id: None,
         backup_name: request.params.backup_name.clone(),
         description: request.params.description.clone(),
         selection: selection_record(&request.selection),
-        cluster: pb::Cluster {
+        cluster: ClusterRecord {
             etcd_endpoints: etcd.config().servers.clone(),
             etcd_prefix: etcd.config().prefix().to_string(),
             etcd_cluster_id: 0,
@@ -336,11 +314,11 @@ pub async fn protect(
     records.resolve_claims(&mut writer, &inventory.catalog);
     {
         let cp = writer.checkpoint_mut();
-        cp.etcd_revision = inventory.revision.0;
+        cp.revision = inventory.revision;
         cp.pods = u32::try_from(inventory.pod_count).unwrap_or(u32::MAX);
-        if let (Some(stats), Some(scan)) = (cp.stats.as_mut(), inventory.scan.as_ref()) {
-            stats.etcd_requests = scan.requests;
-            stats.etcd_restarts = u64::from(scan.restarts);
+        if let Some(scan) = inventory.scan.as_ref() {
+            cp.stats.etcd_requests = scan.requests;
+            cp.stats.etcd_restarts = u64::from(scan.restarts);
         }
     }
     // Problems (undecodable values) of selected keys are errors of the checkpoint.
@@ -360,26 +338,20 @@ pub async fn protect(
     reasons.extend(volume_errors);
 
     let (status, reason) = if reasons.is_empty() {
-        (pb::CheckpointStatus::Available, String::new())
+        (CheckpointStatus::Available, String::new())
     } else {
-        (pb::CheckpointStatus::Error, reasons.join("; "))
+        (CheckpointStatus::Error, reasons.join("; "))
     };
-    let backup_ids: Vec<String> = writer
+    let backups: Vec<String> = writer
         .checkpoint()
-        .volumes
-        .iter()
-        .filter(|v| !v.backup_id.is_empty())
-        .map(|v| v.backup_id.clone())
+        .backups()
+        .map(ToString::to_string)
         .collect();
     writer.commit(status, reason).await.map_err(|e| {
-        if backup_ids.is_empty() {
+        if backups.is_empty() {
             ProtectionError::Bank(e)
         } else {
-            ProtectionError::Incomplete(format!(
-                "{e}; the Cinder backups {} were made and are recorded in the bank's lock: \
-                 `podbank bank gc` turns them into an error checkpoint that `podbank delete` removes",
-                backup_ids.join(", ")
-            ))
+            ProtectionError::BackupsOrphaned { source: e, backups }
         }
     })
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::schema::ProtectParams;
-use crate::bank::{pb, CheckpointWriter};
+use crate::bank::CheckpointWriter;
 use crate::cinder::{BackupId, BackupStatus, Cinder, CinderError, NewBackup, VolumeId};
+use crate::model::{Checkpoint, CheckpointId, CheckpointStatus, VolumeStatus};
 
 /// How protection reaches Cinder.
 #[derive(Debug, Clone)]
@@ -31,25 +32,24 @@ pub const CHECKPOINT_METADATA: &str = "podbank-checkpoint";
 
 /// The latest available backup of `volume_id` among `previous` checkpoints (newest last),
 /// as (checkpoint id, backup id).
-fn latest_backup(previous: &[pb::Checkpoint], volume_id: &str) -> Option<(String, String)> {
+fn latest_backup(
+    previous: &[Checkpoint],
+    volume_id: &VolumeId,
+) -> Option<(CheckpointId, BackupId)> {
     previous
         .iter()
         .rev()
         .filter(|c| {
             matches!(
-                c.status(),
-                pb::CheckpointStatus::Available | pb::CheckpointStatus::Error
+                c.status,
+                CheckpointStatus::Available | CheckpointStatus::Error
             )
         })
         .find_map(|c| {
-            c.volumes
-                .iter()
-                .find(|v| {
-                    v.volume_id == volume_id
-                        && !v.backup_id.is_empty()
-                        && v.status() == pb::VolumeStatus::VolumeAvailable
-                })
-                .map(|v| (c.id.clone(), v.backup_id.clone()))
+            c.volume(volume_id)
+                .filter(|v| v.is_backed_up())
+                .and_then(|v| v.backup_id.clone())
+                .map(|b| (c.id.clone(), b))
         })
 }
 
@@ -65,13 +65,13 @@ pub async fn back_up_all(
     writer: &mut CheckpointWriter,
     backups: &VolumeBackups<'_>,
     params: &ProtectParams,
-    previous: &[pb::Checkpoint],
+    previous: &[Checkpoint],
 ) -> Vec<String> {
     let cinder = match backups {
         VolumeBackups::Skip(reason) => {
             for v in &mut writer.checkpoint_mut().volumes {
-                if v.status() == pb::VolumeStatus::VolumePending {
-                    v.status = pb::VolumeStatus::VolumeNotProtected as i32;
+                if v.status == VolumeStatus::Pending {
+                    v.status = VolumeStatus::NotProtected;
                     v.reason = reason.clone();
                 }
             }
@@ -79,7 +79,7 @@ pub async fn back_up_all(
         }
         VolumeBackups::Cinder(c) => *c,
     };
-    let checkpoint_id = writer.id().to_string();
+    let checkpoint_id = writer.id().clone();
     let mut reasons = Vec::new();
     // 1. Create the backups one by one, recording each id at once.
     let pending: Vec<usize> = writer
@@ -87,7 +87,7 @@ pub async fn back_up_all(
         .volumes
         .iter()
         .enumerate()
-        .filter(|(_, v)| v.status() == pb::VolumeStatus::VolumePending)
+        .filter(|(_, v)| v.status == VolumeStatus::Pending)
         .map(|(i, _)| i)
         .collect();
     for i in pending {
@@ -100,30 +100,33 @@ pub async fn back_up_all(
             Some(true) | None => parent.is_some(),
         };
         let request = NewBackup {
-            volume_id: VolumeId::new(volume_id.clone()),
-            name: Some(format!("podbank-{checkpoint_id}-{}", short(&volume_id))),
+            volume_id: volume_id.clone(),
+            name: Some(format!("podbank-{checkpoint_id}-{}", volume_id.short())),
             description: Some(format!(
                 "podbank checkpoint {checkpoint_id} ({})",
                 writer.checkpoint().backup_name
             )),
             incremental,
             force: params.force,
-            metadata: BTreeMap::from([(CHECKPOINT_METADATA.to_string(), checkpoint_id.clone())]),
+            metadata: BTreeMap::from([(
+                CHECKPOINT_METADATA.to_string(),
+                checkpoint_id.to_string(),
+            )]),
         };
         let result = cinder.create_backup(&request).await;
         let v = &mut writer.checkpoint_mut().volumes[i];
         match result {
             Ok(backup) => {
-                v.backup_id = backup.id.to_string();
-                v.status = pb::VolumeStatus::VolumeBackingUp as i32;
+                v.backup_id = Some(backup.id.clone());
+                v.status = VolumeStatus::BackingUp;
                 v.incremental = incremental;
                 if let (true, Some((cp, b))) = (incremental, parent) {
-                    v.parent_checkpoint = cp;
-                    v.parent_backup_id = b;
+                    v.parent_checkpoint = Some(cp);
+                    v.parent_backup_id = Some(b);
                 }
             }
             Err(e) => {
-                v.status = pb::VolumeStatus::VolumeError as i32;
+                v.status = VolumeStatus::Error;
                 v.reason = format!("backup not created: {e}");
                 reasons.push(format!("volume {volume_id}: {}", v.reason));
             }
@@ -134,19 +137,19 @@ pub async fn back_up_all(
     }
     // 2. Wait for all of them, a few at a time.
     let timeout = params.volume_timeout();
-    let waiting: Vec<(usize, String)> = writer
+    let waiting: Vec<(usize, BackupId)> = writer
         .checkpoint()
         .volumes
         .iter()
         .enumerate()
-        .filter(|(_, v)| v.status() == pb::VolumeStatus::VolumeBackingUp)
-        .map(|(i, v)| (i, v.backup_id.clone()))
+        .filter(|(_, v)| v.status == VolumeStatus::BackingUp)
+        .filter_map(|(i, v)| v.backup_id.clone().map(|b| (i, b)))
         .collect();
     let results: Vec<(usize, Result<crate::cinder::Backup, CinderError>, f64)> =
         futures::stream::iter(waiting)
             .map(|(i, id)| async move {
                 let started = Instant::now();
-                let r = cinder.wait_backup(&BackupId::new(id), timeout).await;
+                let r = cinder.wait_backup(&id, timeout).await;
                 (i, r, started.elapsed().as_secs_f64())
             })
             .buffer_unordered(params.concurrency.max(1))
@@ -157,12 +160,12 @@ pub async fn back_up_all(
         v.backup_seconds = seconds as u64;
         match result {
             Ok(backup) if backup.status == BackupStatus::Available => {
-                v.status = pb::VolumeStatus::VolumeAvailable as i32;
+                v.status = VolumeStatus::Available;
                 v.size_gib = backup.size_gib;
                 v.incremental = backup.is_incremental;
             }
             Ok(backup) => {
-                v.status = pb::VolumeStatus::VolumeError as i32;
+                v.status = VolumeStatus::Error;
                 v.reason = format!(
                     "backup {} is {}: {}",
                     backup.id,
@@ -171,42 +174,65 @@ pub async fn back_up_all(
                 );
             }
             Err(e) => {
-                v.status = pb::VolumeStatus::VolumeError as i32;
+                v.status = VolumeStatus::Error;
+                let backup = v.backup_id.clone().unwrap_or_default();
                 v.reason = match e {
                     CinderError::Timeout { .. } => format!(
-                        "backup {} did not become available within {}s; it stays listed here \
-                         so that delete removes it",
-                        v.backup_id,
+                        "backup {backup} did not become available within {}s; it stays listed \
+                         here so that delete removes it",
                         timeout.as_secs()
                     ),
-                    other => format!("backup {}: {other}", v.backup_id),
+                    other => format!("backup {backup}: {other}"),
                 };
             }
         }
-        if v.status() == pb::VolumeStatus::VolumeError {
+        if v.status == VolumeStatus::Error {
             reasons.push(format!("volume {}: {}", v.volume_id, v.reason));
         }
     }
     reasons
 }
 
-fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+/// Why some of a checkpoint's backups could not be deleted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupDeleteError {
+    /// There is no Cinder to delete them with.
+    #[error("its Cinder backups {} cannot be deleted: {reason}", list(backups))]
+    NoCinder {
+        /// The backups.
+        backups: Vec<BackupId>,
+        /// Why there is no Cinder.
+        reason: String,
+    },
+    /// Cinder failed on some of them (the others were deleted).
+    #[error("{}", failures.iter().map(|(b, e)| format!("backup {b}: {e}")).collect::<Vec<_>>().join("; "))]
+    Failed {
+        /// Each backup that could not be deleted, and Cinder's error.
+        failures: Vec<(BackupId, CinderError)>,
+    },
+}
+
+fn list(ids: &[BackupId]) -> String {
+    ids.iter()
+        .map(BackupId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Deletes the Cinder backups of `checkpoint` except those another backup depends on
-/// (Cinder's `has_dependent_backups`). Returns (deleted, kept) backup ids, or the reason it
-/// failed. Volume records are updated in place (`deleted`).
+/// (Cinder's `has_dependent_backups`). Returns (deleted, kept) backup ids. Volume records
+/// are updated in place (`deleted`).
 pub async fn delete_backups(
-    checkpoint: &mut pb::Checkpoint,
+    checkpoint: &mut Checkpoint,
     backups: &VolumeBackups<'_>,
     timeout: Duration,
-) -> Result<(Vec<String>, Vec<String>), String> {
+) -> Result<(Vec<BackupId>, Vec<BackupId>), BackupDeleteError> {
     let pending: Vec<usize> = checkpoint
         .volumes
         .iter()
         .enumerate()
-        .filter(|(_, v)| !v.backup_id.is_empty() && v.status() != pb::VolumeStatus::VolumeDeleted)
+        .filter(|(_, v)| v.backup_id.is_some() && v.status != VolumeStatus::Deleted)
         .map(|(i, _)| i)
         .collect();
     if pending.is_empty() {
@@ -214,20 +240,21 @@ pub async fn delete_backups(
     }
     let cinder = match backups {
         VolumeBackups::Skip(reason) => {
-            let ids: Vec<&str> = pending
-                .iter()
-                .map(|i| checkpoint.volumes[*i].backup_id.as_str())
-                .collect();
-            return Err(format!(
-                "its Cinder backups {} cannot be deleted: {reason}",
-                ids.join(", ")
-            ));
+            return Err(BackupDeleteError::NoCinder {
+                backups: pending
+                    .iter()
+                    .filter_map(|i| checkpoint.volumes[*i].backup_id.clone())
+                    .collect(),
+                reason: reason.clone(),
+            });
         }
         VolumeBackups::Cinder(c) => *c,
     };
     let (mut deleted, mut kept, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for i in pending {
-        let id = BackupId::new(checkpoint.volumes[i].backup_id.clone());
+        let Some(id) = checkpoint.volumes[i].backup_id.clone() else {
+            continue;
+        };
         let outcome = match settled(cinder, &id, timeout).await {
             Ok(None) => Ok(true),
             Ok(Some(b)) if b.status == BackupStatus::Deleting => cinder
@@ -247,17 +274,17 @@ pub async fn delete_backups(
         };
         match outcome {
             Ok(true) => {
-                checkpoint.volumes[i].status = pb::VolumeStatus::VolumeDeleted as i32;
-                deleted.push(id.to_string());
+                checkpoint.volumes[i].status = VolumeStatus::Deleted;
+                deleted.push(id);
             }
-            Ok(false) => kept.push(id.to_string()),
-            Err(e) => errors.push(format!("backup {id}: {e}")),
+            Ok(false) => kept.push(id),
+            Err(e) => errors.push((id, e)),
         }
     }
     if errors.is_empty() {
         Ok((deleted, kept))
     } else {
-        Err(errors.join("; "))
+        Err(BackupDeleteError::Failed { failures: errors })
     }
 }
 

@@ -7,28 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::objects::{ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind};
 use super::CINDER_CSI_DRIVER;
 
-/// How a Cinder volume is attached to the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VolumeDriver {
-    /// Through a PV of the Cinder CSI driver (`csi.volumeHandle`).
-    CinderCsi,
-    /// Through a PV of the in-tree plugin (`cinder.volumeID`).
-    CinderInTree,
-    /// Inline in the pod spec (`volumes[].cinder.volumeID`).
-    InlineCinder,
-}
-
-impl VolumeDriver {
-    /// Short text for tables.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VolumeDriver::CinderCsi => "cinder-csi",
-            VolumeDriver::CinderInTree => "cinder-in-tree",
-            VolumeDriver::InlineCinder => "inline-cinder",
-        }
-    }
-}
+pub use crate::model::VolumeDriver;
 
 /// Whether a pod volume can be protected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,6 +101,14 @@ fn parse_set(input: &str, text: &str) -> Result<Vec<String>, ResourceError> {
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
         .ok_or_else(|| selector_error(input, format!("expected a set like (a,b), got {text:?}")))?;
+    if inner.trim().is_empty() {
+        // As Kubernetes: "for 'in', 'notin' operators, values set can't be empty" (a
+        // `notin ()` would otherwise select every pod).
+        return Err(selector_error(
+            input,
+            "the set of an in or notin is empty; name at least one value, e.g. (a,b)",
+        ));
+    }
     let values: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
     if let Some(bad) = values.iter().find(|v| !valid_value(v)) {
         return Err(selector_error(input, format!("invalid value {bad:?}")));
@@ -358,6 +366,8 @@ mod tests {
             ("app=b@d", "invalid label value"),
             ("app ~ x", "unknown operator"),
             ("app=web,", "empty requirement"),
+            ("a notin ()", "is empty"),
+            ("a in ( )", "is empty"),
         ] {
             let err = LabelSelector::parse(s).unwrap_err().to_string();
             assert!(err.contains(want), "{s}: {err}");

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use crate::support::engine::wait_for;
 use crate::support::etcd::TestEtcd;
 use crate::support::http::request;
-use podbank::agent::engine::{CheckpointFilter, CheckpointStatus, Engine};
-use podbank::agent::{Agent, AgentConfig, ProtectionEngine, VolumeMode};
+use podbank::agent::{Agent, AgentConfig};
 use podbank::bank::{backend, Bank, OpenOptions};
 use podbank::codec::Decoder;
+use podbank::engine::{CheckpointFilter, Engine, Lazy, LocalEngine, VolumeMode};
+use podbank::model::CheckpointStatus;
 use podbank::seed::{self, SeedPlan};
 use serde_json::json;
 
@@ -46,10 +47,10 @@ async fn scheduled_checkpoints_land_in_the_bank_and_retention_prunes_them() {
     .expect("seed");
     let dir = tempfile::tempdir().expect("tempdir");
     let bank = open_bank(&dir.path().join("bank")).await;
-    let engine = Arc::new(ProtectionEngine::new(
-        client.clone(),
+    let engine = Arc::new(LocalEngine::new(
+        Lazy::ready(client.clone()),
         Decoder::new(None),
-        Arc::clone(&bank),
+        Lazy::ready(Arc::clone(&bank)),
         VolumeMode::Skip("no Cinder in this test".into()),
     ));
     let token = dir.path().join("token");
@@ -227,9 +228,10 @@ plans:
 
     // After the last run's retention: the two newest of the plan, nothing else.
     let live = engine
-        .list_checkpoints(CheckpointFilter::default())
+        .checkpoints(&CheckpointFilter::default())
         .await
-        .expect("list");
+        .expect("list")
+        .items;
     assert_eq!(live.len(), 2, "{live:?}");
     assert!(live
         .iter()
@@ -238,7 +240,12 @@ plans:
     let deleted: usize = runs
         .iter()
         .filter_map(|o| o.result.as_ref())
-        .map(|r| r["retention"]["deleted"].as_array().map_or(0, Vec::len))
+        .map(|r| match r {
+            podbank::agent::operations::OperationResult::PlanRun { retention, .. } => {
+                retention.deleted.len()
+            }
+            _ => 0,
+        })
         .sum();
     let made = runs
         .iter()

@@ -11,11 +11,15 @@ use podbank::bank::{
     pb, Bank, BankError, BankKey, CheckpointDraft, CheckpointId, ObjectId, OpenOptions,
     WriterOptions,
 };
+use podbank::model::{
+    Checkpoint, CheckpointStatus, ObjectRef, ResourceRecord, VolumeId, VolumeRecord, VolumeStatus,
+    WriteStats,
+};
 
 use crate::support::bank::{add_pods, base_object, begin, object, open, write_checkpoint, KillAt};
 
-fn stats(cp: &pb::Checkpoint) -> pb::Stats {
-    cp.stats.unwrap_or_default()
+fn stats(cp: &Checkpoint) -> WriteStats {
+    cp.stats
 }
 
 #[tokio::test]
@@ -27,7 +31,7 @@ async fn ten_thousand_objects_round_trip_and_dedup() -> anyhow::Result<()> {
     assert_eq!(cp1.resource_count, 10_000);
     assert_eq!(stats(&cp1).objects_new, 10_000);
     assert!(stats(&cp1).tables_new > 10_000 / 16, "{:?}", stats(&cp1));
-    let id1: CheckpointId = cp1.id.parse().map_err(anyhow::Error::msg)?;
+    let id1: CheckpointId = cp1.id.clone();
 
     // Every object reads back byte for byte, from a freshly opened bank.
     let bank = open(dir.path(), None).await?;
@@ -35,7 +39,7 @@ async fn ten_thousand_objects_round_trip_and_dedup() -> anyhow::Result<()> {
     let resources = bank.resources(&cp).await?;
     assert_eq!(resources.len(), 10_000);
     for (r, expected) in resources.iter().zip(&first) {
-        let id = ObjectId::from_slice(&r.object_id).ok_or_else(|| anyhow::anyhow!("bad id"))?;
+        let id = r.object_id.ok_or_else(|| anyhow::anyhow!("bad id"))?;
         assert_eq!(bank.read_object(&id, &cp.id).await?, *expected);
     }
 
@@ -77,15 +81,15 @@ async fn ten_thousand_objects_round_trip_and_dedup() -> anyhow::Result<()> {
 async fn write_with_volume_records(
     bank: &Arc<Bank>,
     name: &str,
-    others: &[pb::Volume],
-) -> Result<pb::Checkpoint, BankError> {
+    others: &[VolumeRecord],
+) -> Result<Checkpoint, BankError> {
     let mut writer = begin(bank, name).await?;
     add_pods(&mut writer, &[object(0, 1)]).await?;
-    writer.checkpoint_mut().volumes = vec![pb::Volume {
-        volume_id: "0b5e3f1e-cinder-volume".into(),
-        status: pb::VolumeStatus::VolumeNotProtected as i32,
+    writer.checkpoint_mut().volumes = vec![VolumeRecord {
+        volume_id: VolumeId::new("0b5e3f1e-cinder-volume"),
+        status: VolumeStatus::NotProtected,
         reason: "volume backups skipped".into(),
-        pods: vec!["ns/pod-0".into()],
+        pods: vec![ObjectRef::new("ns", "pod-0")],
         pod_volume: "data".into(),
         ..Default::default()
     }];
@@ -93,7 +97,7 @@ async fn write_with_volume_records(
         writer.add_volume_record(v.clone());
     }
     writer
-        .commit(pb::CheckpointStatus::Available, String::new())
+        .commit(CheckpointStatus::Available, String::new())
         .await
 }
 
@@ -102,11 +106,11 @@ async fn volume_records_outside_the_manifest_read_back_and_live_as_long_as_it() 
 {
     let dir = tempfile::tempdir()?;
     let bank = open(dir.path(), None).await?;
-    let others: Vec<pb::Volume> = (0..500)
-        .map(|i| pb::Volume {
-            status: pb::VolumeStatus::VolumeNotProtected as i32,
+    let others: Vec<VolumeRecord> = (0..500)
+        .map(|i| VolumeRecord {
+            status: VolumeStatus::NotProtected,
             reason: "emptyDir: no backing volume".into(),
-            pods: vec![format!("ns/pod-{i}")],
+            pods: vec![ObjectRef::new("ns", format!("pod-{i}"))],
             pod_volume: "scratch".into(),
             ..Default::default()
         })
@@ -119,23 +123,23 @@ async fn volume_records_outside_the_manifest_read_back_and_live_as_long_as_it() 
     );
     assert_eq!(cp1.volume_table_count, 500);
     assert!(
-        cp1.volume_tables.len() > 500 / 16,
+        cp1.tables.volumes.len() > 500 / 16,
         "{}",
-        cp1.volume_tables.len()
+        cp1.tables.volumes.len()
     );
 
     // Read back from a fresh bank: the manifest's record, then the tables' in order.
     let bank = open(dir.path(), None).await?;
-    let id1: CheckpointId = cp1.id.parse().map_err(anyhow::Error::msg)?;
+    let id1: CheckpointId = cp1.id.clone();
     let cp = bank.checkpoint(&id1).await?;
     let all = bank.volume_records(&cp).await?;
     assert_eq!(all.len(), 501);
-    assert_eq!(all[0].volume_id, "0b5e3f1e-cinder-volume");
+    assert_eq!(all[0].volume_id.as_str(), "0b5e3f1e-cinder-volume");
     assert_eq!(&all[1..], &others[..]);
 
     // The same records again: no new table, no new bytes.
     let cp2 = write_with_volume_records(&bank, "same", &others).await?;
-    assert_eq!(cp2.volume_tables, cp1.volume_tables);
+    assert_eq!(cp2.tables.volumes, cp1.tables.volumes);
     assert_eq!(stats(&cp2).tables_new, 0, "{:?}", stats(&cp2));
     assert_eq!(stats(&cp2).bytes_new, 0, "{:?}", stats(&cp2));
 
@@ -147,8 +151,7 @@ async fn volume_records_outside_the_manifest_read_back_and_live_as_long_as_it() 
 
     // Without the checkpoints, gc removes the tables with everything else.
     bank.remove_checkpoint(&id1).await?;
-    bank.remove_checkpoint(&cp2.id.parse().map_err(anyhow::Error::msg)?)
-        .await?;
+    bank.remove_checkpoint(&cp2.id.clone()).await?;
     bank.gc(Duration::from_secs(5)).await?;
     assert_eq!(bank.stats().await?.objects, 0);
     assert!(matches!(
@@ -178,7 +181,7 @@ async fn small_objects_share_frames_and_large_ones_have_their_own() -> anyhow::R
     let resources = bank.resources(&cp).await?;
     let mut frames = std::collections::BTreeMap::new();
     for (r, expected) in resources.iter().zip(&objects) {
-        let id = ObjectId::from_slice(&r.object_id).ok_or_else(|| anyhow::anyhow!("bad id"))?;
+        let id = r.object_id.ok_or_else(|| anyhow::anyhow!("bad id"))?;
         assert_eq!(bank.read_object(&id, &cp.id).await?, *expected);
         let loc = index
             .get(&id)
@@ -308,7 +311,7 @@ async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> an
     let resources = bank.resources(&cp).await?;
     assert_eq!(resources.len(), 20);
     for (r, expected) in resources.iter().zip(&objects) {
-        let oid = ObjectId::from_slice(&r.object_id).ok_or_else(|| anyhow::anyhow!("bad id"))?;
+        let oid = r.object_id.ok_or_else(|| anyhow::anyhow!("bad id"))?;
         assert_eq!(bank.read_object(&oid, &cp.id).await?, *expected);
     }
     assert!(bank.verify(None).await?.is_clean());
@@ -358,7 +361,7 @@ async fn corruption_is_named_by_verify_and_reads_fail_clearly() -> anyhow::Resul
     let dir = tempfile::tempdir()?;
     let bank = open(dir.path(), None).await?;
     let cp = write_checkpoint(&bank, "a", (0..8000).map(|i| object(i, 1)).collect()).await?;
-    let id: CheckpointId = cp.id.parse().map_err(anyhow::Error::msg)?;
+    let id: CheckpointId = cp.id.clone();
     let packs = bank.backend().list(Kind::Pack).await?;
     assert!(packs.len() >= 3, "{packs:?}");
     let path = |name: &str| dir.path().join("data").join(&name[..2]).join(name);
@@ -394,7 +397,7 @@ async fn corruption_is_named_by_verify_and_reads_fail_clearly() -> anyhow::Resul
         report
             .problems
             .iter()
-            .all(|p| p.checkpoints.contains(&cp.id)),
+            .all(|p| p.checkpoints.contains(&cp.id.to_string())),
         "{text}"
     );
     // Objects in the damaged packs fail to read, naming the object and the checkpoint.
@@ -402,10 +405,13 @@ async fn corruption_is_named_by_verify_and_reads_fail_clearly() -> anyhow::Resul
     let mut failures = 0;
     if let Ok(resources) = resources {
         for r in &resources {
-            let oid = ObjectId::from_slice(&r.object_id).ok_or_else(|| anyhow::anyhow!("id"))?;
+            let oid = r.object_id.ok_or_else(|| anyhow::anyhow!("id"))?;
             if let Err(e) = bank.read_object(&oid, &cp.id).await {
                 let msg = e.to_string();
-                assert!(msg.contains(&oid.to_hex()) && msg.contains(&cp.id), "{msg}");
+                assert!(
+                    msg.contains(&oid.to_hex()) && msg.contains(cp.id.as_str()),
+                    "{msg}"
+                );
                 failures += 1;
             }
         }
@@ -413,7 +419,7 @@ async fn corruption_is_named_by_verify_and_reads_fail_clearly() -> anyhow::Resul
     }
 
     // 4. A corrupt manifest.
-    let manifest = dir.path().join("checkpoints").join(&cp.id);
+    let manifest = dir.path().join("checkpoints").join(cp.id.as_str());
     std::fs::write(&manifest, b"garbage")?;
     let err = bank
         .checkpoint(&id)
@@ -449,16 +455,15 @@ async fn gc_while_a_checkpoint_is_written_deletes_nothing_it_needs() -> anyhow::
     let bank = open(dir.path(), None).await?;
     let old = write_checkpoint(&bank, "old", (0..2000).map(|i| object(i, 1)).collect()).await?;
     // Delete the old checkpoint: its data is now garbage, except what the writer reuses.
-    bank.remove_checkpoint(&old.id.parse().map_err(anyhow::Error::msg)?)
-        .await?;
+    bank.remove_checkpoint(&old.id.clone()).await?;
     let mut writer = bank
         .begin_checkpoint(CheckpointDraft::default(), WriterOptions::default())
         .await?;
     let objects: Vec<Bytes> = (0..2000).map(|i| object(i, 1)).collect();
     let ids = writer.add_objects(objects.clone()).await?;
     for (id, o) in ids.iter().zip(&objects) {
-        writer.add_resource(pb::Resource {
-            object_id: id.to_bytes(),
+        writer.add_resource(ResourceRecord {
+            object_id: Some(*id),
             size: o.len() as u64,
             ..Default::default()
         });
@@ -471,9 +476,9 @@ async fn gc_while_a_checkpoint_is_written_deletes_nothing_it_needs() -> anyhow::
     let (listed, _) = bank.checkpoints().await?;
     assert!(listed
         .iter()
-        .any(|c| c.status() == pb::CheckpointStatus::Protecting));
+        .any(|c| c.status == CheckpointStatus::Protecting));
     let cp = writer
-        .commit(pb::CheckpointStatus::Available, String::new())
+        .commit(CheckpointStatus::Available, String::new())
         .await?;
     // Now gc runs, and the new checkpoint is whole.
     bank.gc(Duration::from_secs(5)).await?;
@@ -481,7 +486,7 @@ async fn gc_while_a_checkpoint_is_written_deletes_nothing_it_needs() -> anyhow::
     assert!(report.is_clean(), "{:?}", report.problems);
     let resources = bank.resources(&cp).await?;
     for (r, o) in resources.iter().zip(&objects) {
-        let oid = ObjectId::from_slice(&r.object_id).ok_or_else(|| anyhow::anyhow!("id"))?;
+        let oid = r.object_id.ok_or_else(|| anyhow::anyhow!("id"))?;
         assert_eq!(bank.read_object(&oid, &cp.id).await?, *o);
     }
     Ok(())
@@ -494,7 +499,7 @@ async fn encrypted_bank_needs_its_key() -> anyhow::Result<()> {
     let bank = open(dir.path(), Some(key.clone())).await?;
     let secret = Bytes::from_static(b"k8s\0 password=hunter2 hunter2 hunter2");
     let cp = write_checkpoint(&bank, "enc", vec![secret.clone()]).await?;
-    let cp_id: CheckpointId = cp.id.parse().map_err(anyhow::Error::msg)?;
+    let cp_id: CheckpointId = cp.id.clone();
     for kind in [Kind::Pack, Kind::Index, Kind::Checkpoint] {
         for info in bank.backend().list(kind).await? {
             let raw = LocalBackend::new(dir.path())?.get(kind, &info.name).await?;
@@ -522,7 +527,9 @@ async fn encrypted_bank_needs_its_key() -> anyhow::Result<()> {
     let bank = open(dir.path(), Some(key)).await?;
     let cp = bank.checkpoint(&cp_id).await?;
     let resources = bank.resources(&cp).await?;
-    let oid = ObjectId::from_slice(&resources[0].object_id).ok_or_else(|| anyhow::anyhow!("id"))?;
+    let oid = resources[0]
+        .object_id
+        .ok_or_else(|| anyhow::anyhow!("id"))?;
     assert_eq!(bank.read_object(&oid, &cp.id).await?, secret);
     assert!(bank.verify(None).await?.is_clean());
     // A plain bank refuses a key.
@@ -629,8 +636,8 @@ async fn crash_at_twenty_points_leaves_no_partial_checkpoint() -> anyhow::Result
         assert!(problems.is_empty(), "kill at put {spec}: {problems:?}");
         for cp in &listed {
             assert_eq!(
-                cp.status(),
-                pb::CheckpointStatus::Available,
+                cp.status,
+                CheckpointStatus::Available,
                 "kill at put {spec}: {cp:?}"
             );
             assert_eq!(cp.resource_count, 1500);

@@ -12,7 +12,8 @@ use crate::support::swift::{SwiftRig, KEY, USER};
 use bytes::Bytes;
 use futures::StreamExt;
 use podbank::bank::backend::{self, Backend, BackendError, BackendSettings, Kind};
-use podbank::bank::{pb, Bank, CheckpointDraft, ObjectId, OpenOptions, WriterOptions};
+use podbank::bank::{Bank, CheckpointDraft, ObjectId, OpenOptions, WriterOptions};
+use podbank::model::CheckpointStatus;
 
 /// Objects in the paging case: more than one page of S3 (1000) and of the Swift backend.
 const MANY: usize = 1100;
@@ -266,18 +267,17 @@ async fn bank_end_to_end(backend: Arc<dyn Backend>, reopen: Arc<dyn Backend>) {
         .expect("add objects");
     assert_eq!(ids.len(), objects.len());
     for (i, (id, data)) in ids.iter().zip(&objects).enumerate() {
-        writer.add_resource(pb::Resource {
-            r#type: "OS::Kubernetes::Pod".into(),
-            key: format!("/registry/pods/default/p{i}"),
-            namespace: "default".into(),
-            name: format!("p{i}"),
-            object_id: id.to_bytes(),
+        writer.add_resource(podbank::model::ResourceRecord {
+            kind: podbank::model::ResourceType::Pod,
+            key: podbank::model::EtcdKey::new(format!("/registry/pods/default/p{i}")),
+            object: podbank::model::ObjectRef::new("default", format!("p{i}")),
+            object_id: Some(*id),
             size: data.len() as u64,
-            ..pb::Resource::default()
+            ..Default::default()
         });
     }
     let manifest = writer
-        .commit(pb::CheckpointStatus::Available, String::new())
+        .commit(CheckpointStatus::Available, String::new())
         .await
         .expect("commit");
     let checkpoint_id = manifest.id.clone();
@@ -301,13 +301,10 @@ async fn bank_end_to_end(backend: Arc<dyn Backend>, reopen: Arc<dyn Backend>) {
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(checkpoints.len(), 1);
     assert_eq!(checkpoints[0].id, checkpoint_id);
-    assert_eq!(
-        checkpoints[0].status,
-        pb::CheckpointStatus::Available as i32
-    );
+    assert_eq!(checkpoints[0].status, CheckpointStatus::Available);
     let resources = again.resources(&checkpoints[0]).await.expect("resources");
     assert_eq!(resources.len(), objects.len());
-    assert_eq!(resources[3].name, "p3");
+    assert_eq!(resources[3].object.name(), "p3");
     println!(
         "bank end to end on {} in {:.2} s",
         again.location(),

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use podbank::bank::{pb, Bank, BankError, CheckpointId, ObjectId};
+use podbank::bank::{Bank, BankError, CheckpointId};
+use podbank::model::{Checkpoint, CheckpointStatus, RestoreId, RestoreRecord};
 
 use crate::support::bank::{add_pods, begin, object, open, write_checkpoint};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::Podbank;
 
-fn id_of(cp: &pb::Checkpoint) -> CheckpointId {
-    cp.id.parse().expect("a checkpoint id")
+fn id_of(cp: &Checkpoint) -> CheckpointId {
+    cp.id.clone()
 }
 
 /// Every file of `folder` under the bank at `dir` (recursively, temp files included).
@@ -93,7 +94,7 @@ async fn a_protect_after_delete_and_gc_is_readable() {
     let bank = pb_.open_bank().await;
     for cp in bank.checkpoints().await.expect("list").0 {
         for r in bank.resources(&cp).await.expect("resources") {
-            let id = ObjectId::from_slice(&r.object_id).expect("id");
+            let id = r.object_id.expect("id");
             bank.read_object(&id, &cp.id).await.expect("readable");
         }
     }
@@ -134,16 +135,13 @@ async fn a_flipped_byte_in_any_record_is_named() {
     let cp = write_checkpoint(&bank, "a", (0..2000).map(|i| object(i, 1)).collect())
         .await
         .expect("checkpoint");
-    let mut record = pb::Restore {
-        id: "r-20260101T000000Z-00000001".into(),
-        checkpoint_id: cp.id.clone(),
-        ..Default::default()
-    };
+    let rid: RestoreId = "r-20260101T000000Z-00000001".parse().expect("id");
+    let mut record = RestoreRecord::new(rid, cp.id.clone(), chrono::Utc::now());
     record.restore_name = "x".into();
     bank.put_restore(&record).await.expect("restore record");
 
     // The manifest, at nine places.
-    let manifest = dir.path().join("checkpoints").join(&cp.id);
+    let manifest = dir.path().join("checkpoints").join(cp.id.as_str());
     let len = std::fs::metadata(&manifest).expect("manifest").len() as usize;
     let original = std::fs::read(&manifest).expect("read");
     for k in 0..9 {
@@ -151,7 +149,7 @@ async fn a_flipped_byte_in_any_record_is_named() {
         let report = bank.verify(None).await.expect("verify");
         let named = report.problems.iter().any(|p| {
             p.file.as_ref().map(ToString::to_string) == Some(format!("checkpoints/{}", cp.id))
-                && p.checkpoints.contains(&cp.id)
+                && p.checkpoints.contains(&cp.id.to_string())
         });
         assert!(named, "flip {k}: {:?}", report.problems);
         std::fs::write(&manifest, &original).expect("restore");
@@ -167,14 +165,14 @@ async fn a_flipped_byte_in_any_record_is_named() {
             let name = format!("index/{}", name_of(&path));
             let named = report.problems.iter().any(|p| {
                 p.file.as_ref().map(ToString::to_string) == Some(name.clone())
-                    && p.checkpoints.contains(&cp.id)
+                    && p.checkpoints.contains(&cp.id.to_string())
             });
             assert!(named, "flip {k} of {name}: {:?}", report.problems);
             std::fs::write(&path, &original).expect("restore");
         }
     }
     // The restore record, a lock, a pack.
-    let restore = dir.path().join("restores").join(&record.id);
+    let restore = dir.path().join("restores").join(record.id.as_str());
     let len = std::fs::metadata(&restore).expect("record").len() as usize;
     flip(&restore, len / 2);
     let report = bank.verify(None).await.expect("verify");
@@ -182,7 +180,7 @@ async fn a_flipped_byte_in_any_record_is_named() {
         report
             .problems
             .iter()
-            .any(|p| p.subject.contains(&record.id)),
+            .any(|p| p.subject.contains(record.id.as_str())),
         "{:?}",
         report.problems
     );
@@ -298,8 +296,8 @@ async fn a_stray_file_in_any_folder_is_named_and_moved_aside() {
         assert!(report.is_clean(), "{folder}: {:?}", report.problems);
         for cp in [&first, &second] {
             assert_eq!(
-                bank.checkpoint(&id_of(cp)).await.expect("kept").status(),
-                pb::CheckpointStatus::Available,
+                bank.checkpoint(&id_of(cp)).await.expect("kept").status,
+                CheckpointStatus::Available,
                 "{folder}"
             );
         }
@@ -377,7 +375,7 @@ async fn gc_and_writers_exclude_each_other() {
         other => panic!("a writer got in while gc waited: {other:?}"),
     }
     assert!(!gc.is_finished(), "gc must wait for the slow writer");
-    slow.commit(pb::CheckpointStatus::Available, String::new())
+    slow.commit(CheckpointStatus::Available, String::new())
         .await
         .expect("commit");
     gc.await.expect("join").expect("gc");
@@ -404,7 +402,7 @@ async fn repair_salvages_a_damaged_pack_and_marks_what_lost_data() {
     let b_index = bank.index().await;
     let b_table = bank.resources(&b).await.expect("b resources");
     let b_pack = b_index
-        .get(&ObjectId::from_slice(&b_table[0].object_id).expect("id"))
+        .get(&b_table[0].object_id.expect("id"))
         .expect("indexed")
         .pack
         .to_string();
@@ -414,20 +412,20 @@ async fn repair_salvages_a_damaged_pack_and_marks_what_lost_data() {
         .expect("a pack of a");
     flip(&pack, 200);
     let report = bank.verify(None).await.expect("verify");
-    assert!(report.affected_checkpoints().contains(&a.id));
+    assert!(report.affected_checkpoints().contains(&a.id.to_string()));
     let repair = bank.repair(Duration::from_secs(5)).await.expect("repair");
     assert_eq!(repair.packs_salvaged, 1, "{repair:?}");
     assert!(
         repair.objects_salvaged > 0 && repair.objects_lost > 0,
         "{repair:?}"
     );
-    assert_eq!(repair.checkpoints_marked_error, vec![a.id.clone()]);
+    assert_eq!(repair.checkpoints_marked_error, vec![a.id.to_string()]);
     let a_now = bank.checkpoint(&id_of(&a)).await.expect("a");
-    assert_eq!(a_now.status(), pb::CheckpointStatus::Error);
+    assert_eq!(a_now.status, CheckpointStatus::Error);
     assert!(a_now.reason.contains("damaged"), "{}", a_now.reason);
     assert_eq!(
-        bank.checkpoint(&id_of(&b)).await.expect("b").status(),
-        pb::CheckpointStatus::Available
+        bank.checkpoint(&id_of(&b)).await.expect("b").status,
+        CheckpointStatus::Available
     );
     assert!(bank
         .verify(Some(&id_of(&b)))
@@ -461,11 +459,11 @@ async fn repair_rebuilds_lost_index_files_from_the_packs() {
     assert_eq!(read_all(&bank, &cp).await, 4000);
 }
 
-async fn read_all(bank: &Arc<Bank>, cp: &pb::Checkpoint) -> usize {
+async fn read_all(bank: &Arc<Bank>, cp: &Checkpoint) -> usize {
     let mut n = 0;
     if let Ok(resources) = bank.resources(cp).await {
         for r in resources {
-            if let Some(id) = ObjectId::from_slice(&r.object_id) {
+            if let Some(id) = r.object_id {
                 if bank.read_object(&id, &cp.id).await.is_ok() {
                     n += 1;
                 }

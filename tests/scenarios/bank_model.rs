@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use podbank::bank::backend::Kind;
-use podbank::bank::{pb, Bank, CheckpointId, ObjectId};
+use podbank::bank::{Bank, CheckpointId};
+use podbank::model::{Checkpoint, CheckpointStatus};
 use podbank::seed::{self, SeedPlan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -49,7 +50,7 @@ struct World {
     dir: tempfile::TempDir,
     plan: SeedPlan,
     /// Checkpoints reported `available` and not deleted.
-    expected: BTreeMap<String, Expected>,
+    expected: BTreeMap<CheckpointId, Expected>,
     /// What happened, for the failure message.
     log: Vec<String>,
 }
@@ -107,7 +108,7 @@ impl World {
         let cp = protect_from_etcd(&bank, &self.etcd.url, &ns)
             .await
             .unwrap_or_else(|e| panic!("protect {ns:?}: {e}\n  {}", self.history()));
-        assert_eq!(cp.status(), pb::CheckpointStatus::Available, "{cp:?}");
+        assert_eq!(cp.status, CheckpointStatus::Available, "{cp:?}");
         self.note(format!("protect {ns:?} -> {}", cp.id));
         self.expected
             .insert(cp.id.clone(), Expected { available: true });
@@ -151,7 +152,7 @@ impl World {
             return;
         }
         let cp = &listed[self.rng.gen_range(0..listed.len())];
-        let id: CheckpointId = cp.id.parse().expect("id");
+        let id: CheckpointId = cp.id.clone();
         bank.remove_checkpoint(&id).await.expect("delete");
         self.expected.remove(&cp.id);
         self.note(format!("delete {}", cp.id));
@@ -174,7 +175,7 @@ impl World {
         let after = self.rng.gen_bool(0.5);
         let spec = format!("{at}{}", if after { "+" } else { "" });
         let ns = self.namespaces();
-        let before: BTreeSet<String> = self
+        let before: BTreeSet<CheckpointId> = self
             .bank()
             .await
             .checkpoints()
@@ -305,17 +306,22 @@ impl World {
                 "repair gave up on {id}, which verify did not name as affected\n  {}",
                 self.history()
             );
-            self.expected.remove(id);
+            if let Ok(id) = id.parse::<CheckpointId>() {
+                self.expected.remove(&id);
+            }
         }
         // What still has problems is no longer listed as available.
         let report = bank.verify(None).await.expect("verify");
         let (listed, _) = bank.checkpoints().await.expect("list");
         for p in &report.problems {
             for id in &p.checkpoints {
-                let status = listed.iter().find(|c| &c.id == id).map(|c| c.status());
+                let status = listed
+                    .iter()
+                    .find(|c| c.id.as_str() == id)
+                    .map(|c| c.status);
                 assert_ne!(
                     status,
-                    Some(pb::CheckpointStatus::Available),
+                    Some(CheckpointStatus::Available),
                     "after repair, available checkpoint {id} still has a problem: {p:?}\n  {}",
                     self.history()
                 );
@@ -332,10 +338,10 @@ impl World {
             "step {step}: unreadable manifests {problems:?}\n  {}",
             self.history()
         );
-        let by_id: BTreeMap<&str, &pb::Checkpoint> =
-            listed.iter().map(|c| (c.id.as_str(), c)).collect();
+        let by_id: BTreeMap<&CheckpointId, &Checkpoint> =
+            listed.iter().map(|c| (&c.id, c)).collect();
         for (id, e) in &self.expected {
-            let cp = by_id.get(id.as_str()).unwrap_or_else(|| {
+            let cp = by_id.get(id).unwrap_or_else(|| {
                 panic!(
                     "step {step}: checkpoint {id} vanished\n  {}",
                     self.history()
@@ -343,8 +349,8 @@ impl World {
             });
             if e.available {
                 assert_eq!(
-                    cp.status(),
-                    pb::CheckpointStatus::Available,
+                    cp.status,
+                    CheckpointStatus::Available,
                     "step {step}: {id}\n  {}",
                     self.history()
                 );
@@ -352,10 +358,9 @@ impl World {
         }
         for cp in listed
             .iter()
-            .filter(|c| c.status() == pb::CheckpointStatus::Available)
+            .filter(|c| c.status == CheckpointStatus::Available)
         {
-            let id: CheckpointId = cp.id.parse().expect("id");
-            let report = bank.verify(Some(&id)).await.expect("verify");
+            let report = bank.verify(Some(&cp.id)).await.expect("verify");
             assert!(
                 report.is_clean(),
                 "step {step}: available checkpoint {} does not verify: {:?}\n  {}",
@@ -369,13 +374,9 @@ impl World {
 
     /// Every object of `cp` is etcd's value at its revision, and it holds every pod etcd had
     /// in its namespaces.
-    async fn matches_etcd(&self, bank: &Bank, cp: &pb::Checkpoint, step: usize) {
+    async fn matches_etcd(&self, bank: &Bank, cp: &Checkpoint, step: usize) {
         let resources = bank.resources(cp).await.expect("resources");
-        let namespaces = cp
-            .selection
-            .as_ref()
-            .map(|s| s.namespaces.clone())
-            .unwrap_or_default();
+        let namespaces = cp.selection.namespaces.clone();
         let prefixes: Vec<String> = if namespaces.is_empty() {
             vec!["/registry/pods/".into()]
         } else {
@@ -393,7 +394,7 @@ impl World {
                     Some(
                         etcd_client::GetOptions::new()
                             .with_prefix()
-                            .with_revision(cp.etcd_revision),
+                            .with_revision(cp.revision.get()),
                     ),
                 )
                 .await
@@ -407,28 +408,28 @@ impl World {
         }
         let pods: BTreeSet<&str> = resources
             .iter()
-            .filter(|r| r.key.starts_with("/registry/pods/"))
+            .filter(|r| r.key.as_str().starts_with("/registry/pods/"))
             .map(|r| r.key.as_str())
             .collect();
         let expected_pods: BTreeSet<&str> = at_revision.keys().map(String::as_str).collect();
         assert_eq!(
             pods, expected_pods,
             "step {step}: checkpoint {} holds other pods than etcd had at {}",
-            cp.id, cp.etcd_revision
+            cp.id, cp.revision
         );
         for r in resources
             .iter()
-            .filter(|r| r.key.starts_with("/registry/pods/"))
+            .filter(|r| r.key.as_str().starts_with("/registry/pods/"))
         {
-            let id = ObjectId::from_slice(&r.object_id).expect("id");
+            let id = r.object_id.expect("id");
             let stored = bank.read_object(&id, &cp.id).await.expect("read");
             assert_eq!(
                 stored.as_ref(),
-                at_revision[&r.key].as_slice(),
+                at_revision[r.key.as_str()].as_slice(),
                 "step {step}: {} of {} differs from etcd at {}",
                 r.key,
                 cp.id,
-                cp.etcd_revision
+                cp.revision
             );
         }
     }
@@ -521,9 +522,7 @@ async fn the_reproduction_is_a_fixed_case() {
         .await
         .expect("drop");
     world.check(0).await;
-    bank.remove_checkpoint(&drop.id.parse().expect("id"))
-        .await
-        .expect("delete");
+    bank.remove_checkpoint(&drop.id).await.expect("delete");
     world.gc().await;
     world.check(1).await;
     let again = protect_from_etcd(&bank, &world.etcd.url, "")

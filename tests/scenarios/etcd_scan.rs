@@ -51,7 +51,11 @@ async fn plain_read(etcd: &Etcd, revision: Revision) -> BTreeMap<Vec<u8>, (Vec<u
         let resp = kv
             .get(
                 p,
-                Some(GetOptions::new().with_prefix().with_revision(revision.0)),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_revision(revision.get()),
+                ),
             )
             .await
             .expect("plain range read");

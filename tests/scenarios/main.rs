@@ -24,6 +24,7 @@ mod codec_encryption;
 mod codec_fixtures;
 mod codec_wire;
 mod deploy;
+mod engine_conformance;
 mod etcd_scan;
 mod pods_bad_values;
 mod pods_cli;

@@ -357,7 +357,7 @@ fn settings_come_from_flags_then_environment_then_config_file() {
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a bad config file is bad usage");
     assert!(
         err.contains("invalid config file") && err.contains("server"),
         "{err}"

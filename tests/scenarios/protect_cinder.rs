@@ -11,8 +11,8 @@ use crate::support::apiserver::FakeApiServer;
 use crate::support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
-use podbank::bank::pb;
 use podbank::cinder::{BackupId, BackupStatus, Cinder, NewVolume, VolumeId};
+use podbank::model::{Checkpoint, CheckpointStatus, VolumeRecord, VolumeStatus};
 use podbank::protection::volumes::CHECKPOINT_METADATA;
 use podbank::seed;
 
@@ -73,15 +73,23 @@ async fn scene(rig: &CinderRig, volumes: &[&VolumeId]) -> Scene {
 }
 
 /// The checkpoint's Cinder volume records, by volume id.
-fn cinder_records(cp: &pb::Checkpoint) -> Vec<&pb::Volume> {
+fn cinder_records(cp: &Checkpoint) -> Vec<&VolumeRecord> {
     cp.volumes
         .iter()
         .filter(|v| !v.volume_id.is_empty())
         .collect()
 }
 
+/// A record's backup id as text (empty: none).
+fn bid(v: &VolumeRecord) -> String {
+    v.backup_id
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
 /// The Cinder backups whose name says they belong to checkpoint `id`.
-async fn backups_named_for(cinder: &Cinder, id: &str) -> BTreeSet<String> {
+async fn backups_named_for(cinder: &Cinder, id: impl std::fmt::Display) -> BTreeSet<String> {
     cinder
         .list_backups(Some(&format!("podbank-{id}-")))
         .await
@@ -125,28 +133,28 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
         assert_eq!(cps.len(), 1);
         let first = cps[0].clone();
         assert_eq!(
-            first.status(),
-            pb::CheckpointStatus::Available,
+            first.status,
+            CheckpointStatus::Available,
             "{}",
             first.reason
         );
         assert_eq!(first.pods, 1);
         let records = cinder_records(&first);
-        let ids: BTreeSet<String> = records.iter().map(|v| v.volume_id.clone()).collect();
+        let ids: BTreeSet<String> = records.iter().map(|v| v.volume_id.to_string()).collect();
         assert_eq!(ids, BTreeSet::from([v1.to_string(), v2.to_string()]));
         for v in &records {
-            created.backup(&BackupId::new(v.backup_id.clone()));
+            created.backup(&v.backup_id.clone().expect("a backup"));
         }
         for v in &records {
-            assert_eq!(v.status(), pb::VolumeStatus::VolumeAvailable, "{v:?}");
+            assert_eq!(v.status, VolumeStatus::Available, "{v:?}");
             assert!(!v.incremental, "the first backup of a volume is full");
             let b = cinder
-                .get_backup(&BackupId::new(v.backup_id.clone()))
+                .get_backup(&v.backup_id.clone().expect("a backup"))
                 .await
                 .expect("get backup")
                 .expect("the backup the checkpoint lists exists");
             assert_eq!(b.status, BackupStatus::Available);
-            assert_eq!(b.volume_id.to_string(), v.volume_id);
+            assert_eq!(b.volume_id, v.volume_id);
             assert!(!b.is_incremental);
             assert!(
                 b.name.starts_with(&format!("podbank-{}-", first.id)),
@@ -157,11 +165,12 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
                 b.metadata.get(CHECKPOINT_METADATA).map(String::as_str),
                 Some(first.id.as_str())
             );
-            assert_eq!(v.pods, vec![format!("{}/db-0", scene.ns)]);
+            let pods: Vec<String> = v.pods.iter().map(ToString::to_string).collect();
+            assert_eq!(pods, vec![format!("{}/db-0", scene.ns)]);
         }
         assert_eq!(
             backups_named_for(cinder, &first.id).await,
-            records.iter().map(|v| v.backup_id.clone()).collect(),
+            records.iter().map(|v| bid(v)).collect(),
             "Cinder holds exactly the backups the checkpoint lists"
         );
         // The pod's emptyDir is recorded as not protected, which is not an error: in the
@@ -177,8 +186,8 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
             .iter()
             .find(|v| v.pod_volume == "scratch")
             .expect("a record of the emptyDir volume");
-        assert_eq!(scratch.status(), pb::VolumeStatus::VolumeNotProtected);
-        assert!(scratch.backup_id.is_empty());
+        assert_eq!(scratch.status, VolumeStatus::NotProtected);
+        assert!(scratch.backup_id.is_none());
 
         // 2. A second protect: incremental backups on top of the first ones.
         rig.write_pattern(&v1, 11);
@@ -202,13 +211,13 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
             .expect("second checkpoint")
             .clone();
         assert_eq!(
-            second.status(),
-            pb::CheckpointStatus::Available,
+            second.status,
+            CheckpointStatus::Available,
             "{}",
             second.reason
         );
         for v in cinder_records(&second) {
-            created.backup(&BackupId::new(v.backup_id.clone()));
+            created.backup(&v.backup_id.clone().expect("a backup"));
         }
         for v in cinder_records(&second) {
             let parent = cinder_records(&first)
@@ -217,16 +226,16 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
                 .expect("same volume in the first checkpoint");
             assert!(v.incremental, "{v:?}");
             assert_eq!(v.parent_backup_id, parent.backup_id);
-            assert_eq!(v.parent_checkpoint, first.id);
+            assert_eq!(v.parent_checkpoint, Some(first.id.clone()));
             let b = cinder
-                .get_backup(&BackupId::new(v.backup_id.clone()))
+                .get_backup(&v.backup_id.clone().expect("a backup"))
                 .await
                 .expect("get")
                 .expect("exists");
             assert_eq!(b.status, BackupStatus::Available);
             assert!(b.is_incremental, "Cinder made it incremental: {b:?}");
             let p = cinder
-                .get_backup(&BackupId::new(parent.backup_id.clone()))
+                .get_backup(&parent.backup_id.clone().expect("a backup"))
                 .await
                 .expect("get")
                 .expect("exists");
@@ -235,12 +244,10 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
 
         // 3. Delete the older checkpoint first: its backups stay (the newer ones depend on
         //    them), listed by a tombstone; no request Cinder refuses.
-        let out = pb_.ok(&["delete", &first.id, "-o", "json"]).await;
+        let out = pb_.ok(&["delete", first.id.as_str(), "-o", "json"]).await;
         let outcome: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-        let first_backups: BTreeSet<String> = cinder_records(&first)
-            .iter()
-            .map(|v| v.backup_id.clone())
-            .collect();
+        let first_backups: BTreeSet<String> =
+            cinder_records(&first).iter().map(|v| bid(v)).collect();
         let kept: BTreeSet<String> = outcome["backups_kept"]
             .as_array()
             .expect("backups_kept")
@@ -257,16 +264,16 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
         }
         let cps = workload::checkpoints(&pb_.bank).await;
         let tomb = cps.iter().find(|c| c.id == first.id).expect("tombstone");
-        assert_eq!(tomb.status(), pb::CheckpointStatus::Deleted);
+        assert_eq!(tomb.status, CheckpointStatus::Deleted);
         let listed = pb_.ok(&["checkpoints", "list", "-o", "json"]).await;
         assert!(
-            !listed.stdout.contains(&first.id),
+            !listed.stdout.contains(first.id.as_str()),
             "a tombstone is not listed: {}",
             listed.stdout
         );
 
         // 4. Then the newer: every backup goes, children first.
-        let out = pb_.ok(&["delete", &second.id, "-o", "json"]).await;
+        let out = pb_.ok(&["delete", second.id.as_str(), "-o", "json"]).await;
         let outcome: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
         let deleted: BTreeSet<String> = outcome["backups_deleted"]
             .as_array()
@@ -277,7 +284,7 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
         let all: BTreeSet<String> = cinder_records(&first)
             .into_iter()
             .chain(cinder_records(&second))
-            .map(|v| v.backup_id.clone())
+            .map(bid)
             .collect();
         assert_eq!(deleted, all, "{}", out.stdout);
         for id in &all {
@@ -309,12 +316,12 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
 }
 
 /// Backups of `cp` in Cinder == the backups `cp` lists.
-async fn assert_every_backup_listed(cinder: &Cinder, cp: &pb::Checkpoint) {
+async fn assert_every_backup_listed(cinder: &Cinder, cp: &Checkpoint) {
     let listed: BTreeSet<String> = cp
         .volumes
         .iter()
-        .filter(|v| !v.backup_id.is_empty())
-        .map(|v| v.backup_id.clone())
+        .filter(|v| v.backup_id.is_some())
+        .map(bid)
         .collect();
     assert_eq!(
         backups_named_for(cinder, &cp.id).await,
@@ -356,31 +363,31 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
         std::fs::rename(&aside, &file).expect("put the volume file back");
         let cps = workload::checkpoints(&pb_.bank).await;
         for v in cps.iter().flat_map(|c| c.volumes.iter()) {
-            if !v.backup_id.is_empty() {
-                created.backup(&BackupId::new(v.backup_id.clone()));
+            if v.backup_id.is_some() {
+                created.backup(&v.backup_id.clone().expect("a backup"));
             }
         }
         assert_ne!(run.code, 0, "an error checkpoint fails the command");
         assert_eq!(cps.len(), 1);
         let cp = &cps[0];
-        assert_eq!(cp.status(), pb::CheckpointStatus::Error);
+        assert_eq!(cp.status, CheckpointStatus::Error);
         assert!(cp.reason.contains(&bad.to_string()), "{}", cp.reason);
-        assert!(run.stderr.contains(&cp.id), "{}", run.stderr);
+        assert!(run.stderr.contains(cp.id.as_str()), "{}", run.stderr);
         let bad_rec = cp
             .volumes
             .iter()
-            .find(|v| v.volume_id == bad.to_string())
+            .find(|v| v.volume_id == bad)
             .expect("record of the bad volume");
-        assert_eq!(bad_rec.status(), pb::VolumeStatus::VolumeError);
+        assert_eq!(bad_rec.status, VolumeStatus::Error);
         assert!(!bad_rec.reason.is_empty());
         let good_rec = cp
             .volumes
             .iter()
-            .find(|v| v.volume_id == good.to_string())
+            .find(|v| v.volume_id == good)
             .expect("record of the good volume");
-        assert_eq!(good_rec.status(), pb::VolumeStatus::VolumeAvailable);
+        assert_eq!(good_rec.status, VolumeStatus::Available);
         assert_every_backup_listed(cinder, cp).await;
-        let show = pb_.ok(&["checkpoints", "show", &cp.id]).await;
+        let show = pb_.ok(&["checkpoints", "show", cp.id.as_str()]).await;
         assert!(
             show.stdout.contains("error") && show.stdout.contains(&bad.to_string()),
             "show lists per-resource status: {}",
@@ -394,7 +401,7 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
         let run = pb_
             .run(&[
                 "restore",
-                &cp.id,
+                cp.id.as_str(),
                 "--kubeconfig",
                 kubeconfig.to_str().expect("utf-8"),
             ])
@@ -406,7 +413,7 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
             run.stderr
         );
         assert!(api.objects().is_empty(), "{:?}", api.requests());
-        let restores: Vec<_> = workload::cinder_requests(rig, &good_rec.backup_id)
+        let restores: Vec<_> = workload::cinder_requests(rig, &bid(good_rec))
             .into_iter()
             .filter(|r| r.path.ends_with("/restore"))
             .collect();
@@ -424,8 +431,8 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
             .await;
         let cps = workload::checkpoints(&pb_.bank).await;
         for v in cps.iter().flat_map(|c| c.volumes.iter()) {
-            if !v.backup_id.is_empty() {
-                created.backup(&BackupId::new(v.backup_id.clone()));
+            if v.backup_id.is_some() {
+                created.backup(&v.backup_id.clone().expect("a backup"));
             }
         }
         let hurried = cps
@@ -433,19 +440,19 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
             .find(|c| c.backup_name == "hurried")
             .expect("hurried checkpoint");
         assert_ne!(run.code, 0);
-        assert_eq!(hurried.status(), pb::CheckpointStatus::Error);
+        assert_eq!(hurried.status, CheckpointStatus::Error);
         assert!(
             hurried.reason.contains("did not become available within 1s"),
             "{}",
             hurried.reason
         );
         assert_eq!(cinder_records(hurried).len(), 2);
-        assert!(cinder_records(hurried).iter().all(|v| !v.backup_id.is_empty()));
+        assert!(cinder_records(hurried).iter().all(|v| v.backup_id.is_some()));
         assert_every_backup_listed(cinder, hurried).await;
 
         // Deleting both error checkpoints removes every backup they made.
         for cp in &cps {
-            pb_.ok(&["delete", &cp.id]).await;
+            pb_.ok(&["delete", cp.id.as_str()]).await;
             assert!(
                 backups_named_for(cinder, &cp.id).await.is_empty(),
                 "checkpoint {} left backups",
@@ -618,13 +625,13 @@ async fn a_protect_killed_mid_backup_leaves_its_backups_listed_for_delete() {
         let cps = workload::checkpoints(&pb_.bank).await;
         assert_eq!(cps.len(), 1, "{}", out.stdout);
         let cp = &cps[0];
-        assert!(out.stdout.contains(&cp.id), "{}", out.stdout);
-        assert_eq!(cp.status(), pb::CheckpointStatus::Error);
+        assert!(out.stdout.contains(cp.id.as_str()), "{}", out.stdout);
+        assert_eq!(cp.status, CheckpointStatus::Error);
         assert_every_backup_listed(cinder, cp).await;
-        assert!(cp.volumes.iter().any(|r| r.backup_id == backup));
+        assert!(cp.volumes.iter().any(|r| bid(r) == backup));
 
         // ... and delete removes it (waiting for Cinder to finish writing it if need be).
-        pb_.ok(&["delete", &cp.id]).await;
+        pb_.ok(&["delete", cp.id.as_str()]).await;
         assert!(backups_named_for(cinder, &cp.id).await.is_empty());
         assert!(cinder
             .get_backup(&BackupId::new(backup.clone()))

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
-use podbank::bank::pb;
 use podbank::codec::Decoder;
 use podbank::etcd::ScanOptions;
+use podbank::model::{CheckpointStatus, VolumeRecord, VolumeStatus};
 use podbank::protection::inventory::NoHandler;
 use podbank::protection::{read_inventory, Selection};
 use podbank::resources::DependentStatus;
@@ -103,12 +103,7 @@ async fn every_pod_volume_is_recorded_as_dependents_resolve_it() {
         ])
         .await;
     let cp = workload::checkpoints(&podbank.bank).await.remove(0);
-    assert_eq!(
-        cp.status(),
-        pb::CheckpointStatus::Available,
-        "{}",
-        cp.reason
-    );
+    assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
     assert_eq!(cp.pods, 302);
     assert!(
         cp.volumes.iter().all(|v| !v.volume_id.is_empty()),
@@ -128,12 +123,16 @@ async fn every_pod_volume_is_recorded_as_dependents_resolve_it() {
     for v in &records {
         if v.volume_id.is_empty() {
             assert_eq!(v.pods.len(), 1, "{v:?}");
-            assert_eq!(v.status(), pb::VolumeStatus::VolumeNotProtected);
+            assert_eq!(v.status, VolumeStatus::NotProtected);
             let old = recorded.insert(
-                (v.pods[0].clone(), v.pod_volume.clone()),
+                (v.pods[0].to_string(), v.pod_volume.clone()),
                 Verdict::Not {
                     reason: v.reason.clone(),
-                    claim: v.claim.clone(),
+                    claim: v
+                        .claim
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 },
             );
             assert!(old.is_none(), "recorded twice: {v:?}");
@@ -141,9 +140,9 @@ async fn every_pod_volume_is_recorded_as_dependents_resolve_it() {
             assert_eq!(v.reason, "volume backups disabled (--no-volume-backups)");
             for pod in &v.pods {
                 let old = recorded.insert(
-                    (pod.clone(), v.pod_volume.clone()),
+                    (pod.to_string(), v.pod_volume.clone()),
                     Verdict::Cinder {
-                        volume_id: v.volume_id.clone(),
+                        volume_id: v.volume_id.to_string(),
                     },
                 );
                 assert!(old.is_none(), "recorded twice: {v:?}");
@@ -153,18 +152,30 @@ async fn every_pod_volume_is_recorded_as_dependents_resolve_it() {
     assert_eq!(recorded, expected);
 
     // The shared claim's volume is one record naming both pods.
-    let shared_record: Vec<&pb::Volume> = cp
+    let shared_record: Vec<&VolumeRecord> = cp
         .volumes
         .iter()
-        .filter(|v| v.volume_id == shared.cinder_id)
+        .filter(|v| v.volume_id.as_str() == shared.cinder_id)
         .collect();
     assert_eq!(shared_record.len(), 1);
-    assert_eq!(shared_record[0].pods, ["shared/a-0", "shared/b-0"]);
-    assert_eq!(shared_record[0].claim, "shared/shared-data");
+    let pods: Vec<String> = shared_record[0]
+        .pods
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(pods, ["shared/a-0", "shared/b-0"]);
+    assert_eq!(
+        shared_record[0]
+            .claim
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("shared/shared-data")
+    );
 
     // `checkpoints show` lists them all.
     let show = podbank
-        .ok(&["checkpoints", "show", &cp.id, "-o", "json"])
+        .ok(&["checkpoints", "show", cp.id.as_str(), "-o", "json"])
         .await;
     let view: serde_json::Value = serde_json::from_str(&show.stdout).expect("json");
     assert_eq!(

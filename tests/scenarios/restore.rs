@@ -14,8 +14,8 @@ use crate::support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
 use k8s_pb::api::core::v1 as core;
-use podbank::bank::pb;
 use podbank::cinder::{BackupId, Cinder, NewVolume, VolumeId};
+use podbank::model::{CheckpointStatus, RestoreStatus};
 use podbank::protection::restore::{ANNOTATION_CHECKPOINT, ANNOTATION_RESTORE};
 use podbank::seed;
 use prost::Message;
@@ -273,19 +273,16 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .await;
         eprintln!("protect: {:?}", t.elapsed());
         let cp = workload::checkpoints(&podbank.bank).await.remove(0);
-        assert_eq!(
-            cp.status(),
-            pb::CheckpointStatus::Available,
-            "{}",
-            cp.reason
-        );
+        assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
         let backup_of = |v: &VolumeId| {
             cp.volumes
                 .iter()
-                .find(|r| r.volume_id == v.to_string())
+                .find(|r| r.volume_id == *v)
                 .expect("volume record")
                 .backup_id
                 .clone()
+                .expect("a backup")
+                .to_string()
         };
         let (backup, backup2) = (backup_of(&source), backup_of(&source2));
         created.backup(&BackupId::new(backup.clone()));
@@ -302,7 +299,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         podbank
             .ok(&[
                 "restore",
-                &cp.id,
+                cp.id.as_str(),
                 "--dry-run",
                 "--export",
                 export.to_str().expect("utf-8"),
@@ -383,7 +380,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .await
             .expect("restores");
         assert_eq!(failed.len(), 1);
-        assert_eq!(failed[0].status(), pb::RestoreStatus::Fail);
+        assert_eq!(failed[0].status, RestoreStatus::Fail);
 
         // ... and run again: it resumes, reusing both volumes, the PVs, PVCs and web-0.
         let t = std::time::Instant::now();
@@ -398,12 +395,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         assert_eq!(restores.len(), 1, "the same restore record, resumed");
         let record = &restores[0];
         assert_eq!(record.id, failed[0].id);
-        assert_eq!(
-            record.status(),
-            pb::RestoreStatus::Success,
-            "{}",
-            record.reason
-        );
+        assert_eq!(record.status, RestoreStatus::Success, "{}", record.reason);
         assert_eq!(
             restored_volumes(&podbank, &created).await,
             volumes,
@@ -468,8 +460,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             &objects,
             &original_pod,
             &claim,
-            &cp.id,
-            &record.id,
+            cp.id.as_str(),
+            record.id.as_str(),
             new_volume.as_str(),
             "db-0",
             "data-db-0",
@@ -478,8 +470,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             &objects,
             &web_pod,
             &claim2,
-            &cp.id,
-            &record.id,
+            cp.id.as_str(),
+            record.id.as_str(),
             new_volume2.as_str(),
             "web-0",
             "data-web-0",
@@ -490,7 +482,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         let run = podbank
             .run(&[
                 "restore",
-                &cp.id,
+                cp.id.as_str(),
                 "--pod",
                 "shop/db-0",
                 "--kubeconfig",
@@ -510,7 +502,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         let run = podbank
             .ok(&[
                 "restore",
-                &cp.id,
+                cp.id.as_str(),
                 "--pod",
                 "shop/db-0",
                 "--conflict",
@@ -530,7 +522,7 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         podbank
             .ok(&[
                 "restore",
-                &cp.id,
+                cp.id.as_str(),
                 "--pod",
                 "shop/db-0",
                 "--conflict",
@@ -554,13 +546,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             .iter()
             .find(|r| r.parameters_json.contains("rename"))
             .expect("the rename restore");
-        assert_eq!(
-            renamed.status(),
-            pb::RestoreStatus::Success,
-            "{}",
-            renamed.reason
-        );
-        let suffix = renamed.id.rsplit('-').next().expect("suffix");
+        assert_eq!(renamed.status, RestoreStatus::Success, "{}", renamed.reason);
+        let suffix = renamed.id.as_str().rsplit('-').next().expect("suffix");
         let new_pod = format!("db-0-{suffix}");
         let new_claim = format!("data-db-0-{suffix}");
         let second_volume = renamed
@@ -576,8 +563,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             &objects,
             &original_pod,
             &claim,
-            &cp.id,
-            &renamed.id,
+            cp.id.as_str(),
+            renamed.id.as_str(),
             second_volume,
             &new_pod,
             &new_claim,
@@ -640,7 +627,7 @@ async fn unknown_checkpoint_and_invalid_restore_name_are_clear_errors_that_creat
     let run = podbank
         .run(&[
             "restore",
-            &cp.id,
+            cp.id.as_str(),
             "--restore-name",
             "Not_A_DNS_Name",
             "--kubeconfig",
@@ -708,10 +695,12 @@ async fn a_restore_killed_while_cinder_restores_the_volume_resumes_without_a_sec
         let backup = cp
             .volumes
             .iter()
-            .find(|v| v.volume_id == source.to_string())
+            .find(|v| v.volume_id == source)
             .expect("volume record")
             .backup_id
-            .clone();
+            .clone()
+            .expect("a backup")
+            .to_string();
         created.backup(&BackupId::new(backup.clone()));
         let api = FakeApiServer::start(&[NS]).await;
         let kubeconfig = api.write_kubeconfig(dir.path());
@@ -770,7 +759,7 @@ async fn a_restore_killed_while_cinder_restores_the_volume_resumes_without_a_sec
             .await
             .expect("restores");
         assert_eq!(restores.len(), 1, "the same restore, resumed");
-        assert_eq!(restores[0].status(), pb::RestoreStatus::Success);
+        assert_eq!(restores[0].status, RestoreStatus::Success);
         assert_eq!(restored_volumes(&podbank, &created).await, volumes);
         assert_eq!(restore_requests(rig, &backup), 1, "no second volume");
         assert_eq!(api.objects().len(), 3);

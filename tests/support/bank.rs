@@ -8,7 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use podbank::bank::backend::{Backend, BackendError, Kind, LocalBackend, ObjectInfo};
 use podbank::bank::{
-    pb, Bank, BankError, BankKey, CheckpointDraft, CheckpointWriter, OpenOptions, WriterOptions,
+    Bank, BankError, BankKey, CheckpointDraft, CheckpointWriter, OpenOptions, WriterOptions,
+};
+use podbank::model::{
+    Checkpoint, CheckpointStatus, EtcdKey, ObjectRef, ResourceRecord, ResourceType,
 };
 
 /// A pod-like object of about 2 KiB: shared structure, per-object and per-version bytes.
@@ -69,11 +72,11 @@ pub async fn add_pods(writer: &mut CheckpointWriter, objects: &[Bytes]) -> Resul
         let ids = writer.add_objects(chunk.to_vec()).await?;
         for (j, (id, data)) in ids.iter().zip(chunk).enumerate() {
             let i = c * 1000 + j;
-            writer.add_resource(pb::Resource {
-                r#type: "OS::Kubernetes::Pod".into(),
-                name: format!("pod-{i}"),
-                key: format!("/registry/pods/ns/pod-{i}"),
-                object_id: id.to_bytes(),
+            writer.add_resource(ResourceRecord {
+                kind: ResourceType::Pod,
+                object: ObjectRef::new("ns", format!("pod-{i}")),
+                key: EtcdKey::new(format!("/registry/pods/ns/pod-{i}")),
+                object_id: Some(*id),
                 size: data.len() as u64,
                 ..Default::default()
             });
@@ -86,11 +89,11 @@ pub async fn write_checkpoint(
     bank: &Arc<Bank>,
     name: &str,
     objects: Vec<Bytes>,
-) -> Result<pb::Checkpoint, BankError> {
+) -> Result<Checkpoint, BankError> {
     let mut writer = begin(bank, name).await?;
     add_pods(&mut writer, &objects).await?;
     writer
-        .commit(pb::CheckpointStatus::Available, String::new())
+        .commit(CheckpointStatus::Available, String::new())
         .await
 }
 
@@ -188,7 +191,7 @@ pub async fn protect_from_etcd(
     bank: &Arc<Bank>,
     etcd_url: &str,
     namespaces: &str,
-) -> anyhow::Result<pb::Checkpoint> {
+) -> anyhow::Result<Checkpoint> {
     use podbank::protection::{self, schema::ProtectParams, ProtectRequest, Selection, Services};
     let etcd = podbank::etcd::Etcd::connect(&podbank::etcd::EtcdConfig {
         servers: vec![etcd_url.to_string()],

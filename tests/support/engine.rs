@@ -1,11 +1,13 @@
 //! An in-memory [`Engine`] for the agent's tests: a shared "bank" of checkpoints with
 //! Cinder-like incremental volume backups, and a log of who did what.
 //!
-//! It behaves like the real thing where the agent's logic depends on it:
+//! It behaves like the real thing where the agent's logic depends on it, and the engine
+//! conformance suite (`engine_conformance.rs`) holds it to that:
 //! * every `full_every`-th backup of a volume is full, the others incremental on the
 //!   volume's previous backup (`parameters.incremental: false` forces a full one);
-//! * deleting a checkpoint that another checkpoint's incremental backup depends on fails
-//!   with `Conflict` (Cinder answers 400 there);
+//! * deleting a checkpoint that another checkpoint's incremental backup depends on
+//!   succeeds and leaves a tombstone (status `deleted`, listed only with `all`) that goes
+//!   once no checkpoint depends on it any more, as the real delete does;
 //! * a checkpoint becomes visible only when its protect completes: a protect that is
 //!   cancelled (its future dropped) leaves nothing.
 //!
@@ -19,12 +21,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use podbank::agent::engine::{
-    CheckpointFilter, CheckpointId, CheckpointStatus, CheckpointSummary, Engine, EngineError,
-    ProtectOutcome, ProtectRequest, ProtectStats, ProtectableQuery, ReadinessCheck, RestoreRequest,
-    RestoreStatus, RestoreSummary, VolumeBackupRef,
+use podbank::bank::{GcReport, RepairReport, Stats, VerifyReport};
+use podbank::engine::views::{
+    CheckpointItem, CheckpointList, DependentView, RestoreItem, RestoreList, StatsView,
 };
-use serde_json::{json, Value};
+use podbank::engine::{
+    CheckpointFilter, CheckpointView, Engine, EngineError, Plan, PlanRun, PlanView, PodDetail,
+    PodList, PodSpecifier, PodView, ProtectRequest, ReadinessCheck, RestoreRequest, RestoreView,
+    SelectionSpec,
+};
+use podbank::model::{
+    BackupId, CheckpointId, CheckpointStatus, ResourceType, RestoreId, RestoreRecord,
+    RestoreStatus, Revision, VolumeId, VolumeStatus,
+};
+use podbank::protection::retention::{BackupLink, Candidate};
+use podbank::protection::{DeleteOutcome, PodEntry};
+use podbank::resources::{Dependent, DependentStatus, PodInfo};
+use serde_json::Value;
 
 /// One protect as the engine saw it.
 #[derive(Debug, Clone)]
@@ -40,19 +53,61 @@ pub struct ProtectCall {
 /// The shared state: the "bank".
 #[derive(Debug, Default)]
 pub struct Bank {
-    /// Live checkpoints by id.
-    pub checkpoints: BTreeMap<CheckpointId, CheckpointSummary>,
+    /// Checkpoints by id (tombstones included, with status `deleted`).
+    pub checkpoints: BTreeMap<CheckpointId, Candidate>,
+    /// Each checkpoint's `backup_name`.
+    pub names: BTreeMap<CheckpointId, String>,
     /// Restores.
-    pub restores: Vec<RestoreSummary>,
+    pub restores: Vec<RestoreRecord>,
     /// Every protect started, in order.
     pub protects: Vec<ProtectCall>,
-    /// Every successful delete, in order.
+    /// Every delete asked for, in order.
     pub deletes: Vec<CheckpointId>,
-    /// Deletes refused because of dependents.
-    pub refused_deletes: Vec<CheckpointId>,
+    /// Deletes that left a tombstone because a newer incremental backup depended on them
+    /// (retention in dependency order makes none).
+    pub tombstoned: Vec<CheckpointId>,
     /// Backups made per volume so far.
     backups_per_volume: HashMap<String, u64>,
     next: u64,
+}
+
+impl Bank {
+    /// Whether a live checkpoint other than `id` depends on `id`.
+    fn has_dependents(&self, id: &CheckpointId) -> bool {
+        self.checkpoints.values().any(|c| {
+            &c.id != id
+                && c.status != CheckpointStatus::Deleted
+                && c.volumes
+                    .iter()
+                    .any(|v| v.parent_checkpoint_id.as_ref() == Some(id))
+        })
+    }
+
+    /// Removes tombstones nothing depends on any more, until none is left to remove.
+    fn sweep(&mut self) {
+        loop {
+            let free: Vec<CheckpointId> = self
+                .checkpoints
+                .values()
+                .filter(|c| c.status == CheckpointStatus::Deleted)
+                .filter(|c| {
+                    !self.checkpoints.values().any(|o| {
+                        o.id != c.id
+                            && o.volumes
+                                .iter()
+                                .any(|v| v.parent_checkpoint_id.as_ref() == Some(&c.id))
+                    })
+                })
+                .map(|c| c.id.clone())
+                .collect();
+            if free.is_empty() {
+                return;
+            }
+            for id in free {
+                self.checkpoints.remove(&id);
+            }
+        }
+    }
 }
 
 /// The in-memory engine.
@@ -67,6 +122,8 @@ pub struct MemoryEngine {
     pub protect_delay: Mutex<Duration>,
     /// Whether the bank answers (readiness).
     pub bank_ok: AtomicBool,
+    /// The plans `run_plan` knows.
+    pub plans: Mutex<Vec<Plan>>,
 }
 
 /// Pods the protectables endpoints know: (namespace, name, uid).
@@ -75,6 +132,98 @@ pub const PODS: [(&str, &str, &str); 3] = [
     ("shop", "db-0", "uid-db-0"),
     ("ops", "tool", "uid-tool"),
 ];
+
+fn cid(n: u64) -> CheckpointId {
+    format!("cp-{n:04}").parse().expect("a checkpoint id")
+}
+
+fn item(c: &Candidate, name: Option<&String>) -> CheckpointItem {
+    CheckpointItem {
+        id: c.id.clone(),
+        plan: c.plan.clone(),
+        status: c.status,
+        created_at: c.created_at,
+        volumes: c.volumes.clone(),
+        backup_name: name.cloned().unwrap_or_default(),
+        description: String::new(),
+        finished_at: Some(c.created_at),
+        etcd_revision: Revision::new(1),
+        pods: c.volumes.len() as u32,
+        resource_count: c.volumes.len() as u64,
+        volume_counts: podbank::engine::views::VolumeCounts {
+            cinder: c.volumes.len() as u64,
+            backed_up: c.volumes.len() as u64,
+        },
+        bytes_new: 0,
+        reason: String::new(),
+    }
+}
+
+fn view(c: &Candidate, name: Option<&String>) -> CheckpointView {
+    CheckpointView {
+        id: c.id.clone(),
+        status: c.status,
+        backup_name: name.cloned().unwrap_or_default(),
+        description: String::new(),
+        created_at: Some(c.created_at.to_rfc3339()),
+        finished_at: Some(c.created_at.to_rfc3339()),
+        etcd_revision: Revision::new(1),
+        pods: c.volumes.len() as u32,
+        resource_count: c.volumes.len() as u64,
+        reason: String::new(),
+        plan: c.plan.clone().unwrap_or_default(),
+        selection: Default::default(),
+        volumes: c
+            .volumes
+            .iter()
+            .map(|v| podbank::engine::views::VolumeView {
+                volume_id: v.volume_id.clone(),
+                backup_id: v.backup_id.clone(),
+                status: VolumeStatus::Available,
+                reason: String::new(),
+                incremental: v.incremental,
+                parent_backup_id: v.parent_backup_id.clone().unwrap_or_default(),
+                parent_checkpoint: v.parent_checkpoint_id.clone(),
+                size_gib: 1,
+                pods: Vec::new(),
+                pod_volume: "data".into(),
+                claim: String::new(),
+                persistent_volume: String::new(),
+                driver: None,
+            })
+            .collect(),
+        volume_counts: podbank::engine::views::VolumeCounts {
+            cinder: c.volumes.len() as u64,
+            backed_up: c.volumes.len() as u64,
+        },
+        resources: Vec::new(),
+        stats: StatsView {
+            objects: 4,
+            objects_new: 2,
+            bytes_plain: 4000,
+            bytes_new: 1000,
+            packs_new: 1,
+            seconds: 0.0,
+        },
+    }
+}
+
+fn pod_entry((ns, name, uid): (&str, &str, &str)) -> PodEntry {
+    PodEntry {
+        info: PodInfo {
+            namespace: ns.into(),
+            name: name.into(),
+            uid: uid.into(),
+            node: Some("node-1".into()),
+            phase: Some("Running".into()),
+            labels: Default::default(),
+            created: None,
+            volumes: Vec::new(),
+        },
+        key: format!("/registry/pods/{ns}/{name}"),
+        mod_revision: 1,
+    }
+}
 
 impl MemoryEngine {
     /// A fresh engine with its own bank.
@@ -85,6 +234,7 @@ impl MemoryEngine {
             full_every: full_every.max(1),
             protect_delay: Mutex::new(Duration::ZERO),
             bank_ok: AtomicBool::new(true),
+            plans: Mutex::default(),
         })
     }
 
@@ -96,12 +246,18 @@ impl MemoryEngine {
             full_every: self.full_every,
             protect_delay: Mutex::new(*self.protect_delay.lock().expect("lock")),
             bank_ok: AtomicBool::new(true),
+            plans: Mutex::new(self.plans.lock().expect("lock").clone()),
         })
     }
 
     /// Make protects take `d`.
     pub fn set_delay(&self, d: Duration) {
         *self.protect_delay.lock().expect("lock") = d;
+    }
+
+    /// Let `run_plan` know these plans.
+    pub fn set_plans(&self, plans: Vec<Plan>) {
+        *self.plans.lock().expect("lock") = plans;
     }
 
     /// Run `f` on the bank.
@@ -120,25 +276,77 @@ impl MemoryEngine {
                 .selection
                 .pods
                 .iter()
-                .map(|p| format!("vol-{}", p.replace('/', "-")))
+                .map(|p| format!("vol-{}-{}", p.namespace(), p.name()))
                 .collect()
         }
     }
 
-    fn find_pod(id: &str) -> Result<(&'static str, &'static str, &'static str), EngineError> {
+    fn find_pod(
+        pod: &PodSpecifier,
+    ) -> Result<(&'static str, &'static str, &'static str), EngineError> {
         PODS.iter()
-            .find(|(ns, name, uid)| *uid == id || format!("{ns}/{name}") == id)
-            .copied()
-            .ok_or(EngineError::NotFound {
-                what: "pod",
-                id: id.to_string(),
+            .find(|(ns, name, uid)| match pod {
+                PodSpecifier::Uid(u) => u == uid,
+                PodSpecifier::Name(r) => r.namespace() == *ns && r.name() == *name,
             })
+            .copied()
+            .ok_or_else(|| EngineError::not_found("pod", pod))
+    }
+
+    fn candidate(&self, id: &CheckpointId) -> Result<Candidate, EngineError> {
+        self.with_bank(|b| b.checkpoints.get(id).cloned())
+            .ok_or_else(|| EngineError::not_found("checkpoint", id))
     }
 }
 
 #[async_trait]
 impl Engine for MemoryEngine {
-    async fn protect(&self, request: ProtectRequest) -> Result<ProtectOutcome, EngineError> {
+    async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError> {
+        selection.resolve()?;
+        let items = PODS
+            .iter()
+            .filter(|(ns, _, _)| {
+                selection.namespaces.is_empty() || selection.namespaces.iter().any(|n| n == ns)
+            })
+            .map(|p| PodView {
+                resource_type: ResourceType::Pod,
+                id: p.2.to_string(),
+                pod: pod_entry(*p),
+                cinder_volumes: 1,
+            })
+            .collect();
+        Ok(PodList {
+            revision: Revision::new(1),
+            items,
+            problems: Vec::new(),
+        })
+    }
+
+    async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError> {
+        let found = Self::find_pod(pod)?;
+        let (ns, name, _) = found;
+        Ok(PodDetail {
+            revision: Revision::new(1),
+            resource_type: ResourceType::Pod,
+            id: found.2.to_string(),
+            cinder_volumes: 1,
+            pod: pod_entry(found),
+            dependents: vec![DependentView::from(Dependent {
+                pod_volume: "data".into(),
+                status: DependentStatus::Protectable,
+                volume_id: Some(format!("vol-{ns}-{name}")),
+                driver: Some(podbank::model::VolumeDriver::CinderCsi),
+                claim: Some("data".into()),
+                persistent_volume: Some(format!("pv-{name}")),
+                capacity: Some("1Gi".into()),
+            })],
+        })
+    }
+
+    async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
+        podbank::protection::schema::ProtectParams::from_json(&request.parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        request.selection.resolve()?;
         let index = self.with_bank(|b| {
             b.protects.push(ProtectCall {
                 tag: self.tag.clone(),
@@ -153,9 +361,9 @@ impl Engine for MemoryEngine {
         }
         let force_full = request.parameters.get("incremental") == Some(&Value::Bool(false));
         // Written at the end, in one step: a cancelled protect leaves nothing.
-        let outcome = self.with_bank(|b| {
+        let made = self.with_bank(|b| {
             b.next += 1;
-            let id = CheckpointId(format!("cp-{:04}", b.next));
+            let id = cid(b.next);
             let mut volumes = Vec::new();
             for vol in Self::volumes_of(&request) {
                 let n = b.backups_per_volume.entry(vol.clone()).or_insert(0);
@@ -166,163 +374,176 @@ impl Engine for MemoryEngine {
                 } else {
                     b.checkpoints
                         .values()
-                        .filter(|c| c.volumes.iter().any(|v| v.volume_id == vol))
+                        .filter(|c| c.volumes.iter().any(|v| v.volume_id.as_str() == vol))
                         .max_by_key(|c| (c.created_at, c.id.clone()))
                         .map(|c| {
                             let backup = c
                                 .volumes
                                 .iter()
-                                .find(|v| v.volume_id == vol)
+                                .find(|v| v.volume_id.as_str() == vol)
                                 .map(|v| v.backup_id.clone());
                             (c.id.clone(), backup)
                         })
                 };
-                volumes.push(VolumeBackupRef {
-                    volume_id: vol.clone(),
-                    backup_id: format!("bk-{}-{vol}", id.0),
+                volumes.push(BackupLink {
+                    volume_id: VolumeId::new(vol.clone()),
+                    backup_id: BackupId::new(format!("bk-{id}-{vol}")),
                     incremental: parent.is_some(),
                     parent_backup_id: parent.as_ref().and_then(|p| p.1.clone()),
                     parent_checkpoint_id: parent.map(|p| p.0),
                 });
             }
-            let summary = CheckpointSummary {
+            let c = Candidate {
                 id: id.clone(),
                 plan: request.plan.clone(),
                 status: CheckpointStatus::Available,
                 created_at: Utc::now(),
                 volumes,
             };
-            let vols = summary.volumes.len() as u64;
-            b.checkpoints.insert(id.clone(), summary);
-            b.protects[index].checkpoint = Some(id.clone());
-            ProtectOutcome {
-                checkpoint_id: id,
-                status: CheckpointStatus::Available,
-                stats: ProtectStats {
-                    pods: vols,
-                    objects_written: 2,
-                    objects_reused: 2,
-                    bytes_written: 1000,
-                    volume_backups: vols,
-                    volume_backup_failures: 0,
-                },
-            }
+            b.checkpoints.insert(id.clone(), c.clone());
+            let name = request
+                .parameters
+                .get("backup_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            b.names.insert(id.clone(), name.clone());
+            b.protects[index].checkpoint = Some(id);
+            (c, name)
         });
-        Ok(outcome)
+        Ok(view(&made.0, Some(&made.1)))
     }
 
-    async fn list_checkpoints(
-        &self,
-        filter: CheckpointFilter,
-    ) -> Result<Vec<CheckpointSummary>, EngineError> {
+    async fn checkpoints(&self, filter: &CheckpointFilter) -> Result<CheckpointList, EngineError> {
+        Ok(CheckpointList {
+            items: self.with_bank(|b| {
+                b.checkpoints
+                    .values()
+                    .filter(|c| filter.all || c.status != CheckpointStatus::Deleted)
+                    .filter(|c| filter.plan.is_none() || c.plan == filter.plan)
+                    .map(|c| item(c, b.names.get(&c.id)))
+                    .collect()
+            }),
+            problems: Vec::new(),
+        })
+    }
+
+    async fn checkpoint(&self, id: &CheckpointId) -> Result<CheckpointView, EngineError> {
+        let c = self.candidate(id)?;
+        Ok(self.with_bank(|b| view(&c, b.names.get(id))))
+    }
+
+    async fn verify(&self, id: Option<&CheckpointId>) -> Result<VerifyReport, EngineError> {
+        let checkpoints = match id {
+            Some(id) => self.candidate(id).map(|_| 1)?,
+            None => self.with_bank(|b| b.checkpoints.len()),
+        };
+        Ok(VerifyReport {
+            checkpoints,
+            ..VerifyReport::default()
+        })
+    }
+
+    async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<DeleteOutcome, EngineError> {
+        self.with_bank(|b| {
+            let Some(c) = b.checkpoints.get(id).cloned() else {
+                return Err(EngineError::not_found("checkpoint", id));
+            };
+            b.deletes.push(id.clone());
+            let backups: Vec<BackupId> = c.volumes.iter().map(|v| v.backup_id.clone()).collect();
+            let kept = b.has_dependents(id);
+            if kept {
+                b.tombstoned.push(id.clone());
+                if let Some(c) = b.checkpoints.get_mut(id) {
+                    c.status = CheckpointStatus::Deleted;
+                }
+            } else {
+                b.checkpoints.remove(id);
+            }
+            b.sweep();
+            Ok(DeleteOutcome {
+                id: id.clone(),
+                status: CheckpointStatus::Deleted,
+                backups_deleted: if kept { Vec::new() } else { backups.clone() },
+                backups_kept: if kept { backups } else { Vec::new() },
+            })
+        })
+    }
+
+    async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError> {
+        podbank::engine::check_pods(&request.pods)?;
+        podbank::protection::schema::RestoreParams::from_json(&request.parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        self.candidate(&request.checkpoint_id)?;
         Ok(self.with_bank(|b| {
-            b.checkpoints
-                .values()
-                .filter(|c| filter.plan.is_none() || c.plan == filter.plan)
-                .cloned()
-                .collect()
+            let mut r = RestoreRecord::new(
+                RestoreId::generate(),
+                request.checkpoint_id.clone(),
+                Utc::now(),
+            );
+            r.status = RestoreStatus::Success;
+            r.finished = Some(Utc::now());
+            b.restores.push(r.clone());
+            RestoreView::from(&r)
         }))
     }
 
-    async fn show_checkpoint(&self, id: &CheckpointId) -> Result<Value, EngineError> {
-        self.with_bank(|b| {
-            b.checkpoints
-                .get(id)
-                .map(|c| json!({"checkpoint": c, "pods": []}))
-                .ok_or(EngineError::NotFound {
-                    what: "checkpoint",
-                    id: id.0.clone(),
-                })
+    async fn restores(&self) -> Result<RestoreList, EngineError> {
+        Ok(RestoreList {
+            items: self.with_bank(|b| b.restores.iter().map(RestoreItem::from).collect()),
+            problems: Vec::new(),
         })
     }
 
-    async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<(), EngineError> {
-        self.with_bank(|b| {
-            if !b.checkpoints.contains_key(id) {
-                return Err(EngineError::NotFound {
-                    what: "checkpoint",
-                    id: id.0.clone(),
-                });
-            }
-            let child = b.checkpoints.values().find(|c| {
-                c.volumes
-                    .iter()
-                    .any(|v| v.parent_checkpoint_id.as_ref() == Some(id))
-            });
-            if let Some(child) = child {
-                let msg = format!("checkpoint {id} has incremental children ({})", child.id);
-                b.refused_deletes.push(id.clone());
-                return Err(EngineError::Conflict(msg));
-            }
-            b.checkpoints.remove(id);
-            b.deletes.push(id.clone());
-            Ok(())
-        })
-    }
-
-    async fn create_restore(&self, request: RestoreRequest) -> Result<RestoreSummary, EngineError> {
-        self.with_bank(|b| {
-            if !b.checkpoints.contains_key(&request.checkpoint_id) {
-                return Err(EngineError::NotFound {
-                    what: "checkpoint",
-                    id: request.checkpoint_id.0.clone(),
-                });
-            }
-            let r = RestoreSummary {
-                id: format!("restore-{}", b.restores.len() + 1),
-                checkpoint_id: request.checkpoint_id.clone(),
-                status: RestoreStatus::Success,
-                created_at: Utc::now(),
-            };
-            b.restores.push(r.clone());
-            Ok(r)
-        })
-    }
-
-    async fn list_restores(&self) -> Result<Vec<RestoreSummary>, EngineError> {
-        Ok(self.with_bank(|b| b.restores.clone()))
-    }
-
-    async fn show_restore(&self, id: &str) -> Result<Value, EngineError> {
+    async fn restore_record(&self, id: &RestoreId) -> Result<RestoreView, EngineError> {
         self.with_bank(|b| {
             b.restores
                 .iter()
-                .find(|r| r.id == id)
-                .map(|r| json!({"restore": r, "resources": []}))
-                .ok_or(EngineError::NotFound {
-                    what: "restore",
-                    id: id.to_string(),
-                })
+                .find(|r| &r.id == id)
+                .map(RestoreView::from)
+                .ok_or_else(|| EngineError::not_found("restore", id))
         })
     }
 
-    async fn list_protectables(&self, query: ProtectableQuery) -> Result<Value, EngineError> {
-        if let Some(sel) = &query.label_selector {
-            podbank::resources::LabelSelector::parse(sel)
-                .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        }
-        let items: Vec<Value> = PODS
+    async fn plans(&self) -> Result<Vec<PlanView>, EngineError> {
+        Ok(self
+            .plans
+            .lock()
+            .expect("lock")
             .iter()
-            .filter(|(ns, _, _)| query.namespaces.is_empty() || query.namespaces.iter().any(|n| n == ns))
-            .map(|(ns, name, uid)| {
-                json!({"type": "OS::Kubernetes::Pod", "id": uid, "namespace": ns, "name": name})
-            })
-            .collect();
-        Ok(json!({ "items": items }))
+            .map(PlanView::from)
+            .collect())
     }
 
-    async fn show_protectable(&self, id: &str) -> Result<Value, EngineError> {
-        let (ns, name, uid) = Self::find_pod(id)?;
-        Ok(json!({"type": "OS::Kubernetes::Pod", "id": uid, "namespace": ns, "name": name}))
+    async fn run_plan(&self, name: &str) -> Result<PlanRun, EngineError> {
+        let plan = self
+            .plans
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| EngineError::not_found("plan", name))?;
+        podbank::engine::plans::run_plan(self, &plan).await
     }
 
-    async fn protectable_dependents(&self, id: &str) -> Result<Value, EngineError> {
-        let (ns, name, uid) = Self::find_pod(id)?;
-        Ok(json!({
-            "pod": format!("{ns}/{name}"),
-            "pod_uid": uid,
-            "dependents": [{"type": "OS::Cinder::Volume", "id": format!("vol-{ns}-{name}")}]
-        }))
+    async fn gc(&self, _wait: Duration) -> Result<GcReport, EngineError> {
+        Ok(GcReport {
+            checkpoints: self.with_bank(|b| b.checkpoints.len()),
+            ..GcReport::default()
+        })
+    }
+
+    async fn repair(&self, _wait: Duration) -> Result<RepairReport, EngineError> {
+        Ok(RepairReport::default())
+    }
+
+    async fn bank_stats(&self) -> Result<Stats, EngineError> {
+        Ok(Stats {
+            location: format!("memory:{}", self.tag),
+            checkpoints: self.with_bank(|b| b.checkpoints.len()),
+            ..Stats::default()
+        })
     }
 
     async fn readiness(&self) -> Vec<ReadinessCheck> {

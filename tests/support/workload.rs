@@ -10,7 +10,7 @@ use std::sync::Arc;
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use podbank::bank::backend::{Backend, LocalBackend};
-use podbank::bank::{pb, Bank, OpenOptions};
+use podbank::bank::{Bank, OpenOptions};
 use podbank::codec::encode_envelope;
 use podbank::seed::{self, SeedObject, VolumeBacking};
 use prost::Message;
@@ -340,7 +340,7 @@ pub async fn open_bank(dir: &Path) -> Arc<Bank> {
 }
 
 /// The checkpoints of the bank at `dir`, oldest first.
-pub async fn checkpoints(dir: &Path) -> Vec<pb::Checkpoint> {
+pub async fn checkpoints(dir: &Path) -> Vec<podbank::model::Checkpoint> {
     open_bank(dir).await.checkpoints().await.expect("list").0
 }
 

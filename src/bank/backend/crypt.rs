@@ -29,17 +29,30 @@ impl std::fmt::Debug for BankKey {
     }
 }
 
+/// A bank key file that cannot be read or is not a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bank key file {path}: {reason}")]
+pub struct KeyFileError {
+    /// The file.
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
 impl BankKey {
     /// Reads a key file: 32 raw bytes, or 64 hex digits, or the base64 of 32 bytes
     /// (surrounding white space ignored).
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let data = std::fs::read(path)
-            .map_err(|e| format!("cannot read bank key file {}: {e}", path.display()))?;
-        Self::from_bytes(&data)
-            .map_err(|reason| format!("bank key file {}: {reason}", path.display()))
+    pub fn from_file(path: &Path) -> Result<Self, KeyFileError> {
+        let error = |reason: String| KeyFileError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let data = std::fs::read(path).map_err(|e| error(format!("cannot be read: {e}")))?;
+        Self::from_bytes(&data).map_err(error)
     }
 
-    /// Parses key material as [`BankKey::from_file`] does.
+    /// Parses key material as [`BankKey::from_file`] does; the error says what it is
+    /// instead.
     pub fn from_bytes(data: &[u8]) -> Result<Self, String> {
         if let Ok(raw) = <[u8; 32]>::try_from(data) {
             return Ok(Self(raw));

@@ -4,16 +4,17 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::is_pack_name;
 use crate::bank::backend::Kind;
 use crate::bank::format::{self, now_ms, pb};
 use crate::bank::lock::{self, LockEntry, LockGuard};
 use crate::bank::{new_index_name, Bank, BankError};
+use crate::model::{Checkpoint, CheckpointStatus, TableRefs};
 
 /// What `gc` did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcReport {
     /// Checkpoints whose data was kept.
     pub checkpoints: usize,
@@ -79,20 +80,20 @@ impl Bank {
             if lock::is_live(&lock, now) {
                 continue;
             }
-            if let Some(mut partial) = lock.partial.clone() {
+            if let Some(partial) = lock.partial.clone() {
                 if partial.volumes.iter().any(|v| !v.backup_id.is_empty()) {
-                    partial.status = pb::CheckpointStatus::Error as i32;
+                    let mut partial = Checkpoint::from(partial);
+                    partial.status = CheckpointStatus::Error;
                     partial.reason = format!(
                         "the writer ({} pid {}) stopped before finishing; its Cinder backups are listed so that delete removes them",
                         lock.hostname, lock.pid
                     );
-                    partial.finished_unix_ms = now;
-                    partial.resource_tables.clear();
+                    partial.finished = Some(chrono::Utc::now());
+                    partial.tables = TableRefs::default();
                     partial.resource_count = 0;
-                    partial.volume_tables.clear();
                     partial.volume_table_count = 0;
                     self.put_checkpoint(&partial).await?;
-                    recovered.push(partial.id.clone());
+                    recovered.push(partial.id.to_string());
                 }
             }
             self.backend.delete(Kind::Lock, &lock.id).await?;

@@ -8,18 +8,18 @@ mod verify;
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use gc::GcReport;
 pub use repair::RepairReport;
 pub use verify::VerifyReport;
 
 use super::backend::Kind;
-use super::format::pb;
 use super::{Bank, BankError, BankFile, ObjectId};
+use crate::model::Checkpoint;
 
 /// One thing wrong in the bank.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Problem {
     /// What is damaged, in words: "pack ab12..", "object 3f.. in pack ab12..", "manifest of
     /// checkpoint X".
@@ -60,7 +60,7 @@ impl Problem {
 }
 
 /// `bank stats`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// Bank location.
     pub location: String,
@@ -99,9 +99,7 @@ fn is_pack_name(name: &str) -> bool {
 impl Bank {
     /// Which checkpoints need each object (resource tables included). Checkpoints whose
     /// manifest or tables cannot be read are returned as problems.
-    async fn references(
-        &self,
-    ) -> Result<(References, Vec<pb::Checkpoint>, Vec<Problem>), BankError> {
+    async fn references(&self) -> Result<(References, Vec<Checkpoint>, Vec<Problem>), BankError> {
         let (checkpoints, mut problems) = self.checkpoints().await?;
         let mut refs = References::new();
         for cp in &checkpoints {
@@ -115,48 +113,38 @@ impl Bank {
     /// followed, so that verify checks every object it can reach.
     async fn add_references(
         &self,
-        cp: &pb::Checkpoint,
+        cp: &Checkpoint,
         refs: &mut References,
         problems: &mut Vec<Problem>,
     ) {
-        let mut add = |id: ObjectId| {
-            let v = refs.entry(id).or_default();
-            if v.last() != Some(&cp.id) {
-                v.push(cp.id.clone());
+        let id = cp.id.to_string();
+        let mut add = |object: ObjectId| {
+            let v = refs.entry(object).or_default();
+            if v.last() != Some(&id) {
+                v.push(id.clone());
             }
         };
-        let manifest = || BankFile::new(Kind::Checkpoint, cp.id.clone());
-        for raw in &cp.volume_tables {
-            match ObjectId::from_slice(raw) {
-                Some(id) => add(id),
-                None => problems.push(Problem::file(
-                    manifest(),
-                    "a volume table id is not 32 bytes",
-                    vec![cp.id.clone()],
-                )),
-            }
+        if cp.tables.malformed > 0 {
+            problems.push(Problem::file(
+                BankFile::new(Kind::Checkpoint, id.clone()),
+                format!("{} table id(s) are not 32 bytes", cp.tables.malformed),
+                vec![id.clone()],
+            ));
         }
-        for raw in &cp.resource_tables {
-            match ObjectId::from_slice(raw) {
-                Some(id) => add(id),
-                None => {
-                    problems.push(Problem::file(
-                        manifest(),
-                        "a resource table id is not 32 bytes",
-                        vec![cp.id.clone()],
-                    ));
-                    continue;
-                }
-            }
-            match self.resource_table(cp, raw).await {
+        for table in &cp.tables.volumes {
+            add(*table);
+        }
+        for table in &cp.tables.resources {
+            add(*table);
+            match self.resource_table(cp, table).await {
                 Ok(resources) => resources
                     .iter()
-                    .filter_map(|r| ObjectId::from_slice(&r.object_id))
+                    .filter_map(|r| r.object_id)
                     .for_each(&mut add),
                 Err(e) => problems.push(Problem::of(
-                    format!("resource list of checkpoint {}", cp.id),
+                    format!("resource list of checkpoint {id}"),
                     e.to_string(),
-                    vec![cp.id.clone()],
+                    vec![id.clone()],
                 )),
             }
         }
@@ -167,11 +155,7 @@ impl Bank {
         self.reload_index().await?;
         let index = self.index().await;
         let (checkpoints, _) = self.checkpoints().await?;
-        let logical: u64 = checkpoints
-            .iter()
-            .filter_map(|c| c.stats.as_ref())
-            .map(|s| s.bytes_plain)
-            .sum();
+        let logical: u64 = checkpoints.iter().map(|c| c.stats.bytes_plain).sum();
         let stored: u64 = index.packs().iter().map(|p| p.size).sum();
         let unique = index.plain_bytes();
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };

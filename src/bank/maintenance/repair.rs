@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::verify::objects_in_pack;
 use super::{is_pack_name, Problem, References};
@@ -27,9 +27,10 @@ use crate::bank::format::{self, pb};
 use crate::bank::index::Location;
 use crate::bank::lock::{self, LockEntry, LockGuard};
 use crate::bank::{new_index_name, Bank, BankError, BankFile, ObjectId};
+use crate::model::{Checkpoint, CheckpointStatus};
 
 /// A file moved into `quarantine/`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quarantined {
     /// Where it was.
     pub file: BankFile,
@@ -40,7 +41,7 @@ pub struct Quarantined {
 }
 
 /// What `bank repair` did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairReport {
     /// When (also the prefix of the quarantined names).
     pub stamp: String,
@@ -354,7 +355,7 @@ impl Bank {
         let (checkpoints, _) = self.checkpoints().await?;
         let index = self.index().await;
         for mut cp in checkpoints {
-            if cp.status() == pb::CheckpointStatus::Protecting {
+            if cp.status == CheckpointStatus::Protecting {
                 continue;
             }
             // Tables that are gone are taken out of the lists (and kept as lost), so that
@@ -376,8 +377,8 @@ impl Bank {
                 "damaged: {what} (bank repair {}; see quarantine/{}-report.json)",
                 report.stamp, report.stamp
             );
-            if cp.status() == pb::CheckpointStatus::Available {
-                cp.status = pb::CheckpointStatus::Error as i32;
+            if cp.status == CheckpointStatus::Available {
+                cp.status = CheckpointStatus::Error;
             }
             cp.reason = if cp.reason.is_empty() {
                 note
@@ -386,7 +387,7 @@ impl Bank {
             };
             guard.ensure_held()?;
             self.put_checkpoint(&cp).await?;
-            report.checkpoints_marked_error.push(cp.id.clone());
+            report.checkpoints_marked_error.push(cp.id.to_string());
         }
         Ok(())
     }
@@ -395,28 +396,24 @@ impl Bank {
 impl Bank {
     /// Moves the ids of `cp`'s resource and volume tables that cannot be read into its
     /// `lost_tables`; returns how many.
-    async fn take_lost_tables(&self, cp: &mut pb::Checkpoint, index: &crate::bank::Index) -> usize {
-        let mut lost = 0;
+    async fn take_lost_tables(&self, cp: &mut Checkpoint, index: &crate::bank::Index) -> usize {
+        let mut lost = Vec::new();
         let snapshot = cp.clone();
-        for list in [&mut cp.resource_tables, &mut cp.volume_tables] {
+        for list in [&mut cp.tables.resources, &mut cp.tables.volumes] {
             let mut kept = Vec::with_capacity(list.len());
-            for raw in list.drain(..) {
-                let readable = match ObjectId::from_slice(&raw) {
-                    Some(id) => {
-                        index.contains(&id) && self.read_object(&id, &snapshot.id).await.is_ok()
-                    }
-                    None => false,
-                };
-                if readable {
-                    kept.push(raw);
+            for id in list.drain(..) {
+                if index.contains(&id) && self.read_object(&id, snapshot.id.as_str()).await.is_ok()
+                {
+                    kept.push(id);
                 } else {
-                    lost += 1;
-                    cp.lost_tables.push(raw);
+                    lost.push(id);
                 }
             }
             *list = kept;
         }
-        lost
+        let n = lost.len();
+        cp.tables.lost.extend(lost);
+        n
     }
 }
 

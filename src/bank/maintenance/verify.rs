@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{is_pack_name, Problem, References};
 use crate::bank::backend::{BackendError, Kind};
@@ -17,7 +17,7 @@ use crate::bank::lock::{self, LockEntry};
 use crate::bank::{checked, Bank, BankError, BankFile, CheckpointId, ObjectId};
 
 /// What `verify` checked and found.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// Checkpoints checked.
     pub checkpoints: usize,

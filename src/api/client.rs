@@ -1,27 +1,33 @@
 //! A client of the agent's HTTP API: what `podbank --agent URL ...` speaks.
 //!
-//! Typed over the same request and response types the server uses ([`super::engine`],
-//! [`super::operations`], [`super::http`]), so that the two cannot disagree on a field.
-//! Long operations answer `202 Accepted`; [`Client::wait`] follows the operation's status
-//! URL until it ends.
+//! [`RemoteEngine`] implements the application API ([`Engine`]) over it, so that the CLI
+//! does the same thing whichever engine it holds. Typed over the same request and response
+//! types the server uses ([`super`]), so that the two cannot disagree on a field. Long
+//! operations answer `202 Accepted`; the client follows the operation's status URL until
+//! it ends.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::engine::{
-    CheckpointId, CheckpointSummary, ProtectRequest, ProtectableQuery, RestoreRequest,
-    RestoreSummary,
+use super::{
+    error_of, Accepted, ErrorBody, OperationRecord, OperationResult, OperationState, PlanList,
+    ProtectBody, Readiness, RestoreBody,
 };
-use super::http::{Accepted, ErrorBody, Items, PlanList};
-use super::operations::{OperationRecord, OperationState};
-use crate::resources::POD_TYPE;
+use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
+use crate::engine::{
+    CheckpointFilter, CheckpointList, CheckpointView, Engine, EngineError, PlanRun, PlanView,
+    PodDetail, PodList, PodSpecifier, ProtectRequest, ReadinessCheck, RestoreList, RestoreRequest,
+    RestoreView, SelectionSpec,
+};
+use crate::model::{CheckpointId, RestoreId};
+use crate::protection::DeleteOutcome;
 
-/// How long one request may take (long work runs as operations, not in one request).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where the agent is and how to authenticate to it.
@@ -80,6 +86,8 @@ pub enum ClientError {
     /// A followed operation failed or was cancelled on the agent.
     #[error("operation {id} {state}: {message}")]
     Operation {
+        /// The error's code, if the agent gave one.
+        code: Option<String>,
         /// The operation.
         id: String,
         /// `failed` or `cancelled`.
@@ -280,114 +288,45 @@ impl Client {
             .await
     }
 
+    /// A GET whose body is the answer whatever the status (`/readyz` is 503 when not
+    /// ready, with the checks).
+    async fn get_status<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ClientError> {
+        let url = self.url_of(segments);
+        let path = url.path().to_string();
+        let resp =
+            self.http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|source| ClientError::Transport {
+                    url: url.to_string(),
+                    source: source.without_url(),
+                })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.to_string(),
+                source: source.without_url(),
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+            path,
+            reason: format!("{status} with a body that does not parse: {e}"),
+        })
+    }
+
     async fn start(
         &self,
         method: Method,
         segments: &[&str],
+        query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<OperationRecord, ClientError> {
         let accepted: Accepted = self
-            .call(method, segments, &[], body, StatusCode::ACCEPTED)
+            .call(method, segments, query, body, StatusCode::ACCEPTED)
             .await?;
         Ok(accepted.operation)
-    }
-
-    /// `GET /v1/protectables/OS::Kubernetes::Pod/instances`.
-    pub async fn protectables(&self, query: &ProtectableQuery) -> Result<Value, ClientError> {
-        let namespaces = query.namespaces.join(",");
-        let mut q = Vec::new();
-        if !namespaces.is_empty() {
-            q.push(("namespaces", namespaces.as_str()));
-        }
-        if let Some(l) = &query.label_selector {
-            q.push(("label_selector", l.as_str()));
-        }
-        if let Some(f) = &query.field_selector {
-            q.push(("field_selector", f.as_str()));
-        }
-        self.get(&["v1", "protectables", POD_TYPE, "instances"], &q)
-            .await
-    }
-
-    /// `GET /v1/protectables/OS::Kubernetes::Pod/instances/{id}`: `id` is a uid or
-    /// `<namespace>/<name>`.
-    pub async fn protectable(&self, id: &str) -> Result<Value, ClientError> {
-        self.get(&["v1", "protectables", POD_TYPE, "instances", id], &[])
-            .await
-    }
-
-    /// `GET /v1/protectables/OS::Kubernetes::Pod/instances/{id}/dependents`.
-    pub async fn dependents(&self, id: &str) -> Result<Value, ClientError> {
-        self.get(
-            &[
-                "v1",
-                "protectables",
-                POD_TYPE,
-                "instances",
-                id,
-                "dependents",
-            ],
-            &[],
-        )
-        .await
-    }
-
-    /// `GET /v1/checkpoints`, optionally one plan's.
-    pub async fn checkpoints(
-        &self,
-        plan: Option<&str>,
-    ) -> Result<Vec<CheckpointSummary>, ClientError> {
-        let q: Vec<(&str, &str)> = plan.map(|p| ("plan", p)).into_iter().collect();
-        let items: Items<CheckpointSummary> = self.get(&["v1", "checkpoints"], &q).await?;
-        Ok(items.items)
-    }
-
-    /// `GET /v1/checkpoints/{id}`: the checkpoint in full.
-    pub async fn checkpoint(&self, id: &CheckpointId) -> Result<Value, ClientError> {
-        self.get(&["v1", "checkpoints", &id.0], &[]).await
-    }
-
-    /// `POST /v1/checkpoints`: start a protect.
-    pub async fn protect(&self, request: &ProtectRequest) -> Result<OperationRecord, ClientError> {
-        self.start(Method::POST, &["v1", "checkpoints"], Some(body(request)?))
-            .await
-    }
-
-    /// `DELETE /v1/checkpoints/{id}`: start a delete.
-    pub async fn delete_checkpoint(
-        &self,
-        id: &CheckpointId,
-    ) -> Result<OperationRecord, ClientError> {
-        self.start(Method::DELETE, &["v1", "checkpoints", &id.0], None)
-            .await
-    }
-
-    /// `POST /v1/restores`: start a restore.
-    pub async fn restore(&self, request: &RestoreRequest) -> Result<OperationRecord, ClientError> {
-        self.start(Method::POST, &["v1", "restores"], Some(body(request)?))
-            .await
-    }
-
-    /// `GET /v1/restores`.
-    pub async fn restores(&self) -> Result<Vec<RestoreSummary>, ClientError> {
-        let items: Items<RestoreSummary> = self.get(&["v1", "restores"], &[]).await?;
-        Ok(items.items)
-    }
-
-    /// `GET /v1/restores/{id}`: the restore in full.
-    pub async fn restore_record(&self, id: &str) -> Result<Value, ClientError> {
-        self.get(&["v1", "restores", id], &[]).await
-    }
-
-    /// `GET /v1/plans`.
-    pub async fn plans(&self) -> Result<PlanList, ClientError> {
-        self.get(&["v1", "plans"], &[]).await
-    }
-
-    /// `POST /v1/plans/{name}/trigger`: run a plan now.
-    pub async fn trigger_plan(&self, name: &str) -> Result<OperationRecord, ClientError> {
-        self.start(Method::POST, &["v1", "plans", name, "trigger"], None)
-            .await
     }
 
     /// `GET /v1/operations/{id}`.
@@ -431,7 +370,261 @@ impl Client {
                 }
                 .into(),
                 message: op.error.clone().unwrap_or_else(|| "no reason given".into()),
+                code: op.error_code.clone(),
             }),
+        }
+    }
+}
+
+/// A client error as the application API reports it: the agent's own error code when it
+/// answered, `unavailable` when it could not be reached.
+impl From<ClientError> for EngineError {
+    fn from(e: ClientError) -> Self {
+        let message = e.to_string();
+        match e {
+            ClientError::Settings(_) => EngineError::Invalid(message),
+            ClientError::Transport { .. } => EngineError::Unavailable(message),
+            ClientError::Api { code, .. } => error_of(&code, message),
+            ClientError::Protocol { .. } => EngineError::Failed(message),
+            ClientError::Operation { code, .. } => {
+                error_of(code.as_deref().unwrap_or("failed"), message)
+            }
+        }
+    }
+}
+
+/// The application API of a running agent, over its HTTP API.
+#[derive(Debug, Clone)]
+pub struct RemoteEngine {
+    client: Client,
+}
+
+impl RemoteEngine {
+    /// An engine that sends every call to the agent `settings` name.
+    pub fn new(settings: &ClientSettings) -> Result<RemoteEngine, ClientError> {
+        Ok(RemoteEngine {
+            client: Client::new(settings)?,
+        })
+    }
+
+    /// The client it speaks through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Starts a protect on the agent; its operation, running.
+    pub async fn start_protect(
+        &self,
+        request: &ProtectRequest,
+    ) -> Result<OperationRecord, EngineError> {
+        let body = body(&ProtectBody::try_from(request)?)?;
+        Ok(self
+            .client
+            .start(Method::POST, &["v1", "checkpoints"], &[], Some(body))
+            .await?)
+    }
+
+    /// Starts deleting a checkpoint on the agent; its operation, running.
+    pub async fn start_delete(&self, id: &CheckpointId) -> Result<OperationRecord, EngineError> {
+        Ok(self
+            .client
+            .start(
+                Method::DELETE,
+                &["v1", "checkpoints", id.as_str()],
+                &[],
+                None,
+            )
+            .await?)
+    }
+
+    /// Starts a restore on the agent; its operation, running.
+    pub async fn start_restore(
+        &self,
+        request: &RestoreRequest,
+    ) -> Result<OperationRecord, EngineError> {
+        let body = body(&RestoreBody::try_from(request)?)?;
+        Ok(self
+            .client
+            .start(Method::POST, &["v1", "restores"], &[], Some(body))
+            .await?)
+    }
+
+    /// Starts a run of the agent's plan `name`; its operation, running.
+    pub async fn start_plan(&self, name: &str) -> Result<OperationRecord, EngineError> {
+        Ok(self
+            .client
+            .start(Method::POST, &["v1", "plans", name, "trigger"], &[], None)
+            .await?)
+    }
+
+    /// Follows an operation to its end; `Ok` only when it succeeded.
+    pub async fn finish(&self, op: OperationRecord) -> Result<OperationRecord, EngineError> {
+        Ok(self.client.wait(op, |_| {}).await?)
+    }
+
+    /// Follows an operation to its end; its result.
+    async fn result(&self, op: OperationRecord) -> Result<OperationResult, EngineError> {
+        let op = self.finish(op).await?;
+        op.result.ok_or_else(|| {
+            EngineError::Failed(format!("operation {} succeeded without a result", op.id))
+        })
+    }
+
+    fn unexpected(what: &str, got: &OperationResult) -> EngineError {
+        EngineError::Failed(format!("the agent answered a {what} with {got:?}"))
+    }
+
+    fn bank_only(what: &str) -> EngineError {
+        EngineError::Unsupported(format!(
+            "{what} works on the bank directly, not through the agent's API: run it where \
+             the bank is reachable, without --agent"
+        ))
+    }
+}
+
+const POD: &str = "OS::Kubernetes::Pod";
+
+#[async_trait]
+impl Engine for RemoteEngine {
+    async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError> {
+        let namespaces = selection.namespaces.join(",");
+        let mut q = Vec::new();
+        if !namespaces.is_empty() {
+            q.push(("namespaces", namespaces.as_str()));
+        }
+        if let Some(l) = &selection.label_selector {
+            q.push(("label_selector", l.as_str()));
+        }
+        if let Some(f) = &selection.field_selector {
+            q.push(("field_selector", f.as_str()));
+        }
+        Ok(self
+            .client
+            .get(&["v1", "protectables", POD, "instances"], &q)
+            .await?)
+    }
+
+    async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError> {
+        let id = pod.to_string();
+        Ok(self
+            .client
+            .get(&["v1", "protectables", POD, "instances", &id], &[])
+            .await?)
+    }
+
+    async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
+        let result = self.result(self.start_protect(&request).await?).await?;
+        let OperationResult::Protect { checkpoint_id, .. } = &result else {
+            return Err(Self::unexpected("protect", &result));
+        };
+        // As protect returns it here: without the resource records.
+        let mut view = self.checkpoint(checkpoint_id).await?;
+        view.resources.clear();
+        view.volumes.retain(|v| !v.volume_id.is_empty());
+        Ok(view)
+    }
+
+    async fn checkpoints(&self, filter: &CheckpointFilter) -> Result<CheckpointList, EngineError> {
+        let mut q: Vec<(&str, &str)> = filter
+            .plan
+            .as_deref()
+            .map(|p| ("plan", p))
+            .into_iter()
+            .collect();
+        if filter.all {
+            q.push(("all", "true"));
+        }
+        Ok(self.client.get(&["v1", "checkpoints"], &q).await?)
+    }
+
+    async fn checkpoint(&self, id: &CheckpointId) -> Result<CheckpointView, EngineError> {
+        Ok(self
+            .client
+            .get(&["v1", "checkpoints", id.as_str()], &[])
+            .await?)
+    }
+
+    async fn verify(&self, id: Option<&CheckpointId>) -> Result<VerifyReport, EngineError> {
+        let _ = id;
+        Err(Self::bank_only("verify"))
+    }
+
+    async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<DeleteOutcome, EngineError> {
+        match self.result(self.start_delete(id).await?).await? {
+            OperationResult::Delete {
+                checkpoint_id,
+                status,
+                backups_deleted,
+                backups_kept,
+            } => Ok(DeleteOutcome {
+                id: checkpoint_id,
+                status,
+                backups_deleted,
+                backups_kept,
+            }),
+            other => Err(Self::unexpected("delete", &other)),
+        }
+    }
+
+    async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError> {
+        let result = self.result(self.start_restore(&request).await?).await?;
+        let OperationResult::Restore { id, .. } = &result else {
+            return Err(Self::unexpected("restore", &result));
+        };
+        self.restore_record(id).await
+    }
+
+    async fn restores(&self) -> Result<RestoreList, EngineError> {
+        Ok(self.client.get(&["v1", "restores"], &[]).await?)
+    }
+
+    async fn restore_record(&self, id: &RestoreId) -> Result<RestoreView, EngineError> {
+        Ok(self
+            .client
+            .get(&["v1", "restores", id.as_str()], &[])
+            .await?)
+    }
+
+    async fn plans(&self) -> Result<Vec<PlanView>, EngineError> {
+        let list: PlanList = self.client.get(&["v1", "plans"], &[]).await?;
+        Ok(list.items)
+    }
+
+    async fn run_plan(&self, name: &str) -> Result<PlanRun, EngineError> {
+        match self.result(self.start_plan(name).await?).await? {
+            OperationResult::PlanRun {
+                checkpoint_id,
+                retention,
+                ..
+            } => Ok(PlanRun {
+                plan: name.to_string(),
+                checkpoint: self.checkpoint(&checkpoint_id).await?,
+                retention,
+            }),
+            other => Err(Self::unexpected("plan run", &other)),
+        }
+    }
+
+    async fn gc(&self, _wait: Duration) -> Result<GcReport, EngineError> {
+        Err(Self::bank_only("gc"))
+    }
+
+    async fn repair(&self, _wait: Duration) -> Result<RepairReport, EngineError> {
+        Err(Self::bank_only("repair"))
+    }
+
+    async fn bank_stats(&self) -> Result<Stats, EngineError> {
+        Err(Self::bank_only("bank stats"))
+    }
+
+    async fn readiness(&self) -> Vec<ReadinessCheck> {
+        match self.client.get_status::<Readiness>(&["readyz"]).await {
+            Ok(r) => r.checks,
+            Err(e) => vec![ReadinessCheck {
+                name: "agent".into(),
+                ok: false,
+                message: Some(e.to_string()),
+            }],
         }
     }
 }
@@ -450,7 +643,7 @@ mod tests {
     #[test]
     fn segments_are_percent_encoded_and_prefixes_kept() {
         let c = client("http://127.0.0.1:8080/podbank/").unwrap();
-        let url = c.url_of(&["v1", "protectables", POD_TYPE, "instances", "ns-1/web-0"]);
+        let url = c.url_of(&["v1", "protectables", POD, "instances", "ns-1/web-0"]);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:8080/podbank/v1/protectables/OS::Kubernetes::Pod/instances/ns-1%2Fweb-0"

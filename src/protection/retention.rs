@@ -28,7 +28,37 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::engine::{CheckpointId, CheckpointStatus, CheckpointSummary};
+pub use crate::model::BackupLink;
+use crate::model::{CheckpointId, CheckpointStatus, CheckpointSummary};
+
+/// A checkpoint as retention sees it: enough to decide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Its id.
+    pub id: CheckpointId,
+    /// The plan it belongs to, if any.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Its status.
+    pub status: CheckpointStatus,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// Its Cinder volume backups.
+    #[serde(default)]
+    pub volumes: Vec<BackupLink>,
+}
+
+impl From<&CheckpointSummary> for Candidate {
+    fn from(cp: &CheckpointSummary) -> Self {
+        Self {
+            id: cp.id.clone(),
+            plan: (!cp.plan.is_empty()).then(|| cp.plan.clone()),
+            status: cp.status,
+            created_at: cp.created,
+            volumes: cp.backups.clone(),
+        }
+    }
+}
 
 /// How many checkpoints of a plan to keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -37,7 +67,7 @@ pub struct RetentionPolicy {
     /// Keep at most this many of the newest available checkpoints.
     pub keep_last: Option<u32>,
     /// Delete checkpoints older than this (the newest available one excepted).
-    #[serde(with = "super::config::opt_duration")]
+    #[serde(with = "crate::model::duration::opt_duration")]
     #[schema(value_type = Option<String>, example = "30d")]
     pub max_age: Option<Duration>,
 }
@@ -83,32 +113,31 @@ pub struct RetentionPlan {
 /// * `policy` - the plan's retention policy.
 /// * `now` - the current time, for `max_age`.
 pub fn plan_retention(
-    all: &[CheckpointSummary],
+    all: &[Candidate],
     plan: &str,
     policy: &RetentionPolicy,
     now: DateTime<Utc>,
 ) -> RetentionPlan {
-    let live: Vec<&CheckpointSummary> = all
+    let live: Vec<&Candidate> = all
         .iter()
         .filter(|c| c.status != CheckpointStatus::Deleted)
         .collect();
-    let by_id: HashMap<&CheckpointId, &CheckpointSummary> =
-        live.iter().map(|c| (&c.id, *c)).collect();
+    let by_id: HashMap<&CheckpointId, &Candidate> = live.iter().map(|c| (&c.id, *c)).collect();
     let parents = dependency_edges(&live, &by_id);
 
-    let is_candidate = |c: &CheckpointSummary| c.plan.as_deref() == Some(plan);
-    let mut candidates: Vec<&CheckpointSummary> =
+    let is_candidate = |c: &Candidate| c.plan.as_deref() == Some(plan);
+    let mut candidates: Vec<&Candidate> =
         live.iter().copied().filter(|c| is_candidate(c)).collect();
     // Newest first; the id breaks ties so that the order is total.
     candidates.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
 
-    let available: Vec<&CheckpointSummary> = candidates
+    let available: Vec<&Candidate> = candidates
         .iter()
         .copied()
         .filter(|c| c.status == CheckpointStatus::Available)
         .collect();
     // Rule 3: the keep_last window is everything from its Nth newest available on.
-    let outside_window = |c: &CheckpointSummary| match policy.keep_last {
+    let outside_window = |c: &Candidate| match policy.keep_last {
         None => false,
         Some(0) => true,
         Some(n) => {
@@ -119,7 +148,7 @@ pub fn plan_retention(
             }
         }
     };
-    let too_old = |c: &CheckpointSummary| match policy.max_age {
+    let too_old = |c: &Candidate| match policy.max_age {
         Some(max) => match chrono::TimeDelta::from_std(max) {
             Ok(max) => now.signed_duration_since(c.created_at) > max,
             Err(_) => false, // an age beyond chrono's range: nothing is that old
@@ -218,8 +247,8 @@ pub fn plan_retention(
 
 /// The checkpoints each checkpoint depends on (incremental parents), self excluded.
 fn dependency_edges<'a>(
-    live: &[&'a CheckpointSummary],
-    by_id: &HashMap<&'a CheckpointId, &'a CheckpointSummary>,
+    live: &[&'a Candidate],
+    by_id: &HashMap<&'a CheckpointId, &'a Candidate>,
 ) -> HashMap<&'a CheckpointId, BTreeSet<&'a CheckpointId>> {
     let by_backup: HashMap<&str, &CheckpointId> = live
         .iter()
@@ -234,8 +263,8 @@ fn dependency_edges<'a>(
                 .and_then(|p| by_id.get_key_value(p).map(|(k, _)| *k));
             let via_backup = v
                 .parent_backup_id
-                .as_deref()
-                .and_then(|b| by_backup.get(b).copied());
+                .as_ref()
+                .and_then(|b| by_backup.get(b.as_str()).copied());
             for parent in named.into_iter().chain(via_backup) {
                 if *parent != c.id {
                     edges.entry(&c.id).or_default().insert(parent);
@@ -249,7 +278,11 @@ fn dependency_edges<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::engine::VolumeBackupRef;
+    use crate::model::{BackupId, VolumeId};
+
+    fn cid(s: &str) -> CheckpointId {
+        s.parse().expect("a checkpoint id")
+    }
     use chrono::TimeZone;
 
     const DAY: i64 = 86_400;
@@ -271,26 +304,26 @@ mod tests {
         at: i64,
         status: CheckpointStatus,
         vols: &[(&str, &str, Option<&str>)],
-    ) -> CheckpointSummary {
-        CheckpointSummary {
-            id: id.into(),
+    ) -> Candidate {
+        Candidate {
+            id: cid(id),
             plan: Some(plan.to_string()),
             status,
             created_at: t(at),
             volumes: vols
                 .iter()
-                .map(|(vol, backup, parent)| VolumeBackupRef {
-                    volume_id: vol.to_string(),
-                    backup_id: backup.to_string(),
+                .map(|(vol, backup, parent)| BackupLink {
+                    volume_id: VolumeId::new(*vol),
+                    backup_id: BackupId::new(*backup),
                     incremental: parent.is_some(),
                     parent_backup_id: None,
-                    parent_checkpoint_id: parent.map(CheckpointId::from),
+                    parent_checkpoint_id: parent.map(cid),
                 })
                 .collect(),
         }
     }
 
-    fn full(id: &str, at: i64) -> CheckpointSummary {
+    fn full(id: &str, at: i64) -> Candidate {
         cp(
             id,
             "p",
@@ -300,7 +333,7 @@ mod tests {
         )
     }
 
-    fn inc(id: &str, at: i64, parent: &str) -> CheckpointSummary {
+    fn inc(id: &str, at: i64, parent: &str) -> Candidate {
         cp(
             id,
             "p",
@@ -325,11 +358,14 @@ mod tests {
     }
 
     fn ids(v: &[CheckpointId]) -> Vec<&str> {
-        v.iter().map(|c| c.0.as_str()).collect()
+        v.iter().map(|c| c.as_str()).collect()
     }
 
     fn reason<'a>(plan: &'a RetentionPlan, id: &str) -> Option<&'a KeepReason> {
-        plan.keep.iter().find(|(k, _)| k.0 == id).map(|(_, r)| r)
+        plan.keep
+            .iter()
+            .find(|(k, _)| k.as_str() == id)
+            .map(|(_, r)| r)
     }
 
     #[test]
@@ -339,7 +375,7 @@ mod tests {
         assert_eq!(ids(&plan.delete), ["c1", "c0"]);
         assert_eq!(plan.keep.len(), 3);
         assert!(plan.keep.iter().all(|(_, r)| *r == KeepReason::Policy));
-        assert_eq!(plan.keep[0].0 .0, "c4", "keep list is newest first");
+        assert_eq!(plan.keep[0].0.as_str(), "c4", "keep list is newest first");
     }
 
     #[test]
@@ -412,11 +448,11 @@ mod tests {
         assert_eq!(reason(&plan, "c"), Some(&KeepReason::Policy));
         assert_eq!(
             reason(&plan, "b"),
-            Some(&KeepReason::DependedOnBy("c".into()))
+            Some(&KeepReason::DependedOnBy(cid("c")))
         );
         assert_eq!(
             reason(&plan, "a"),
-            Some(&KeepReason::DependedOnBy("b".into()))
+            Some(&KeepReason::DependedOnBy(cid("b")))
         );
     }
 
@@ -434,7 +470,7 @@ mod tests {
         assert_eq!(ids(&plan.delete), ["c", "b", "a"]);
         assert_eq!(
             reason(&plan, "d"),
-            Some(&KeepReason::DependedOnBy("e".into()))
+            Some(&KeepReason::DependedOnBy(cid("e")))
         );
     }
 
@@ -497,7 +533,7 @@ mod tests {
         assert!(plan.delete.is_empty(), "{plan:?}");
         assert_eq!(
             reason(&plan, "a"),
-            Some(&KeepReason::DependedOnBy("b".into()))
+            Some(&KeepReason::DependedOnBy(cid("b")))
         );
     }
 
@@ -518,7 +554,7 @@ mod tests {
         assert_eq!(ids(&plan.delete), ["b"]);
         assert_eq!(
             reason(&plan, "a"),
-            Some(&KeepReason::DependedOnBy("o1".into()))
+            Some(&KeepReason::DependedOnBy(cid("o1")))
         );
         assert!(
             reason(&plan, "o1").is_none(),
@@ -546,7 +582,7 @@ mod tests {
         assert_eq!(reason(&plan, "del"), Some(&KeepReason::InProgress));
         assert_eq!(
             reason(&plan, "a"),
-            Some(&KeepReason::DependedOnBy("run".into()))
+            Some(&KeepReason::DependedOnBy(cid("run")))
         );
     }
 
@@ -636,17 +672,17 @@ mod tests {
             ));
         }
         let plan = plan_retention(&all, "p", &keep_last(10), now());
-        let deleted: BTreeSet<&str> = plan.delete.iter().map(|c| c.0.as_str()).collect();
+        let deleted: BTreeSet<&str> = plan.delete.iter().map(|c| c.as_str()).collect();
         assert_eq!(deleted.len() + plan.keep.len(), 60);
         // No kept checkpoint depends on a deleted one.
         for c in &all {
-            if deleted.contains(c.id.0.as_str()) {
+            if deleted.contains(c.id.as_str()) {
                 continue;
             }
             for v in &c.volumes {
                 if let Some(p) = &v.parent_checkpoint_id {
                     assert!(
-                        !deleted.contains(p.0.as_str()),
+                        !deleted.contains(p.as_str()),
                         "{} depends on deleted {p}",
                         c.id
                     );
@@ -658,14 +694,13 @@ mod tests {
             .delete
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.0.as_str(), i))
+            .map(|(i, c)| (c.as_str(), i))
             .collect();
         for c in &all {
             for v in &c.volumes {
-                if let (Some(p), Some(child)) = (&v.parent_checkpoint_id, pos.get(c.id.0.as_str()))
-                {
+                if let (Some(p), Some(child)) = (&v.parent_checkpoint_id, pos.get(c.id.as_str())) {
                     assert!(
-                        pos[p.0.as_str()] > *child,
+                        pos[p.as_str()] > *child,
                         "{p} deleted before its child {}",
                         c.id
                     );

@@ -1,0 +1,562 @@
+//! The bank's edge: its protobuf records (`proto/bank.proto`) to and from the domain model
+//! ([`crate::model`]). Nothing above the bank sees a protobuf record; nothing below this
+//! file's conversions sees a model type's invariants bent (a malformed id in a record is
+//! counted or dropped here, never passed on as text).
+//!
+//! Strings are moved, not copied, where a record is consumed: a 100k-pod protect converts
+//! every resource record once on its way into a table.
+
+use super::brief::CheckpointBrief;
+use super::format::pb;
+use crate::model::{
+    time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
+    CheckpointSummary, ClusterRecord, Encoding, EtcdKey, ObjectId, ObjectRef, Outcome,
+    ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStatus,
+    RestoredResource, Revision, SelectionRecord, TableRefs, VolumeDriver, VolumeId, VolumeRecord,
+    VolumeStatus, WriteStats,
+};
+
+fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap_or(0)
+}
+
+fn time_or_epoch(ms: u64) -> chrono::DateTime<chrono::Utc> {
+    time_of_ms(ms).unwrap_or(chrono::DateTime::UNIX_EPOCH)
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// A checkpoint id as a record holds it; a record written by hand or damaged may hold
+/// anything, which then stands as it is (it was read from the bank, not from a user).
+fn checkpoint_id(s: String) -> CheckpointId {
+    s.parse().unwrap_or_else(|_| {
+        // Always valid: only safe characters are kept, and it is never empty.
+        let safe: String = s
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            .collect();
+        format!("unnamed-{safe}")
+            .chars()
+            .take(128)
+            .collect::<String>()
+            .parse()
+            .unwrap_or_else(|_| CheckpointId::generate())
+    })
+}
+
+impl From<pb::CheckpointStatus> for CheckpointStatus {
+    fn from(s: pb::CheckpointStatus) -> Self {
+        match s {
+            pb::CheckpointStatus::Protecting => CheckpointStatus::Protecting,
+            pb::CheckpointStatus::Available => CheckpointStatus::Available,
+            pb::CheckpointStatus::Deleting => CheckpointStatus::Deleting,
+            pb::CheckpointStatus::Deleted => CheckpointStatus::Deleted,
+            pb::CheckpointStatus::ErrorDeleting => CheckpointStatus::ErrorDeleting,
+            pb::CheckpointStatus::Error | pb::CheckpointStatus::Unspecified => {
+                CheckpointStatus::Error
+            }
+        }
+    }
+}
+
+impl From<CheckpointStatus> for pb::CheckpointStatus {
+    fn from(s: CheckpointStatus) -> Self {
+        match s {
+            CheckpointStatus::Protecting => pb::CheckpointStatus::Protecting,
+            CheckpointStatus::Available => pb::CheckpointStatus::Available,
+            CheckpointStatus::Error => pb::CheckpointStatus::Error,
+            CheckpointStatus::Deleting => pb::CheckpointStatus::Deleting,
+            CheckpointStatus::Deleted => pb::CheckpointStatus::Deleted,
+            CheckpointStatus::ErrorDeleting => pb::CheckpointStatus::ErrorDeleting,
+        }
+    }
+}
+
+impl From<pb::VolumeStatus> for VolumeStatus {
+    fn from(s: pb::VolumeStatus) -> Self {
+        match s {
+            pb::VolumeStatus::VolumePending | pb::VolumeStatus::Unspecified => {
+                VolumeStatus::Pending
+            }
+            pb::VolumeStatus::VolumeBackingUp => VolumeStatus::BackingUp,
+            pb::VolumeStatus::VolumeAvailable => VolumeStatus::Available,
+            pb::VolumeStatus::VolumeError => VolumeStatus::Error,
+            pb::VolumeStatus::VolumeNotProtected => VolumeStatus::NotProtected,
+            pb::VolumeStatus::VolumeDeleted => VolumeStatus::Deleted,
+        }
+    }
+}
+
+impl From<VolumeStatus> for pb::VolumeStatus {
+    fn from(s: VolumeStatus) -> Self {
+        match s {
+            VolumeStatus::Pending => pb::VolumeStatus::VolumePending,
+            VolumeStatus::BackingUp => pb::VolumeStatus::VolumeBackingUp,
+            VolumeStatus::Available => pb::VolumeStatus::VolumeAvailable,
+            VolumeStatus::Error => pb::VolumeStatus::VolumeError,
+            VolumeStatus::NotProtected => pb::VolumeStatus::VolumeNotProtected,
+            VolumeStatus::Deleted => pb::VolumeStatus::VolumeDeleted,
+        }
+    }
+}
+
+impl From<pb::ResourceStatus> for ResourceStatus {
+    fn from(s: pb::ResourceStatus) -> Self {
+        match s {
+            pb::ResourceStatus::ResourceProtected | pb::ResourceStatus::Unspecified => {
+                ResourceStatus::Protected
+            }
+            pb::ResourceStatus::ResourceNotProtected => ResourceStatus::NotProtected,
+            pb::ResourceStatus::ResourceError => ResourceStatus::Error,
+        }
+    }
+}
+
+impl From<ResourceStatus> for pb::ResourceStatus {
+    fn from(s: ResourceStatus) -> Self {
+        match s {
+            ResourceStatus::Protected => pb::ResourceStatus::ResourceProtected,
+            ResourceStatus::NotProtected => pb::ResourceStatus::ResourceNotProtected,
+            ResourceStatus::Error => pb::ResourceStatus::ResourceError,
+        }
+    }
+}
+
+impl From<pb::RestoreStatus> for RestoreStatus {
+    fn from(s: pb::RestoreStatus) -> Self {
+        match s {
+            pb::RestoreStatus::InProgress => RestoreStatus::InProgress,
+            pb::RestoreStatus::Success => RestoreStatus::Success,
+            pb::RestoreStatus::Fail | pb::RestoreStatus::Unspecified => RestoreStatus::Fail,
+        }
+    }
+}
+
+impl From<RestoreStatus> for pb::RestoreStatus {
+    fn from(s: RestoreStatus) -> Self {
+        match s {
+            RestoreStatus::InProgress => pb::RestoreStatus::InProgress,
+            RestoreStatus::Success => pb::RestoreStatus::Success,
+            RestoreStatus::Fail => pb::RestoreStatus::Fail,
+        }
+    }
+}
+
+impl From<pb::Selection> for SelectionRecord {
+    fn from(s: pb::Selection) -> Self {
+        Self {
+            namespaces: s.namespaces,
+            label_selector: s.label_selector,
+            field_selector: s.field_selector,
+            pods: s.pods.iter().map(|p| ObjectRef::parse_lenient(p)).collect(),
+            uids: s.uids,
+        }
+    }
+}
+
+impl From<SelectionRecord> for pb::Selection {
+    fn from(s: SelectionRecord) -> Self {
+        Self {
+            namespaces: s.namespaces,
+            label_selector: s.label_selector,
+            field_selector: s.field_selector,
+            pods: s.pods.iter().map(ToString::to_string).collect(),
+            uids: s.uids,
+        }
+    }
+}
+
+impl From<pb::Cluster> for ClusterRecord {
+    fn from(c: pb::Cluster) -> Self {
+        Self {
+            etcd_endpoints: c.etcd_endpoints,
+            etcd_prefix: c.etcd_prefix,
+            etcd_cluster_id: c.etcd_cluster_id,
+            name: c.name,
+        }
+    }
+}
+
+impl From<ClusterRecord> for pb::Cluster {
+    fn from(c: ClusterRecord) -> Self {
+        Self {
+            etcd_endpoints: c.etcd_endpoints,
+            etcd_prefix: c.etcd_prefix,
+            etcd_cluster_id: c.etcd_cluster_id,
+            name: c.name,
+        }
+    }
+}
+
+impl From<pb::Stats> for WriteStats {
+    fn from(s: pb::Stats) -> Self {
+        Self {
+            objects: s.objects,
+            objects_new: s.objects_new,
+            bytes_plain: s.bytes_plain,
+            bytes_new: s.bytes_new,
+            packs_new: s.packs_new,
+            seconds: s.seconds,
+            etcd_requests: s.etcd_requests,
+            etcd_restarts: s.etcd_restarts,
+            tables_new: s.tables_new,
+        }
+    }
+}
+
+impl From<WriteStats> for pb::Stats {
+    fn from(s: WriteStats) -> Self {
+        Self {
+            objects: s.objects,
+            objects_new: s.objects_new,
+            bytes_plain: s.bytes_plain,
+            bytes_new: s.bytes_new,
+            packs_new: s.packs_new,
+            seconds: s.seconds,
+            etcd_requests: s.etcd_requests,
+            etcd_restarts: s.etcd_restarts,
+            tables_new: s.tables_new,
+        }
+    }
+}
+
+impl From<pb::Volume> for VolumeRecord {
+    fn from(v: pb::Volume) -> Self {
+        let status = v.status().into();
+        Self {
+            volume_id: VolumeId::new(v.volume_id),
+            backup_id: non_empty(v.backup_id).map(BackupId::new),
+            size_gib: v.size_gib,
+            incremental: v.incremental,
+            parent_backup_id: non_empty(v.parent_backup_id).map(BackupId::new),
+            parent_checkpoint: non_empty(v.parent_checkpoint).map(checkpoint_id),
+            status,
+            reason: v.reason,
+            pods: v.pods.iter().map(|p| ObjectRef::parse_lenient(p)).collect(),
+            claim: non_empty(v.claim).map(|c| ObjectRef::parse_lenient(&c)),
+            persistent_volume: non_empty(v.persistent_volume),
+            driver: VolumeDriver::from_label(&v.driver),
+            pod_volume: v.pod_volume,
+            backup_seconds: v.backup_seconds,
+            ephemeral: v.ephemeral,
+        }
+    }
+}
+
+impl From<VolumeRecord> for pb::Volume {
+    fn from(v: VolumeRecord) -> Self {
+        Self {
+            volume_id: v.volume_id.as_str().to_string(),
+            backup_id: v
+                .backup_id
+                .map(|b| b.as_str().to_string())
+                .unwrap_or_default(),
+            size_gib: v.size_gib,
+            incremental: v.incremental,
+            parent_backup_id: v
+                .parent_backup_id
+                .map(|b| b.as_str().to_string())
+                .unwrap_or_default(),
+            parent_checkpoint: v
+                .parent_checkpoint
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            status: pb::VolumeStatus::from(v.status) as i32,
+            reason: v.reason,
+            pods: v.pods.iter().map(ToString::to_string).collect(),
+            claim: v.claim.map(|c| c.to_string()).unwrap_or_default(),
+            persistent_volume: v.persistent_volume.unwrap_or_default(),
+            driver: v.driver.map(|d| d.label().to_string()).unwrap_or_default(),
+            pod_volume: v.pod_volume,
+            backup_seconds: v.backup_seconds,
+            ephemeral: v.ephemeral,
+        }
+    }
+}
+
+impl From<pb::Resource> for ResourceRecord {
+    fn from(r: pb::Resource) -> Self {
+        let status = r.status().into();
+        Self {
+            kind: ResourceType::from_karbor(&r.r#type),
+            key: EtcdKey::new(r.key),
+            object: ObjectRef::new(r.namespace, r.name),
+            uid: r.uid,
+            resource_version: r.resource_version,
+            mod_revision: r.mod_revision,
+            object_id: ObjectId::from_slice(&r.object_id),
+            size: r.size,
+            encoding: if r.encoding == "json" {
+                Encoding::Json
+            } else {
+                Encoding::Protobuf
+            },
+            status,
+            reason: r.reason,
+            parent: r.parent,
+        }
+    }
+}
+
+impl From<ResourceRecord> for pb::Resource {
+    fn from(r: ResourceRecord) -> Self {
+        let (namespace, name) = (
+            r.object.namespace().to_string(),
+            r.object.name().to_string(),
+        );
+        Self {
+            r#type: r.kind.karbor().to_string(),
+            key: r.key.as_str().to_string(),
+            namespace,
+            name,
+            uid: r.uid,
+            resource_version: r.resource_version,
+            mod_revision: r.mod_revision,
+            object_id: r.object_id.map(|i| i.to_bytes()).unwrap_or_default(),
+            size: r.size,
+            encoding: r.encoding.label().to_string(),
+            status: pb::ResourceStatus::from(r.status) as i32,
+            reason: r.reason,
+            parent: r.parent,
+        }
+    }
+}
+
+fn ids(raw: Vec<bytes::Bytes>, malformed: &mut usize) -> Vec<ObjectId> {
+    raw.iter()
+        .filter_map(|b| {
+            let id = ObjectId::from_slice(b);
+            if id.is_none() {
+                *malformed += 1;
+            }
+            id
+        })
+        .collect()
+}
+
+impl From<pb::Checkpoint> for Checkpoint {
+    fn from(c: pb::Checkpoint) -> Self {
+        let status = c.status().into();
+        let mut malformed = 0;
+        let resources = ids(c.resource_tables, &mut malformed);
+        let volumes = ids(c.volume_tables, &mut malformed);
+        let lost = ids(c.lost_tables, &mut malformed);
+        let tables = TableRefs {
+            resources,
+            volumes,
+            lost,
+            malformed,
+        };
+        Self {
+            id: checkpoint_id(c.id),
+            status,
+            backup_name: c.backup_name,
+            description: c.description,
+            created: time_or_epoch(c.created_unix_ms),
+            finished: time_of_ms(c.finished_unix_ms),
+            revision: Revision::new(c.etcd_revision),
+            cluster: c.cluster.unwrap_or_default().into(),
+            selection: c.selection.unwrap_or_default().into(),
+            tables,
+            resource_count: c.resource_count,
+            volumes: c.volumes.into_iter().map(Into::into).collect(),
+            volume_table_count: c.volume_table_count,
+            reason: c.reason,
+            plan: c.plan,
+            stats: c.stats.unwrap_or_default().into(),
+            options_json: c.options_json,
+            pods: c.pods,
+        }
+    }
+}
+
+impl From<&Checkpoint> for pb::Checkpoint {
+    fn from(c: &Checkpoint) -> Self {
+        let bytes = |v: &[ObjectId]| v.iter().map(ObjectId::to_bytes).collect();
+        Self {
+            id: c.id.to_string(),
+            status: pb::CheckpointStatus::from(c.status) as i32,
+            backup_name: c.backup_name.clone(),
+            description: c.description.clone(),
+            created_unix_ms: ms(c.created),
+            finished_unix_ms: c.finished.map(ms).unwrap_or(0),
+            etcd_revision: c.revision.get(),
+            cluster: Some(c.cluster.clone().into()),
+            selection: Some(c.selection.clone().into()),
+            resource_tables: bytes(&c.tables.resources),
+            resource_count: c.resource_count,
+            volumes: c.volumes.iter().cloned().map(Into::into).collect(),
+            reason: c.reason.clone(),
+            plan: c.plan.clone(),
+            stats: Some(c.stats.into()),
+            options_json: c.options_json.clone(),
+            pods: c.pods,
+            volume_tables: bytes(&c.tables.volumes),
+            volume_table_count: c.volume_table_count,
+            lost_tables: bytes(&c.tables.lost),
+        }
+    }
+}
+
+impl From<CheckpointBrief> for CheckpointSummary {
+    fn from(b: CheckpointBrief) -> Self {
+        let status = b.status().into();
+        let cinder_volumes = b.volumes.iter().filter(|v| !v.volume_id.is_empty()).count() as u64;
+        let backed_up = b
+            .volumes
+            .iter()
+            .filter(|v| v.status() == pb::VolumeStatus::VolumeAvailable)
+            .count() as u64;
+        Self {
+            id: checkpoint_id(b.id),
+            status,
+            backup_name: b.backup_name,
+            description: b.description,
+            created: time_or_epoch(b.created_unix_ms),
+            finished: time_of_ms(b.finished_unix_ms),
+            revision: Revision::new(b.etcd_revision),
+            selection: b.selection.unwrap_or_default().into(),
+            resource_count: b.resource_count,
+            cinder_volumes,
+            backed_up,
+            reason: b.reason,
+            plan: b.plan,
+            stats: b.stats.unwrap_or_default().into(),
+            pods: b.pods,
+            backups: b
+                .volumes
+                .into_iter()
+                .filter(|v| !v.backup_id.is_empty())
+                .map(|v| BackupLink {
+                    volume_id: VolumeId::new(v.volume_id),
+                    backup_id: BackupId::new(v.backup_id),
+                    incremental: v.incremental,
+                    parent_backup_id: non_empty(v.parent_backup_id).map(BackupId::new),
+                    parent_checkpoint_id: non_empty(v.parent_checkpoint).map(checkpoint_id),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::RestoredResource> for RestoredResource {
+    fn from(r: pb::RestoredResource) -> Self {
+        Self {
+            kind: ResourceType::from_karbor(&r.r#type),
+            source: r.source,
+            target: r.target,
+            new_id: r.new_id,
+            outcome: Outcome::from_label(&r.status).unwrap_or(Outcome::Error),
+            reason: r.reason,
+        }
+    }
+}
+
+impl From<&RestoredResource> for pb::RestoredResource {
+    fn from(r: &RestoredResource) -> Self {
+        Self {
+            r#type: r.kind.karbor().to_string(),
+            source: r.source.clone(),
+            target: r.target.clone(),
+            new_id: r.new_id.clone(),
+            status: r.outcome.label().to_string(),
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+impl From<pb::Restore> for RestoreRecord {
+    fn from(r: pb::Restore) -> Self {
+        let status = r.status().into();
+        Self {
+            id: r.id.parse().unwrap_or_else(|_| RestoreId::generate()),
+            checkpoint: checkpoint_id(r.checkpoint_id),
+            status,
+            restore_name: r.restore_name,
+            restore_description: r.restore_description,
+            created: time_or_epoch(r.created_unix_ms),
+            finished: time_of_ms(r.finished_unix_ms),
+            resources: r.resources.into_iter().map(Into::into).collect(),
+            new_resources: r.new_resources.into_iter().collect(),
+            parameters_json: r.parameters_json,
+            reason: r.reason,
+        }
+    }
+}
+
+impl From<&RestoreRecord> for pb::Restore {
+    fn from(r: &RestoreRecord) -> Self {
+        Self {
+            id: r.id.to_string(),
+            checkpoint_id: r.checkpoint.to_string(),
+            status: pb::RestoreStatus::from(r.status) as i32,
+            restore_name: r.restore_name.clone(),
+            restore_description: r.restore_description.clone(),
+            created_unix_ms: ms(r.created),
+            finished_unix_ms: r.finished.map(ms).unwrap_or(0),
+            resources: r.resources.iter().map(Into::into).collect(),
+            new_resources: r
+                .new_resources
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            parameters_json: r.parameters_json.clone(),
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_survives_the_edge_both_ways() {
+        let pb_cp = pb::Checkpoint {
+            id: "20260101T000000Z-00000001".into(),
+            status: pb::CheckpointStatus::Available as i32,
+            backup_name: "b".into(),
+            created_unix_ms: 1_000,
+            finished_unix_ms: 2_000,
+            etcd_revision: 42,
+            selection: Some(pb::Selection {
+                namespaces: vec!["shop".into()],
+                pods: vec!["shop/web-0".into()],
+                ..Default::default()
+            }),
+            resource_tables: vec![ObjectId::of(b"t").to_bytes()],
+            volumes: vec![pb::Volume {
+                volume_id: "v1".into(),
+                backup_id: "b1".into(),
+                status: pb::VolumeStatus::VolumeAvailable as i32,
+                pods: vec!["shop/web-0".into()],
+                claim: "shop/data".into(),
+                driver: "cinder-csi".into(),
+                parent_checkpoint: "20251231T000000Z-00000001".into(),
+                ..Default::default()
+            }],
+            stats: Some(pb::Stats {
+                objects: 3,
+                ..Default::default()
+            }),
+            pods: 1,
+            ..Default::default()
+        };
+        let model: Checkpoint = pb_cp.clone().into();
+        assert_eq!(model.revision.get(), 42);
+        assert_eq!(model.status, CheckpointStatus::Available);
+        assert_eq!(model.volumes[0].driver, Some(VolumeDriver::CinderCsi));
+        assert_eq!(
+            model.volumes[0].claim.as_ref().map(ToString::to_string),
+            Some("shop/data".into())
+        );
+        let back = pb::Checkpoint::from(&model);
+        assert_eq!(back.id, pb_cp.id);
+        assert_eq!(back.volumes, pb_cp.volumes);
+        assert_eq!(back.selection, pb_cp.selection);
+        assert_eq!(back.resource_tables, pb_cp.resource_tables);
+        assert_eq!(back.created_unix_ms, 1_000);
+    }
+}

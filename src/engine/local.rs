@@ -1,0 +1,464 @@
+//! [`LocalEngine`]: the application API done here, over etcd, the bank, Cinder and the API
+//! server, by [`crate::protection`]. It owns the wiring (which services, which options) and
+//! the translation of protection's results into views and its errors into
+//! [`EngineError`]s; the work itself is protection's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::lazy::Lazy;
+use super::plans::{run_plan, Plan, PlanRun, PlanView};
+use super::views::{
+    CheckpointItem, CheckpointList, CheckpointView, DependentView, PodDetail, PodList, PodView,
+    ReadinessCheck, RestoreItem, RestoreList, RestoreView,
+};
+use super::{
+    check_pods, CheckpointFilter, Engine, EngineError, PodSpecifier, ProtectRequest, RestoreMode,
+    RestoreRequest, SelectionSpec,
+};
+use crate::apiserver::ApiServer;
+use crate::bank::{Bank, BankError, GcReport, Kind, RepairReport, Stats, VerifyReport};
+use crate::cinder::Cinder;
+use crate::codec::Decoder;
+use crate::etcd::{Etcd, ScanOptions};
+use crate::model::{CheckpointId, CheckpointStatus, ResourceType, RestoreId, VolumeStatus};
+use crate::protection::inventory::NoHandler;
+use crate::protection::restore::{self as restoring, ClusterSink, ExportSink};
+use crate::protection::schema::{ProtectParams, RestoreParams};
+use crate::protection::{
+    self, read_inventory, DeleteOutcome, Inventory, ProtectionError, Selection, Services,
+    VolumeBackups,
+};
+
+/// How the engine backs up Cinder volumes.
+#[non_exhaustive]
+pub enum VolumeMode {
+    /// No volume backups: volumes are recorded as not protected, with this reason.
+    Skip(String),
+    /// Back up, delete and restore volumes through this Cinder (connected on first use,
+    /// so that what needs no Cinder needs no credentials either).
+    Cinder(Lazy<Cinder>),
+}
+
+/// The protection engine over etcd and a bank.
+pub struct LocalEngine {
+    etcd: Lazy<Etcd>,
+    decoder: Decoder,
+    bank: Lazy<Arc<Bank>>,
+    volumes: VolumeMode,
+    api: Option<Lazy<ApiServer>>,
+    plans: Vec<Plan>,
+    volume_timeout: Duration,
+}
+
+impl LocalEngine {
+    /// An engine reading `etcd` (with `decoder`) and keeping checkpoints in `bank`.
+    pub fn new(
+        etcd: Lazy<Etcd>,
+        decoder: Decoder,
+        bank: Lazy<Arc<Bank>>,
+        volumes: VolumeMode,
+    ) -> Self {
+        LocalEngine {
+            etcd,
+            decoder,
+            bank,
+            volumes,
+            api: None,
+            plans: Vec::new(),
+            volume_timeout: Duration::from_secs(3600),
+        }
+    }
+
+    /// Lets the engine restore through this API server (without one, restores answer
+    /// "unavailable").
+    pub fn with_api_server(mut self, api: Lazy<ApiServer>) -> Self {
+        self.api = Some(api);
+        self
+    }
+
+    /// The plans `plans` and `run_plan` know.
+    pub fn with_plans(mut self, plans: Vec<Plan>) -> Self {
+        self.plans = plans;
+        self
+    }
+
+    /// How long a restore waits for one volume.
+    pub fn with_volume_timeout(mut self, timeout: Duration) -> Self {
+        self.volume_timeout = timeout;
+        self
+    }
+
+    /// The bank, opened on first use.
+    pub async fn bank(&self) -> Result<&Arc<Bank>, EngineError> {
+        self.bank.get().await
+    }
+
+    async fn etcd(&self) -> Result<&Etcd, EngineError> {
+        self.etcd.get().await
+    }
+
+    /// Cinder for work that needs it (`needed`), connected on first use; otherwise, or
+    /// without Cinder, the reason volumes are not backed up.
+    async fn backups(&self, needed: bool, why_not: &str) -> Result<VolumeBackups<'_>, EngineError> {
+        if !needed {
+            return Ok(VolumeBackups::Skip(why_not.to_string()));
+        }
+        match &self.volumes {
+            VolumeMode::Skip(reason) => Ok(VolumeBackups::Skip(reason.clone())),
+            VolumeMode::Cinder(c) => c.get().await.map(VolumeBackups::Cinder),
+        }
+    }
+
+    async fn api(&self) -> Result<&ApiServer, EngineError> {
+        match &self.api {
+            Some(api) => api.get().await,
+            None => Err(EngineError::Unavailable(
+                "no Kubernetes API server configured for restores (kubeconfig or in-cluster)"
+                    .into(),
+            )),
+        }
+    }
+
+    fn scan_options(etcd: &Etcd) -> ScanOptions {
+        ScanOptions {
+            page_size: etcd.config().page_size,
+            ..ScanOptions::default()
+        }
+    }
+
+    async fn inventory(&self, selection: &Selection) -> Result<Inventory, EngineError> {
+        let etcd = self.etcd().await?;
+        read_inventory(
+            etcd,
+            &self.decoder,
+            selection,
+            &Self::scan_options(etcd),
+            &mut NoHandler,
+        )
+        .await
+        .map_err(from_protection)
+    }
+}
+
+/// Whether deleting `cp` needs Cinder: it (or an older tombstone the delete sweeps) lists
+/// a backup that is not deleted yet.
+async fn needs_cinder(cp: &crate::model::Checkpoint, bank: &Bank) -> bool {
+    let live = |c: &crate::model::Checkpoint| {
+        c.volumes
+            .iter()
+            .any(|v| v.backup_id.is_some() && v.status != VolumeStatus::Deleted)
+    };
+    if live(cp) {
+        return true;
+    }
+    match bank.checkpoints().await {
+        Ok((all, _)) => all
+            .iter()
+            .any(|c| c.status == CheckpointStatus::Deleted && live(c)),
+        Err(_) => false,
+    }
+}
+
+/// A protection error as the API reports it.
+pub fn from_protection(e: ProtectionError) -> EngineError {
+    if e.is_invalid_request() {
+        return EngineError::Invalid(e.to_string());
+    }
+    match e {
+        ProtectionError::Bank(b) => from_bank(b),
+        ProtectionError::Restore(restoring::RestoreError::Bank(b)) => from_bank(b),
+        e @ ProtectionError::Etcd(_) => EngineError::Unavailable(e.to_string()),
+        e @ ProtectionError::PodNotFound(..) => EngineError::NotFound(e.to_string()),
+        e @ (ProtectionError::InvalidState { .. }
+        | ProtectionError::Restore(restoring::RestoreError::NotRestorable { .. })) => {
+            EngineError::Conflict(e.to_string())
+        }
+        other => EngineError::Failed(other.to_string()),
+    }
+}
+
+/// A bank error as the API reports it.
+pub fn from_bank(e: BankError) -> EngineError {
+    match e {
+        e @ (BankError::CheckpointNotFound { .. } | BankError::RestoreNotFound { .. }) => {
+            EngineError::NotFound(e.to_string())
+        }
+        e @ (BankError::Locked { .. } | BankError::InvalidState { .. }) => {
+            EngineError::Conflict(e.to_string())
+        }
+        e @ (BankError::Backend(_) | BankError::NotABank { .. }) => {
+            EngineError::Unavailable(e.to_string())
+        }
+        other => EngineError::Failed(other.to_string()),
+    }
+}
+
+fn pod_view(inv: &Inventory, pod: crate::protection::PodEntry) -> PodView {
+    let cinder_volumes = inv
+        .catalog
+        .dependents(&pod.info)
+        .iter()
+        .filter(|d| d.is_protectable())
+        .count();
+    PodView {
+        resource_type: ResourceType::Pod,
+        id: pod.info.uid.clone(),
+        pod,
+        cinder_volumes,
+    }
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError> {
+        let mut inv = self.inventory(&selection.resolve()?).await?;
+        let pods = std::mem::take(&mut inv.pods);
+        let items = pods.into_iter().map(|p| pod_view(&inv, p)).collect();
+        Ok(PodList {
+            revision: inv.revision,
+            items,
+            problems: inv.problems,
+        })
+    }
+
+    async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError> {
+        let selection = match pod {
+            PodSpecifier::Name(name) => Selection {
+                pods: vec![name.clone()],
+                ..Selection::default()
+            },
+            PodSpecifier::Uid(uid) => Selection {
+                uids: vec![uid.clone()],
+                ..Selection::default()
+            },
+        };
+        let mut inv = self.inventory(&selection).await?;
+        let revision = inv.revision;
+        match inv.pods.len() {
+            0 => {
+                return Err(EngineError::NotFound(format!(
+                    "pod {pod} not found at etcd revision {revision}"
+                )))
+            }
+            1 => {}
+            n => {
+                return Err(EngineError::Conflict(format!(
+                    "{n} pods have uid {pod}; name one as <namespace>/<name>"
+                )))
+            }
+        }
+        let entry = inv.pods.remove(0);
+        let dependents = inv.catalog.dependents(&entry.info);
+        Ok(PodDetail {
+            revision,
+            resource_type: ResourceType::Pod,
+            id: entry.info.uid.clone(),
+            cinder_volumes: dependents.iter().filter(|d| d.is_protectable()).count(),
+            pod: entry,
+            dependents: dependents.into_iter().map(DependentView::from).collect(),
+        })
+    }
+
+    async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
+        let params = ProtectParams::from_json(&request.parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let selection = request.selection.resolve()?;
+        // Everything that can fail fast does, before the bank is touched: Cinder (wrong
+        // credentials leave no trace), etcd, the bank.
+        let backups = self
+            .backups(
+                request.volume_backups,
+                "volume backups disabled (--no-volume-backups)",
+            )
+            .await?;
+        let etcd = self.etcd().await?;
+        let bank = self.bank().await?;
+        let req = protection::ProtectRequest {
+            params,
+            params_json: request.parameters.clone(),
+            selection,
+            plan: request.plan.clone().unwrap_or_default(),
+            scan: Self::scan_options(etcd),
+            writer: Default::default(),
+        };
+        let services = Services {
+            etcd,
+            decoder: &self.decoder,
+            bank,
+        };
+        let cp = protection::protect(services, &req, &backups)
+            .await
+            .map_err(from_protection)?;
+        Ok(CheckpointView::new(&cp, &[], &cp.volumes))
+    }
+
+    async fn checkpoints(&self, filter: &CheckpointFilter) -> Result<CheckpointList, EngineError> {
+        // Summaries: a checkpoint of 100k pods holds 300k volume records; a listing needs
+        // their counts only.
+        let (all, problems) = self
+            .bank()
+            .await?
+            .checkpoint_briefs()
+            .await
+            .map_err(from_bank)?;
+        let items = all
+            .iter()
+            .filter(|c| filter.all || c.status != CheckpointStatus::Deleted)
+            .filter(|c| filter.plan.as_deref().is_none_or(|p| c.plan == p))
+            .map(CheckpointItem::from)
+            .collect();
+        Ok(CheckpointList { items, problems })
+    }
+
+    async fn checkpoint(&self, id: &CheckpointId) -> Result<CheckpointView, EngineError> {
+        let bank = self.bank().await?;
+        let cp = bank.checkpoint(id).await.map_err(from_bank)?;
+        let resources = bank.resources(&cp).await.map_err(from_bank)?;
+        let volumes = bank.volume_records(&cp).await.map_err(from_bank)?;
+        Ok(CheckpointView::new(&cp, &resources, &volumes))
+    }
+
+    async fn verify(&self, id: Option<&CheckpointId>) -> Result<VerifyReport, EngineError> {
+        self.bank().await?.verify(id).await.map_err(from_bank)
+    }
+
+    async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<DeleteOutcome, EngineError> {
+        let bank = self.bank().await?;
+        let cp = bank.checkpoint(id).await.map_err(from_bank)?;
+        let backups = self
+            .backups(needs_cinder(&cp, bank).await, "no Cinder needed")
+            .await?;
+        protection::delete_checkpoint(bank, id, &backups)
+            .await
+            .map_err(from_protection)
+    }
+
+    async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError> {
+        check_pods(&request.pods)?;
+        // The checkpoint must exist either way; say so before saying what is missing.
+        let bank = self.bank().await?;
+        let checkpoint = bank
+            .checkpoint(&request.checkpoint_id)
+            .await
+            .map_err(from_bank)?;
+        let params = RestoreParams::from_json(&request.parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let req = restoring::RestoreRequest {
+            checkpoint: request.checkpoint_id.clone(),
+            params,
+            pods: request.pods.clone(),
+            namespace_map: request.namespace_map.clone(),
+            conflict: request.conflict,
+            keep_node: request.keep_node,
+            volume_timeout: self.volume_timeout,
+        };
+        let record = match &request.mode {
+            RestoreMode::Export(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    EngineError::Invalid(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                let sink = ExportSink::new(dir);
+                protection::restore(bank, &sink, &req).await
+            }
+            RestoreMode::Apply => {
+                // Cinder and the API server are reached before anything is created.
+                let backups = self
+                    .backups(
+                        checkpoint.backups().next().is_some(),
+                        "the checkpoint has no volume backups",
+                    )
+                    .await?;
+                let api = self.api().await?;
+                let sink = ClusterSink {
+                    api,
+                    volumes: &backups,
+                    bank,
+                    volume_timeout: self.volume_timeout,
+                };
+                protection::restore(bank, &sink, &req).await
+            }
+        }
+        .map_err(from_protection)?;
+        Ok(RestoreView::from(&record))
+    }
+
+    async fn restores(&self) -> Result<RestoreList, EngineError> {
+        let (all, problems) = self
+            .bank()
+            .await?
+            .restore_records()
+            .await
+            .map_err(from_bank)?;
+        Ok(RestoreList {
+            items: all.iter().map(RestoreItem::from).collect(),
+            problems,
+        })
+    }
+
+    async fn restore_record(&self, id: &RestoreId) -> Result<RestoreView, EngineError> {
+        let r = self.bank().await?.restore(id).await.map_err(from_bank)?;
+        Ok(RestoreView::from(&r))
+    }
+
+    async fn plans(&self) -> Result<Vec<PlanView>, EngineError> {
+        let now = chrono::Utc::now();
+        Ok(self
+            .plans
+            .iter()
+            .map(|p| PlanView {
+                next_run: p.schedule.next_after(now),
+                ..PlanView::from(p)
+            })
+            .collect())
+    }
+
+    async fn run_plan(&self, name: &str) -> Result<PlanRun, EngineError> {
+        let plan = self
+            .plans
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| EngineError::not_found("plan", name))?;
+        run_plan(self, plan).await
+    }
+
+    async fn gc(&self, wait: Duration) -> Result<GcReport, EngineError> {
+        self.bank().await?.gc(wait).await.map_err(from_bank)
+    }
+
+    async fn repair(&self, wait: Duration) -> Result<RepairReport, EngineError> {
+        self.bank().await?.repair(wait).await.map_err(from_bank)
+    }
+
+    async fn bank_stats(&self) -> Result<Stats, EngineError> {
+        self.bank().await?.stats().await.map_err(from_bank)
+    }
+
+    async fn readiness(&self) -> Vec<ReadinessCheck> {
+        let check = |name: &str, result: Result<String, String>| ReadinessCheck {
+            name: name.into(),
+            ok: result.is_ok(),
+            message: Some(result.unwrap_or_else(|e| e)),
+        };
+        let etcd = match self.etcd().await {
+            Ok(etcd) => etcd
+                .current_revision()
+                .await
+                .map(|rev| format!("revision {rev}"))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let bank = match self.bank().await {
+            Ok(bank) => bank
+                .backend()
+                .list(Kind::Lock)
+                .await
+                .map(|_| bank.location())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        vec![check("etcd", etcd), check("bank", bank)]
+    }
+}

@@ -1,0 +1,315 @@
+//! The application API: one [`Engine`] trait that every front is a client of.
+//!
+//! * [`LocalEngine`] does the work here, over etcd, the bank, Cinder and the API server
+//!   ([`crate::protection`]);
+//! * [`crate::api::client::RemoteEngine`] asks a running agent to do it, over its HTTP API;
+//! * the CLI holds one or the other and renders what it returns; the agent serves its
+//!   [`LocalEngine`] over HTTP and runs the plans' schedules with it.
+//!
+//! Requests are plain data ([`ProtectRequest`], [`RestoreRequest`], ...), checked by the
+//! engine before any work starts; answers are typed views ([`views`]), never loose JSON;
+//! failures are [`EngineError`]s, each of which maps to one HTTP status and one exit code.
+//!
+//! Owns: the operations' contract, the views, plan runs ([`plans`]). Must not touch: HTTP
+//! (that is [`crate::api`]), the terminal (that is [`crate::cli`]).
+
+mod lazy;
+mod local;
+pub mod plans;
+pub mod views;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use lazy::Lazy;
+pub use local::{from_bank, from_protection, LocalEngine, VolumeMode};
+pub use plans::{Plan, PlanRun, PlanView, Schedule};
+pub use views::{
+    CheckpointItem, CheckpointList, CheckpointView, DependentView, DependentsView, PodDetail,
+    PodList, PodView, ReadinessCheck, RestoreItem, RestoreList, RestoreView,
+};
+
+use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
+use crate::model::{CheckpointId, ObjectRef, RestoreId};
+use crate::protection::restore::{ConflictPolicy, NamespaceMap};
+use crate::protection::{DeleteOutcome, Selection};
+use crate::resources::{FieldSelector, LabelSelector};
+
+/// Which pods an operation covers. All given criteria must hold; an empty selection means
+/// every pod of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelectionSpec {
+    /// Namespaces; empty means all.
+    pub namespaces: Vec<String>,
+    /// Label selector over pod labels, kubectl syntax (`app=web,tier in (a,b),!canary`).
+    pub label_selector: Option<String>,
+    /// Field selector over pod fields (`metadata.name`, `spec.nodeName`, `status.phase`,
+    /// ...).
+    pub field_selector: Option<String>,
+    /// Explicit pods as `<namespace>/<name>`; empty means no restriction.
+    #[schema(value_type = Vec<String>)]
+    pub pods: Vec<ObjectRef>,
+    /// Explicit pod uids; empty means no restriction.
+    pub uids: Vec<String>,
+}
+
+impl SelectionSpec {
+    /// The selection, checked: selectors parse, namespaces are namespace names.
+    pub fn resolve(&self) -> Result<Selection, EngineError> {
+        check_pods(&self.pods)?;
+        for ns in &self.namespaces {
+            if !crate::protection::restore::valid_namespace(ns) {
+                return Err(EngineError::Invalid(format!(
+                    "namespace {ns:?} is not a valid namespace name"
+                )));
+            }
+        }
+        Ok(Selection {
+            namespaces: self.namespaces.clone(),
+            labels: LabelSelector::parse(self.label_selector.as_deref().unwrap_or(""))
+                .map_err(|e| EngineError::Invalid(e.to_string()))?,
+            fields: FieldSelector::parse(self.field_selector.as_deref().unwrap_or(""))
+                .map_err(|e| EngineError::Invalid(e.to_string()))?,
+            pods: self.pods.clone(),
+            uids: self.uids.clone(),
+        })
+    }
+}
+
+/// Every pod of a request must be `<namespace>/<name>`.
+pub fn check_pods(pods: &[ObjectRef]) -> Result<(), EngineError> {
+    match pods
+        .iter()
+        .find(|p| p.namespace().is_empty() || p.name().is_empty())
+    {
+        Some(p) => Err(EngineError::Invalid(format!(
+            "pod {:?}: expected <namespace>/<name>",
+            p.to_string()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A pod named by `<namespace>/<name>`, or by its uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PodSpecifier {
+    /// `<namespace>/<name>`.
+    Name(ObjectRef),
+    /// Its uid.
+    Uid(String),
+}
+
+impl std::str::FromStr for PodSpecifier {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains('/') {
+            s.parse().map(PodSpecifier::Name).map_err(|_| {
+                EngineError::Invalid(format!("pod {s:?}: expected <namespace>/<name> or a uid"))
+            })
+        } else if s.is_empty() {
+            Err(EngineError::Invalid(
+                "pod \"\": expected <namespace>/<name> or a uid".into(),
+            ))
+        } else {
+            Ok(PodSpecifier::Uid(s.to_string()))
+        }
+    }
+}
+
+impl std::fmt::Display for PodSpecifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PodSpecifier::Name(r) => r.fmt(f),
+            PodSpecifier::Uid(u) => f.write_str(u),
+        }
+    }
+}
+
+/// A protect: one checkpoint of the selected pods and their Cinder volumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectRequest {
+    /// The plan this checkpoint belongs to (recorded in the checkpoint, used by retention);
+    /// `None` for an on-demand checkpoint outside any plan.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// The pods to protect.
+    #[serde(default)]
+    pub selection: SelectionSpec,
+    /// Protect parameters, Karbor's OPTIONS_SCHEMA (`backup_name`, `description`, and
+    /// podbank's `incremental`, `force`, ...); see `podbank schema protect`.
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// Back up the Cinder volumes (default); `false` records them as not protected.
+    #[serde(default = "yes")]
+    pub volume_backups: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// Where a restore goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "dir")]
+pub enum RestoreMode {
+    /// Into the cluster.
+    #[default]
+    Apply,
+    /// Nothing is restored: every object it would create, and the plan, are written into
+    /// this folder of the machine the engine runs on.
+    #[schema(value_type = String)]
+    Export(std::path::PathBuf),
+}
+
+/// A restore of (part of) a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// The checkpoint to restore from.
+    #[schema(value_type = String)]
+    pub checkpoint_id: CheckpointId,
+    /// Pods to restore as `<namespace>/<name>`; empty means every pod of the checkpoint.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub pods: Vec<ObjectRef>,
+    /// Restore parameters, Karbor's RESTORE_SCHEMA (`restore_name`,
+    /// `restore_description`); see `podbank schema restore`.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// Namespace renames, old -> new.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub namespace_map: NamespaceMap,
+    /// What to do when an object exists.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub conflict: ConflictPolicy,
+    /// Keep `spec.nodeName` (default: cleared, the scheduler places the pod).
+    #[serde(default)]
+    pub keep_node: bool,
+    /// Into the cluster, or a dry run into a folder.
+    #[serde(default)]
+    pub mode: RestoreMode,
+}
+
+/// Which checkpoints to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct CheckpointFilter {
+    /// Only this plan's checkpoints.
+    pub plan: Option<String>,
+    /// Deleted checkpoints kept as tombstones too.
+    pub all: bool,
+}
+
+/// Errors the engine reports; each maps to one HTTP status and one exit code.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+#[serde(tag = "code", content = "message", rename_all = "snake_case")]
+pub enum EngineError {
+    /// The thing asked for does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is invalid: fix it (HTTP 400, exit code 2).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with the current state: a checkpoint still being written, a
+    /// bank locked by gc (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency (etcd, the bank, Cinder, the API server) is unreachable; retry later
+    /// (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// This engine cannot do that; the message says where it can be done (HTTP 501).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The operation failed (HTTP 500, exit code 1); the message says where.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl EngineError {
+    /// A `NotFound` for `what` `id`.
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        EngineError::NotFound(format!("{what} {id} not found"))
+    }
+}
+
+/// The application API. See the module doc.
+///
+/// Who drives: the CLI (one call per command), the agent's HTTP handlers and its scheduler.
+/// Calls may run concurrently, so implementations are safe to call from several tasks at
+/// once. Long operations (`protect`, `delete_checkpoint`, `restore`, `run_plan`, `gc`,
+/// `repair`) return when the work is done.
+///
+/// Cancellation: a future dropped before it completes must leave nothing half-visible: a
+/// checkpoint appears only when complete (the bank writes its manifest last), or is
+/// recorded as `error` with the reason.
+///
+/// The conformance suite (`tests/scenarios/engine_conformance.rs`) runs over every
+/// implementation, the test doubles included.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Protectable pods (Karbor's `OS::Kubernetes::Pod` instances) read from etcd.
+    async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError>;
+
+    /// One pod and its dependents: its Cinder volumes (`OS::Cinder::Volume`), and why its
+    /// other volumes are not protectable.
+    async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError>;
+
+    /// Takes one checkpoint; returns it as written (`available` or `error`).
+    async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError>;
+
+    /// The checkpoints of the bank, oldest first.
+    async fn checkpoints(&self, filter: &CheckpointFilter) -> Result<CheckpointList, EngineError>;
+
+    /// One checkpoint with its resource and volume records.
+    async fn checkpoint(&self, id: &CheckpointId) -> Result<CheckpointView, EngineError>;
+
+    /// Re-reads and re-hashes everything a checkpoint (or, with `None`, the whole bank)
+    /// needs.
+    async fn verify(&self, id: Option<&CheckpointId>) -> Result<VerifyReport, EngineError>;
+
+    /// Deletes a checkpoint and its Cinder backups. A backup a newer incremental backup
+    /// depends on is kept under a tombstone until that one goes.
+    async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<DeleteOutcome, EngineError>;
+
+    /// Restores from a checkpoint; returns the restore record.
+    async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError>;
+
+    /// Every restore record.
+    async fn restores(&self) -> Result<RestoreList, EngineError>;
+
+    /// One restore record.
+    async fn restore_record(&self, id: &RestoreId) -> Result<RestoreView, EngineError>;
+
+    /// The configured plans.
+    async fn plans(&self) -> Result<Vec<PlanView>, EngineError>;
+
+    /// Runs a plan now: protect, then its retention.
+    async fn run_plan(&self, name: &str) -> Result<PlanRun, EngineError>;
+
+    /// Removes what no checkpoint needs (waits up to `wait` for writers).
+    async fn gc(&self, wait: Duration) -> Result<GcReport, EngineError>;
+
+    /// Mends the bank after damage (waits up to `wait` for writers).
+    async fn repair(&self, wait: Duration) -> Result<RepairReport, EngineError>;
+
+    /// Counts of the bank.
+    async fn bank_stats(&self) -> Result<Stats, EngineError>;
+
+    /// Whether etcd and the bank answer. Every check is reported, failed or not.
+    async fn readiness(&self) -> Vec<ReadinessCheck>;
+}

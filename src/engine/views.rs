@@ -1,0 +1,614 @@
+//! What the application API returns: typed views of pods, checkpoints, restores and
+//! outcomes. They serialize as the CLI's `-o json|yaml` and the HTTP API show them, and
+//! deserialize again on the client side, so a view printed through `--agent` is the view
+//! printed locally.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus, CheckpointSummary, Encoding,
+    ObjectId, ObjectRef, Outcome, ResourceRecord, ResourceStatus, ResourceType, RestoreId,
+    RestoreRecord, RestoreStatus, Revision, SelectionRecord, VolumeDriver, VolumeId, VolumeRecord,
+    VolumeStatus, WriteStats,
+};
+use crate::protection::retention::Candidate;
+use crate::protection::{PodEntry, Problem};
+use crate::resources::Dependent;
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.filter(|t| t.timestamp_millis() != 0).map(rfc3339)
+}
+
+/// A pod as Karbor shows a protectable instance (`OS::Kubernetes::Pod`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodView {
+    /// `OS::Kubernetes::Pod`.
+    #[serde(rename = "type")]
+    pub resource_type: ResourceType,
+    /// Its uid (Karbor's instance id).
+    pub id: String,
+    /// The pod.
+    #[serde(flatten)]
+    pub pod: PodEntry,
+    /// How many of its volumes are Cinder volumes.
+    pub cinder_volumes: usize,
+}
+
+/// Protectable pods, read at one etcd revision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodList {
+    /// The revision everything was read at.
+    pub revision: Revision,
+    /// The pods, in key order.
+    pub items: Vec<PodView>,
+    /// Values that could not be read.
+    pub problems: Vec<Problem>,
+}
+
+/// A dependent of a pod as Karbor shows one (`OS::Cinder::Volume`, parent the pod), or a
+/// volume that is not protectable and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependentView {
+    /// `OS::Cinder::Volume` when protectable.
+    #[serde(rename = "type")]
+    pub resource_type: Option<ResourceType>,
+    /// The Cinder volume id (Karbor's instance id).
+    pub id: Option<String>,
+    /// The volume.
+    #[serde(flatten)]
+    pub dependent: Dependent,
+}
+
+impl From<Dependent> for DependentView {
+    fn from(d: Dependent) -> Self {
+        Self {
+            resource_type: d.is_protectable().then_some(ResourceType::CinderVolume),
+            id: d.volume_id.clone(),
+            dependent: d,
+        }
+    }
+}
+
+/// One pod and what it depends on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodDetail {
+    /// The revision it was read at.
+    pub revision: Revision,
+    /// `OS::Kubernetes::Pod`.
+    #[serde(rename = "type")]
+    pub resource_type: ResourceType,
+    /// Its uid (Karbor's instance id).
+    pub id: String,
+    /// The pod.
+    #[serde(flatten)]
+    pub pod: PodEntry,
+    /// How many of its volumes are Cinder volumes.
+    pub cinder_volumes: usize,
+    /// Its volumes, resolved.
+    pub dependents: Vec<DependentView>,
+}
+
+/// A pod's dependents, as `pods dependents` shows them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependentsView {
+    /// The revision it was read at.
+    pub revision: Revision,
+    /// The pod, `namespace/name`.
+    pub pod: ObjectRef,
+    /// Its uid.
+    pub pod_uid: String,
+    /// Its volumes.
+    pub dependents: Vec<DependentView>,
+}
+
+impl From<PodDetail> for DependentsView {
+    fn from(d: PodDetail) -> Self {
+        Self {
+            revision: d.revision,
+            pod: ObjectRef::new(d.pod.info.namespace.clone(), d.pod.info.name.clone()),
+            pod_uid: d.pod.info.uid.clone(),
+            dependents: d.dependents,
+        }
+    }
+}
+
+/// The selection a checkpoint was asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectionView {
+    /// Namespaces (empty: all).
+    pub namespaces: Vec<String>,
+    /// Label selector.
+    pub label_selector: String,
+    /// Field selector.
+    pub field_selector: String,
+    /// Explicit pods.
+    pub pods: Vec<ObjectRef>,
+}
+
+impl From<&SelectionRecord> for SelectionView {
+    fn from(s: &SelectionRecord) -> Self {
+        Self {
+            namespaces: s.namespaces.clone(),
+            label_selector: s.label_selector.clone(),
+            field_selector: s.field_selector.clone(),
+            pods: s.pods.clone(),
+        }
+    }
+}
+
+/// Counts of a checkpoint's volume records.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeCounts {
+    /// Records of Cinder volumes.
+    pub cinder: u64,
+    /// Of which have an available backup in this checkpoint.
+    pub backed_up: u64,
+}
+
+/// A volume record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeView {
+    /// The Cinder volume (empty for a pod volume that is not a Cinder volume).
+    pub volume_id: VolumeId,
+    /// Its backup in this checkpoint (empty: none).
+    pub backup_id: BackupId,
+    /// Its state.
+    pub status: VolumeStatus,
+    /// Why it is not protected or failed.
+    pub reason: String,
+    /// Incremental backup.
+    pub incremental: bool,
+    /// The backup it builds on (empty: none).
+    pub parent_backup_id: BackupId,
+    /// The checkpoint that holds that parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_checkpoint: Option<CheckpointId>,
+    /// Size of the volume.
+    pub size_gib: u64,
+    /// Pods mounting it.
+    pub pods: Vec<ObjectRef>,
+    /// The volume's name in the pod spec.
+    pub pod_volume: String,
+    /// The claim (empty: none).
+    pub claim: String,
+    /// The persistent volume (empty: none).
+    pub persistent_volume: String,
+    /// How it is attached.
+    pub driver: Option<VolumeDriver>,
+}
+
+impl From<&VolumeRecord> for VolumeView {
+    fn from(v: &VolumeRecord) -> Self {
+        Self {
+            volume_id: v.volume_id.clone(),
+            backup_id: v.backup_id.clone().unwrap_or_default(),
+            status: v.status,
+            reason: v.reason.clone(),
+            incremental: v.incremental,
+            parent_backup_id: v.parent_backup_id.clone().unwrap_or_default(),
+            parent_checkpoint: v.parent_checkpoint.clone(),
+            size_gib: v.size_gib,
+            pods: v.pods.clone(),
+            pod_volume: v.pod_volume.clone(),
+            claim: v
+                .claim
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            persistent_volume: v.persistent_volume.clone().unwrap_or_default(),
+            driver: v.driver,
+        }
+    }
+}
+
+/// A resource record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceView {
+    /// Karbor-style type.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// uid.
+    pub uid: String,
+    /// resourceVersion (= mod revision).
+    pub resource_version: String,
+    /// The etcd key.
+    pub key: String,
+    /// Object id in the bank.
+    pub object_id: Option<ObjectId>,
+    /// Plain size.
+    pub size: u64,
+    /// How it is stored.
+    pub encoding: Encoding,
+    /// Its state.
+    pub status: ResourceStatus,
+    /// Why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+impl From<&ResourceRecord> for ResourceView {
+    fn from(r: &ResourceRecord) -> Self {
+        Self {
+            kind: r.kind.clone(),
+            namespace: r.object.namespace().to_string(),
+            name: r.object.name().to_string(),
+            uid: r.uid.clone(),
+            resource_version: r.resource_version.clone(),
+            key: r.key.to_string(),
+            object_id: r.object_id,
+            size: r.size,
+            encoding: r.encoding,
+            status: r.status,
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+/// Statistics of the write.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsView {
+    /// Resources stored.
+    pub objects: u64,
+    /// Of which new to the bank.
+    pub objects_new: u64,
+    /// Plain bytes of all resources.
+    pub bytes_plain: u64,
+    /// Compressed bytes written.
+    pub bytes_new: u64,
+    /// Packs written.
+    pub packs_new: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+impl From<WriteStats> for StatsView {
+    fn from(s: WriteStats) -> Self {
+        Self {
+            objects: s.objects,
+            objects_new: s.objects_new,
+            bytes_plain: s.bytes_plain,
+            bytes_new: s.bytes_new,
+            packs_new: s.packs_new,
+            seconds: s.seconds,
+        }
+    }
+}
+
+/// A checkpoint, Karbor-style: in listings without volume and resource records (their
+/// counts only), in `show` with them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointView {
+    /// Id.
+    pub id: CheckpointId,
+    /// Its state.
+    pub status: CheckpointStatus,
+    /// Karbor's backup_name.
+    pub backup_name: String,
+    /// Karbor's description.
+    pub description: String,
+    /// RFC 3339.
+    pub created_at: Option<String>,
+    /// RFC 3339.
+    pub finished_at: Option<String>,
+    /// The etcd revision read.
+    pub etcd_revision: Revision,
+    /// Pods protected.
+    pub pods: u32,
+    /// Resources (pods, claims, volumes) stored.
+    pub resource_count: u64,
+    /// Why it is `error`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The plan that made it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub plan: String,
+    /// The selection asked for.
+    pub selection: SelectionView,
+    /// Volume records (not in listings: see `volume_counts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeView>,
+    /// How many volume records are Cinder volumes, and how many of those are backed up.
+    #[serde(default)]
+    pub volume_counts: VolumeCounts,
+    /// Resource records (only in `show`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceView>,
+    /// Write statistics.
+    pub stats: StatsView,
+}
+
+impl CheckpointView {
+    /// The view of a checkpoint with its records (`show`).
+    pub fn new(cp: &Checkpoint, resources: &[ResourceRecord], volumes: &[VolumeRecord]) -> Self {
+        let mut view = Self::from(&CheckpointSummary::from(cp));
+        view.volume_counts = VolumeCounts {
+            cinder: volumes.iter().filter(|v| v.is_cinder()).count() as u64,
+            backed_up: volumes
+                .iter()
+                .filter(|v| v.status == VolumeStatus::Available)
+                .count() as u64,
+        };
+        view.volumes = volumes.iter().map(VolumeView::from).collect();
+        view.resources = resources.iter().map(ResourceView::from).collect();
+        view
+    }
+}
+
+impl From<&CheckpointSummary> for CheckpointView {
+    fn from(c: &CheckpointSummary) -> Self {
+        Self {
+            id: c.id.clone(),
+            status: c.status,
+            backup_name: c.backup_name.clone(),
+            description: c.description.clone(),
+            created_at: opt_time(Some(c.created)),
+            finished_at: opt_time(c.finished),
+            etcd_revision: c.revision,
+            pods: c.pods,
+            resource_count: c.resource_count,
+            reason: c.reason.clone(),
+            plan: c.plan.clone(),
+            selection: SelectionView::from(&c.selection),
+            volumes: Vec::new(),
+            volume_counts: VolumeCounts {
+                cinder: c.cinder_volumes,
+                backed_up: c.backed_up,
+            },
+            resources: Vec::new(),
+            stats: c.stats.into(),
+        }
+    }
+}
+
+/// A checkpoint as listings show it: what it is and the Cinder backups it holds, with
+/// what each depends on (what retention decides on). Without resource and volume records:
+/// `show` has those.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointItem {
+    /// Its id.
+    pub id: CheckpointId,
+    /// The plan it belongs to, if any.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Its status.
+    pub status: CheckpointStatus,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// Its Cinder volume backups (left out when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<BackupLink>,
+    /// Karbor's backup_name.
+    #[serde(default)]
+    pub backup_name: String,
+    /// Karbor's description.
+    #[serde(default)]
+    pub description: String,
+    /// When it was finished.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The etcd revision read.
+    #[serde(default)]
+    pub etcd_revision: Revision,
+    /// Pods protected.
+    #[serde(default)]
+    pub pods: u32,
+    /// Resources (pods, claims, volumes, ...) stored.
+    #[serde(default)]
+    pub resource_count: u64,
+    /// How many volume records are Cinder volumes, and how many of those are backed up.
+    #[serde(default)]
+    pub volume_counts: VolumeCounts,
+    /// Compressed bytes it added to the bank.
+    #[serde(default)]
+    pub bytes_new: u64,
+    /// Why it is `error`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+impl From<&CheckpointSummary> for CheckpointItem {
+    fn from(c: &CheckpointSummary) -> Self {
+        Self {
+            id: c.id.clone(),
+            plan: (!c.plan.is_empty()).then(|| c.plan.clone()),
+            status: c.status,
+            created_at: c.created,
+            volumes: c.backups.clone(),
+            backup_name: c.backup_name.clone(),
+            description: c.description.clone(),
+            finished_at: c.finished.filter(|t| t.timestamp_millis() != 0),
+            etcd_revision: c.revision,
+            pods: c.pods,
+            resource_count: c.resource_count,
+            volume_counts: VolumeCounts {
+                cinder: c.cinder_volumes,
+                backed_up: c.backed_up,
+            },
+            bytes_new: c.stats.bytes_new,
+            reason: c.reason.clone(),
+        }
+    }
+}
+
+impl From<&CheckpointItem> for Candidate {
+    fn from(c: &CheckpointItem) -> Self {
+        Candidate {
+            id: c.id.clone(),
+            plan: c.plan.clone(),
+            status: c.status,
+            created_at: c.created_at,
+            volumes: c.volumes.clone(),
+        }
+    }
+}
+
+/// Checkpoints, oldest first, and the manifests that could not be read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointList {
+    /// The checkpoints.
+    pub items: Vec<CheckpointItem>,
+    /// What could not be read (named, not hidden).
+    pub problems: Vec<crate::bank::Problem>,
+}
+
+/// One restored resource.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredView {
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    /// Source.
+    pub source: String,
+    /// Target.
+    pub target: String,
+    /// New id.
+    pub new_id: String,
+    /// What happened.
+    pub status: Outcome,
+    /// Why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// A restore record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreView {
+    /// Id.
+    pub id: RestoreId,
+    /// The checkpoint restored.
+    pub checkpoint_id: CheckpointId,
+    /// Its state.
+    pub status: RestoreStatus,
+    /// Karbor's restore_name.
+    pub restore_name: String,
+    /// Karbor's restore_description.
+    pub restore_description: String,
+    /// RFC 3339.
+    pub created_at: Option<String>,
+    /// RFC 3339.
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Per-resource outcome.
+    pub resources: Vec<RestoredView>,
+    /// Old id -> new id (Karbor's new_resources).
+    pub new_resources: BTreeMap<String, String>,
+}
+
+impl From<&RestoreRecord> for RestoreView {
+    fn from(r: &RestoreRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            checkpoint_id: r.checkpoint.clone(),
+            status: r.status,
+            restore_name: r.restore_name.clone(),
+            restore_description: r.restore_description.clone(),
+            created_at: opt_time(Some(r.created)),
+            finished_at: opt_time(r.finished),
+            reason: r.reason.clone(),
+            resources: r
+                .resources
+                .iter()
+                .map(|x| RestoredView {
+                    kind: x.kind.clone(),
+                    source: x.source.clone(),
+                    target: x.target.clone(),
+                    new_id: x.new_id.clone(),
+                    status: x.outcome,
+                    reason: x.reason.clone(),
+                })
+                .collect(),
+            new_resources: r.new_resources.clone(),
+        }
+    }
+}
+
+/// A restore as listings show it; `show` has the per-resource outcomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreItem {
+    /// The restore's id.
+    pub id: RestoreId,
+    /// The checkpoint restored from.
+    pub checkpoint_id: CheckpointId,
+    /// Its status.
+    pub status: RestoreStatus,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Karbor's restore_name.
+    #[serde(default)]
+    pub restore_name: String,
+    /// Karbor's restore_description.
+    #[serde(default)]
+    pub restore_description: String,
+    /// Resources it covered.
+    #[serde(default)]
+    pub resources: usize,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+impl From<&RestoreRecord> for RestoreItem {
+    fn from(r: &RestoreRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            checkpoint_id: r.checkpoint.clone(),
+            status: r.status,
+            created_at: r.created,
+            finished_at: r.finished.filter(|t| t.timestamp_millis() != 0),
+            restore_name: r.restore_name.clone(),
+            restore_description: r.restore_description.clone(),
+            resources: r.resources.len(),
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+/// Restore records, oldest first, and the files that could not be read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreList {
+    /// The restores.
+    pub items: Vec<RestoreItem>,
+    /// What could not be read.
+    pub problems: Vec<crate::bank::Problem>,
+}
+
+/// One dependency check of readiness (etcd, bank, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessCheck {
+    /// What was checked.
+    pub name: String,
+    /// Whether it answered.
+    pub ok: bool,
+    /// Why not, or a detail (endpoint, revision, ...).
+    #[serde(default)]
+    pub message: Option<String>,
+}

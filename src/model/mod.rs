@@ -1,0 +1,43 @@
+//! The domain model: what podbank talks about, apart from how any of it is stored or sent.
+//!
+//! Small named types: ids ([`CheckpointId`], [`RestoreId`], [`ObjectId`], [`VolumeId`],
+//! [`BackupId`]), references ([`ObjectRef`] for `namespace/name`, [`EtcdKey`]), the etcd
+//! [`Revision`], the status enums of checkpoints, volumes, resources and restores, and the
+//! records of a checkpoint and of a restore.
+//!
+//! No I/O and no storage format here: the bank converts its protobuf records to and from
+//! these types at its edge (`bank/convert.rs`), and nothing above the bank reads the bank's
+//! protobuf. Every other module may use the model; the model uses none of them.
+
+mod checkpoint;
+pub mod duration;
+mod ids;
+mod restore;
+mod status;
+
+pub use checkpoint::{
+    BackupLink, Checkpoint, CheckpointSummary, ClusterRecord, ResourceRecord, SelectionRecord,
+    TableRefs, VolumeRecord, WriteStats,
+};
+pub use ids::{
+    BackupId, CheckpointId, EtcdKey, IdError, ObjectId, ObjectRef, RestoreId, Revision, VolumeId,
+};
+pub use restore::{RestoreRecord, RestoredResource};
+pub use status::{
+    CheckpointStatus, Encoding, Outcome, ResourceStatus, ResourceType, RestoreStatus, VolumeDriver,
+    VolumeStatus,
+};
+
+/// Milliseconds since the Unix epoch as a time; `None` for 0 (not set).
+pub fn time_of_ms(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+    if ms == 0 {
+        return None;
+    }
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)
+}
+
+/// A time as milliseconds since the Unix epoch (0 for `None`).
+pub fn ms_of(t: Option<chrono::DateTime<chrono::Utc>>) -> u64 {
+    t.and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,110 @@
+//! `restore`: Cinder volumes from a checkpoint's backups, then PV, PVC and pod through the
+//! API server, losing no field.
+//!
+//! In three parts, apart from each other:
+//! * [`plan`]: a pure planner decides every name, edit and conflict outcome from the
+//!   checkpoint, the request and what the target already holds;
+//! * [`execute`]: the executor carries the plan out, step by step, through a sink, keeping
+//!   the restore record (`in_progress` → `success` | `fail`, every outcome, the old → new
+//!   id map) as it goes;
+//! * [`sink`]: where it goes: the cluster ([`ClusterSink`]) or an export folder
+//!   ([`ExportSink`], the dry run).
+//!
+//! Objects are written from their stored bytes, edited at the protobuf wire level only
+//! where something must change ([`crate::codec::edit_object`]), and sent as protobuf
+//! (JSON-stored objects as JSON), so fields newer than podbank's compiled schema survive.
+//! Running the same restore again resumes it: volumes and objects already made are
+//! reused, never duplicated.
+
+mod error;
+pub mod execute;
+pub mod plan;
+mod request;
+pub mod sink;
+
+use std::collections::BTreeMap;
+
+pub use error::RestoreError;
+pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
+pub use request::{
+    valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreRequest,
+};
+pub use sink::{ClusterSink, ExportSink, RestoreSink};
+
+use super::ProtectionError;
+use crate::bank::Bank;
+use crate::model::{CheckpointStatus, RestoreId, RestoreRecord, RestoreStatus};
+
+/// Restores pods of a checkpoint into `sink`: see the module doc.
+///
+/// Returns the restore record (for an export: a record that was not saved, describing the
+/// plan). `Err` only when nothing could start (checkpoint missing, bad request, the target
+/// unreachable) or the record could not be kept.
+pub async fn restore(
+    bank: &Bank,
+    sink: &dyn RestoreSink,
+    req: &RestoreRequest,
+) -> Result<RestoreRecord, ProtectionError> {
+    let checkpoint = bank.checkpoint(&req.checkpoint).await?;
+    if !matches!(
+        checkpoint.status,
+        CheckpointStatus::Available | CheckpointStatus::Error
+    ) {
+        return Err(RestoreError::NotRestorable {
+            checkpoint: checkpoint.id.clone(),
+            status: checkpoint.status,
+        }
+        .into());
+    }
+    let resources = bank.resources(&checkpoint).await?;
+    // Resume an unfinished run of the same restore, or start a new one.
+    let print = req.fingerprint();
+    let record = match sink.resume(&print).await? {
+        Some(record) => record,
+        None => RestoreRecord {
+            restore_name: req.params.restore_name.clone().unwrap_or_default(),
+            restore_description: req.params.restore_description.clone().unwrap_or_default(),
+            parameters_json: print,
+            ..RestoreRecord::new(
+                RestoreId::generate(),
+                checkpoint.id.clone(),
+                chrono::Utc::now(),
+            )
+        },
+    };
+    let inputs = plan::Inputs {
+        checkpoint: &checkpoint,
+        resources: &resources,
+        request: req,
+        restore: &record.id,
+    };
+    let pods = inputs.pods()?;
+    let mut exists = BTreeMap::new();
+    for key in inputs.candidates(&pods) {
+        let found = sink.existing(key.0, &key.1, &record.id).await?;
+        exists.insert(key, found);
+    }
+    let plans = plan::plan(&inputs, &pods, &exists);
+    drop(pods);
+    let mut executor = execute::Executor {
+        bank,
+        checkpoint: &checkpoint,
+        sink,
+        record,
+    };
+    executor.record.status = RestoreStatus::InProgress;
+    executor.record.reason.clear();
+    sink.save(&executor.record).await?;
+    let failures = executor.run(plans).await?;
+    let mut record = executor.record;
+    sink.finish(&checkpoint, &record).await?;
+    record.finished = Some(chrono::Utc::now());
+    if failures.is_empty() {
+        record.status = RestoreStatus::Success;
+    } else {
+        record.status = RestoreStatus::Fail;
+        record.reason = failures.join("; ");
+    }
+    sink.save(&record).await?;
+    Ok(record)
+}

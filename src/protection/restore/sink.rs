@@ -1,0 +1,371 @@
+//! Where a restore goes: the [`RestoreSink`] trait and its two implementations, the
+//! cluster ([`ClusterSink`]: Cinder for volumes, the API server for objects, the bank for
+//! the restore record) and an export folder ([`ExportSink`]: a dry run that writes every
+//! object it would create, and the plan, into a folder). A dry run is a sink, not a branch:
+//! the executor does the same steps whatever sink it holds.
+//!
+//! Contract, relied upon by the executor:
+//! * `existing` answers for a name what the target holds; a sink that does not know the
+//!   target (an export) answers [`Existing::Absent`].
+//! * `start_volume` returns a new volume's id as soon as it exists (before it is ready);
+//!   `wait_volume` returns once it can be used. The executor records the id in between, so
+//!   that a run killed while the volume is being made leaves no volume the record does not
+//!   name.
+//! * `create` makes the object from its edited bytes, or records what it would make; it
+//!   returns the uid (empty when there is none) and the outcome (`restored`, `planned`).
+//! * `save` persists the restore record (a dry run keeps none); `resume` finds an earlier,
+//!   unfinished run of the same request; `finish` is called once, at the end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::error::RestoreError;
+use super::plan::{Existing, ObjectStep, ANNOTATION_RESTORE};
+use crate::apiserver::{ApiError, ApiServer};
+use crate::bank::Bank;
+use crate::cinder::Cinder;
+use crate::model::{
+    BackupId, Checkpoint, Encoding, ObjectRef, Outcome, ResourceType, RestoreId, RestoreRecord,
+    RestoreStatus, VolumeId,
+};
+use crate::protection::volumes::VolumeBackups;
+
+/// What a sink made of a created object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The uid the target gave it (empty in a dry run).
+    pub uid: String,
+    /// `restored`, or `planned` in a dry run.
+    pub outcome: Outcome,
+}
+
+/// A new volume, as a sink made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVolume {
+    /// Its id (a placeholder in a dry run).
+    pub id: VolumeId,
+    /// `restoring`, or `planned` in a dry run.
+    pub outcome: Outcome,
+    /// What a dry run would do.
+    pub note: String,
+}
+
+/// Where a restore goes. See the module doc for the contract.
+#[async_trait]
+pub trait RestoreSink: Send + Sync {
+    /// What the target holds at `name` (of `kind`); `restore` tells ours from others'.
+    async fn existing(
+        &self,
+        kind: crate::codec::ResourceKind,
+        name: &ObjectRef,
+        restore: &RestoreId,
+    ) -> Result<Existing, RestoreError>;
+
+    /// Starts a new volume from `backup`, named `name`.
+    async fn start_volume(&self, backup: &BackupId, name: &str) -> Result<NewVolume, RestoreError>;
+
+    /// Waits until the volume can be used.
+    async fn wait_volume(&self, volume: &VolumeId, backup: &BackupId) -> Result<(), RestoreError>;
+
+    /// Creates the object of `step` from `body` (its edited stored bytes).
+    async fn create(&self, step: &ObjectStep, body: Vec<u8>) -> Result<Created, RestoreError>;
+
+    /// Persists the restore record. The default keeps none.
+    async fn save(&self, record: &RestoreRecord) -> Result<(), RestoreError> {
+        let _ = record;
+        Ok(())
+    }
+
+    /// An earlier run of the same request that did not succeed, to resume. The default
+    /// knows none.
+    async fn resume(&self, fingerprint: &str) -> Result<Option<RestoreRecord>, RestoreError> {
+        let _ = fingerprint;
+        Ok(None)
+    }
+
+    /// The restore is done. The default does nothing.
+    async fn finish(
+        &self,
+        checkpoint: &Checkpoint,
+        record: &RestoreRecord,
+    ) -> Result<(), RestoreError> {
+        let _ = (checkpoint, record);
+        Ok(())
+    }
+}
+
+/// The cluster: Cinder makes volumes, the API server objects, the bank keeps the record.
+pub struct ClusterSink<'a> {
+    /// The API server.
+    pub api: &'a ApiServer,
+    /// Cinder, or why there is none.
+    pub volumes: &'a VolumeBackups<'a>,
+    /// Where the record is kept.
+    pub bank: &'a Bank,
+    /// How long to wait for one volume.
+    pub volume_timeout: Duration,
+}
+
+impl ClusterSink<'_> {
+    fn cinder(&self, volume: &str) -> Result<&Cinder, RestoreError> {
+        match self.volumes {
+            VolumeBackups::Cinder(c) => Ok(c),
+            VolumeBackups::Skip(reason) => Err(RestoreError::NoCinder {
+                volume: VolumeId::new(volume),
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl RestoreSink for ClusterSink<'_> {
+    async fn existing(
+        &self,
+        kind: crate::codec::ResourceKind,
+        name: &ObjectRef,
+        restore: &RestoreId,
+    ) -> Result<Existing, RestoreError> {
+        let ns = (!name.namespace().is_empty()).then_some(name.namespace());
+        let found = self
+            .api
+            .get(kind, ns, name.name())
+            .await
+            .map_err(RestoreError::Api)?;
+        Ok(match found {
+            None => Existing::Absent,
+            Some(obj) => {
+                let ours = obj
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(ANNOTATION_RESTORE))
+                    .and_then(|v| v.as_str())
+                    == Some(restore.as_str());
+                if ours {
+                    Existing::Ours
+                } else {
+                    Existing::Foreign
+                }
+            }
+        })
+    }
+
+    async fn start_volume(&self, backup: &BackupId, name: &str) -> Result<NewVolume, RestoreError> {
+        let cinder = self.cinder(name)?;
+        let id = cinder
+            .restore_backup(backup, None, Some(name))
+            .await
+            .map_err(|source| RestoreError::VolumeRestore {
+                backup: backup.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(NewVolume {
+            id,
+            outcome: Outcome::Restoring,
+            note: String::new(),
+        })
+    }
+
+    async fn wait_volume(&self, volume: &VolumeId, backup: &BackupId) -> Result<(), RestoreError> {
+        let cinder = self.cinder(volume.as_str())?;
+        cinder
+            .wait_volume(volume, self.volume_timeout)
+            .await
+            .map(|_| ())
+            .map_err(|source| RestoreError::VolumeNotAvailable {
+                volume: volume.clone(),
+                backup: backup.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    async fn create(&self, step: &ObjectStep, body: Vec<u8>) -> Result<Created, RestoreError> {
+        let encoding = if body.first() == Some(&b'{') {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        };
+        let ns = (!step.target.namespace().is_empty()).then_some(step.target.namespace());
+        match self
+            .api
+            .create(step.kind, ns, step.target.name(), encoding, body)
+            .await
+        {
+            Ok(created) => Ok(Created {
+                uid: created
+                    .pointer("/metadata/uid")
+                    .and_then(|u| u.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                outcome: Outcome::Restored,
+            }),
+            Err(e @ ApiError::AlreadyExists { .. }) => Err(RestoreError::CreatedMeanwhile(e)),
+            Err(e) => Err(RestoreError::Api(e)),
+        }
+    }
+
+    async fn save(&self, record: &RestoreRecord) -> Result<(), RestoreError> {
+        Ok(self.bank.put_restore(record).await?)
+    }
+
+    async fn resume(&self, fingerprint: &str) -> Result<Option<RestoreRecord>, RestoreError> {
+        Ok(self
+            .bank
+            .restores()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|r| r.parameters_json == fingerprint && r.status != RestoreStatus::Success))
+    }
+}
+
+/// One object of an export, as `plan.yaml` lists it.
+#[derive(Debug, Clone, Serialize)]
+struct PlannedObject {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    source: String,
+    file: String,
+    encoding: &'static str,
+    bytes: usize,
+    changes: Vec<String>,
+}
+
+/// A dry run: every object it would create is written into a folder (`NN-<resource>-<ns>_<name>.pb|json`),
+/// with `plan.yaml` listing them, their order and their edits. Nothing is restored, and
+/// the target is taken as empty.
+pub struct ExportSink {
+    dir: PathBuf,
+    planned: Mutex<Vec<PlannedObject>>,
+}
+
+impl ExportSink {
+    /// An export into `dir` (which must exist).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            planned: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn write(&self, file: &str, data: &[u8]) -> Result<(), RestoreError> {
+        let path = self.dir.join(file);
+        std::fs::write(&path, data).map_err(|source| RestoreError::Export { path, source })
+    }
+}
+
+#[async_trait]
+impl RestoreSink for ExportSink {
+    async fn existing(
+        &self,
+        _kind: crate::codec::ResourceKind,
+        _name: &ObjectRef,
+        _restore: &RestoreId,
+    ) -> Result<Existing, RestoreError> {
+        Ok(Existing::Absent)
+    }
+
+    async fn start_volume(
+        &self,
+        backup: &BackupId,
+        _name: &str,
+    ) -> Result<NewVolume, RestoreError> {
+        Ok(NewVolume {
+            id: VolumeId::new(format!("restored-from-backup-{backup}")),
+            outcome: Outcome::Planned,
+            note: format!("new volume from backup {backup}"),
+        })
+    }
+
+    async fn wait_volume(
+        &self,
+        _volume: &VolumeId,
+        _backup: &BackupId,
+    ) -> Result<(), RestoreError> {
+        Ok(())
+    }
+
+    async fn create(&self, step: &ObjectStep, body: Vec<u8>) -> Result<Created, RestoreError> {
+        let json = body.first() == Some(&b'{');
+        let mut planned = self
+            .planned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let file = format!(
+            "{:02}-{}-{}.{}",
+            planned.len() + 1,
+            step.kind.resource(),
+            step.target.to_string().replace('/', "_"),
+            if json { "json" } else { "pb" }
+        );
+        self.write(&file, &body)?;
+        planned.push(PlannedObject {
+            kind: step.kind.kind(),
+            namespace: step.target.namespace().to_string(),
+            name: step.target.name().to_string(),
+            source: step.source.clone(),
+            file,
+            encoding: if json { "json" } else { "protobuf" },
+            bytes: body.len(),
+            changes: step.changes.clone(),
+        });
+        Ok(Created {
+            uid: String::new(),
+            outcome: Outcome::Planned,
+        })
+    }
+
+    async fn finish(
+        &self,
+        checkpoint: &Checkpoint,
+        record: &RestoreRecord,
+    ) -> Result<(), RestoreError> {
+        #[derive(Serialize)]
+        struct Plan<'a> {
+            checkpoint: &'a str,
+            restore_name: &'a str,
+            restore_description: &'a str,
+            note: &'static str,
+            objects: &'a [PlannedObject],
+            volumes: Vec<BTreeMap<&'static str, String>>,
+        }
+        let volumes = record
+            .resources
+            .iter()
+            .filter(|r| r.kind == ResourceType::CinderVolume)
+            .map(|r| {
+                BTreeMap::from([
+                    ("volume", r.source.clone()),
+                    ("status", r.outcome.label().to_string()),
+                    (
+                        "action",
+                        if r.reason.is_empty() {
+                            r.target.clone()
+                        } else {
+                            r.reason.clone()
+                        },
+                    ),
+                ])
+            })
+            .collect();
+        let planned = self
+            .planned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let plan = Plan {
+            checkpoint: checkpoint.id.as_str(),
+            restore_name: &record.restore_name,
+            restore_description: &record.restore_description,
+            note: "dry run: nothing was restored; volume ids read restored-from-backup-<id> until a real restore makes the volumes",
+            objects: &planned,
+            volumes,
+        };
+        let text = serde_yaml::to_string(&plan).unwrap_or_default();
+        self.write("plan.yaml", text.as_bytes())
+    }
+}
