@@ -1,12 +1,13 @@
 //! Cinder: the block-storage API podbank backs volumes up with, and restores them from.
 //!
-//! This module owns every call to Cinder and to Keystone: credentials (`clouds.yaml`, `OS_*`
-//! variables; password, application-credential and token auth), the service-catalog lookup
-//! (`volumev3` / `block-storage`, region, interface), the `OpenStack-API-Version: volume 3.x`
-//! header (3.60, or the server's maximum, never below 3.47), request timeouts, retries and
-//! re-authentication (see `session.rs` for why identity goes through osauth and requests
-//! through reqwest). It knows volumes and backups by id and nothing of Kubernetes, etcd or the
-//! bank: [`crate::protection`] decides what to back up and records the ids.
+//! This module owns every call to Cinder: the service-catalog types it is found under
+//! (`volumev3` / `block-storage`), the `OpenStack-API-Version: volume 3.x` header (3.60, or
+//! the server's maximum, never below 3.47), the request timeout, which requests may be
+//! retried (a POST only when Cinder surely did not get it), and the meaning of Cinder's
+//! answers. Credentials, the Keystone session, the catalog lookup, the retry policy and
+//! error text are [`crate::openstack`]'s. It knows volumes and backups by id and nothing of
+//! Kubernetes, etcd or the bank: [`crate::protection`] decides what to back up and records
+//! the ids.
 //!
 //! What callers may rely on:
 //! * every method is one logical operation; transient failures (5xx, connection errors) are
@@ -135,6 +136,18 @@ pub enum CinderError {
         /// The parse error.
         message: String,
     },
+}
+
+impl From<crate::openstack::OpenStackError> for CinderError {
+    fn from(e: crate::openstack::OpenStackError) -> Self {
+        use crate::openstack::OpenStackError as E;
+        match e {
+            E::Config(m) => CinderError::Config(m),
+            E::Auth(m) => CinderError::Auth(m),
+            E::Catalog(m) => CinderError::Catalog(m),
+            E::Transport { url, message } => CinderError::Transport { url, message },
+        }
+    }
 }
 
 /// What kind of Cinder resource an error is about.
