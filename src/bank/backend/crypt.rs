@@ -152,6 +152,7 @@ impl Backend for CryptBackend {
                 name: name.to_string(),
                 source: "authentication failed: the object was altered or sealed with another key"
                     .into(),
+                transient: false,
             })
     }
 
