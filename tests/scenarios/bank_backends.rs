@@ -1,6 +1,6 @@
 //! One conformance suite for every bank backend ([`podbank::bank::Backend`]'s contract),
-//! run against the local directory backend and the retry decorator around it (also over a
-//! backend that fails every other call) always, and against S3
+//! run against the local directory backend and the decorators around it (encryption,
+//! retries, retries over a backend that fails every other call) always, and against S3
 //! (the Swift rig's s3api, a fresh bucket per test) and Swift (v1.0 auth on the rig, a fresh
 //! container per test) when `PODBANK_TEST_SWIFT` names the rig. Plus: wrong credentials give
 //! a clear error, a bank works end to end on each object store, and the retry decorator
@@ -15,8 +15,8 @@ use crate::support::swift::{SwiftRig, KEY, USER};
 use bytes::Bytes;
 use futures::StreamExt;
 use podbank::bank::backend::{
-    self, Backend, BackendError, BackendSettings, GaveUp, Kind, LocalBackend, ObjectInfo,
-    RetryBackend,
+    self, Backend, BackendError, BackendSettings, BankKey, CryptBackend, GaveUp, Kind,
+    LocalBackend, ObjectInfo, RetryBackend,
 };
 use podbank::bank::{pb, Bank, CheckpointDraft, ObjectId, OpenOptions, WriterOptions};
 use podbank::openstack::RetryPolicy;
@@ -371,6 +371,20 @@ fn quick(retries: u32) -> RetryPolicy {
         first_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(4),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crypt_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = Arc::new(local_in(&dir));
+    conformance(Arc::new(CryptBackend::new(inner, BankKey::generate()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crypt_paging() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = Arc::new(local_in(&dir));
+    paging(Arc::new(CryptBackend::new(inner, BankKey::generate()))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
