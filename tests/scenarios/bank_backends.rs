@@ -490,6 +490,15 @@ impl Backend for Flaky {
     }
 }
 
+/// A [`Flaky`] local backend failing on demand, inside a [`RetryBackend`] that makes
+/// `retries` retries; the directory lives as long as the first value.
+fn flaky_behind_retries(retries: u32) -> (tempfile::TempDir, Arc<Flaky>, RetryBackend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flaky = Arc::new(Flaky::new(local_in(&dir), false));
+    let backend = RetryBackend::with_policy(flaky.clone(), quick(retries));
+    (dir, flaky, backend)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_conformance_over_a_backend_that_fails_every_other_call() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -500,9 +509,7 @@ async fn retry_conformance_over_a_backend_that_fails_every_other_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_survives_transient_failures() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let flaky = Arc::new(Flaky::new(local_in(&dir), false));
-    let backend = RetryBackend::with_policy(flaky.clone(), quick(3));
+    let (_dir, flaky, backend) = flaky_behind_retries(3);
     let name = hex_name("flaky");
     let data = Bytes::from_static(b"retried");
     let mut calls = 0;
@@ -536,9 +543,7 @@ async fn retry_survives_transient_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_gives_up_naming_the_operation_and_the_object() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let flaky = Arc::new(Flaky::new(local_in(&dir), false));
-    let backend = RetryBackend::with_policy(flaky.clone(), quick(2));
+    let (_dir, flaky, backend) = flaky_behind_retries(2);
     let name = hex_name("never");
     flaky.fail_next(usize::MAX);
     let started = Instant::now();
@@ -564,9 +569,7 @@ async fn retry_gives_up_naming_the_operation_and_the_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_leaves_final_failures_alone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let flaky = Arc::new(Flaky::new(local_in(&dir), false));
-    let backend = RetryBackend::with_policy(flaky.clone(), quick(5));
+    let (_dir, flaky, backend) = flaky_behind_retries(5);
     assert_not_found(
         backend.get(Kind::Pack, &hex_name("missing")).await,
         "missing pack",
