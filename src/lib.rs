@@ -14,7 +14,9 @@
 //! * [`resources`] turns decoded objects into Karbor's resource types and resolves the
 //!   pod -> claim -> volume graph. No I/O.
 //! * [`bank`] is the content-addressed store of checkpoints.
-//! * [`cinder`] talks to Keystone and Cinder: volumes, backups, restores, waits.
+//! * [`openstack`] is what the OpenStack clients share: clouds.yaml and `OS_*` credentials,
+//!   the Keystone session and service catalog, the retry policy, error text.
+//! * [`cinder`] talks to Cinder (through [`openstack`]): volumes, backups, restores, waits.
 //! * [`protection`] orchestrates protect / restore / delete; it is the only module that
 //!   knows all the others.
 //! * [`cli`] and [`agent`] are thin fronts over the library: on-demand commands, and the
@@ -29,6 +31,7 @@ pub mod codec;
 pub mod engine;
 pub mod etcd;
 pub mod model;
+pub mod openstack;
 pub mod protection;
 pub mod resources;
 pub mod seed;

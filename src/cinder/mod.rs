@@ -1,12 +1,13 @@
 //! Cinder: the block-storage API podbank backs volumes up with, and restores them from.
 //!
-//! This module owns every call to Cinder and to Keystone: credentials (`clouds.yaml`, `OS_*`
-//! variables; password, application-credential and token auth), the service-catalog lookup
-//! (`volumev3` / `block-storage`, region, interface), the `OpenStack-API-Version: volume 3.x`
-//! header (3.60, or the server's maximum, never below 3.47), request timeouts, retries and
-//! re-authentication (see `session.rs` for why identity goes through osauth and requests
-//! through reqwest). It knows volumes and backups by id and nothing of Kubernetes, etcd or the
-//! bank: [`crate::protection`] decides what to back up and records the ids.
+//! This module owns every call to Cinder: the service-catalog types it is found under
+//! (`volumev3` / `block-storage`), the `OpenStack-API-Version: volume 3.x` header (3.60, or
+//! the server's maximum, never below 3.47), the request timeout, which requests may be
+//! retried (a POST only when Cinder surely did not get it), and the meaning of Cinder's
+//! answers. Credentials, the Keystone session, the catalog lookup, the retry policy and
+//! error text are [`crate::openstack`]'s. It knows volumes and backups by id and nothing of
+//! Kubernetes, etcd or the bank: [`crate::protection`] decides what to back up and records
+//! the ids.
 //!
 //! What callers may rely on:
 //! * every method is one logical operation; transient failures (5xx, connection errors) are
@@ -18,14 +19,15 @@
 //! * the `wait_*` methods poll with backoff until a final state or their deadline.
 
 mod config;
+mod error;
 mod session;
 mod types;
 
 pub use config::CinderSettings;
+pub use error::{CinderError, ResourceKind};
 pub use session::{Microversion, MINIMUM_MICROVERSION, PREFERRED_MICROVERSION};
 pub use types::{Backup, BackupId, BackupStatus, NewBackup, NewVolume, Volume, VolumeId};
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,125 +37,6 @@ use serde_json::json;
 
 use session::{Reply, Session};
 use types::{BackupRoot, BackupsPage, CreatedRoot, RestoreRoot, VolumeRoot};
-
-/// Errors from Cinder or Keystone, each saying what to check.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CinderError {
-    /// The OpenStack settings are missing or wrong (clouds.yaml, `OS_*` variables).
-    #[error("OpenStack settings: {0}")]
-    Config(String),
-    /// Keystone refused the credentials, or Cinder refused the token or the project.
-    #[error("authentication: {0}")]
-    Auth(String),
-    /// No usable block-storage endpoint in the service catalog.
-    #[error("service catalog: {0}")]
-    Catalog(String),
-    /// The Cinder server is too old for podbank (microversion below 3.47).
-    #[error("unsupported Cinder: {0}")]
-    Unsupported(String),
-    /// The volume or backup does not exist (any more).
-    #[error("{kind} {id} does not exist in Cinder")]
-    NotFound {
-        /// `volume` or `backup`.
-        kind: ResourceKind,
-        /// Its id.
-        id: String,
-    },
-    /// Cinder refuses to delete a backup that incremental backups depend on: delete those
-    /// (newest first) before it.
-    #[error("backup {id} has dependent incremental backups; delete them first ({message})")]
-    HasDependents {
-        /// The backup that could not be deleted.
-        id: BackupId,
-        /// Cinder's message.
-        message: String,
-    },
-    /// The backup ended in status `error`.
-    #[error("backup {id} failed: {fail_reason}")]
-    BackupFailed {
-        /// The backup.
-        id: BackupId,
-        /// Cinder's `fail_reason` (or a note that it gave none).
-        fail_reason: String,
-    },
-    /// The volume ended in an error status (`error`, `error_restoring`, ...).
-    #[error("volume {id} went to status {status}")]
-    VolumeFailed {
-        /// The volume.
-        id: VolumeId,
-        /// Its status.
-        status: String,
-    },
-    /// A delete ended in an error status instead of removing the resource.
-    #[error("deleting {kind} {id} failed: status {status}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
-    DeleteFailed {
-        /// `volume` or `backup`.
-        kind: ResourceKind,
-        /// Its id.
-        id: String,
-        /// The status it ended in.
-        status: String,
-        /// Cinder's reason, when it gives one.
-        reason: Option<String>,
-    },
-    /// A wait reached its deadline.
-    #[error("gave up after {waited:?} waiting for {what}; last status {last_status}")]
-    Timeout {
-        /// What was waited for.
-        what: String,
-        /// How long.
-        waited: Duration,
-        /// The last status seen.
-        last_status: String,
-    },
-    /// Cinder answered with an error status.
-    #[error("Cinder answered {status} to {method} {path}: {message}")]
-    Api {
-        /// HTTP status.
-        status: u16,
-        /// HTTP method.
-        method: &'static str,
-        /// Request path.
-        path: String,
-        /// Cinder's message.
-        message: String,
-    },
-    /// Cinder or Keystone could not be reached, or the connection broke (after retries).
-    #[error("cannot reach {url}: {message}")]
-    Transport {
-        /// The URL.
-        url: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// Cinder answered something podbank cannot read.
-    #[error("unexpected answer from Cinder to {what}: {message}")]
-    InvalidResponse {
-        /// The request.
-        what: String,
-        /// The parse error.
-        message: String,
-    },
-}
-
-/// What kind of Cinder resource an error is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResourceKind {
-    /// A volume.
-    Volume,
-    /// A backup.
-    Backup,
-}
-
-impl fmt::Display for ResourceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ResourceKind::Volume => "volume",
-            ResourceKind::Backup => "backup",
-        })
-    }
-}
 
 /// A connected Cinder client. Cheap to clone (the session is shared); `Send + Sync`.
 #[derive(Clone, Debug)]

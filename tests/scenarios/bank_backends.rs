@@ -1,19 +1,26 @@
 //! One conformance suite for every bank backend ([`podbank::bank::Backend`]'s contract),
-//! run against the local directory backend always, and against S3 (the Swift rig's s3api,
-//! a fresh bucket per test) and Swift (v1.0 auth on the rig, a fresh container per test)
-//! when `PODBANK_TEST_SWIFT` names the rig. Plus: wrong credentials give a clear error, and
-//! a bank works end to end on each object store.
+//! run against the local directory backend and the decorators around it (encryption,
+//! retries, retries over a backend that fails every other call) always, and against S3
+//! (the Swift rig's s3api, a fresh bucket per test) and Swift (v1.0 auth on the rig, a fresh
+//! container per test) when `PODBANK_TEST_SWIFT` names the rig. Plus: wrong credentials give
+//! a clear error, a bank works end to end on each object store, and the retry decorator
+//! retries transient failures only and gives up naming the operation and the object.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::support::swift::{SwiftRig, KEY, USER};
 use bytes::Bytes;
 use futures::StreamExt;
-use podbank::bank::backend::{self, Backend, BackendError, BackendSettings, Kind};
+use podbank::bank::backend::{
+    self, Backend, BackendError, BackendSettings, BankKey, CryptBackend, GaveUp, Kind,
+    LocalBackend, ObjectInfo, RetryBackend,
+};
 use podbank::bank::{Bank, CheckpointDraft, ObjectId, OpenOptions, WriterOptions};
 use podbank::model::CheckpointStatus;
+use podbank::openstack::RetryPolicy;
 
 /// Objects in the paging case: more than one page of S3 (1000) and of the Swift backend.
 const MANY: usize = 1100;
@@ -346,6 +353,248 @@ fn bad_locations_are_named() {
             .to_string();
         assert!(err.contains(location), "{location}: {err}");
     }
+}
+
+// --- decorators around a local backend --------------------------------------------------
+
+fn local_in(dir: &tempfile::TempDir) -> LocalBackend {
+    LocalBackend::new(dir.path().join("bank")).expect("local backend")
+}
+
+/// Retries without the object stores' patience: tests wait milliseconds.
+fn quick(retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        retries,
+        first_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(4),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crypt_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = Arc::new(local_in(&dir));
+    conformance(Arc::new(CryptBackend::new(inner, BankKey::generate()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crypt_paging() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = Arc::new(local_in(&dir));
+    paging(Arc::new(CryptBackend::new(inner, BankKey::generate()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    conformance(Arc::new(RetryBackend::new(Arc::new(local_in(&dir))))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_paging() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    paging(Arc::new(RetryBackend::new(Arc::new(local_in(&dir))))).await;
+}
+
+/// A test double: a local backend whose calls fail with a transient I/O error, the next
+/// `fail_next` ones or every other one, counting every call.
+#[derive(Debug)]
+struct Flaky {
+    inner: LocalBackend,
+    every_other: bool,
+    failures: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+impl Flaky {
+    fn new(inner: LocalBackend, every_other: bool) -> Self {
+        Self {
+            inner,
+            every_other,
+            failures: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next `n` calls fail.
+    fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Counts the call, and fails it if its turn has come.
+    fn call(&self, op: &'static str, kind: Kind, name: &str) -> Result<(), BackendError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let fail = if self.every_other {
+            call.is_multiple_of(2)
+        } else {
+            self.failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if !fail {
+            return Ok(());
+        }
+        Err(BackendError::Io {
+            location: self.inner.location(),
+            op,
+            kind,
+            name: name.to_string(),
+            source: format!("injected failure of call {call}").into(),
+            transient: true,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Flaky {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    async fn put(&self, kind: Kind, name: &str, data: Bytes) -> Result<(), BackendError> {
+        self.call("put", kind, name)?;
+        self.inner.put(kind, name, data).await
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Bytes, BackendError> {
+        self.call("get", kind, name)?;
+        self.inner.get(kind, name).await
+    }
+
+    async fn get_range(
+        &self,
+        kind: Kind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, BackendError> {
+        self.call("get_range", kind, name)?;
+        self.inner.get_range(kind, name, offset, length).await
+    }
+
+    async fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.call("list", kind, "")?;
+        self.inner.list(kind).await
+    }
+
+    async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError> {
+        self.call("delete", kind, name)?;
+        self.inner.delete(kind, name).await
+    }
+}
+
+/// A [`Flaky`] local backend failing on demand, inside a [`RetryBackend`] that makes
+/// `retries` retries; the directory lives as long as the first value.
+fn flaky_behind_retries(retries: u32) -> (tempfile::TempDir, Arc<Flaky>, RetryBackend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flaky = Arc::new(Flaky::new(local_in(&dir), false));
+    let backend = RetryBackend::with_policy(flaky.clone(), quick(retries));
+    (dir, flaky, backend)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_conformance_over_a_backend_that_fails_every_other_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flaky = Arc::new(Flaky::new(local_in(&dir), true));
+    conformance(Arc::new(RetryBackend::with_policy(flaky.clone(), quick(2)))).await;
+    assert!(flaky.calls() > 100, "{} calls", flaky.calls());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_survives_transient_failures() {
+    let (_dir, flaky, backend) = flaky_behind_retries(3);
+    let name = hex_name("flaky");
+    let data = Bytes::from_static(b"retried");
+    let mut calls = 0;
+    let mut three_failures_then = |what: &str| {
+        assert_eq!(flaky.calls(), calls, "{what}: one call per try");
+        flaky.fail_next(3);
+        calls += 4;
+    };
+
+    three_failures_then("put");
+    backend
+        .put(Kind::Pack, &name, data.clone())
+        .await
+        .expect("put after 3 failures");
+    three_failures_then("get");
+    assert_eq!(backend.get(Kind::Pack, &name).await.ok(), Some(data));
+    three_failures_then("get_range");
+    assert_eq!(
+        backend.get_range(Kind::Pack, &name, 2, 3).await.ok(),
+        Some(Bytes::from_static(b"tri"))
+    );
+    three_failures_then("list");
+    assert_eq!(names(&backend, Kind::Pack).await.len(), 1);
+    three_failures_then("delete");
+    backend
+        .delete(Kind::Pack, &name)
+        .await
+        .expect("delete after 3 failures");
+    assert_eq!(flaky.calls(), calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_gives_up_naming_the_operation_and_the_object() {
+    let (_dir, flaky, backend) = flaky_behind_retries(2);
+    let name = hex_name("never");
+    flaky.fail_next(usize::MAX);
+    let started = Instant::now();
+    match backend.get(Kind::Pack, &name).await {
+        Err(e @ BackendError::Io { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&backend.location()), "{text}");
+            assert!(text.contains(&format!("get pack {name}")), "{text}");
+            assert!(text.contains("injected failure of call 2"), "{text}");
+            assert!(text.contains("gave up after 3 tries"), "{text}");
+            assert!(!e.is_transient(), "spent retries are final: {text}");
+            let gave_up = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<GaveUp>());
+            assert_eq!(gave_up.map(|g| g.tries), Some(3), "{text}");
+        }
+        other => panic!("expected an Io error, got {other:?}"),
+    }
+    assert_eq!(flaky.calls(), 3, "1 try + 2 retries");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let err = backend.list(Kind::Index).await.expect_err("list fails too");
+    assert!(err.to_string().contains("list index"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_leaves_final_failures_alone() {
+    let (_dir, flaky, backend) = flaky_behind_retries(5);
+    assert_not_found(
+        backend.get(Kind::Pack, &hex_name("missing")).await,
+        "missing pack",
+    );
+    assert_eq!(flaky.calls(), 1, "NotFound is not retried");
+    let invalid = backend
+        .put(Kind::Lock, "../escape", Bytes::from_static(b"x"))
+        .await;
+    assert!(
+        matches!(invalid, Err(BackendError::Config { .. })),
+        "{invalid:?}"
+    );
+    assert_eq!(flaky.calls(), 2, "Config is not retried");
+    let one = hex_name("one");
+    backend
+        .put(Kind::Pack, &one, Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    let past_end = backend.get_range(Kind::Pack, &one, 5, 1).await;
+    assert!(
+        matches!(&past_end, Err(e @ BackendError::Io { .. }) if !e.is_transient()),
+        "{past_end:?}"
+    );
+    assert_eq!(
+        flaky.calls(),
+        4,
+        "an I/O error a retry would repeat is not retried"
+    );
 }
 
 // --- S3 on the Swift rig's s3api ---------------------------------------------------------

@@ -4,7 +4,8 @@
 //! Stored form: a 12-byte random nonce, then the ciphertext with its 16-byte tag. The
 //! authenticated data is `<kind>/<name>`, so an object moved or renamed in the store fails
 //! to open instead of being read as another one. Locks are sealed too: they carry a
-//! checkpoint in progress.
+//! checkpoint in progress. `list` gives the sizes objects were put with (the plain bytes),
+//! as every backend does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,10 @@ use bytes::Bytes;
 use super::{Backend, BackendError, Kind, ObjectInfo};
 
 const NONCE_LEN: usize = 12;
+/// The length of AES-GCM's authentication tag.
+const TAG_LEN: usize = 16;
+/// How much longer a sealed object is than its plain bytes: the nonce and the tag.
+const SEALING_OVERHEAD: u64 = (NONCE_LEN + TAG_LEN) as u64;
 
 /// A 256-bit bank key.
 #[derive(Clone)]
@@ -108,7 +113,7 @@ impl BankKey {
 
     /// Opens what [`BankKey::seal`] produced; `None` if the key or the data is wrong.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < NONCE_LEN + 16 {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
             return None;
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
@@ -165,11 +170,21 @@ impl Backend for CryptBackend {
                 name: name.to_string(),
                 source: "authentication failed: the object was altered or sealed with another key"
                     .into(),
+                transient: false,
             })
     }
 
+    /// The objects and the sizes they were put with: a sealed object is 28 bytes (nonce and
+    /// tag) longer in the inner backend (an inner object shorter
+    /// than that, which cannot open, is listed as empty).
     async fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.inner.list(kind).await
+        let mut objects = self.inner.list(kind).await?;
+        if kind != Kind::Config {
+            for object in &mut objects {
+                object.size = object.size.saturating_sub(SEALING_OVERHEAD);
+            }
+        }
+        Ok(objects)
     }
 
     async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError> {

@@ -83,12 +83,20 @@ impl LocalBackend {
                 name: name.to_string(),
             };
         }
+        // A local file system fails for good, but for these.
+        let transient = matches!(
+            e.kind(),
+            std::io::ErrorKind::Interrupted
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::WouldBlock
+        );
         BackendError::Io {
             location: self.location(),
             op,
             kind,
             name: name.to_string(),
             source: Box::new(e),
+            transient,
         }
     }
 }

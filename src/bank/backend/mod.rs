@@ -5,13 +5,17 @@
 //! their own each, implementing this same trait around an inner `Arc<dyn Backend>`).
 //!
 //! Objects are addressed by a [`Kind`] (which "folder") and a name (for content-addressed
-//! kinds, the hex of an [`crate::bank::ObjectId`]). Every implementation must pass the
-//! conformance suite in `tests/scenarios/bank_backends.rs`.
+//! kinds, the hex of an [`crate::bank::ObjectId`]). Every implementation, the decorators
+//! included, must pass the conformance suite in `tests/scenarios/bank_backends.rs`.
 //!
 //! Locations ([`open_with`]): a path or `file:///path` (local), `s3://bucket/prefix` (S3),
 //! `swift://container/prefix` (OpenStack Swift); endpoints and credentials come from
 //! [`BackendSettings`]. On object stores every kind lives under `<prefix>/<folder>/` with no
 //! fan-out (`<prefix>/config`, `<prefix>/data/<name>`, `<prefix>/index/<name>`, ...).
+//!
+//! Retrying happens in one place, [`RetryBackend`], which [`open_with`] puts around the
+//! object stores: a backend tries each request once and says whether a failure is
+//! transient ([`BackendError::is_transient`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,11 +25,13 @@ use bytes::Bytes;
 
 mod crypt;
 mod local;
+mod retry;
 mod s3;
 mod settings;
 mod swift;
 pub use crypt::{BankKey, CryptBackend};
 pub use local::LocalBackend;
+pub use retry::{GaveUp, RetryBackend};
 pub use s3::S3Backend;
 pub use settings::{BackendSettings, S3Settings, Secret, SwiftSettings};
 pub use swift::SwiftBackend;
@@ -124,7 +130,7 @@ pub enum BackendError {
         /// What is wrong and how to fix it.
         reason: String,
     },
-    /// An I/O or transport failure; retrying may help.
+    /// An I/O or transport failure, or an answer the backend cannot use.
     #[error("bank {location}: {op} {kind} {name}: {source}")]
     Io {
         /// Bank location (URL or path).
@@ -138,13 +144,34 @@ pub enum BackendError {
         /// The underlying error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+        /// Whether the same operation may succeed if tried again (a refused connection, a
+        /// timeout, a 5xx answer, a body damaged in transit): [`RetryBackend`] retries
+        /// these. `false` for what a retry repeats (a range past the end, an object that
+        /// does not decrypt, an unexpected 4xx answer), and once a [`RetryBackend`] has
+        /// spent its tries.
+        transient: bool,
     },
+}
+
+impl BackendError {
+    /// Whether trying the same operation again may succeed: an [`BackendError::Io`] marked
+    /// transient; never [`BackendError::NotFound`] or [`BackendError::Config`].
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Io {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// A flat object store holding the bank.
 ///
 /// Implementations: local directory (`local.rs`), S3 (`s3.rs`), OpenStack Swift
-/// (`swift.rs`). Decorators (encryption, ...) implement it around another backend.
+/// (`swift.rs`). Decorators (encryption `crypt.rs`, retries `retry.rs`) implement it
+/// around another backend.
 ///
 /// Contract, relied upon by the bank and checked by the conformance suite:
 /// * `put` is atomic: a reader sees either nothing or the whole object, never a part,
@@ -154,6 +181,10 @@ pub enum BackendError {
 /// * `list` returns every object of the kind (no paging visible to the caller), names
 ///   only (no folder prefix), in no particular order.
 /// * `delete` of a missing object succeeds (idempotent).
+/// * Every operation is idempotent: doing it twice leaves the store as doing it once, so
+///   [`RetryBackend`] may repeat any of them after a transient failure.
+/// * An operation is tried once: a failure that another try may cure is an
+///   [`BackendError::Io`] with `transient: true`, and retrying it is [`RetryBackend`]'s.
 #[async_trait]
 pub trait Backend: Send + Sync + fmt::Debug {
     /// Where the bank is, for messages (a path or URL, without credentials).
@@ -187,6 +218,7 @@ pub trait Backend: Send + Sync + fmt::Debug {
                     all.len()
                 )
                 .into(),
+                transient: false,
             });
         }
         Ok(all.slice(start..end))
@@ -223,7 +255,8 @@ pub fn open(location: &str) -> Result<Arc<dyn Backend>, BackendError> {
 
 /// Opens the backend that a bank location names. Nothing is contacted yet: object stores
 /// authenticate on the first request, so wrong credentials show up there, as
-/// [`BackendError::Config`].
+/// [`BackendError::Config`]. The object stores come wrapped in a [`RetryBackend`] with
+/// [`crate::openstack::RetryPolicy::OBJECT_STORE`].
 ///
 /// # Arguments
 /// * `location` - a local path, `file:///path`, `s3://bucket/prefix` or
@@ -250,15 +283,13 @@ pub fn open_with(
     }
     if let Some(rest) = location.strip_prefix("s3://") {
         let (bucket, prefix) = split_bucket(location, rest, "bucket")?;
-        return Ok(Arc::new(S3Backend::new(&bucket, &prefix, &settings.s3)?));
+        let s3 = S3Backend::new(&bucket, &prefix, &settings.s3)?;
+        return Ok(Arc::new(RetryBackend::new(Arc::new(s3))));
     }
     if let Some(rest) = location.strip_prefix("swift://") {
         let (container, prefix) = split_bucket(location, rest, "container")?;
-        return Ok(Arc::new(SwiftBackend::new(
-            &container,
-            &prefix,
-            &settings.swift,
-        )?));
+        let swift = SwiftBackend::new(&container, &prefix, &settings.swift)?;
+        return Ok(Arc::new(RetryBackend::new(Arc::new(swift))));
     }
     if let Some((scheme, _)) = location.split_once("://") {
         return Err(BackendError::Config {
@@ -345,6 +376,7 @@ fn short_range(
         name: name.to_string(),
         source: format!("range {offset}+{length} is past the end of the object (got {got} bytes)")
             .into(),
+        transient: false,
     }
 }
 

@@ -12,6 +12,10 @@
 //! * `delete` is a single-object DELETE (S3 answers 204 for a missing key too). Multi-object
 //!   delete is avoided: Swift's s3api needs a `Content-MD5` header on it.
 //! * The bucket must exist: podbank does not create buckets.
+//! * Each request is tried once (object_store's own retries are off): connection errors,
+//!   timeouts, broken answers and the statuses [`crate::openstack::retry`] retries are
+//!   transient [`BackendError::Io`] errors, retried by the [`super::RetryBackend`] that
+//!   [`super::open_with`] puts around this backend.
 //!
 //! Works against AWS and against S3 gateways that want path-style requests (Swift's
 //! s3api, whose access keys contain a colon, Ceph, MinIO).
@@ -23,13 +27,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
+use object_store::{ClientOptions, ObjectStore, PutPayload, RetryConfig};
+use reqwest::StatusCode;
 
 use super::settings::S3Settings;
 use super::{
     check_name, kind_prefix, object_key, short_range, Backend, BackendError, Kind, ObjectInfo,
 };
+use crate::openstack::error::{chain, cut};
+use crate::openstack::retry::{retryable_status, retryable_transport, Idempotency};
 
 /// A bank stored in an S3 bucket.
 #[derive(Debug, Clone)]
@@ -62,14 +70,10 @@ impl S3Backend {
             .with_bucket_name(bucket)
             .with_region(settings.region.as_deref().unwrap_or("us-east-1"))
             .with_virtual_hosted_style_request(!settings.path_style.unwrap_or(true))
+            // One try per request: retrying is the RetryBackend's.
             .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(5),
-                    base: 2.0,
-                },
-                max_retries: 5,
-                retry_timeout: Duration::from_secs(60),
+                max_retries: 0,
+                ..RetryConfig::default()
             })
             .with_client_options(
                 ClientOptions::new()
@@ -189,6 +193,7 @@ impl S3Backend {
                 kind,
                 name: name.to_string(),
                 source: short(&other).into(),
+                transient: transient(&other),
             },
         }
     }
@@ -196,34 +201,49 @@ impl S3Backend {
 
 /// Whether an error is S3 answering 401 or 403.
 fn refused(e: &object_store::Error) -> bool {
-    let text = chain(e);
-    text.contains("status code: 403") || text.contains("status code: 401")
+    matches!(
+        status_in(&chain(e)),
+        Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+    )
 }
 
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
+/// Whether another try may cure an object_store failure: no connection, a timeout, an
+/// answer that broke off, a status the retry policy retries (5xx, 408, 429), or S3's 200
+/// whose body is an error (`InternalError`, `SlowDown`).
+fn transient(e: &object_store::Error) -> bool {
+    // object_store's transparent wrappers hide its HttpError from the chain, not the
+    // reqwest error inside it.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !out.contains(&cause_text) {
-            out.push_str(": ");
-            out.push_str(&cause_text);
+        if let Some(e) = cause.downcast_ref::<reqwest::Error>() {
+            return retryable_transport(e, Idempotency::Idempotent);
+        }
+        if let Some(http) = cause.downcast_ref::<HttpError>() {
+            return matches!(
+                http.kind(),
+                HttpErrorKind::Connect
+                    | HttpErrorKind::Request
+                    | HttpErrorKind::Timeout
+                    | HttpErrorKind::Interrupted
+            );
         }
         source = cause.source();
     }
-    out
+    // object_store keeps the status of an answer in its error's text only.
+    let text = chain(e);
+    text.contains("Server returned error response")
+        || status_in(&text).is_some_and(|s| retryable_status(s, Idempotency::Idempotent))
+}
+
+/// The HTTP status object_store names in an error's text (`... status code: 503 ...`).
+fn status_in(text: &str) -> Option<StatusCode> {
+    let (_, rest) = text.split_once("status code: ")?;
+    StatusCode::from_bytes(rest.get(..3)?.as_bytes()).ok()
 }
 
 /// The error's text, cut to a readable length (S3 error bodies carry hex dumps).
 fn short(e: &dyn std::error::Error) -> String {
-    const MAX: usize = 400;
-    let text = chain(e);
-    if text.chars().count() <= MAX {
-        return text;
-    }
-    let cut: String = text.chars().take(MAX).collect();
-    format!("{cut}...")
+    cut(&chain(e), 400)
 }
 
 #[async_trait]
@@ -406,5 +426,14 @@ mod tests {
             ..settings()
         };
         assert!(S3Backend::new("b", "", &allowed).is_ok());
+    }
+
+    #[test]
+    fn statuses_are_found_in_object_store_errors() {
+        let text = "Error performing GET http://h/b/k in 1ms - Server returned non-2xx status \
+                    code: 503 Service Unavailable: ";
+        assert_eq!(status_in(text), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(status_in("status code: 40"), None);
+        assert_eq!(status_in("no status"), None);
     }
 }

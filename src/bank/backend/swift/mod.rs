@@ -1,5 +1,6 @@
 //! A bank in an OpenStack Swift container (`swift://container/prefix`), over Swift's REST
-//! API with `reqwest`; Keystone v3 through the `osauth` crate, or Swift's own v1.0 auth.
+//! API with `reqwest`; Keystone v3 through [`crate::openstack::Keystone`], or Swift's own
+//! v1.0 auth.
 //!
 //! Layout: `<prefix>/config`, `<prefix>/data/<name>`, `<prefix>/index/<name>`,
 //! `<prefix>/checkpoints/<name>`, `<prefix>/restores/<name>`, `<prefix>/locks/<name>` (the
@@ -10,9 +11,12 @@
 //!   and a token. Keystone: the cloud named in clouds.yaml (`OS_CLOUD`) or the `OS_*`
 //!   variables; the storage URL is the catalog's `object-store` endpoint, or the cloud's
 //!   `object_store_endpoint_override` (the account URL, `.../v1/AUTH_<project id>`).
-//! * A 401 re-authenticates once and repeats the request; 5xx, 408, 429 and connection
-//!   errors are retried with exponential backoff; refused credentials are
-//!   [`BackendError::Config`].
+//! * Keystone, clouds.yaml and the `OS_*` variables are [`crate::openstack`]'s; this file
+//!   knows Swift's v1.0 auth, its paths, headers and statuses.
+//! * A 401 re-authenticates once and repeats the request; refused credentials are
+//!   [`BackendError::Config`]. Each request is tried once: 5xx, 408, 429, connection
+//!   errors and broken answers are transient [`BackendError::Io`] errors, retried by the
+//!   [`super::RetryBackend`] that [`super::open_with`] puts around this backend.
 //! * `put` is one PUT with the body's MD5 as `ETag` (Swift refuses a body that arrived
 //!   damaged); the container is created when a PUT finds it missing.
 //! * `get_range` is one ranged GET; `list` follows markers over every page; `delete` of a
@@ -26,23 +30,25 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use tokio::sync::{OnceCell, RwLock};
+use tokio::sync::OnceCell;
 use url::Url;
 
-use super::settings::{Secret, SwiftSettings};
+use super::settings::SwiftSettings;
 use super::{
     check_name, kind_prefix, object_key, short_range, Backend, BackendError, Kind, ObjectInfo,
 };
+use crate::openstack::error::{body_message, chain};
+use crate::openstack::retry::{retryable_status, retryable_transport, Idempotency};
+use crate::openstack::{self, TokenGeneration};
+
+mod auth;
+use auth::{Auth, Failure};
 
 /// Objects per listing page (Swift's default limit is 10 000; smaller pages keep each
 /// answer small and the paging path exercised).
 const PAGE: usize = 1000;
-/// Retries of a request after a transient failure.
-const RETRIES: u32 = 5;
-/// First backoff; doubled at each retry, capped at [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest backoff between two tries.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Upper bound of one request (a pack is a few MiB); at most 10 s of it to connect.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A bank stored in a Swift container.
 pub struct SwiftBackend {
@@ -61,36 +67,6 @@ impl fmt::Debug for SwiftBackend {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
-}
-
-/// How requests are authenticated.
-enum Auth {
-    /// Swift's own v1.0 auth.
-    V1(V1Auth),
-    /// Keystone v3, through osauth.
-    Keystone(osauth::Session),
-}
-
-/// v1.0 credentials and the token they gave.
-struct V1Auth {
-    auth_url: String,
-    user: String,
-    key: Secret,
-    current: RwLock<Option<V1Token>>,
-}
-
-#[derive(Clone)]
-struct V1Token {
-    storage_url: Url,
-    token: String,
-}
-
-/// Why authentication failed.
-enum AuthError {
-    /// The credentials or the set-up are wrong: retrying will not help.
-    Refused(String),
-    /// The auth service could not be reached or failed: retrying may help.
-    Transient(String),
 }
 
 /// One request to Swift: what it is for (named in errors) and what to send.
@@ -174,9 +150,7 @@ impl SwiftBackend {
                     .into(),
             });
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
+        let client = openstack::client_builder(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| BackendError::Config {
                 location: location.clone(),
@@ -199,6 +173,7 @@ impl SwiftBackend {
         }
     }
 
+    /// A failure a retry would repeat.
     fn io_error(
         &self,
         op: &'static str,
@@ -206,59 +181,50 @@ impl SwiftBackend {
         name: &str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> BackendError {
+        self.failed(op, kind, name, source.into(), false)
+    }
+
+    fn failed(
+        &self,
+        op: &'static str,
+        kind: Kind,
+        name: &str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+        transient: bool,
+    ) -> BackendError {
         BackendError::Io {
             location: self.location.clone(),
             op,
             kind,
             name: name.to_string(),
-            source: source.into(),
+            source,
+            transient,
+        }
+    }
+
+    /// The backend's error for a failure of `call`.
+    fn failure(&self, call: &Call<'_>, failure: Failure) -> BackendError {
+        match failure {
+            Failure::Refused(reason) => self.config_error(reason),
+            Failure::Io { reason, transient } => {
+                self.failed(call.op, call.kind, call.name, reason.into(), transient)
+            }
         }
     }
 
     /// The authenticator, set up on first use.
-    async fn auth(&self) -> Result<&Auth, AuthError> {
+    async fn auth(&self) -> Result<&Auth, Failure> {
         self.auth
-            .get_or_try_init(|| async {
-                let s = &self.settings;
-                if let (Some(auth_url), Some(user), Some(key)) = (&s.auth_url, &s.user, &s.key) {
-                    return Ok(Auth::V1(V1Auth {
-                        auth_url: auth_url.clone(),
-                        user: user.clone(),
-                        key: key.clone(),
-                        current: RwLock::new(None),
-                    }));
-                }
-                let session = match (&s.cloud, &s.clouds_file) {
-                    (Some(cloud), Some(file)) => {
-                        cloud_from_file(cloud, file)?.create_session().await
-                    }
-                    (Some(cloud), None) => osauth::Session::from_config(cloud).await,
-                    (None, _) => osauth::Session::from_env().await,
-                };
-                let mut session = session.map_err(|e| match e.kind() {
-                    osauth::ErrorKind::InvalidConfig | osauth::ErrorKind::InvalidInput => {
-                        AuthError::Refused(format!(
-                            "no usable Swift credentials: set ST_AUTH/ST_USER/ST_KEY for v1.0 \
-                             auth, or OS_CLOUD (clouds.yaml) or OS_AUTH_URL/OS_USERNAME/\
-                             OS_PASSWORD/OS_PROJECT_NAME for Keystone ({e})"
-                        ))
-                    }
-                    _ => keystone_error(e),
-                })?;
-                if let Some(region) = &s.region {
-                    session.set_region(region.clone());
-                }
-                Ok(Auth::Keystone(session))
-            })
+            .get_or_try_init(|| async { Auth::from_settings(&self.settings) })
             .await
     }
 
     /// The object's (or, with `key` None, the container's) URL.
-    fn url(&self, storage_url: &Url, key: Option<&str>) -> Result<Url, AuthError> {
+    fn url(&self, storage_url: &Url, key: Option<&str>) -> Result<Url, Failure> {
         let mut url = storage_url.clone();
         {
             let mut segments = url.path_segments_mut().map_err(|()| {
-                AuthError::Refused(format!("the storage URL {storage_url} cannot take a path"))
+                Failure::Refused(format!("the storage URL {storage_url} cannot take a path"))
             })?;
             segments.pop_if_empty().push(&self.container);
             if let Some(key) = key {
@@ -268,89 +234,76 @@ impl SwiftBackend {
         Ok(url)
     }
 
-    /// Sends one request, authenticating it, re-authenticating once on 401 and retrying
-    /// transient failures with backoff. Returns the response of any other status.
+    /// Sends one request, authenticating it and re-authenticating once on 401. Returns the
+    /// response of any status but 401, 403 and the transient ones (see
+    /// [`crate::openstack::retry`]), which are errors: transient errors are not retried here.
     async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, BackendError> {
-        let Call {
-            op,
-            kind,
-            name,
-            method,
-            key,
-            query,
-            headers,
-            body,
-        } = call;
-        let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
-            let outcome: Result<reqwest::Response, AuthError> = async {
-                let auth = self.auth().await?;
-                let storage_url = auth.storage_url(&self.client).await?;
-                let url = self.url(&storage_url, key)?;
-                let mut request = auth.client(&self.client).request(method.clone(), url);
-                if !query.is_empty() {
-                    request = request.query(query);
+            let (response, signed) = self
+                .send_once(&call)
+                .await
+                .map_err(|f| self.failure(&call, f))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED {
+                if reauthenticated {
+                    return Err(self.config_error(
+                        "Swift refused the token right after authenticating (401): check \
+                         the user's roles and the container's ACLs"
+                            .into(),
+                    ));
                 }
-                for (name, value) in headers {
-                    request = request.header(*name, value);
-                }
-                if let Some(body) = &body {
-                    // Explicit: an empty body would otherwise go without a length, which
-                    // Swift refuses (411).
-                    request = request
-                        .header(reqwest::header::CONTENT_LENGTH, body.len())
-                        .body(body.clone());
-                }
-                let request = auth.authorize(&self.client, request).await?;
-                request.send().await.map_err(|e| {
-                    AuthError::Transient(format!("{method} failed: {}", error_chain(&e)))
-                })
+                reauthenticated = true;
+                let auth = self.auth().await.map_err(|f| self.failure(&call, f))?;
+                auth.refresh(&self.client, signed)
+                    .await
+                    .map_err(|f| self.failure(&call, f))?;
+                continue;
             }
-            .await;
-            let transient = match outcome {
-                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
-                    if reauthenticated {
-                        return Err(self.config_error(
-                            "Swift refused the token right after authenticating (401): check \
-                             the user's roles and the container's ACLs"
-                                .into(),
-                        ));
-                    }
-                    reauthenticated = true;
-                    if let Ok(auth) = self.auth().await {
-                        if let Err(AuthError::Refused(reason)) = auth.refresh(&self.client).await {
-                            return Err(self.config_error(reason));
-                        }
-                    }
-                    continue;
-                }
-                Ok(response) if retryable(response.status()) => {
-                    format!("HTTP {}", response.status())
-                }
-                Ok(response) if response.status() == StatusCode::FORBIDDEN => {
-                    return Err(self.config_error(format!(
-                        "Swift refused access to container {} (403): check the user's roles \
-                         and the container's ACLs",
-                        self.container
-                    )));
-                }
-                Ok(response) => return Ok(response),
-                Err(AuthError::Refused(reason)) => return Err(self.config_error(reason)),
-                Err(AuthError::Transient(reason)) => reason,
-            };
-            if attempt >= RETRIES {
-                return Err(self.io_error(
-                    op,
-                    kind,
-                    name,
-                    format!("{transient} (gave up after {} tries)", attempt + 1),
-                ));
+            if retryable_status(status, Idempotency::Idempotent) {
+                let reason = format!("HTTP {status}");
+                return Err(self.failure(&call, Failure::transient(reason)));
             }
-            tracing::debug!(location = %self.location, op, %name, "retrying after {transient}");
-            tokio::time::sleep(backoff(attempt)).await;
-            attempt += 1;
+            if status == StatusCode::FORBIDDEN {
+                return Err(self.config_error(format!(
+                    "Swift refused access to container {} (403): check the user's roles \
+                     and the container's ACLs",
+                    self.container
+                )));
+            }
+            return Ok(response);
         }
+    }
+
+    /// One request with the current token; which token signed it, for a re-authentication.
+    async fn send_once(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<(reqwest::Response, Option<TokenGeneration>), Failure> {
+        let auth = self.auth().await?;
+        let region = self.settings.region.as_deref();
+        let storage_url = auth.storage_url(&self.client, region).await?;
+        let url = self.url(&storage_url, call.key)?;
+        let mut request = auth.client(&self.client).request(call.method.clone(), url);
+        if !call.query.is_empty() {
+            request = request.query(call.query);
+        }
+        for (name, value) in call.headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = &call.body {
+            // Explicit: an empty body would otherwise go without a length, which Swift
+            // refuses (411).
+            request = request
+                .header(reqwest::header::CONTENT_LENGTH, body.len())
+                .body(body.clone());
+        }
+        let (request, signed) = auth.authorize(&self.client, request).await?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::http(call.method.to_string(), &e))?;
+        Ok((response, signed))
     }
 
     /// Reads an error answer into an [`BackendError::Io`].
@@ -362,9 +315,14 @@ impl SwiftBackend {
         response: reqwest::Response,
     ) -> BackendError {
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        let body: String = body.chars().take(300).collect();
-        self.io_error(op, kind, name, format!("unexpected HTTP {status}: {body}"))
+        let body = response.bytes().await.unwrap_or_default();
+        let message = body_message(&body);
+        self.io_error(
+            op,
+            kind,
+            name,
+            format!("unexpected HTTP {status}: {message}"),
+        )
     }
 
     /// Creates the container (idempotent).
@@ -408,195 +366,11 @@ impl SwiftBackend {
         name: &str,
         response: reqwest::Response,
     ) -> Result<Bytes, BackendError> {
-        response
-            .bytes()
-            .await
-            .map_err(|e| self.io_error(op, kind, name, error_chain(&e)))
+        response.bytes().await.map_err(|e| {
+            let transient = retryable_transport(&e, Idempotency::Idempotent);
+            self.failed(op, kind, name, chain(&e).into(), transient)
+        })
     }
-}
-
-impl Auth {
-    /// The HTTP client to send with (Keystone sessions carry their own: CA bundle, ...).
-    fn client<'a>(&'a self, own: &'a reqwest::Client) -> &'a reqwest::Client {
-        match self {
-            Auth::V1(_) => own,
-            Auth::Keystone(session) => session.client().inner(),
-        }
-    }
-
-    async fn storage_url(&self, client: &reqwest::Client) -> Result<Url, AuthError> {
-        match self {
-            Auth::V1(v1) => Ok(v1.token(client).await?.storage_url),
-            Auth::Keystone(session) => {
-                // `object_store_endpoint_override` in clouds.yaml (the full account URL).
-                if let Some(url) = session.endpoint_overrides().get("object-store") {
-                    return Ok(url.clone());
-                }
-                let client = session.client().inner();
-                session
-                    .auth_type()
-                    .get_endpoint(client, "object-store", session.endpoint_filters())
-                    .await
-                    .map_err(keystone_error)
-            }
-        }
-    }
-
-    async fn authorize(
-        &self,
-        client: &reqwest::Client,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, AuthError> {
-        match self {
-            Auth::V1(v1) => Ok(request.header("X-Auth-Token", v1.token(client).await?.token)),
-            Auth::Keystone(session) => session
-                .auth_type()
-                .authenticate(session.client().inner(), request)
-                .await
-                .map_err(keystone_error),
-        }
-    }
-
-    async fn refresh(&self, client: &reqwest::Client) -> Result<(), AuthError> {
-        match self {
-            Auth::V1(v1) => {
-                *v1.current.write().await = Some(v1.authenticate(client).await?);
-                Ok(())
-            }
-            Auth::Keystone(session) => session
-                .auth_type()
-                .refresh(session.client().inner())
-                .await
-                .map_err(keystone_error),
-        }
-    }
-}
-
-impl V1Auth {
-    /// The current token, authenticating if there is none yet.
-    async fn token(&self, client: &reqwest::Client) -> Result<V1Token, AuthError> {
-        if let Some(token) = self.current.read().await.as_ref() {
-            return Ok(token.clone());
-        }
-        let mut current = self.current.write().await;
-        if let Some(token) = current.as_ref() {
-            return Ok(token.clone());
-        }
-        let token = self.authenticate(client).await?;
-        *current = Some(token.clone());
-        Ok(token)
-    }
-
-    async fn authenticate(&self, client: &reqwest::Client) -> Result<V1Token, AuthError> {
-        let response = client
-            .get(&self.auth_url)
-            .header("X-Auth-User", &self.user)
-            .header("X-Auth-Key", self.key.expose())
-            .send()
-            .await
-            .map_err(|e| {
-                AuthError::Transient(format!(
-                    "Swift v1.0 auth at {} failed: {}",
-                    self.auth_url,
-                    error_chain(&e)
-                ))
-            })?;
-        let status = response.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(AuthError::Refused(format!(
-                "Swift v1.0 auth at {} refused the credentials of user {} (HTTP {status}): \
-                 check ST_USER and ST_KEY",
-                self.auth_url, self.user
-            )));
-        }
-        if retryable(status) {
-            return Err(AuthError::Transient(format!(
-                "Swift v1.0 auth at {} answered HTTP {status}",
-                self.auth_url
-            )));
-        }
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (Some(storage_url), Some(token)) = (header("X-Storage-Url"), header("X-Auth-Token"))
-        else {
-            return Err(AuthError::Refused(format!(
-                "{} answered HTTP {status} without X-Storage-Url and X-Auth-Token: is it a \
-                 Swift v1.0 auth URL (like http://host:8080/auth/v1.0)?",
-                self.auth_url
-            )));
-        };
-        let storage_url = Url::parse(&storage_url).map_err(|e| {
-            AuthError::Refused(format!(
-                "Swift v1.0 auth at {} gave an invalid storage URL {storage_url:?}: {e}",
-                self.auth_url
-            ))
-        })?;
-        Ok(V1Token { storage_url, token })
-    }
-}
-
-/// Reads the entry `cloud` of the clouds.yaml at `file`.
-fn cloud_from_file(cloud: &str, file: &std::path::Path) -> Result<osauth::CloudConfig, AuthError> {
-    let refused =
-        |reason: String| AuthError::Refused(format!("clouds file {}: {reason}", file.display()));
-    let text =
-        std::fs::read_to_string(file).map_err(|e| refused(format!("cannot read it: {e}")))?;
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| refused(format!("not YAML: {e}")))?;
-    let entry = yaml
-        .get("clouds")
-        .and_then(|clouds| clouds.get(cloud))
-        .ok_or_else(|| refused(format!("no cloud named {cloud:?} under `clouds`")))?;
-    serde_yaml::from_value(entry.clone())
-        .map_err(|e| refused(format!("cloud {cloud:?} is not a valid cloud entry: {e}")))
-}
-
-fn keystone_error(e: osauth::Error) -> AuthError {
-    match e.kind() {
-        osauth::ErrorKind::OperationTimedOut | osauth::ErrorKind::OperationFailed => {
-            AuthError::Transient(format!("Keystone: {e}"))
-        }
-        osauth::ErrorKind::EndpointNotFound => AuthError::Refused(format!(
-            "Keystone's catalog has no object-store endpoint (for this region and interface): {e}"
-        )),
-        _ => AuthError::Refused(format!(
-            "Keystone authentication failed: {e}; check clouds.yaml / OS_CLOUD or the OS_* \
-             variables"
-        )),
-    }
-}
-
-/// Whether a status is worth retrying.
-fn retryable(status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-}
-
-/// Backoff before retry `attempt` (0-based): doubling from [`FIRST_BACKOFF`], capped, with
-/// up to 25 % jitter so that concurrent writers do not retry in lock step.
-fn backoff(attempt: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(2u32.saturating_pow(attempt))
-        .min(MAX_BACKOFF);
-    base + base.mul_f64(rand::random::<f64>() * 0.25)
-}
-
-/// An error and its causes, on one line (reqwest's own message hides the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[async_trait]
@@ -626,13 +400,9 @@ impl Backend for SwiftBackend {
                     created = true;
                 }
                 StatusCode::UNPROCESSABLE_ENTITY => {
-                    return Err(self.io_error(
-                        "put",
-                        kind,
-                        name,
-                        "Swift received a body whose MD5 does not match (HTTP 422): damaged in \
-                         transit; retry",
-                    ));
+                    let reason = "Swift received a body whose MD5 does not match (HTTP 422): \
+                                  damaged in transit";
+                    return Err(self.failed("put", kind, name, reason.into(), true));
                 }
                 _ => return Err(self.unexpected("put", kind, name, response).await),
             }
@@ -791,22 +561,6 @@ impl Backend for SwiftBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
-        for attempt in 0..8 {
-            let base = FIRST_BACKOFF.saturating_mul(1 << attempt).min(MAX_BACKOFF);
-            let wait = backoff(attempt);
-            assert!(
-                wait >= base && wait <= base.mul_f64(1.25),
-                "{attempt}: {wait:?}"
-            );
-        }
-        assert!(retryable(StatusCode::SERVICE_UNAVAILABLE));
-        assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
-        assert!(!retryable(StatusCode::NOT_FOUND));
-        assert!(!retryable(StatusCode::UNAUTHORIZED));
-    }
 
     #[test]
     fn object_urls_escape_names_and_keep_the_account() {
