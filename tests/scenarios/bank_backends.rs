@@ -2,7 +2,8 @@
 //! run against the local directory backend and the decorators around it (encryption,
 //! retries, retries over a backend that fails every other call) always, and against S3
 //! (the Swift rig's s3api, a fresh bucket per test) and Swift (v1.0 auth on the rig, a fresh
-//! container per test) when `PODBANK_TEST_SWIFT` names the rig. Plus: wrong credentials give
+//! container per test), which `PODBANK_TEST_SWIFT` names (a missing rig fails the test; ignored
+//! under PODBANK_TEST_WITHOUT_RIGS=swift). Plus: wrong credentials give
 //! a clear error, a bank works end to end on each object store, and the retry decorator
 //! retries transient failures only and gives up naming the operation and the object.
 
@@ -608,37 +609,45 @@ async fn s3_bank(rig: &SwiftRig, tag: &str, prefix: &str) -> (String, BackendSet
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn s3_conformance() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let (location, settings) = s3_bank(&rig, "s3conf", "banks/one").await;
     conformance(open(&location, &settings)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn s3_conformance_without_prefix() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let (location, settings) = s3_bank(&rig, "s3root", "").await;
     conformance(open(&location, &settings)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn s3_paging() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let (location, settings) = s3_bank(&rig, "s3page", "p").await;
     paging(open(&location, &settings)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn s3_wrong_credentials_are_a_clear_error() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let bucket = rig.create_container("s3cred").await;
     let location = format!("s3://{bucket}/p");
     let backend = open(&location, &rig.s3_settings(USER, "not-the-secret"));
@@ -670,10 +679,12 @@ async fn s3_wrong_credentials_are_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn s3_bank_end_to_end() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let (location, settings) = s3_bank(&rig, "s3bank", "bank").await;
     bank_end_to_end(open(&location, &settings), open(&location, &settings)).await;
 }
@@ -686,37 +697,45 @@ fn swift_location(tag: &str, prefix: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_conformance() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let location = swift_location("swconf", "banks/one");
     conformance(open(&location, &rig.swift_settings(USER, KEY))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_conformance_without_prefix() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let location = swift_location("swroot", "");
     conformance(open(&location, &rig.swift_settings(USER, KEY))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_paging() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let location = swift_location("swpage", "p");
     paging(open(&location, &rig.swift_settings(USER, KEY))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_wrong_credentials_are_a_clear_error() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let location = swift_location("swcred", "p");
     let backend = open(&location, &rig.swift_settings(USER, "not-the-key"));
     for result in [
@@ -739,20 +758,24 @@ async fn swift_wrong_credentials_are_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_bank_end_to_end() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let location = swift_location("swbank", "bank");
     let settings = rig.swift_settings(USER, KEY);
     bank_end_to_end(open(&location, &settings), open(&location, &settings)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_reauthenticates_when_its_token_is_gone() {
-    let Some(rig) = SwiftRig::from_env() else {
-        return;
-    };
+    let rig = SwiftRig::require();
     let location = swift_location("swauth", "p");
     let backend = open(&location, &rig.swift_settings(USER, KEY));
     backend
@@ -832,12 +855,16 @@ async fn swift_without_credentials_says_what_to_set() {
 /// Keystone v3 against the real Keystone of the Cinder rig (no Swift is registered in its
 /// catalog): a token is obtained and the catalog read; a wrong password is refused clearly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_keystone_authenticates_against_a_real_keystone() {
-    let Some(dir) = std::env::var_os("PODBANK_TEST_CINDER_DIR") else {
-        println!("skipped: PODBANK_TEST_CINDER_DIR not set");
-        return;
-    };
-    let clouds = std::path::Path::new(&dir).join("clouds.yaml");
+    let clouds = crate::support::cinder::CinderRig::require().clouds_yaml();
     let settings_for = |file: &std::path::Path| BackendSettings {
         swift: podbank::bank::backend::SwiftSettings {
             cloud: Some("rig".into()),
@@ -881,8 +908,8 @@ async fn swift_keystone_authenticates_against_a_real_keystone() {
 
 // --- Swift with Keystone tokens (the rig's second proxy, the Cinder rig's Keystone) ---------
 
-async fn keystone_backend(tag: &str, dir: &std::path::Path) -> Option<Arc<dyn Backend>> {
-    let (proxy, clouds) = SwiftRig::keystone_from_env()?;
+async fn keystone_backend(tag: &str, dir: &std::path::Path) -> Arc<dyn Backend> {
+    let (proxy, clouds) = SwiftRig::keystone_require();
     let file = SwiftRig::keystone_clouds_file(&proxy, &clouds, dir).await;
     let settings = BackendSettings {
         swift: podbank::bank::backend::SwiftSettings {
@@ -892,24 +919,36 @@ async fn keystone_backend(tag: &str, dir: &std::path::Path) -> Option<Arc<dyn Ba
         },
         ..BackendSettings::default()
     };
-    Some(open(&swift_location(tag, "p"), &settings))
+    open(&swift_location(tag, "p"), &settings)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_keystone_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(backend) = keystone_backend("kconf", dir.path()).await else {
-        return;
-    };
+    let backend = keystone_backend("kconf", dir.path()).await;
     conformance(backend).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+#[cfg_attr(
+    podbank_without_swift,
+    ignore = "needs the Swift rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn swift_keystone_bank_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(backend) = keystone_backend("kbank", dir.path()).await else {
-        return;
-    };
+    let backend = keystone_backend("kbank", dir.path()).await;
     let location = backend.location();
     let file = dir.path().join("clouds.yaml");
     let settings = BackendSettings {

@@ -2,7 +2,8 @@
 //! authentication (password, application credential, wrong credentials, re-authentication
 //! after a revoked token), full and incremental backups, the delete order Cinder enforces,
 //! restores that hold the source's bytes, waits that time out, and a backup of a deleted
-//! volume. Skipped (with a message) when PODBANK_TEST_CINDER_DIR is not set.
+//! volume. Fails, naming the rig, when PODBANK_TEST_CINDER_DIR is not set (ignored under
+//! PODBANK_TEST_WITHOUT_RIGS=cinder).
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,10 @@ async fn new_volume(cinder: &Cinder, name: &str) -> VolumeId {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn connect_finds_cinder_in_the_catalog_with_microversion_3_60() {
     let rig = require_rig!();
     let cinder = rig.connect().await;
@@ -84,6 +89,10 @@ async fn connect_finds_cinder_in_the_catalog_with_microversion_3_60() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn wrong_password_is_a_clear_auth_error() {
     let rig = require_rig!();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -136,6 +145,10 @@ async fn wrong_password_is_a_clear_auth_error() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn application_credential_auth() {
     let rig = require_rig!();
     let admin = KeystoneAdmin::login().await;
@@ -201,6 +214,10 @@ async fn application_credential_auth() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn a_revoked_token_is_replaced_after_401() {
     let rig = require_rig!();
     let admin = KeystoneAdmin::login().await;
@@ -254,6 +271,10 @@ async fn a_revoked_token_is_replaced_after_401() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn full_and_incremental_backups_restore_and_delete_in_order() {
     let rig = require_rig!();
     let cinder = rig.connect().await;
@@ -453,6 +474,10 @@ async fn full_and_incremental_backups_restore_and_delete_in_order() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn wait_backup_deadline_gives_timeout() {
     let rig = require_rig!();
     let cinder = rig.connect().await;
@@ -505,6 +530,10 @@ async fn wait_backup_deadline_gives_timeout() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn backup_of_a_deleted_volume_is_not_found() {
     let rig = require_rig!();
     let cinder = rig.connect().await;
@@ -595,6 +624,10 @@ async fn backup_of_a_deleted_volume_is_not_found() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn retries_5xx_and_connection_errors_but_never_repeats_a_post_cinder_may_have_run() {
     let rig = require_rig!();
     let direct = rig.connect().await;
@@ -757,6 +790,10 @@ async fn retries_5xx_and_connection_errors_but_never_repeats_a_post_cinder_may_h
 }
 
 #[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
 async fn a_backup_cinder_cannot_read_ends_in_backup_failed_with_the_reason() {
     let rig = require_rig!();
     let cinder = rig.connect().await;

@@ -25,19 +25,21 @@ pub struct CinderRig {
     pub dir: PathBuf,
 }
 
-/// `let rig = require_rig!();` — the rig, or print the skip reason and return.
+/// `let rig = require_rig!();` — the rig, or a failure naming it and how to start it.
+/// Tests that use it carry `#[cfg_attr(podbank_without_cinder, ignore = ...)]`, so that a run
+/// that says it has no Cinder (`PODBANK_TEST_WITHOUT_RIGS=cinder`) reports them ignored.
 #[macro_export]
 macro_rules! require_rig {
     () => {
-        match $crate::support::cinder::CinderRig::from_env() {
-            Some(rig) => rig,
-            None => {
-                eprintln!("skipped: PODBANK_TEST_CINDER_DIR not set");
-                return;
-            }
-        }
+        $crate::support::cinder::CinderRig::require()
     };
 }
+
+/// How to get the Cinder rig, for failure messages.
+pub const HOW_TO_START: &str = "this test needs the Cinder + Keystone rig: run scripts/test.sh \
+     (it starts the rigs), or start it yourself (CINDER_DIR=<dir> bash tests/rig/cinder/start.sh \
+     keystone) and set PODBANK_TEST_CINDER_DIR=<dir>; to run without it on purpose, set \
+     PODBANK_TEST_WITHOUT_RIGS=cinder (its tests are then reported ignored)";
 
 impl CinderRig {
     /// The rig named by `PODBANK_TEST_CINDER_DIR`, if set. Panics when it is set but the
@@ -54,6 +56,14 @@ impl CinderRig {
             rig.dir.display()
         );
         Some(rig)
+    }
+
+    /// The rig; fails the test, naming the rig and how to start it, when it is not there.
+    pub fn require() -> CinderRig {
+        match Self::from_env() {
+            Some(rig) => rig,
+            None => panic!("PODBANK_TEST_CINDER_DIR is not set: {HOW_TO_START}"),
+        }
     }
 
     /// The rig's `clouds.yaml` (cloud `rig`, admin/adminpass).

@@ -1,13 +1,20 @@
 //! The Swift rig (tempauth + s3api, started by `tests/rig/swift/start.sh`) as the tests see
 //! it: settings for the S3 and Swift backends, and fresh containers (= S3 buckets).
 //!
-//! Tests that need it call [`SwiftRig::from_env`], which is `None` (the test prints
-//! "skipped: PODBANK_TEST_SWIFT not set" and returns) unless `PODBANK_TEST_SWIFT` names the
-//! proxy, e.g. `http://127.0.0.1:8080` (scripts/test.sh sets it).
+//! Tests that need it call [`SwiftRig::require`], which fails the test, naming the rig and
+//! how to start it, unless `PODBANK_TEST_SWIFT` names the proxy, e.g. `http://127.0.0.1:8080`
+//! (scripts/test.sh sets it). They carry `#[cfg_attr(podbank_without_swift, ignore = ...)]`:
+//! a run that says it has no Swift (`PODBANK_TEST_WITHOUT_RIGS=swift`) reports them ignored.
 
 use std::time::Duration;
 
 use podbank::bank::backend::{BackendSettings, S3Settings, Secret, SwiftSettings};
+
+/// How to get the Swift rig, for failure messages.
+pub const HOW_TO_START: &str = "this test needs the Swift rig (tempauth + s3api): run \
+     scripts/test.sh (it starts the rigs), or start it yourself (SWIFT_DIR=<dir> bash \
+     tests/rig/swift/start.sh) and set PODBANK_TEST_SWIFT=http://127.0.0.1:8080; to run without \
+     it on purpose, set PODBANK_TEST_WITHOUT_RIGS=swift (its tests are then reported ignored)";
 
 /// The rig's tempauth user with admin rights on account `AUTH_test`.
 pub const USER: &str = "test:tester";
@@ -24,16 +31,14 @@ pub struct SwiftRig {
 }
 
 impl SwiftRig {
-    /// The rig named by `PODBANK_TEST_SWIFT`; `None` (with the skip line printed) if unset.
-    pub fn from_env() -> Option<Self> {
+    /// The rig named by `PODBANK_TEST_SWIFT`; fails the test, naming the rig and how to
+    /// start it, when it is not set.
+    pub fn require() -> Self {
         match std::env::var("PODBANK_TEST_SWIFT") {
-            Ok(proxy) if !proxy.trim().is_empty() => Some(Self {
+            Ok(proxy) if !proxy.trim().is_empty() => Self {
                 proxy: proxy.trim().trim_end_matches('/').to_string(),
-            }),
-            _ => {
-                println!("skipped: PODBANK_TEST_SWIFT not set");
-                None
-            }
+            },
+            _ => panic!("PODBANK_TEST_SWIFT is not set: {HOW_TO_START}"),
         }
     }
 
@@ -133,20 +138,21 @@ impl SwiftRig {
 
     /// The rig's Keystone-authenticated proxy (`PODBANK_TEST_SWIFT_KEYSTONE`, e.g.
     /// `http://127.0.0.1:8081`) and the clouds.yaml of the Keystone it trusts (the Cinder
-    /// rig's, `$PODBANK_TEST_CINDER_DIR/clouds.yaml`, cloud `rig`); `None` (with the skip line
-    /// printed) unless both are there.
-    pub fn keystone_from_env() -> Option<(String, std::path::PathBuf)> {
+    /// rig's, `$PODBANK_TEST_CINDER_DIR/clouds.yaml`, cloud `rig`). Fails the test, naming
+    /// the rigs and how to start them, unless both are there.
+    pub fn keystone_require() -> (String, std::path::PathBuf) {
         let proxy = std::env::var("PODBANK_TEST_SWIFT_KEYSTONE").ok();
-        let clouds = std::env::var_os("PODBANK_TEST_CINDER_DIR")
-            .map(|dir| std::path::Path::new(&dir).join("clouds.yaml"));
-        match (proxy, clouds) {
-            (Some(proxy), Some(clouds)) if !proxy.trim().is_empty() => {
-                Some((proxy.trim().trim_end_matches('/').to_string(), clouds))
+        let clouds = super::cinder::CinderRig::require().clouds_yaml();
+        match proxy {
+            Some(proxy) if !proxy.trim().is_empty() => {
+                (proxy.trim().trim_end_matches('/').to_string(), clouds)
             }
-            _ => {
-                println!("skipped: PODBANK_TEST_SWIFT_KEYSTONE or PODBANK_TEST_CINDER_DIR not set");
-                None
-            }
+            _ => panic!(
+                "PODBANK_TEST_SWIFT_KEYSTONE is not set: this test needs the Swift rig's \
+                 Keystone proxy (scripts/test.sh starts it on 127.0.0.1:8081 with \
+                 SWIFT_KEYSTONE_URL set) and the Cinder rig's Keystone; to run without them \
+                 on purpose, set PODBANK_TEST_WITHOUT_RIGS=swift,cinder"
+            ),
         }
     }
 
