@@ -111,6 +111,7 @@ impl From<ProtectBody> for ProtectRequest {
             },
             parameters: b.parameters,
             volume_backups: true,
+            secrets_in_plain_bank: false,
         }
     }
 }
@@ -132,6 +133,11 @@ impl TryFrom<&ProtectRequest> for ProtectBody {
             (
                 !r.volume_backups,
                 "skipping volume backups: whether volumes are backed up is the agent's setting",
+            ),
+            (
+                r.secrets_in_plain_bank,
+                "--secrets-in-plain-bank: whether Secrets go into a plain bank is the agent's \
+                 setting (bank.secrets_in_plain_bank)",
             ),
         ];
         if let Some((_, what)) = refused.iter().find(|(set, _)| *set) {
@@ -182,6 +188,8 @@ impl From<RestoreBody> for RestoreRequest {
             namespace_map: Default::default(),
             conflict: Default::default(),
             keep_node: false,
+            pods_only: false,
+            settle: None,
             mode: RestoreMode::Apply,
         }
     }
@@ -195,6 +203,11 @@ impl TryFrom<&RestoreRequest> for RestoreBody {
             (!r.namespace_map.is_empty(), "namespace map"),
             (r.conflict != Default::default(), "conflict policy"),
             (r.keep_node, "kept node names"),
+            (r.pods_only, "--pods-only"),
+            (
+                r.settle.is_some(),
+                "settle period (the agent settles for 10 s)",
+            ),
             (
                 r.mode != RestoreMode::Apply,
                 "export (it would write on the agent's disk)",

@@ -133,10 +133,54 @@ impl std::fmt::Debug for ApiServer {
 
 /// The collection URL of `kind` (in `namespace` for namespaced kinds).
 pub fn collection_path(kind: ResourceKind, namespace: Option<&str>) -> String {
+    let root = match kind.group() {
+        "" => "/api/v1".to_string(),
+        _ => format!("/apis/{}", kind.api_version()),
+    };
     match (kind.namespaced(), namespace) {
-        (true, Some(ns)) => format!("/api/v1/namespaces/{ns}/{}", kind.resource()),
-        _ => format!("/api/v1/{}", kind.resource()),
+        (true, Some(ns)) => format!("{root}/namespaces/{ns}/{}", kind.resource()),
+        _ => format!("{root}/{}", kind.resource()),
     }
+}
+
+/// What [`ApiServer::list`] tells of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+    /// Whether it is being deleted (`metadata.deletionTimestamp` set).
+    pub deleting: bool,
+}
+
+/// An Event of the API server, as restore reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Event {
+    /// The object it is about.
+    pub involved_object: InvolvedObject,
+    /// `OwnerRefInvalidNamespace`, `SuccessfulDelete`, ...
+    pub reason: String,
+    /// Human-readable.
+    pub message: String,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+}
+
+/// The object an [`Event`] is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct InvolvedObject {
+    /// Its kind.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its uid.
+    pub uid: String,
 }
 
 impl ApiServer {
@@ -303,34 +347,92 @@ impl ApiServer {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<serde_json::Value>, ApiError> {
-        let qualified = qualified(namespace, name);
+        let path = format!("{}/{name}", collection_path(kind, namespace));
+        self.get_json("get", kind, &qualified(namespace, name), path)
+            .await
+    }
+}
+
+impl ApiServer {
+    /// GET `path` as JSON: `Ok(None)` on 404.
+    async fn get_json(
+        &self,
+        verb: &'static str,
+        kind: ResourceKind,
+        name: &str,
+        path: String,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
         let request = Request::builder()
             .method(Method::GET)
-            .uri(format!("{}/{name}", collection_path(kind, namespace)))
+            .uri(path)
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
             .map_err(|e| ApiError::Transport {
-                verb: "get",
+                verb,
                 kind: kind.kind(),
-                name: qualified.clone(),
+                name: name.to_string(),
                 source: Box::new(e),
             })?;
-        let (code, body) = self.call("get", kind, &qualified, request).await?;
+        let (code, body) = self.call(verb, kind, name, request).await?;
         match code {
             c if c.is_success() => {
                 serde_json::from_slice(&body)
                     .map(Some)
                     .map_err(|e| ApiError::Other {
-                        verb: "get",
+                        verb,
                         kind: kind.kind(),
-                        name: qualified,
+                        name: name.to_string(),
                         code: c.as_u16(),
                         message: format!("unreadable answer: {e}"),
                     })
             }
             StatusCode::NOT_FOUND => Ok(None),
-            c => Err(Self::error("get", kind, &qualified, c, &body)),
+            c => Err(Self::error(verb, kind, name, c, &body)),
         }
+    }
+
+    /// The objects of `kind` in `namespace` (all of them for cluster-scoped kinds): names,
+    /// uids, and whether each is being deleted.
+    pub async fn list(
+        &self,
+        kind: ResourceKind,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Listed>, ApiError> {
+        let what = namespace.unwrap_or_default().to_string();
+        let list = self
+            .get_json("list", kind, &what, collection_path(kind, namespace))
+            .await?
+            .unwrap_or_default();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        Ok(items
+            .iter()
+            .map(|o| {
+                let meta = &o["metadata"];
+                Listed {
+                    name: meta["name"].as_str().unwrap_or_default().to_string(),
+                    uid: meta["uid"].as_str().unwrap_or_default().to_string(),
+                    deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
+                }
+            })
+            .collect())
+    }
+
+    /// The Events of `namespace`.
+    pub async fn events(&self, namespace: &str) -> Result<Vec<Event>, ApiError> {
+        let path = format!("/api/v1/namespaces/{namespace}/events");
+        let list = self
+            .get_json("list events", ResourceKind::Pod, namespace, path)
+            .await?
+            .unwrap_or_default();
+        Ok(list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|e| serde_json::from_value(e.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 

@@ -10,10 +10,10 @@ use super::brief::CheckpointBrief;
 use super::format::pb;
 use crate::model::{
     time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
-    CheckpointSummary, ClusterRecord, Encoding, EtcdKey, ObjectId, ObjectRef, Outcome,
-    ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStatus,
-    RestoredResource, Revision, SelectionRecord, TableRefs, VolumeDriver, VolumeId, VolumeRecord,
-    VolumeStatus, WriteStats,
+    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, ObjectId, ObjectRef, Outcome,
+    Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord,
+    RestoreStatus, RestoredResource, Revision, SelectionRecord, TableRefs, VolumeDriver, VolumeId,
+    VolumeRecord, VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -110,6 +110,8 @@ impl From<pb::ResourceStatus> for ResourceStatus {
             }
             pb::ResourceStatus::ResourceNotProtected => ResourceStatus::NotProtected,
             pb::ResourceStatus::ResourceError => ResourceStatus::Error,
+            pb::ResourceStatus::ResourceSkipped => ResourceStatus::Skipped,
+            pb::ResourceStatus::ResourceMissing => ResourceStatus::Missing,
         }
     }
 }
@@ -120,6 +122,8 @@ impl From<ResourceStatus> for pb::ResourceStatus {
             ResourceStatus::Protected => pb::ResourceStatus::ResourceProtected,
             ResourceStatus::NotProtected => pb::ResourceStatus::ResourceNotProtected,
             ResourceStatus::Error => pb::ResourceStatus::ResourceError,
+            ResourceStatus::Skipped => pb::ResourceStatus::ResourceSkipped,
+            ResourceStatus::Missing => pb::ResourceStatus::ResourceMissing,
         }
     }
 }
@@ -296,6 +300,19 @@ impl From<pb::Resource> for ResourceRecord {
             status,
             reason: r.reason,
             parent: r.parent,
+            edges: r
+                .edges
+                .into_iter()
+                .filter_map(|e| {
+                    Some(Edge {
+                        relation: Relation::from_label(&e.relation)?,
+                        kind: ResourceType::from_karbor(&e.r#type),
+                        target: ObjectRef::new(e.namespace, e.name),
+                        uid: e.uid,
+                        controller: e.controller,
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -320,6 +337,18 @@ impl From<ResourceRecord> for pb::Resource {
             status: pb::ResourceStatus::from(r.status) as i32,
             reason: r.reason,
             parent: r.parent,
+            edges: r
+                .edges
+                .into_iter()
+                .map(|e| pb::Edge {
+                    relation: e.relation.label().to_string(),
+                    r#type: e.kind.karbor().to_string(),
+                    namespace: e.target.namespace().to_string(),
+                    name: e.target.name().to_string(),
+                    uid: e.uid,
+                    controller: e.controller,
+                })
+                .collect(),
         }
     }
 }

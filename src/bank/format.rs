@@ -323,6 +323,8 @@ impl pb::ResourceStatus {
             Self::ResourceProtected => "protected",
             Self::ResourceNotProtected => "not-protected",
             Self::ResourceError => "error",
+            Self::ResourceSkipped => "skipped",
+            Self::ResourceMissing => "missing",
         }
     }
 }

@@ -221,6 +221,11 @@ impl Bank {
         self.backend.location()
     }
 
+    /// Whether the bank encrypts everything it stores.
+    pub fn encrypted(&self) -> bool {
+        self.config.encrypted
+    }
+
     /// The bank's config.
     pub fn config(&self) -> &pb::BankConfig {
         &self.config

@@ -79,7 +79,8 @@ pub async fn run(ctx: &Context, bank_args: &BankArgs, args: AgentArgs) -> anyhow
         Lazy::ready(bank),
         volumes,
     )
-    .with_plans(config.plans()?);
+    .with_plans(config.plans()?)
+    .with_secrets_in_plain_bank(super::bank::secrets_in_plain_bank(ctx)?);
     // Restores need the API server; without one the agent still protects and answers
     // restore requests with "unavailable".
     match crate::apiserver::ApiServer::connect(&Default::default()).await {

@@ -32,6 +32,22 @@ pub struct BankArgs {
 struct FileBank {
     url: Option<String>,
     key_file: Option<PathBuf>,
+    #[serde(default)]
+    secrets_in_plain_bank: bool,
+}
+
+fn file_bank(ctx: &Context) -> anyhow::Result<FileBank> {
+    if ctx.file.bank.is_null() {
+        return Ok(FileBank::default());
+    }
+    serde_yaml::from_value(ctx.file.bank.clone())
+        .context("config file: invalid `bank` section (keys: url, key_file, secrets_in_plain_bank)")
+}
+
+/// Whether the config file lets protect store Secrets in a plain bank
+/// (`bank.secrets_in_plain_bank: true`).
+pub fn secrets_in_plain_bank(ctx: &Context) -> anyhow::Result<bool> {
+    Ok(file_bank(ctx)?.secrets_in_plain_bank)
 }
 
 /// Default bank location.
@@ -40,12 +56,7 @@ pub const DEFAULT_BANK: &str = "/var/lib/podbank/bank";
 impl BankArgs {
     /// The resolved location and key file.
     pub fn resolve(&self, ctx: &Context) -> anyhow::Result<(String, Option<PathBuf>)> {
-        let file: FileBank = if ctx.file.bank.is_null() {
-            FileBank::default()
-        } else {
-            serde_yaml::from_value(ctx.file.bank.clone())
-                .context("config file: invalid `bank` section (keys: url, key_file)")?
-        };
+        let file = file_bank(ctx)?;
         let location = self
             .bank
             .clone()

@@ -10,7 +10,7 @@ use crate::bank::VerifyReport;
 use crate::engine::{
     CheckpointFilter, CheckpointItem, CheckpointView, Engine, ProtectRequest, SelectionSpec,
 };
-use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, ResourceType};
+use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, Relation, ResourceType};
 use crate::protection::DeleteOutcome;
 
 /// The checkpoints subcommands.
@@ -71,6 +71,11 @@ pub struct ProtectArgs {
     /// Do not back up volumes (record them as not protected).
     #[arg(long)]
     pub no_volume_backups: bool,
+    /// Store the pods' Secrets although the bank is not encrypted (config file:
+    /// `bank.secrets_in_plain_bank: true`); without it, a plain bank records each Secret as
+    /// skipped.
+    #[arg(long)]
+    pub secrets_in_plain_bank: bool,
     /// Explicit pods, `<namespace>/<name>`.
     pub pods: Vec<String>,
 }
@@ -152,12 +157,18 @@ impl Tabular for Show {
             .map(|r| {
                 let name = ObjectRef::new(&r.namespace, &r.name).to_string();
                 let object = r.object_id.map(|i| i.to_hex()).unwrap_or_default();
+                let owner = r
+                    .edges
+                    .iter()
+                    .find(|e| e.relation == Relation::Owner && e.controller)
+                    .map(|e| format!(" owner {} {}", e.kind.kind_name(), e.target.name()))
+                    .unwrap_or_default();
                 vec![
                     r.kind.to_string(),
                     name,
                     r.status.to_string(),
                     format!(
-                        "rv {} {}",
+                        "rv {} {}{owner}",
                         r.resource_version,
                         object.get(..12).unwrap_or("")
                     ),
@@ -438,5 +449,6 @@ pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectReque
         selection,
         parameters,
         volume_backups: !args.no_volume_backups,
+        secrets_in_plain_bank: args.secrets_in_plain_bank,
     })
 }

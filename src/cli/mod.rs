@@ -176,7 +176,8 @@ pub fn engine(
         })
     });
     let mut engine = LocalEngine::new(etcd, decoder, bank, VolumeMode::Cinder(cinder))
-        .with_plans(plans_of(ctx)?);
+        .with_plans(plans_of(ctx)?)
+        .with_secrets_in_plain_bank(bank::secrets_in_plain_bank(ctx)?);
     if let Some(timeout) = options.volume_timeout {
         engine = engine.with_volume_timeout(timeout);
     }

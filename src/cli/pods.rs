@@ -4,7 +4,10 @@ use serde::Serialize;
 
 use super::output::{print, Tabular};
 use super::Context;
-use crate::engine::{DependentsView, Engine, PodDetail, PodList, PodSpecifier, SelectionSpec};
+use crate::engine::{
+    ClosureView, DependentsView, Engine, PodDetail, PodList, PodSpecifier, SelectionSpec,
+};
+use crate::model::{Relation, ResourceStatus};
 use crate::protection::Problem;
 use crate::resources::DependentStatus;
 
@@ -134,7 +137,29 @@ impl Tabular for At<DependentsView> {
                     },
                 ]
             })
+            .chain(self.view.closure.iter().map(|c| {
+                vec![
+                    c.relation.to_string(),
+                    c.kind.to_string(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    c.name.to_string(),
+                    closure_state(c),
+                ]
+            }))
             .collect()
+    }
+}
+
+/// Whether protect captures a closure object, and why not.
+fn closure_state(c: &ClosureView) -> String {
+    if c.status == ResourceStatus::Missing {
+        format!("no: {}", c.reason)
+    } else if c.relation == Relation::Secret {
+        "yes (stored in an encrypted bank only, or with --secrets-in-plain-bank)".into()
+    } else {
+        "yes".into()
     }
 }
 
@@ -190,6 +215,12 @@ impl Tabular for At<PodDetail> {
                 _ => "-".into(),
             };
             rows.push(vec![format!("Volume {}", d.pod_volume), what]);
+        }
+        for c in &self.view.closure {
+            rows.push(vec![
+                format!("Needs {}", c.relation),
+                format!("{} {} ({})", c.kind, c.name, closure_state(c)),
+            ]);
         }
         rows
     }

@@ -37,6 +37,14 @@ pub struct RestoreArgs {
     /// Keep spec.nodeName (default: cleared, so that the scheduler places the pod).
     #[arg(long)]
     pub keep_node: bool,
+    /// Karbor's original semantics: bare pods, ownerReferences removed, owners not
+    /// restored (default: a pod with a controller comes back through its top owner).
+    #[arg(long)]
+    pub pods_only: bool,
+    /// Watch what was created this long (`10s`, `1m`, `0` not at all); the restore fails
+    /// if the cluster deletes any of it meanwhile.
+    #[arg(long, value_parser = crate::model::duration::parse_duration)]
+    pub settle: Option<std::time::Duration>,
     /// Restore nothing; write the objects and the plan into --export (default ./podbank-restore-plan).
     #[arg(long)]
     pub dry_run: bool,
@@ -198,6 +206,8 @@ pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
         namespace_map,
         conflict: args.conflict,
         keep_node: args.keep_node,
+        pods_only: args.pods_only,
+        settle: args.settle,
         mode: export.map_or(RestoreMode::Apply, RestoreMode::Export),
     })
 }

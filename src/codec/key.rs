@@ -7,8 +7,10 @@
 use std::fmt;
 
 use super::CodecError;
+use crate::model::ResourceType;
 
-/// The resource types podbank reads from etcd.
+/// The resource types podbank reads from etcd: a pod, the claims and volumes it mounts,
+/// and its closure (owners, the objects it references, its namespace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceKind {
     /// `pods` (namespaced).
@@ -17,22 +19,86 @@ pub enum ResourceKind {
     PersistentVolumeClaim,
     /// `persistentvolumes` (cluster-scoped).
     PersistentVolume,
+    /// `namespaces` (cluster-scoped).
+    Namespace,
+    /// `configmaps`.
+    ConfigMap,
+    /// `secrets`.
+    Secret,
+    /// `serviceaccounts`.
+    ServiceAccount,
+    /// `apps/v1` `replicasets`.
+    ReplicaSet,
+    /// `apps/v1` `deployments`.
+    Deployment,
+    /// `apps/v1` `statefulsets`.
+    StatefulSet,
+    /// `apps/v1` `daemonsets`.
+    DaemonSet,
+    /// `replicationcontrollers` (`controllers` in etcd).
+    ReplicationController,
+    /// `batch/v1` `jobs`.
+    Job,
+    /// `batch/v1` `cronjobs`.
+    CronJob,
 }
 
 impl ResourceKind {
-    /// Every kind, pods first.
-    pub const ALL: [ResourceKind; 3] = [
+    /// Every kind, pods first, then what pods mount, then the closure.
+    pub const ALL: [ResourceKind; 14] = [
         ResourceKind::Pod,
         ResourceKind::PersistentVolumeClaim,
         ResourceKind::PersistentVolume,
+        ResourceKind::Namespace,
+        ResourceKind::ConfigMap,
+        ResourceKind::Secret,
+        ResourceKind::ServiceAccount,
+        ResourceKind::ReplicaSet,
+        ResourceKind::Deployment,
+        ResourceKind::StatefulSet,
+        ResourceKind::DaemonSet,
+        ResourceKind::ReplicationController,
+        ResourceKind::Job,
+        ResourceKind::CronJob,
     ];
 
-    /// The resource name used in etcd keys and API paths (`pods`, ...).
+    /// The controllers a pod can belong to (through `ownerReferences`).
+    pub const OWNERS: [ResourceKind; 7] = [
+        ResourceKind::ReplicaSet,
+        ResourceKind::Deployment,
+        ResourceKind::StatefulSet,
+        ResourceKind::DaemonSet,
+        ResourceKind::ReplicationController,
+        ResourceKind::Job,
+        ResourceKind::CronJob,
+    ];
+
+    /// The resource name of API paths (`pods`, `replicationcontrollers`, ...).
     pub fn resource(self) -> &'static str {
         match self {
             ResourceKind::Pod => "pods",
             ResourceKind::PersistentVolumeClaim => "persistentvolumeclaims",
             ResourceKind::PersistentVolume => "persistentvolumes",
+            ResourceKind::Namespace => "namespaces",
+            ResourceKind::ConfigMap => "configmaps",
+            ResourceKind::Secret => "secrets",
+            ResourceKind::ServiceAccount => "serviceaccounts",
+            ResourceKind::ReplicaSet => "replicasets",
+            ResourceKind::Deployment => "deployments",
+            ResourceKind::StatefulSet => "statefulsets",
+            ResourceKind::DaemonSet => "daemonsets",
+            ResourceKind::ReplicationController => "replicationcontrollers",
+            ResourceKind::Job => "jobs",
+            ResourceKind::CronJob => "cronjobs",
+        }
+    }
+
+    /// The resource name in etcd keys: as in API paths, but for replication controllers,
+    /// which kube-apiserver stores under `controllers`.
+    pub fn etcd_resource(self) -> &'static str {
+        match self {
+            ResourceKind::ReplicationController => "controllers",
+            other => other.resource(),
         }
     }
 
@@ -42,27 +108,99 @@ impl ResourceKind {
             ResourceKind::Pod => "Pod",
             ResourceKind::PersistentVolumeClaim => "PersistentVolumeClaim",
             ResourceKind::PersistentVolume => "PersistentVolume",
+            ResourceKind::Namespace => "Namespace",
+            ResourceKind::ConfigMap => "ConfigMap",
+            ResourceKind::Secret => "Secret",
+            ResourceKind::ServiceAccount => "ServiceAccount",
+            ResourceKind::ReplicaSet => "ReplicaSet",
+            ResourceKind::Deployment => "Deployment",
+            ResourceKind::StatefulSet => "StatefulSet",
+            ResourceKind::DaemonSet => "DaemonSet",
+            ResourceKind::ReplicationController => "ReplicationController",
+            ResourceKind::Job => "Job",
+            ResourceKind::CronJob => "CronJob",
         }
     }
 
-    /// The API version objects of this kind are stored with (`v1`: the core group).
+    /// The API group (`""` for the core group).
+    pub fn group(self) -> &'static str {
+        match self {
+            ResourceKind::ReplicaSet
+            | ResourceKind::Deployment
+            | ResourceKind::StatefulSet
+            | ResourceKind::DaemonSet => "apps",
+            ResourceKind::Job | ResourceKind::CronJob => "batch",
+            _ => "",
+        }
+    }
+
+    /// The API version objects of this kind are stored with (`v1`, `apps/v1`, `batch/v1`).
     pub fn api_version(self) -> &'static str {
-        "v1"
+        match self.group() {
+            "apps" => "apps/v1",
+            "batch" => "batch/v1",
+            _ => "v1",
+        }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, ResourceKind::PersistentVolume)
+        !matches!(
+            self,
+            ResourceKind::PersistentVolume | ResourceKind::Namespace
+        )
     }
 
-    /// The kind for a resource name (`pods` -> `Pod`), if podbank knows it.
+    /// Whether objects of this kind have a top-level `status` (field 3 of the protobuf
+    /// message); ConfigMaps, Secrets and ServiceAccounts have none (their field 3 is data).
+    pub fn has_status(self) -> bool {
+        !matches!(
+            self,
+            ResourceKind::ConfigMap | ResourceKind::Secret | ResourceKind::ServiceAccount
+        )
+    }
+
+    /// Whether it is a controller a pod can belong to.
+    pub fn is_owner(self) -> bool {
+        Self::OWNERS.contains(&self)
+    }
+
+    /// The kind for an etcd resource name (`pods` -> `Pod`, `controllers` ->
+    /// `ReplicationController`), if podbank knows it.
     pub fn from_resource(resource: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.resource() == resource)
+        Self::ALL
+            .into_iter()
+            .find(|k| k.etcd_resource() == resource || k.resource() == resource)
     }
 
     /// The kind for an object kind (`Pod` -> `Pod`), if podbank knows it.
     pub fn from_kind(kind: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.kind() == kind)
+    }
+
+    /// Its Karbor type (`OS::Kubernetes::<Kind>`).
+    pub fn resource_type(self) -> ResourceType {
+        match self {
+            ResourceKind::Pod => ResourceType::Pod,
+            ResourceKind::PersistentVolumeClaim => ResourceType::PersistentVolumeClaim,
+            ResourceKind::PersistentVolume => ResourceType::PersistentVolume,
+            ResourceKind::Namespace => ResourceType::Namespace,
+            ResourceKind::ConfigMap => ResourceType::ConfigMap,
+            ResourceKind::Secret => ResourceType::Secret,
+            ResourceKind::ServiceAccount => ResourceType::ServiceAccount,
+            ResourceKind::ReplicaSet => ResourceType::ReplicaSet,
+            ResourceKind::Deployment => ResourceType::Deployment,
+            ResourceKind::StatefulSet => ResourceType::StatefulSet,
+            ResourceKind::DaemonSet => ResourceType::DaemonSet,
+            ResourceKind::ReplicationController => ResourceType::ReplicationController,
+            ResourceKind::Job => ResourceType::Job,
+            ResourceKind::CronJob => ResourceType::CronJob,
+        }
+    }
+
+    /// The kind of a Karbor type (`None` for Cinder volumes and unknown types).
+    pub fn of_type(t: &ResourceType) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| &k.resource_type() == t)
     }
 }
 
@@ -85,7 +223,7 @@ fn clean_prefix(prefix: &str) -> &str {
 /// * `kind` - the resource type.
 /// * `namespace` - restrict to one namespace (ignored for cluster-scoped kinds).
 pub fn resource_prefix(prefix: &str, kind: ResourceKind, namespace: Option<&str>) -> String {
-    let mut out = format!("{}/{}/", clean_prefix(prefix), kind.resource());
+    let mut out = format!("{}/{}/", clean_prefix(prefix), kind.etcd_resource());
     if let (true, Some(ns)) = (kind.namespaced(), namespace) {
         out.push_str(ns);
         out.push('/');
@@ -108,7 +246,7 @@ impl StorageKey {
     /// The key of an object of a known kind.
     pub fn new(kind: ResourceKind, namespace: Option<&str>, name: &str) -> Self {
         StorageKey {
-            resource: kind.resource().to_string(),
+            resource: kind.etcd_resource().to_string(),
             namespace: if kind.namespaced() {
                 namespace.map(str::to_string)
             } else {

@@ -19,7 +19,7 @@ pub mod key;
 pub mod value;
 pub mod wire;
 
-pub use edit::{edit_object, ObjectEdits};
+pub use edit::{edit_object, ObjectEdits, OwnerEdit};
 pub use encryption::{CipherProvider, EncryptionConfig};
 pub use error::{CodecError, ProtobufPart};
 pub use key::{resource_prefix, ResourceKind, StorageKey};

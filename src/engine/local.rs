@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use super::lazy::Lazy;
 use super::plans::{run_plan, Plan, PlanRun, PlanView};
 use super::views::{
-    CheckpointItem, CheckpointList, CheckpointView, DependentView, PodDetail, PodList, PodView,
-    ReadinessCheck, RestoreItem, RestoreList, RestoreView,
+    CheckpointItem, CheckpointList, CheckpointView, ClosureView, DependentView, PodDetail, PodList,
+    PodView, ReadinessCheck, RestoreItem, RestoreList, RestoreView,
 };
 use super::{
     check_pods, CheckpointFilter, Engine, EngineError, PodSpecifier, ProtectRequest, RestoreMode,
@@ -23,14 +23,18 @@ use crate::bank::{Bank, BankError, GcReport, Kind, RepairReport, Stats, VerifyRe
 use crate::cinder::Cinder;
 use crate::codec::Decoder;
 use crate::etcd::{Etcd, ScanOptions};
-use crate::model::{CheckpointId, CheckpointStatus, ResourceType, RestoreId, VolumeStatus};
+use crate::model::{
+    CheckpointId, CheckpointStatus, ObjectRef, ResourceStatus, ResourceType, RestoreId,
+    VolumeStatus,
+};
 use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{self as restoring, ClusterSink, ExportSink};
 use crate::protection::schema::{ProtectParams, RestoreParams};
 use crate::protection::{
-    self, read_inventory, DeleteOutcome, Inventory, ProtectionError, Selection, Services,
-    VolumeBackups,
+    self, read_inventory, DeleteOutcome, Inventory, ProtectionError, SecretPolicy, Selection,
+    Services, VolumeBackups,
 };
+use crate::resources::relation_of;
 
 /// How the engine backs up Cinder volumes.
 #[non_exhaustive]
@@ -51,6 +55,8 @@ pub struct LocalEngine {
     api: Option<Lazy<ApiServer>>,
     plans: Vec<Plan>,
     volume_timeout: Duration,
+    /// Secrets may go into a plain bank (`bank.secrets_in_plain_bank`).
+    secrets_in_plain_bank: bool,
 }
 
 impl LocalEngine {
@@ -69,6 +75,7 @@ impl LocalEngine {
             api: None,
             plans: Vec::new(),
             volume_timeout: Duration::from_secs(3600),
+            secrets_in_plain_bank: false,
         }
     }
 
@@ -82,6 +89,13 @@ impl LocalEngine {
     /// The plans `plans` and `run_plan` know.
     pub fn with_plans(mut self, plans: Vec<Plan>) -> Self {
         self.plans = plans;
+        self
+    }
+
+    /// Let protect store Secrets in a plain bank (the config file's
+    /// `bank.secrets_in_plain_bank`).
+    pub fn with_secrets_in_plain_bank(mut self, allow: bool) -> Self {
+        self.secrets_in_plain_bank = allow;
         self
     }
 
@@ -211,6 +225,31 @@ fn pod_view(inv: &Inventory, pod: crate::protection::PodEntry) -> PodView {
     }
 }
 
+/// The closure an inventory found, and what it did not find.
+fn closure_views(inv: &mut Inventory) -> Vec<ClosureView> {
+    let found = std::mem::take(&mut inv.closure)
+        .into_iter()
+        .map(|o| ClosureView {
+            kind: o.kind.resource_type(),
+            relation: relation_of(o.kind),
+            name: ObjectRef::new(o.namespace, o.name),
+            uid: o.uid,
+            status: ResourceStatus::Protected,
+            reason: String::new(),
+        });
+    let missing = std::mem::take(&mut inv.missing)
+        .into_iter()
+        .map(|m| ClosureView {
+            kind: m.kind.resource_type(),
+            relation: relation_of(m.kind),
+            name: m.name,
+            uid: String::new(),
+            status: ResourceStatus::Missing,
+            reason: m.reason,
+        });
+    found.chain(missing).collect()
+}
+
 #[async_trait]
 impl Engine for LocalEngine {
     async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError> {
@@ -228,10 +267,12 @@ impl Engine for LocalEngine {
         let selection = match pod {
             PodSpecifier::Name(name) => Selection {
                 pods: vec![name.clone()],
+                closure: true,
                 ..Selection::default()
             },
             PodSpecifier::Uid(uid) => Selection {
                 uids: vec![uid.clone()],
+                closure: true,
                 ..Selection::default()
             },
         };
@@ -259,13 +300,15 @@ impl Engine for LocalEngine {
             cinder_volumes: dependents.iter().filter(|d| d.is_protectable()).count(),
             pod: entry,
             dependents: dependents.into_iter().map(DependentView::from).collect(),
+            closure: closure_views(&mut inv),
         })
     }
 
     async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
         let params = ProtectParams::from_json(&request.parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let selection = request.selection.resolve()?;
+        let mut selection = request.selection.resolve()?;
+        selection.closure = true;
         // Everything that can fail fast does, before the bank is touched: Cinder (wrong
         // credentials leave no trace), etcd, the bank.
         let backups = self
@@ -283,6 +326,11 @@ impl Engine for LocalEngine {
             plan: request.plan.clone().unwrap_or_default(),
             scan: Self::scan_options(etcd),
             writer: Default::default(),
+            secrets: if request.secrets_in_plain_bank || self.secrets_in_plain_bank {
+                SecretPolicy::AnyBank
+            } else {
+                SecretPolicy::EncryptedBankOnly
+            },
         };
         let services = Services {
             etcd,
@@ -354,6 +402,8 @@ impl Engine for LocalEngine {
             conflict: request.conflict,
             keep_node: request.keep_node,
             volume_timeout: self.volume_timeout,
+            pods_only: request.pods_only,
+            settle: request.settle.unwrap_or(restoring::DEFAULT_SETTLE),
         };
         let record = match &request.mode {
             RestoreMode::Export(dir) => {

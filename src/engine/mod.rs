@@ -28,8 +28,8 @@ pub use lazy::Lazy;
 pub use local::{from_bank, from_protection, LocalEngine, VolumeMode};
 pub use plans::{Plan, PlanRun, PlanView, Schedule};
 pub use views::{
-    CheckpointItem, CheckpointList, CheckpointView, DependentView, DependentsView, PodDetail,
-    PodList, PodView, ReadinessCheck, RestoreItem, RestoreList, RestoreView,
+    CheckpointItem, CheckpointList, CheckpointView, ClosureView, DependentView, DependentsView,
+    PodDetail, PodList, PodView, ReadinessCheck, RestoreItem, RestoreList, RestoreView,
 };
 
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
@@ -76,6 +76,7 @@ impl SelectionSpec {
                 .map_err(|e| EngineError::Invalid(e.to_string()))?,
             pods: self.pods.clone(),
             uids: self.uids.clone(),
+            closure: false,
         })
     }
 }
@@ -148,6 +149,10 @@ pub struct ProtectRequest {
     /// Back up the Cinder volumes (default); `false` records them as not protected.
     #[serde(default = "yes")]
     pub volume_backups: bool,
+    /// Store the pods' Secrets even though the bank is not encrypted (an encrypted bank
+    /// always stores them); otherwise each is recorded as skipped, with the reason.
+    #[serde(default)]
+    pub secrets_in_plain_bank: bool,
 }
 
 fn yes() -> bool {
@@ -198,6 +203,15 @@ pub struct RestoreRequest {
     /// Keep `spec.nodeName` (default: cleared, the scheduler places the pod).
     #[serde(default)]
     pub keep_node: bool,
+    /// Karbor's original semantics: bare pods without ownerReferences, owners not
+    /// restored. Default: a pod with a controller comes back through its top owner.
+    #[serde(default)]
+    pub pods_only: bool,
+    /// How long to watch what was created before calling the restore a success (`10s`
+    /// by default, `0` not at all).
+    #[serde(default, with = "crate::model::duration::opt_duration")]
+    #[schema(value_type = Option<String>)]
+    pub settle: Option<std::time::Duration>,
     /// Into the cluster, or a dry run into a folder.
     #[serde(default)]
     pub mode: RestoreMode,

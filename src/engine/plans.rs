@@ -119,6 +119,7 @@ impl Plan {
             selection: self.selection.clone(),
             parameters: self.parameters.clone(),
             volume_backups: true,
+            secrets_in_plain_bank: false,
         }
     }
 }

@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus, CheckpointSummary, Encoding,
-    ObjectId, ObjectRef, Outcome, ResourceRecord, ResourceStatus, ResourceType, RestoreId,
-    RestoreRecord, RestoreStatus, Revision, SelectionRecord, VolumeDriver, VolumeId, VolumeRecord,
-    VolumeStatus, WriteStats,
+    BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus, CheckpointSummary, Edge,
+    Encoding, ObjectId, ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType,
+    RestoreId, RestoreRecord, RestoreStatus, Revision, SelectionRecord, VolumeDriver, VolumeId,
+    VolumeRecord, VolumeStatus, WriteStats,
 };
 use crate::protection::retention::Candidate;
 use crate::protection::{PodEntry, Problem};
@@ -97,6 +97,32 @@ pub struct PodDetail {
     pub cinder_volumes: usize,
     /// Its volumes, resolved.
     pub dependents: Vec<DependentView>,
+    /// What else it needs to run, as protect captures it: its owners (and theirs), the
+    /// ConfigMaps, Secrets and ServiceAccount it references, its Namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closure: Vec<ClosureView>,
+}
+
+/// One object of a pod's closure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosureView {
+    /// `OS::Kubernetes::ReplicaSet`, `OS::Kubernetes::ConfigMap`, ...
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    /// How the pod (or one of its owners) refers to it.
+    pub relation: Relation,
+    /// `<namespace>/<name>` (the name alone for the Namespace).
+    pub name: ObjectRef,
+    /// Its uid, when found.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// `protected` when etcd holds it (`skipped` for a Secret a plain bank would not
+    /// store is decided at protect), `missing` when it does not.
+    pub status: ResourceStatus,
+    /// Why it is missing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// A pod's dependents, as `pods dependents` shows them.
@@ -111,6 +137,9 @@ pub struct DependentsView {
     pub pod_uid: String,
     /// Its volumes.
     pub dependents: Vec<DependentView>,
+    /// Its closure: owners, referenced objects, namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closure: Vec<ClosureView>,
 }
 
 impl From<PodDetail> for DependentsView {
@@ -120,6 +149,7 @@ impl From<PodDetail> for DependentsView {
             pod: ObjectRef::new(d.pod.info.namespace.clone(), d.pod.info.name.clone()),
             pod_uid: d.pod.info.uid.clone(),
             dependents: d.dependents,
+            closure: d.closure,
         }
     }
 }
@@ -244,6 +274,9 @@ pub struct ResourceView {
     /// Why.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// What it refers to: owners, referenced objects, its namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<Edge>,
 }
 
 impl From<&ResourceRecord> for ResourceView {
@@ -260,6 +293,7 @@ impl From<&ResourceRecord> for ResourceView {
             encoding: r.encoding,
             status: r.status,
             reason: r.reason.clone(),
+            edges: r.edges.clone(),
         }
     }
 }

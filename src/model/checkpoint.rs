@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, ObjectId, ObjectRef,
+    BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, ObjectId, ObjectRef, Relation,
     ResourceStatus, ResourceType, Revision, VolumeDriver, VolumeId, VolumeStatus,
 };
 
@@ -165,6 +165,26 @@ pub struct ResourceRecord {
     pub reason: String,
     /// For claims and volumes: a pod using it, `namespace/name`.
     pub parent: String,
+    /// What it refers to: its owners, the objects it references, its namespace.
+    pub edges: Vec<Edge>,
+}
+
+/// A reference of one resource to another (`pod -> ReplicaSet`, `pod -> ConfigMap`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Edge {
+    /// How it refers.
+    pub relation: Relation,
+    /// What it refers to.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    /// `<namespace>/<name>` (the name alone for a namespace).
+    pub target: ObjectRef,
+    /// An owner's uid, as the ownerReference names it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// The managing controller.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub controller: bool,
 }
 
 /// A checkpoint's manifest.

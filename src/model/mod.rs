@@ -16,16 +16,16 @@ mod restore;
 mod status;
 
 pub use checkpoint::{
-    BackupLink, Checkpoint, CheckpointSummary, ClusterRecord, ResourceRecord, SelectionRecord,
-    TableRefs, VolumeRecord, WriteStats,
+    BackupLink, Checkpoint, CheckpointSummary, ClusterRecord, Edge, ResourceRecord,
+    SelectionRecord, TableRefs, VolumeRecord, WriteStats,
 };
 pub use ids::{
     BackupId, CheckpointId, EtcdKey, IdError, ObjectId, ObjectRef, RestoreId, Revision, VolumeId,
 };
 pub use restore::{RestoreRecord, RestoredResource};
 pub use status::{
-    CheckpointStatus, Encoding, Outcome, ResourceStatus, ResourceType, RestoreStatus, VolumeDriver,
-    VolumeStatus,
+    CheckpointStatus, Encoding, Outcome, Relation, ResourceStatus, ResourceType, RestoreStatus,
+    VolumeDriver, VolumeStatus,
 };
 
 /// Milliseconds since the Unix epoch as a time; `None` for 0 (not set).

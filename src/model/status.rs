@@ -82,6 +82,26 @@ labelled!(
         NotProtected => "not-protected",
         /// Could not be stored.
         Error => "error",
+        /// Left out on purpose: a Secret in an unencrypted bank (the reason says so).
+        Skipped => "skipped",
+        /// Referenced by a pod, not found in etcd at the revision read.
+        Missing => "missing",
+    }
+);
+
+labelled!(
+    /// How a resource refers to another.
+    Relation {
+        /// Its owner (`metadata.ownerReferences`).
+        Owner => "owner",
+        /// A ConfigMap it references.
+        ConfigMap => "configmap",
+        /// A Secret it references.
+        Secret => "secret",
+        /// Its ServiceAccount.
+        ServiceAccount => "serviceaccount",
+        /// Its Namespace.
+        Namespace => "namespace",
     }
 );
 
@@ -110,6 +130,8 @@ labelled!(
         Restored => "restored",
         /// Made by an earlier run of the same restore, and kept.
         Reused => "reused",
+        /// Made by its controller from a restored owner (a Deployment's pods, ...).
+        ByController => "by-controller",
         /// Left alone (conflict policy, or nothing to restore); the reason says why.
         Skipped => "skipped",
         /// Failed; the reason says why.
@@ -174,7 +196,8 @@ impl VolumeDriver {
     }
 }
 
-/// What a resource record is, Karbor style.
+/// What a resource record is, Karbor style: a pod, what it mounts, its closure (owners,
+/// referenced objects, namespace), or a Cinder volume.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ResourceType {
     /// `OS::Kubernetes::Pod`.
@@ -184,6 +207,28 @@ pub enum ResourceType {
     PersistentVolumeClaim,
     /// `OS::Kubernetes::PersistentVolume`.
     PersistentVolume,
+    /// `OS::Kubernetes::Namespace`.
+    Namespace,
+    /// `OS::Kubernetes::ConfigMap`.
+    ConfigMap,
+    /// `OS::Kubernetes::Secret`.
+    Secret,
+    /// `OS::Kubernetes::ServiceAccount`.
+    ServiceAccount,
+    /// `OS::Kubernetes::ReplicaSet`.
+    ReplicaSet,
+    /// `OS::Kubernetes::Deployment`.
+    Deployment,
+    /// `OS::Kubernetes::StatefulSet`.
+    StatefulSet,
+    /// `OS::Kubernetes::DaemonSet`.
+    DaemonSet,
+    /// `OS::Kubernetes::ReplicationController`.
+    ReplicationController,
+    /// `OS::Kubernetes::Job`.
+    Job,
+    /// `OS::Kubernetes::CronJob`.
+    CronJob,
     /// `OS::Cinder::Volume`.
     CinderVolume,
     /// A type this podbank does not know (a newer bank's).
@@ -191,12 +236,29 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
+    /// The Kubernetes kind (`ReplicaSet`), or Karbor's name for a type of no kind.
+    pub fn kind_name(&self) -> &str {
+        let karbor = self.karbor();
+        karbor.strip_prefix("OS::Kubernetes::").unwrap_or(karbor)
+    }
+
     /// Karbor's name of the type.
     pub fn karbor(&self) -> &str {
         match self {
             ResourceType::Pod => "OS::Kubernetes::Pod",
             ResourceType::PersistentVolumeClaim => "OS::Kubernetes::PersistentVolumeClaim",
             ResourceType::PersistentVolume => "OS::Kubernetes::PersistentVolume",
+            ResourceType::Namespace => "OS::Kubernetes::Namespace",
+            ResourceType::ConfigMap => "OS::Kubernetes::ConfigMap",
+            ResourceType::Secret => "OS::Kubernetes::Secret",
+            ResourceType::ServiceAccount => "OS::Kubernetes::ServiceAccount",
+            ResourceType::ReplicaSet => "OS::Kubernetes::ReplicaSet",
+            ResourceType::Deployment => "OS::Kubernetes::Deployment",
+            ResourceType::StatefulSet => "OS::Kubernetes::StatefulSet",
+            ResourceType::DaemonSet => "OS::Kubernetes::DaemonSet",
+            ResourceType::ReplicationController => "OS::Kubernetes::ReplicationController",
+            ResourceType::Job => "OS::Kubernetes::Job",
+            ResourceType::CronJob => "OS::Kubernetes::CronJob",
             ResourceType::CinderVolume => "OS::Cinder::Volume",
             ResourceType::Other(s) => s,
         }
@@ -208,6 +270,17 @@ impl ResourceType {
             "OS::Kubernetes::Pod" => ResourceType::Pod,
             "OS::Kubernetes::PersistentVolumeClaim" => ResourceType::PersistentVolumeClaim,
             "OS::Kubernetes::PersistentVolume" => ResourceType::PersistentVolume,
+            "OS::Kubernetes::Namespace" => ResourceType::Namespace,
+            "OS::Kubernetes::ConfigMap" => ResourceType::ConfigMap,
+            "OS::Kubernetes::Secret" => ResourceType::Secret,
+            "OS::Kubernetes::ServiceAccount" => ResourceType::ServiceAccount,
+            "OS::Kubernetes::ReplicaSet" => ResourceType::ReplicaSet,
+            "OS::Kubernetes::Deployment" => ResourceType::Deployment,
+            "OS::Kubernetes::StatefulSet" => ResourceType::StatefulSet,
+            "OS::Kubernetes::DaemonSet" => ResourceType::DaemonSet,
+            "OS::Kubernetes::ReplicationController" => ResourceType::ReplicationController,
+            "OS::Kubernetes::Job" => ResourceType::Job,
+            "OS::Kubernetes::CronJob" => ResourceType::CronJob,
             "OS::Cinder::Volume" => ResourceType::CinderVolume,
             other => ResourceType::Other(other.to_string()),
         }

@@ -1,9 +1,11 @@
 //! The inventory: the selected pods, and the claims and volumes they use, read at ONE
 //! etcd revision.
 //!
-//! The scan reads pods first, then claims, then volumes, all at the same revision. While
-//! pods stream past, only the selected ones are kept and the names of the claims they
-//! need are noted; claims and volumes are then kept only if needed. So memory follows
+//! The scan reads pods first, then claims, then volumes, then (for protect) the pods'
+//! closure — owners, referenced ConfigMaps, Secrets and ServiceAccounts, namespaces — all
+//! at the same revision. While pods stream past, only the selected ones are kept and the
+//! names of the claims and closure objects they need are noted; claims, volumes and the
+//! closure are then kept only if needed (the closure is filtered by key, before decoding). So memory follows
 //! the selection, never the whole cluster. A value that cannot be decoded becomes a
 //! [`Problem`] (key + reason) and the read goes on.
 
@@ -13,10 +15,13 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::ProtectionError;
-use crate::codec::{resource_prefix, Decoder, ResourceKind, StoredObject};
+use crate::codec::{resource_prefix, Decoder, ResourceKind, StorageKey, StoredObject};
 use crate::etcd::{Etcd, KeyValue, Revision, ScanOptions, ScanSink, ScanSummary};
-use crate::model::ObjectRef;
-use crate::resources::{Catalog, ClaimInfo, FieldSelector, LabelSelector, PodInfo, VolumeInfo};
+use crate::model::{Edge, ObjectRef};
+use crate::resources::{
+    owner_edges, Catalog, ClaimInfo, ClosureWants, FieldSelector, LabelSelector, ObjectInfo,
+    PodInfo, VolumeInfo,
+};
 
 /// Which pods to read.
 #[derive(Debug, Clone, Default)]
@@ -31,10 +36,30 @@ pub struct Selection {
     pub pods: Vec<ObjectRef>,
     /// Explicit pod uids; empty means no restriction.
     pub uids: Vec<String>,
+    /// Read the pods' closure too: owners, referenced ConfigMaps, Secrets and
+    /// ServiceAccounts, namespaces.
+    pub closure: bool,
 }
 
+/// The closure's kinds in scan order: an owner's owner comes after it (ReplicaSets and
+/// Jobs before Deployments and CronJobs), the referenced objects and namespaces last.
+pub const CLOSURE_ORDER: [ResourceKind; 11] = [
+    ResourceKind::ReplicaSet,
+    ResourceKind::Job,
+    ResourceKind::StatefulSet,
+    ResourceKind::DaemonSet,
+    ResourceKind::ReplicationController,
+    ResourceKind::Deployment,
+    ResourceKind::CronJob,
+    ResourceKind::ConfigMap,
+    ResourceKind::Secret,
+    ResourceKind::ServiceAccount,
+    ResourceKind::Namespace,
+];
+
 impl Selection {
-    /// The key prefixes to scan, in order: pods, claims, volumes.
+    /// The key prefixes to scan, in order: pods, claims, volumes, then (with
+    /// [`Selection::closure`]) the closure in [`CLOSURE_ORDER`].
     pub fn prefixes(&self, etcd_prefix: &str) -> Vec<(ResourceKind, Vec<u8>)> {
         let mut out = Vec::new();
         let namespaces: BTreeSet<&str> = if !self.pods.is_empty() {
@@ -65,6 +90,20 @@ impl Selection {
             ResourceKind::PersistentVolume,
             resource_prefix(etcd_prefix, ResourceKind::PersistentVolume, None).into_bytes(),
         ));
+        if self.closure {
+            for kind in CLOSURE_ORDER {
+                if !kind.namespaced() || namespaces.is_empty() {
+                    out.push((kind, resource_prefix(etcd_prefix, kind, None).into_bytes()));
+                } else {
+                    for ns in &namespaces {
+                        out.push((
+                            kind,
+                            resource_prefix(etcd_prefix, kind, Some(ns)).into_bytes(),
+                        ));
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -121,6 +160,8 @@ pub struct SelectedObject<'a> {
     pub mod_revision: i64,
     /// The plaintext storage value.
     pub object: &'a StoredObject,
+    /// What it refers to (pods and owners).
+    pub edges: Vec<Edge>,
 }
 
 /// Receives the selected objects as the inventory streams past (protect stores them in
@@ -185,6 +226,25 @@ pub struct Inventory {
     /// What the scan did.
     #[serde(skip)]
     pub scan: Option<ScanSummary>,
+    /// The closure found (with [`Selection::closure`]): owners, referenced objects,
+    /// namespaces, as summaries.
+    #[serde(skip)]
+    pub closure: Vec<ObjectInfo>,
+    /// What the selected pods reference and etcd does not hold at the revision read (an
+    /// owner under its name but with another uid counts as missing), with why.
+    #[serde(skip)]
+    pub missing: Vec<Missing>,
+}
+
+/// A referenced object that was not found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// Its kind.
+    pub kind: ResourceKind,
+    /// `<namespace>/<name>`.
+    pub name: ObjectRef,
+    /// Why it counts as missing.
+    pub reason: String,
 }
 
 struct InventorySink<'a, H: ObjectHandler> {
@@ -204,6 +264,10 @@ struct InventorySink<'a, H: ObjectHandler> {
     pod_keys: Option<HashSet<String>>,
     catalog: Catalog,
     problems: Vec<Problem>,
+    wants: ClosureWants,
+    closure: Vec<ObjectInfo>,
+    found: HashSet<(ResourceKind, ObjectRef)>,
+    stale: Vec<Missing>,
 }
 
 struct Decoded {
@@ -226,6 +290,10 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
         }
         self.catalog = Catalog::default();
         self.problems.clear();
+        self.wants = ClosureWants::default();
+        self.closure.clear();
+        self.found.clear();
+        self.stale.clear();
         self.handler.restart(revision).await
     }
 
@@ -240,6 +308,9 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
             self.claims_read = true;
             self.handler.claims_read(&mut self.catalog);
         }
+        if CLOSURE_ORDER.contains(&kind) {
+            return self.closure_page(kind, page).await;
+        }
         let decoded: Vec<Decoded> = page
             .into_iter()
             .map(|kv| Decoded {
@@ -252,7 +323,7 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
             })
             .collect();
         // Summaries first (they decide what is selected), then hand objects over.
-        let mut keep: Vec<(usize, String, String, String)> = Vec::new();
+        let mut keep: Vec<(usize, String, String, String, Vec<Edge>)> = Vec::new();
         for (i, d) in decoded.iter().enumerate() {
             let obj = match &d.object {
                 Ok(o) => o,
@@ -278,7 +349,18 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
                             self.catalog.need_claim(&pod.namespace, &claim);
                         }
                     }
-                    let ids = (pod.namespace.clone(), pod.name.clone(), pod.uid.clone());
+                    let edges = if self.selection.closure {
+                        self.wants.add_pod(&pod.namespace, &pod.refs);
+                        pod.refs.edges(&pod.namespace)
+                    } else {
+                        Vec::new()
+                    };
+                    let ids = (
+                        pod.namespace.clone(),
+                        pod.name.clone(),
+                        pod.uid.clone(),
+                        edges,
+                    );
                     self.pod_count += 1;
                     let entry = PodEntry {
                         info: pod,
@@ -296,17 +378,20 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
                             claim.namespace.clone(),
                             claim.name.clone(),
                             claim.uid.clone(),
+                            Vec::new(),
                         );
                         self.catalog.add_claim(claim).then_some(ids)
                     })
                 }
                 ResourceKind::PersistentVolume => VolumeInfo::from_object(&d.key, obj).map(|pv| {
-                    let ids = (String::new(), pv.name.clone(), pv.uid.clone());
+                    let ids = (String::new(), pv.name.clone(), pv.uid.clone(), Vec::new());
                     self.catalog.add_volume(pv).then_some(ids)
                 }),
+                // The closure's pages go through `closure_page`.
+                _ => Ok(None),
             };
             match summary {
-                Ok(Some((ns, name, uid))) => keep.push((i, ns, name, uid)),
+                Ok(Some((ns, name, uid, edges))) => keep.push((i, ns, name, uid, edges)),
                 Ok(None) => {}
                 Err(e) => self.problems.push(Problem {
                     key: d.key.clone(),
@@ -315,7 +400,7 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
             }
         }
         let mut selected = Vec::with_capacity(keep.len());
-        for (i, ns, name, uid) in &keep {
+        for (i, ns, name, uid, edges) in keep.iter_mut() {
             let d = &decoded[*i];
             if let Ok(object) = &d.object {
                 selected.push(SelectedObject {
@@ -326,6 +411,7 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
                     uid,
                     mod_revision: d.mod_revision,
                     object,
+                    edges: std::mem::take(edges),
                 });
             }
         }
@@ -334,6 +420,107 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
         }
         let _ = &self.etcd_prefix;
         Ok(())
+    }
+}
+
+impl<H: ObjectHandler> InventorySink<'_, H> {
+    /// A page of one of the closure's kinds: only what the selected pods (or the owners
+    /// kept so far) want is decoded and kept; an owner must have the uid its
+    /// ownerReference names.
+    async fn closure_page(
+        &mut self,
+        kind: ResourceKind,
+        page: Vec<KeyValue>,
+    ) -> Result<(), ProtectionError> {
+        let mut decoded = Vec::new();
+        for kv in page {
+            let key = kv.key_str().into_owned();
+            let Ok(parsed) = StorageKey::parse(&self.etcd_prefix, &kv.key) else {
+                continue;
+            };
+            let name = ObjectRef::new(parsed.namespace.unwrap_or_default(), parsed.name);
+            if !self.wants.wants(kind, &name) || self.found.contains(&(kind, name.clone())) {
+                continue;
+            }
+            match self.decoder.decode_owned(&kv.key, kv.value) {
+                Ok(object) => decoded.push((key, kv.mod_revision, name, object)),
+                Err(e) => self.problems.push(Problem {
+                    key,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let mut kept = Vec::with_capacity(decoded.len());
+        for (i, (key, _, name, object)) in decoded.iter().enumerate() {
+            let info = match ObjectInfo::from_object(kind, key, object) {
+                Ok(info) => info,
+                Err(e) => {
+                    self.problems.push(Problem {
+                        key: key.clone(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if let Some(uid) = self.wants.owner_uid(kind, name).filter(|u| !u.is_empty()) {
+                if info.uid != uid {
+                    self.stale.push(Missing {
+                        kind,
+                        name: name.clone(),
+                        reason: format!(
+                            "etcd holds a {} {name} with uid {}, not the uid {uid} its dependents name",
+                            kind.kind(),
+                            info.uid
+                        ),
+                    });
+                    continue;
+                }
+            }
+            self.wants.add_owners(&info.namespace, &info.owners);
+            self.found.insert((kind, name.clone()));
+            let edges = owner_edges(&info.namespace, &info.owners);
+            kept.push((i, edges));
+            self.closure.push(info);
+        }
+        let first = self.closure.len() - kept.len();
+        let mut selected = Vec::with_capacity(kept.len());
+        for (n, (i, edges)) in kept.into_iter().enumerate() {
+            let (key, mod_revision, _, object) = &decoded[i];
+            let info = &self.closure[first + n];
+            selected.push(SelectedObject {
+                kind,
+                key,
+                namespace: &info.namespace,
+                name: &info.name,
+                uid: &info.uid,
+                mod_revision: *mod_revision,
+                object,
+                edges,
+            });
+        }
+        if !selected.is_empty() {
+            self.handler.objects(selected).await?;
+        }
+        Ok(())
+    }
+
+    /// What was wanted and not found.
+    fn missing(&mut self) -> Vec<Missing> {
+        let mut out = std::mem::take(&mut self.stale);
+        let stale: HashSet<(ResourceKind, ObjectRef)> =
+            out.iter().map(|m| (m.kind, m.name.clone())).collect();
+        for (kind, name) in self.wants.iter() {
+            let k = (kind, name.clone());
+            if !self.found.contains(&k) && !stale.contains(&k) {
+                out.push(Missing {
+                    kind,
+                    name: name.clone(),
+                    reason: format!("not found in etcd at revision {}", self.revision),
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        out
     }
 }
 
@@ -370,8 +557,13 @@ pub async fn read_inventory<H: ObjectHandler>(
         pod_keys: (!selection.pods.is_empty()).then(HashSet::new),
         catalog: Catalog::default(),
         problems: Vec::new(),
+        wants: ClosureWants::default(),
+        closure: Vec::new(),
+        found: HashSet::new(),
+        stale: Vec::new(),
     };
     let summary = etcd.scan(&keys, options, &mut sink).await?;
+    let missing = sink.missing();
     Ok(Inventory {
         revision: summary.revision,
         pod_count: sink.pod_count,
@@ -379,5 +571,7 @@ pub async fn read_inventory<H: ObjectHandler>(
         catalog: sink.catalog,
         problems: sink.problems,
         scan: Some(summary),
+        closure: sink.closure,
+        missing,
     })
 }

@@ -14,7 +14,7 @@ pub mod volumes;
 
 pub use delete::{delete_checkpoint, DeleteOutcome};
 pub use inventory::{read_inventory, Inventory, PodEntry, Problem, Selection};
-pub use protect::{protect, ProtectRequest, Services};
+pub use protect::{protect, ProtectRequest, SecretPolicy, Services};
 pub use restore::{restore, ConflictPolicy, RestoreError, RestoreRequest};
 pub use volumes::VolumeBackups;
 

@@ -19,12 +19,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::inventory::{read_inventory, ObjectHandler, PodEntry, SelectedObject, Selection};
+use super::inventory::{
+    read_inventory, Missing, ObjectHandler, PodEntry, SelectedObject, Selection,
+};
 use super::schema::ProtectParams;
 use super::volumes::{self, VolumeBackups};
 use super::ProtectionError;
 use crate::bank::{Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
-use crate::codec::{Decoder, ResourceKind};
+use crate::codec::{resource_prefix, Decoder, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
 use crate::model::{
     Checkpoint, CheckpointStatus, ClusterRecord, EtcdKey, ObjectRef, ResourceRecord,
@@ -47,7 +49,26 @@ pub struct ProtectRequest {
     pub scan: ScanOptions,
     /// Bank writer tuning.
     pub writer: WriterOptions,
+    /// Whether the pods' Secrets may be stored.
+    pub secrets: SecretPolicy,
 }
+
+/// Whether Secrets go into the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretPolicy {
+    /// Only into an encrypted bank (the default): in a plain bank each Secret is recorded
+    /// as skipped.
+    #[default]
+    EncryptedBankOnly,
+    /// Into any bank: the operator opted in (`--secrets-in-plain-bank`, or
+    /// `bank.secrets_in_plain_bank` in the config file).
+    AnyBank,
+}
+
+/// Why a Secret was not stored.
+pub const SECRET_SKIPPED: &str = "not stored: the bank is not encrypted (use an encrypted bank, \
+or opt in with --secrets-in-plain-bank / bank.secrets_in_plain_bank); it must exist in the \
+target before restore";
 
 /// What protect talks to.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +86,8 @@ pub struct Services<'a> {
 struct BankHandler<'a> {
     writer: &'a mut CheckpointWriter,
     volumes: VolumeRecords,
+    /// Secrets are stored (encrypted bank, or opted in).
+    store_secrets: bool,
 }
 
 /// A pod volume that uses a claim: resolved once claims and volumes are read.
@@ -180,11 +203,7 @@ impl VolumeRecords {
 
 /// The Karbor-style type of a stored object.
 pub fn type_of(kind: ResourceKind) -> ResourceType {
-    match kind {
-        ResourceKind::Pod => ResourceType::Pod,
-        ResourceKind::PersistentVolumeClaim => ResourceType::PersistentVolumeClaim,
-        ResourceKind::PersistentVolume => ResourceType::PersistentVolume,
-    }
+    kind.resource_type()
 }
 
 #[async_trait]
@@ -221,25 +240,63 @@ impl ObjectHandler for BankHandler<'_> {
     }
 
     async fn objects(&mut self, objects: Vec<SelectedObject<'_>>) -> Result<(), ProtectionError> {
-        let plains: Vec<Bytes> = objects.iter().map(|o| o.object.plain_bytes()).collect();
+        let (stored, skipped): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|o| self.store_secrets || o.kind != ResourceKind::Secret);
+        let plains: Vec<Bytes> = stored.iter().map(|o| o.object.plain_bytes()).collect();
         let ids = self.writer.add_objects(plains).await?;
-        for (o, id) in objects.iter().zip(ids) {
+        for (o, id) in stored.into_iter().zip(ids) {
             self.writer.add_resource(ResourceRecord {
-                kind: type_of(o.kind),
-                key: EtcdKey::new(o.key),
-                object: ObjectRef::new(o.namespace, o.name),
-                uid: o.uid.to_string(),
-                resource_version: o.mod_revision.to_string(),
-                mod_revision: o.mod_revision,
                 object_id: Some(id),
                 size: o.object.plain().len() as u64,
-                encoding: o.object.encoding(),
                 status: ResourceStatus::Protected,
-                reason: String::new(),
-                parent: String::new(),
+                ..record_of(o)
+            });
+        }
+        for o in skipped {
+            self.writer.add_resource(ResourceRecord {
+                status: ResourceStatus::Skipped,
+                reason: SECRET_SKIPPED.to_string(),
+                ..record_of(o)
             });
         }
         Ok(())
+    }
+}
+
+/// The record of a selected object, before it is stored.
+fn record_of(o: SelectedObject<'_>) -> ResourceRecord {
+    ResourceRecord {
+        kind: type_of(o.kind),
+        key: EtcdKey::new(o.key),
+        object: ObjectRef::new(o.namespace, o.name),
+        uid: o.uid.to_string(),
+        resource_version: o.mod_revision.to_string(),
+        mod_revision: o.mod_revision,
+        object_id: None,
+        size: 0,
+        encoding: o.object.encoding(),
+        status: ResourceStatus::Protected,
+        reason: String::new(),
+        parent: String::new(),
+        edges: o.edges,
+    }
+}
+
+/// The record of a referenced object that etcd did not hold at the revision read.
+fn missing_record(etcd_prefix: &str, m: Missing) -> ResourceRecord {
+    let ns = (!m.name.namespace().is_empty()).then_some(m.name.namespace());
+    ResourceRecord {
+        kind: type_of(m.kind),
+        key: EtcdKey::new(format!(
+            "{}{}",
+            resource_prefix(etcd_prefix, m.kind, ns),
+            m.name.name()
+        )),
+        object: m.name,
+        status: ResourceStatus::Missing,
+        reason: m.reason,
+        ..ResourceRecord::default()
     }
 }
 
@@ -288,9 +345,11 @@ pub async fn protect(
         .bank
         .begin_checkpoint(draft, request.writer.clone())
         .await?;
+    let store_secrets = request.secrets == SecretPolicy::AnyBank || services.bank.encrypted();
     let mut handler = BankHandler {
         writer: &mut writer,
         volumes: VolumeRecords::default(),
+        store_secrets,
     };
     let inventory = read_inventory(
         etcd,
@@ -301,7 +360,7 @@ pub async fn protect(
     )
     .await;
     let mut records = std::mem::take(&mut handler.volumes);
-    let inventory = match inventory {
+    let mut inventory = match inventory {
         Ok(inventory) => inventory,
         Err(e) => {
             // Nothing outside the bank exists yet: no checkpoint, the packs go at gc.
@@ -312,6 +371,9 @@ pub async fn protect(
     // The volumes through claims, now that the claims and volumes are read; then the
     // read's summaries are not needed any more.
     records.resolve_claims(&mut writer, &inventory.catalog);
+    for m in std::mem::take(&mut inventory.missing) {
+        writer.add_resource(missing_record(etcd.config().prefix(), m));
+    }
     {
         let cp = writer.checkpoint_mut();
         cp.revision = inventory.revision;

@@ -6,11 +6,13 @@
 //! summaries ([`PodInfo`], [`ClaimInfo`], [`VolumeInfo`]) from either encoding, protobuf or
 //! JSON, and resolves which Cinder volumes a pod depends on ([`Catalog::dependents`]).
 
+mod closure;
 mod graph;
 mod objects;
 pub mod selector;
 mod slim;
 
+pub use closure::{owner_edges, relation_of, ClosureWants, ObjectInfo, OwnerRef, PodRefs};
 pub use graph::{Catalog, ClaimStep, Dependent, DependentStatus, VolumeDriver};
 pub use objects::{ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind};
 pub use selector::{FieldSelector, LabelSelector};

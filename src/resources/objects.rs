@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_pb::api::core::v1 as core;
 use serde::{Deserialize, Serialize};
 
+use super::closure::{self, PodRefs};
 use super::{slim, ResourceError};
 use crate::codec::{Encoding, StoredObject};
 
@@ -73,6 +74,9 @@ pub struct PodInfo {
     pub created: Option<i64>,
     /// `spec.volumes`.
     pub volumes: Vec<PodVolume>,
+    /// Its owners and the objects it references by name (its closure).
+    #[serde(flatten)]
+    pub refs: PodRefs,
 }
 
 /// What the volume graph needs of a claim.
@@ -321,9 +325,11 @@ impl PodInfo {
         match obj.encoding() {
             Encoding::Protobuf => {
                 let pod: slim::Pod = obj.decode_protobuf()?;
-                let meta = pod.metadata.unwrap_or_default();
+                let mut meta = pod.metadata.unwrap_or_default();
                 let spec = pod.spec.unwrap_or_default();
+                let refs = closure::proto_refs(&mut meta, &spec);
                 Ok(PodInfo {
+                    refs,
                     namespace: meta.namespace.unwrap_or_default(),
                     name: required(meta.name, key, "Pod", "metadata.name")?,
                     uid: meta.uid.unwrap_or_default(),
@@ -342,8 +348,14 @@ impl PodInfo {
                 })
             }
             Encoding::Json => {
+                let value: serde_json::Value = obj.decode_json()?;
+                let refs = closure::json_refs(
+                    value.get("metadata").unwrap_or(&serde_json::Value::Null),
+                    value.get("spec").unwrap_or(&serde_json::Value::Null),
+                );
                 let pod: JsonPod = obj.decode_json()?;
                 Ok(PodInfo {
+                    refs,
                     namespace: pod.metadata.namespace.unwrap_or_default(),
                     name: required(pod.metadata.name, key, "Pod", "metadata.name")?,
                     uid: pod.metadata.uid.unwrap_or_default(),

@@ -385,6 +385,7 @@ mod tests {
             labels: BTreeMap::new(),
             created: None,
             volumes: vec![],
+            refs: Default::default(),
         };
         assert!(FieldSelector::parse("metadata.name=web-1")
             .unwrap()

@@ -1,5 +1,6 @@
-//! Slim protobuf views of pods, claims and volumes: only the fields podbank summarizes,
-//! with kube's own field numbers (`k8s.io/api/core/v1/generated.proto`).
+//! Slim protobuf views of pods, claims and volumes (and the metadata of any object): only
+//! the fields podbank summarizes, with kube's own field numbers
+//! (`k8s.io/api/core/v1/generated.proto`, `k8s.io/apimachinery/.../meta/v1`).
 //!
 //! Decoding the full `k8s_pb` types allocates every container, env var and probe of a pod
 //! only to drop them again; these views skip what they do not name (prost skips unknown
@@ -21,7 +22,27 @@ pub struct Time {
     pub seconds: Option<i64>,
 }
 
-/// `metav1.ObjectMeta`: name, namespace, uid, creationTimestamp, labels.
+/// `metav1.OwnerReference`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OwnerReference {
+    /// `kind`.
+    #[prost(string, optional, tag = "1")]
+    pub kind: Option<String>,
+    /// `name`.
+    #[prost(string, optional, tag = "3")]
+    pub name: Option<String>,
+    /// `uid`.
+    #[prost(string, optional, tag = "4")]
+    pub uid: Option<String>,
+    /// `apiVersion`.
+    #[prost(string, optional, tag = "5")]
+    pub api_version: Option<String>,
+    /// `controller`.
+    #[prost(bool, optional, tag = "6")]
+    pub controller: Option<bool>,
+}
+
+/// `metav1.ObjectMeta`: name, namespace, uid, creationTimestamp, labels, ownerReferences.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Meta {
     /// `name`.
@@ -39,6 +60,121 @@ pub struct Meta {
     /// `labels`.
     #[prost(btree_map = "string, string", tag = "11")]
     pub labels: BTreeMap<String, String>,
+    /// `ownerReferences`.
+    #[prost(message, repeated, tag = "13")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+/// Any top-level object: only its metadata (field 1 of every Kubernetes object).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Object {
+    /// `metadata`.
+    #[prost(message, optional, tag = "1")]
+    pub metadata: Option<Meta>,
+}
+
+/// `v1.LocalObjectReference`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NameRef {
+    /// `name`.
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+}
+
+/// A message whose field 1 is a `LocalObjectReference`: ConfigMapKeySelector,
+/// SecretKeySelector, ConfigMapEnvSource, SecretEnvSource, ConfigMapVolumeSource,
+/// ConfigMapProjection, SecretProjection.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Referencing {
+    /// `localObjectReference` (inlined in JSON).
+    #[prost(message, optional, tag = "1")]
+    pub reference: Option<NameRef>,
+}
+
+impl Referencing {
+    /// The name referenced, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.reference
+            .as_ref()
+            .and_then(|r| r.name.as_deref())
+            .filter(|n| !n.is_empty())
+    }
+}
+
+/// `v1.EnvVarSource`: the ConfigMap and Secret references.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EnvVarSource {
+    /// `configMapKeyRef`.
+    #[prost(message, optional, tag = "3")]
+    pub config_map_key_ref: Option<Referencing>,
+    /// `secretKeyRef`.
+    #[prost(message, optional, tag = "4")]
+    pub secret_key_ref: Option<Referencing>,
+}
+
+/// `v1.EnvVar`: its source.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EnvVar {
+    /// `valueFrom`.
+    #[prost(message, optional, tag = "3")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// `v1.EnvFromSource`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EnvFromSource {
+    /// `configMapRef`.
+    #[prost(message, optional, tag = "2")]
+    pub config_map_ref: Option<Referencing>,
+    /// `secretRef`.
+    #[prost(message, optional, tag = "3")]
+    pub secret_ref: Option<Referencing>,
+}
+
+/// `v1.Container` (and `EphemeralContainerCommon`, same numbers): what it references.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Container {
+    /// `env`.
+    #[prost(message, repeated, tag = "7")]
+    pub env: Vec<EnvVar>,
+    /// `envFrom`.
+    #[prost(message, repeated, tag = "19")]
+    pub env_from: Vec<EnvFromSource>,
+}
+
+/// `v1.EphemeralContainer`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EphemeralContainer {
+    /// `ephemeralContainerCommon` (inlined in JSON).
+    #[prost(message, optional, tag = "1")]
+    pub common: Option<Container>,
+}
+
+/// `v1.SecretVolumeSource`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SecretVolume {
+    /// `secretName`.
+    #[prost(string, optional, tag = "1")]
+    pub secret_name: Option<String>,
+}
+
+/// `v1.VolumeProjection`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Projection {
+    /// `secret`.
+    #[prost(message, optional, tag = "1")]
+    pub secret: Option<Referencing>,
+    /// `configMap`.
+    #[prost(message, optional, tag = "3")]
+    pub config_map: Option<Referencing>,
+}
+
+/// `v1.ProjectedVolumeSource`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Projected {
+    /// `sources`.
+    #[prost(message, repeated, tag = "1")]
+    pub sources: Vec<Projection>,
 }
 
 /// `v1.Pod`.
@@ -55,15 +191,34 @@ pub struct Pod {
     pub status: Option<Phase>,
 }
 
-/// `v1.PodSpec`: volumes and nodeName.
+/// `v1.PodSpec`: volumes, nodeName, and what the pod references (containers' env,
+/// service account, image pull secrets).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PodSpec {
     /// `volumes`.
     #[prost(message, repeated, tag = "1")]
     pub volumes: Vec<Volume>,
+    /// `containers`.
+    #[prost(message, repeated, tag = "2")]
+    pub containers: Vec<Container>,
+    /// `serviceAccountName`.
+    #[prost(string, optional, tag = "8")]
+    pub service_account_name: Option<String>,
+    /// `serviceAccount` (deprecated alias).
+    #[prost(string, optional, tag = "9")]
+    pub service_account: Option<String>,
     /// `nodeName`.
     #[prost(string, optional, tag = "10")]
     pub node_name: Option<String>,
+    /// `imagePullSecrets`.
+    #[prost(message, repeated, tag = "15")]
+    pub image_pull_secrets: Vec<NameRef>,
+    /// `initContainers`.
+    #[prost(message, repeated, tag = "20")]
+    pub init_containers: Vec<Container>,
+    /// `ephemeralContainers`.
+    #[prost(message, repeated, tag = "34")]
+    pub ephemeral_containers: Vec<EphemeralContainer>,
 }
 
 /// A status of which only `phase` (field 1 of pod and claim status) is read.
@@ -121,7 +276,7 @@ pub struct VolumeSource {
     pub git_repo: Option<Present>,
     /// `secret`.
     #[prost(message, optional, tag = "6")]
-    pub secret: Option<Present>,
+    pub secret: Option<SecretVolume>,
     /// `nfs`.
     #[prost(message, optional, tag = "7")]
     pub nfs: Option<Present>,
@@ -160,7 +315,7 @@ pub struct VolumeSource {
     pub azure_file: Option<Present>,
     /// `configMap`.
     #[prost(message, optional, tag = "19")]
-    pub config_map: Option<Present>,
+    pub config_map: Option<Referencing>,
     /// `vsphereVolume`.
     #[prost(message, optional, tag = "20")]
     pub vsphere_volume: Option<Present>,
@@ -181,7 +336,7 @@ pub struct VolumeSource {
     pub scale_io: Option<Present>,
     /// `projected`.
     #[prost(message, optional, tag = "26")]
-    pub projected: Option<Present>,
+    pub projected: Option<Projected>,
     /// `storageos`.
     #[prost(message, optional, tag = "27")]
     pub storageos: Option<Present>,

@@ -94,6 +94,11 @@ async fn a_protect_after_delete_and_gc_is_readable() {
     let bank = pb_.open_bank().await;
     for cp in bank.checkpoints().await.expect("list").0 {
         for r in bank.resources(&cp).await.expect("resources") {
+            // Records of what was not stored (missing owners, skipped Secrets) hold no id.
+            if r.status != podbank::model::ResourceStatus::Protected {
+                assert!(r.object_id.is_none(), "{r:?}");
+                continue;
+            }
             let id = r.object_id.expect("id");
             bank.read_object(&id, &cp.id).await.expect("readable");
         }

@@ -260,6 +260,7 @@ fn pb_summary(kind: ResourceKind, object: &podbank::codec::StoredObject) -> Summ
                 .and_then(|s| non_empty(s.volume_name.as_deref()));
             s
         }
+        other => panic!("the fixtures hold no {other:?}"),
     }
 }
 
@@ -336,6 +337,7 @@ fn json_summary(kind: ResourceKind, doc: &Value) -> Summary {
         ResourceKind::PersistentVolumeClaim => {
             s.pvc_volume_name = str_at(spec, &["volumeName"]);
         }
+        other => panic!("the fixtures hold no {other:?}"),
     }
     s
 }
@@ -426,6 +428,7 @@ fn every_pb_fixture_decodes_and_matches_its_json() {
                     VolumeInfo::from_object(&key, &json_object).expect("volume summary from JSON"),
                     "{what}"
                 ),
+                other => panic!("the fixtures hold no {other:?}"),
             }
 
             // The envelope is byte-for-byte what encode_envelope writes.

@@ -36,6 +36,7 @@ fn protect_request(pod: &ObjectRef, name: &str) -> ProtectRequest {
         },
         parameters: json!({"backup_name": name, "description": "conformance"}),
         volume_backups: true,
+        secrets_in_plain_bank: false,
     }
 }
 
@@ -47,6 +48,8 @@ fn restore_request(checkpoint: &CheckpointId, pod: &ObjectRef) -> RestoreRequest
         namespace_map: Default::default(),
         conflict: Default::default(),
         keep_node: false,
+        pods_only: false,
+        settle: None,
         mode: RestoreMode::Apply,
     }
 }

@@ -29,6 +29,7 @@ mod etcd_scan;
 mod pods_bad_values;
 mod pods_cli;
 mod protect_cinder;
+mod protect_closure;
 mod protect_records;
 mod restore;
 mod seed_shape;

@@ -213,6 +213,7 @@ pub async fn protect_from_etcd(
         plan: String::new(),
         scan: Default::default(),
         writer: WriterOptions::default(),
+        secrets: Default::default(),
     };
     let decoder = podbank::codec::Decoder::new(None);
     let services = Services {

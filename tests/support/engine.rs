@@ -219,6 +219,7 @@ fn pod_entry((ns, name, uid): (&str, &str, &str)) -> PodEntry {
             labels: Default::default(),
             created: None,
             volumes: Vec::new(),
+            refs: Default::default(),
         },
         key: format!("/registry/pods/{ns}/{name}"),
         mod_revision: 1,
@@ -331,6 +332,7 @@ impl Engine for MemoryEngine {
             id: found.2.to_string(),
             cinder_volumes: 1,
             pod: pod_entry(found),
+            closure: Vec::new(),
             dependents: vec![DependentView::from(Dependent {
                 pod_volume: "data".into(),
                 status: DependentStatus::Protectable,

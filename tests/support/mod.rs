@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod apiserver;
+pub mod apps;
 pub mod bank;
 pub mod cinder;
 pub mod engine;

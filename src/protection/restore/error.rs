@@ -108,6 +108,26 @@ pub enum RestoreError {
     /// The stored object could not be edited.
     #[error("{0}")]
     Edit(#[from] CodecError),
+    /// A workload's pod template mounts a Cinder volume inline: its volume id cannot be
+    /// swapped in the template.
+    #[error("its {kind}'s pod template mounts a Cinder volume inline; restore its pods with --pods-only")]
+    InlineInTemplate {
+        /// The workload's kind.
+        kind: &'static str,
+    },
+    /// An object created was deleted during the settle period (garbage collector, a
+    /// controller scaling down, someone else).
+    #[error("{kind} {name} was deleted {after} after it was created{}", if reason.is_empty() { String::new() } else { format!(" (Event {reason})") })]
+    Lost {
+        /// Its kind.
+        kind: &'static str,
+        /// `namespace/name`.
+        name: ObjectRef,
+        /// How long after the last create it was found gone.
+        after: String,
+        /// The Event's reason and message, if one was found.
+        reason: String,
+    },
     /// The bank failed (reading an object, saving the record).
     #[error(transparent)]
     Bank(#[from] BankError),

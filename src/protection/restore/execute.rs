@@ -1,20 +1,22 @@
 //! The restore executor: carries a plan out through a [`RestoreSink`], step by step, and
 //! keeps the restore record (every outcome, the old -> new id map) as it goes.
 //!
-//! A pod's steps run in order; the first that fails ends that pod (its outcome says why)
-//! and the next pod starts. The record is saved after every step, so that running the same
+//! A unit's steps run in order; the first that fails ends that unit (its outcome says why)
+//! and the next unit starts. The record is saved after every step, so that running the same
 //! restore again resumes it: volumes and objects already made are reused, never made twice.
+//! Owner references are rewritten as the owners are made: each object's references point at
+//! the new uids of owners this restore made, and references to anything else are removed.
 
 use std::collections::BTreeMap;
 
 use super::error::RestoreError;
-use super::plan::{ObjectStep, PodPlan, Step};
+use super::plan::{ObjectStep, Step, UnitPlan};
 use super::sink::RestoreSink;
 use crate::bank::Bank;
-use crate::codec::{edit_object, ResourceKind};
+use crate::codec::{edit_object, OwnerEdit, ResourceKind};
 use crate::model::{
-    Checkpoint, Outcome, ResourceType, RestoreRecord, RestoredResource, VolumeDriver, VolumeId,
-    VolumeRecord,
+    Checkpoint, ObjectRef, Outcome, ResourceType, RestoreRecord, RestoredResource, VolumeDriver,
+    VolumeId, VolumeRecord,
 };
 use crate::protection::protect::type_of;
 
@@ -28,28 +30,45 @@ pub struct Executor<'a> {
     pub sink: &'a dyn RestoreSink,
     /// The record kept.
     pub record: RestoreRecord,
+    /// Owners made so far: uid in the checkpoint -> uid in the target.
+    pub owners: BTreeMap<String, String>,
+    /// Every object made (or reused), to watch while the restore settles.
+    pub made: Vec<Made>,
+}
+
+/// An object the restore made, as the settle watch follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    /// What it is.
+    pub kind: ResourceKind,
+    /// Where it is.
+    pub target: ObjectRef,
+    /// Its uid in the target.
+    pub uid: String,
+    /// What it was (the record's source).
+    pub source: String,
 }
 
 impl Executor<'_> {
-    /// Runs every pod's plan; returns one message per pod that failed.
-    pub async fn run(&mut self, plans: Vec<PodPlan>) -> Result<Vec<String>, RestoreError> {
+    /// Runs every unit's plan; returns one message per unit that failed.
+    pub async fn run(&mut self, plans: Vec<UnitPlan>) -> Result<Vec<String>, RestoreError> {
         let mut failures = Vec::new();
         for plan in plans {
             match plan {
-                PodPlan::Skip { notes, .. } => {
+                UnitPlan::Skip { notes, .. } => {
                     for n in notes {
                         self.record.record(n);
                     }
                     self.sink.save(&self.record).await?;
                 }
-                PodPlan::Fail { pod, error, notes } => {
+                UnitPlan::Fail { unit, error, notes } => {
                     for n in notes {
                         self.record.record(n);
                     }
                     self.sink.save(&self.record).await?;
-                    failures.push(format!("pod {pod}: {error}"));
+                    failures.push(format!("{unit}: {error}"));
                 }
-                PodPlan::Restore { pod, steps, notes } => {
+                UnitPlan::Restore { unit, steps, notes } => {
                     for n in notes {
                         self.record.record(n);
                     }
@@ -58,7 +77,7 @@ impl Executor<'_> {
                             // The record cannot be kept: stop here, the next run resumes.
                             return Err(e);
                         }
-                        failures.push(format!("pod {pod}: {e}"));
+                        failures.push(format!("{unit}: {e}"));
                     }
                 }
             }
@@ -179,6 +198,9 @@ impl Executor<'_> {
         let kind = type_of(step.kind);
         let target = step.target.to_string();
         if step.reused {
+            if let Some(uid) = self.record.new_resources.get(&step.source).cloned() {
+                self.made(&step, &uid);
+            }
             self.outcome(
                 kind,
                 step.source,
@@ -190,6 +212,9 @@ impl Executor<'_> {
             return Ok(());
         }
         resolve_volumes(&mut step, volumes);
+        if step.edits.owners == OwnerEdit::Keep {
+            step.edits.owners = OwnerEdit::Map(self.owners.clone());
+        }
         let result = self.create(&step).await;
         let source = step.source.clone();
         match result {
@@ -198,6 +223,7 @@ impl Executor<'_> {
                     self.record
                         .new_resources
                         .insert(source.clone(), created.uid.clone());
+                    self.made(&step, &created.uid);
                 }
                 self.outcome(
                     kind,
@@ -225,7 +251,26 @@ impl Executor<'_> {
         }
     }
 
+    /// Notes an object made: an owner's new uid, and what the settle watch follows.
+    fn made(&mut self, step: &ObjectStep, uid: &str) {
+        if uid.is_empty() {
+            return;
+        }
+        if step.kind.is_owner() && !step.source_uid.is_empty() {
+            self.owners.insert(step.source_uid.clone(), uid.to_string());
+        }
+        self.made.push(Made {
+            kind: step.kind,
+            target: step.target.clone(),
+            uid: uid.to_string(),
+            source: step.source.clone(),
+        });
+    }
+
     async fn create(&self, step: &ObjectStep) -> Result<super::sink::Created, RestoreError> {
+        if let Some(body) = &step.generated {
+            return self.sink.create(step, body.clone()).await;
+        }
         let id = step.object_id.ok_or_else(|| RestoreError::NotStored {
             object: step.source.clone(),
         })?;

@@ -1,9 +1,11 @@
-//! `restore`: Cinder volumes from a checkpoint's backups, then PV, PVC and pod through the
-//! API server, losing no field.
+//! `restore`: Cinder volumes from a checkpoint's backups, then what the pods need
+//! (namespace, ConfigMaps, Secrets, ServiceAccounts), claims and volumes, and each pod's
+//! top owner (or the pod itself) through the API server, losing no field; then a settle
+//! watch: success only once the cluster has kept what was made.
 //!
 //! In three parts, apart from each other:
-//! * [`plan`]: a pure planner decides every name, edit and conflict outcome from the
-//!   checkpoint, the request and what the target already holds;
+//! * [`plan`]: a pure planner decides the units (top owners, bare pods), every name, edit
+//!   and conflict outcome from the checkpoint, the request and what the target holds;
 //! * [`execute`]: the executor carries the plan out, step by step, through a sink, keeping
 //!   the restore record (`in_progress` → `success` | `fail`, every outcome, the old → new
 //!   id map) as it goes;
@@ -28,12 +30,16 @@ pub use error::RestoreError;
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
     valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreRequest,
+    DEFAULT_SETTLE,
 };
 pub use sink::{ClusterSink, ExportSink, RestoreSink};
 
 use super::ProtectionError;
 use crate::bank::Bank;
-use crate::model::{CheckpointStatus, RestoreId, RestoreRecord, RestoreStatus};
+use crate::model::{
+    CheckpointStatus, Outcome, RestoreId, RestoreRecord, RestoreStatus, RestoredResource,
+};
+use crate::protection::protect::type_of;
 
 /// Restores pods of a checkpoint into `sink`: see the module doc.
 ///
@@ -72,9 +78,11 @@ pub async fn restore(
             )
         },
     };
+    let records = plan::Records::new(&resources);
     let inputs = plan::Inputs {
         checkpoint: &checkpoint,
         resources: &resources,
+        records: &records,
         request: req,
         restore: &record.id,
     };
@@ -91,11 +99,31 @@ pub async fn restore(
         checkpoint: &checkpoint,
         sink,
         record,
+        owners: BTreeMap::new(),
+        made: Vec::new(),
     };
     executor.record.status = RestoreStatus::InProgress;
     executor.record.reason.clear();
     sink.save(&executor.record).await?;
-    let failures = executor.run(plans).await?;
+    let mut failures = executor.run(plans).await?;
+    if !req.settle.is_zero() && !executor.made.is_empty() {
+        match sink.settle(&executor.made, req.settle).await {
+            Ok(lost) => {
+                for (m, error) in lost {
+                    executor.record.record(RestoredResource {
+                        kind: type_of(m.kind),
+                        source: m.source,
+                        target: m.target.to_string(),
+                        new_id: m.uid,
+                        outcome: Outcome::Error,
+                        reason: error.to_string(),
+                    });
+                    failures.push(error.to_string());
+                }
+            }
+            Err(e) => failures.push(format!("the settle watch failed: {e}")),
+        }
+    }
     let mut record = executor.record;
     sink.finish(&checkpoint, &record).await?;
     record.finished = Some(chrono::Utc::now());

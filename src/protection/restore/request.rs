@@ -141,7 +141,15 @@ pub struct RestoreRequest {
     pub keep_node: bool,
     /// How long to wait for one restored volume.
     pub volume_timeout: Duration,
+    /// Karbor's original semantics: bare pods, ownerReferences removed, owners not
+    /// restored. Default: pods with a controller come back through their top owner.
+    pub pods_only: bool,
+    /// How long to watch what was created before calling the restore a success.
+    pub settle: Duration,
 }
+
+/// The default settle period.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);
 
 impl RestoreRequest {
     /// Stable text of the request, to recognise "the same restore" when it runs again.
@@ -158,6 +166,7 @@ impl RestoreRequest {
             "namespace_map": self.namespace_map.entries(),
             "conflict": self.conflict,
             "keep_node": self.keep_node,
+            "pods_only": self.pods_only,
         })
         .to_string()
     }

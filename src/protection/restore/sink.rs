@@ -15,8 +15,10 @@
 //!   returns the uid (empty when there is none) and the outcome (`restored`, `planned`).
 //! * `save` persists the restore record (a dry run keeps none); `resume` finds an earlier,
 //!   unfinished run of the same request; `finish` is called once, at the end.
+//! * `settle` watches what was made for a while and returns what the target deleted (the
+//!   garbage collector, a controller); a dry run has nothing to watch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::error::RestoreError;
+use super::execute::Made;
 use super::plan::{Existing, ObjectStep, ANNOTATION_RESTORE};
 use crate::apiserver::{ApiError, ApiServer};
 use crate::bank::Bank;
@@ -86,6 +89,17 @@ pub trait RestoreSink: Send + Sync {
     async fn resume(&self, fingerprint: &str) -> Result<Option<RestoreRecord>, RestoreError> {
         let _ = fingerprint;
         Ok(None)
+    }
+
+    /// Watches `made` for `period`; returns each object the target deleted meanwhile, with
+    /// the error that says so. The default watches nothing.
+    async fn settle(
+        &self,
+        made: &[Made],
+        period: Duration,
+    ) -> Result<Vec<(Made, RestoreError)>, RestoreError> {
+        let _ = (made, period);
+        Ok(Vec::new())
     }
 
     /// The restore is done. The default does nothing.
@@ -212,6 +226,14 @@ impl RestoreSink for ClusterSink<'_> {
         Ok(self.bank.put_restore(record).await?)
     }
 
+    async fn settle(
+        &self,
+        made: &[Made],
+        period: Duration,
+    ) -> Result<Vec<(Made, RestoreError)>, RestoreError> {
+        settle(self.api, made, period).await
+    }
+
     async fn resume(&self, fingerprint: &str) -> Result<Option<RestoreRecord>, RestoreError> {
         Ok(self
             .bank
@@ -221,6 +243,87 @@ impl RestoreSink for ClusterSink<'_> {
             .rev()
             .find(|r| r.parameters_json == fingerprint && r.status != RestoreStatus::Success))
     }
+}
+
+/// How often the settle watch looks.
+const SETTLE_TICK: Duration = Duration::from_millis(250);
+
+/// Watches `made` through the API server until `period` has passed: an object whose uid is
+/// gone from its collection, or that is being deleted, is lost; the namespace's Events say
+/// why.
+async fn settle(
+    api: &ApiServer,
+    made: &[Made],
+    period: Duration,
+) -> Result<Vec<(Made, RestoreError)>, RestoreError> {
+    let start = tokio::time::Instant::now();
+    let mut watching: Vec<&Made> = made.iter().collect();
+    let mut lost = Vec::new();
+    let mut tick = tokio::time::interval(SETTLE_TICK);
+    while !watching.is_empty() {
+        tick.tick().await;
+        let mut groups: BTreeMap<(crate::codec::ResourceKind, &str), HashMap<&str, bool>> =
+            BTreeMap::new();
+        for m in &watching {
+            groups.entry((m.kind, m.target.namespace())).or_default();
+        }
+        for ((kind, ns), present) in groups.iter_mut() {
+            let ns = (!ns.is_empty()).then_some(*ns);
+            let listed = api.list(*kind, ns).await.map_err(RestoreError::Api)?;
+            let listed: HashMap<String, bool> =
+                listed.into_iter().map(|l| (l.uid, l.deleting)).collect();
+            for m in &watching {
+                if m.kind == *kind && m.target.namespace() == ns.unwrap_or("") {
+                    let alive = listed.get(&m.uid).is_some_and(|deleting| !deleting);
+                    present.insert(m.uid.as_str(), alive);
+                }
+            }
+        }
+        let alive = |m: &Made| {
+            groups
+                .get(&(m.kind, m.target.namespace()))
+                .and_then(|p| p.get(m.uid.as_str()))
+                .copied()
+                .unwrap_or(true)
+        };
+        let (kept, gone): (Vec<&Made>, Vec<&Made>) = watching.into_iter().partition(|m| alive(m));
+        watching = kept;
+        for m in gone {
+            let reason = event_reason(api, m).await;
+            lost.push((
+                m.clone(),
+                RestoreError::Lost {
+                    kind: m.kind.kind(),
+                    name: m.target.clone(),
+                    after: format!("{:.1} s", start.elapsed().as_secs_f64()),
+                    reason,
+                },
+            ));
+        }
+        if start.elapsed() >= period {
+            break;
+        }
+    }
+    Ok(lost)
+}
+
+/// The reason (and message) of the latest Event about `m`, if any.
+async fn event_reason(api: &ApiServer, m: &Made) -> String {
+    let ns = match m.kind.namespaced() {
+        true => m.target.namespace(),
+        false => "default",
+    };
+    let events = api.events(ns).await.unwrap_or_default();
+    events
+        .iter()
+        .rev()
+        .find(|e| {
+            e.involved_object.uid == m.uid
+                || (e.involved_object.name == m.target.name()
+                    && e.involved_object.kind == m.kind.kind())
+        })
+        .map(|e| format!("{}: {}", e.reason, e.message))
+        .unwrap_or_default()
 }
 
 /// One object of an export, as `plan.yaml` lists it.

@@ -14,9 +14,25 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+mod workload;
+
 use super::value::{parse_plain, Encoding, PROTOBUF_MAGIC};
 use super::wire::{self, len_field, FieldAction, Rewrite, WireError};
 use super::{CodecError, ResourceKind};
+
+/// What becomes of `metadata.ownerReferences`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OwnerEdit {
+    /// Kept as stored.
+    #[default]
+    Keep,
+    /// Every reference left out (the object is restored without its owners).
+    Drop,
+    /// References to these uids point at the new owners' uids (old -> new); references to
+    /// any other uid are left out, so that nothing keeps a reference to an owner that does
+    /// not exist in the target.
+    Map(BTreeMap<String, String>),
+}
 
 /// What to change in a stored object. `ObjectEdits::default()` changes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,6 +63,14 @@ pub struct ObjectEdits {
     pub pv_claim_ref: Option<(String, String)>,
     /// PersistentVolumeClaim: new `spec.volumeName`.
     pub pvc_volume_name: Option<String>,
+    /// `metadata.ownerReferences`: kept, dropped, or pointed at the new owners.
+    pub owners: OwnerEdit,
+    /// Workloads (Deployment, ReplicaSet, StatefulSet, DaemonSet, ReplicationController,
+    /// Job, CronJob): claim renames in the pod template's volumes, old -> new.
+    pub template_claim_renames: BTreeMap<String, String>,
+    /// Job: drop `spec.selector` and the `controller-uid` labels of its pod template,
+    /// which the API server generated for the original Job; the new Job gets its own.
+    pub job_drop_generated_selector: bool,
 }
 
 // ObjectMeta field numbers.
@@ -136,6 +160,12 @@ fn check_edits(kind: ResourceKind, e: &ObjectEdits) -> Result<(), CodecError> {
     if kind != ResourceKind::PersistentVolumeClaim && e.pvc_volume_name.is_some() {
         return wrong("a PersistentVolumeClaim edit");
     }
+    if !kind.is_owner() && !e.template_claim_renames.is_empty() {
+        return wrong("a pod-template edit");
+    }
+    if kind != ResourceKind::Job && e.job_drop_generated_selector {
+        return wrong("a Job edit");
+    }
     Ok(())
 }
 
@@ -188,12 +218,21 @@ fn edit_envelope(
 fn edit_object_message(kind: ResourceKind, raw: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
     let mut rw = Rewrite::new(raw)?;
     rw.edit_message(OBJ_METADATA, true, |m| edit_meta(m, edits))?;
-    rw.edit_message(OBJ_SPEC, true, |s| match kind {
-        ResourceKind::Pod => edit_pod_spec(s, edits),
-        ResourceKind::PersistentVolume => edit_pv_spec(s, edits),
-        ResourceKind::PersistentVolumeClaim => edit_pvc_spec(s, edits),
-    })?;
-    if edits.drop_server_fields {
+    // Only kinds with a spec: a ConfigMap's or Secret's field 2 is its data.
+    match kind {
+        ResourceKind::Pod => rw.edit_message(OBJ_SPEC, true, |s| edit_pod_spec(s, edits))?,
+        ResourceKind::PersistentVolume => {
+            rw.edit_message(OBJ_SPEC, true, |s| edit_pv_spec(s, edits))?
+        }
+        ResourceKind::PersistentVolumeClaim => {
+            rw.edit_message(OBJ_SPEC, true, |s| edit_pvc_spec(s, edits))?
+        }
+        k if k.is_owner() => {
+            rw.edit_message(OBJ_SPEC, false, |s| workload::edit_spec(k, s, edits))?
+        }
+        _ => 0,
+    };
+    if edits.drop_server_fields && kind.has_status() {
         rw.drop_number(OBJ_STATUS);
     }
     Ok(finish(rw, raw))
@@ -221,6 +260,7 @@ fn edit_meta(meta: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
             rw.drop_number(n);
         }
     }
+    workload::edit_owner_refs(&mut rw, &edits.owners)?;
     if !edits.set_annotations.is_empty() {
         // Last value wins for a key given twice; keep first-given order for new keys.
         let mut wanted: Vec<(&str, &str)> = Vec::new();
@@ -278,8 +318,24 @@ fn string_field(msg: &[u8], number: u32) -> EditResult<Option<String>> {
 }
 
 fn edit_pod_spec(spec: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
+    edit_pod_volumes(
+        spec,
+        &edits.pod_claim_renames,
+        &edits.pod_cinder_volume_ids,
+        edits.pod_clear_node_name,
+    )
+}
+
+/// A PodSpec (of a pod, or of a workload's pod template) with claim names and inline
+/// Cinder volume ids swapped, and `nodeName` cleared if asked.
+fn edit_pod_volumes(
+    spec: &[u8],
+    claim_renames: &BTreeMap<String, String>,
+    cinder_ids: &BTreeMap<String, String>,
+    clear_node_name: bool,
+) -> EditResult<Vec<u8>> {
     let mut rw = Rewrite::new(spec)?;
-    if !edits.pod_claim_renames.is_empty() || !edits.pod_cinder_volume_ids.is_empty() {
+    if !claim_renames.is_empty() || !cinder_ids.is_empty() {
         rw.edit_message(PODSPEC_VOLUMES, false, |volume| {
             let mut v = Rewrite::new(volume)?;
             v.edit_message(VOLUME_SOURCE, false, |source| {
@@ -287,7 +343,7 @@ fn edit_pod_spec(spec: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
                 s.edit_message(VOLSRC_PVC, false, |pvc| {
                     let mut p = Rewrite::new(pvc)?;
                     if let Some(old) = string_field(pvc, PVCSRC_CLAIM_NAME)? {
-                        if let Some(new) = edits.pod_claim_renames.get(&old) {
+                        if let Some(new) = claim_renames.get(&old) {
                             p.set_string(PVCSRC_CLAIM_NAME, new)?;
                         }
                     }
@@ -296,7 +352,7 @@ fn edit_pod_spec(spec: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
                 s.edit_message(VOLSRC_CINDER, false, |cinder| {
                     let mut c = Rewrite::new(cinder)?;
                     if let Some(old) = string_field(cinder, CINDER_VOLUME_ID)? {
-                        if let Some(new) = edits.pod_cinder_volume_ids.get(&old) {
+                        if let Some(new) = cinder_ids.get(&old) {
                             c.set_string(CINDER_VOLUME_ID, new)?;
                         }
                     }
@@ -307,7 +363,7 @@ fn edit_pod_spec(spec: &[u8], edits: &ObjectEdits) -> EditResult<Vec<u8>> {
             Ok::<_, EditError>(finish(v, volume))
         })?;
     }
-    if edits.pod_clear_node_name {
+    if clear_node_name {
         rw.drop_number(PODSPEC_NODE_NAME);
     }
     Ok(finish(rw, spec))
@@ -401,7 +457,8 @@ fn edit_json(kind: ResourceKind, plain: &[u8], edits: &ObjectEdits) -> Result<Ve
     let meta_edits = edits.name.is_some()
         || edits.namespace.is_some()
         || edits.drop_server_fields
-        || !edits.set_annotations.is_empty();
+        || !edits.set_annotations.is_empty()
+        || edits.owners != OwnerEdit::Keep;
     if meta_edits {
         let meta = object_at(root, "metadata", k)?;
         if let Some(name) = &edits.name {
@@ -421,8 +478,9 @@ fn edit_json(kind: ResourceKind, plain: &[u8], edits: &ObjectEdits) -> Result<Ve
                 ann.insert(key.clone(), Value::String(value.clone()));
             }
         }
+        workload::edit_json_owner_refs(meta, &edits.owners);
     }
-    if edits.drop_server_fields {
+    if edits.drop_server_fields && kind.has_status() {
         root.remove("status");
     }
     match kind {
@@ -500,6 +558,8 @@ fn edit_json(kind: ResourceKind, plain: &[u8], edits: &ObjectEdits) -> Result<Ve
                     .insert("volumeName".into(), Value::String(volume.clone()));
             }
         }
+        other if other.is_owner() => workload::edit_json_spec(other, root, edits),
+        _ => {}
     }
     if doc == original {
         return Ok(plain.to_vec());

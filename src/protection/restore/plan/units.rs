@@ -1,0 +1,627 @@
+//! The units of a restore, top-down: the namespaces and referenced objects the pods need,
+//! then one unit per restore root (a top owner whose controller makes the pods, or a pod
+//! restored as itself), each planned whole.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::volumes::{plan_volumes, ClaimNaming, Volumes};
+use super::{
+    base_edits, choose, existing, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan,
+};
+use crate::codec::{ObjectEdits, OwnerEdit, ResourceKind};
+use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType};
+use crate::protection::restore::error::RestoreError;
+
+/// A root of the restore and the pods it brings back.
+#[derive(Debug)]
+pub(super) enum Unit<'a> {
+    /// A pod restored as itself, without owner references.
+    Pod {
+        /// The pod.
+        pod: &'a ResourceRecord,
+        /// Why its owners are not restored, if it has any.
+        owners_left: Option<String>,
+    },
+    /// A top owner, restored so that its controller makes the pods.
+    Workload {
+        /// The top owner.
+        root: &'a ResourceRecord,
+        /// Its kind.
+        kind: ResourceKind,
+        /// The owners between it and the pods (a Deployment's ReplicaSet), left to the
+        /// controllers.
+        between: Vec<&'a ResourceRecord>,
+        /// Its pods in the checkpoint.
+        pods: Vec<&'a ResourceRecord>,
+    },
+}
+
+impl<'a> Unit<'a> {
+    /// What is created to bring the pods back.
+    pub(super) fn root(&self) -> &'a ResourceRecord {
+        match self {
+            Unit::Pod { pod, .. } => pod,
+            Unit::Workload { root, .. } => root,
+        }
+    }
+
+    /// The root's kind.
+    pub(super) fn root_kind(&self) -> ResourceKind {
+        match self {
+            Unit::Pod { .. } => ResourceKind::Pod,
+            Unit::Workload { kind, .. } => *kind,
+        }
+    }
+
+    /// The unit's pods.
+    pub(super) fn pods(&self) -> Vec<&'a ResourceRecord> {
+        match self {
+            Unit::Pod { pod, .. } => vec![*pod],
+            Unit::Workload { pods, .. } => pods.clone(),
+        }
+    }
+}
+
+/// `deployment:<ns>/<name>`: how the record names a restored object's source.
+fn source_of(kind: ResourceKind, name: &ObjectRef) -> String {
+    match kind {
+        ResourceKind::PersistentVolumeClaim => format!("pvc:{name}"),
+        ResourceKind::PersistentVolume => format!("pv:{name}"),
+        other => format!("{}:{name}", other.kind().to_lowercase()),
+    }
+}
+
+/// The owner chain of `pod` up to its top owner in the checkpoint: `Ok(empty)` for a pod
+/// without controller, `Err(why)` when its controller cannot be restored.
+fn owner_chain<'a>(
+    inputs: &Inputs<'a>,
+    pod: &'a ResourceRecord,
+) -> Result<Vec<&'a ResourceRecord>, String> {
+    let mut chain: Vec<&'a ResourceRecord> = Vec::new();
+    let mut current = pod;
+    while let Some(edge) = current
+        .edges
+        .iter()
+        .find(|e| e.relation == Relation::Owner && e.controller)
+    {
+        let known = ResourceKind::of_type(&edge.kind).filter(|k| k.is_owner());
+        let found = known.and_then(|_| inputs.find(&edge.kind, &edge.target));
+        let why = match found {
+            Some(r)
+                if r.status == ResourceStatus::Protected
+                    && r.object_id.is_some()
+                    && (edge.uid.is_empty() || edge.uid == r.uid) =>
+            {
+                chain.push(r);
+                current = r;
+                continue;
+            }
+            _ if known.is_none() => format!(
+                "its controller {} {} is of a kind podbank does not restore",
+                edge.kind.kind_name(),
+                edge.target
+            ),
+            Some(r) => format!(
+                "its controller {} {} is not in the checkpoint ({}{})",
+                edge.kind.kind_name(),
+                edge.target,
+                r.status,
+                if r.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.reason)
+                }
+            ),
+            None => format!(
+                "its controller {} {} is not in the checkpoint",
+                edge.kind.kind_name(),
+                edge.target
+            ),
+        };
+        // An owner whose own owner is missing is the top: restored itself.
+        return if chain.is_empty() {
+            Err(why)
+        } else {
+            Ok(chain)
+        };
+    }
+    Ok(chain)
+}
+
+/// The units of `pods`, in checkpoint order of their first pod.
+pub(super) fn units<'a>(inputs: &Inputs<'a>, pods: &[&'a ResourceRecord]) -> Vec<Unit<'a>> {
+    let mut out: Vec<Unit<'a>> = Vec::new();
+    let mut roots: HashMap<(&ResourceType, &ObjectRef), usize> = HashMap::new();
+    for pod in pods {
+        let has_owners = pod.edges.iter().any(|e| e.relation == Relation::Owner);
+        if inputs.request.pods_only {
+            out.push(Unit::Pod {
+                pod,
+                owners_left: has_owners
+                    .then(|| "--pods-only: restored as a bare pod, without its owners".into()),
+            });
+            continue;
+        }
+        match owner_chain(inputs, pod) {
+            Ok(chain) if chain.is_empty() => out.push(Unit::Pod {
+                pod,
+                owners_left: has_owners
+                    .then(|| "it has no controller: restored without its owner references".into()),
+            }),
+            Ok(mut chain) => {
+                let root = chain.pop().unwrap_or(pod);
+                let kind = ResourceKind::of_type(&root.kind).unwrap_or(ResourceKind::Pod);
+                match roots.get(&(&root.kind, &root.object)) {
+                    Some(&i) => {
+                        if let Unit::Workload { pods, between, .. } = &mut out[i] {
+                            pods.push(pod);
+                            for b in chain {
+                                if !between
+                                    .iter()
+                                    .any(|x| x.object == b.object && x.kind == b.kind)
+                                {
+                                    between.push(b);
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        roots.insert((&root.kind, &root.object), out.len());
+                        out.push(Unit::Workload {
+                            root,
+                            kind,
+                            between: chain,
+                            pods: vec![pod],
+                        });
+                    }
+                }
+            }
+            Err(why) => out.push(Unit::Pod {
+                pod,
+                owners_left: Some(format!("{why}: restored as a bare pod")),
+            }),
+        }
+    }
+    out
+}
+
+/// The target namespaces of `units`, with the namespace each comes from.
+pub(super) fn namespaces(inputs: &Inputs<'_>, units: &[Unit<'_>]) -> BTreeMap<String, String> {
+    units
+        .iter()
+        .map(|u| {
+            let source = u.root().object.namespace().to_string();
+            (inputs.target_namespace(&source), source)
+        })
+        .collect()
+}
+
+/// An object the pods reference (ConfigMap, Secret, ServiceAccount).
+#[derive(Debug, Clone)]
+pub(super) struct Referenced<'a> {
+    /// Its kind.
+    pub kind: ResourceKind,
+    /// Its name in the checkpoint.
+    pub source: ObjectRef,
+    /// Its name in the target.
+    pub target: ObjectRef,
+    /// Its record, if the checkpoint has one.
+    pub record: Option<&'a ResourceRecord>,
+}
+
+/// What the pods of `units` reference, once each.
+pub(super) fn referenced<'a>(inputs: &Inputs<'a>, units: &[Unit<'a>]) -> Vec<Referenced<'a>> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for pod in units.iter().flat_map(Unit::pods) {
+        for e in &pod.edges {
+            let kind = match e.relation {
+                Relation::ConfigMap => ResourceKind::ConfigMap,
+                Relation::Secret => ResourceKind::Secret,
+                Relation::ServiceAccount => ResourceKind::ServiceAccount,
+                _ => continue,
+            };
+            if !seen.insert((kind, e.target.clone())) {
+                continue;
+            }
+            out.push(Referenced {
+                kind,
+                source: e.target.clone(),
+                target: ObjectRef::new(
+                    inputs.target_namespace(e.target.namespace()),
+                    e.target.name(),
+                ),
+                record: inputs.find(&e.kind, &e.target),
+            });
+        }
+    }
+    out
+}
+
+/// Plans the restore of `pods`: see the module doc of [`super`].
+pub fn plan(
+    inputs: &Inputs<'_>,
+    pods: &[&ResourceRecord],
+    exists: &BTreeMap<Key, Existing>,
+) -> Vec<UnitPlan> {
+    let units = units(inputs, pods);
+    let mut out = Vec::new();
+    let namespaces = plan_namespaces(inputs, &units, exists);
+    if let Some(p) = namespaces {
+        out.push(p);
+    }
+    if let Some(p) = plan_referenced(inputs, &units, exists) {
+        out.push(p);
+    }
+    out.extend(units.iter().map(|u| plan_unit(inputs, u, exists)));
+    out
+}
+
+/// The object step of a stored record, under `target`.
+fn stored_step(
+    inputs: &Inputs<'_>,
+    kind: ResourceKind,
+    record: &ResourceRecord,
+    target: ObjectRef,
+    reused: bool,
+) -> ObjectStep {
+    let ns = (!target.namespace().is_empty()).then(|| target.namespace().to_string());
+    let mut changes = Vec::new();
+    if target.name() != record.object.name() {
+        changes.push(format!(
+            "name {} -> {}",
+            record.object.name(),
+            target.name()
+        ));
+    }
+    if ns
+        .as_deref()
+        .is_some_and(|n| n != record.object.namespace())
+    {
+        changes.push(format!(
+            "namespace {} -> {}",
+            record.object.namespace(),
+            target.namespace()
+        ));
+    }
+    ObjectStep {
+        kind,
+        source: source_of(kind, &record.object),
+        source_uid: record.uid.clone(),
+        object_id: record.object_id,
+        generated: None,
+        edits: base_edits(inputs, target.name(), ns.as_deref()),
+        pv_volume: None,
+        pod_inline: Vec::new(),
+        changes,
+        reused,
+        target,
+    }
+}
+
+/// Each target namespace that does not exist, from its stored Namespace object (a bare
+/// one for a checkpoint that holds none).
+fn plan_namespaces(
+    inputs: &Inputs<'_>,
+    units: &[Unit<'_>],
+    exists: &BTreeMap<Key, Existing>,
+) -> Option<UnitPlan> {
+    let mut steps = Vec::new();
+    for (target, source) in namespaces(inputs, units) {
+        let state = existing(exists, ResourceKind::Namespace, "", &target);
+        if state == Existing::Foreign {
+            continue;
+        }
+        let reused = state == Existing::Ours;
+        let record = inputs
+            .find(&ResourceType::Namespace, &ObjectRef::cluster(&source))
+            .filter(|r| r.status == ResourceStatus::Protected && r.object_id.is_some());
+        let step = match record {
+            Some(r) => stored_step(
+                inputs,
+                ResourceKind::Namespace,
+                r,
+                ObjectRef::cluster(&target),
+                reused,
+            ),
+            None => {
+                let annotations: serde_json::Map<String, serde_json::Value> =
+                    super::annotations(inputs)
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect();
+                let body = serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": target, "annotations": annotations},
+                });
+                ObjectStep {
+                    kind: ResourceKind::Namespace,
+                    target: ObjectRef::cluster(&target),
+                    source: format!("namespace:{source}"),
+                    source_uid: String::new(),
+                    object_id: None,
+                    generated: Some(body.to_string().into_bytes()),
+                    edits: ObjectEdits::default(),
+                    pv_volume: None,
+                    pod_inline: Vec::new(),
+                    changes: vec!["the checkpoint holds no Namespace object: a bare one".into()],
+                    reused,
+                }
+            }
+        };
+        steps.push(Step::Object(step));
+    }
+    (!steps.is_empty()).then(|| UnitPlan::Restore {
+        unit: "namespaces".into(),
+        steps,
+        notes: Vec::new(),
+    })
+}
+
+/// The referenced ConfigMaps, Secrets and ServiceAccounts the target lacks.
+fn plan_referenced(
+    inputs: &Inputs<'_>,
+    units: &[Unit<'_>],
+    exists: &BTreeMap<Key, Existing>,
+) -> Option<UnitPlan> {
+    let (mut steps, mut notes) = (Vec::new(), Vec::new());
+    for r in referenced(inputs, units) {
+        // Kubernetes makes `default` in every namespace.
+        if r.kind == ResourceKind::ServiceAccount && r.source.name() == "default" {
+            continue;
+        }
+        let state = existing(exists, r.kind, r.target.namespace(), r.target.name());
+        let skipped = |reason: String| {
+            note(
+                r.kind.resource_type(),
+                source_of(r.kind, &r.source),
+                r.target.to_string(),
+                Outcome::Skipped,
+                &reason,
+            )
+        };
+        let Some(record) = r.record else {
+            continue;
+        };
+        match (record.status, state) {
+            (ResourceStatus::Protected, Existing::Absent | Existing::Ours)
+                if record.object_id.is_some() =>
+            {
+                steps.push(Step::Object(stored_step(
+                    inputs,
+                    r.kind,
+                    record,
+                    r.target.clone(),
+                    state == Existing::Ours,
+                )));
+            }
+            (ResourceStatus::Protected, _) => {
+                notes.push(skipped("exists in the target: the live one is kept".into()))
+            }
+            (_, Existing::Absent) => notes.push(skipped(format!(
+                "not in the checkpoint ({}): it must exist in the target before the pods can \
+                 start, and the target has none",
+                record.reason
+            ))),
+            (_, _) => notes.push(skipped(format!(
+                "not in the checkpoint ({}): the target's is used",
+                record.reason
+            ))),
+        }
+    }
+    (!steps.is_empty() || !notes.is_empty()).then(|| UnitPlan::Restore {
+        unit: "referenced objects".into(),
+        steps,
+        notes,
+    })
+}
+
+fn plan_unit(inputs: &Inputs<'_>, unit: &Unit<'_>, exists: &BTreeMap<Key, Existing>) -> UnitPlan {
+    match unit {
+        Unit::Pod { pod, owners_left } => plan_pod(inputs, pod, owners_left.as_deref(), exists),
+        Unit::Workload {
+            root,
+            kind,
+            between,
+            pods,
+        } => plan_workload(inputs, root, *kind, between, pods, exists),
+    }
+}
+
+/// Notes that the owners of `record` are not restored.
+fn owners_notes(record: &ResourceRecord, why: &str) -> Vec<crate::model::RestoredResource> {
+    record
+        .edges
+        .iter()
+        .filter(|e| e.relation == Relation::Owner)
+        .map(|e| {
+            let kind = ResourceKind::of_type(&e.kind);
+            note(
+                e.kind.clone(),
+                match kind {
+                    Some(k) => source_of(k, &e.target),
+                    None => format!("{}:{}", e.kind.kind_name().to_lowercase(), e.target),
+                },
+                String::new(),
+                Outcome::Skipped,
+                why,
+            )
+        })
+        .collect()
+}
+
+fn plan_pod(
+    inputs: &Inputs<'_>,
+    pod: &ResourceRecord,
+    owners_left: Option<&str>,
+    exists: &BTreeMap<Key, Existing>,
+) -> UnitPlan {
+    let source = &pod.object;
+    let unit = format!("pod {source}");
+    let ns = inputs.target_namespace(source.namespace());
+    let wanted = inputs.root_name(source);
+    let (pod_name, pod_reused) = match choose(ResourceKind::Pod, &ns, &wanted, inputs, exists) {
+        Ok(Some(chosen)) => chosen,
+        Ok(None) => {
+            return UnitPlan::Skip {
+                unit,
+                notes: vec![note(
+                    ResourceType::Pod,
+                    source.to_string(),
+                    ObjectRef::new(&ns, &wanted).to_string(),
+                    Outcome::Skipped,
+                    "exists (--conflict skip)",
+                )],
+            }
+        }
+        Err(error) => {
+            return UnitPlan::Fail {
+                unit,
+                error,
+                notes: Vec::new(),
+            }
+        }
+    };
+    let mut volumes = match plan_volumes(inputs, &[pod], &ns, ClaimNaming::Pod, exists) {
+        Volumes::Planned(v) => v,
+        Volumes::Skip(notes) => return UnitPlan::Skip { unit, notes },
+        Volumes::Fail(error, notes) => return UnitPlan::Fail { unit, error, notes },
+    };
+    if let Some(why) = owners_left {
+        volumes.notes.extend(owners_notes(pod, why));
+    }
+    let mut changes = Vec::new();
+    if !inputs.request.keep_node {
+        changes.push("spec.nodeName cleared".to_string());
+    }
+    for (old, new) in &volumes.claim_renames {
+        changes.push(format!("claim {old} -> {new}"));
+    }
+    if owners_left.is_some() {
+        changes.push("ownerReferences removed".to_string());
+    }
+    volumes.steps.push(Step::Object(ObjectStep {
+        kind: ResourceKind::Pod,
+        target: ObjectRef::new(&ns, &pod_name),
+        source: format!("pod:{source}"),
+        source_uid: pod.uid.clone(),
+        object_id: pod.object_id,
+        generated: None,
+        edits: ObjectEdits {
+            pod_claim_renames: volumes.claim_renames.clone(),
+            pod_clear_node_name: !inputs.request.keep_node,
+            owners: OwnerEdit::Drop,
+            ..base_edits(inputs, &pod_name, Some(&ns))
+        },
+        pv_volume: None,
+        pod_inline: volumes.inline,
+        changes,
+        reused: pod_reused,
+    }));
+    UnitPlan::Restore {
+        unit,
+        steps: volumes.steps,
+        notes: volumes.notes,
+    }
+}
+
+fn plan_workload(
+    inputs: &Inputs<'_>,
+    root: &ResourceRecord,
+    kind: ResourceKind,
+    between: &[&ResourceRecord],
+    pods: &[&ResourceRecord],
+    exists: &BTreeMap<Key, Existing>,
+) -> UnitPlan {
+    let source = &root.object;
+    let unit = format!("{kind} {source}");
+    let ns = inputs.target_namespace(source.namespace());
+    let wanted = inputs.root_name(source);
+    let chosen = match choose(kind, &ns, &wanted, inputs, exists) {
+        Ok(c) => c,
+        Err(error) => {
+            return UnitPlan::Fail {
+                unit,
+                error,
+                notes: Vec::new(),
+            }
+        }
+    };
+    let name = chosen.as_ref().map_or(wanted.clone(), |(n, _)| n.clone());
+    let naming = match kind {
+        ResourceKind::StatefulSet => ClaimNaming::StatefulSet {
+            old: source.name(),
+            new: &name,
+        },
+        _ => ClaimNaming::Workload,
+    };
+    let mut volumes = match plan_volumes(inputs, pods, &ns, naming, exists) {
+        Volumes::Planned(v) => v,
+        Volumes::Skip(notes) => return UnitPlan::Skip { unit, notes },
+        Volumes::Fail(error, notes) => return UnitPlan::Fail { unit, error, notes },
+    };
+    if !volumes.inline.is_empty() {
+        return UnitPlan::Fail {
+            unit,
+            error: RestoreError::InlineInTemplate { kind: kind.kind() },
+            notes: Vec::new(),
+        };
+    }
+    let by = match kind {
+        ResourceKind::CronJob => format!("made by CronJob {ns}/{name} at its next schedule"),
+        _ => format!("made by the {kind} controller from {ns}/{name}"),
+    };
+    for b in between {
+        let k = ResourceKind::of_type(&b.kind).unwrap_or(kind);
+        volumes.notes.push(note(
+            b.kind.clone(),
+            source_of(k, &b.object),
+            String::new(),
+            Outcome::ByController,
+            &by,
+        ));
+    }
+    for p in pods {
+        volumes.notes.push(note(
+            ResourceType::Pod,
+            format!("pod:{}", p.object),
+            String::new(),
+            Outcome::ByController,
+            &by,
+        ));
+    }
+    match chosen {
+        None => volumes.notes.push(note(
+            root.kind.clone(),
+            source_of(kind, source),
+            ObjectRef::new(&ns, &wanted).to_string(),
+            Outcome::Skipped,
+            &format!("exists (--conflict skip): the live {kind} is kept"),
+        )),
+        Some((name, reused)) => {
+            let mut step = stored_step(inputs, kind, root, ObjectRef::new(&ns, &name), reused);
+            step.edits.owners = OwnerEdit::Drop;
+            if root.edges.iter().any(|e| e.relation == Relation::Owner) {
+                step.changes.push("ownerReferences removed".into());
+            }
+            if kind != ResourceKind::StatefulSet {
+                for (old, new) in &volumes.claim_renames {
+                    step.changes.push(format!("template claim {old} -> {new}"));
+                }
+                step.edits.template_claim_renames = volumes.claim_renames.clone();
+            }
+            if kind == ResourceKind::Job {
+                step.edits.job_drop_generated_selector = true;
+                step.changes
+                    .push("generated selector and controller-uid labels removed".into());
+            }
+            volumes.steps.push(Step::Object(step));
+        }
+    }
+    UnitPlan::Restore {
+        unit,
+        steps: volumes.steps,
+        notes: volumes.notes,
+    }
+}
