@@ -32,3 +32,4 @@ mod protect_cinder;
 mod protect_records;
 mod restore;
 mod seed_shape;
+mod standin;
