@@ -18,6 +18,9 @@ use prost::Message;
 use serde_json::{json, Map, Value};
 
 use super::resources::Resource;
+use specs::{claim, job_spec, pod_spec, pod_template, volume_spec};
+
+mod specs;
 
 /// A request body, decoded.
 pub struct Decoded {
@@ -75,42 +78,42 @@ pub fn decode(
 
 /// Builds a JSON object, leaving out absent and empty fields as kube-apiserver does.
 #[derive(Default)]
-struct J(Map<String, Value>);
+pub(super) struct J(Map<String, Value>);
 
 impl J {
-    fn opt<T: Into<Value>>(mut self, key: &str, value: Option<T>) -> Self {
+    pub(super) fn opt<T: Into<Value>>(mut self, key: &str, value: Option<T>) -> Self {
         if let Some(v) = value {
             self.0.insert(key.into(), v.into());
         }
         self
     }
 
-    fn sub(mut self, key: &str, value: Option<Value>) -> Self {
+    pub(super) fn sub(mut self, key: &str, value: Option<Value>) -> Self {
         if let Some(v) = value {
             self.0.insert(key.into(), v);
         }
         self
     }
 
-    fn list(mut self, key: &str, items: Vec<Value>) -> Self {
+    pub(super) fn list(mut self, key: &str, items: Vec<Value>) -> Self {
         if !items.is_empty() {
             self.0.insert(key.into(), Value::Array(items));
         }
         self
     }
 
-    fn strings(self, key: &str, items: &[String]) -> Self {
+    pub(super) fn strings(self, key: &str, items: &[String]) -> Self {
         self.list(key, items.iter().map(|s| json!(s)).collect())
     }
 
-    fn map(mut self, key: &str, m: &BTreeMap<String, String>) -> Self {
+    pub(super) fn map(mut self, key: &str, m: &BTreeMap<String, String>) -> Self {
         if !m.is_empty() {
             self.0.insert(key.into(), json!(m));
         }
         self
     }
 
-    fn quantities(mut self, key: &str, m: &BTreeMap<String, Quantity>) -> Self {
+    pub(super) fn quantities(mut self, key: &str, m: &BTreeMap<String, Quantity>) -> Self {
         if !m.is_empty() {
             let m: Map<String, Value> = m
                 .iter()
@@ -121,7 +124,7 @@ impl J {
         self
     }
 
-    fn done(self) -> Value {
+    pub(super) fn done(self) -> Value {
         Value::Object(self.0)
     }
 }
@@ -138,7 +141,7 @@ pub fn time(t: &meta::Time) -> String {
         .to_string()
 }
 
-fn object_meta(m: &meta::ObjectMeta) -> Value {
+pub(super) fn object_meta(m: &meta::ObjectMeta) -> Value {
     J::default()
         .opt("name", m.name.clone())
         .opt("generateName", m.generate_name.clone())
@@ -174,7 +177,7 @@ fn object_meta(m: &meta::ObjectMeta) -> Value {
         .done()
 }
 
-fn selector(s: &meta::LabelSelector) -> Value {
+pub(super) fn selector(s: &meta::LabelSelector) -> Value {
     J::default()
         .map("matchLabels", &s.match_labels)
         .list(
@@ -190,282 +193,6 @@ fn selector(s: &meta::LabelSelector) -> Value {
                 })
                 .collect(),
         )
-        .done()
-}
-
-fn volume(v: &core::Volume) -> Value {
-    let src = v.volume_source.clone().unwrap_or_default();
-    J::default()
-        .opt("name", v.name.clone())
-        .sub(
-            "persistentVolumeClaim",
-            src.persistent_volume_claim.map(|c| {
-                J::default()
-                    .opt("claimName", c.claim_name)
-                    .opt("readOnly", c.read_only)
-                    .done()
-            }),
-        )
-        .sub(
-            "emptyDir",
-            src.empty_dir.map(|e| {
-                J::default()
-                    .opt("medium", e.medium)
-                    .opt("sizeLimit", e.size_limit.and_then(|q| q.string))
-                    .done()
-            }),
-        )
-        .sub(
-            "configMap",
-            src.config_map.map(|c| {
-                J::default()
-                    .opt("name", c.local_object_reference.and_then(|r| r.name))
-                    .opt("defaultMode", c.default_mode)
-                    .opt("optional", c.optional)
-                    .done()
-            }),
-        )
-        .sub(
-            "secret",
-            src.secret.map(|c| {
-                J::default()
-                    .opt("secretName", c.secret_name)
-                    .opt("defaultMode", c.default_mode)
-                    .opt("optional", c.optional)
-                    .done()
-            }),
-        )
-        .sub(
-            "hostPath",
-            src.host_path.map(|h| {
-                J::default()
-                    .opt("path", h.path)
-                    .opt("type", h.r#type)
-                    .done()
-            }),
-        )
-        .done()
-}
-
-fn container(c: &core::Container) -> Value {
-    J::default()
-        .opt("name", c.name.clone())
-        .opt("image", c.image.clone())
-        .strings("command", &c.command)
-        .strings("args", &c.args)
-        .opt("workingDir", c.working_dir.clone())
-        .list(
-            "ports",
-            c.ports
-                .iter()
-                .map(|p| {
-                    J::default()
-                        .opt("name", p.name.clone())
-                        .opt("containerPort", p.container_port)
-                        .opt("protocol", p.protocol.clone())
-                        .done()
-                })
-                .collect(),
-        )
-        .list(
-            "env",
-            c.env
-                .iter()
-                .map(|e| {
-                    J::default()
-                        .opt("name", e.name.clone())
-                        .opt("value", e.value.clone())
-                        .done()
-                })
-                .collect(),
-        )
-        .sub(
-            "resources",
-            c.resources.as_ref().map(|r| {
-                J::default()
-                    .quantities("limits", &r.limits)
-                    .quantities("requests", &r.requests)
-                    .done()
-            }),
-        )
-        .list(
-            "volumeMounts",
-            c.volume_mounts
-                .iter()
-                .map(|m| {
-                    J::default()
-                        .opt("name", m.name.clone())
-                        .opt("readOnly", m.read_only)
-                        .opt("mountPath", m.mount_path.clone())
-                        .opt("subPath", m.sub_path.clone())
-                        .done()
-                })
-                .collect(),
-        )
-        .opt("terminationMessagePath", c.termination_message_path.clone())
-        .opt(
-            "terminationMessagePolicy",
-            c.termination_message_policy.clone(),
-        )
-        .opt("imagePullPolicy", c.image_pull_policy.clone())
-        .done()
-}
-
-fn pod_spec(s: &core::PodSpec) -> Value {
-    J::default()
-        .list("volumes", s.volumes.iter().map(volume).collect())
-        .list(
-            "initContainers",
-            s.init_containers.iter().map(container).collect(),
-        )
-        .list("containers", s.containers.iter().map(container).collect())
-        .opt("restartPolicy", s.restart_policy.clone())
-        .opt(
-            "terminationGracePeriodSeconds",
-            s.termination_grace_period_seconds,
-        )
-        .opt("dnsPolicy", s.dns_policy.clone())
-        .map("nodeSelector", &s.node_selector)
-        .opt("serviceAccountName", s.service_account_name.clone())
-        .opt("serviceAccount", s.service_account.clone())
-        .opt("nodeName", s.node_name.clone())
-        .opt("hostname", s.hostname.clone())
-        .opt("subdomain", s.subdomain.clone())
-        .opt("schedulerName", s.scheduler_name.clone())
-        .list(
-            "tolerations",
-            s.tolerations
-                .iter()
-                .map(|t| {
-                    J::default()
-                        .opt("key", t.key.clone())
-                        .opt("operator", t.operator.clone())
-                        .opt("value", t.value.clone())
-                        .opt("effect", t.effect.clone())
-                        .opt("tolerationSeconds", t.toleration_seconds)
-                        .done()
-                })
-                .collect(),
-        )
-        .opt("priority", s.priority)
-        .opt("enableServiceLinks", s.enable_service_links)
-        .opt("preemptionPolicy", s.preemption_policy.clone())
-        .done()
-}
-
-fn pod_template(t: &core::PodTemplateSpec) -> Value {
-    J::default()
-        .sub(
-            "metadata",
-            Some(t.metadata.as_ref().map(object_meta).unwrap_or(json!({}))),
-        )
-        .sub("spec", t.spec.as_ref().map(pod_spec))
-        .done()
-}
-
-fn claim_spec(s: &core::PersistentVolumeClaimSpec) -> Value {
-    J::default()
-        .strings("accessModes", &s.access_modes)
-        .sub("selector", s.selector.as_ref().map(selector))
-        .sub(
-            "resources",
-            s.resources.as_ref().map(|r| {
-                J::default()
-                    .quantities("limits", &r.limits)
-                    .quantities("requests", &r.requests)
-                    .done()
-            }),
-        )
-        .opt("volumeName", s.volume_name.clone())
-        .opt("storageClassName", s.storage_class_name.clone())
-        .opt("volumeMode", s.volume_mode.clone())
-        .done()
-}
-
-fn claim(c: &core::PersistentVolumeClaim) -> Value {
-    J::default()
-        .sub("metadata", c.metadata.as_ref().map(object_meta))
-        .sub("spec", c.spec.as_ref().map(claim_spec))
-        .sub(
-            "status",
-            c.status
-                .as_ref()
-                .map(|s| J::default().opt("phase", s.phase.clone()).done()),
-        )
-        .done()
-}
-
-fn volume_spec(s: &core::PersistentVolumeSpec) -> Value {
-    let src = s.persistent_volume_source.clone().unwrap_or_default();
-    J::default()
-        .quantities("capacity", &s.capacity)
-        .sub(
-            "cinder",
-            src.cinder.map(|c| {
-                J::default()
-                    .opt("volumeID", c.volume_id)
-                    .opt("fsType", c.fs_type)
-                    .opt("readOnly", c.read_only)
-                    .done()
-            }),
-        )
-        .sub(
-            "csi",
-            src.csi.map(|c| {
-                J::default()
-                    .opt("driver", c.driver)
-                    .opt("volumeHandle", c.volume_handle)
-                    .opt("fsType", c.fs_type)
-                    .opt("readOnly", c.read_only)
-                    .map("volumeAttributes", &c.volume_attributes)
-                    .done()
-            }),
-        )
-        .sub(
-            "hostPath",
-            src.host_path.map(|h| {
-                J::default()
-                    .opt("path", h.path)
-                    .opt("type", h.r#type)
-                    .done()
-            }),
-        )
-        .strings("accessModes", &s.access_modes)
-        .sub(
-            "claimRef",
-            s.claim_ref.as_ref().map(|r| {
-                J::default()
-                    .opt("kind", r.kind.clone())
-                    .opt("namespace", r.namespace.clone())
-                    .opt("name", r.name.clone())
-                    .opt("uid", r.uid.clone())
-                    .opt("apiVersion", r.api_version.clone())
-                    .opt("resourceVersion", r.resource_version.clone())
-                    .done()
-            }),
-        )
-        .opt(
-            "persistentVolumeReclaimPolicy",
-            s.persistent_volume_reclaim_policy.clone(),
-        )
-        .opt("storageClassName", s.storage_class_name.clone())
-        .strings("mountOptions", &s.mount_options)
-        .opt("volumeMode", s.volume_mode.clone())
-        .done()
-}
-
-fn job_spec(s: &batch::JobSpec) -> Value {
-    J::default()
-        .opt("parallelism", s.parallelism)
-        .opt("completions", s.completions)
-        .opt("activeDeadlineSeconds", s.active_deadline_seconds)
-        .opt("backoffLimit", s.backoff_limit)
-        .sub("selector", s.selector.as_ref().map(selector))
-        .opt("manualSelector", s.manual_selector)
-        .sub("template", s.template.as_ref().map(pod_template))
-        .opt("ttlSecondsAfterFinished", s.ttl_seconds_after_finished)
-        .opt("completionMode", s.completion_mode.clone())
-        .opt("suspend", s.suspend)
         .done()
 }
 
