@@ -62,6 +62,25 @@ async fn create_get_and_every_error() {
     assert!(matches!(err, ApiError::AlreadyExists { .. }), "{err}");
     assert!(err.to_string().contains("already exists"));
 
+    // kube-apiserver checks the body's namespace against the URL's (400) before admission
+    // looks for the namespace (404), so the body names the missing namespace too.
+    let elsewhere = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "missing"}});
+    let err = api
+        .create(
+            ResourceKind::Pod,
+            Some("missing"),
+            "web",
+            Encoding::Json,
+            serde_json::to_vec(&elsewhere).expect("json"),
+        )
+        .await
+        .expect_err("namespace missing");
+    assert!(matches!(err, ApiError::NotFound { .. }), "{err}");
+    assert!(
+        err.to_string().contains("namespaces \"missing\" not found"),
+        "{err}"
+    );
+
     let err = api
         .create(
             ResourceKind::Pod,
@@ -71,10 +90,10 @@ async fn create_get_and_every_error() {
             body,
         )
         .await
-        .expect_err("namespace missing");
-    assert!(matches!(err, ApiError::NotFound { .. }), "{err}");
+        .expect_err("namespace mismatch");
     assert!(
-        err.to_string().contains("namespaces \"missing\" not found"),
+        err.to_string()
+            .contains("does not match the namespace sent on the request"),
         "{err}"
     );
 

@@ -33,3 +33,4 @@ mod protect_closure;
 mod protect_records;
 mod restore;
 mod seed_shape;
+mod standin;
