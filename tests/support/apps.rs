@@ -94,7 +94,18 @@ pub const REPORT_JOB: &str = "report-29000000";
 /// The Job's pod.
 pub const REPORT_POD: &str = "report-29000000-q7w8e";
 
-fn web_spec(claim: &str) -> core::PodSpec {
+fn web_spec(claim: Option<&str>) -> core::PodSpec {
+    let mut spec = web_spec_with(claim.unwrap_or("web-data"));
+    if claim.is_none() {
+        spec.volumes.retain(|v| v.name.as_deref() != Some("data"));
+        for c in &mut spec.containers {
+            c.volume_mounts.clear();
+        }
+    }
+    spec
+}
+
+fn web_spec_with(claim: &str) -> core::PodSpec {
     core::PodSpec {
         volumes: vec![
             core::Volume {
@@ -219,9 +230,28 @@ pub fn claim(ns: &str, claim: &str, volume: &str) -> Vec<SeedObject> {
     )
 }
 
+/// A namespace of stateless applications only: the Namespace, the Deployment `web` (its
+/// ReplicaSet and 2 pods, without a claim), its ConfigMap, Secret and ServiceAccount, and
+/// the bare pod `debug`.
+pub fn stateless_objects(ns: &str) -> Vec<SeedObject> {
+    let mut out = common_objects(ns);
+    out.extend(deployment(ns, None));
+    out.push(bare_pod(ns));
+    out
+}
+
 /// Everything the drill's namespace holds in etcd.
 pub fn drill_objects(d: &Drill) -> Vec<SeedObject> {
     let ns = d.ns.as_str();
+    let mut out = common_objects(ns);
+    out.extend(deployment(ns, Some("web-data")));
+    out.extend(claim(ns, "web-data", &d.web_volume));
+    out.extend(statefulset_and_cronjob(d));
+    out.push(bare_pod(ns));
+    out
+}
+
+fn common_objects(ns: &str) -> Vec<SeedObject> {
     let mut out = Vec::new();
     let mut nsm = metadata("namespace", "", ns, None);
     nsm.labels = [
@@ -291,14 +321,18 @@ pub fn drill_objects(d: &Drill) -> Vec<SeedObject> {
             account.encode_to_vec(),
         ));
     }
+    out
+}
 
-    // Deployment -> ReplicaSet -> 2 pods, one shared claim.
+/// Deployment -> ReplicaSet -> 2 pods, sharing `claim` if any.
+fn deployment(ns: &str, claim: Option<&str>) -> Vec<SeedObject> {
+    let mut out = Vec::new();
     let deployment = apps::Deployment {
         metadata: Some(metadata("Deployment", ns, "web", None)),
         spec: Some(apps::DeploymentSpec {
             replicas: Some(2),
             selector: Some(selector("web")),
-            template: Some(template("web", web_spec("web-data"))),
+            template: Some(template("web", web_spec(claim))),
             ..Default::default()
         }),
         status: Some(apps::DeploymentStatus {
@@ -328,7 +362,7 @@ pub fn drill_objects(d: &Drill) -> Vec<SeedObject> {
         spec: Some(apps::ReplicaSetSpec {
             replicas: Some(2),
             selector: Some(selector("web")),
-            template: Some(template("web", web_spec("web-data"))),
+            template: Some(template("web", web_spec(claim))),
             ..Default::default()
         }),
         status: Some(apps::ReplicaSetStatus {
@@ -350,11 +384,15 @@ pub fn drill_objects(d: &Drill) -> Vec<SeedObject> {
             pod,
             owner_ref("apps/v1", "ReplicaSet", ns, WEB_RS),
             "web",
-            web_spec("web-data"),
+            web_spec(claim),
         ));
     }
-    out.extend(claim(ns, "web-data", &d.web_volume));
+    out
+}
 
+fn statefulset_and_cronjob(d: &Drill) -> Vec<SeedObject> {
+    let ns = d.ns.as_str();
+    let mut out = Vec::new();
     // StatefulSet: 2 pods, claims data-db-<n> from its template.
     let sts = apps::StatefulSet {
         metadata: Some(metadata("StatefulSet", ns, "db", None)),
@@ -486,7 +524,11 @@ pub fn drill_objects(d: &Drill) -> Vec<SeedObject> {
         job_template,
     ));
 
-    // A bare pod.
+    out
+}
+
+/// A bare pod.
+fn bare_pod(ns: &str) -> SeedObject {
     let bare = core::Pod {
         metadata: Some(metadata("pod", ns, "debug", None)),
         spec: Some(core::PodSpec {
@@ -501,13 +543,5 @@ pub fn drill_objects(d: &Drill) -> Vec<SeedObject> {
         }),
         status: None,
     };
-    out.push(entry(
-        "pods",
-        ns,
-        "debug",
-        "v1",
-        "Pod",
-        bare.encode_to_vec(),
-    ));
-    out
+    entry("pods", ns, "debug", "v1", "Pod", bare.encode_to_vec())
 }

@@ -436,7 +436,24 @@ impl RestoreSink for ExportSink {
             note: &'static str,
             objects: &'a [PlannedObject],
             volumes: Vec<BTreeMap<&'static str, String>>,
+            /// What is not created by podbank, and why: pods left to their controllers,
+            /// skipped objects.
+            not_created: Vec<BTreeMap<&'static str, String>>,
         }
+        let not_created = record
+            .resources
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::ByController | Outcome::Skipped))
+            .filter(|r| r.kind != ResourceType::CinderVolume)
+            .map(|r| {
+                BTreeMap::from([
+                    ("type", r.kind.to_string()),
+                    ("source", r.source.clone()),
+                    ("status", r.outcome.label().to_string()),
+                    ("reason", r.reason.clone()),
+                ])
+            })
+            .collect();
         let volumes = record
             .resources
             .iter()
@@ -467,6 +484,7 @@ impl RestoreSink for ExportSink {
             note: "dry run: nothing was restored; volume ids read restored-from-backup-<id> until a real restore makes the volumes",
             objects: &planned,
             volumes,
+            not_created,
         };
         let text = serde_yaml::to_string(&plan).unwrap_or_default();
         self.write("plan.yaml", text.as_bytes())

@@ -95,10 +95,12 @@ fn classify(s: &Store, dependent_ns: &str, r: &Value) -> Owner {
 
 /// The garbage collector: a namespaced object none of whose owners exists is deleted
 /// (background propagation: dependents go after their owner); references to owners that do not
-/// exist are dropped from an object that still has a live owner. A reference whose uid belongs
-/// to an object of another namespace gets a Warning event `OwnerRefInvalidNamespace` on the
-/// dependent, as kube-controller-manager's garbage collector records it (an owner that simply
-/// does not exist is deleted silently, as there).
+/// exist are dropped from an object that still has a live owner. A dependent deleted because
+/// an owner uid is absent from its namespace (in another namespace, or never seen) gets a
+/// Warning event `OwnerRefInvalidNamespace`, as podbank's issue 13 specifies the model (the
+/// real collector records it for uids of another namespace, the case seen when restoring into
+/// another namespace; a restored object here names uids of the source cluster, which the
+/// stand-in never held). Cascading deletion (the owner was deleted) records none.
 fn garbage_collector(s: &mut Store) {
     let candidates: Vec<(Key, Value)> = s
         .objects
@@ -136,7 +138,7 @@ fn garbage_collector(s: &mut Store) {
         let mut reason = "OwnerAbsent";
         for (r, v) in refs.iter().zip(&verdicts) {
             match v {
-                Owner::InvalidNamespace => {
+                Owner::InvalidNamespace | Owner::Absent => {
                     reason = "OwnerRefInvalidNamespace";
                     let message = format!(
                         "ownerRef [{}/{}, namespace: {ns}, name: {}, uid: {}] does not exist in namespace \"{ns}\"",
