@@ -22,7 +22,7 @@
 //! Parts of [`Bank`]: `open` (config, format version, key check), `objects` (the index
 //! and reading one object), `records` (manifests, tables, restore records); `writer`
 //! writes a checkpoint, `maintenance` is verify, gc, repair and stats. Below them:
-//! [`backend`] (the one storage trait, its implementations and decorators), [`format`]
+//! [`backend`] (the one storage trait, its implementations and decorators), [`format`](mod@format)
 //! (the stored encodings), [`index`], [`lock`]; `convert` turns the stored records into
 //! [`crate::model`] types at the bank's edge, so that nothing above the bank reads
 //! [`pb`].

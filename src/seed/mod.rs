@@ -12,7 +12,7 @@
 //!   the storage envelope);
 //! * `volumes`: a claim and its bound persistent volume ([`claim_and_volume`]);
 //! * `pods`: a pod, its containers and its volumes ([`pod_objects`]);
-//! * `write`: the one part with I/O, the batched puts into etcd ([`write`]).
+//! * `write`: the one part with I/O, the batched puts into etcd ([`write`](fn@write)).
 //!
 //! Owns: the shape of seeded objects. Must not touch: anything but etcd (no bank, no
 //! Cinder); it is a test and demo tool, not part of protect or restore.

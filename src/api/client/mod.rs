@@ -1,6 +1,6 @@
 //! A client of the agent's HTTP API: what `podbank --agent URL ...` speaks.
 //!
-//! [`RemoteEngine`] implements the application API ([`Engine`]) over it, so that the CLI
+//! [`RemoteEngine`] implements the application API ([`Engine`](crate::engine::Engine)) over it, so that the CLI
 //! does the same thing whichever engine it holds. Typed over the same request and response
 //! types the server uses ([`super`]), so that the two cannot disagree on a field. Long
 //! operations answer `202 Accepted`; the client follows the operation's status URL until
