@@ -4,7 +4,9 @@
 //! ([`metrics`]), all around an [`Engine`] that does the actual protection work.
 //!
 //! The agent owns no data: checkpoints and restores live in the bank, behind the engine.
-//! Its own state (operations, metrics) is in memory and per replica.
+//! Its own state (operations, metrics) is in memory and per replica. Must not touch: the
+//! bank, Cinder or etcd's data directly (all through the engine; etcd only for the
+//! election).
 //!
 //! Life cycle ([`Agent::start`], [`Agent::shutdown`]):
 //! 1. validate the config, read the token, bind the listener, start campaigning;

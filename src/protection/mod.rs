@@ -3,6 +3,17 @@
 //!
 //! * [`inventory`] reads the selected pods, their claims and volumes at one revision
 //!   (Karbor's protectables: list / show / dependents).
+//! * [`protect`](mod@protect) writes a checkpoint: the etcd scan into the bank, Cinder backups of the
+//!   volumes ([`volumes`]), the parameters checked against their [`schema`].
+//! * [`restore`](mod@restore) plans a restore, then executes it through a sink (the API server or an
+//!   export directory), and keeps its record.
+//! * [`delete`] deletes a checkpoint and its backups; [`retention`] decides which
+//!   checkpoints of a plan to delete, and in which order.
+//!
+//! Owns: the order of work across the layers and what a checkpoint or restore records.
+//! Must not touch: the fronts (`cli`, `agent`) or HTTP (`api`); the engine calls this
+//! module, never the other way round. Reads and writes the domain [`crate::model`], never
+//! the bank's protobuf records.
 
 pub mod delete;
 pub mod inventory;

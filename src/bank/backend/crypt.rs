@@ -44,6 +44,30 @@ pub struct KeyFileError {
     pub reason: String,
 }
 
+/// Key material that is not a bank key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyMaterialError {
+    /// Not 32 bytes, and not text either.
+    #[error("{length} bytes that are neither 32 raw bytes nor text")]
+    NotText {
+        /// How many bytes there are.
+        length: usize,
+    },
+    /// 64 characters that look like hex digits and do not decode.
+    #[error("{0}")]
+    Hex(hex::FromHexError),
+    /// Text in none of the accepted forms.
+    #[error("not 32 raw bytes, 64 hex digits or base64 of 32 bytes")]
+    Unrecognised,
+    /// Decodes, but not to 32 bytes.
+    #[error("the key is {length} bytes long; it must be 32")]
+    Length {
+        /// How many bytes it decodes to.
+        length: usize,
+    },
+}
+
 impl BankKey {
     /// Reads a key file: 32 raw bytes, or 64 hex digits, or the base64 of 32 bytes
     /// (surrounding white space ignored).
@@ -53,33 +77,30 @@ impl BankKey {
             reason,
         };
         let data = std::fs::read(path).map_err(|e| error(format!("cannot be read: {e}")))?;
-        Self::from_bytes(&data).map_err(error)
+        Self::from_bytes(&data).map_err(|e| error(e.to_string()))
     }
 
     /// Parses key material as [`BankKey::from_file`] does; the error says what it is
     /// instead.
-    pub fn from_bytes(data: &[u8]) -> Result<Self, String> {
+    pub fn from_bytes(data: &[u8]) -> Result<Self, KeyMaterialError> {
         if let Ok(raw) = <[u8; 32]>::try_from(data) {
             return Ok(Self(raw));
         }
         let text = std::str::from_utf8(data)
-            .map_err(|_| {
-                format!(
-                    "{} bytes that are neither 32 raw bytes nor text",
-                    data.len()
-                )
-            })?
+            .map_err(|_| KeyMaterialError::NotText { length: data.len() })?
             .trim();
         let decoded = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-            hex::decode(text).map_err(|e| e.to_string())?
+            hex::decode(text).map_err(KeyMaterialError::Hex)?
         } else {
             base64::engine::general_purpose::STANDARD
                 .decode(text)
-                .map_err(|_| "not 32 raw bytes, 64 hex digits or base64 of 32 bytes".to_string())?
+                .map_err(|_| KeyMaterialError::Unrecognised)?
         };
         <[u8; 32]>::try_from(decoded.as_slice())
             .map(Self)
-            .map_err(|_| format!("the key is {} bytes long; it must be 32", decoded.len()))
+            .map_err(|_| KeyMaterialError::Length {
+                length: decoded.len(),
+            })
     }
 
     /// A fresh random key.
@@ -211,7 +232,19 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(raw) + "\n";
         assert_eq!(BankKey::from_bytes(b64.as_bytes()).map(|k| k.0), Ok(raw));
         assert_eq!(BankKey::from_bytes(&raw).map(|k| k.0), Ok(raw));
-        assert!(BankKey::from_bytes(b"short").is_err());
+        let error = |data: &[u8]| BankKey::from_bytes(data).err().map(|e| e.to_string());
+        assert_eq!(
+            error(b"short").as_deref(),
+            Some("not 32 raw bytes, 64 hex digits or base64 of 32 bytes")
+        );
+        assert_eq!(
+            error(b"AAAA").as_deref(),
+            Some("the key is 3 bytes long; it must be 32")
+        );
+        assert_eq!(
+            error(&[0xff; 5]).as_deref(),
+            Some("5 bytes that are neither 32 raw bytes nor text")
+        );
     }
 
     #[test]

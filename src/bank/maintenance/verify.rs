@@ -14,6 +14,7 @@ use crate::bank::backend::{BackendError, Kind};
 use crate::bank::format;
 use crate::bank::index::Location;
 use crate::bank::lock::{self, LockEntry};
+use crate::bank::objects::ObjectError;
 use crate::bank::{checked, Bank, BankError, BankFile, CheckpointId, ObjectId};
 
 /// What `verify` checked and found.
@@ -55,28 +56,30 @@ impl VerifyReport {
 pub(super) fn objects_in_pack(
     data: &[u8],
     mut located: Vec<(ObjectId, Location)>,
-) -> Vec<(ObjectId, Location, Result<Bytes, String>)> {
+) -> Vec<(ObjectId, Location, Result<Bytes, ObjectError>)> {
     located.sort_by_key(|(_, loc)| (loc.offset, loc.offset_in_frame));
-    let mut frame: Option<(u64, Result<Bytes, String>)> = None;
+    let mut frame: Option<(u64, Result<Bytes, ObjectError>)> = None;
     let mut out = Vec::with_capacity(located.len());
     for (id, loc) in located {
         if frame.as_ref().map(|(at, _)| *at) != Some(loc.offset) {
             let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
             let end = start.saturating_add(usize::try_from(loc.length).unwrap_or(usize::MAX));
             let plain = match data.get(start..end) {
-                Some(bytes) => format::decompress_frame(bytes, 0).map_err(|e| e.to_string()),
-                None => Err(format!("past the end of the pack ({} bytes)", data.len())),
+                Some(bytes) => format::decompress_frame(bytes, 0).map_err(ObjectError::from),
+                None => Err(ObjectError::PastPackEnd {
+                    pack_length: data.len(),
+                }),
             };
             frame = Some((loc.offset, plain));
         }
         let result = match frame.as_ref().map(|(_, plain)| plain) {
             Some(Ok(plain)) => {
                 format::object_in_frame(plain, loc.offset_in_frame, loc.plain_length)
-                    .map_err(|e| e.to_string())
+                    .map_err(ObjectError::from)
                     .and_then(|object| checked(&id, object))
             }
             Some(Err(reason)) => Err(reason.clone()),
-            None => Err("no frame".into()),
+            None => Err(ObjectError::NoFrame),
         };
         out.push((id, loc, result));
     }
@@ -218,7 +221,7 @@ impl Bank {
                     report.problems.push(Problem {
                         subject: format!("object {id} in pack {pack}"),
                         file: Some(file.clone()),
-                        reason,
+                        reason: reason.to_string(),
                         checkpoints: needing(&refs, std::slice::from_ref(&id)),
                     });
                 }

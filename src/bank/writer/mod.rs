@@ -7,107 +7,34 @@
 //! kept up to date with [`CheckpointWriter::save_progress`] as Cinder backups are created,
 //! and [`CheckpointWriter::commit`] makes the checkpoint visible in one put. Dropping the
 //! writer without committing leaves no checkpoint: only packs that gc removes.
+//!
+//! Parts: `pack` compresses objects into frames and packs (no I/O), `tables` groups the
+//! resource and volume records into table objects; this file holds the protocol: dedup,
+//! the background compression, the order of puts, the lock.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prost::Message;
 
 use super::backend::Kind;
 use super::format::{self, pb};
 use super::lock::{self, LockGuard};
-use super::{Bank, BankError, CheckpointId, ObjectId, RESOURCES_PER_TABLE};
+use super::{Bank, BankError, CheckpointId, ObjectId};
 use crate::model::{
     Checkpoint, CheckpointStatus, ClusterRecord, ResourceRecord, SelectionRecord, VolumeRecord,
 };
+use pack::{Compressed, PackState, SealedPack};
+use tables::Tables;
+
+mod pack;
+mod tables;
 
 /// Packs named by one index file: a writer writes an index file after this many packs
 /// (~8 MiB of packs, some 60 000 small objects), so that it never holds the entries of a
 /// whole checkpoint.
 const PACKS_PER_INDEX: usize = 2;
-
-/// Whether a table ends after the record with this key: key-defined boundaries (see
-/// `ResourceTable` in `proto/bank.proto`), so that a changed record rewrites only its own
-/// table, and at most [`RESOURCES_PER_TABLE`] records per table.
-fn ends_table(key: &[u8], len: usize) -> bool {
-    ObjectId::of(key).as_bytes()[31] & 7 == 0 || len >= RESOURCES_PER_TABLE
-}
-
-/// A record kept in table objects outside the manifest.
-trait TableRecord: Sized {
-    /// The key its table boundaries depend on.
-    fn table_key(&self) -> Cow<'_, [u8]>;
-    /// One table of these records, encoded.
-    fn encode_table(records: Vec<Self>) -> Bytes;
-}
-
-impl TableRecord for pb::Resource {
-    fn table_key(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(self.key.as_bytes())
-    }
-    fn encode_table(resources: Vec<Self>) -> Bytes {
-        Bytes::from(pb::ResourceTable { resources }.encode_to_vec())
-    }
-}
-
-impl TableRecord for pb::Volume {
-    fn table_key(&self) -> Cow<'_, [u8]> {
-        let pod = self.pods.first().map(String::as_str).unwrap_or_default();
-        Cow::Owned(format!("{pod}/{}", self.pod_volume).into_bytes())
-    }
-    fn encode_table(volumes: Vec<Self>) -> Bytes {
-        Bytes::from(pb::VolumeTable { volumes }.encode_to_vec())
-    }
-}
-
-/// Records grouped into tables as they come; a full table waits to be stored with the
-/// next objects (or at commit).
-#[derive(Debug)]
-struct Tables<T> {
-    /// The table being filled.
-    filling: Vec<T>,
-    /// Full tables, encoded, not stored yet.
-    ready: Vec<Bytes>,
-    /// Ids of the tables stored, in order.
-    ids: Vec<ObjectId>,
-    /// Records in all of them.
-    count: u64,
-}
-
-impl<T: TableRecord> Tables<T> {
-    fn new() -> Self {
-        Self {
-            filling: Vec::new(),
-            ready: Vec::new(),
-            ids: Vec::new(),
-            count: 0,
-        }
-    }
-
-    fn push(&mut self, record: T) {
-        self.count += 1;
-        let end = ends_table(&record.table_key(), self.filling.len() + 1);
-        self.filling.push(record);
-        if end {
-            self.close();
-        }
-    }
-
-    /// Ends the table being filled (at commit).
-    fn close(&mut self) {
-        if !self.filling.is_empty() {
-            self.ready
-                .push(T::encode_table(std::mem::take(&mut self.filling)));
-        }
-    }
-
-    fn clear(&mut self) {
-        *self = Self::new();
-    }
-}
 
 /// What a new checkpoint is, before anything is read.
 #[derive(Debug, Clone, Default)]
@@ -146,154 +73,6 @@ impl Default for WriterOptions {
     }
 }
 
-/// Pack being filled, and what this writer has added so far.
-struct PackState {
-    buf: Vec<u8>,
-    entries: Vec<pb::IndexEntry>,
-    target: usize,
-    /// One compression context for the whole checkpoint (creating one per frame costs
-    /// more than compressing a pod).
-    compressor: zstd::bulk::Compressor<'static>,
-    /// Small objects waiting to share a frame: their plain bytes back to back...
-    group: Vec<u8>,
-    /// ...and each one's id, start in `group` and length.
-    members: Vec<(ObjectId, u32, u32)>,
-}
-
-impl std::fmt::Debug for PackState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PackState")
-            .field("buffered", &self.buf.len())
-            .field("entries", &self.entries.len())
-            .field("grouped", &self.members.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A full pack, ready to be put.
-#[derive(Debug)]
-struct SealedPack {
-    name: String,
-    data: Bytes,
-    entry: pb::IndexPack,
-}
-
-/// What compressing a batch gave: compressed bytes added, and the packs that filled up.
-type Compressed = (u64, Vec<SealedPack>);
-
-impl PackState {
-    fn new(target: usize) -> Result<Self, BankError> {
-        Ok(Self {
-            buf: Vec::with_capacity(target + (256 << 10)),
-            entries: Vec::new(),
-            target,
-            compressor: zstd::bulk::Compressor::new(format::ZSTD_LEVEL)
-                .map_err(|e| BankError::Task(format!("cannot start zstd: {e}")))?,
-            group: Vec::with_capacity(format::FRAME_TARGET),
-            members: Vec::new(),
-        })
-    }
-
-    /// Compresses new objects into the pack: small ones gather into shared frames (see
-    /// [`format::FRAME_TARGET`]), a large one gets a frame of its own. Objects still waiting
-    /// for their frame go out with the next batch or at [`PackState::finish`].
-    fn compress(&mut self, objects: Vec<(ObjectId, Bytes)>) -> Result<Compressed, BankError> {
-        let mut out = (0, Vec::new());
-        for (id, plain) in objects {
-            let len = u32::try_from(plain.len())
-                .map_err(|_| BankError::Task(format!("object {id} is larger than 4 GiB")))?;
-            if plain.len() >= format::FRAME_TARGET {
-                self.frame_group(&mut out)?;
-                self.frame(&plain, &[(id, 0, len)], &mut out)?;
-                continue;
-            }
-            if self.group.len() + plain.len() > format::FRAME_TARGET {
-                self.frame_group(&mut out)?;
-            }
-            let start = u32::try_from(self.group.len()).unwrap_or(u32::MAX);
-            self.members.push((id, start, len));
-            self.group.extend_from_slice(&plain);
-        }
-        Ok(out)
-    }
-
-    /// Puts the waiting objects into a frame, and seals the last pack.
-    fn finish(&mut self) -> Result<Compressed, BankError> {
-        let mut out = (0, Vec::new());
-        self.frame_group(&mut out)?;
-        out.1.extend(self.seal()?);
-        Ok(out)
-    }
-
-    fn frame_group(&mut self, out: &mut Compressed) -> Result<(), BankError> {
-        if self.members.is_empty() {
-            return Ok(());
-        }
-        let group = std::mem::take(&mut self.group);
-        let members = std::mem::take(&mut self.members);
-        let framed = self.frame(&group, &members, out);
-        // The buffers are kept for the next group.
-        self.group = group;
-        self.group.clear();
-        self.members = members;
-        self.members.clear();
-        framed
-    }
-
-    /// Compresses `plain` (the objects `members`: id, start, length) into one frame of the
-    /// pack, and seals the pack if it is full.
-    fn frame(
-        &mut self,
-        plain: &[u8],
-        members: &[(ObjectId, u32, u32)],
-        out: &mut Compressed,
-    ) -> Result<(), BankError> {
-        let frame = self
-            .compressor
-            .compress(plain)
-            .map_err(|e| BankError::Task(format!("zstd failed on {} bytes: {e}", plain.len())))?;
-        let length = u32::try_from(frame.len())
-            .map_err(|_| BankError::Task("a compressed frame is larger than 4 GiB".into()))?;
-        let offset = self.buf.len() as u64;
-        for &(id, start, plain_length) in members {
-            self.entries.push(pb::IndexEntry {
-                id: id.to_bytes(),
-                offset,
-                length,
-                plain_length,
-                offset_in_frame: start,
-            });
-        }
-        self.buf.extend_from_slice(&frame);
-        out.0 += frame.len() as u64;
-        if self.buf.len() >= self.target {
-            out.1.extend(self.seal()?);
-        }
-        Ok(())
-    }
-
-    /// Ends the pack with its trailer (what it holds) and names it by its hash.
-    fn seal(&mut self) -> Result<Option<SealedPack>, BankError> {
-        if self.entries.is_empty() {
-            return Ok(None);
-        }
-        let mut data =
-            std::mem::replace(&mut self.buf, Vec::with_capacity(self.target + (256 << 10)));
-        data.extend_from_slice(&format::pack_trailer(&self.entries)?);
-        let name = ObjectId::of(&data).to_hex();
-        let entry = pb::IndexPack {
-            pack: name.clone(),
-            size: data.len() as u64,
-            entries: std::mem::take(&mut self.entries),
-        };
-        Ok(Some(SealedPack {
-            name,
-            data: Bytes::from(data),
-            entry,
-        }))
-    }
-}
-
 /// A checkpoint being written. See the module doc for the protocol.
 #[derive(Debug)]
 pub struct CheckpointWriter {
@@ -316,31 +95,6 @@ pub struct CheckpointWriter {
 }
 
 impl Bank {
-    /// The pack size target of new packs.
-    fn pack_target(&self) -> usize {
-        usize::try_from(self.config.pack_target_bytes.max(64 << 10)).unwrap_or(4 << 20)
-    }
-
-    /// Writes `objects` into new packs (outside any checkpoint: `bank repair` salvaging
-    /// what a damaged pack still holds) and returns the index entries of those packs. The
-    /// caller holds the exclusive lock and writes the index.
-    pub(super) async fn write_packs(
-        &self,
-        objects: Vec<(ObjectId, Bytes)>,
-        lock: &LockGuard,
-    ) -> Result<Vec<pb::IndexPack>, BankError> {
-        let mut state = PackState::new(self.pack_target())?;
-        let (_, mut sealed) = state.compress(objects)?;
-        sealed.extend(state.finish()?.1);
-        let mut out = Vec::with_capacity(sealed.len());
-        for pack in sealed {
-            lock.ensure_held()?;
-            self.backend.put(Kind::Pack, &pack.name, pack.data).await?;
-            out.push(pack.entry);
-        }
-        Ok(out)
-    }
-
     /// Starts a checkpoint: takes a writer lock (waiting for a gc in progress) and
     /// snapshots the index for dedup.
     pub async fn begin_checkpoint(

@@ -1,0 +1,261 @@
+//! [`RemoteEngine`]: the application API over the agent's HTTP API, each engine call as
+//! the requests the agent answers (long operations started, then followed to their end).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Client, ClientError, ClientSettings};
+use crate::api::{OperationRecord, OperationResult, PlanList, ProtectBody, Readiness, RestoreBody};
+use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
+use crate::engine::{
+    CheckpointFilter, CheckpointList, CheckpointView, Engine, EngineError, PlanRun, PlanView,
+    PodDetail, PodList, PodSpecifier, ProtectRequest, ReadinessCheck, RestoreList, RestoreRequest,
+    RestoreView, SelectionSpec,
+};
+use crate::model::{CheckpointId, RestoreId};
+use crate::protection::DeleteOutcome;
+
+fn body<T: Serialize>(request: &T) -> Result<Value, ClientError> {
+    serde_json::to_value(request)
+        .map_err(|e| ClientError::Settings(format!("cannot encode the request: {e}")))
+}
+
+/// The application API of a running agent, over its HTTP API.
+#[derive(Debug, Clone)]
+pub struct RemoteEngine {
+    client: Client,
+}
+
+impl RemoteEngine {
+    /// An engine that sends every call to the agent `settings` name.
+    pub fn new(settings: &ClientSettings) -> Result<RemoteEngine, ClientError> {
+        Ok(RemoteEngine {
+            client: Client::new(settings)?,
+        })
+    }
+
+    /// The client it speaks through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Starts a protect on the agent; its operation, running.
+    pub async fn start_protect(
+        &self,
+        request: &ProtectRequest,
+    ) -> Result<OperationRecord, EngineError> {
+        let body = body(&ProtectBody::try_from(request)?)?;
+        Ok(self
+            .client
+            .start(Method::POST, &["v1", "checkpoints"], &[], Some(body))
+            .await?)
+    }
+
+    /// Starts deleting a checkpoint on the agent; its operation, running.
+    pub async fn start_delete(&self, id: &CheckpointId) -> Result<OperationRecord, EngineError> {
+        Ok(self
+            .client
+            .start(
+                Method::DELETE,
+                &["v1", "checkpoints", id.as_str()],
+                &[],
+                None,
+            )
+            .await?)
+    }
+
+    /// Starts a restore on the agent; its operation, running.
+    pub async fn start_restore(
+        &self,
+        request: &RestoreRequest,
+    ) -> Result<OperationRecord, EngineError> {
+        let body = body(&RestoreBody::try_from(request)?)?;
+        Ok(self
+            .client
+            .start(Method::POST, &["v1", "restores"], &[], Some(body))
+            .await?)
+    }
+
+    /// Starts a run of the agent's plan `name`; its operation, running.
+    pub async fn start_plan(&self, name: &str) -> Result<OperationRecord, EngineError> {
+        Ok(self
+            .client
+            .start(Method::POST, &["v1", "plans", name, "trigger"], &[], None)
+            .await?)
+    }
+
+    /// Follows an operation to its end; `Ok` only when it succeeded.
+    pub async fn finish(&self, op: OperationRecord) -> Result<OperationRecord, EngineError> {
+        Ok(self.client.wait(op, |_| {}).await?)
+    }
+
+    /// Follows an operation to its end; its result.
+    async fn result(&self, op: OperationRecord) -> Result<OperationResult, EngineError> {
+        let op = self.finish(op).await?;
+        op.result.ok_or_else(|| {
+            EngineError::Failed(format!("operation {} succeeded without a result", op.id))
+        })
+    }
+
+    fn unexpected(what: &str, got: &OperationResult) -> EngineError {
+        EngineError::Failed(format!("the agent answered a {what} with {got:?}"))
+    }
+
+    fn bank_only(what: &str) -> EngineError {
+        EngineError::Unsupported(format!(
+            "{what} works on the bank directly, not through the agent's API: run it where \
+             the bank is reachable, without --agent"
+        ))
+    }
+}
+
+const POD: &str = "OS::Kubernetes::Pod";
+
+#[async_trait]
+impl Engine for RemoteEngine {
+    async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError> {
+        let namespaces = selection.namespaces.join(",");
+        let mut q = Vec::new();
+        if !namespaces.is_empty() {
+            q.push(("namespaces", namespaces.as_str()));
+        }
+        if let Some(l) = &selection.label_selector {
+            q.push(("label_selector", l.as_str()));
+        }
+        if let Some(f) = &selection.field_selector {
+            q.push(("field_selector", f.as_str()));
+        }
+        Ok(self
+            .client
+            .get(&["v1", "protectables", POD, "instances"], &q)
+            .await?)
+    }
+
+    async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError> {
+        let id = pod.to_string();
+        Ok(self
+            .client
+            .get(&["v1", "protectables", POD, "instances", &id], &[])
+            .await?)
+    }
+
+    async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
+        let result = self.result(self.start_protect(&request).await?).await?;
+        let OperationResult::Protect { checkpoint_id, .. } = &result else {
+            return Err(Self::unexpected("protect", &result));
+        };
+        // As protect returns it here: without the resource records.
+        let mut view = self.checkpoint(checkpoint_id).await?;
+        view.resources.clear();
+        view.volumes.retain(|v| !v.volume_id.is_empty());
+        Ok(view)
+    }
+
+    async fn checkpoints(&self, filter: &CheckpointFilter) -> Result<CheckpointList, EngineError> {
+        let mut q: Vec<(&str, &str)> = filter
+            .plan
+            .as_deref()
+            .map(|p| ("plan", p))
+            .into_iter()
+            .collect();
+        if filter.all {
+            q.push(("all", "true"));
+        }
+        Ok(self.client.get(&["v1", "checkpoints"], &q).await?)
+    }
+
+    async fn checkpoint(&self, id: &CheckpointId) -> Result<CheckpointView, EngineError> {
+        Ok(self
+            .client
+            .get(&["v1", "checkpoints", id.as_str()], &[])
+            .await?)
+    }
+
+    async fn verify(&self, id: Option<&CheckpointId>) -> Result<VerifyReport, EngineError> {
+        let _ = id;
+        Err(Self::bank_only("verify"))
+    }
+
+    async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<DeleteOutcome, EngineError> {
+        match self.result(self.start_delete(id).await?).await? {
+            OperationResult::Delete {
+                checkpoint_id,
+                status,
+                backups_deleted,
+                backups_kept,
+            } => Ok(DeleteOutcome {
+                id: checkpoint_id,
+                status,
+                backups_deleted,
+                backups_kept,
+            }),
+            other => Err(Self::unexpected("delete", &other)),
+        }
+    }
+
+    async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError> {
+        let result = self.result(self.start_restore(&request).await?).await?;
+        let OperationResult::Restore { id, .. } = &result else {
+            return Err(Self::unexpected("restore", &result));
+        };
+        self.restore_record(id).await
+    }
+
+    async fn restores(&self) -> Result<RestoreList, EngineError> {
+        Ok(self.client.get(&["v1", "restores"], &[]).await?)
+    }
+
+    async fn restore_record(&self, id: &RestoreId) -> Result<RestoreView, EngineError> {
+        Ok(self
+            .client
+            .get(&["v1", "restores", id.as_str()], &[])
+            .await?)
+    }
+
+    async fn plans(&self) -> Result<Vec<PlanView>, EngineError> {
+        let list: PlanList = self.client.get(&["v1", "plans"], &[]).await?;
+        Ok(list.items)
+    }
+
+    async fn run_plan(&self, name: &str) -> Result<PlanRun, EngineError> {
+        match self.result(self.start_plan(name).await?).await? {
+            OperationResult::PlanRun {
+                checkpoint_id,
+                retention,
+                ..
+            } => Ok(PlanRun {
+                plan: name.to_string(),
+                checkpoint: self.checkpoint(&checkpoint_id).await?,
+                retention,
+            }),
+            other => Err(Self::unexpected("plan run", &other)),
+        }
+    }
+
+    async fn gc(&self, _wait: Duration) -> Result<GcReport, EngineError> {
+        Err(Self::bank_only("gc"))
+    }
+
+    async fn repair(&self, _wait: Duration) -> Result<RepairReport, EngineError> {
+        Err(Self::bank_only("repair"))
+    }
+
+    async fn bank_stats(&self) -> Result<Stats, EngineError> {
+        Err(Self::bank_only("bank stats"))
+    }
+
+    async fn readiness(&self) -> Vec<ReadinessCheck> {
+        match self.client.get_status::<Readiness>(&["readyz"]).await {
+            Ok(r) => r.checks,
+            Err(e) => vec![ReadinessCheck {
+                name: "agent".into(),
+                ok: false,
+                message: Some(e.to_string()),
+            }],
+        }
+    }
+}

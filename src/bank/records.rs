@@ -1,0 +1,248 @@
+//! The bank's records: checkpoint manifests (with the checkpoints live writers hold in
+//! their locks), the resource and volume tables they name, and restore records. Files that
+//! cannot be read are returned as problems, not hidden.
+
+use futures::StreamExt;
+use prost::Message;
+
+use super::backend::{self, Kind};
+use super::brief::{CheckpointBrief, Manifest};
+use super::format::{self, pb};
+use super::{is_sealing_error, lock, Bank, BankError, BankFile, CheckpointId, ObjectId, Problem};
+use crate::model::{
+    Checkpoint, CheckpointSummary, ResourceRecord, RestoreId, RestoreRecord, VolumeRecord,
+};
+
+impl Bank {
+    /// Every checkpoint: the manifests, plus the checkpoints that live writers are writing
+    /// now (status `protecting`). Sorted by creation time. Unreadable manifests are returned
+    /// as problems, not hidden.
+    pub async fn checkpoints(&self) -> Result<(Vec<Checkpoint>, Vec<Problem>), BankError> {
+        self.manifests::<pb::Checkpoint>().await
+    }
+
+    /// Like [`Bank::checkpoints`], reading each manifest as a summary: what listings need,
+    /// without the volume records' details (a manifest of 100k pods holds 300k of them).
+    pub async fn checkpoint_briefs(
+        &self,
+    ) -> Result<(Vec<CheckpointSummary>, Vec<Problem>), BankError> {
+        self.manifests::<CheckpointBrief>().await
+    }
+
+    async fn manifests<M: Manifest>(&self) -> Result<(Vec<M::Model>, Vec<Problem>), BankError> {
+        let names = self.backend.list(Kind::Checkpoint).await?;
+        let backend = self.backend.clone();
+        let results = futures::stream::iter(names)
+            .map(|info| {
+                let backend = backend.clone();
+                async move {
+                    // Decoded as it arrives: the encoded bytes are not kept for all of them.
+                    let manifest = match backend.get(Kind::Checkpoint, &info.name).await {
+                        Ok(d) => format::decode::<M>(&d).map(Some).map_err(|e| e.to_string()),
+                        Err(backend::BackendError::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (info.name, manifest)
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        let mut checkpoints = Vec::new();
+        let mut problems = Vec::new();
+        for (name, manifest) in results {
+            match manifest {
+                Ok(Some(cp)) if cp.id() == name => checkpoints.push(cp),
+                Ok(Some(cp)) => problems.push(Problem::file(
+                    BankFile::new(Kind::Checkpoint, name.clone()),
+                    format!(
+                        "holds the manifest of checkpoint {:?}, not of {name:?}",
+                        cp.id()
+                    ),
+                    vec![name],
+                )),
+                Ok(None) => {}
+                Err(reason) => problems.push(Problem::file(
+                    BankFile::new(Kind::Checkpoint, name.clone()),
+                    reason,
+                    vec![name],
+                )),
+            }
+        }
+        for lock in lock::live_locks(&self.backend).await? {
+            if let Some(partial) = lock.partial.as_ref() {
+                if !checkpoints.iter().any(|c| c.id() == partial.id) {
+                    checkpoints.push(M::from_partial(partial));
+                }
+            }
+        }
+        checkpoints
+            .sort_by(|a, b| (a.created_unix_ms(), a.id()).cmp(&(b.created_unix_ms(), b.id())));
+        Ok((
+            checkpoints.into_iter().map(Manifest::into_model).collect(),
+            problems,
+        ))
+    }
+
+    /// One checkpoint's manifest (or a live writer's checkpoint in progress).
+    pub async fn checkpoint(&self, id: &CheckpointId) -> Result<Checkpoint, BankError> {
+        self.manifest(id).await.map(Checkpoint::from)
+    }
+
+    /// One checkpoint's manifest as stored.
+    async fn manifest(&self, id: &CheckpointId) -> Result<pb::Checkpoint, BankError> {
+        match self.backend.get(Kind::Checkpoint, id.as_str()).await {
+            Ok(data) => format::decode(&data).map_err(|e| BankError::Corrupt {
+                location: self.location(),
+                subject: format!("checkpoints/{id} (the manifest of checkpoint {id})"),
+                reason: e.to_string(),
+            }),
+            Err(backend::BackendError::NotFound { .. }) => lock::live_locks(&self.backend)
+                .await?
+                .into_iter()
+                .find_map(|l| l.partial.filter(|p| p.id == id.as_str()))
+                .ok_or_else(|| BankError::CheckpointNotFound {
+                    id: id.to_string(),
+                    location: self.location(),
+                }),
+            Err(e) if is_sealing_error(&e) => Err(BankError::Corrupt {
+                location: self.location(),
+                subject: format!("checkpoints/{id} (the manifest of checkpoint {id})"),
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The resource records of a checkpoint, in order.
+    pub async fn resources(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<ResourceRecord>, BankError> {
+        let mut out = Vec::with_capacity(usize::try_from(checkpoint.resource_count).unwrap_or(0));
+        for id in &checkpoint.tables.resources {
+            out.extend(self.resource_table(checkpoint, id).await?);
+        }
+        Ok(out)
+    }
+
+    /// One resource table of a checkpoint.
+    pub(crate) async fn resource_table(
+        &self,
+        checkpoint: &Checkpoint,
+        id: &ObjectId,
+    ) -> Result<Vec<ResourceRecord>, BankError> {
+        let table: pb::ResourceTable = self.table(checkpoint, id, "resource table").await?;
+        Ok(table.resources.into_iter().map(Into::into).collect())
+    }
+
+    /// Every volume record of a checkpoint: the manifest's (its Cinder volumes), then
+    /// those of its volume tables (pod volumes that are not Cinder volumes).
+    pub async fn volume_records(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<VolumeRecord>, BankError> {
+        let mut out = checkpoint.volumes.clone();
+        for id in &checkpoint.tables.volumes {
+            let table: pb::VolumeTable = self.table(checkpoint, id, "volume table").await?;
+            out.extend(table.volumes.into_iter().map(VolumeRecord::from));
+        }
+        Ok(out)
+    }
+
+    /// Reads and decodes one table object of `checkpoint` (`what`: its kind, for errors).
+    async fn table<M: Message + Default>(
+        &self,
+        checkpoint: &Checkpoint,
+        id: &ObjectId,
+        what: &str,
+    ) -> Result<M, BankError> {
+        let data = self.read_object(id, checkpoint.id.as_str()).await?;
+        M::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
+            location: self.location(),
+            subject: format!("{what} {id} of checkpoint {}", checkpoint.id),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Replaces a checkpoint's manifest (status changes of delete). Atomic.
+    pub async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), BankError> {
+        let manifest = pb::Checkpoint::from(checkpoint);
+        self.backend
+            .put(Kind::Checkpoint, &manifest.id, format::encode(&manifest)?)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a checkpoint's manifest; its data goes at the next gc.
+    pub async fn remove_checkpoint(&self, id: &CheckpointId) -> Result<(), BankError> {
+        self.backend.delete(Kind::Checkpoint, id.as_str()).await?;
+        Ok(())
+    }
+
+    /// Writes a restore record.
+    pub async fn put_restore(&self, restore: &RestoreRecord) -> Result<(), BankError> {
+        let record = pb::Restore::from(restore);
+        self.backend
+            .put(Kind::Restore, &record.id, format::encode(&record)?)
+            .await?;
+        Ok(())
+    }
+
+    /// Reads a restore record.
+    pub async fn restore(&self, id: &RestoreId) -> Result<RestoreRecord, BankError> {
+        match self.backend.get(Kind::Restore, id.as_str()).await {
+            Ok(data) => format::decode::<pb::Restore>(&data)
+                .map(RestoreRecord::from)
+                .map_err(|e| BankError::Corrupt {
+                    location: self.location(),
+                    subject: format!("restores/{id} (restore record {id})"),
+                    reason: e.to_string(),
+                }),
+            Err(backend::BackendError::NotFound { .. }) => Err(BankError::RestoreNotFound {
+                id: id.to_string(),
+                location: self.location(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every restore record, oldest first; a file under `restores/` that cannot be read is
+    /// left out with a warning naming it ([`Bank::restore_records`] returns them).
+    pub async fn restores(&self) -> Result<Vec<RestoreRecord>, BankError> {
+        let (restores, problems) = self.restore_records().await?;
+        for p in problems {
+            tracing::warn!("bank {}: {}: {}", self.location(), p.subject, p.reason);
+        }
+        Ok(restores)
+    }
+
+    /// Every restore record, oldest first, and the files under `restores/` that cannot be
+    /// read (named, not hidden).
+    pub async fn restore_records(&self) -> Result<(Vec<RestoreRecord>, Vec<Problem>), BankError> {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        for info in self.backend.list(Kind::Restore).await? {
+            let Ok(id) = info.name.parse::<RestoreId>() else {
+                problems.push(Problem::file(
+                    BankFile::new(Kind::Restore, info.name),
+                    "not a restore record's name",
+                    Vec::new(),
+                ));
+                continue;
+            };
+            match self.restore(&id).await {
+                Ok(r) => out.push(r),
+                Err(BankError::RestoreNotFound { .. }) => {}
+                Err(BankError::Corrupt { reason, .. }) => problems.push(Problem::file(
+                    BankFile::new(Kind::Restore, info.name),
+                    reason,
+                    Vec::new(),
+                )),
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok((out, problems))
+    }
+}
