@@ -210,7 +210,11 @@ fn check_restored_set(
     expected_meta(want.metadata.as_mut().expect("metadata"), pod_name);
     // Its StatefulSet is not in the checkpoint: restored as a bare pod, so that no
     // ownerReference names a uid the target does not hold.
-    want.metadata.as_mut().expect("metadata").owner_references.clear();
+    want.metadata
+        .as_mut()
+        .expect("metadata")
+        .owner_references
+        .clear();
     want.status = None;
     {
         let s = want.spec.as_mut().expect("spec");
