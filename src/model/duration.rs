@@ -13,13 +13,13 @@ pub struct DurationError(String);
 /// Parse a duration: a number of seconds (`90`), or numbers with units `s`, `m`, `h`,
 /// `d`, `w`, possibly several (`1h30m`).
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    parse(text).map_err(DurationError)
+    parse(text)
 }
 
-fn parse(text: &str) -> Result<Duration, String> {
+fn parse(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError("empty duration".into()));
     }
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -38,24 +38,26 @@ fn parse(text: &str) -> Result<Duration, String> {
             'd' => 86_400,
             'w' => 604_800,
             _ => {
-                return Err(format!(
+                return Err(DurationError(format!(
                     "duration {text:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. 30d)"
-                ))
+                )))
             }
         };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("duration {text:?}: a number must come before {c:?}"))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            DurationError(format!(
+                "duration {text:?}: a number must come before {c:?}"
+            ))
+        })?;
         digits.clear();
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
+            .ok_or_else(|| DurationError(format!("duration {text:?} is too long")))?;
     }
     if !digits.is_empty() {
-        return Err(format!(
+        return Err(DurationError(format!(
             "duration {text:?}: a unit must follow the last number (s, m, h, d or w)"
-        ));
+        )));
     }
     Ok(Duration::from_secs(total))
 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::ProtectionError;
-use crate::codec::{resource_prefix, Decoder, ResourceKind, StorageKey, StoredObject};
+use crate::codec::{resource_prefix, CodecError, Decoder, ResourceKind, StorageKey, StoredObject};
 use crate::etcd::{Etcd, KeyValue, Revision, ScanOptions, ScanSink, ScanSummary};
 use crate::model::{Edge, ObjectRef};
 use crate::resources::{
@@ -273,7 +273,7 @@ struct InventorySink<'a, H: ObjectHandler> {
 struct Decoded {
     key: String,
     mod_revision: i64,
-    object: Result<StoredObject, String>,
+    object: Result<StoredObject, CodecError>,
 }
 
 #[async_trait]
@@ -316,10 +316,7 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
             .map(|kv| Decoded {
                 key: kv.key_str().into_owned(),
                 mod_revision: kv.mod_revision,
-                object: self
-                    .decoder
-                    .decode_owned(&kv.key, kv.value)
-                    .map_err(|e| e.to_string()),
+                object: self.decoder.decode_owned(&kv.key, kv.value),
             })
             .collect();
         // Summaries first (they decide what is selected), then hand objects over.
@@ -327,10 +324,10 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
         for (i, d) in decoded.iter().enumerate() {
             let obj = match &d.object {
                 Ok(o) => o,
-                Err(reason) => {
+                Err(e) => {
                     self.problems.push(Problem {
                         key: d.key.clone(),
-                        reason: reason.clone(),
+                        reason: e.to_string(),
                     });
                     continue;
                 }

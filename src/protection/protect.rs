@@ -32,7 +32,9 @@ use crate::model::{
     Checkpoint, CheckpointStatus, ClusterRecord, EtcdKey, ObjectRef, ResourceRecord,
     ResourceStatus, ResourceType, SelectionRecord, VolumeId, VolumeRecord, VolumeStatus,
 };
-use crate::resources::{Catalog, ClaimStep, Dependent, DependentStatus, VolumeSourceKind};
+use crate::resources::{
+    Catalog, ClaimStep, Dependent, DependentStatus, PodAlone, VolumeSourceKind,
+};
 
 /// What to protect, and how.
 #[derive(Debug, Clone)]
@@ -214,8 +216,8 @@ impl ObjectHandler for BankHandler<'_> {
         for v in info.volumes {
             let ephemeral = v.source == VolumeSourceKind::Ephemeral;
             match Dependent::without_claim(&v, &info.name) {
-                Ok(dep) => self.volumes.add(self.writer, &name, dep, ephemeral),
-                Err(claim) => self.volumes.claim_uses.push(ClaimUse {
+                PodAlone::Resolved(dep) => self.volumes.add(self.writer, &name, dep, ephemeral),
+                PodAlone::ThroughClaim(claim) => self.volumes.claim_uses.push(ClaimUse {
                     pod: name.clone(),
                     pod_volume: v.name,
                     claim,

@@ -40,6 +40,15 @@ pub struct Dependent {
     pub capacity: Option<String>,
 }
 
+/// What a pod volume is, as far as the pod alone says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodAlone {
+    /// Resolved: no claim is involved.
+    Resolved(Dependent),
+    /// Through this claim (in the pod's namespace), which the catalog resolves.
+    ThroughClaim(String),
+}
+
 impl Dependent {
     fn not(pod_volume: &str, reason: String) -> Dependent {
         Dependent {
@@ -53,14 +62,14 @@ impl Dependent {
         }
     }
 
-    /// A pod volume resolved as far as the pod alone says: `Ok` with its dependent when it
-    /// uses no claim (an inline Cinder volume, or a source that is no volume at all); `Err`
-    /// with the claim's name when it does (then the catalog resolves it).
-    pub fn without_claim(volume: &PodVolume, pod_name: &str) -> Result<Dependent, String> {
+    /// A pod volume resolved as far as the pod alone says: its dependent when it uses no
+    /// claim (an inline Cinder volume, or a source that is no volume at all), or the claim's
+    /// name when it does (then the catalog resolves it).
+    pub fn without_claim(volume: &PodVolume, pod_name: &str) -> PodAlone {
         if let Some(claim) = volume.claim(pod_name) {
-            return Err(claim);
+            return PodAlone::ThroughClaim(claim);
         }
-        Ok(match &volume.source {
+        PodAlone::Resolved(match &volume.source {
             VolumeSourceKind::Cinder { volume_id } if !volume_id.is_empty() => Dependent {
                 pod_volume: volume.name.clone(),
                 status: DependentStatus::Protectable,
@@ -184,8 +193,10 @@ impl Catalog {
 
     /// Resolve one volume of the pod `namespace/pod_name`.
     pub fn dependent(&self, namespace: &str, pod_name: &str, volume: &PodVolume) -> Dependent {
-        Dependent::without_claim(volume, pod_name)
-            .unwrap_or_else(|claim| self.through_claim(namespace, &volume.name, &claim))
+        match Dependent::without_claim(volume, pod_name) {
+            PodAlone::Resolved(dep) => dep,
+            PodAlone::ThroughClaim(claim) => self.through_claim(namespace, &volume.name, &claim),
+        }
     }
 
     /// Resolve the pod volume `pod_volume` that uses the claim `namespace/claim_name`.

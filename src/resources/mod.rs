@@ -13,7 +13,7 @@ pub mod selector;
 mod slim;
 
 pub use closure::{owner_edges, relation_of, ClosureWants, ObjectInfo, OwnerRef, PodRefs};
-pub use graph::{Catalog, ClaimStep, Dependent, DependentStatus, VolumeDriver};
+pub use graph::{Catalog, ClaimStep, Dependent, DependentStatus, PodAlone, VolumeDriver};
 pub use objects::{ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind};
 pub use selector::{FieldSelector, LabelSelector};
 

@@ -68,7 +68,9 @@ impl NamespaceMap {
             if new.contains('=') {
                 return Err(bad("expected old=new, with one '='"));
             }
-            Self::check(old, new).map_err(|r| bad(&r))?;
+            if let Some(reason) = Self::check(old, new) {
+                return Err(bad(&reason));
+            }
             if map.insert(old.to_string(), new.to_string()).is_some() {
                 return Err(bad(&format!("namespace {old} is mapped twice")));
             }
@@ -76,17 +78,18 @@ impl NamespaceMap {
         Ok(Self(map))
     }
 
-    fn check(old: &str, new: &str) -> Result<(), String> {
+    /// Why `old=new` cannot be taken, if it cannot.
+    fn check(old: &str, new: &str) -> Option<String> {
         for (which, name) in [("old", old), ("new", new)] {
             if !valid_namespace(name) {
-                return Err(format!(
+                return Some(format!(
                     "the {which} namespace {name:?} is not a valid namespace name \
                      (1-63 lower-case letters, digits or '-', starting and ending with a \
                      letter or digit)"
                 ));
             }
         }
-        Ok(())
+        None
     }
 
     /// Where objects of namespace `ns` go.
@@ -109,10 +112,12 @@ impl TryFrom<BTreeMap<String, String>> for NamespaceMap {
     type Error = NamespaceMapError;
     fn try_from(map: BTreeMap<String, String>) -> Result<Self, Self::Error> {
         for (old, new) in &map {
-            Self::check(old, new).map_err(|reason| NamespaceMapError {
-                entry: format!("{old}={new}"),
-                reason,
-            })?;
+            if let Some(reason) = Self::check(old, new) {
+                return Err(NamespaceMapError {
+                    entry: format!("{old}={new}"),
+                    reason,
+                });
+            }
         }
         Ok(Self(map))
     }

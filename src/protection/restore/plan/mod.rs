@@ -19,6 +19,7 @@
 //! references are rewritten when the executor knows the new owners' uids: references to
 //! anything this restore did not create are removed.
 
+mod roots;
 mod units;
 mod volumes;
 

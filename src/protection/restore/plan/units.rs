@@ -4,13 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::volumes::{plan_volumes, ClaimNaming, Volumes};
-use super::{
-    base_edits, choose, existing, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan,
-};
-use crate::codec::{ObjectEdits, OwnerEdit, ResourceKind};
+use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan};
+use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType};
-use crate::protection::restore::error::RestoreError;
 
 /// A root of the restore and the pods it brings back.
 #[derive(Debug)]
@@ -63,7 +59,7 @@ impl<'a> Unit<'a> {
 }
 
 /// `deployment:<ns>/<name>`: how the record names a restored object's source.
-fn source_of(kind: ResourceKind, name: &ObjectRef) -> String {
+pub(super) fn source_of(kind: ResourceKind, name: &ObjectRef) -> String {
     match kind {
         ResourceKind::PersistentVolumeClaim => format!("pvc:{name}"),
         ResourceKind::PersistentVolume => format!("pv:{name}"),
@@ -71,12 +67,16 @@ fn source_of(kind: ResourceKind, name: &ObjectRef) -> String {
     }
 }
 
-/// The owner chain of `pod` up to its top owner in the checkpoint: `Ok(empty)` for a pod
-/// without controller, `Err(why)` when its controller cannot be restored.
-fn owner_chain<'a>(
-    inputs: &Inputs<'a>,
-    pod: &'a ResourceRecord,
-) -> Result<Vec<&'a ResourceRecord>, String> {
+/// A pod's owner chain in the checkpoint.
+enum Chain<'a> {
+    /// From its controller up to the top owner the checkpoint holds (empty: no controller).
+    Owners(Vec<&'a ResourceRecord>),
+    /// Its controller cannot be restored, and why.
+    Broken(String),
+}
+
+/// The owner chain of `pod` up to its top owner in the checkpoint.
+fn owner_chain<'a>(inputs: &Inputs<'a>, pod: &'a ResourceRecord) -> Chain<'a> {
     let mut chain: Vec<&'a ResourceRecord> = Vec::new();
     let mut current = pod;
     while let Some(edge) = current
@@ -120,12 +120,12 @@ fn owner_chain<'a>(
         };
         // An owner whose own owner is missing is the top: restored itself.
         return if chain.is_empty() {
-            Err(why)
+            Chain::Broken(why)
         } else {
-            Ok(chain)
+            Chain::Owners(chain)
         };
     }
-    Ok(chain)
+    Chain::Owners(chain)
 }
 
 /// The units of `pods`, in checkpoint order of their first pod.
@@ -143,12 +143,12 @@ pub(super) fn units<'a>(inputs: &Inputs<'a>, pods: &[&'a ResourceRecord]) -> Vec
             continue;
         }
         match owner_chain(inputs, pod) {
-            Ok(chain) if chain.is_empty() => out.push(Unit::Pod {
+            Chain::Owners(chain) if chain.is_empty() => out.push(Unit::Pod {
                 pod,
                 owners_left: has_owners
                     .then(|| "it has no controller: restored without its owner references".into()),
             }),
-            Ok(mut chain) => {
+            Chain::Owners(mut chain) => {
                 let root = chain.pop().unwrap_or(pod);
                 let kind = ResourceKind::of_type(&root.kind).unwrap_or(ResourceKind::Pod);
                 match roots.get(&(&root.kind, &root.object)) {
@@ -176,7 +176,7 @@ pub(super) fn units<'a>(inputs: &Inputs<'a>, pods: &[&'a ResourceRecord]) -> Vec
                     }
                 }
             }
-            Err(why) => out.push(Unit::Pod {
+            Chain::Broken(why) => out.push(Unit::Pod {
                 pod,
                 owners_left: Some(format!("{why}: restored as a bare pod")),
             }),
@@ -253,12 +253,16 @@ pub fn plan(
     if let Some(p) = plan_referenced(inputs, &units, exists) {
         out.push(p);
     }
-    out.extend(units.iter().map(|u| plan_unit(inputs, u, exists)));
+    out.extend(
+        units
+            .iter()
+            .map(|u| super::roots::plan_unit(inputs, u, exists)),
+    );
     out
 }
 
 /// The object step of a stored record, under `target`.
-fn stored_step(
+pub(super) fn stored_step(
     inputs: &Inputs<'_>,
     kind: ResourceKind,
     record: &ResourceRecord,
@@ -415,213 +419,4 @@ fn plan_referenced(
         steps,
         notes,
     })
-}
-
-fn plan_unit(inputs: &Inputs<'_>, unit: &Unit<'_>, exists: &BTreeMap<Key, Existing>) -> UnitPlan {
-    match unit {
-        Unit::Pod { pod, owners_left } => plan_pod(inputs, pod, owners_left.as_deref(), exists),
-        Unit::Workload {
-            root,
-            kind,
-            between,
-            pods,
-        } => plan_workload(inputs, root, *kind, between, pods, exists),
-    }
-}
-
-/// Notes that the owners of `record` are not restored.
-fn owners_notes(record: &ResourceRecord, why: &str) -> Vec<crate::model::RestoredResource> {
-    record
-        .edges
-        .iter()
-        .filter(|e| e.relation == Relation::Owner)
-        .map(|e| {
-            let kind = ResourceKind::of_type(&e.kind);
-            note(
-                e.kind.clone(),
-                match kind {
-                    Some(k) => source_of(k, &e.target),
-                    None => format!("{}:{}", e.kind.kind_name().to_lowercase(), e.target),
-                },
-                String::new(),
-                Outcome::Skipped,
-                why,
-            )
-        })
-        .collect()
-}
-
-fn plan_pod(
-    inputs: &Inputs<'_>,
-    pod: &ResourceRecord,
-    owners_left: Option<&str>,
-    exists: &BTreeMap<Key, Existing>,
-) -> UnitPlan {
-    let source = &pod.object;
-    let unit = format!("pod {source}");
-    let ns = inputs.target_namespace(source.namespace());
-    let wanted = inputs.root_name(source);
-    let (pod_name, pod_reused) = match choose(ResourceKind::Pod, &ns, &wanted, inputs, exists) {
-        Ok(Some(chosen)) => chosen,
-        Ok(None) => {
-            return UnitPlan::Skip {
-                unit,
-                notes: vec![note(
-                    ResourceType::Pod,
-                    source.to_string(),
-                    ObjectRef::new(&ns, &wanted).to_string(),
-                    Outcome::Skipped,
-                    "exists (--conflict skip)",
-                )],
-            }
-        }
-        Err(error) => {
-            return UnitPlan::Fail {
-                unit,
-                error,
-                notes: Vec::new(),
-            }
-        }
-    };
-    let mut volumes = match plan_volumes(inputs, &[pod], &ns, ClaimNaming::Pod, exists) {
-        Volumes::Planned(v) => v,
-        Volumes::Skip(notes) => return UnitPlan::Skip { unit, notes },
-        Volumes::Fail(error, notes) => return UnitPlan::Fail { unit, error, notes },
-    };
-    if let Some(why) = owners_left {
-        volumes.notes.extend(owners_notes(pod, why));
-    }
-    let mut changes = Vec::new();
-    if !inputs.request.keep_node {
-        changes.push("spec.nodeName cleared".to_string());
-    }
-    for (old, new) in &volumes.claim_renames {
-        changes.push(format!("claim {old} -> {new}"));
-    }
-    if owners_left.is_some() {
-        changes.push("ownerReferences removed".to_string());
-    }
-    volumes.steps.push(Step::Object(ObjectStep {
-        kind: ResourceKind::Pod,
-        target: ObjectRef::new(&ns, &pod_name),
-        source: format!("pod:{source}"),
-        source_uid: pod.uid.clone(),
-        object_id: pod.object_id,
-        generated: None,
-        edits: ObjectEdits {
-            pod_claim_renames: volumes.claim_renames.clone(),
-            pod_clear_node_name: !inputs.request.keep_node,
-            owners: OwnerEdit::Drop,
-            ..base_edits(inputs, &pod_name, Some(&ns))
-        },
-        pv_volume: None,
-        pod_inline: volumes.inline,
-        changes,
-        reused: pod_reused,
-    }));
-    UnitPlan::Restore {
-        unit,
-        steps: volumes.steps,
-        notes: volumes.notes,
-    }
-}
-
-fn plan_workload(
-    inputs: &Inputs<'_>,
-    root: &ResourceRecord,
-    kind: ResourceKind,
-    between: &[&ResourceRecord],
-    pods: &[&ResourceRecord],
-    exists: &BTreeMap<Key, Existing>,
-) -> UnitPlan {
-    let source = &root.object;
-    let unit = format!("{kind} {source}");
-    let ns = inputs.target_namespace(source.namespace());
-    let wanted = inputs.root_name(source);
-    let chosen = match choose(kind, &ns, &wanted, inputs, exists) {
-        Ok(c) => c,
-        Err(error) => {
-            return UnitPlan::Fail {
-                unit,
-                error,
-                notes: Vec::new(),
-            }
-        }
-    };
-    let name = chosen.as_ref().map_or(wanted.clone(), |(n, _)| n.clone());
-    let naming = match kind {
-        ResourceKind::StatefulSet => ClaimNaming::StatefulSet {
-            old: source.name(),
-            new: &name,
-        },
-        _ => ClaimNaming::Workload,
-    };
-    let mut volumes = match plan_volumes(inputs, pods, &ns, naming, exists) {
-        Volumes::Planned(v) => v,
-        Volumes::Skip(notes) => return UnitPlan::Skip { unit, notes },
-        Volumes::Fail(error, notes) => return UnitPlan::Fail { unit, error, notes },
-    };
-    if !volumes.inline.is_empty() {
-        return UnitPlan::Fail {
-            unit,
-            error: RestoreError::InlineInTemplate { kind: kind.kind() },
-            notes: Vec::new(),
-        };
-    }
-    let by = match kind {
-        ResourceKind::CronJob => format!("made by CronJob {ns}/{name} at its next schedule"),
-        _ => format!("made by the {kind} controller from {ns}/{name}"),
-    };
-    for b in between {
-        let k = ResourceKind::of_type(&b.kind).unwrap_or(kind);
-        volumes.notes.push(note(
-            b.kind.clone(),
-            source_of(k, &b.object),
-            String::new(),
-            Outcome::ByController,
-            &by,
-        ));
-    }
-    for p in pods {
-        volumes.notes.push(note(
-            ResourceType::Pod,
-            format!("pod:{}", p.object),
-            String::new(),
-            Outcome::ByController,
-            &by,
-        ));
-    }
-    match chosen {
-        None => volumes.notes.push(note(
-            root.kind.clone(),
-            source_of(kind, source),
-            ObjectRef::new(&ns, &wanted).to_string(),
-            Outcome::Skipped,
-            &format!("exists (--conflict skip): the live {kind} is kept"),
-        )),
-        Some((name, reused)) => {
-            let mut step = stored_step(inputs, kind, root, ObjectRef::new(&ns, &name), reused);
-            step.edits.owners = OwnerEdit::Drop;
-            if root.edges.iter().any(|e| e.relation == Relation::Owner) {
-                step.changes.push("ownerReferences removed".into());
-            }
-            if kind != ResourceKind::StatefulSet {
-                for (old, new) in &volumes.claim_renames {
-                    step.changes.push(format!("template claim {old} -> {new}"));
-                }
-                step.edits.template_claim_renames = volumes.claim_renames.clone();
-            }
-            if kind == ResourceKind::Job {
-                step.edits.job_drop_generated_selector = true;
-                step.changes
-                    .push("generated selector and controller-uid labels removed".into());
-            }
-            volumes.steps.push(Step::Object(step));
-        }
-    }
-    UnitPlan::Restore {
-        unit,
-        steps: volumes.steps,
-        notes: volumes.notes,
-    }
 }
