@@ -190,6 +190,7 @@ impl From<RestoreBody> for RestoreRequest {
             keep_node: false,
             pods_only: false,
             settle: None,
+            concurrency: None,
             mode: RestoreMode::Apply,
         }
     }
@@ -208,6 +209,7 @@ impl TryFrom<&RestoreRequest> for RestoreBody {
                 r.settle.is_some(),
                 "settle period (the agent settles for 10 s)",
             ),
+            (r.concurrency.is_some(), "concurrency (the agent's is 16)"),
             (
                 r.mode != RestoreMode::Apply,
                 "export (it would write on the agent's disk)",

@@ -45,6 +45,9 @@ pub struct RestoreArgs {
     /// if the cluster deletes any of it meanwhile.
     #[arg(long, value_parser = crate::model::duration::parse_duration)]
     pub settle: Option<std::time::Duration>,
+    /// How many pods (or top owners) to restore at once [default: 16].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
     /// Restore nothing; write the objects and the plan into --export (default ./podbank-restore-plan).
     #[arg(long)]
     pub dry_run: bool,
@@ -208,6 +211,7 @@ pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
         keep_node: args.keep_node,
         pods_only: args.pods_only,
         settle: args.settle,
+        concurrency: args.concurrency.map(usize::from),
         mode: export.map_or(RestoreMode::Apply, RestoreMode::Export),
     })
 }

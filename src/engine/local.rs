@@ -404,6 +404,9 @@ impl Engine for LocalEngine {
             volume_timeout: self.volume_timeout,
             pods_only: request.pods_only,
             settle: request.settle.unwrap_or(restoring::DEFAULT_SETTLE),
+            concurrency: request
+                .concurrency
+                .unwrap_or(restoring::DEFAULT_CONCURRENCY),
         };
         let record = match &request.mode {
             RestoreMode::Export(dir) => {

@@ -212,6 +212,9 @@ pub struct RestoreRequest {
     #[serde(default, with = "crate::model::duration::opt_duration")]
     #[schema(value_type = Option<String>)]
     pub settle: Option<std::time::Duration>,
+    /// How many pods (or top owners) are restored at once; 16 by default.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     /// Into the cluster, or a dry run into a folder.
     #[serde(default)]
     pub mode: RestoreMode,

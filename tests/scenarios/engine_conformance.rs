@@ -50,6 +50,7 @@ fn restore_request(checkpoint: &CheckpointId, pod: &ObjectRef) -> RestoreRequest
         keep_node: false,
         pods_only: false,
         settle: None,
+        concurrency: None,
         mode: RestoreMode::Apply,
     }
 }

@@ -365,6 +365,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
         // 2. A restore that fails at the first pod (the API server fails the 3rd create)
         //    and restores the second...
         api.fail_create_after(3);
+        // One pod at a time: which create is the 3rd must not depend on which volume Cinder
+        // finishes first.
         let args = [
             "restore",
             cp.id.as_str(),
@@ -372,6 +374,8 @@ async fn restore_from_a_real_backup_dry_run_resume_and_conflicts() {
             "e2e",
             "--kubeconfig",
             kubeconfig,
+            "--concurrency",
+            "1",
         ];
         let t = std::time::Instant::now();
         let run = podbank.run(&args).await;

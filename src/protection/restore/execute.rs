@@ -1,16 +1,24 @@
 //! The restore executor: carries a plan out through a [`RestoreSink`], step by step, and
 //! keeps the restore record (every outcome, the old -> new id map) as it goes.
 //!
-//! A unit's steps run in order; the first that fails ends that unit (its outcome says why)
-//! and the next unit starts. The record is saved after every step, so that running the same
-//! restore again resumes it: volumes and objects already made are reused, never made twice.
+//! What the roots need (namespaces, referenced objects) is made first, in order; then the
+//! units run, up to a bound at once (independent pods in parallel). A unit's steps run in
+//! order (its volumes, PVs and claims before its root); the first that fails ends that unit
+//! (its outcome says why). A new volume's id is saved into the record as soon as Cinder
+//! gives it; other outcomes are saved a few times a second at most (and at the end), so the
+//! record's writes grow with the objects restored, not with their square. Running the same
+//! restore again resumes it: volumes and objects already made are reused (an object made
+//! since the last save is found by its restore annotation), never made twice.
 //! Owner references are rewritten as the owners are made: each object's references point at
 //! the new uids of owners this restore made, and references to anything else are removed.
 
 use std::collections::BTreeMap;
 
 use super::error::RestoreError;
-use super::plan::{ObjectStep, Step, UnitPlan};
+use futures::stream::{self, StreamExt};
+use tokio::sync::Mutex;
+
+use super::plan::{ObjectStep, Plan, Step, UnitPlan};
 use super::sink::RestoreSink;
 use crate::bank::Bank;
 use crate::codec::{edit_object, OwnerEdit, ResourceKind};
@@ -28,13 +36,36 @@ pub struct Executor<'a> {
     pub checkpoint: &'a Checkpoint,
     /// Where it goes.
     pub sink: &'a dyn RestoreSink,
+    /// How many units run at once.
+    pub concurrency: usize,
+    /// The record and what was made, shared by the units running.
+    pub state: Mutex<State>,
+}
+
+/// What the units of a restore share.
+#[derive(Debug)]
+pub struct State {
     /// The record kept.
     pub record: RestoreRecord,
-    /// Owners made so far: uid in the checkpoint -> uid in the target.
-    pub owners: BTreeMap<String, String>,
     /// Every object made (or reused), to watch while the restore settles.
     pub made: Vec<Made>,
+    /// When the record was last saved.
+    saved: Option<std::time::Instant>,
 }
+
+impl State {
+    /// The state of a restore starting (or resuming) with `record`.
+    pub fn new(record: RestoreRecord) -> Self {
+        Self {
+            record,
+            made: Vec::new(),
+            saved: None,
+        }
+    }
+}
+
+/// The most often the record is saved (outcomes other than new volume ids).
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// An object the restore made, as the settle watch follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,58 +80,80 @@ pub struct Made {
     pub source: String,
 }
 
+/// What one unit's steps know: the new ids of its volumes and owners.
+#[derive(Debug, Default)]
+struct UnitState {
+    volumes: BTreeMap<VolumeId, VolumeId>,
+    /// Owners made so far: uid in the checkpoint -> uid in the target.
+    owners: BTreeMap<String, String>,
+}
+
 impl Executor<'_> {
-    /// Runs every unit's plan; returns one message per unit that failed.
-    pub async fn run(&mut self, plans: Vec<UnitPlan>) -> Result<Vec<String>, RestoreError> {
+    /// Runs the plan: what the roots need first, in order, then the units, up to
+    /// `concurrency` at once. Returns one message per unit that failed.
+    pub async fn run(&self, plan: Plan) -> Result<Vec<String>, RestoreError> {
         let mut failures = Vec::new();
-        for plan in plans {
-            match plan {
-                UnitPlan::Skip { notes, .. } => {
-                    for n in notes {
-                        self.record.record(n);
-                    }
-                    self.sink.save(&self.record).await?;
-                }
-                UnitPlan::Fail { unit, error, notes } => {
-                    for n in notes {
-                        self.record.record(n);
-                    }
-                    self.sink.save(&self.record).await?;
-                    failures.push(format!("{unit}: {error}"));
-                }
-                UnitPlan::Restore { unit, steps, notes } => {
-                    for n in notes {
-                        self.record.record(n);
-                    }
-                    if let Err(e) = self.run_pod(steps).await {
-                        if let RestoreError::Bank(_) = e {
-                            // The record cannot be kept: stop here, the next run resumes.
-                            return Err(e);
-                        }
-                        failures.push(format!("{unit}: {e}"));
-                    }
-                }
-            }
+        for unit in plan.first {
+            failures.extend(self.run_unit(unit).await?);
+        }
+        let results: Vec<Result<Option<String>, RestoreError>> = stream::iter(plan.units)
+            .map(|unit| self.run_unit(unit))
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for r in results {
+            // A bank failure: the record cannot be kept; the next run resumes.
+            failures.extend(r?);
         }
         Ok(failures)
     }
 
-    async fn run_pod(&mut self, steps: Vec<Step>) -> Result<(), RestoreError> {
-        let mut volumes: BTreeMap<VolumeId, VolumeId> = BTreeMap::new();
-        for step in steps {
-            match step {
-                Step::Volume(v) => {
-                    let new = self.volume(&v).await?;
-                    volumes.insert(v.volume_id.clone(), new);
+    /// Runs one unit; `Ok(Some(message))` when it failed.
+    async fn run_unit(&self, plan: UnitPlan) -> Result<Option<String>, RestoreError> {
+        match plan {
+            UnitPlan::Skip { notes, .. } => {
+                self.notes(notes).await?;
+                Ok(None)
+            }
+            UnitPlan::Fail { unit, error, notes } => {
+                self.notes(notes).await?;
+                Ok(Some(format!("{unit}: {error}")))
+            }
+            UnitPlan::Restore { unit, steps, notes } => {
+                self.notes(notes).await?;
+                let mut state = UnitState::default();
+                for step in steps {
+                    let done = match step {
+                        Step::Volume(v) => self.volume(&v).await.map(|new| {
+                            state.volumes.insert(v.volume_id.clone(), new);
+                        }),
+                        Step::Object(o) => self.object(o, &mut state).await,
+                    };
+                    match done {
+                        Ok(()) => {}
+                        Err(e @ RestoreError::Bank(_)) => return Err(e),
+                        Err(e) => return Ok(Some(format!("{unit}: {e}"))),
+                    }
                 }
-                Step::Object(o) => self.object(o, &volumes).await?,
+                Ok(None)
             }
         }
-        Ok(())
     }
 
+    async fn notes(&self, notes: Vec<RestoredResource>) -> Result<(), RestoreError> {
+        if notes.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.state.lock().await;
+        for n in notes {
+            state.record.record(n);
+        }
+        self.save_soon(&mut state).await
+    }
+
+    /// Records one outcome.
     fn outcome(
-        &mut self,
+        state: &mut State,
         kind: ResourceType,
         source: String,
         target: String,
@@ -108,7 +161,7 @@ impl Executor<'_> {
         outcome: Outcome,
         reason: String,
     ) {
-        self.record.record(RestoredResource {
+        state.record.record(RestoredResource {
             kind,
             source,
             target,
@@ -120,31 +173,42 @@ impl Executor<'_> {
 
     /// A new volume from `v`'s backup. Its id enters the record as soon as the sink returns
     /// it, before the wait.
-    async fn volume(&mut self, v: &VolumeRecord) -> Result<VolumeId, RestoreError> {
+    async fn volume(&self, v: &VolumeRecord) -> Result<VolumeId, RestoreError> {
         let backup = v.backup_id.clone().unwrap_or_default();
         let key = format!("volume:{}", v.volume_id);
         let source = v.volume_id.to_string();
-        let (id, reused) = match self.record.new_resources.get(&key) {
-            Some(id) => (VolumeId::new(id.clone()), true),
+        let (known, restore_id) = {
+            let state = self.state.lock().await;
+            (
+                state.record.new_resources.get(&key).cloned(),
+                state.record.id.clone(),
+            )
+        };
+        let (id, reused) = match known {
+            Some(id) => (VolumeId::new(id), true),
             None => {
-                let name = format!("podbank-{}-{}", self.record.id, v.volume_id.short());
-                match self.sink.start_volume(&backup, &name).await {
+                let name = format!("podbank-{restore_id}-{}", v.volume_id.short());
+                let started = self.sink.start_volume(&backup, &name).await;
+                let mut state = self.state.lock().await;
+                match started {
+                    Ok(new) if new.outcome == Outcome::Planned => {
+                        let target = new.id.to_string();
+                        Self::outcome(
+                            &mut state,
+                            ResourceType::CinderVolume,
+                            source,
+                            target,
+                            String::new(),
+                            Outcome::Planned,
+                            new.note,
+                        );
+                        return Ok(new.id);
+                    }
                     Ok(new) => {
-                        if new.outcome == Outcome::Planned {
-                            let target = new.id.to_string();
-                            self.outcome(
-                                ResourceType::CinderVolume,
-                                source,
-                                target,
-                                String::new(),
-                                Outcome::Planned,
-                                new.note,
-                            );
-                            return Ok(new.id);
-                        }
-                        self.record.new_resources.insert(key, new.id.to_string());
+                        state.record.new_resources.insert(key, new.id.to_string());
                         let id = new.id.to_string();
-                        self.outcome(
+                        Self::outcome(
+                            &mut state,
                             ResourceType::CinderVolume,
                             source.clone(),
                             id.clone(),
@@ -152,11 +216,12 @@ impl Executor<'_> {
                             new.outcome,
                             String::new(),
                         );
-                        self.sink.save(&self.record).await?;
+                        self.sink.save(&state.record).await?;
                         (new.id, false)
                     }
                     Err(e) => {
-                        self.outcome(
+                        Self::outcome(
+                            &mut state,
                             ResourceType::CinderVolume,
                             source,
                             String::new(),
@@ -164,7 +229,7 @@ impl Executor<'_> {
                             Outcome::Error,
                             e.to_string(),
                         );
-                        self.sink.save(&self.record).await?;
+                        self.save_soon(&mut state).await?;
                         return Err(e);
                     }
                 }
@@ -177,7 +242,9 @@ impl Executor<'_> {
             Err(e) => (Outcome::Error, e.to_string()),
         };
         let new_id = id.to_string();
-        self.outcome(
+        let mut state = self.state.lock().await;
+        Self::outcome(
+            &mut state,
             ResourceType::CinderVolume,
             source,
             new_id.clone(),
@@ -185,23 +252,21 @@ impl Executor<'_> {
             outcome,
             reason,
         );
-        self.sink.save(&self.record).await?;
+        self.save_soon(&mut state).await?;
         waited.map(|()| id)
     }
 
-    /// Creates one object, with the new volume ids put in.
-    async fn object(
-        &mut self,
-        mut step: ObjectStep,
-        volumes: &BTreeMap<VolumeId, VolumeId>,
-    ) -> Result<(), RestoreError> {
+    /// Creates one object, with the new volume ids and owner uids put in.
+    async fn object(&self, mut step: ObjectStep, unit: &mut UnitState) -> Result<(), RestoreError> {
         let kind = type_of(step.kind);
         let target = step.target.to_string();
         if step.reused {
-            if let Some(uid) = self.record.new_resources.get(&step.source).cloned() {
-                self.made(&step, &uid);
+            let mut state = self.state.lock().await;
+            if let Some(uid) = state.record.new_resources.get(&step.source).cloned() {
+                Self::made(&mut state, unit, &step, &uid);
             }
-            self.outcome(
+            Self::outcome(
+                &mut state,
                 kind,
                 step.source,
                 target,
@@ -211,21 +276,24 @@ impl Executor<'_> {
             );
             return Ok(());
         }
-        resolve_volumes(&mut step, volumes);
+        resolve_volumes(&mut step, &unit.volumes);
         if step.edits.owners == OwnerEdit::Keep {
-            step.edits.owners = OwnerEdit::Map(self.owners.clone());
+            step.edits.owners = OwnerEdit::Map(unit.owners.clone());
         }
         let result = self.create(&step).await;
         let source = step.source.clone();
+        let mut state = self.state.lock().await;
         match result {
             Ok(created) => {
                 if created.outcome != Outcome::Planned {
-                    self.record
+                    state
+                        .record
                         .new_resources
                         .insert(source.clone(), created.uid.clone());
-                    self.made(&step, &created.uid);
+                    Self::made(&mut state, unit, &step, &created.uid);
                 }
-                self.outcome(
+                Self::outcome(
+                    &mut state,
                     kind,
                     source,
                     target,
@@ -233,11 +301,12 @@ impl Executor<'_> {
                     created.outcome,
                     String::new(),
                 );
-                self.sink.save(&self.record).await?;
+                self.save_soon(&mut state).await?;
                 Ok(())
             }
             Err(e) => {
-                self.outcome(
+                Self::outcome(
+                    &mut state,
                     kind,
                     source,
                     target,
@@ -245,21 +314,31 @@ impl Executor<'_> {
                     Outcome::Error,
                     e.to_string(),
                 );
-                self.sink.save(&self.record).await?;
+                self.save_soon(&mut state).await?;
                 Err(e)
             }
         }
     }
 
+    /// Saves the record if it was not saved for [`SAVE_EVERY`].
+    async fn save_soon(&self, state: &mut State) -> Result<(), RestoreError> {
+        if state.saved.is_some_and(|t| t.elapsed() < SAVE_EVERY) {
+            return Ok(());
+        }
+        self.sink.save(&state.record).await?;
+        state.saved = Some(std::time::Instant::now());
+        Ok(())
+    }
+
     /// Notes an object made: an owner's new uid, and what the settle watch follows.
-    fn made(&mut self, step: &ObjectStep, uid: &str) {
+    fn made(state: &mut State, unit: &mut UnitState, step: &ObjectStep, uid: &str) {
         if uid.is_empty() {
             return;
         }
         if step.kind.is_owner() && !step.source_uid.is_empty() {
-            self.owners.insert(step.source_uid.clone(), uid.to_string());
+            unit.owners.insert(step.source_uid.clone(), uid.to_string());
         }
-        self.made.push(Made {
+        state.made.push(Made {
             kind: step.kind,
             target: step.target.clone(),
             uid: uid.to_string(),

@@ -30,7 +30,7 @@ pub use error::RestoreError;
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
     valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreRequest,
-    DEFAULT_SETTLE,
+    DEFAULT_CONCURRENCY, DEFAULT_SETTLE,
 };
 pub use sink::{ClusterSink, ExportSink, RestoreSink};
 
@@ -94,23 +94,26 @@ pub async fn restore(
     }
     let plans = plan::plan(&inputs, &pods, &exists);
     drop(pods);
-    let mut executor = execute::Executor {
+    let mut record = record;
+    record.status = RestoreStatus::InProgress;
+    record.reason.clear();
+    sink.save(&record).await?;
+    let executor = execute::Executor {
         bank,
         checkpoint: &checkpoint,
         sink,
-        record,
-        owners: BTreeMap::new(),
-        made: Vec::new(),
+        concurrency: req.concurrency.min(sink.concurrency()),
+        state: tokio::sync::Mutex::new(execute::State::new(record)),
     };
-    executor.record.status = RestoreStatus::InProgress;
-    executor.record.reason.clear();
-    sink.save(&executor.record).await?;
     let mut failures = executor.run(plans).await?;
-    if !req.settle.is_zero() && !executor.made.is_empty() {
-        match sink.settle(&executor.made, req.settle).await {
+    let execute::State {
+        mut record, made, ..
+    } = executor.state.into_inner();
+    if !req.settle.is_zero() && !made.is_empty() {
+        match sink.settle(&made, req.settle).await {
             Ok(lost) => {
                 for (m, error) in lost {
-                    executor.record.record(RestoredResource {
+                    record.record(RestoredResource {
                         kind: type_of(m.kind),
                         source: m.source,
                         target: m.target.to_string(),
@@ -124,7 +127,6 @@ pub async fn restore(
             Err(e) => failures.push(format!("the settle watch failed: {e}")),
         }
     }
-    let mut record = executor.record;
     sink.finish(&checkpoint, &record).await?;
     record.finished = Some(chrono::Utc::now());
     if failures.is_empty() {

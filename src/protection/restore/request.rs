@@ -151,7 +151,12 @@ pub struct RestoreRequest {
     pub pods_only: bool,
     /// How long to watch what was created before calling the restore a success.
     pub settle: Duration,
+    /// How many units (roots and their volumes) are restored at once.
+    pub concurrency: usize,
 }
+
+/// The default of [`RestoreRequest::concurrency`].
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// The default settle period.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);

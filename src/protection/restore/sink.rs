@@ -78,6 +78,12 @@ pub trait RestoreSink: Send + Sync {
     /// Creates the object of `step` from `body` (its edited stored bytes).
     async fn create(&self, step: &ObjectStep, body: Vec<u8>) -> Result<Created, RestoreError>;
 
+    /// How many units may run at once into this sink. The default sets no bound of its
+    /// own.
+    fn concurrency(&self) -> usize {
+        usize::MAX
+    }
+
     /// Persists the restore record. The default keeps none.
     async fn save(&self, record: &RestoreRecord) -> Result<(), RestoreError> {
         let _ = record;
@@ -364,6 +370,11 @@ impl ExportSink {
 
 #[async_trait]
 impl RestoreSink for ExportSink {
+    /// One at a time: the files are numbered in the order a restore makes the objects.
+    fn concurrency(&self) -> usize {
+        1
+    }
+
     async fn existing(
         &self,
         _kind: crate::codec::ResourceKind,

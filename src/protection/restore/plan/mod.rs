@@ -125,6 +125,16 @@ pub enum UnitPlan {
     },
 }
 
+/// The whole restore: what the roots need, made first and in order, then the units, which
+/// are independent of each other.
+#[derive(Debug)]
+pub struct Plan {
+    /// Namespaces, then referenced objects.
+    pub first: Vec<UnitPlan>,
+    /// One per root.
+    pub units: Vec<UnitPlan>,
+}
+
 /// The checkpoint's records by type and name.
 #[derive(Debug, Default)]
 pub struct Records<'a> {

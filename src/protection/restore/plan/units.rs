@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan};
+use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Plan, Step, UnitPlan};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType};
 
@@ -243,22 +243,20 @@ pub fn plan(
     inputs: &Inputs<'_>,
     pods: &[&ResourceRecord],
     exists: &BTreeMap<Key, Existing>,
-) -> Vec<UnitPlan> {
+) -> Plan {
     let units = units(inputs, pods);
-    let mut out = Vec::new();
-    let namespaces = plan_namespaces(inputs, &units, exists);
-    if let Some(p) = namespaces {
-        out.push(p);
-    }
-    if let Some(p) = plan_referenced(inputs, &units, exists) {
-        out.push(p);
-    }
-    out.extend(
-        units
-            .iter()
-            .map(|u| super::roots::plan_unit(inputs, u, exists)),
-    );
-    out
+    let first = [
+        plan_namespaces(inputs, &units, exists),
+        plan_referenced(inputs, &units, exists),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let units = units
+        .iter()
+        .map(|u| super::roots::plan_unit(inputs, u, exists))
+        .collect();
+    Plan { first, units }
 }
 
 /// The object step of a stored record, under `target`.
