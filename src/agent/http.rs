@@ -223,7 +223,7 @@ async fn show_instance(State(s): State<ApiState>, Path(id): Path<String>) -> Api
     Ok(Json(s.service.engine().pod(&pod).await?).into_response())
 }
 
-/// A pod's dependents: its Cinder volumes.
+/// A pod's dependents: its Cinder volumes, and its closure (owners, referenced objects, namespace).
 #[utoipa::path(get, path = "/v1/protectables/OS::Kubernetes::Pod/instances/{id}/dependents", tag = "protectables",
     params(("id" = String, Path, description = "Pod uid or namespace/name")),
     responses((status = 200, description = "Dependents", body = Object),

@@ -8,36 +8,16 @@
 //! from its own backup (same bytes), and nothing was garbage-collected. The same again
 //! into a second namespace with `--namespace-map`.
 
-use std::time::Duration;
-
 use crate::require_rig;
 use crate::support::apiserver::FakeApiServer;
 use crate::support::apps::{self, Drill, WEB_PODS};
-use crate::support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
+use crate::support::cinder::{new_volume, unique, with_cleanup, CinderRig, Created};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::Podbank;
-use podbank::cinder::{BackupId, Cinder, NewVolume, VolumeId};
+use podbank::cinder::{BackupId, VolumeId};
 use podbank::protection::restore::ANNOTATION_RESTORE;
 use podbank::seed;
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(180);
-
-async fn new_volume(cinder: &Cinder, created: &Created, name: &str) -> VolumeId {
-    let volume = cinder
-        .create_volume(&NewVolume {
-            size_gib: 1,
-            name: Some(name.to_string()),
-            description: Some("podbank drill".into()),
-            metadata: meta(&[("podbank-test", "1")]),
-            ..NewVolume::default()
-        })
-        .await
-        .expect("create volume");
-    created.volume(&volume.id);
-    cinder.wait_volume(&volume.id, WAIT).await.expect("volume");
-    volume.id
-}
 
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")

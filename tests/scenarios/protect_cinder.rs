@@ -8,32 +8,13 @@ use std::time::Duration;
 
 use crate::require_rig;
 use crate::support::apiserver::FakeApiServer;
-use crate::support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
+use crate::support::cinder::{new_volume, unique, with_cleanup, CinderRig};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
-use podbank::cinder::{BackupId, BackupStatus, Cinder, NewVolume, VolumeId};
+use podbank::cinder::{BackupId, BackupStatus, Cinder, VolumeId};
 use podbank::model::{Checkpoint, CheckpointStatus, VolumeRecord, VolumeStatus};
 use podbank::protection::volumes::CHECKPOINT_METADATA;
 use podbank::seed;
-
-const WAIT: Duration = Duration::from_secs(180);
-
-async fn new_volume(cinder: &Cinder, created: &Created, name: &str) -> VolumeId {
-    let volume = cinder
-        .create_volume(&NewVolume {
-            size_gib: 1,
-            name: Some(name.to_string()),
-            description: Some("podbank protect_cinder test".into()),
-            metadata: meta(&[("podbank-test", "1")]),
-            ..NewVolume::default()
-        })
-        .await
-        .expect("create volume");
-    created.volume(&volume.id);
-    let v = cinder.wait_volume(&volume.id, WAIT).await.expect("volume");
-    assert_eq!(v.status, "available");
-    volume.id
-}
 
 /// etcd with one pod in `ns` mounting one claim per volume; the podbank binary pointed at
 /// it, a fresh bank and the rig.

@@ -11,35 +11,18 @@ use std::time::Duration;
 
 use crate::require_rig;
 use crate::support::apiserver::{FakeApiServer, Stored};
-use crate::support::cinder::{meta, unique, with_cleanup, CinderRig, Created};
+use crate::support::cinder::{new_volume, unique, with_cleanup, CinderRig, Created};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
 use k8s_pb::api::core::v1 as core;
-use podbank::cinder::{BackupId, Cinder, NewVolume, VolumeId};
+use podbank::cinder::{BackupId, VolumeId};
 use podbank::model::{CheckpointStatus, RestoreStatus};
 use podbank::protection::restore::{ANNOTATION_CHECKPOINT, ANNOTATION_RESTORE};
 use podbank::seed;
 use prost::Message;
 
-const WAIT: Duration = Duration::from_secs(180);
 const NS: &str = "shop";
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
-
-async fn new_volume(cinder: &Cinder, created: &Created, name: &str) -> VolumeId {
-    let volume = cinder
-        .create_volume(&NewVolume {
-            size_gib: 1,
-            name: Some(name.to_string()),
-            description: Some("podbank restore test".into()),
-            metadata: meta(&[("podbank-test", "1")]),
-            ..NewVolume::default()
-        })
-        .await
-        .expect("create volume");
-    created.volume(&volume.id);
-    cinder.wait_volume(&volume.id, WAIT).await.expect("volume");
-    volume.id
-}
 
 /// How many times Cinder was asked to restore `backup` (from the rig's cinder-api log).
 fn restore_requests(rig: &CinderRig, backup: &str) -> usize {

@@ -591,3 +591,25 @@ async fn proxy_handler(
         }
     }
 }
+
+/// A new 1 GiB volume of the rig, named `name`, available, recorded in `created` for
+/// cleanup.
+pub async fn new_volume(cinder: &Cinder, created: &Created, name: &str) -> VolumeId {
+    let volume = cinder
+        .create_volume(&podbank::cinder::NewVolume {
+            size_gib: 1,
+            name: Some(name.to_string()),
+            description: Some("podbank test".into()),
+            metadata: meta(&[("podbank-test", "1")]),
+            ..Default::default()
+        })
+        .await
+        .expect("create volume");
+    created.volume(&volume.id);
+    let v = cinder
+        .wait_volume(&volume.id, std::time::Duration::from_secs(180))
+        .await
+        .expect("volume");
+    assert_eq!(v.status, "available");
+    volume.id
+}
