@@ -333,7 +333,7 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
                 }
             };
             let summary = match kind {
-                ResourceKind::Pod => PodInfo::from_object(&d.key, obj).map(|pod| {
+                ResourceKind::Pod => PodInfo::from_object(&d.key, obj).map(|mut pod| {
                     let taken = match self.pod_keys.as_mut() {
                         Some(keys) => !keys.insert(d.key.clone()),
                         None => false,
@@ -346,9 +346,12 @@ impl<H: ObjectHandler> ScanSink for InventorySink<'_, H> {
                             self.catalog.need_claim(&pod.namespace, &claim);
                         }
                     }
+                    // The references are the closure's business; a listing keeps every pod
+                    // summary, so they are not kept with it.
+                    let refs = std::mem::take(&mut pod.refs);
                     let edges = if self.selection.closure {
-                        self.wants.add_pod(&pod.namespace, &pod.refs);
-                        pod.refs.edges(&pod.namespace)
+                        self.wants.add_pod(&pod.namespace, &refs);
+                        refs.edges(&pod.namespace)
                     } else {
                         Vec::new()
                     };
