@@ -30,7 +30,7 @@ use crate::codec::{resource_prefix, Decoder, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
 use crate::model::{
     Checkpoint, CheckpointStatus, ClusterRecord, EtcdKey, ObjectRef, ResourceRecord,
-    ResourceStatus, ResourceType, SelectionRecord, VolumeId, VolumeRecord, VolumeStatus,
+    ResourceStatus, SelectionRecord, VolumeId, VolumeRecord, VolumeStatus,
 };
 use crate::resources::{
     Catalog, ClaimStep, Dependent, DependentStatus, PodAlone, VolumeSourceKind,
@@ -203,11 +203,6 @@ impl VolumeRecords {
     }
 }
 
-/// The Karbor-style type of a stored object.
-pub fn type_of(kind: ResourceKind) -> ResourceType {
-    kind.resource_type()
-}
-
 #[async_trait]
 impl ObjectHandler for BankHandler<'_> {
     fn pod(&mut self, pod: PodEntry) -> Option<PodEntry> {
@@ -269,7 +264,7 @@ impl ObjectHandler for BankHandler<'_> {
 /// The record of a selected object, before it is stored.
 fn record_of(o: SelectedObject<'_>) -> ResourceRecord {
     ResourceRecord {
-        kind: type_of(o.kind),
+        kind: o.kind.resource_type(),
         key: EtcdKey::new(o.key),
         object: ObjectRef::new(o.namespace, o.name),
         uid: o.uid.to_string(),
@@ -289,7 +284,7 @@ fn record_of(o: SelectedObject<'_>) -> ResourceRecord {
 fn missing_record(etcd_prefix: &str, m: Missing) -> ResourceRecord {
     let ns = (!m.name.namespace().is_empty()).then_some(m.name.namespace());
     ResourceRecord {
-        kind: type_of(m.kind),
+        kind: m.kind.resource_type(),
         key: EtcdKey::new(format!(
             "{}{}",
             resource_prefix(etcd_prefix, m.kind, ns),

@@ -26,7 +26,6 @@ use crate::model::{
     Checkpoint, ObjectRef, Outcome, ResourceType, RestoreRecord, RestoredResource, VolumeDriver,
     VolumeId, VolumeRecord,
 };
-use crate::protection::protect::type_of;
 
 /// What the executor works with.
 pub struct Executor<'a> {
@@ -258,7 +257,7 @@ impl Executor<'_> {
 
     /// Creates one object, with the new volume ids and owner uids put in.
     async fn object(&self, mut step: ObjectStep, unit: &mut UnitState) -> Result<(), RestoreError> {
-        let kind = type_of(step.kind);
+        let kind = step.kind.resource_type();
         let target = step.target.to_string();
         if step.reused {
             let mut state = self.state.lock().await;

@@ -39,7 +39,6 @@ use crate::bank::Bank;
 use crate::model::{
     CheckpointStatus, Outcome, RestoreId, RestoreRecord, RestoreStatus, RestoredResource,
 };
-use crate::protection::protect::type_of;
 
 /// Restores pods of a checkpoint into `sink`: see the module doc.
 ///
@@ -114,7 +113,7 @@ pub async fn restore(
             Ok(lost) => {
                 for (m, error) in lost {
                     record.record(RestoredResource {
-                        kind: type_of(m.kind),
+                        kind: m.kind.resource_type(),
                         source: m.source,
                         target: m.target.to_string(),
                         new_id: m.uid,
