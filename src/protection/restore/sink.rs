@@ -29,7 +29,7 @@ use serde::Serialize;
 use super::error::RestoreError;
 use super::execute::Made;
 use super::plan::{Existing, ObjectStep, ANNOTATION_RESTORE};
-use crate::apiserver::{ApiError, ApiServer};
+use crate::apiserver::{ApiError, ApiServer, Event};
 use crate::bank::Bank;
 use crate::cinder::Cinder;
 use crate::model::{
@@ -263,39 +263,48 @@ async fn settle(
     period: Duration,
 ) -> Result<Vec<(Made, RestoreError)>, RestoreError> {
     let start = tokio::time::Instant::now();
-    let mut watching: Vec<&Made> = made.iter().collect();
+    // What is watched, by collection: one LIST per collection and tick.
+    let mut watching: BTreeMap<(crate::codec::ResourceKind, &str), Vec<&Made>> = BTreeMap::new();
+    for m in made {
+        watching
+            .entry((m.kind, m.target.namespace()))
+            .or_default()
+            .push(m);
+    }
     let mut lost = Vec::new();
     let mut tick = tokio::time::interval(SETTLE_TICK);
     while !watching.is_empty() {
         tick.tick().await;
-        let mut groups: BTreeMap<(crate::codec::ResourceKind, &str), HashMap<&str, bool>> =
-            BTreeMap::new();
-        for m in &watching {
-            groups.entry((m.kind, m.target.namespace())).or_default();
-        }
-        for ((kind, ns), present) in groups.iter_mut() {
-            let ns = (!ns.is_empty()).then_some(*ns);
-            let listed = api.list(*kind, ns).await.map_err(RestoreError::Api)?;
-            let listed: HashMap<String, bool> =
-                listed.into_iter().map(|l| (l.uid, l.deleting)).collect();
-            for m in &watching {
-                if m.kind == *kind && m.target.namespace() == ns.unwrap_or("") {
-                    let alive = listed.get(&m.uid).is_some_and(|deleting| !deleting);
-                    present.insert(m.uid.as_str(), alive);
+        let mut gone: Vec<&Made> = Vec::new();
+        for ((kind, ns), objects) in watching.iter_mut() {
+            let listed = api
+                .list(*kind, (!ns.is_empty()).then_some(*ns))
+                .await
+                .map_err(RestoreError::Api)?;
+            let alive: HashMap<&str, bool> = listed
+                .iter()
+                .map(|l| (l.uid.as_str(), !l.deleting))
+                .collect();
+            objects.retain(|m| {
+                let kept = alive.get(m.uid.as_str()).copied().unwrap_or(false);
+                if !kept {
+                    gone.push(m);
                 }
-            }
+                kept
+            });
         }
-        let alive = |m: &Made| {
-            groups
-                .get(&(m.kind, m.target.namespace()))
-                .and_then(|p| p.get(m.uid.as_str()))
-                .copied()
-                .unwrap_or(true)
-        };
-        let (kept, gone): (Vec<&Made>, Vec<&Made>) = watching.into_iter().partition(|m| alive(m));
-        watching = kept;
+        watching.retain(|_, objects| !objects.is_empty());
+        // The Events of each namespace that lost something, read once.
+        let mut events: HashMap<&str, Vec<Event>> = HashMap::new();
         for m in gone {
-            let reason = event_reason(api, m).await;
+            let ns = event_namespace(m);
+            if !events.contains_key(ns) {
+                events.insert(ns, api.events(ns).await.unwrap_or_default());
+            }
+            let reason = events
+                .get(ns)
+                .map(|e| event_reason(e, m))
+                .unwrap_or_default();
             lost.push((
                 m.clone(),
                 RestoreError::Lost {
@@ -313,13 +322,17 @@ async fn settle(
     Ok(lost)
 }
 
-/// The reason (and message) of the latest Event about `m`, if any.
-async fn event_reason(api: &ApiServer, m: &Made) -> String {
-    let ns = match m.kind.namespaced() {
-        true => m.target.namespace(),
-        false => "default",
-    };
-    let events = api.events(ns).await.unwrap_or_default();
+/// Where the Events about `m` are.
+fn event_namespace(m: &Made) -> &str {
+    if m.kind.namespaced() {
+        m.target.namespace()
+    } else {
+        "default"
+    }
+}
+
+/// The reason (and message) of the latest of `events` about `m`, if any.
+fn event_reason(events: &[Event], m: &Made) -> String {
     events
         .iter()
         .rev()
