@@ -77,7 +77,7 @@ pub async fn restore(
             )
         },
     };
-    let records = plan::Records::new(&resources);
+    let records = plan::Records::new(&resources, &checkpoint.volumes);
     let inputs = plan::Inputs {
         checkpoint: &checkpoint,
         resources: &resources,
@@ -86,12 +86,14 @@ pub async fn restore(
         restore: &record.id,
     };
     let pods = inputs.pods()?;
+    let units = plan::units(&inputs, &pods);
     let mut exists = BTreeMap::new();
-    for key in inputs.candidates(&pods) {
+    for key in inputs.candidates(&units) {
         let found = sink.existing(key.0, &key.1, &record.id).await?;
         exists.insert(key, found);
     }
-    let plans = plan::plan(&inputs, &pods, &exists);
+    let plans = plan::plan(&inputs, &units, &exists);
+    drop(units);
     drop(pods);
     let mut record = record;
     record.status = RestoreStatus::InProgress;

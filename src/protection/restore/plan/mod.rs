@@ -33,7 +33,7 @@ use crate::model::{
     RestoredResource, VolumeDriver, VolumeId, VolumeRecord,
 };
 
-pub use units::plan;
+pub use units::{plan, units, Unit};
 
 /// Annotation: the checkpoint a restored object came from.
 pub const ANNOTATION_CHECKPOINT: &str = "podbank.io/checkpoint";
@@ -135,20 +135,28 @@ pub struct Plan {
     pub units: Vec<UnitPlan>,
 }
 
-/// The checkpoint's records by type and name.
+/// The checkpoint's records by type and name, and its Cinder volume records by pod.
 #[derive(Debug, Default)]
 pub struct Records<'a> {
     by_name: HashMap<(&'a ResourceType, &'a ObjectRef), &'a ResourceRecord>,
+    volumes_by_pod: HashMap<&'a ObjectRef, Vec<&'a VolumeRecord>>,
 }
 
 impl<'a> Records<'a> {
-    /// An index of `resources`.
-    pub fn new(resources: &'a [ResourceRecord]) -> Self {
+    /// An index of `resources` and of the Cinder records of `volumes`.
+    pub fn new(resources: &'a [ResourceRecord], volumes: &'a [VolumeRecord]) -> Self {
+        let mut volumes_by_pod: HashMap<&ObjectRef, Vec<&VolumeRecord>> = HashMap::new();
+        for v in volumes.iter().filter(|v| v.is_cinder()) {
+            for pod in &v.pods {
+                volumes_by_pod.entry(pod).or_default().push(v);
+            }
+        }
         Self {
             by_name: resources
                 .iter()
                 .map(|r| ((&r.kind, &r.object), r))
                 .collect(),
+            volumes_by_pod,
         }
     }
 
@@ -201,12 +209,11 @@ impl<'a> Inputs<'a> {
         self.records.get(kind, name)
     }
 
-    fn volumes_of(&self, pod: &ObjectRef) -> Vec<&'a VolumeRecord> {
-        self.checkpoint
-            .volumes
-            .iter()
-            .filter(|v| v.is_cinder() && v.pods.contains(pod))
-            .collect()
+    fn volumes_of(&self, pod: &ObjectRef) -> &'a [&'a VolumeRecord] {
+        self.records
+            .volumes_by_pod
+            .get(pod)
+            .map_or(&[], Vec::as_slice)
     }
 
     fn target_namespace(&self, source_namespace: &str) -> String {
@@ -232,16 +239,15 @@ impl<'a> Inputs<'a> {
 
     /// Every name whose existence decides the plan: namespaces, referenced objects, roots
     /// (and their renamed copies), claims (and theirs), PVs under their fresh names.
-    pub fn candidates(&self, pods: &[&'a ResourceRecord]) -> BTreeSet<Key> {
+    pub fn candidates(&self, units: &[Unit<'a>]) -> BTreeSet<Key> {
         let mut out = BTreeSet::new();
-        let units = units::units(self, pods);
-        for ns in units::namespaces(self, &units).into_keys() {
+        for ns in units::namespaces(self, units).into_keys() {
             out.insert((ResourceKind::Namespace, ObjectRef::cluster(ns)));
         }
-        for r in units::referenced(self, &units) {
+        for r in units::referenced(self, units) {
             out.insert((r.kind, r.target));
         }
-        for unit in &units {
+        for unit in units {
             let root = unit.root();
             let kind = unit.root_kind();
             let ns = self.target_namespace(root.object.namespace());

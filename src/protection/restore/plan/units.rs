@@ -10,7 +10,7 @@ use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus,
 
 /// A root of the restore and the pods it brings back.
 #[derive(Debug)]
-pub(super) enum Unit<'a> {
+pub enum Unit<'a> {
     /// A pod restored as itself, without owner references.
     Pod {
         /// The pod.
@@ -129,7 +129,7 @@ fn owner_chain<'a>(inputs: &Inputs<'a>, pod: &'a ResourceRecord) -> Chain<'a> {
 }
 
 /// The units of `pods`, in checkpoint order of their first pod.
-pub(super) fn units<'a>(inputs: &Inputs<'a>, pods: &[&'a ResourceRecord]) -> Vec<Unit<'a>> {
+pub fn units<'a>(inputs: &Inputs<'a>, pods: &[&'a ResourceRecord]) -> Vec<Unit<'a>> {
     let mut out: Vec<Unit<'a>> = Vec::new();
     let mut roots: HashMap<(&ResourceType, &ObjectRef), usize> = HashMap::new();
     for pod in pods {
@@ -238,16 +238,11 @@ pub(super) fn referenced<'a>(inputs: &Inputs<'a>, units: &[Unit<'a>]) -> Vec<Ref
     out
 }
 
-/// Plans the restore of `pods`: see the module doc of [`super`].
-pub fn plan(
-    inputs: &Inputs<'_>,
-    pods: &[&ResourceRecord],
-    exists: &BTreeMap<Key, Existing>,
-) -> Plan {
-    let units = units(inputs, pods);
+/// Plans the restore of `units`: see the module doc of [`super`].
+pub fn plan(inputs: &Inputs<'_>, units: &[Unit<'_>], exists: &BTreeMap<Key, Existing>) -> Plan {
     let first = [
-        plan_namespaces(inputs, &units, exists),
-        plan_referenced(inputs, &units, exists),
+        plan_namespaces(inputs, units, exists),
+        plan_referenced(inputs, units, exists),
     ]
     .into_iter()
     .flatten()

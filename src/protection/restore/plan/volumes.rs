@@ -74,7 +74,7 @@ pub(super) fn plan_volumes(
     for pod in pods {
         let source = &pod.object;
         let volumes = inputs.volumes_of(source);
-        for v in &volumes {
+        for &v in volumes {
             if !v.is_backed_up() {
                 let error = RestoreError::NoBackup {
                     volume: v.volume_id.clone(),
@@ -85,7 +85,7 @@ pub(super) fn plan_volumes(
                 return Volumes::Fail(error, vec![n]);
             }
         }
-        for v in volumes {
+        for &v in volumes {
             if !seen.insert(v.volume_id.clone()) {
                 continue;
             }
