@@ -214,16 +214,17 @@ impl ApiServer {
         ApiServer { client }
     }
 
+    /// Sends `request`; `kind` names what it is about (`Pod`, `Event`), for errors.
     async fn call(
         &self,
         verb: &'static str,
-        kind: ResourceKind,
+        kind: &'static str,
         name: &str,
         request: Request<Vec<u8>>,
     ) -> Result<(StatusCode, Vec<u8>), ApiError> {
         let transport = |e: Box<dyn std::error::Error + Send + Sync>| ApiError::Transport {
             verb,
-            kind: kind.kind(),
+            kind,
             name: name.to_string(),
             source: e,
         };
@@ -247,7 +248,7 @@ impl ApiServer {
 
     fn error(
         verb: &'static str,
-        kind: ResourceKind,
+        kind: &'static str,
         name: &str,
         code: StatusCode,
         body: &[u8],
@@ -257,7 +258,7 @@ impl ApiServer {
             code: code.as_u16(),
             ..Status::default()
         });
-        let (kind, name, message) = (kind.kind(), name.to_string(), status.message.clone());
+        let (name, message) = (name.to_string(), status.message.clone());
         match (code, status.reason.as_str()) {
             (StatusCode::CONFLICT, _) | (_, "AlreadyExists") => ApiError::AlreadyExists {
                 kind,
@@ -326,7 +327,9 @@ impl ApiServer {
                 name: qualified.clone(),
                 source: Box::new(e),
             })?;
-        let (code, body) = self.call("create", kind, &qualified, request).await?;
+        let (code, body) = self
+            .call("create", kind.kind(), &qualified, request)
+            .await?;
         if code.is_success() {
             serde_json::from_slice(&body).map_err(|e| ApiError::Other {
                 verb: "create",
@@ -336,7 +339,7 @@ impl ApiServer {
                 message: format!("unreadable answer: {e}"),
             })
         } else {
-            Err(Self::error("create", kind, &qualified, code, &body))
+            Err(Self::error("create", kind.kind(), &qualified, code, &body))
         }
     }
 
@@ -348,7 +351,7 @@ impl ApiServer {
         name: &str,
     ) -> Result<Option<serde_json::Value>, ApiError> {
         let path = format!("{}/{name}", collection_path(kind, namespace));
-        self.get_json("get", kind, &qualified(namespace, name), path)
+        self.get_json("get", kind.kind(), &qualified(namespace, name), path)
             .await
     }
 }
@@ -358,7 +361,7 @@ impl ApiServer {
     async fn get_json(
         &self,
         verb: &'static str,
-        kind: ResourceKind,
+        kind: &'static str,
         name: &str,
         path: String,
     ) -> Result<Option<serde_json::Value>, ApiError> {
@@ -369,7 +372,7 @@ impl ApiServer {
             .body(Vec::new())
             .map_err(|e| ApiError::Transport {
                 verb,
-                kind: kind.kind(),
+                kind,
                 name: name.to_string(),
                 source: Box::new(e),
             })?;
@@ -380,7 +383,7 @@ impl ApiServer {
                     .map(Some)
                     .map_err(|e| ApiError::Other {
                         verb,
-                        kind: kind.kind(),
+                        kind,
                         name: name.to_string(),
                         code: c.as_u16(),
                         message: format!("unreadable answer: {e}"),
@@ -400,7 +403,7 @@ impl ApiServer {
     ) -> Result<Vec<Listed>, ApiError> {
         let what = namespace.unwrap_or_default().to_string();
         let list = self
-            .get_json("list", kind, &what, collection_path(kind, namespace))
+            .get_json("list", kind.kind(), &what, collection_path(kind, namespace))
             .await?
             .unwrap_or_default();
         let items = list["items"].as_array().cloned().unwrap_or_default();
@@ -421,7 +424,7 @@ impl ApiServer {
     pub async fn events(&self, namespace: &str) -> Result<Vec<Event>, ApiError> {
         let path = format!("/api/v1/namespaces/{namespace}/events");
         let list = self
-            .get_json("list events", ResourceKind::Pod, namespace, path)
+            .get_json("list", "Event", namespace, path)
             .await?
             .unwrap_or_default();
         Ok(list["items"]
