@@ -7,6 +7,7 @@ use super::bank::human_bytes;
 use super::output::{print, write_table, OutputFormat, Tabular};
 use super::{Context, UsageError};
 use crate::bank::VerifyReport;
+use crate::engine::views::VolumeCounts;
 use crate::engine::{
     CheckpointFilter, CheckpointItem, CheckpointView, Engine, ProtectRequest, SelectionSpec,
 };
@@ -88,6 +89,30 @@ const LIST_HEADERS: [&str; 8] = [
     "ID", "NAME", "STATUS", "CREATED", "PODS", "VOLUMES", "REVISION", "NEW DATA",
 ];
 
+/// One row of [`LIST_HEADERS`].
+#[allow(clippy::too_many_arguments)]
+fn list_row(
+    id: &CheckpointId,
+    name: &str,
+    status: CheckpointStatus,
+    created: String,
+    pods: u32,
+    volumes: VolumeCounts,
+    revision: impl ToString,
+    bytes_new: u64,
+) -> Vec<String> {
+    vec![
+        id.to_string(),
+        name.to_string(),
+        status.to_string(),
+        created,
+        pods.to_string(),
+        format!("{}/{}", volumes.backed_up, volumes.cinder),
+        revision.to_string(),
+        human_bytes(bytes_new),
+    ]
+}
+
 impl Tabular for List {
     fn headers(&self) -> Vec<&'static str> {
         LIST_HEADERS.to_vec()
@@ -96,18 +121,17 @@ impl Tabular for List {
         self.0
             .iter()
             .map(|c| {
-                let (backed, cinder) = (c.volume_counts.backed_up, c.volume_counts.cinder);
-                vec![
-                    c.id.to_string(),
-                    c.backup_name.clone(),
-                    c.status.to_string(),
+                list_row(
+                    &c.id,
+                    &c.backup_name,
+                    c.status,
                     c.created_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    c.pods.to_string(),
-                    format!("{backed}/{cinder}"),
-                    c.etcd_revision.to_string(),
-                    human_bytes(c.bytes_new),
-                ]
+                    c.pods,
+                    c.volume_counts,
+                    c.etcd_revision,
+                    c.bytes_new,
+                )
             })
             .collect()
     }
@@ -125,17 +149,16 @@ impl Tabular for Taken {
         self.0
             .iter()
             .map(|c| {
-                let (backed, cinder) = (c.volume_counts.backed_up, c.volume_counts.cinder);
-                vec![
-                    c.id.to_string(),
-                    c.backup_name.clone(),
-                    c.status.to_string(),
+                list_row(
+                    &c.id,
+                    &c.backup_name,
+                    c.status,
                     c.created_at.clone().unwrap_or_default(),
-                    c.pods.to_string(),
-                    format!("{backed}/{cinder}"),
-                    c.etcd_revision.to_string(),
-                    human_bytes(c.stats.bytes_new),
-                ]
+                    c.pods,
+                    c.volume_counts,
+                    c.etcd_revision,
+                    c.stats.bytes_new,
+                )
             })
             .collect()
     }
