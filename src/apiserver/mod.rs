@@ -10,6 +10,9 @@
 //! This module knows URLs and status codes, nothing of checkpoints or Cinder.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -123,6 +126,46 @@ pub enum ApiError {
 #[derive(Clone)]
 pub struct ApiServer {
     client: kube::Client,
+    throttling: Arc<Counters>,
+}
+
+/// How often the API server's flow control pushed back, as counted by one client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throttling {
+    /// Answers that said "retry later" (429, or a 5xx with `Retry-After`).
+    pub answers: u64,
+    /// The time spent waiting as they asked.
+    pub waited: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    answers: AtomicU64,
+    waited_ms: AtomicU64,
+}
+
+/// How many times one request is retried when the API server asks to retry later; client-go
+/// retries as many.
+const MAX_RETRIES: u32 = 10;
+/// The longest wait honoured from one `Retry-After`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long to wait before sending again, if `code` and `headers` ask for a retry: a 429
+/// always (its `Retry-After`, else a backoff doubling from 250 ms with the attempt), a 5xx
+/// only when it carries `Retry-After` (kube-apiserver's "try again later").
+fn retry_after(code: StatusCode, headers: &http::HeaderMap, attempt: u32) -> Option<Duration> {
+    let header = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let backoff = || Duration::from_millis(250u64 << attempt.min(6));
+    match code {
+        StatusCode::TOO_MANY_REQUESTS => Some(header.unwrap_or_else(backoff)),
+        c if c.is_server_error() => header,
+        _ => None,
+    }
+    .map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -205,16 +248,32 @@ impl ApiServer {
                 .await
                 .map_err(|e| ApiError::Config(e.to_string()))?,
         };
+        let mut config = config;
+        // Retries after "retry later" are ours (`call`), so that they are counted.
+        config.default_retry = false;
         let client = kube::Client::try_from(config).map_err(|e| ApiError::Config(e.to_string()))?;
-        Ok(ApiServer { client })
+        Ok(ApiServer::from_client(client))
     }
 
     /// Wrap an existing client.
     pub fn from_client(client: kube::Client) -> ApiServer {
-        ApiServer { client }
+        ApiServer {
+            client,
+            throttling: Arc::default(),
+        }
     }
 
-    /// Sends `request`; `kind` names what it is about (`Pod`, `Event`), for errors.
+    /// How often the API server asked this client (and its clones) to retry later so far.
+    pub fn throttling(&self) -> Throttling {
+        Throttling {
+            answers: self.throttling.answers.load(Ordering::Relaxed),
+            waited: Duration::from_millis(self.throttling.waited_ms.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Sends `request`; `kind` names what it is about (`Pod`, `Event`), for errors. When the
+    /// API server's flow control answers "retry later" (429 with `Retry-After`), waits as it
+    /// asks and sends again, up to [`MAX_RETRIES`] times, counting each in [`Self::throttling`].
     async fn call(
         &self,
         verb: &'static str,
@@ -229,21 +288,50 @@ impl ApiServer {
             source: e,
         };
         let (parts, body) = request.into_parts();
-        let request = Request::from_parts(parts, kube::client::Body::from(body));
-        let response = self
-            .client
-            .send(request)
-            .await
-            .map_err(|e| transport(Box::new(e)))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| transport(Box::new(e)))?
-            .to_bytes()
-            .to_vec();
-        Ok((status, body))
+        let mut attempt = 0;
+        loop {
+            let mut again = Request::builder()
+                .method(parts.method.clone())
+                .uri(parts.uri.clone())
+                .body(kube::client::Body::from(body.clone()))
+                .map_err(|e| transport(Box::new(e)))?;
+            *again.headers_mut() = parts.headers.clone();
+            let response = self
+                .client
+                .send(again)
+                .await
+                .map_err(|e| transport(Box::new(e)))?;
+            let status = response.status();
+            let wait = retry_after(status, response.headers(), attempt);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| transport(Box::new(e)))?
+                .to_bytes()
+                .to_vec();
+            match wait {
+                Some(wait) if attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    self.throttling.answers.fetch_add(1, Ordering::Relaxed);
+                    self.throttling
+                        .waited_ms
+                        .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                    tracing::debug!(
+                        verb,
+                        kind,
+                        name,
+                        code = status.as_u16(),
+                        ?wait,
+                        attempt,
+                        "the API server asked to retry later"
+                    );
+                    // The server says when to come back: this wait is its answer, not a guess.
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Ok((status, body)),
+            }
+        }
     }
 
     fn error(

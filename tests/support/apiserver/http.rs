@@ -126,6 +126,22 @@ fn create(server: &FakeApiServer, t: &Target, content_type: &str, body: &[u8]) -
             t.resource.name,
             t.namespace.clone().unwrap_or_default()
         ));
+        if s.throttle_creates > 0 {
+            // API Priority and Fairness with its queues full: kube-apiserver's answer.
+            s.throttle_creates -= 1;
+            s.throttled += 1;
+            let body = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "Too many requests, please try again later.",
+                "reason": "TooManyRequests", "details": {"retryAfterSeconds": 1}, "code": 429
+            });
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                Json(body),
+            )
+                .into_response();
+        }
         s.creates += 1;
         if s.fail_create_at == Some(s.creates) {
             return failure(Failure {

@@ -326,6 +326,17 @@ impl FakeApiServer {
             .collect()
     }
 
+    /// Turn away the next `n` HTTP creates as API Priority and Fairness does when its
+    /// queues are full: 429 TooManyRequests with `Retry-After: 1`.
+    pub fn throttle_creates(&self, n: usize) {
+        self.store().throttle_creates = n;
+    }
+
+    /// How many creates were turned away with a 429.
+    pub fn throttled(&self) -> usize {
+        self.store().throttled
+    }
+
     /// Make the `n`th HTTP create from now on fail with a 500.
     pub fn fail_create_after(&self, n: usize) {
         let mut s = self.store();

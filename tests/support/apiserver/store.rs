@@ -106,6 +106,10 @@ pub struct Store {
     pub http_log: Vec<String>,
     /// Fail the Nth HTTP create (1-based) with a 500.
     pub fail_create_at: Option<usize>,
+    /// How many creates from now on flow control turns away (429, `Retry-After: 1`).
+    pub throttle_creates: usize,
+    /// How many creates it turned away.
+    pub throttled: usize,
     /// HTTP creates so far.
     pub creates: usize,
     /// What the garbage collector deleted.
