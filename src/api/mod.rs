@@ -189,8 +189,10 @@ impl From<RestoreBody> for RestoreRequest {
             conflict: Default::default(),
             keep_node: false,
             pods_only: false,
+            original_volumes: false,
             settle: None,
             concurrency: None,
+            volume_concurrency: None,
             mode: RestoreMode::Apply,
         }
     }
@@ -205,11 +207,16 @@ impl TryFrom<&RestoreRequest> for RestoreBody {
             (r.conflict != Default::default(), "conflict policy"),
             (r.keep_node, "kept node names"),
             (r.pods_only, "--pods-only"),
+            (r.original_volumes, "--original-volumes"),
             (
                 r.settle.is_some(),
                 "settle period (the agent settles for 10 s)",
             ),
-            (r.concurrency.is_some(), "concurrency (the agent's is 16)"),
+            (r.concurrency.is_some(), "concurrency (the agent's is 32)"),
+            (
+                r.volume_concurrency.is_some(),
+                "volume concurrency (the agent's is 8)",
+            ),
             (
                 r.mode != RestoreMode::Apply,
                 "export (it would write on the agent's disk)",

@@ -7,13 +7,15 @@
 //! every resource record once on its way into a table.
 
 use super::brief::CheckpointBrief;
+use std::time::Duration;
+
 use super::format::pb;
 use crate::model::{
     time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
-    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, ObjectId, ObjectRef, Outcome,
-    Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord,
-    RestoreStatus, RestoredResource, Revision, SelectionRecord, TableRefs, VolumeDriver, VolumeId,
-    VolumeRecord, VolumeStatus, WriteStats,
+    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, JournalBatch, ObjectId, ObjectRef,
+    Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord,
+    RestoreStats, RestoreStatus, RestoredResource, Revision, SelectionRecord, TableRefs,
+    VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -511,6 +513,59 @@ impl From<pb::Restore> for RestoreRecord {
             new_resources: r.new_resources.into_iter().collect(),
             parameters_json: r.parameters_json,
             reason: r.reason,
+            journal_seq: r.journal_seq,
+            stats: r.stats.map(Into::into).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<pb::RestoreStats> for RestoreStats {
+    fn from(s: pb::RestoreStats) -> Self {
+        Self {
+            record_writes: s.record_writes,
+            record_write_time: Duration::from_millis(s.record_write_ms),
+            throttled: s.throttled,
+            throttle_wait: Duration::from_millis(s.throttle_wait_ms),
+            run_time: Duration::from_millis(s.run_ms),
+        }
+    }
+}
+
+impl From<&RestoreStats> for pb::RestoreStats {
+    fn from(s: &RestoreStats) -> Self {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            record_writes: s.record_writes,
+            record_write_ms: ms(s.record_write_time),
+            throttled: s.throttled,
+            throttle_wait_ms: ms(s.throttle_wait),
+            run_ms: ms(s.run_time),
+        }
+    }
+}
+
+impl From<pb::RestoreJournal> for JournalBatch {
+    fn from(j: pb::RestoreJournal) -> Self {
+        Self {
+            seq: j.seq,
+            resources: j.resources.into_iter().map(Into::into).collect(),
+            new_resources: j.new_resources.into_iter().collect(),
+        }
+    }
+}
+
+impl pb::RestoreJournal {
+    /// The batch `batch` of restore `restore`, as stored.
+    pub fn of(restore: &RestoreId, batch: &JournalBatch) -> Self {
+        Self {
+            restore_id: restore.to_string(),
+            seq: batch.seq,
+            resources: batch.resources.iter().map(Into::into).collect(),
+            new_resources: batch
+                .new_resources
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -533,6 +588,8 @@ impl From<&RestoreRecord> for pb::Restore {
                 .collect(),
             parameters_json: r.parameters_json.clone(),
             reason: r.reason.clone(),
+            journal_seq: r.journal_seq,
+            stats: Some((&r.stats).into()),
         }
     }
 }

@@ -36,6 +36,7 @@ impl BankFile {
             Kind::Index => format!("index file {}", self.name),
             Kind::Checkpoint => format!("manifest of checkpoint {}", self.name),
             Kind::Restore => format!("restore record {}", self.name),
+            Kind::Journal => format!("restore journal batch {}", self.name),
             Kind::Lock => format!("lock {}", self.name),
             Kind::Quarantine => format!("quarantined file {}", self.name),
         }

@@ -10,7 +10,8 @@ use super::brief::{CheckpointBrief, Manifest};
 use super::format::{self, pb};
 use super::{is_sealing_error, lock, Bank, BankError, BankFile, CheckpointId, ObjectId, Problem};
 use crate::model::{
-    Checkpoint, CheckpointSummary, ResourceRecord, RestoreId, RestoreRecord, VolumeRecord,
+    Checkpoint, CheckpointSummary, JournalBatch, ResourceRecord, RestoreId, RestoreRecord,
+    VolumeRecord,
 };
 
 impl Bank {
@@ -180,31 +181,159 @@ impl Bank {
         Ok(())
     }
 
-    /// Writes a restore record.
+    /// Writes a restore record whole, then removes the journal batches it holds
+    /// (`seq <= journal_seq`): the compaction of the journal. A run killed in between
+    /// leaves batches that reading passes over.
     pub async fn put_restore(&self, restore: &RestoreRecord) -> Result<(), BankError> {
         let record = pb::Restore::from(restore);
         self.backend
             .put(Kind::Restore, &record.id, format::encode(&record)?)
             .await?;
+        if restore.journal_seq > 0 {
+            for (seq, name) in self.journal_names(&restore.id).await? {
+                if seq <= restore.journal_seq {
+                    self.backend.delete(Kind::Journal, &name).await?;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Reads a restore record.
-    pub async fn restore(&self, id: &RestoreId) -> Result<RestoreRecord, BankError> {
-        match self.backend.get(Kind::Restore, id.as_str()).await {
-            Ok(data) => format::decode::<pb::Restore>(&data)
-                .map(RestoreRecord::from)
-                .map_err(|e| BankError::Corrupt {
-                    location: self.location(),
-                    subject: format!("restores/{id} (restore record {id})"),
-                    reason: e.to_string(),
-                }),
-            Err(backend::BackendError::NotFound { .. }) => Err(BankError::RestoreNotFound {
-                id: id.to_string(),
-                location: self.location(),
-            }),
-            Err(e) => Err(e.into()),
+    /// Appends a batch to a restore's journal: one small file, whatever the record's size.
+    pub async fn append_restore(
+        &self,
+        restore: &RestoreId,
+        batch: &JournalBatch,
+    ) -> Result<(), BankError> {
+        let record = pb::RestoreJournal::of(restore, batch);
+        self.backend
+            .put(
+                Kind::Journal,
+                &journal_name(restore, batch.seq),
+                format::encode(&record)?,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the journal batches that their restore record already holds (a restore
+    /// killed between writing the record whole and removing them), and those of restores
+    /// with no record. Returns how many.
+    pub(crate) async fn remove_compacted_journal(&self) -> Result<usize, BankError> {
+        let mut removed = 0;
+        let mut held: std::collections::HashMap<String, Option<u64>> = Default::default();
+        for info in self.backend.list(Kind::Journal).await? {
+            let Some((id, seq)) = parse_journal_name(&info.name) else {
+                continue;
+            };
+            let holds = match held.get(id) {
+                Some(h) => *h,
+                None => {
+                    let h = match self.backend.get(Kind::Restore, id).await {
+                        Ok(data) => format::decode::<pb::Restore>(&data)
+                            .ok()
+                            .map(|r| r.journal_seq),
+                        Err(backend::BackendError::NotFound { .. }) => Some(u64::MAX),
+                        Err(e) => return Err(e.into()),
+                    };
+                    held.insert(id.to_string(), h);
+                    h
+                }
+            };
+            // An unreadable record: its batches may be all that is left of it; kept.
+            if holds.is_some_and(|h| seq <= h) {
+                self.backend.delete(Kind::Journal, &info.name).await?;
+                removed += 1;
+            }
         }
+        Ok(removed)
+    }
+
+    /// The journal batches of `restore` in the bank, as (seq, file name), in order.
+    async fn journal_names(&self, restore: &RestoreId) -> Result<Vec<(u64, String)>, BankError> {
+        let mut out: Vec<(u64, String)> = self
+            .backend
+            .list(Kind::Journal)
+            .await?
+            .into_iter()
+            .filter_map(|info| match parse_journal_name(&info.name) {
+                Some((id, seq)) if id == restore.as_str() => Some((seq, info.name)),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Reads a restore record, with the journal batches written since it was last
+    /// written whole folded in.
+    pub async fn restore(&self, id: &RestoreId) -> Result<RestoreRecord, BankError> {
+        let names = self.journal_names(id).await?;
+        self.read_restore(id, names)
+            .await?
+            .map_err(|(file, reason)| BankError::Corrupt {
+                location: self.location(),
+                subject: format!("{file} ({})", file.describe()),
+                reason,
+            })
+    }
+
+    /// Reads restore `id` with the journal batches `journal` (sorted): the inner `Err` names
+    /// the damaged file and how.
+    async fn read_restore(
+        &self,
+        id: &RestoreId,
+        journal: Vec<(u64, String)>,
+    ) -> Result<Result<RestoreRecord, (BankFile, String)>, BankError> {
+        let mut record = match self.backend.get(Kind::Restore, id.as_str()).await {
+            Ok(data) => match format::decode::<pb::Restore>(&data) {
+                Ok(r) => RestoreRecord::from(r),
+                Err(e) => {
+                    return Ok(Err((
+                        BankFile::new(Kind::Restore, id.to_string()),
+                        e.to_string(),
+                    )))
+                }
+            },
+            Err(backend::BackendError::NotFound { .. }) => {
+                return Err(BankError::RestoreNotFound {
+                    id: id.to_string(),
+                    location: self.location(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut batches = Vec::new();
+        for (seq, name) in journal {
+            if seq <= record.journal_seq {
+                continue;
+            }
+            let data = match self.backend.get(Kind::Journal, &name).await {
+                Ok(data) => data,
+                // Compacted meanwhile: the record read above is older; read both again.
+                Err(backend::BackendError::NotFound { .. }) => {
+                    let names = self.journal_names(id).await?;
+                    return Box::pin(self.read_restore(id, names)).await;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let file = BankFile::new(Kind::Journal, name);
+            match format::decode::<pb::RestoreJournal>(&data) {
+                Ok(batch) if batch.restore_id == id.as_str() && batch.seq == seq => {
+                    batches.push(JournalBatch::from(batch))
+                }
+                Ok(batch) => {
+                    let reason = format!(
+                        "holds batch {} of restore {:?}",
+                        batch.seq, batch.restore_id
+                    );
+                    return Ok(Err((file, reason)));
+                }
+                Err(e) => return Ok(Err((file, e.to_string()))),
+            }
+        }
+        record.apply(batches);
+        Ok(Ok(record))
     }
 
     /// Every restore record, oldest first; a file under `restores/` that cannot be read is
@@ -222,6 +351,21 @@ impl Bank {
     pub async fn restore_records(&self) -> Result<(Vec<RestoreRecord>, Vec<Problem>), BankError> {
         let mut out = Vec::new();
         let mut problems = Vec::new();
+        let mut journals: std::collections::HashMap<String, Vec<(u64, String)>> =
+            Default::default();
+        for info in self.backend.list(Kind::Journal).await? {
+            match parse_journal_name(&info.name) {
+                Some((id, seq)) => journals
+                    .entry(id.to_string())
+                    .or_default()
+                    .push((seq, info.name)),
+                None => problems.push(Problem::file(
+                    BankFile::new(Kind::Journal, info.name),
+                    "not a restore journal batch's name",
+                    Vec::new(),
+                )),
+            }
+        }
         for info in self.backend.list(Kind::Restore).await? {
             let Ok(id) = info.name.parse::<RestoreId>() else {
                 problems.push(Problem::file(
@@ -231,18 +375,28 @@ impl Bank {
                 ));
                 continue;
             };
-            match self.restore(&id).await {
-                Ok(r) => out.push(r),
+            let mut journal = journals.remove(id.as_str()).unwrap_or_default();
+            journal.sort();
+            match self.read_restore(&id, journal).await {
+                Ok(Ok(r)) => out.push(r),
+                Ok(Err((file, reason))) => problems.push(Problem::file(file, reason, Vec::new())),
                 Err(BankError::RestoreNotFound { .. }) => {}
-                Err(BankError::Corrupt { reason, .. }) => problems.push(Problem::file(
-                    BankFile::new(Kind::Restore, info.name),
-                    reason,
-                    Vec::new(),
-                )),
                 Err(e) => return Err(e),
             }
         }
         out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok((out, problems))
     }
+}
+
+/// The file name of batch `seq` of `restore`'s journal.
+fn journal_name(restore: &RestoreId, seq: u64) -> String {
+    format!("{restore}.{seq:08}")
+}
+
+/// (restore id, seq) of a journal batch's file name.
+fn parse_journal_name(name: &str) -> Option<(&str, u64)> {
+    let (id, seq) = name.rsplit_once('.')?;
+    id.parse::<RestoreId>().ok()?;
+    Some((id, seq.parse().ok()?))
 }

@@ -16,6 +16,7 @@ pub mod openstack;
 pub mod output;
 mod plans;
 mod pods;
+mod progress;
 mod remote;
 mod restore;
 mod schema;
@@ -177,7 +178,8 @@ pub fn engine(
     });
     let mut engine = LocalEngine::new(etcd, decoder, bank, VolumeMode::Cinder(cinder))
         .with_plans(plans_of(ctx)?)
-        .with_secrets_in_plain_bank(bank::secrets_in_plain_bank(ctx)?);
+        .with_secrets_in_plain_bank(bank::secrets_in_plain_bank(ctx)?)
+        .with_progress(progress::for_output(ctx.output));
     if let Some(timeout) = options.volume_timeout {
         engine = engine.with_volume_timeout(timeout);
     }

@@ -8,7 +8,7 @@ use super::output::{print, Tabular};
 use super::{Context, UsageError};
 use crate::apiserver::KubeSettings;
 use crate::engine::{Engine, RestoreItem, RestoreMode, RestoreRequest, RestoreView};
-use crate::model::RestoreStatus;
+use crate::model::{Outcome, RestoreStatus};
 use crate::protection::restore::{ConflictPolicy, NamespaceMap};
 
 /// `podbank restore` arguments.
@@ -41,13 +41,20 @@ pub struct RestoreArgs {
     /// restored (default: a pod with a controller comes back through its top owner).
     #[arg(long)]
     pub pods_only: bool,
+    /// Volumes protected without a backup (`protect --no-volume-backups`) keep their
+    /// original Cinder volume: the PV is restored naming it (default: such a pod fails).
+    #[arg(long)]
+    pub original_volumes: bool,
     /// Watch what was created this long (`10s`, `1m`, `0` not at all); the restore fails
     /// if the cluster deletes any of it meanwhile.
     #[arg(long, value_parser = crate::model::duration::parse_duration)]
     pub settle: Option<std::time::Duration>,
-    /// How many pods (or top owners) to restore at once [default: 16].
+    /// How many pods (or top owners) to restore at once [default: 32].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: Option<u16>,
+    /// How many Cinder volumes to restore at once [default: 8].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub volume_concurrency: Option<u16>,
     /// Restore nothing; write the objects and the plan into --export (default ./podbank-restore-plan).
     #[arg(long)]
     pub dry_run: bool,
@@ -172,7 +179,7 @@ pub async fn run_restore(
         RestoreMode::Apply => None,
     };
     let view = engine.restore(request).await?;
-    if let Some(dir) = export {
+    if let Some(dir) = &export {
         eprintln!(
             "dry run: nothing restored; objects and plan.yaml written to {}",
             dir.display()
@@ -183,11 +190,43 @@ pub async fn run_restore(
         view.status == RestoreStatus::Fail,
         view.reason.clone(),
     );
+    if export.is_none() && ctx.output == super::output::OutputFormat::Table {
+        eprintln!("{}", summary(&view));
+    }
     print(ctx.output, &Show(view))?;
     if failed {
         return Err(anyhow::anyhow!("restore {id} failed: {reason}"));
     }
     Ok(())
+}
+
+/// One line on how a restore went: objects, rate, record writes, throttling.
+fn summary(view: &RestoreView) -> String {
+    let s = &view.stats;
+    let made = view
+        .resources
+        .iter()
+        .filter(|r| matches!(r.status, Outcome::Restored | Outcome::Reused))
+        .count();
+    let rate = if s.run_seconds > 0.0 {
+        made as f64 / s.run_seconds
+    } else {
+        0.0
+    };
+    let mut line = format!(
+        "restore {}: {made} resource(s) restored or reused in {:.2} s ({rate:.0}/s); record: {} write(s), {:.0} ms",
+        view.id,
+        s.run_seconds,
+        s.record_writes,
+        s.record_write_seconds * 1000.0
+    );
+    if s.throttled > 0 {
+        line.push_str(&format!(
+            "; the API server asked {} time(s) to retry later (429), {:.1} s waited",
+            s.throttled, s.throttle_wait_seconds
+        ));
+    }
+    line
 }
 
 /// The request of `podbank restore`, checked: a bad one fails before anything is reached.
@@ -210,8 +249,10 @@ pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
         conflict: args.conflict,
         keep_node: args.keep_node,
         pods_only: args.pods_only,
+        original_volumes: args.original_volumes,
         settle: args.settle,
         concurrency: args.concurrency.map(usize::from),
+        volume_concurrency: args.volume_concurrency.map(usize::from),
         mode: export.map_or(RestoreMode::Apply, RestoreMode::Export),
     })
 }

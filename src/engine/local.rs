@@ -3,6 +3,7 @@
 //! the translation of protection's results into views and its errors into
 //! [`EngineError`]s; the work itself is protection's.
 
+use crate::protection::SharedProgress;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct LocalEngine {
     volume_timeout: Duration,
     /// Secrets may go into a plain bank (`bank.secrets_in_plain_bank`).
     secrets_in_plain_bank: bool,
+    /// Where protect and restore report how far they are.
+    progress: SharedProgress,
 }
 
 impl LocalEngine {
@@ -76,7 +79,14 @@ impl LocalEngine {
             plans: Vec::new(),
             volume_timeout: Duration::from_secs(3600),
             secrets_in_plain_bank: false,
+            progress: protection::progress::silent(),
         }
+    }
+
+    /// Report how far protect and restore are to `progress` (default: to nobody).
+    pub fn with_progress(mut self, progress: SharedProgress) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Lets the engine restore through this API server (without one, restores answer
@@ -336,6 +346,7 @@ impl Engine for LocalEngine {
             etcd,
             decoder: &self.decoder,
             bank,
+            progress: self.progress.as_ref(),
         };
         let cp = protection::protect(services, &req, &backups)
             .await
@@ -403,10 +414,14 @@ impl Engine for LocalEngine {
             keep_node: request.keep_node,
             volume_timeout: self.volume_timeout,
             pods_only: request.pods_only,
+            original_volumes: request.original_volumes,
             settle: request.settle.unwrap_or(restoring::DEFAULT_SETTLE),
             concurrency: request
                 .concurrency
                 .unwrap_or(restoring::DEFAULT_CONCURRENCY),
+            volume_concurrency: request
+                .volume_concurrency
+                .unwrap_or(restoring::DEFAULT_VOLUME_CONCURRENCY),
         };
         let record = match &request.mode {
             RestoreMode::Export(dir) => {
@@ -414,7 +429,7 @@ impl Engine for LocalEngine {
                     EngineError::Invalid(format!("cannot create {}: {e}", dir.display()))
                 })?;
                 let sink = ExportSink::new(dir);
-                protection::restore(bank, &sink, &req).await
+                protection::restore(bank, &sink, &req, self.progress.as_ref()).await
             }
             RestoreMode::Apply => {
                 // Cinder and the API server are reached before anything is created.
@@ -431,7 +446,7 @@ impl Engine for LocalEngine {
                     bank,
                     volume_timeout: self.volume_timeout,
                 };
-                protection::restore(bank, &sink, &req).await
+                protection::restore(bank, &sink, &req, self.progress.as_ref()).await
             }
         }
         .map_err(from_protection)?;

@@ -207,14 +207,21 @@ pub struct RestoreRequest {
     /// restored. Default: a pod with a controller comes back through its top owner.
     #[serde(default)]
     pub pods_only: bool,
+    /// Volumes protected without a backup keep their original Cinder volume (the PV is
+    /// restored naming it); default: such a pod fails.
+    #[serde(default)]
+    pub original_volumes: bool,
     /// How long to watch what was created before calling the restore a success (`10s`
     /// by default, `0` not at all).
     #[serde(default, with = "crate::model::duration::opt_duration")]
     #[schema(value_type = Option<String>)]
     pub settle: Option<std::time::Duration>,
-    /// How many pods (or top owners) are restored at once; 16 by default.
+    /// How many pods (or top owners) are restored at once; 32 by default.
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// How many Cinder volumes are restored at once; 8 by default.
+    #[serde(default)]
+    pub volume_concurrency: Option<usize>,
     /// Into the cluster, or a dry run into a folder.
     #[serde(default)]
     pub mode: RestoreMode,

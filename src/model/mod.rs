@@ -22,7 +22,7 @@ pub use checkpoint::{
 pub use ids::{
     BackupId, CheckpointId, EtcdKey, IdError, ObjectId, ObjectRef, RestoreId, Revision, VolumeId,
 };
-pub use restore::{RestoreRecord, RestoredResource};
+pub use restore::{JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource};
 pub use status::{
     CheckpointStatus, Encoding, Outcome, Relation, ResourceStatus, ResourceType, RestoreStatus,
     VolumeDriver, VolumeStatus,

@@ -49,6 +49,45 @@ pub struct RestoreRecord {
     pub parameters_json: String,
     /// Why it failed.
     pub reason: String,
+    /// How many journal batches the record already holds (the bank's journal: see
+    /// [`JournalBatch`]).
+    pub journal_seq: u64,
+    /// How it went, in numbers.
+    pub stats: RestoreStats,
+}
+
+/// How a restore went, in numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Writes of the record and its journal.
+    pub record_writes: u64,
+    /// The time spent in them.
+    pub record_write_time: std::time::Duration,
+    /// API-server answers "retry later" (429) that were honoured.
+    pub throttled: u64,
+    /// The time waited as they asked.
+    pub throttle_wait: std::time::Duration,
+    /// The wall time of the (last) run.
+    pub run_time: std::time::Duration,
+}
+
+/// The outcomes a restore recorded since its last journal batch: appended to the bank as
+/// they come (a few times a second), folded into the record when the restore ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalBatch {
+    /// Its number: 1, 2, ... in the order written.
+    pub seq: u64,
+    /// Outcomes, each replacing an earlier one of the same (`kind`, `source`).
+    pub resources: Vec<RestoredResource>,
+    /// Old id -> new id entries added.
+    pub new_resources: BTreeMap<String, String>,
+}
+
+impl JournalBatch {
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty() && self.new_resources.is_empty()
+    }
 }
 
 impl RestoreRecord {
@@ -66,10 +105,13 @@ impl RestoreRecord {
             new_resources: BTreeMap::new(),
             parameters_json: String::new(),
             reason: String::new(),
+            journal_seq: 0,
+            stats: RestoreStats::default(),
         }
     }
 
-    /// Records the outcome of (`kind`, `source`), replacing an earlier one.
+    /// Records the outcome of (`kind`, `source`), replacing an earlier one. A search of
+    /// the outcomes: for many, use an [`OutcomeIndex`].
     pub fn record(&mut self, outcome: RestoredResource) {
         match self
             .resources
@@ -78,6 +120,54 @@ impl RestoreRecord {
         {
             Some(existing) => *existing = outcome,
             None => self.resources.push(outcome),
+        }
+    }
+
+    /// Folds journal batches (in order) into the record; batches it already holds
+    /// (`seq <= journal_seq`) are passed over.
+    pub fn apply(&mut self, batches: impl IntoIterator<Item = JournalBatch>) {
+        let mut index = OutcomeIndex::of(self);
+        for batch in batches {
+            if batch.seq <= self.journal_seq {
+                continue;
+            }
+            for r in batch.resources {
+                index.record(self, r);
+            }
+            self.new_resources.extend(batch.new_resources);
+            self.journal_seq = batch.seq;
+        }
+    }
+}
+
+/// Where each (`kind`, `source`) is among a record's outcomes, so that recording many
+/// outcomes costs one lookup each.
+#[derive(Debug, Default)]
+pub struct OutcomeIndex(std::collections::HashMap<(ResourceType, String), usize>);
+
+impl OutcomeIndex {
+    /// The index of `record`'s outcomes.
+    pub fn of(record: &RestoreRecord) -> Self {
+        Self(
+            record
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((r.kind.clone(), r.source.clone()), i))
+                .collect(),
+        )
+    }
+
+    /// Records `outcome` into `record`, replacing an earlier one of the same (`kind`,
+    /// `source`). `record` must be the one the index was made of.
+    pub fn record(&mut self, record: &mut RestoreRecord, outcome: RestoredResource) {
+        let key = (outcome.kind.clone(), outcome.source.clone());
+        match self.0.get(&key) {
+            Some(&i) if i < record.resources.len() => record.resources[i] = outcome,
+            _ => {
+                self.0.insert(key, record.resources.len());
+                record.resources.push(outcome);
+            }
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod delete;
 pub mod inventory;
+pub mod progress;
 pub mod protect;
 pub mod restore;
 pub mod retention;
@@ -25,6 +26,7 @@ pub mod volumes;
 
 pub use delete::{delete_checkpoint, DeleteOutcome};
 pub use inventory::{read_inventory, Inventory, PodEntry, Problem, Selection};
+pub use progress::{Progress, SharedProgress, Stage};
 pub use protect::{protect, ProtectRequest, SecretPolicy, Services};
 pub use restore::{restore, ConflictPolicy, RestoreError, RestoreRequest};
 pub use volumes::VolumeBackups;

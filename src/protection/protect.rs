@@ -22,6 +22,7 @@ use bytes::Bytes;
 use super::inventory::{
     read_inventory, Missing, ObjectHandler, PodEntry, SelectedObject, Selection,
 };
+use super::progress::{Progress, Stage};
 use super::schema::ProtectParams;
 use super::volumes::{self, VolumeBackups};
 use super::ProtectionError;
@@ -81,6 +82,8 @@ pub struct Services<'a> {
     pub decoder: &'a Decoder,
     /// The bank, open.
     pub bank: &'a Arc<Bank>,
+    /// Where progress goes.
+    pub progress: &'a dyn Progress,
 }
 
 /// Hands each page of selected objects to the bank writer, and turns each selected pod's
@@ -90,6 +93,7 @@ struct BankHandler<'a> {
     volumes: VolumeRecords,
     /// Secrets are stored (encrypted bank, or opted in).
     store_secrets: bool,
+    progress: &'a dyn Progress,
 }
 
 /// A pod volume that uses a claim: resolved once claims and volumes are read.
@@ -242,6 +246,8 @@ impl ObjectHandler for BankHandler<'_> {
             .partition(|o| self.store_secrets || o.kind != ResourceKind::Secret);
         let plains: Vec<Bytes> = stored.iter().map(|o| o.object.plain_bytes()).collect();
         let ids = self.writer.add_objects(plains).await?;
+        self.progress
+            .advance(Stage::Objects, (ids.len() + skipped.len()) as u64);
         for (o, id) in stored.into_iter().zip(ids) {
             self.writer.add_resource(ResourceRecord {
                 object_id: Some(id),
@@ -347,7 +353,9 @@ pub async fn protect(
         writer: &mut writer,
         volumes: VolumeRecords::default(),
         store_secrets,
+        progress: services.progress,
     };
+    services.progress.start(Stage::Objects, None);
     let inventory = read_inventory(
         etcd,
         services.decoder,
@@ -356,6 +364,7 @@ pub async fn protect(
         &mut handler,
     )
     .await;
+    services.progress.finish(Stage::Objects);
     let mut records = std::mem::take(&mut handler.volumes);
     let mut inventory = match inventory {
         Ok(inventory) => inventory,
@@ -392,8 +401,14 @@ pub async fn protect(
         VolumeBackups::Cinder(_) => services.bank.checkpoints().await?.0,
         VolumeBackups::Skip(_) => Vec::new(),
     };
-    let volume_errors =
-        volumes::back_up_all(&mut writer, backups, &request.params, &previous).await;
+    let volume_errors = volumes::back_up_all(
+        &mut writer,
+        backups,
+        &request.params,
+        &previous,
+        services.progress,
+    )
+    .await;
     reasons.extend(volume_errors);
 
     let (status, reason) = if reasons.is_empty() {

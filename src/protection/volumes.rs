@@ -6,6 +6,7 @@
 //! then the manifest) as soon as Cinder returns it, and stays listed until Cinder has
 //! deleted it — so no backup is ever left that no checkpoint lists.
 
+use super::progress::{Progress, Stage};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,7 @@ pub async fn back_up_all(
     backups: &VolumeBackups<'_>,
     params: &ProtectParams,
     previous: &[Checkpoint],
+    progress: &dyn Progress,
 ) -> Vec<String> {
     let cinder = match backups {
         VolumeBackups::Skip(reason) => {
@@ -90,6 +92,7 @@ pub async fn back_up_all(
         .filter(|(_, v)| v.status == VolumeStatus::Pending)
         .map(|(i, _)| i)
         .collect();
+    progress.start(Stage::Volumes, Some(pending.len() as u64));
     for i in pending {
         let volume_id = writer.checkpoint().volumes[i].volume_id.clone();
         let parent = latest_backup(previous, &volume_id);
@@ -129,6 +132,7 @@ pub async fn back_up_all(
                 v.status = VolumeStatus::Error;
                 v.reason = format!("backup not created: {e}");
                 reasons.push(format!("volume {volume_id}: {}", v.reason));
+                progress.advance(Stage::Volumes, 1);
             }
         }
         if let Err(e) = writer.save_progress().await {
@@ -150,11 +154,13 @@ pub async fn back_up_all(
             .map(|(i, id)| async move {
                 let started = Instant::now();
                 let r = cinder.wait_backup(&id, timeout).await;
+                progress.advance(Stage::Volumes, 1);
                 (i, r, started.elapsed().as_secs_f64())
             })
             .buffer_unordered(params.concurrency.max(1))
             .collect()
             .await;
+    progress.finish(Stage::Volumes);
     for (i, result, seconds) in results {
         let v = &mut writer.checkpoint_mut().volumes[i];
         v.backup_seconds = seconds as u64;

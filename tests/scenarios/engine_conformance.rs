@@ -49,8 +49,10 @@ fn restore_request(checkpoint: &CheckpointId, pod: &ObjectRef) -> RestoreRequest
         conflict: Default::default(),
         keep_node: false,
         pods_only: false,
+        original_volumes: false,
         settle: None,
         concurrency: None,
+        volume_concurrency: None,
         mode: RestoreMode::Apply,
     }
 }

@@ -33,6 +33,7 @@ mod protect_cinder;
 mod protect_closure;
 mod protect_records;
 mod restore;
+mod restore_journal;
 mod restore_workloads;
 mod seed_shape;
 mod standin;

@@ -220,6 +220,7 @@ pub async fn protect_from_etcd(
         etcd: &etcd,
         decoder: &decoder,
         bank,
+        progress: &podbank::protection::progress::Silent,
     };
     Ok(protection::protect(
         services,

@@ -49,6 +49,8 @@ pub enum Kind {
     Checkpoint,
     /// Restore records. Name: the restore id.
     Restore,
+    /// The journal batches of restores in progress. Name: `<restore id>.<seq, 8 digits>`.
+    Journal,
     /// Lock / lease objects held by writers and by gc. Name: random id.
     Lock,
     /// Files `bank repair` moved aside because they cannot be read, with its reports.
@@ -58,12 +60,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
         Kind::Checkpoint,
         Kind::Restore,
+        Kind::Journal,
         Kind::Lock,
         Kind::Quarantine,
     ];
@@ -76,6 +79,7 @@ impl Kind {
             Kind::Index => "index",
             Kind::Checkpoint => "checkpoints",
             Kind::Restore => "restores",
+            Kind::Journal => "restore-journal",
             Kind::Lock => "locks",
             Kind::Quarantine => "quarantine",
         }
@@ -90,6 +94,7 @@ impl fmt::Display for Kind {
             Kind::Index => "index",
             Kind::Checkpoint => "checkpoint",
             Kind::Restore => "restore",
+            Kind::Journal => "restore journal batch",
             Kind::Lock => "lock",
             Kind::Quarantine => "quarantined file",
         })

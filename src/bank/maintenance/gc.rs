@@ -30,7 +30,8 @@ pub struct GcReport {
     pub stale_locks_removed: usize,
     /// Dead writers' checkpoints kept as `error` because they had Cinder backups.
     pub checkpoints_recovered: Vec<String>,
-    /// Temporary files of interrupted writes removed.
+    /// Temporary files of interrupted writes removed, and restore journal batches that
+    /// their record already holds (a restore killed while compacting).
     pub leftovers_removed: usize,
 }
 
@@ -131,6 +132,7 @@ impl Bank {
         report.referenced_objects = refs.len();
         guard.ensure_held()?;
         report.leftovers_removed = self.backend.remove_leftovers(lock::MAX_TTL).await?;
+        report.leftovers_removed += self.remove_compacted_journal().await?;
         let index = self.index().await;
         // A pack stays if it holds a referenced object; the index entries it keeps are
         // those of its objects (each object's primary location).

@@ -426,6 +426,37 @@ pub struct RestoreView {
     pub resources: Vec<RestoredView>,
     /// Old id -> new id (Karbor's new_resources).
     pub new_resources: BTreeMap<String, String>,
+    /// How it went, in numbers.
+    #[serde(default)]
+    pub stats: RestoreStatsView,
+}
+
+/// How a restore went, in numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RestoreStatsView {
+    /// The (last) run's wall time.
+    pub run_seconds: f64,
+    /// Writes of the restore record and its journal.
+    pub record_writes: u64,
+    /// The time spent in them.
+    pub record_write_seconds: f64,
+    /// API-server answers "retry later" (429) honoured.
+    pub throttled: u64,
+    /// The time waited as they asked.
+    pub throttle_wait_seconds: f64,
+}
+
+impl From<&crate::model::RestoreStats> for RestoreStatsView {
+    fn from(s: &crate::model::RestoreStats) -> Self {
+        Self {
+            run_seconds: s.run_time.as_secs_f64(),
+            record_writes: s.record_writes,
+            record_write_seconds: s.record_write_time.as_secs_f64(),
+            throttled: s.throttled,
+            throttle_wait_seconds: s.throttle_wait.as_secs_f64(),
+        }
+    }
 }
 
 impl From<&RestoreRecord> for RestoreView {
@@ -452,6 +483,7 @@ impl From<&RestoreRecord> for RestoreView {
                 })
                 .collect(),
             new_resources: r.new_resources.clone(),
+            stats: (&r.stats).into(),
         }
     }
 }

@@ -12,20 +12,22 @@
 //! Owner references are rewritten as the owners are made: each object's references point at
 //! the new uids of owners this restore made, and references to anything else are removed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use super::error::RestoreError;
-use futures::stream::{self, StreamExt};
-use tokio::sync::Mutex;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use tokio::sync::{watch, Mutex};
 
 use super::plan::{ObjectStep, Plan, Step, UnitPlan};
 use super::sink::RestoreSink;
 use crate::bank::Bank;
 use crate::codec::{edit_object, OwnerEdit, ResourceKind};
 use crate::model::{
-    Checkpoint, ObjectRef, Outcome, ResourceType, RestoreRecord, RestoredResource, VolumeDriver,
-    VolumeId, VolumeRecord,
+    Checkpoint, JournalBatch, ObjectRef, Outcome, OutcomeIndex, ResourceType, RestoreRecord,
+    RestoredResource, VolumeDriver, VolumeId, VolumeRecord,
 };
+use crate::protection::progress::{Progress, Stage};
 
 /// What the executor works with.
 pub struct Executor<'a> {
@@ -37,8 +39,12 @@ pub struct Executor<'a> {
     pub sink: &'a dyn RestoreSink,
     /// How many units run at once.
     pub concurrency: usize,
+    /// How many volumes are restored at once.
+    pub volume_concurrency: usize,
     /// The record and what was made, shared by the units running.
     pub state: Mutex<State>,
+    /// Where each step done is counted.
+    pub progress: &'a dyn Progress,
 }
 
 /// What the units of a restore share.
@@ -48,23 +54,53 @@ pub struct State {
     pub record: RestoreRecord,
     /// Every object made (or reused), to watch while the restore settles.
     pub made: Vec<Made>,
-    /// When the record was last saved.
-    saved: Option<std::time::Instant>,
+    /// Where each outcome is in the record.
+    index: OutcomeIndex,
+    /// What was recorded since the last journal batch.
+    pending: JournalBatch,
+    /// When the last journal batch was written.
+    saved: Option<Instant>,
 }
 
 impl State {
     /// The state of a restore starting (or resuming) with `record`.
     pub fn new(record: RestoreRecord) -> Self {
         Self {
+            index: OutcomeIndex::of(&record),
             record,
             made: Vec::new(),
+            pending: JournalBatch::default(),
             saved: None,
         }
     }
+
+    /// Records one outcome, in the record and in the next journal batch.
+    fn record(&mut self, outcome: RestoredResource) {
+        self.pending.resources.push(outcome.clone());
+        self.index.record(&mut self.record, outcome);
+    }
+
+    /// Records a new id for `old`.
+    fn new_id(&mut self, old: String, new: String) {
+        self.pending.new_resources.insert(old.clone(), new.clone());
+        self.record.new_resources.insert(old, new);
+    }
 }
 
-/// The most often the record is saved (outcomes other than new volume ids).
-const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// The most often a journal batch is written (but a new volume's id is written at once).
+const SAVE_EVERY: Duration = Duration::from_millis(250);
+
+/// Writes the record whole through `sink`, counting the write in its stats.
+pub(super) async fn save_whole(
+    sink: &dyn RestoreSink,
+    record: &mut RestoreRecord,
+) -> Result<(), RestoreError> {
+    let started = Instant::now();
+    record.stats.record_writes += 1;
+    let result = sink.save(record).await;
+    record.stats.record_write_time += started.elapsed();
+    result
+}
 
 /// An object the restore made, as the settle watch follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +115,9 @@ pub struct Made {
     pub source: String,
 }
 
+/// A volume being restored for the units: its new id once it is ready, or why not.
+type VolumeReady = watch::Receiver<Option<Result<VolumeId, String>>>;
+
 /// What one unit's steps know: the new ids of its volumes and owners.
 #[derive(Debug, Default)]
 struct UnitState {
@@ -88,27 +127,66 @@ struct UnitState {
 }
 
 impl Executor<'_> {
-    /// Runs the plan: what the roots need first, in order, then the units, up to
-    /// `concurrency` at once. Returns one message per unit that failed.
+    /// Runs the plan: what the roots need first, in order; then every unit's volumes start
+    /// at once (up to `volume_concurrency` restoring), while the units run, up to
+    /// `concurrency` at once, each going on as soon as its own volumes are ready. Returns one
+    /// message per unit that failed.
     pub async fn run(&self, plan: Plan) -> Result<Vec<String>, RestoreError> {
         let mut failures = Vec::new();
+        let none = HashMap::new();
         for unit in plan.first {
-            failures.extend(self.run_unit(unit).await?);
+            failures.extend(self.run_unit(unit, &none).await?);
         }
-        let results: Vec<Result<Option<String>, RestoreError>> = stream::iter(plan.units)
-            .map(|unit| self.run_unit(unit))
+        let mut volumes = Vec::new();
+        let mut ready = HashMap::new();
+        for unit in &plan.units {
+            if let UnitPlan::Restore { steps, .. } = unit {
+                for step in steps {
+                    if let Step::Volume(v) = step {
+                        if !ready.contains_key(&v.volume_id) {
+                            let (tx, rx) = watch::channel(None);
+                            ready.insert(v.volume_id.clone(), rx);
+                            volumes.push((v.clone(), tx));
+                        }
+                    }
+                }
+            }
+        }
+        let restoring = stream::iter(volumes)
+            .map(|(v, tx)| async move {
+                let made = self.volume(&v).await;
+                self.progress.advance(Stage::Volumes, 1);
+                let made = match made {
+                    Ok(id) => Ok(id),
+                    // A bank failure: the record cannot be kept; the next run resumes.
+                    Err(e @ RestoreError::Bank(_)) => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                // Nobody waiting is no error: a unit that failed before needs it no more.
+                let _ = tx.send(Some(made));
+                Ok(())
+            })
+            .buffer_unordered(self.volume_concurrency.max(1))
+            .try_collect::<Vec<()>>();
+        let units = stream::iter(plan.units)
+            .map(|unit| self.run_unit(unit, &ready))
             .buffered(self.concurrency.max(1))
-            .collect()
-            .await;
+            .collect::<Vec<Result<Option<String>, RestoreError>>>();
+        let (restored, results) = futures::join!(restoring, units);
+        restored?;
         for r in results {
-            // A bank failure: the record cannot be kept; the next run resumes.
             failures.extend(r?);
         }
         Ok(failures)
     }
 
-    /// Runs one unit; `Ok(Some(message))` when it failed.
-    async fn run_unit(&self, plan: UnitPlan) -> Result<Option<String>, RestoreError> {
+    /// Runs one unit; `Ok(Some(message))` when it failed. Its volumes are those restoring in
+    /// `ready`, or (for a volume not there) restored here.
+    async fn run_unit(
+        &self,
+        plan: UnitPlan,
+        ready: &HashMap<VolumeId, VolumeReady>,
+    ) -> Result<Option<String>, RestoreError> {
         match plan {
             UnitPlan::Skip { notes, .. } => {
                 self.notes(notes).await?;
@@ -123,10 +201,42 @@ impl Executor<'_> {
                 let mut state = UnitState::default();
                 for step in steps {
                     let done = match step {
-                        Step::Volume(v) => self.volume(&v).await.map(|new| {
-                            state.volumes.insert(v.volume_id.clone(), new);
-                        }),
-                        Step::Object(o) => self.object(o, &mut state).await,
+                        Step::Volume(v) => match ready.get(&v.volume_id) {
+                            Some(rx) => {
+                                let mut rx = rx.clone();
+                                let made = match rx.wait_for(Option::is_some).await {
+                                    Ok(made) => made.clone(),
+                                    Err(_) => None,
+                                };
+                                match made {
+                                    Some(Ok(new)) => {
+                                        state.volumes.insert(v.volume_id.clone(), new);
+                                        Ok(())
+                                    }
+                                    Some(Err(message)) => {
+                                        return Ok(Some(format!("{unit}: {message}")))
+                                    }
+                                    None => {
+                                        return Ok(Some(format!(
+                                            "{unit}: the restore of volume {} stopped",
+                                            v.volume_id
+                                        )))
+                                    }
+                                }
+                            }
+                            None => {
+                                let new = self.volume(&v).await;
+                                self.progress.advance(Stage::Volumes, 1);
+                                new.map(|new| {
+                                    state.volumes.insert(v.volume_id.clone(), new);
+                                })
+                            }
+                        },
+                        Step::Object(o) => {
+                            let made = self.object(o, &mut state).await;
+                            self.progress.advance(Stage::Creates, 1);
+                            made
+                        }
                     };
                     match done {
                         Ok(()) => {}
@@ -145,7 +255,7 @@ impl Executor<'_> {
         }
         let mut state = self.state.lock().await;
         for n in notes {
-            state.record.record(n);
+            state.record(n);
         }
         self.save_soon(&mut state).await
     }
@@ -160,7 +270,7 @@ impl Executor<'_> {
         outcome: Outcome,
         reason: String,
     ) {
-        state.record.record(RestoredResource {
+        state.record(RestoredResource {
             kind,
             source,
             target,
@@ -204,7 +314,7 @@ impl Executor<'_> {
                         return Ok(new.id);
                     }
                     Ok(new) => {
-                        state.record.new_resources.insert(key, new.id.to_string());
+                        state.new_id(key, new.id.to_string());
                         let id = new.id.to_string();
                         Self::outcome(
                             &mut state,
@@ -215,7 +325,7 @@ impl Executor<'_> {
                             new.outcome,
                             String::new(),
                         );
-                        self.sink.save(&state.record).await?;
+                        self.append(&mut state).await?;
                         (new.id, false)
                     }
                     Err(e) => {
@@ -285,10 +395,7 @@ impl Executor<'_> {
         match result {
             Ok(created) => {
                 if created.outcome != Outcome::Planned {
-                    state
-                        .record
-                        .new_resources
-                        .insert(source.clone(), created.uid.clone());
+                    state.new_id(source.clone(), created.uid.clone());
                     Self::made(&mut state, unit, &step, &created.uid);
                 }
                 Self::outcome(
@@ -319,13 +426,27 @@ impl Executor<'_> {
         }
     }
 
-    /// Saves the record if it was not saved for [`SAVE_EVERY`].
+    /// Writes a journal batch if none was written for [`SAVE_EVERY`].
     async fn save_soon(&self, state: &mut State) -> Result<(), RestoreError> {
         if state.saved.is_some_and(|t| t.elapsed() < SAVE_EVERY) {
             return Ok(());
         }
-        self.sink.save(&state.record).await?;
-        state.saved = Some(std::time::Instant::now());
+        self.append(state).await
+    }
+
+    /// Writes what was recorded since the last batch as the next journal batch.
+    async fn append(&self, state: &mut State) -> Result<(), RestoreError> {
+        state.saved = Some(Instant::now());
+        if state.pending.is_empty() {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut state.pending);
+        batch.seq = state.record.journal_seq + 1;
+        let started = Instant::now();
+        self.sink.append(&state.record.id, &batch).await?;
+        state.record.journal_seq = batch.seq;
+        state.record.stats.record_writes += 1;
+        state.record.stats.record_write_time += started.elapsed();
         Ok(())
     }
 

@@ -30,10 +30,11 @@ pub use error::RestoreError;
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
     valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreRequest,
-    DEFAULT_CONCURRENCY, DEFAULT_SETTLE,
+    DEFAULT_CONCURRENCY, DEFAULT_SETTLE, DEFAULT_VOLUME_CONCURRENCY,
 };
 pub use sink::{ClusterSink, ExportSink, RestoreSink};
 
+use super::progress::{Progress, Stage};
 use super::ProtectionError;
 use crate::bank::Bank;
 use crate::model::{
@@ -49,6 +50,7 @@ pub async fn restore(
     bank: &Bank,
     sink: &dyn RestoreSink,
     req: &RestoreRequest,
+    progress: &dyn Progress,
 ) -> Result<RestoreRecord, ProtectionError> {
     let checkpoint = bank.checkpoint(&req.checkpoint).await?;
     if !matches!(
@@ -93,20 +95,29 @@ pub async fn restore(
         exists.insert(key, found);
     }
     let plans = plan::plan(&inputs, &units, &exists);
+    let (volumes, creates) = plans.counts();
+    progress.start(Stage::Volumes, Some(volumes));
+    progress.start(Stage::Creates, Some(creates));
     drop(units);
     drop(pods);
     let mut record = record;
     record.status = RestoreStatus::InProgress;
     record.reason.clear();
-    sink.save(&record).await?;
+    let started = std::time::Instant::now();
+    let throttled = sink.throttling();
+    execute::save_whole(sink, &mut record).await?;
     let executor = execute::Executor {
         bank,
         checkpoint: &checkpoint,
         sink,
         concurrency: req.concurrency.min(sink.concurrency()),
+        volume_concurrency: req.volume_concurrency.min(sink.concurrency()),
         state: tokio::sync::Mutex::new(execute::State::new(record)),
+        progress,
     };
     let mut failures = executor.run(plans).await?;
+    progress.finish(Stage::Volumes);
+    progress.finish(Stage::Creates);
     let execute::State {
         mut record, made, ..
     } = executor.state.into_inner();
@@ -136,6 +147,11 @@ pub async fn restore(
         record.status = RestoreStatus::Fail;
         record.reason = failures.join("; ");
     }
-    sink.save(&record).await?;
+    let now = sink.throttling();
+    record.stats.throttled = now.answers.saturating_sub(throttled.answers);
+    record.stats.throttle_wait = now.waited.saturating_sub(throttled.waited);
+    record.stats.run_time = started.elapsed();
+    // The compaction: the record whole, its journal batches gone.
+    execute::save_whole(sink, &mut record).await?;
     Ok(record)
 }

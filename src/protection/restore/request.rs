@@ -149,14 +149,22 @@ pub struct RestoreRequest {
     /// Karbor's original semantics: bare pods, ownerReferences removed, owners not
     /// restored. Default: pods with a controller come back through their top owner.
     pub pods_only: bool,
+    /// Volumes protected without a backup (`protect --no-volume-backups`) keep their
+    /// original Cinder volume: the PV is restored naming it. Default: such a pod fails.
+    pub original_volumes: bool,
     /// How long to watch what was created before calling the restore a success.
     pub settle: Duration,
     /// How many units (roots and their volumes) are restored at once.
     pub concurrency: usize,
+    /// How many Cinder volumes are restored at once.
+    pub volume_concurrency: usize,
 }
 
 /// The default of [`RestoreRequest::concurrency`].
-pub const DEFAULT_CONCURRENCY: usize = 16;
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// The default of [`RestoreRequest::volume_concurrency`].
+pub const DEFAULT_VOLUME_CONCURRENCY: usize = 8;
 
 /// The default settle period.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);
@@ -177,6 +185,7 @@ impl RestoreRequest {
             "conflict": self.conflict,
             "keep_node": self.keep_node,
             "pods_only": self.pods_only,
+            "original_volumes": self.original_volumes,
         })
         .to_string()
     }

@@ -29,12 +29,12 @@ use serde::Serialize;
 use super::error::RestoreError;
 use super::execute::Made;
 use super::plan::{Existing, ObjectStep, ANNOTATION_RESTORE};
-use crate::apiserver::{ApiError, ApiServer, Event};
+use crate::apiserver::{ApiError, ApiServer, Event, Throttling};
 use crate::bank::Bank;
 use crate::cinder::Cinder;
 use crate::model::{
-    BackupId, Checkpoint, Encoding, ObjectRef, Outcome, ResourceType, RestoreId, RestoreRecord,
-    RestoreStatus, VolumeId,
+    BackupId, Checkpoint, Encoding, JournalBatch, ObjectRef, Outcome, ResourceType, RestoreId,
+    RestoreRecord, RestoreStatus, VolumeId,
 };
 use crate::protection::volumes::VolumeBackups;
 
@@ -84,10 +84,22 @@ pub trait RestoreSink: Send + Sync {
         usize::MAX
     }
 
-    /// Persists the restore record. The default keeps none.
+    /// Persists the restore record whole (and drops the journal batches it holds). The
+    /// default keeps none.
     async fn save(&self, record: &RestoreRecord) -> Result<(), RestoreError> {
         let _ = record;
         Ok(())
+    }
+
+    /// Appends a batch to the restore's journal. The default keeps none.
+    async fn append(&self, restore: &RestoreId, batch: &JournalBatch) -> Result<(), RestoreError> {
+        let _ = (restore, batch);
+        Ok(())
+    }
+
+    /// How often the target asked to retry later so far. The default: never.
+    fn throttling(&self) -> Throttling {
+        Throttling::default()
     }
 
     /// An earlier run of the same request that did not succeed, to resume. The default
@@ -230,6 +242,14 @@ impl RestoreSink for ClusterSink<'_> {
 
     async fn save(&self, record: &RestoreRecord) -> Result<(), RestoreError> {
         Ok(self.bank.put_restore(record).await?)
+    }
+
+    async fn append(&self, restore: &RestoreId, batch: &JournalBatch) -> Result<(), RestoreError> {
+        Ok(self.bank.append_restore(restore, batch).await?)
+    }
+
+    fn throttling(&self) -> Throttling {
+        self.api.throttling()
     }
 
     async fn settle(

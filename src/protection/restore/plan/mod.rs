@@ -135,6 +135,24 @@ pub struct Plan {
     pub units: Vec<UnitPlan>,
 }
 
+impl Plan {
+    /// How many volume steps and object steps it has, to make.
+    pub fn counts(&self) -> (u64, u64) {
+        let mut counts = (0, 0);
+        for unit in self.first.iter().chain(&self.units) {
+            if let UnitPlan::Restore { steps, .. } = unit {
+                for step in steps {
+                    match step {
+                        Step::Volume(_) => counts.0 += 1,
+                        Step::Object(_) => counts.1 += 1,
+                    }
+                }
+            }
+        }
+        counts
+    }
+}
+
 /// The checkpoint's records by type and name, and its Cinder volume records by pod.
 #[derive(Debug, Default)]
 pub struct Records<'a> {

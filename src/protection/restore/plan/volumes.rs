@@ -75,7 +75,7 @@ pub(super) fn plan_volumes(
         let source = &pod.object;
         let volumes = inputs.volumes_of(source);
         for &v in volumes {
-            if !v.is_backed_up() {
+            if !v.is_backed_up() && !inputs.request.original_volumes {
                 let error = RestoreError::NoBackup {
                     volume: v.volume_id.clone(),
                     status: v.status,
@@ -89,9 +89,25 @@ pub(super) fn plan_volumes(
             if !seen.insert(v.volume_id.clone()) {
                 continue;
             }
+            // Not backed up, and asked to keep it: nothing to make, the ids stay.
+            let original = !v.is_backed_up();
+            if original {
+                let mut n = volume_note(
+                    v,
+                    Outcome::Skipped,
+                    format!(
+                        "not backed up ({}): kept, the restored objects name the original volume (--original-volumes)",
+                        v.status
+                    ),
+                );
+                n.target = v.volume_id.to_string();
+                plan.notes.push(n);
+            }
             if v.driver == Some(VolumeDriver::InlineCinder) {
-                plan.steps.push(Step::Volume(v.clone()));
-                plan.inline.push(v.volume_id.clone());
+                if !original {
+                    plan.steps.push(Step::Volume(v.clone()));
+                    plan.inline.push(v.volume_id.clone());
+                }
                 continue;
             }
             let claim_ref = v.claim.clone().map(|c| {
@@ -172,7 +188,9 @@ pub(super) fn plan_volumes(
                 }
                 (Err(e), _) => return Volumes::Fail(e, Vec::new()),
             };
-            plan.steps.push(Step::Volume(v.clone()));
+            if !original {
+                plan.steps.push(Step::Volume(v.clone()));
+            }
             let pv_name = inputs.suffixed(pv.object.name());
             let pv_reused = exists
                 .get(&(ResourceKind::PersistentVolume, ObjectRef::cluster(&pv_name)))
