@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::output::OutputFormat;
 use crate::protection::{Progress, SharedProgress, Stage};
@@ -51,15 +51,24 @@ impl Progress for Bars {
         let (bar, template) = match total {
             Some(n) => (
                 ProgressBar::new(n),
-                "{prefix:>16} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+                "{prefix:>16} [{bar:30}] {pos}/{len} {rate} ETA {eta}",
             ),
             None => (
                 ProgressBar::new_spinner(),
-                "{prefix:>16} {spinner} {pos} {per_sec} {elapsed}",
+                "{prefix:>16} {spinner} {pos} {rate} {elapsed}",
             ),
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style.progress_chars("=> "));
+            bar.set_style(
+                style
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}/s", state.per_sec());
+                        },
+                    )
+                    .progress_chars("=> "),
+            );
         }
         bar.set_prefix(stage.name());
         bar.enable_steady_tick(Duration::from_millis(200));

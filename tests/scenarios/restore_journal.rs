@@ -401,3 +401,76 @@ async fn the_journal_is_folded_in_order_and_gc_removes_what_the_record_holds() {
         "{problems:?}"
     );
 }
+
+#[tokio::test]
+async fn progress_is_plain_lines_off_a_terminal_and_nothing_with_json_output() {
+    let s = scene().await;
+    // stderr is a pipe here: plain lines, and restore's summary.
+    let args: Vec<&str> = s
+        .args(&[])
+        .into_iter()
+        .filter(|a| *a != "-o" && *a != "json")
+        .collect();
+    let run = s.podbank.run(&args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let last = |stage: &str| {
+        run.stderr
+            .lines()
+            .rfind(|l| l.starts_with(stage))
+            .unwrap_or_else(|| panic!("a {stage:?} line: {}", run.stderr))
+            .to_string()
+    };
+    let created = last("objects created: ");
+    let total: usize = created
+        .trim_start_matches("objects created: ")
+        .split_once('/')
+        .and_then(|(done, rest)| {
+            let total = rest.split(' ').next()?;
+            (done == total).then(|| total.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("done = total: {created}"));
+    assert!(total > PODS, "pods, claims, PVs and namespaces: {created}");
+    assert!(
+        run.stderr.contains("resource(s) restored or reused in"),
+        "{}",
+        run.stderr
+    );
+
+    // The protect of the scene ran with a pipe too; with -o json nothing is drawn.
+    let json = s
+        .podbank
+        .run(&[
+            "protect",
+            "--backup-name",
+            "quiet",
+            "--description",
+            "json",
+            "--no-volume-backups",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    assert!(
+        !json.stderr.contains("objects stored"),
+        "nothing in -o json: {}",
+        json.stderr
+    );
+    let plain = s
+        .podbank
+        .run(&[
+            "protect",
+            "--backup-name",
+            "plain",
+            "--description",
+            "lines",
+            "--no-volume-backups",
+        ])
+        .await;
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("objects stored: "),
+        "a plain line off a terminal: {}",
+        plain.stderr
+    );
+}
