@@ -336,3 +336,58 @@ async fn a_dry_run_shows_the_whole_plan_in_order_with_each_edit() {
     let changes = format!("{:?}", pod["changes"]);
     assert!(changes.contains("spec.nodeName cleared"), "{changes}");
 }
+
+#[tokio::test]
+async fn a_secret_left_out_of_a_plain_bank_is_named_as_one_that_must_exist_in_the_target() {
+    let s = scene().await;
+    // A second checkpoint, without opting Secrets into the plain bank.
+    s.podbank
+        .ok(&[
+            "protect",
+            "-n",
+            "shop",
+            "--backup-name",
+            "no-secrets",
+            "--description",
+            "plain bank",
+            "--no-volume-backups",
+        ])
+        .await;
+    let plain = workload::checkpoints(&s.podbank.bank)
+        .await
+        .into_iter()
+        .find(|c| c.backup_name == "no-secrets")
+        .expect("the second checkpoint")
+        .id
+        .to_string();
+    let run = s
+        .podbank
+        .run(&[
+            "restore",
+            &plain,
+            "--kubeconfig",
+            &s.kubeconfig,
+            "--settle",
+            "0",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let rec = record(&run);
+    let secret = rec["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["type"] == "OS::Kubernetes::Secret")
+        .unwrap_or_else(|| panic!("the Secret's outcome: {rec}"));
+    assert_eq!(secret["status"], "skipped", "{secret}");
+    let reason = secret["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("must exist in the target") && reason.contains("not encrypted"),
+        "{reason}"
+    );
+    assert!(s.api.get("secrets", "shop", "web-secret").is_none());
+    // What the checkpoint holds is restored.
+    assert!(s.api.get("configmaps", "shop", "web-config").is_some());
+}
