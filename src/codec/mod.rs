@@ -12,6 +12,7 @@
 //! * [`encryption`]: [`EncryptionConfig`] (aescbc, aesgcm, secretbox; KMS refused).
 //! * [`wire`]: protobuf wire reader/writer; [`edit_object`] and [`ObjectEdits`].
 
+pub mod content;
 pub mod edit;
 pub mod encryption;
 mod error;
@@ -19,6 +20,7 @@ pub mod key;
 pub mod value;
 pub mod wire;
 
+pub use content::same_content;
 pub use edit::{edit_object, ObjectEdits, OwnerEdit};
 pub use encryption::{CipherProvider, EncryptionConfig};
 pub use error::{CodecError, ProtobufPart};

@@ -391,3 +391,95 @@ async fn a_secret_left_out_of_a_plain_bank_is_named_as_one_that_must_exist_in_th
     // What the checkpoint holds is restored.
     assert!(s.api.get("configmaps", "shop", "web-config").is_some());
 }
+
+/// The outcome of `kind` in a restore record.
+fn outcome_of(rec: &Value, kind: &str) -> Value {
+    rec["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["type"] == kind)
+        .unwrap_or_else(|| panic!("the {kind}'s outcome: {rec}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn a_referenced_configmap_in_the_target_is_compared_and_follows_the_conflict_policy() {
+    let s = scene().await;
+    // The same content: used as it is, whatever the policy.
+    s.api
+        .create_json(
+            "configmaps",
+            "shop",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "web-config", "labels": {"live": "yes"}},
+                   "data": {"site.conf": "listen 8080\n"}}),
+        )
+        .expect("live configmap");
+    let run = s.restore(&["--settle", "0"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let cm = outcome_of(&record(&run), "OS::Kubernetes::ConfigMap");
+    assert_eq!(cm["status"], "skipped", "{cm}");
+    assert!(
+        cm["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("checkpoint's content"),
+        "{cm}"
+    );
+
+    // Other content, in a fresh namespace: fail names it and leaves it alone...
+    let other = FakeApiServer::start(&["shop"]).await;
+    other
+        .create_json(
+            "configmaps",
+            "shop",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "web-config"},
+                   "data": {"site.conf": "listen 9090\n"}}),
+        )
+        .expect("live configmap");
+    let kubeconfig_dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = other.write_kubeconfig(kubeconfig_dir.path());
+    let kubeconfig = kubeconfig.to_str().expect("utf-8");
+    let restore = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "restore",
+            s.checkpoint.as_str(),
+            "--kubeconfig",
+            kubeconfig,
+            "--settle",
+            "0",
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let podbank = &s.podbank;
+        async move { podbank.run(&args).await }
+    };
+    let run = restore(&[]).await;
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("ConfigMap shop/web-config exists in the target with other content"),
+        "{}",
+        run.stderr
+    );
+    let live = other.get("configmaps", "shop", "web-config").expect("live");
+    assert_eq!(live.object["data"]["site.conf"], "listen 9090\n");
+
+    // ... and skip keeps the live one, saying so.
+    let run = restore(&["--conflict", "skip"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let cm = outcome_of(&record(&run), "OS::Kubernetes::ConfigMap");
+    assert_eq!(cm["status"], "skipped", "{cm}");
+    assert!(
+        cm["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("other content"),
+        "{cm}"
+    );
+    let live = other.get("configmaps", "shop", "web-config").expect("live");
+    assert_eq!(live.object["data"]["site.conf"], "listen 9090\n");
+}

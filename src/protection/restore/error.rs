@@ -39,6 +39,15 @@ pub enum RestoreError {
         /// `namespace/name`.
         name: ObjectRef,
     },
+    /// A ConfigMap, Secret or ServiceAccount the pods need exists with other content, and
+    /// the conflict policy is `fail`.
+    #[error("{kind} {name} exists in the target with other content than the checkpoint's (--conflict skip keeps the live one)")]
+    Differs {
+        /// Its kind.
+        kind: &'static str,
+        /// `namespace/name`.
+        name: ObjectRef,
+    },
     /// The object and its renamed copy both exist.
     #[error("{kind} {name} and {renamed} both exist")]
     BothExist {

@@ -94,6 +94,15 @@ pub async fn restore(
         let found = sink.existing(key.0, &key.1, &record.id).await?;
         exists.insert(key, found);
     }
+    // What the pods reference and someone else has: compared with the checkpoint's.
+    for (key, id) in inputs.stored_referenced(&units) {
+        if exists.get(&key) == Some(&plan::Existing::Foreign) {
+            let stored = bank.read_object(&id, checkpoint.id.as_str()).await?;
+            if sink.differs(key.0, &key.1, stored.to_vec()).await? {
+                exists.insert(key, plan::Existing::Different);
+            }
+        }
+    }
     let plans = plan::plan(&inputs, &units, &exists);
     let (volumes, creates) = plans.counts();
     progress.start(Stage::Volumes, Some(volumes));

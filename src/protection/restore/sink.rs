@@ -69,6 +69,19 @@ pub trait RestoreSink: Send + Sync {
         restore: &RestoreId,
     ) -> Result<Existing, RestoreError>;
 
+    /// Whether the target's `name` (of `kind`, not this restore's) holds other content than
+    /// `stored` (its plain stored bytes). The default: a sink that does not know the target
+    /// sees no difference.
+    async fn differs(
+        &self,
+        kind: crate::codec::ResourceKind,
+        name: &ObjectRef,
+        stored: Vec<u8>,
+    ) -> Result<bool, RestoreError> {
+        let _ = (kind, name, stored);
+        Ok(false)
+    }
+
     /// Starts a new volume from `backup`, named `name`.
     async fn start_volume(&self, backup: &BackupId, name: &str) -> Result<NewVolume, RestoreError>;
 
@@ -184,6 +197,24 @@ impl RestoreSink for ClusterSink<'_> {
                 }
             }
         })
+    }
+
+    async fn differs(
+        &self,
+        kind: crate::codec::ResourceKind,
+        name: &ObjectRef,
+        stored: Vec<u8>,
+    ) -> Result<bool, RestoreError> {
+        let ns = (!name.namespace().is_empty()).then_some(name.namespace());
+        let Some(live) = self
+            .api
+            .get(kind, ns, name.name())
+            .await
+            .map_err(RestoreError::Api)?
+        else {
+            return Ok(false);
+        };
+        Ok(crate::codec::same_content(kind, stored, &live)? == Some(false))
     }
 
     async fn start_volume(&self, backup: &BackupId, name: &str) -> Result<NewVolume, RestoreError> {

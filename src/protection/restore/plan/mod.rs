@@ -52,8 +52,11 @@ pub enum Existing {
     Absent,
     /// An object this restore made (an earlier run of it): reused.
     Ours,
-    /// Someone else's object.
+    /// Someone else's object (for what pods reference: with the checkpoint's content).
     Foreign,
+    /// Someone else's ConfigMap, Secret or ServiceAccount with other content than the
+    /// checkpoint's.
+    Different,
 }
 
 /// One step of a unit's restore.
@@ -255,6 +258,21 @@ impl<'a> Inputs<'a> {
         with_suffix(name, self.restore.suffix())
     }
 
+    /// What the pods of `units` reference that the checkpoint holds: where each goes, and
+    /// its stored object, to compare with one the target has.
+    pub fn stored_referenced(&self, units: &[Unit<'a>]) -> Vec<(Key, ObjectId)> {
+        units::referenced(self, units)
+            .into_iter()
+            .filter_map(|r| {
+                let record = r.record?;
+                let id = record
+                    .object_id
+                    .filter(|_| record.status == crate::model::ResourceStatus::Protected)?;
+                Some(((r.kind, r.target), id))
+            })
+            .collect()
+    }
+
     /// Every name whose existence decides the plan: namespaces, referenced objects, roots
     /// (and their renamed copies), claims (and theirs), PVs under their fresh names.
     pub fn candidates(&self, units: &[Unit<'a>]) -> BTreeSet<Key> {
@@ -391,7 +409,7 @@ fn choose(
     match at(name) {
         Existing::Absent => Ok(Some((name.to_string(), false))),
         Existing::Ours => Ok(Some((name.to_string(), true))),
-        Existing::Foreign => match inputs.request.conflict {
+        Existing::Foreign | Existing::Different => match inputs.request.conflict {
             ConflictPolicy::Fail => Err(RestoreError::Exists {
                 kind: kind.kind(),
                 name: ObjectRef::new(ns, name),
@@ -402,7 +420,7 @@ fn choose(
                 match at(&renamed) {
                     Existing::Absent => Ok(Some((renamed, false))),
                     Existing::Ours => Ok(Some((renamed, true))),
-                    Existing::Foreign => Err(RestoreError::BothExist {
+                    Existing::Foreign | Existing::Different => Err(RestoreError::BothExist {
                         kind: kind.kind(),
                         name: ObjectRef::new(ns, name),
                         renamed,

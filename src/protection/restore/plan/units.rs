@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::super::error::RestoreError;
+use super::super::request::ConflictPolicy;
 use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Plan, Step, UnitPlan};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType};
@@ -240,13 +242,10 @@ pub(super) fn referenced<'a>(inputs: &Inputs<'a>, units: &[Unit<'a>]) -> Vec<Ref
 
 /// Plans the restore of `units`: see the module doc of [`super`].
 pub fn plan(inputs: &Inputs<'_>, units: &[Unit<'_>], exists: &BTreeMap<Key, Existing>) -> Plan {
-    let first = [
-        plan_namespaces(inputs, units, exists),
-        plan_referenced(inputs, units, exists),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let first = plan_namespaces(inputs, units, exists)
+        .into_iter()
+        .chain(plan_referenced(inputs, units, exists))
+        .collect();
     let units = units
         .iter()
         .map(|u| super::roots::plan_unit(inputs, u, exists))
@@ -306,7 +305,7 @@ fn plan_namespaces(
     let mut steps = Vec::new();
     for (target, source) in namespaces(inputs, units) {
         let state = existing(exists, ResourceKind::Namespace, "", &target);
-        if state == Existing::Foreign {
+        if matches!(state, Existing::Foreign | Existing::Different) {
             continue;
         }
         let reused = state == Existing::Ours;
@@ -361,8 +360,8 @@ fn plan_referenced(
     inputs: &Inputs<'_>,
     units: &[Unit<'_>],
     exists: &BTreeMap<Key, Existing>,
-) -> Option<UnitPlan> {
-    let (mut steps, mut notes) = (Vec::new(), Vec::new());
+) -> Vec<UnitPlan> {
+    let (mut steps, mut notes, mut failures) = (Vec::new(), Vec::new(), Vec::new());
     for r in referenced(inputs, units) {
         // Kubernetes makes `default` in every namespace.
         if r.kind == ResourceKind::ServiceAccount && r.source.name() == "default" {
@@ -393,9 +392,33 @@ fn plan_referenced(
                     state == Existing::Ours,
                 )));
             }
-            (ResourceStatus::Protected, _) => {
-                notes.push(skipped("exists in the target: the live one is kept".into()))
-            }
+            (ResourceStatus::Protected, Existing::Different) => match inputs.request.conflict {
+                ConflictPolicy::Fail => failures.push(UnitPlan::Fail {
+                    unit: format!("{} {}", r.kind.kind(), r.target),
+                    error: RestoreError::Differs {
+                        kind: r.kind.kind(),
+                        name: r.target.clone(),
+                    },
+                    notes: vec![note(
+                        r.kind.resource_type(),
+                        source_of(r.kind, &r.source),
+                        r.target.to_string(),
+                        Outcome::Error,
+                        "exists in the target with other content (--conflict fail): the live one is left alone",
+                    )],
+                }),
+                ConflictPolicy::Skip => notes.push(skipped(
+                    "exists in the target with other content: the live one is kept (--conflict skip)"
+                        .into(),
+                )),
+                ConflictPolicy::Rename => notes.push(skipped(
+                    "exists in the target with other content: the live one is kept, and the pods                      use it (--conflict rename renames the pods' owners and claims, not what they                      reference)"
+                        .into(),
+                )),
+            },
+            (ResourceStatus::Protected, _) => notes.push(skipped(
+                "exists in the target with the checkpoint's content: the live one is used".into(),
+            )),
             (_, Existing::Absent) => notes.push(skipped(format!(
                 "not in the checkpoint ({}): it must exist in the target before the pods can \
                  start, and the target has none",
@@ -407,9 +430,12 @@ fn plan_referenced(
             ))),
         }
     }
-    (!steps.is_empty() || !notes.is_empty()).then(|| UnitPlan::Restore {
-        unit: "referenced objects".into(),
-        steps,
-        notes,
-    })
+    if !steps.is_empty() || !notes.is_empty() {
+        failures.push(UnitPlan::Restore {
+            unit: "referenced objects".into(),
+            steps,
+            notes,
+        });
+    }
+    failures
 }
