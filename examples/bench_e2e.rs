@@ -10,150 +10,16 @@
 //! command runs as a child process of the release binary next to this example, so its
 //! wall time and peak RSS (from `wait4`) are its own.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
+use common::{podbank_bin, run_measured, start_etcd};
 use podbank::etcd::{Etcd, EtcdConfig, EtcdError, KeyValue, ScanOptions, ScanSink};
 use podbank::seed::{self, SeedPlan};
-
-struct EtcdProcess {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for EtcdProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn start_etcd() -> anyhow::Result<EtcdProcess> {
-    let dir = tempfile::tempdir()?;
-    let (client, peer) = (free_port()?, free_port()?);
-    let url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let child = Command::new("etcd")
-        .args([
-            "--data-dir",
-            &dir.path().join("data").display().to_string(),
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-            "--initial-cluster",
-            &format!("default={peer_url}"),
-            "--quota-backend-bytes",
-            "8589934592",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start etcd (apt-get install etcd-server)")?;
-    let etcd = EtcdProcess {
-        child,
-        url,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let config = EtcdConfig {
-            servers: vec![etcd.url.clone()],
-            ..EtcdConfig::default()
-        };
-        if Etcd::connect(&config).await.is_ok() {
-            return Ok(etcd);
-        }
-        if Instant::now() > deadline {
-            bail!("etcd did not answer within 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Wall time and peak RSS of one child process.
-struct Measured {
-    seconds: f64,
-    max_rss_mb: f64,
-    stdout: String,
-}
-
-fn run_measured(cmd: &mut Command) -> anyhow::Result<Measured> {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    let pid = i32::try_from(child.id())?;
-    let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out_thread = read_all(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    );
-    let err_thread = read_all(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    );
-    // wait4 reaps the child and returns its own rusage (peak RSS of that process alone).
-    let mut status = 0;
-    // SAFETY: rusage is plain data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 writes into the two out-parameters we own.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let seconds = started.elapsed().as_secs_f64();
-    if r < 0 {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    let stdout = out_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("output thread panicked"))?;
-    let stderr = err_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("output thread panicked"))?;
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&stderr).trim()
-        );
-    }
-    // podbank reports its own VmHWM; ru_maxrss would also count this (big) parent.
-    let own_rss_kib = String::from_utf8_lossy(&stderr)
-        .lines()
-        .find_map(|l| l.strip_prefix("podbank-peak-rss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
-    Ok(Measured {
-        seconds,
-        max_rss_mb: own_rss_kib.unwrap_or(usage.ru_maxrss as f64) / 1024.0,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-    })
-}
 
 /// The plain read: every key under the three prefixes at one revision, through podbank's
 /// own scan (the same client, range requests, page sizes and prefetch as podbank), with the
@@ -179,22 +45,6 @@ async fn plain_read(
         summary.keys,
         summary.value_bytes,
     ))
-}
-
-fn podbank_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow::anyhow!("cannot find target dir"))?;
-    let bin = dir.join("podbank");
-    if !bin.exists() {
-        bail!(
-            "{} missing: cargo build --release --bin podbank",
-            bin.display()
-        );
-    }
-    Ok(bin)
 }
 
 fn checkpoint_stats(json: &str) -> anyhow::Result<serde_json::Value> {
@@ -408,29 +258,7 @@ async fn main() -> anyhow::Result<()> {
     if sizes.is_empty() {
         sizes = vec![10_000, 100_000];
     }
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    println!(
-        "podbank end-to-end benchmark: {cpus} CPU(s), {} MB RAM, etcd {}",
-        std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| m.lines().next().map(|l| l
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("0")
-                .parse::<u64>()
-                .unwrap_or(0)
-                / 1024))
-            .unwrap_or(0),
-        Command::new("etcd")
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.lines().next().map(str::to_string))
-            .unwrap_or_default()
-    );
+    println!("podbank end-to-end benchmark: {}", common::machine());
     let last = sizes.len().saturating_sub(1);
     for (i, pods) in sizes.iter().enumerate() {
         print!("{}", bench(*pods, i == last, page_size).await?);
