@@ -4,21 +4,20 @@
 //!
 //! ```text
 //! cargo build --release --bin podbank --example bench_restore
-//! target/release/examples/bench_restore --pods 1000 --pods 10000 [--concurrency 16] [--runs 3]
+//! target/release/examples/bench_restore --pods 1000 --pods 10000 [--concurrency 32] [--runs 3]
 //!     [--pause-controllers]
 //! ```
 //!
-//! Needs `etcd` on the PATH. A real etcd is seeded with the seeder's pods and protected with
-//! the release `podbank` binary (`protect --no-volume-backups`, local bank). Without volume
-//! backups restore brings back no claim and no PV (it restores a claim and its PV only with its
-//! Cinder volume's backup, and refuses a pod whose Cinder volume has none), so the pods seeded
-//! are the seeder's pods without a Cinder volume (pod index 4 mod 5, `cache-*`: an emptyDir and
-//! a ConfigMap volume); every pod of the checkpoint is then restored, as a bare pod (its
-//! ReplicaSet is not in etcd), into namespaces the restore creates.
+//! Needs `etcd` on the PATH. A real etcd is seeded with the seeder's pods (most with a claim,
+//! a PV and a Cinder volume; an emptyDir and a ConfigMap volume each) and protected with the
+//! release `podbank` binary (`protect --no-volume-backups`, local bank); restore brings every
+//! pod back with `--original-volumes` (its PV and claim name the original Cinder volume: there
+//! is no Cinder here), as a bare pod (its ReplicaSet is not in etcd), into namespaces the
+//! restore creates.
 //!
 //! Then, each against a fresh stand-in hosted in this process, best of `--runs` (the three
 //! taking turns):
-//! * `podbank restore <checkpoint> --settle 0 --concurrency C` as a child process (wall time;
+//! * `podbank restore <checkpoint> --settle 0 --original-volumes --concurrency C` as a child process (wall time;
 //!   peak RSS and CPU time of the child alone);
 //! * a plain sequential client (`reqwest`, one POST at a time, as `kubectl create -f` does) of
 //!   the objects `podbank restore --dry-run --export` writes, in its order, bodies read into
@@ -51,8 +50,8 @@ use podbank::etcd::{Etcd, EtcdConfig};
 use podbank::seed::{self, SeedPlan};
 use serde::Deserialize;
 
-/// Namespaces of the seed plan; the pods seeded (index 4 mod 5) land in a fifth of them.
-const SEED_NAMESPACES: usize = 50;
+/// Namespaces of the seed plan.
+const SEED_NAMESPACES: usize = 10;
 
 /// One object of the export's `plan.yaml`.
 #[derive(Deserialize)]
@@ -249,18 +248,12 @@ async fn bench(
     };
     let etcd = Etcd::connect(&config).await?;
     let plan = SeedPlan {
-        pods: pods * 5,
+        pods,
         namespaces: SEED_NAMESPACES,
         ..SeedPlan::default()
     };
     let t = Instant::now();
-    let mut written = 0;
-    for start in (0..pods).step_by(10_000) {
-        let objects: Vec<_> = (start..(start + 10_000).min(pods))
-            .flat_map(|k| seed::pod_objects(&plan, 5 * k + 4))
-            .collect();
-        written += seed::write(&etcd, objects).await?;
-    }
+    let written = seed::write(&etcd, seed::generate(&plan)).await?;
     eprintln!(
         "seeded {pods} pods ({written} keys) in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -317,6 +310,7 @@ async fn bench(
         "restore",
         &checkpoint,
         "--dry-run",
+        "--original-volumes",
         "--export",
         &export_arg,
     ]))
@@ -353,6 +347,7 @@ async fn bench(
             &checkpoint,
             "--settle",
             "0",
+            "--original-volumes",
             "--kubeconfig",
             &kubeconfig,
             "--concurrency",
@@ -449,7 +444,7 @@ async fn bench(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut sizes = Vec::new();
-    let mut concurrency = 16;
+    let mut concurrency = 32;
     let mut paused = false;
     let mut runs = 3;
     let mut args = std::env::args().skip(1);

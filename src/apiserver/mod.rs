@@ -195,6 +195,8 @@ pub struct Listed {
     pub uid: String,
     /// Whether it is being deleted (`metadata.deletionTimestamp` set).
     pub deleting: bool,
+    /// Its annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// An Event of the API server, as restore reads it.
@@ -503,6 +505,14 @@ impl ApiServer {
                     name: meta["name"].as_str().unwrap_or_default().to_string(),
                     uid: meta["uid"].as_str().unwrap_or_default().to_string(),
                     deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
+                    annotations: meta["annotations"]
+                        .as_object()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }
             })
             .collect())

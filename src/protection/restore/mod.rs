@@ -24,8 +24,6 @@ pub mod plan;
 mod request;
 pub mod sink;
 
-use std::collections::BTreeMap;
-
 pub use error::RestoreError;
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
@@ -89,11 +87,9 @@ pub async fn restore(
     };
     let pods = inputs.pods()?;
     let units = plan::units(&inputs, &pods);
-    let mut exists = BTreeMap::new();
-    for key in inputs.candidates(&units) {
-        let found = sink.existing(key.0, &key.1, &record.id).await?;
-        exists.insert(key, found);
-    }
+    let mut exists = sink
+        .existing_all(inputs.candidates(&units).into_iter().collect(), &record.id)
+        .await?;
     // What the pods reference and someone else has: compared with the checkpoint's.
     for (key, id) in inputs.stored_referenced(&units) {
         if exists.get(&key) == Some(&plan::Existing::Foreign) {

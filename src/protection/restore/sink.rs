@@ -19,6 +19,8 @@
 //!   garbage collector, a controller); a dry run has nothing to watch.
 
 use std::collections::{BTreeMap, HashMap};
+
+use futures::{StreamExt, TryStreamExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,7 +30,7 @@ use serde::Serialize;
 
 use super::error::RestoreError;
 use super::execute::Made;
-use super::plan::{Existing, ObjectStep, ANNOTATION_RESTORE};
+use super::plan::{Existing, Key, ObjectStep, ANNOTATION_RESTORE};
 use crate::apiserver::{ApiError, ApiServer, Event, Throttling};
 use crate::bank::Bank;
 use crate::cinder::Cinder;
@@ -68,6 +70,23 @@ pub trait RestoreSink: Send + Sync {
         name: &ObjectRef,
         restore: &RestoreId,
     ) -> Result<Existing, RestoreError>;
+
+    /// What the target holds at each of `keys`. The default asks [`Self::existing`] for
+    /// each, [`LOOKUPS_IN_FLIGHT`] at a time.
+    async fn existing_all(
+        &self,
+        keys: Vec<Key>,
+        restore: &RestoreId,
+    ) -> Result<BTreeMap<Key, Existing>, RestoreError> {
+        futures::stream::iter(keys)
+            .map(|key| async move {
+                let found = self.existing(key.0, &key.1, restore).await?;
+                Ok::<_, RestoreError>((key, found))
+            })
+            .buffer_unordered(LOOKUPS_IN_FLIGHT)
+            .try_collect()
+            .await
+    }
 
     /// Whether the target's `name` (of `kind`, not this restore's) holds other content than
     /// `stored` (its plain stored bytes). The default: a sink that does not know the target
@@ -144,6 +163,21 @@ pub trait RestoreSink: Send + Sync {
     }
 }
 
+/// How many existence lookups are in flight at once.
+pub const LOOKUPS_IN_FLIGHT: usize = 16;
+
+/// From how many names of one kind in one namespace a LIST answers them, not GETs.
+const LIST_FROM: usize = 16;
+
+/// Ours if the restore annotation names `restore`.
+fn ours_or_foreign(annotation: Option<&str>, restore: &RestoreId) -> Existing {
+    if annotation == Some(restore.as_str()) {
+        Existing::Ours
+    } else {
+        Existing::Foreign
+    }
+}
+
 /// The cluster: Cinder makes volumes, the API server objects, the bank keeps the record.
 pub struct ClusterSink<'a> {
     /// The API server.
@@ -184,19 +218,64 @@ impl RestoreSink for ClusterSink<'_> {
             .map_err(RestoreError::Api)?;
         Ok(match found {
             None => Existing::Absent,
-            Some(obj) => {
-                let ours = obj
-                    .pointer("/metadata/annotations")
+            Some(obj) => ours_or_foreign(
+                obj.pointer("/metadata/annotations")
                     .and_then(|a| a.get(ANNOTATION_RESTORE))
-                    .and_then(|v| v.as_str())
-                    == Some(restore.as_str());
-                if ours {
-                    Existing::Ours
-                } else {
-                    Existing::Foreign
-                }
-            }
+                    .and_then(|v| v.as_str()),
+                restore,
+            ),
         })
+    }
+
+    /// Many names of one kind in one namespace are answered by one LIST of it, the others
+    /// by GETs, several at a time.
+    async fn existing_all(
+        &self,
+        keys: Vec<Key>,
+        restore: &RestoreId,
+    ) -> Result<BTreeMap<Key, Existing>, RestoreError> {
+        let mut groups: BTreeMap<(crate::codec::ResourceKind, String), Vec<Key>> = BTreeMap::new();
+        for key in keys {
+            groups
+                .entry((key.0, key.1.namespace().to_string()))
+                .or_default()
+                .push(key);
+        }
+        let mut out = BTreeMap::new();
+        let mut single = Vec::new();
+        for ((kind, ns), keys) in groups {
+            if keys.len() < LIST_FROM {
+                single.extend(keys);
+                continue;
+            }
+            let listed = self
+                .api
+                .list(kind, (!ns.is_empty()).then_some(ns.as_str()))
+                .await
+                .map_err(RestoreError::Api)?;
+            let by_name: HashMap<&str, &crate::apiserver::Listed> =
+                listed.iter().map(|l| (l.name.as_str(), l)).collect();
+            for key in keys {
+                let found = match by_name.get(key.1.name()) {
+                    None => Existing::Absent,
+                    Some(l) => ours_or_foreign(
+                        l.annotations.get(ANNOTATION_RESTORE).map(String::as_str),
+                        restore,
+                    ),
+                };
+                out.insert(key, found);
+            }
+        }
+        let rest = futures::stream::iter(single)
+            .map(|key| async move {
+                let found = self.existing(key.0, &key.1, restore).await?;
+                Ok::<_, RestoreError>((key, found))
+            })
+            .buffer_unordered(LOOKUPS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await?;
+        out.extend(rest);
+        Ok(out)
     }
 
     async fn differs(
