@@ -1,11 +1,12 @@
 //! Compiles the bank's own schema (`proto/*.proto`) with prost-build, and turns
 //! `PODBANK_TEST_WITHOUT_RIGS` into the cfgs that mark the tests of a missing rig ignored.
 
-/// The rigs a run can do without, explicitly: `PODBANK_TEST_WITHOUT_RIGS=cinder,swift`.
+/// The rigs a run can do without, explicitly: `PODBANK_TEST_WITHOUT_RIGS=cinder,swift`
+/// (`karborclient`: python-karborclient, which drives the Karbor API tests).
 /// Each one named sets `cfg(podbank_without_<rig>)`, under which the tests that need it are
 /// `#[ignore]`d (reported as ignored, never as passed). Without it, a test whose rig is not
 /// running fails and names the rig. `.ci/run` never sets it.
-const RIGS: [&str; 2] = ["cinder", "swift"];
+const RIGS: [&str; 3] = ["cinder", "swift", "karborclient"];
 
 fn rig_cfgs() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=PODBANK_TEST_WITHOUT_RIGS");

@@ -1,13 +1,14 @@
 #!/bin/bash
 # Install what podbank's build and tests need on Debian (bookworm): etcd, protoc, and the
-# real OpenStack services the tests run against (Swift with s3api, Cinder with Keystone).
+# real OpenStack services the tests run against (Swift with s3api, Cinder with Keystone), and
+# Karbor's own client (python-karborclient 2.1.0, in a virtualenv) that drives the Karbor API.
 # Idempotent. Needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 need=""
-for p in etcd-server etcd-client protobuf-compiler libprotobuf-dev curl python3; do
+for p in etcd-server etcd-client protobuf-compiler libprotobuf-dev curl python3 python3-venv; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -19,5 +20,11 @@ if [ "${1:-}" != "--no-rigs" ]; then
   for rig in tests/rig/swift tests/rig/cinder; do
     [ -x "$rig/install.sh" ] || [ -f "$rig/install.sh" ] && $SUDO bash "$rig/install.sh" >/dev/null
   done
+fi
+# python-karborclient 2.1.0 for tests/scenarios/karbor_api.rs (PODBANK_TEST_KARBORCLIENT).
+KARBOR_VENV=${PODBANK_KARBOR_VENV:-/work/venv-karbor}
+if ! "$KARBOR_VENV/bin/pip" show python-karborclient 2>/dev/null | grep -qx 'Version: 2.1.0'; then
+  python3 -m venv "$KARBOR_VENV"
+  "$KARBOR_VENV/bin/pip" install -q python-karborclient==2.1.0
 fi
 echo "podbank dependencies installed"

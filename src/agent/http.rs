@@ -572,6 +572,11 @@ pub fn router_with_auth(
         .fallback(no_route)
         .with_state(state.clone())
         .split_for_parts();
+    let router = router.merge(super::karbor::router(
+        Arc::clone(&state.service),
+        auth.token,
+        auth.client_cert,
+    ));
     let doc = serde_json::to_value(&api).unwrap_or(Value::Null);
     let _ = state.openapi.set(doc);
     (router, api)

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod http;
+pub mod karbor;
 pub mod metrics;
 pub mod operations;
 pub mod schedule;

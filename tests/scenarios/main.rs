@@ -27,6 +27,7 @@ mod deploy;
 mod drill;
 mod engine_conformance;
 mod etcd_scan;
+mod karbor_api;
 mod pods_bad_values;
 mod pods_cli;
 mod protect_cinder;

@@ -1,0 +1,334 @@
+//! Karbor's v1 REST API, served next to the agent's own routes: `/` and `/v1` (version
+//! documents, open) and `/v1/{project_id}/...` (protectables, providers), in the bodies
+//! python-karborclient 2.1.0 reads. Every answer comes from the same [`Service`] and its
+//! engine as the agent's own API; nothing is done twice.
+//!
+//! Authentication is the agent's static token, sent as Karbor's client sends it
+//! (`X-Auth-Token`, what `karbor --os-auth-token` sends) or as `Authorization: Bearer`;
+//! there is no Keystone yet, so the project in the URL is not checked against anything.
+//! Errors are OpenStack faults: `{"badRequest": {"code": 400, "message": "..."}}`.
+
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{OriginalUri, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::Service;
+use crate::engine::{PodSpecifier, SelectionSpec};
+use types::Fault;
+
+/// What the Karbor handlers get.
+#[derive(Clone)]
+pub struct KarborState {
+    service: Arc<Service>,
+    token_hash: Option<[u8; 32]>,
+    client_cert: bool,
+}
+
+type KResult<T> = Result<T, Fault>;
+
+/// The Karbor router: `/`, `/v1` and `/v1/{project_id}/...`.
+///
+/// # Arguments
+/// * `service` - the agent's core, the same one the agent's own API uses.
+/// * `token` - the token `/v1/{project_id}/...` requires; `None` leaves it open.
+/// * `client_cert` - whether a verified client certificate is required too (mTLS).
+pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) -> Router {
+    let state = KarborState {
+        service,
+        token_hash: token.map(|t| Sha256::digest(t).into()),
+        client_cert,
+    };
+    let project = Router::new()
+        .route("/v1/{project_id}/protectables", get(list_protectables))
+        .route(
+            "/v1/{project_id}/protectables/{protectable_type}",
+            get(show_protectable),
+        )
+        .route(
+            "/v1/{project_id}/protectables/{protectable_type}/instances",
+            get(list_instances),
+        )
+        .route(
+            "/v1/{project_id}/protectables/{protectable_type}/instances/{id}",
+            get(show_instance),
+        )
+        .route("/v1/{project_id}/providers", get(list_providers))
+        .route(
+            "/v1/{project_id}/providers/{provider_id}",
+            get(show_provider),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/", get(versions))
+        .route("/v1", get(version_v1))
+        .route("/v1/", get(version_v1))
+        .merge(project)
+        .with_state(state)
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `GET /`: the API versions (300 Multiple Choices, as OpenStack services answer).
+async fn versions(headers: HeaderMap) -> Response {
+    let base = base_url(&headers);
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(json!({ "versions": [types::v1_version(&base)] })),
+    )
+        .into_response()
+}
+
+/// `GET /v1`: the v1 version document.
+async fn version_v1(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    Json(json!({ "version": types::v1_version(&base) }))
+}
+
+/// `GET /v1/{project_id}/protectables`.
+async fn list_protectables(Path(_project): Path<String>) -> Json<Value> {
+    Json(json!({ "protectable_type": types::protectable_types() }))
+}
+
+fn invalid_type() -> Fault {
+    Fault::bad_request("Invalid input received: Invalid protectable type provided.")
+}
+
+/// `GET /v1/{project_id}/protectables/{protectable_type}`.
+async fn show_protectable(Path((_project, kind)): Path<(String, String)>) -> KResult<Json<Value>> {
+    let deps = types::dependent_types(&kind).ok_or_else(invalid_type)?;
+    Ok(Json(json!({
+        "protectable_type": { "name": kind, "dependent_types": deps }
+    })))
+}
+
+/// Karbor's `parameters` filter: a dict, which karborclient sends as its Python repr
+/// (`{'namespace': 'shop'}`); JSON is taken too.
+fn parameters(q: &HashMap<String, String>) -> KResult<serde_json::Map<String, Value>> {
+    let Some(raw) = q.get("parameters") else {
+        return Ok(serde_json::Map::new());
+    };
+    let parsed: Option<Value> = serde_json::from_str(raw)
+        .ok()
+        .or_else(|| serde_json::from_str(&raw.replace('\'', "\"")).ok());
+    match parsed {
+        Some(Value::Object(m)) => Ok(m),
+        _ => Err(Fault::bad_request(
+            "Invalid input received: The parameters must be a dict.",
+        )),
+    }
+}
+
+fn selection_of(params: &serde_json::Map<String, Value>) -> KResult<SelectionSpec> {
+    let mut spec = SelectionSpec::default();
+    for (k, v) in params {
+        let Some(v) = v.as_str() else {
+            return Err(Fault::bad_request(format!(
+                "Invalid input received: parameter {k} must be a string."
+            )));
+        };
+        match k.as_str() {
+            "namespace" | "namespaces" => {
+                spec.namespaces = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+            "label_selector" | "labels" => spec.label_selector = Some(v.to_string()),
+            "field_selector" => spec.field_selector = Some(v.to_string()),
+            other => {
+                return Err(Fault::bad_request(format!(
+                    "Invalid input received: unknown parameter {other:?} \
+                     (known: namespace, label_selector, field_selector)."
+                )))
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn limit_of(q: &HashMap<String, String>) -> KResult<Option<usize>> {
+    match q.get("limit") {
+        None => Ok(None),
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(usize::try_from(n).ok()),
+            Ok(_) => Err(Fault::bad_request(
+                "Invalid input received: limit param must be positive",
+            )),
+            Err(_) => Err(Fault::bad_request(
+                "Invalid input received: limit param must be an integer",
+            )),
+        },
+    }
+}
+
+/// How many pods' dependents are read at once for a page of instances.
+const DEPENDENTS_AT_ONCE: usize = 8;
+
+/// `GET /v1/{project_id}/protectables/{protectable_type}/instances`: pods, in uid order,
+/// paged by `marker` (the last id seen) and `limit`.
+async fn list_instances(
+    State(s): State<KarborState>,
+    Path((_project, kind)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> KResult<Json<Value>> {
+    let params = parameters(&q)?;
+    let limit = limit_of(&q)?;
+    types::dependent_types(&kind).ok_or_else(invalid_type)?;
+    if kind != "OS::Kubernetes::Pod" {
+        return Err(Fault::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "instances of {kind} are not listed: they are protected as dependents of \
+                 OS::Kubernetes::Pod (see its dependent_resources)"
+            ),
+        ));
+    }
+    let selection = selection_of(&params)?;
+    let mut pods = s.service.engine().pods(&selection).await?.items;
+    pods.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(marker) = q.get("marker") {
+        let Some(at) = pods.iter().position(|p| &p.id == marker) else {
+            return Err(Fault::bad_request(format!(
+                "Invalid input received: marker {marker} not found"
+            )));
+        };
+        pods.drain(..=at);
+    }
+    let more = limit.is_some_and(|l| pods.len() > l);
+    if let Some(l) = limit {
+        pods.truncate(l);
+    }
+    let engine = Arc::clone(s.service.engine());
+    let ids: Vec<String> = pods.iter().map(|p| p.id.clone()).collect();
+    let instances: Vec<Value> = futures::stream::iter(ids.into_iter().map(|id| {
+        let engine = Arc::clone(&engine);
+        async move {
+            engine
+                .pod(&PodSpecifier::Uid(id))
+                .await
+                .map(|d| types::pod_detail_instance(&d))
+        }
+    }))
+    .buffered(DEPENDENTS_AT_ONCE)
+    .try_collect()
+    .await?;
+    let mut body = json!({ "instances": instances });
+    if let (true, Some(l), Some(last)) = (more, limit, pods.last()) {
+        let href = format!(
+            "{}{}?limit={l}&marker={}",
+            base_url(&headers),
+            uri.path(),
+            last.id
+        );
+        body["instances_links"] = json!([{ "rel": "next", "href": href }]);
+    }
+    Ok(Json(body))
+}
+
+/// `GET /v1/{project_id}/protectables/{protectable_type}/instances/{id}`: one pod, by uid
+/// (or `<namespace>/<name>`, slash percent-encoded).
+async fn show_instance(
+    State(s): State<KarborState>,
+    Path((_project, kind, id)): Path<(String, String, String)>,
+) -> KResult<Json<Value>> {
+    types::dependent_types(&kind).ok_or_else(invalid_type)?;
+    if kind != "OS::Kubernetes::Pod" {
+        return Err(Fault::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("instances of {kind} are shown as dependents of OS::Kubernetes::Pod"),
+        ));
+    }
+    let pod: PodSpecifier = id.parse()?;
+    let detail = s.service.engine().pod(&pod).await?;
+    Ok(Json(
+        json!({ "instance": types::pod_detail_instance(&detail) }),
+    ))
+}
+
+/// `GET /v1/{project_id}/providers`.
+async fn list_providers(
+    Path(_project): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let provider = types::provider();
+    let keep = ["name", "description"].iter().all(|k| {
+        q.get(*k)
+            .is_none_or(|want| provider.get(*k).and_then(Value::as_str) == Some(want.as_str()))
+    }) && q.get("marker").is_none_or(|m| m != types::PROVIDER_ID);
+    let providers = if keep { vec![provider] } else { Vec::new() };
+    Json(json!({ "providers": providers }))
+}
+
+/// `GET /v1/{project_id}/providers/{provider_id}`.
+async fn show_provider(Path((_project, id)): Path<(String, String)>) -> KResult<Json<Value>> {
+    if id != types::PROVIDER_ID {
+        return Err(Fault::not_found(format!(
+            "Provider {id} could not be found."
+        )));
+    }
+    Ok(Json(json!({ "provider": types::provider() })))
+}
+
+async fn require_token(State(s): State<KarborState>, req: Request, next: Next) -> Response {
+    if s.client_cert {
+        let verified = req
+            .extensions()
+            .get::<Arc<axum_server::tls::TlsInfo>>()
+            .is_some_and(|info| !info.peer_certificates.is_empty());
+        if !verified {
+            return Fault::new(
+                StatusCode::UNAUTHORIZED,
+                "present a client certificate signed by the agent's client CA",
+            )
+            .into_response();
+        }
+    }
+    let Some(expected) = &s.token_hash else {
+        return next.run(req).await;
+    };
+    let headers = req.headers();
+    let presented = headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+        })
+        .map(|t| Sha256::digest(t.trim().as_bytes()));
+    match presented {
+        Some(hash) if bool::from(hash.as_slice().ct_eq(expected)) => next.run(req).await,
+        Some(_) => Fault::new(StatusCode::UNAUTHORIZED, "The request you have made requires authentication: wrong token.").into_response(),
+        None => Fault::new(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication: send X-Auth-Token (the agent's token_file).",
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,380 @@
+//! Karbor's v1 API, driven by Karbor's own client: python-karborclient 2.1.0's `karbor`
+//! CLI (`--os-no-client-auth --karbor-url ... --os-auth-token ...`) against an agent over
+//! the real engine, a real etcd seeded with pods and a local bank; and the answers the
+//! client does not show (version documents, faults) at the HTTP level.
+//!
+//! The client is found through `PODBANK_TEST_KARBORCLIENT` (set by `scripts/test.sh`,
+//! installed by `scripts/install-deps.sh`); without it the test fails, naming it, unless
+//! the run says `PODBANK_TEST_WITHOUT_RIGS=karborclient`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::support::etcd::TestEtcd;
+use crate::support::http::request;
+use podbank::agent::karbor::types::PROVIDER_ID;
+use podbank::agent::{Agent, AgentConfig};
+use podbank::bank::{backend, Bank, OpenOptions};
+use podbank::codec::Decoder;
+use podbank::engine::{Engine, Lazy, LocalEngine, SelectionSpec, VolumeMode};
+use podbank::seed::{self, SeedPlan};
+use serde_json::Value;
+
+const TOKEN: &str = "karbor-token-0123456789";
+const PROJECT: &str = "0f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b";
+
+struct Rig {
+    _etcd: TestEtcd,
+    _dir: tempfile::TempDir,
+    agent: Option<Agent>,
+    engine: Arc<LocalEngine>,
+    addr: SocketAddr,
+}
+
+async fn start(pods: usize) -> Rig {
+    let etcd = TestEtcd::start();
+    let client = etcd.connect().await;
+    seed::write(
+        &client,
+        seed::generate(&SeedPlan {
+            pods,
+            ..SeedPlan::default()
+        }),
+    )
+    .await
+    .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend =
+        backend::open(&format!("file://{}", dir.path().join("bank").display())).expect("backend");
+    let bank = Bank::open(
+        backend,
+        OpenOptions {
+            key: None,
+            create: true,
+            pack_target_bytes: None,
+        },
+    )
+    .await
+    .expect("bank");
+    let engine = Arc::new(LocalEngine::new(
+        Lazy::ready(client.clone()),
+        Decoder::new(None),
+        Lazy::ready(bank),
+        VolumeMode::Skip("no Cinder in this test".into()),
+    ));
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).expect("token");
+    let config = AgentConfig::from_yaml(
+        &serde_yaml::from_str(&format!(
+            "listen: 127.0.0.1:0\ntoken_file: {}\nelection: {{ ttl: 3 }}\n",
+            token.display()
+        ))
+        .expect("yaml"),
+    )
+    .expect("config");
+    let agent = Agent::start(&config, engine.clone(), &client)
+        .await
+        .expect("agent");
+    let addr = agent.local_addr();
+    Rig {
+        _etcd: etcd,
+        _dir: dir,
+        agent: Some(agent),
+        engine,
+        addr,
+    }
+}
+
+impl Rig {
+    async fn stop(mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown().await.expect("agent shutdown");
+        }
+    }
+}
+
+/// The `karbor` CLI of python-karborclient 2.1.0, or a failure naming what is missing.
+fn karbor_cli() -> String {
+    match std::env::var("PODBANK_TEST_KARBORCLIENT") {
+        Ok(path) if std::path::Path::new(&path).is_file() => path,
+        Ok(path) => panic!(
+            "PODBANK_TEST_KARBORCLIENT={path} is not a file: install python-karborclient 2.1.0 \
+             with scripts/install-deps.sh (or run with PODBANK_TEST_WITHOUT_RIGS=karborclient)"
+        ),
+        Err(_) => panic!(
+            "PODBANK_TEST_KARBORCLIENT is not set: it names python-karborclient 2.1.0's \
+             `karbor` CLI (scripts/install-deps.sh installs it, scripts/test.sh sets it; \
+             PODBANK_TEST_WITHOUT_RIGS=karborclient skips this test)"
+        ),
+    }
+}
+
+/// Runs `karbor <args>` against the agent; returns (success, stdout, stderr).
+async fn karbor(addr: SocketAddr, token: &str, args: &[&str]) -> (bool, String, String) {
+    let cli = karbor_cli();
+    let mut all: Vec<String> = vec![
+        "--os-no-client-auth".into(),
+        "--karbor-url".into(),
+        format!("http://{addr}/v1/{PROJECT}"),
+        "--os-auth-token".into(),
+        token.into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&cli)
+            .args(&all)
+            .output()
+            .unwrap_or_else(|e| panic!("run {cli}: {e}"))
+    })
+    .await
+    .expect("karbor CLI task");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `karbor <args>` that must succeed; its stdout.
+async fn karbor_ok(addr: SocketAddr, args: &[&str]) -> String {
+    let (ok, out, err) = karbor(addr, TOKEN, args).await;
+    assert!(ok, "karbor {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+/// The first column of a prettytable's data rows (continuation rows have it empty).
+fn first_column(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(1)
+        .filter_map(|l| l.split('|').nth(1).map(|c| c.trim().to_string()))
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The value of `property` in a prettytable of `Property | Value` (its first line).
+fn property(table: &str, property: &str) -> Option<String> {
+    table.lines().find_map(|l| {
+        let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+        (cells.len() >= 3 && cells[1] == property).then(|| cells[2].to_string())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_karborclient,
+    ignore = "needs python-karborclient; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn karborclient_lists_protectables_instances_and_the_provider() {
+    karbor_cli();
+    let rig = start(12).await;
+    let addr = rig.addr;
+
+    // protectable-list: the pod, its Cinder volumes and the types of its closure.
+    let types = first_column(&karbor_ok(addr, &["protectable-list"]).await);
+    for t in [
+        "OS::Kubernetes::Pod",
+        "OS::Cinder::Volume",
+        "OS::Kubernetes::ConfigMap",
+        "OS::Kubernetes::Namespace",
+    ] {
+        assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
+    }
+
+    // protectable-show: a pod depends on Cinder volumes (and its closure).
+    let show = karbor_ok(addr, &["protectable-show", "OS::Kubernetes::Pod"]).await;
+    assert_eq!(
+        property(&show, "name").as_deref(),
+        Some("OS::Kubernetes::Pod")
+    );
+    let deps = property(&show, "dependent_types").expect("dependent_types");
+    assert!(deps.contains("'OS::Cinder::Volume'"), "{deps}");
+    let show = karbor_ok(addr, &["protectable-show", "OS::Cinder::Volume"]).await;
+    assert_eq!(property(&show, "dependent_types").as_deref(), Some("[]"));
+    let (ok, _, err) = karbor(addr, TOKEN, &["protectable-show", "OS::Nova::Server"]).await;
+    assert!(
+        !ok && err.contains("Invalid protectable type provided. (HTTP 400)"),
+        "{err}"
+    );
+
+    // protectable-list-instances: the pods the engine reads, in id order, paged.
+    let mut uids: Vec<String> = rig
+        .engine
+        .pods(&SelectionSpec::default())
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    uids.sort();
+    assert_eq!(uids.len(), 12);
+    let all = karbor_ok(addr, &["protectable-list-instances", "OS::Kubernetes::Pod"]).await;
+    assert_eq!(first_column(&all), uids, "{all}");
+    assert!(
+        all.contains("OS::Kubernetes::Namespace"),
+        "no dependents:\n{all}"
+    );
+    let page = karbor_ok(
+        addr,
+        &[
+            "protectable-list-instances",
+            "OS::Kubernetes::Pod",
+            "--limit",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(first_column(&page), uids[..5].to_vec());
+    let next = karbor_ok(
+        addr,
+        &[
+            "protectable-list-instances",
+            "OS::Kubernetes::Pod",
+            "--limit",
+            "5",
+            "--marker",
+            &uids[4],
+        ],
+    )
+    .await;
+    assert_eq!(first_column(&next), uids[5..10].to_vec());
+
+    // --parameters namespace=...: only that namespace's pods.
+    let ns0 = rig
+        .engine
+        .pods(&SelectionSpec {
+            namespaces: vec!["ns-0".into()],
+            ..SelectionSpec::default()
+        })
+        .await
+        .expect("pods of ns-0");
+    let mut ns0: Vec<String> = ns0.items.into_iter().map(|p| p.id).collect();
+    ns0.sort();
+    assert!(!ns0.is_empty() && ns0.len() < uids.len(), "{ns0:?}");
+    let filtered = karbor_ok(
+        addr,
+        &[
+            "protectable-list-instances",
+            "OS::Kubernetes::Pod",
+            "--parameters",
+            "namespace=ns-0",
+        ],
+    )
+    .await;
+    assert_eq!(first_column(&filtered), ns0);
+
+    // protectable-show-instance: one pod by uid, with its dependent resources.
+    let one = karbor_ok(
+        addr,
+        &["protectable-show-instance", "OS::Kubernetes::Pod", &uids[0]],
+    )
+    .await;
+    assert_eq!(property(&one, "id").as_deref(), Some(uids[0].as_str()));
+    assert_eq!(
+        property(&one, "type").as_deref(),
+        Some("OS::Kubernetes::Pod")
+    );
+    assert!(one.contains("dependent_resources"), "{one}");
+    let (ok, _, err) = karbor(
+        addr,
+        TOKEN,
+        &[
+            "protectable-show-instance",
+            "OS::Kubernetes::Pod",
+            "no-such-uid",
+        ],
+    )
+    .await;
+    assert!(!ok && err.contains("(HTTP 404)"), "{err}");
+
+    // provider-list / provider-show: one provider, its schemas per resource type.
+    let providers = karbor_ok(addr, &["provider-list"]).await;
+    assert_eq!(first_column(&providers), vec![PROVIDER_ID.to_string()]);
+    assert!(providers.contains("podbank"), "{providers}");
+    let provider = karbor_ok(addr, &["provider-show", PROVIDER_ID]).await;
+    assert_eq!(property(&provider, "name").as_deref(), Some("podbank"));
+    for key in [
+        "options_schema",
+        "restore_schema",
+        "saved_info_schema",
+        "backup_name",
+        "restore_name",
+    ] {
+        assert!(provider.contains(key), "{key} missing:\n{provider}");
+    }
+    let (ok, _, err) = karbor(addr, TOKEN, &["provider-show", "no-such-provider"]).await;
+    assert!(!ok && err.contains("(HTTP 404)"), "{err}");
+
+    // A wrong token is refused as Karbor refuses it.
+    let (ok, _, err) = karbor(addr, "wrong", &["protectable-list"]).await;
+    assert!(!ok && err.contains("unauthorized"), "{err}");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_documents_and_faults_are_karbors() {
+    let rig = start(3).await;
+    let addr = rig.addr;
+
+    let (status, body) = request(addr, "GET", "/", None, None).await;
+    assert_eq!(status, 300, "{body}");
+    assert_eq!(body["versions"][0]["id"], "v1.0");
+    assert_eq!(body["versions"][0]["status"], "CURRENT");
+    let (status, body) = request(addr, "GET", "/v1", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"]["id"], "v1.0");
+
+    // Faults: OpenStack's body, keyed by kind.
+    let path = format!("/v1/{PROJECT}/protectables");
+    let (status, body) = request(addr, "GET", &path, None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["unauthorized"]["code"], 401, "{body}");
+    let (status, body) = request(addr, "GET", &path, Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["protectable_type"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t == "OS::Kubernetes::Pod")));
+    let (status, body) = request(
+        addr,
+        "GET",
+        &format!("/v1/{PROJECT}/protectables/OS::Nova::Server"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["badRequest"]["message"],
+        "Invalid input received: Invalid protectable type provided."
+    );
+    let (status, body) = request(
+        addr,
+        "GET",
+        &format!("/v1/{PROJECT}/protectables/OS::Kubernetes::Pod/instances?limit=0"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["badRequest"]["code"], 400);
+
+    // Paging links, and the agent's own routes still answer beside Karbor's.
+    let (status, body) = request(
+        addr,
+        "GET",
+        &format!("/v1/{PROJECT}/protectables/OS::Kubernetes::Pod/instances?limit=2"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["instances"].as_array().map(Vec::len), Some(2));
+    let next = body["instances_links"][0]["href"].as_str().unwrap_or("");
+    assert!(next.contains("limit=2&marker="), "{body}");
+    let (status, body) = request(addr, "GET", "/v1/protectables", Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(matches!(body, Value::Object(_)));
+    rig.stop().await;
+}
