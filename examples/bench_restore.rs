@@ -437,6 +437,17 @@ async fn bench(
         record_bytes as f64 / 1e3,
         json_bytes as f64 / 1e3
     )?;
+    let stats = &record["stats"];
+    let run_s = stats["runSeconds"].as_f64().unwrap_or(0.0);
+    let write_s = stats["recordWriteSeconds"].as_f64().unwrap_or(0.0);
+    writeln!(
+        out,
+        "Record writes (record + journal batches): {}, {:.1} ms, {:.2} % of the restore's {run_s:.2} s; API-server 429s honoured: {}.",
+        stats["recordWrites"],
+        write_s * 1e3,
+        if run_s > 0.0 { 100.0 * write_s / run_s } else { 0.0 },
+        stats["throttled"]
+    )?;
     writeln!(out, "podbank's requests: {podbank_mix}.")?;
     Ok(out)
 }

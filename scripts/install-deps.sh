@@ -22,9 +22,12 @@ if [ "${1:-}" != "--no-rigs" ]; then
   done
 fi
 # python-karborclient 2.1.0 for tests/scenarios/karbor_api.rs (PODBANK_TEST_KARBORCLIENT).
-KARBOR_VENV=${PODBANK_KARBOR_VENV:-/work/venv-karbor}
-if ! "$KARBOR_VENV/bin/pip" show python-karborclient 2>/dev/null | grep -qx 'Version: 2.1.0'; then
-  python3 -m venv "$KARBOR_VENV"
-  "$KARBOR_VENV/bin/pip" install -q python-karborclient==2.1.0
+if [ "${1:-}" != "--no-rigs" ]; then
+  KARBOR_VENV=${PODBANK_KARBOR_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/podbank/venv-karbor}
+  if ! "$KARBOR_VENV/bin/pip" show python-karborclient 2>/dev/null | grep -qx 'Version: 2.1.0'; then
+    mkdir -p "$(dirname "$KARBOR_VENV")"
+    python3 -m venv "$KARBOR_VENV"
+    "$KARBOR_VENV/bin/pip" install -q python-karborclient==2.1.0
+  fi
 fi
 echo "podbank dependencies installed"

@@ -35,7 +35,7 @@ if [ -f tests/rig/cinder/start.sh ]; then
 fi
 
 # Karbor's client, installed by scripts/install-deps.sh.
-export PODBANK_TEST_KARBORCLIENT=${PODBANK_TEST_KARBORCLIENT:-${PODBANK_KARBOR_VENV:-/work/venv-karbor}/bin/karbor}
+export PODBANK_TEST_KARBORCLIENT=${PODBANK_TEST_KARBORCLIENT:-${PODBANK_KARBOR_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/podbank/venv-karbor}/bin/karbor}
 
 RUST_TEST_THREADS="${PODBANK_TEST_THREADS:-2}" cargo test --all-targets --no-fail-fast
 echo "all checks passed in $(( $(date +%s) - t0 )) s"
