@@ -444,48 +444,70 @@ async fn no_route() -> ApiError {
     )
 }
 
-async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
-    if s.client_cert {
+/// Why a request is not let in.
+pub(super) enum Refusal {
+    /// The agent asks for client certificates and none was presented.
+    NoClientCert,
+    /// A token was presented, not the agent's.
+    WrongToken,
+    /// No token was presented.
+    NoToken,
+}
+
+/// Whether `req` may in: a client certificate when `client_cert`, and the token whose
+/// sha256 is `token_hash` (if any), presented as `Authorization: Bearer` or, when
+/// `x_auth_token` (OpenStack's way), as `X-Auth-Token`.
+pub(super) fn check_access(
+    client_cert: bool,
+    token_hash: Option<&[u8; 32]>,
+    req: &Request,
+    x_auth_token: bool,
+) -> Result<(), Refusal> {
+    if client_cert {
         let verified = req
             .extensions()
             .get::<Arc<axum_server::tls::TlsInfo>>()
             .is_some_and(|info| !info.peer_certificates.is_empty());
         if !verified {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "present a client certificate signed by the agent's client CA",
-            )
-            .into_response();
+            return Err(Refusal::NoClientCert);
         }
     }
-    let Some(expected) = &s.token_hash else {
-        return next.run(req).await;
+    let Some(expected) = token_hash else {
+        return Ok(());
     };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+    let headers = req.headers();
+    let openstack = headers
+        .get("x-auth-token")
+        .filter(|_| x_auth_token)
+        .and_then(|v| v.to_str().ok());
+    let presented = openstack
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
         })
         .map(|t| Sha256::digest(t.trim().as_bytes()));
     match presented {
-        Some(hash) if bool::from(hash.as_slice().ct_eq(expected)) => next.run(req).await,
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong bearer token",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer <token> (the agent's token_file)",
-        )
-        .into_response(),
+        Some(hash) if bool::from(hash.as_slice().ct_eq(expected)) => Ok(()),
+        Some(_) => Err(Refusal::WrongToken),
+        None => Err(Refusal::NoToken),
     }
+}
+
+async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    let message = match check_access(s.client_cert, s.token_hash.as_ref(), &req, false) {
+        Ok(()) => return next.run(req).await,
+        Err(Refusal::NoClientCert) => {
+            "present a client certificate signed by the agent's client CA"
+        }
+        Err(Refusal::WrongToken) => "wrong bearer token",
+        Err(Refusal::NoToken) => "send Authorization: Bearer <token> (the agent's token_file)",
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
 }
 
 #[derive(OpenApi)]

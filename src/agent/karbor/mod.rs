@@ -22,8 +22,8 @@ use axum::{Json, Router};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use super::http::{check_access, Refusal};
 use super::Service;
 use crate::engine::{PodSpecifier, SelectionSpec};
 use types::Fault;
@@ -292,43 +292,15 @@ async fn show_provider(Path((_project, id)): Path<(String, String)>) -> KResult<
 }
 
 async fn require_token(State(s): State<KarborState>, req: Request, next: Next) -> Response {
-    if s.client_cert {
-        let verified = req
-            .extensions()
-            .get::<Arc<axum_server::tls::TlsInfo>>()
-            .is_some_and(|info| !info.peer_certificates.is_empty());
-        if !verified {
-            return Fault::new(
-                StatusCode::UNAUTHORIZED,
-                "present a client certificate signed by the agent's client CA",
-            )
-            .into_response();
+    let message = match check_access(s.client_cert, s.token_hash.as_ref(), &req, true) {
+        Ok(()) => return next.run(req).await,
+        Err(Refusal::NoClientCert) => "present a client certificate signed by the agent's client CA",
+        Err(Refusal::WrongToken) => {
+            "The request you have made requires authentication: wrong token."
         }
-    }
-    let Some(expected) = &s.token_hash else {
-        return next.run(req).await;
+        Err(Refusal::NoToken) => {
+            "The request you have made requires authentication: send X-Auth-Token (the agent's token_file)."
+        }
     };
-    let headers = req.headers();
-    let presented = headers
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-        })
-        .map(|t| Sha256::digest(t.trim().as_bytes()));
-    match presented {
-        Some(hash) if bool::from(hash.as_slice().ct_eq(expected)) => next.run(req).await,
-        Some(_) => Fault::new(StatusCode::UNAUTHORIZED, "The request you have made requires authentication: wrong token.").into_response(),
-        None => Fault::new(
-            StatusCode::UNAUTHORIZED,
-            "The request you have made requires authentication: send X-Auth-Token (the agent's token_file).",
-        )
-        .into_response(),
-    }
+    Fault::new(StatusCode::UNAUTHORIZED, message).into_response()
 }

@@ -7,14 +7,14 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::engine::{EngineError, PodDetail, PodView};
+use crate::engine::{EngineError, PodDetail};
 use crate::model::ResourceType;
 
 /// The one provider podbank is: its id never changes.
 pub const PROVIDER_ID: &str = "b6a1c0de-7f3e-4c55-9a2d-0d0b0a4b0d01";
 
 /// The protectable types: the pod, its Cinder volumes, and the types of its closure.
-pub const PROTECTABLE_TYPES: [ResourceType; 15] = [
+pub static PROTECTABLE_TYPES: [ResourceType; 15] = [
     ResourceType::Pod,
     ResourceType::CinderVolume,
     ResourceType::PersistentVolumeClaim,
@@ -36,34 +36,12 @@ pub const PROTECTABLE_TYPES: [ResourceType; 15] = [
 pub fn protectable_types() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for t in &PROTECTABLE_TYPES {
-        let name = karbor_name(t);
+        let name = t.karbor();
         if !out.contains(&name) {
             out.push(name);
         }
     }
     out
-}
-
-/// A type's Karbor name, static.
-pub fn karbor_name(t: &ResourceType) -> &'static str {
-    match t {
-        ResourceType::Pod => "OS::Kubernetes::Pod",
-        ResourceType::CinderVolume => "OS::Cinder::Volume",
-        ResourceType::PersistentVolumeClaim => "OS::Kubernetes::PersistentVolumeClaim",
-        ResourceType::PersistentVolume => "OS::Kubernetes::PersistentVolume",
-        ResourceType::Namespace => "OS::Kubernetes::Namespace",
-        ResourceType::ConfigMap => "OS::Kubernetes::ConfigMap",
-        ResourceType::Secret => "OS::Kubernetes::Secret",
-        ResourceType::ServiceAccount => "OS::Kubernetes::ServiceAccount",
-        ResourceType::ReplicaSet => "OS::Kubernetes::ReplicaSet",
-        ResourceType::Deployment => "OS::Kubernetes::Deployment",
-        ResourceType::StatefulSet => "OS::Kubernetes::StatefulSet",
-        ResourceType::DaemonSet => "OS::Kubernetes::DaemonSet",
-        ResourceType::ReplicationController => "OS::Kubernetes::ReplicationController",
-        ResourceType::Job => "OS::Kubernetes::Job",
-        ResourceType::CronJob => "OS::Kubernetes::CronJob",
-        _ => "OS::Kubernetes::Unknown",
-    }
 }
 
 /// The types a protectable of type `name` depends on (what protecting it takes along);
@@ -80,25 +58,6 @@ pub fn dependent_types(name: &str) -> Option<Vec<&'static str>> {
             .collect()
     } else {
         Vec::new()
-    })
-}
-
-/// A Karbor protectable instance of a pod, without its dependents.
-pub fn pod_instance(p: &PodView) -> Value {
-    let info = &p.pod.info;
-    json!({
-        "id": p.id,
-        "type": "OS::Kubernetes::Pod",
-        "name": format!("{}/{}", info.namespace, info.name),
-        "extra_info": {
-            "namespace": info.namespace,
-            "name": info.name,
-            "node": info.node,
-            "phase": info.phase,
-            "labels": info.labels,
-            "cinder_volumes": p.cinder_volumes,
-        },
-        "dependent_resources": [],
     })
 }
 
@@ -133,7 +92,7 @@ pub fn pod_detail_instance(d: &PodDetail) -> Value {
         };
         deps.push(json!({
             "id": id,
-            "type": karbor_name(&c.kind),
+            "type": c.kind.karbor(),
             "name": c.name.to_string(),
             "extra_info": { "relation": c.relation, "status": c.status },
         }));

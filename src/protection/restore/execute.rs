@@ -181,7 +181,7 @@ impl Executor<'_> {
     }
 
     /// Runs one unit; `Ok(Some(message))` when it failed. Its volumes are those restoring in
-    /// `ready`, or (for a volume not there) restored here.
+    /// `ready`.
     async fn run_unit(
         &self,
         plan: UnitPlan,
@@ -201,37 +201,32 @@ impl Executor<'_> {
                 let mut state = UnitState::default();
                 for step in steps {
                     let done = match step {
-                        Step::Volume(v) => match ready.get(&v.volume_id) {
-                            Some(rx) => {
-                                let mut rx = rx.clone();
-                                let made = match rx.wait_for(Option::is_some).await {
-                                    Ok(made) => made.clone(),
-                                    Err(_) => None,
-                                };
-                                match made {
-                                    Some(Ok(new)) => {
-                                        state.volumes.insert(v.volume_id.clone(), new);
-                                        Ok(())
-                                    }
-                                    Some(Err(message)) => {
-                                        return Ok(Some(format!("{unit}: {message}")))
-                                    }
-                                    None => {
-                                        return Ok(Some(format!(
-                                            "{unit}: the restore of volume {} stopped",
-                                            v.volume_id
-                                        )))
-                                    }
+                        // Every unit's volumes are restoring (`run`); the first units have none.
+                        Step::Volume(v) => {
+                            let made = match ready.get(&v.volume_id).cloned() {
+                                Some(mut rx) => rx
+                                    .wait_for(Option::is_some)
+                                    .await
+                                    .ok()
+                                    .and_then(|made| made.clone()),
+                                None => None,
+                            };
+                            match made {
+                                Some(Ok(new)) => {
+                                    state.volumes.insert(v.volume_id.clone(), new);
+                                    Ok(())
+                                }
+                                Some(Err(message)) => {
+                                    return Ok(Some(format!("{unit}: {message}")))
+                                }
+                                None => {
+                                    return Ok(Some(format!(
+                                        "{unit}: the restore of volume {} stopped",
+                                        v.volume_id
+                                    )))
                                 }
                             }
-                            None => {
-                                let new = self.volume(&v).await;
-                                self.progress.advance(Stage::Volumes, 1);
-                                new.map(|new| {
-                                    state.volumes.insert(v.volume_id.clone(), new);
-                                })
-                            }
-                        },
+                        }
                         Step::Object(o) => {
                             let made = self.object(o, &mut state).await;
                             self.progress.advance(Stage::Creates, 1);

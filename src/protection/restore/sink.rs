@@ -78,14 +78,10 @@ pub trait RestoreSink: Send + Sync {
         keys: Vec<Key>,
         restore: &RestoreId,
     ) -> Result<BTreeMap<Key, Existing>, RestoreError> {
-        futures::stream::iter(keys)
-            .map(|key| async move {
-                let found = self.existing(key.0, &key.1, restore).await?;
-                Ok::<_, RestoreError>((key, found))
-            })
-            .buffer_unordered(LOOKUPS_IN_FLIGHT)
-            .try_collect()
-            .await
+        Ok(look_up_each(self, keys, restore)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Whether the target's `name` (of `kind`, not this restore's) holds other content than
@@ -168,6 +164,22 @@ pub const LOOKUPS_IN_FLIGHT: usize = 16;
 
 /// From how many names of one kind in one namespace a LIST answers them, not GETs.
 const LIST_FROM: usize = 16;
+
+/// Asks `sink` what it holds at each of `keys`, [`LOOKUPS_IN_FLIGHT`] at a time.
+async fn look_up_each<S: RestoreSink + ?Sized>(
+    sink: &S,
+    keys: Vec<Key>,
+    restore: &RestoreId,
+) -> Result<Vec<(Key, Existing)>, RestoreError> {
+    futures::stream::iter(keys)
+        .map(|key| async move {
+            let found = sink.existing(key.0, &key.1, restore).await?;
+            Ok::<_, RestoreError>((key, found))
+        })
+        .buffer_unordered(LOOKUPS_IN_FLIGHT)
+        .try_collect()
+        .await
+}
 
 /// Ours if the restore annotation names `restore`.
 fn ours_or_foreign(annotation: Option<&str>, restore: &RestoreId) -> Existing {
@@ -266,15 +278,7 @@ impl RestoreSink for ClusterSink<'_> {
                 out.insert(key, found);
             }
         }
-        let rest = futures::stream::iter(single)
-            .map(|key| async move {
-                let found = self.existing(key.0, &key.1, restore).await?;
-                Ok::<_, RestoreError>((key, found))
-            })
-            .buffer_unordered(LOOKUPS_IN_FLIGHT)
-            .try_collect::<Vec<_>>()
-            .await?;
-        out.extend(rest);
+        out.extend(look_up_each(self, single, restore).await?);
         Ok(out)
     }
 
