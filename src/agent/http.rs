@@ -37,8 +37,8 @@ use crate::api::{
     RestoreBody, Trigger,
 };
 use crate::engine::{
-    CheckpointFilter, DependentsView, EngineError, PodSpecifier, ProtectRequest, ReadinessCheck,
-    RestoreRequest, SelectionSpec,
+    CheckpointFilter, DependentsView, EngineError, PageRequest, PodList, PodSpecifier,
+    ProtectRequest, ReadinessCheck, RestoreRequest, SelectionSpec, MAX_PAGE,
 };
 use crate::model::{CheckpointId, RestoreId};
 
@@ -153,6 +153,27 @@ pub struct InstancesQuery {
     pub label_selector: Option<String>,
     /// Field selector.
     pub field_selector: Option<String>,
+    /// Most pods returned (default and maximum 1000; more is clamped, with a `Warning`).
+    pub limit: Option<usize>,
+    /// The page after this pod (uid or `namespace/name`): the `next` of the page before.
+    pub marker: Option<String>,
+}
+
+/// The page size a request asks for, clamped to [`MAX_PAGE`] (also the default); a clamp
+/// is said in a `Warning` header.
+pub(super) fn page_size(limit: Option<usize>) -> (usize, Option<HeaderValue>) {
+    match limit {
+        None => (MAX_PAGE, None),
+        Some(l) if l > MAX_PAGE => (
+            MAX_PAGE,
+            HeaderValue::from_str(&format!(
+                "299 podbank \"limit {l} is above the maximum page of {MAX_PAGE}: {MAX_PAGE} \
+                 returned\""
+            ))
+            .ok(),
+        ),
+        Some(l) => (l.max(1), None),
+    }
 }
 
 /// Query of `GET /v1/checkpoints`.
@@ -209,7 +230,22 @@ async fn list_instances(
         field_selector: q.field_selector,
         ..SelectionSpec::default()
     };
-    Ok(Json(s.service.engine().pods(&selection).await?).into_response())
+    let (limit, clamped) = page_size(q.limit);
+    let after = q.marker.map(|m| m.parse::<PodSpecifier>()).transpose()?;
+    let page = s
+        .service
+        .engine()
+        .pod_page(&selection, &PageRequest { after, limit })
+        .await
+        .map_err(|e| match e {
+            EngineError::NotFound(m) => EngineError::Invalid(m),
+            e => e,
+        })?;
+    let mut response = Json(PodList::from(page)).into_response();
+    if let Some(w) = clamped {
+        response.headers_mut().insert(header::WARNING, w);
+    }
+    Ok(response)
 }
 
 /// One protectable pod, by uid or `<namespace>/<name>` (slash percent-encoded).

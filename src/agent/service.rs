@@ -198,8 +198,22 @@ impl Service {
         }
     }
 
-    /// Start an on-demand protect (no retention).
+    /// Start an on-demand protect (no retention), for a configured plan or none.
     pub fn protect(
+        self: &Arc<Self>,
+        request: ProtectRequest,
+    ) -> Result<OperationRecord, ServiceError> {
+        if let Some(plan) = &request.plan {
+            if !self.plans.iter().any(|p| &p.name == plan) {
+                return Err(ServiceError::UnknownPlan(plan.clone()));
+            }
+        }
+        self.start_protect(request)
+    }
+
+    /// Start a protect whose plan, if any, the caller has looked up (a plan kept in the
+    /// bank names itself by its id).
+    pub fn start_protect(
         self: &Arc<Self>,
         request: ProtectRequest,
     ) -> Result<OperationRecord, ServiceError> {
@@ -207,11 +221,6 @@ impl Service {
         ProtectParams::from_json(&request.parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         request.selection.resolve()?;
-        if let Some(plan) = &request.plan {
-            if !self.plans.iter().any(|p| &p.name == plan) {
-                return Err(ServiceError::UnknownPlan(plan.clone()));
-            }
-        }
         let me = Arc::clone(self);
         let plan = request.plan.clone();
         Ok(self.ops.spawn(

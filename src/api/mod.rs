@@ -112,6 +112,7 @@ impl From<ProtectBody> for ProtectRequest {
             parameters: b.parameters,
             volume_backups: true,
             secrets_in_plain_bank: false,
+            checkpoint_id: None,
         }
     }
 }
@@ -194,6 +195,7 @@ impl From<RestoreBody> for RestoreRequest {
             concurrency: None,
             volume_concurrency: None,
             mode: RestoreMode::Apply,
+            restore_id: None,
         }
     }
 }

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use super::format::pb;
 use crate::model::{
-    time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
-    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, JournalBatch, ObjectId, ObjectRef,
-    Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord,
-    RestoreStats, RestoreStatus, RestoredResource, Revision, SelectionRecord, TableRefs,
-    VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
+    ms_of, time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
+    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, InvalidPlanId, JournalBatch,
+    ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord,
+    ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats, RestoreStatus,
+    RestoredResource, Revision, SelectionRecord, StoredPlan, TableRefs, VolumeDriver, VolumeId,
+    VolumeRecord, VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -644,5 +645,109 @@ mod tests {
         assert_eq!(back.selection, pb_cp.selection);
         assert_eq!(back.resource_tables, pb_cp.resource_tables);
         assert_eq!(back.created_unix_ms, 1_000);
+    }
+}
+
+/// A plan record that does not hold a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum BadPlan {
+    /// Its id is no UUID.
+    #[error(transparent)]
+    Id(#[from] InvalidPlanId),
+    /// A JSON field does not parse.
+    #[error("{field} is not a JSON object: {reason}")]
+    Json {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn json_object(
+    field: &'static str,
+    s: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, BadPlan> {
+    if s.is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_str(s) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(BadPlan::Json {
+            field,
+            reason: "not an object".into(),
+        }),
+        Err(e) => Err(BadPlan::Json {
+            field,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl TryFrom<pb::Plan> for StoredPlan {
+    type Error = BadPlan;
+    fn try_from(p: pb::Plan) -> Result<Self, BadPlan> {
+        let resources = p
+            .resources
+            .into_iter()
+            .map(|r| {
+                let extra_info = if r.extra_info_json.is_empty() {
+                    None
+                } else {
+                    Some(
+                        serde_json::from_str(&r.extra_info_json).map_err(|e| BadPlan::Json {
+                            field: "extra_info",
+                            reason: e.to_string(),
+                        })?,
+                    )
+                };
+                Ok(PlanResource {
+                    id: r.id,
+                    kind: r.r#type,
+                    name: r.name,
+                    extra_info,
+                })
+            })
+            .collect::<Result<Vec<_>, BadPlan>>()?;
+        Ok(StoredPlan {
+            id: p.id.parse()?,
+            project_id: p.project_id,
+            name: p.name,
+            description: p.description,
+            provider_id: p.provider_id,
+            status: PlanStatus::from_label(&p.status).unwrap_or_default(),
+            resources,
+            parameters: json_object("parameters", &p.parameters_json)?,
+            created: time_or_epoch(p.created_unix_ms),
+        })
+    }
+}
+
+impl From<&StoredPlan> for pb::Plan {
+    fn from(p: &StoredPlan) -> Self {
+        pb::Plan {
+            id: p.id.to_string(),
+            project_id: p.project_id.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            provider_id: p.provider_id.clone(),
+            status: p.status.label().to_string(),
+            resources: p
+                .resources
+                .iter()
+                .map(|r| pb::PlanResource {
+                    id: r.id.clone(),
+                    r#type: r.kind.clone(),
+                    name: r.name.clone(),
+                    extra_info_json: r
+                        .extra_info
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            parameters_json: serde_json::Value::Object(p.parameters.clone()).to_string(),
+            created_unix_ms: ms_of(Some(p.created)),
+        }
     }
 }

@@ -37,6 +37,7 @@ impl BankFile {
             Kind::Checkpoint => format!("manifest of checkpoint {}", self.name),
             Kind::Restore => format!("restore record {}", self.name),
             Kind::Journal => format!("restore journal batch {}", self.name),
+            Kind::Plan => format!("plan {}", self.name),
             Kind::Lock => format!("lock {}", self.name),
             Kind::Quarantine => format!("quarantined file {}", self.name),
         }

@@ -41,6 +41,7 @@ pub mod lock;
 mod maintenance;
 mod objects;
 mod open;
+mod plans;
 mod records;
 mod writer;
 

@@ -254,6 +254,7 @@ pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
         concurrency: args.concurrency.map(usize::from),
         volume_concurrency: args.volume_concurrency.map(usize::from),
         mode: export.map_or(RestoreMode::Apply, RestoreMode::Export),
+        restore_id: None,
     })
 }
 

@@ -3,6 +3,8 @@
 //! the translation of protection's results into views and its errors into
 //! [`EngineError`]s; the work itself is protection's.
 
+mod pages;
+
 use crate::protection::SharedProgress;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +14,12 @@ use async_trait::async_trait;
 use super::lazy::Lazy;
 use super::plans::{run_plan, Plan, PlanRun, PlanView};
 use super::views::{
-    CheckpointItem, CheckpointList, CheckpointView, ClosureView, DependentView, PodDetail, PodList,
+    CheckpointItem, CheckpointList, CheckpointView, ClosureView, PodDetail, PodList, PodPage,
     PodView, ReadinessCheck, RestoreItem, RestoreList, RestoreView,
 };
 use super::{
-    check_pods, CheckpointFilter, Engine, EngineError, PodSpecifier, ProtectRequest, RestoreMode,
-    RestoreRequest, SelectionSpec,
+    check_pods, CheckpointFilter, Engine, EngineError, PageRequest, PodSpecifier, ProtectRequest,
+    RestoreMode, RestoreRequest, SelectionSpec,
 };
 use crate::apiserver::ApiServer;
 use crate::bank::{Bank, BankError, GcReport, Kind, RepairReport, Stats, VerifyReport};
@@ -25,8 +27,8 @@ use crate::cinder::Cinder;
 use crate::codec::Decoder;
 use crate::etcd::{Etcd, ScanOptions};
 use crate::model::{
-    CheckpointId, CheckpointStatus, ObjectRef, ResourceStatus, ResourceType, RestoreId,
-    VolumeStatus,
+    CheckpointId, CheckpointStatus, ObjectRef, PlanId, ResourceStatus, ResourceType, RestoreId,
+    StoredPlan, VolumeStatus,
 };
 use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{self as restoring, ClusterSink, ExportSink};
@@ -60,6 +62,8 @@ pub struct LocalEngine {
     secrets_in_plain_bank: bool,
     /// Where protect and restore report how far they are.
     progress: SharedProgress,
+    /// The etcd key of every pod uid listed so far.
+    uid_keys: pages::UidKeys,
 }
 
 impl LocalEngine {
@@ -80,6 +84,7 @@ impl LocalEngine {
             volume_timeout: Duration::from_secs(3600),
             secrets_in_plain_bank: false,
             progress: protection::progress::silent(),
+            uid_keys: pages::UidKeys::default(),
         }
     }
 
@@ -264,54 +269,31 @@ fn closure_views(inv: &mut Inventory) -> Vec<ClosureView> {
 impl Engine for LocalEngine {
     async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError> {
         let mut inv = self.inventory(&selection.resolve()?).await?;
+        self.uid_keys.learn(
+            inv.pods
+                .iter()
+                .map(|p| (p.info.uid.as_str(), p.key.as_str())),
+        );
         let pods = std::mem::take(&mut inv.pods);
         let items = pods.into_iter().map(|p| pod_view(&inv, p)).collect();
         Ok(PodList {
             revision: inv.revision,
             items,
             problems: inv.problems,
+            next: None,
         })
     }
 
     async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError> {
-        let selection = match pod {
-            PodSpecifier::Name(name) => Selection {
-                pods: vec![name.clone()],
-                closure: true,
-                ..Selection::default()
-            },
-            PodSpecifier::Uid(uid) => Selection {
-                uids: vec![uid.clone()],
-                closure: true,
-                ..Selection::default()
-            },
-        };
-        let mut inv = self.inventory(&selection).await?;
-        let revision = inv.revision;
-        match inv.pods.len() {
-            0 => {
-                return Err(EngineError::NotFound(format!(
-                    "pod {pod} not found at etcd revision {revision}"
-                )))
-            }
-            1 => {}
-            n => {
-                return Err(EngineError::Conflict(format!(
-                    "{n} pods have uid {pod}; name one as <namespace>/<name>"
-                )))
-            }
-        }
-        let entry = inv.pods.remove(0);
-        let dependents = inv.catalog.dependents(&entry.info);
-        Ok(PodDetail {
-            revision,
-            resource_type: ResourceType::Pod,
-            id: entry.info.uid.clone(),
-            cinder_volumes: dependents.iter().filter(|d| d.is_protectable()).count(),
-            pod: entry,
-            dependents: dependents.into_iter().map(DependentView::from).collect(),
-            closure: closure_views(&mut inv),
-        })
+        self.pod_by_key(pod).await
+    }
+
+    async fn pod_page(
+        &self,
+        selection: &SelectionSpec,
+        page: &PageRequest,
+    ) -> Result<PodPage, EngineError> {
+        self.page(selection, page).await
     }
 
     async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
@@ -329,7 +311,15 @@ impl Engine for LocalEngine {
             .await?;
         let etcd = self.etcd().await?;
         let bank = self.bank().await?;
+        if let Some(id) = &request.checkpoint_id {
+            if bank.checkpoint(id).await.is_ok() {
+                return Err(EngineError::Conflict(format!(
+                    "checkpoint {id} is already in the bank"
+                )));
+            }
+        }
         let req = protection::ProtectRequest {
+            id: request.checkpoint_id.clone(),
             params,
             params_json: request.parameters.clone(),
             selection,
@@ -406,6 +396,7 @@ impl Engine for LocalEngine {
         let params = RestoreParams::from_json(&request.parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let req = restoring::RestoreRequest {
+            id: request.restore_id.clone(),
             checkpoint: request.checkpoint_id.clone(),
             params,
             pods: request.pods.clone(),
@@ -498,6 +489,36 @@ impl Engine for LocalEngine {
 
     async fn repair(&self, wait: Duration) -> Result<RepairReport, EngineError> {
         self.bank().await?.repair(wait).await.map_err(from_bank)
+    }
+
+    async fn stored_plans(&self) -> Result<Vec<StoredPlan>, EngineError> {
+        let (plans, problems) = self.bank().await?.plans().await.map_err(from_bank)?;
+        for p in problems {
+            tracing::warn!(
+                "{}: {} (run `podbank checkpoints verify --all`)",
+                p.subject,
+                p.reason
+            );
+        }
+        Ok(plans)
+    }
+
+    async fn save_plan(&self, plan: &StoredPlan) -> Result<(), EngineError> {
+        self.bank().await?.put_plan(plan).await.map_err(from_bank)
+    }
+
+    async fn remove_plan(&self, id: &PlanId) -> Result<(), EngineError> {
+        if self
+            .bank()
+            .await?
+            .remove_plan(id)
+            .await
+            .map_err(from_bank)?
+        {
+            Ok(())
+        } else {
+            Err(EngineError::not_found("plan", id))
+        }
     }
 
     async fn bank_stats(&self) -> Result<Stats, EngineError> {

@@ -29,11 +29,11 @@ pub use local::{from_bank, from_protection, LocalEngine, VolumeMode};
 pub use plans::{Plan, PlanRun, PlanView, Schedule};
 pub use views::{
     CheckpointItem, CheckpointList, CheckpointView, ClosureView, DependentView, DependentsView,
-    PodDetail, PodList, PodView, ReadinessCheck, RestoreItem, RestoreList, RestoreView,
+    PodDetail, PodList, PodPage, PodView, ReadinessCheck, RestoreItem, RestoreList, RestoreView,
 };
 
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
-use crate::model::{CheckpointId, ObjectRef, RestoreId};
+use crate::model::{CheckpointId, ObjectRef, PlanId, RestoreId, StoredPlan};
 use crate::protection::restore::{ConflictPolicy, NamespaceMap};
 use crate::protection::{DeleteOutcome, Selection};
 use crate::resources::{FieldSelector, LabelSelector};
@@ -131,6 +131,18 @@ impl std::fmt::Display for PodSpecifier {
     }
 }
 
+/// Which page of pods: those after `after` (in key order), at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The last pod of the page before; `None`: from the first pod.
+    pub after: Option<PodSpecifier>,
+    /// Most pods on the page (at least one).
+    pub limit: usize,
+}
+
+/// The most pods a page holds, whatever the caller asks.
+pub const MAX_PAGE: usize = 1000;
+
 /// A protect: one checkpoint of the selected pods and their Cinder volumes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +165,10 @@ pub struct ProtectRequest {
     /// always stores them); otherwise each is recorded as skipped, with the reason.
     #[serde(default)]
     pub secrets_in_plain_bank: bool,
+    /// The id the checkpoint gets (one not in the bank); `None`: a new one. Set by fronts
+    /// that answer with the id before the protect has started (Karbor's checkpoint create).
+    #[serde(skip)]
+    pub checkpoint_id: Option<CheckpointId>,
 }
 
 fn yes() -> bool {
@@ -225,6 +241,11 @@ pub struct RestoreRequest {
     /// Into the cluster, or a dry run into a folder.
     #[serde(default)]
     pub mode: RestoreMode,
+    /// The id a new restore record gets; `None`: a new one. Set by fronts that answer
+    /// with the id before the restore has started (Karbor's restore create). A restore
+    /// that resumes an unfinished run of the same request keeps that run's id.
+    #[serde(skip)]
+    pub restore_id: Option<RestoreId>,
 }
 
 /// Which checkpoints to list.
@@ -293,6 +314,46 @@ pub trait Engine: Send + Sync {
     /// other volumes are not protectable.
     async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError>;
 
+    /// One page of protectable pods with their dependents and closure, in key order:
+    /// reads what the page needs, at one revision, never the whole cluster. A pod named
+    /// by `after` that no longer exists still marks its place (when this engine has seen
+    /// it); one it cannot place is `NotFound`.
+    async fn pod_page(
+        &self,
+        selection: &SelectionSpec,
+        page: &PageRequest,
+    ) -> Result<PodPage, EngineError> {
+        // An engine that can do no better: the whole listing, then each pod of the page.
+        let list = self.pods(selection).await?;
+        let start = match &page.after {
+            None => 0,
+            Some(after) => {
+                let at = list.items.iter().position(|p| match after {
+                    PodSpecifier::Uid(uid) => &p.id == uid,
+                    PodSpecifier::Name(name) => {
+                        p.pod.info.namespace == name.namespace() && p.pod.info.name == name.name()
+                    }
+                });
+                at.map(|i| i + 1).ok_or_else(|| {
+                    EngineError::NotFound(format!("marker {after}: no such pod is known"))
+                })?
+            }
+        };
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let rest = list.items.get(start..).unwrap_or_default();
+        let mut items = Vec::with_capacity(limit.min(rest.len()));
+        for p in rest.iter().take(limit) {
+            let name = ObjectRef::new(p.pod.info.namespace.clone(), p.pod.info.name.clone());
+            items.push(self.pod(&PodSpecifier::Name(name)).await?);
+        }
+        Ok(PodPage {
+            revision: list.revision,
+            more: rest.len() > limit,
+            items,
+            problems: list.problems,
+        })
+    }
+
     /// Takes one checkpoint; returns it as written (`available` or `error`).
     async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError>;
 
@@ -336,4 +397,24 @@ pub trait Engine: Send + Sync {
 
     /// Whether etcd and the bank answer. Every check is reported, failed or not.
     async fn readiness(&self) -> Vec<ReadinessCheck>;
+
+    /// The plans kept in the bank (Karbor's plans), oldest first.
+    async fn stored_plans(&self) -> Result<Vec<StoredPlan>, EngineError> {
+        Err(EngineError::Unsupported(
+            "this engine keeps no plans: use the agent's Karbor API (/v1/{project_id}/plans)"
+                .into(),
+        ))
+    }
+
+    /// Keeps a plan in the bank (a new one, or a change of one).
+    async fn save_plan(&self, plan: &StoredPlan) -> Result<(), EngineError> {
+        let _ = plan;
+        self.stored_plans().await.map(|_| ())
+    }
+
+    /// Removes a plan kept in the bank (its checkpoints stay).
+    async fn remove_plan(&self, id: &PlanId) -> Result<(), EngineError> {
+        let _ = id;
+        self.stored_plans().await.map(|_| ())
+    }
 }

@@ -120,6 +120,7 @@ impl Plan {
             parameters: self.parameters.clone(),
             volume_backups: true,
             secrets_in_plain_bank: false,
+            checkpoint_id: None,
         }
     }
 }

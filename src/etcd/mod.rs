@@ -8,10 +8,12 @@
 
 mod config;
 pub mod election;
+mod keys;
 mod scan;
 
 pub use config::EtcdConfig;
 pub use election::{Election, ElectionConfig, ElectionError};
+pub use keys::{Window, KEYS_PER_TXN};
 pub use scan::{KeyValue, ScanOptions, ScanSink, ScanSummary};
 
 use std::fmt;

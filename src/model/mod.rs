@@ -12,6 +12,7 @@
 mod checkpoint;
 pub mod duration;
 mod ids;
+mod plan;
 mod restore;
 mod status;
 
@@ -22,6 +23,7 @@ pub use checkpoint::{
 pub use ids::{
     BackupId, CheckpointId, EtcdKey, IdError, ObjectId, ObjectRef, RestoreId, Revision, VolumeId,
 };
+pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
 pub use restore::{JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource};
 pub use status::{
     CheckpointStatus, Encoding, Outcome, Relation, ResourceStatus, ResourceType, RestoreStatus,

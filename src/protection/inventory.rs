@@ -107,7 +107,8 @@ impl Selection {
         out
     }
 
-    fn accepts(&self, pod: &PodInfo) -> bool {
+    /// Whether `pod` is one of the selected pods.
+    pub fn accepts(&self, pod: &PodInfo) -> bool {
         (self.namespaces.is_empty() || self.namespaces.contains(&pod.namespace))
             && (self.pods.is_empty()
                 || self
@@ -571,6 +572,120 @@ pub async fn read_inventory<H: ObjectHandler>(
         catalog: sink.catalog,
         problems: sink.problems,
         scan: Some(summary),
+        closure: sink.closure,
+        missing,
+    })
+}
+
+/// Read exactly the pods `pods` (key-values read at `revision`, in key order), with the
+/// claims and volumes they use and (with [`Selection::closure`]) their closure, by exact
+/// keys at that same revision: the cost follows these pods, never the cluster. Pods that
+/// `selection` does not accept are left out, as in [`read_inventory`].
+///
+/// # Arguments
+///
+/// * `etcd` - a connected client; its config gives the key prefix.
+/// * `decoder` - decodes (and decrypts) values.
+/// * `selection` - which of the pods, and whether to read their closure.
+/// * `revision` - the revision the pods were read at; everything else is read at it too.
+/// * `pods` - the pods' key-values.
+/// * `handler` - receives the selected objects.
+pub async fn read_inventory_of<H: ObjectHandler>(
+    etcd: &Etcd,
+    decoder: &Decoder,
+    selection: &Selection,
+    revision: Revision,
+    pods: Vec<KeyValue>,
+    handler: &mut H,
+) -> Result<Inventory, ProtectionError> {
+    let etcd_prefix = etcd.config().prefix().to_string();
+    let mut kinds = vec![
+        ResourceKind::Pod,
+        ResourceKind::PersistentVolumeClaim,
+        ResourceKind::PersistentVolume,
+    ];
+    kinds.extend(CLOSURE_ORDER);
+    let mut sink = InventorySink {
+        decoder,
+        etcd_prefix: etcd_prefix.clone(),
+        kinds: kinds.clone(),
+        selection,
+        handler,
+        revision,
+        pods: Vec::new(),
+        pod_count: 0,
+        claims_read: false,
+        pod_keys: Some(HashSet::new()),
+        catalog: Catalog::default(),
+        problems: Vec::new(),
+        wants: ClosureWants::default(),
+        closure: Vec::new(),
+        found: HashSet::new(),
+        stale: Vec::new(),
+    };
+    let key_of = |kind: ResourceKind, name: &ObjectRef| {
+        let ns = (!name.namespace().is_empty()).then(|| name.namespace());
+        let mut k = resource_prefix(&etcd_prefix, kind, ns);
+        k.push_str(name.name());
+        k.into_bytes()
+    };
+    let mut keys = 0u64;
+    let mut value_bytes = 0u64;
+    let mut requests = 0u64;
+    let mut count = |kvs: &[KeyValue], batch: usize| {
+        keys += kvs.len() as u64;
+        value_bytes += kvs.iter().map(|kv| kv.value.len() as u64).sum::<u64>();
+        requests += batch.div_ceil(crate::etcd::KEYS_PER_TXN) as u64;
+    };
+    sink.begin(revision).await?;
+    count(&pods, 0);
+    sink.page(0, pods).await?;
+    for (index, kind) in kinds.iter().copied().enumerate().skip(1) {
+        let mut wanted: Vec<Vec<u8>> = match kind {
+            ResourceKind::PersistentVolumeClaim => sink
+                .catalog
+                .needed_claims()
+                .map(|(ns, name)| key_of(kind, &ObjectRef::new(ns, name)))
+                .collect(),
+            ResourceKind::PersistentVolume => sink
+                .catalog
+                .needed_volumes()
+                .map(|name| key_of(kind, &ObjectRef::cluster(name)))
+                .collect(),
+            _ if selection.closure => sink
+                .wants
+                .iter()
+                .filter(|(k, name)| *k == kind && !sink.found.contains(&(kind, (*name).clone())))
+                .map(|(_, name)| key_of(kind, name))
+                .collect(),
+            _ => continue,
+        };
+        wanted.sort();
+        wanted.dedup();
+        let n = wanted.len();
+        let kvs = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            etcd.get_keys(wanted, revision).await?
+        };
+        count(&kvs, n);
+        // Even empty: the volumes' page tells the handler that the claims are read.
+        sink.page(index, kvs).await?;
+    }
+    let missing = sink.missing();
+    Ok(Inventory {
+        revision,
+        pod_count: sink.pod_count,
+        pods: sink.pods,
+        catalog: sink.catalog,
+        problems: sink.problems,
+        scan: Some(ScanSummary {
+            revision,
+            keys,
+            value_bytes,
+            requests,
+            restarts: 0,
+        }),
         closure: sink.closure,
         missing,
     })

@@ -30,7 +30,7 @@ use crate::bank::{Bank, CheckpointDraft, CheckpointWriter, WriterOptions};
 use crate::codec::{resource_prefix, Decoder, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
 use crate::model::{
-    Checkpoint, CheckpointStatus, ClusterRecord, EtcdKey, ObjectRef, ResourceRecord,
+    Checkpoint, CheckpointId, CheckpointStatus, ClusterRecord, EtcdKey, ObjectRef, ResourceRecord,
     ResourceStatus, SelectionRecord, VolumeId, VolumeRecord, VolumeStatus,
 };
 use crate::resources::{
@@ -40,6 +40,8 @@ use crate::resources::{
 /// What to protect, and how.
 #[derive(Debug, Clone)]
 pub struct ProtectRequest {
+    /// The checkpoint's id, if the caller chose it (one not in the bank).
+    pub id: Option<CheckpointId>,
     /// Validated parameters (`backup_name`, `description`, extensions).
     pub params: ProtectParams,
     /// The parameters as given, recorded in the checkpoint.
@@ -331,7 +333,7 @@ pub async fn protect(
 ) -> Result<Checkpoint, ProtectionError> {
     let etcd = services.etcd;
     let draft = CheckpointDraft {
-        id: None,
+        id: request.id.clone(),
         backup_name: request.params.backup_name.clone(),
         description: request.params.description.clone(),
         selection: selection_record(&request.selection),

@@ -148,6 +148,16 @@ impl Catalog {
             .or_insert(None);
     }
 
+    /// The claims the selection uses, as `(namespace, name)`.
+    pub fn needed_claims(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.claims.keys().map(|(ns, n)| (ns.as_str(), n.as_str()))
+    }
+
+    /// The persistent volumes the selection's claims are bound to.
+    pub fn needed_volumes(&self) -> impl Iterator<Item = &str> {
+        self.volumes.keys().map(String::as_str)
+    }
+
     /// Whether the claim `namespace/name` is used by the selection.
     pub fn needs_claim(&self, namespace: &str, name: &str) -> bool {
         self.claims

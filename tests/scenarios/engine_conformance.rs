@@ -37,6 +37,7 @@ fn protect_request(pod: &ObjectRef, name: &str) -> ProtectRequest {
         parameters: json!({"backup_name": name, "description": "conformance"}),
         volume_backups: true,
         secrets_in_plain_bank: false,
+        checkpoint_id: None,
     }
 }
 
@@ -54,6 +55,7 @@ fn restore_request(checkpoint: &CheckpointId, pod: &ObjectRef) -> RestoreRequest
         concurrency: None,
         volume_concurrency: None,
         mode: RestoreMode::Apply,
+        restore_id: None,
     }
 }
 

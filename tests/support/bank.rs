@@ -200,6 +200,7 @@ pub async fn protect_from_etcd(
     .await?;
     let params = serde_json::json!({"backup_name": "model", "description": "model"});
     let request = ProtectRequest {
+        id: None,
         params: ProtectParams::from_json(&params)?,
         params_json: params,
         selection: Selection {

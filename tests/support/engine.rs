@@ -320,6 +320,7 @@ impl Engine for MemoryEngine {
             revision: Revision::new(1),
             items,
             problems: Vec::new(),
+            next: None,
         })
     }
 

@@ -8,24 +8,26 @@
 //! there is no Keystone yet, so the project in the URL is not checked against anything.
 //! Errors are OpenStack faults: `{"badRequest": {"code": 400, "message": "..."}}`.
 
+mod checkpoints;
+mod ids;
+mod plans;
 pub mod types;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{OriginalUri, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::{check_access, Refusal};
 use super::Service;
-use crate::engine::{PodSpecifier, SelectionSpec};
+use crate::engine::{EngineError, PageRequest, PodSpecifier, SelectionSpec};
 use types::Fault;
 
 /// What the Karbor handlers get.
@@ -34,6 +36,9 @@ pub struct KarborState {
     service: Arc<Service>,
     token_hash: Option<[u8; 32]>,
     client_cert: bool,
+    /// Checkpoints and restores created here whose records the bank may not hold yet,
+    /// by their Karbor id.
+    pending: Arc<Mutex<HashMap<String, checkpoints::Pending>>>,
 }
 
 type KResult<T> = Result<T, Fault>;
@@ -49,6 +54,7 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) ->
         service,
         token_hash: token.map(|t| Sha256::digest(t).into()),
         client_cert,
+        pending: Arc::default(),
     };
     let project = Router::new()
         .route("/v1/{project_id}/protectables", get(list_protectables))
@@ -68,6 +74,30 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) ->
         .route(
             "/v1/{project_id}/providers/{provider_id}",
             get(show_provider),
+        )
+        .route(
+            "/v1/{project_id}/plans",
+            post(plans::create).get(plans::list),
+        )
+        .route(
+            "/v1/{project_id}/plans/{plan_id}",
+            get(plans::show).put(plans::update).delete(plans::delete),
+        )
+        .route(
+            "/v1/{project_id}/providers/{provider_id}/checkpoints",
+            post(checkpoints::create).get(checkpoints::list),
+        )
+        .route(
+            "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}",
+            get(checkpoints::show).delete(checkpoints::delete),
+        )
+        .route(
+            "/v1/{project_id}/restores",
+            post(checkpoints::restore_create).get(checkpoints::restore_list),
+        )
+        .route(
+            "/v1/{project_id}/restores/{restore_id}",
+            get(checkpoints::restore_show),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -166,7 +196,7 @@ fn selection_of(params: &serde_json::Map<String, Value>) -> KResult<SelectionSpe
     Ok(spec)
 }
 
-fn limit_of(q: &HashMap<String, String>) -> KResult<Option<usize>> {
+pub(super) fn limit_of(q: &HashMap<String, String>) -> KResult<Option<usize>> {
     match q.get("limit") {
         None => Ok(None),
         Some(l) => match l.parse::<i64>() {
@@ -181,20 +211,18 @@ fn limit_of(q: &HashMap<String, String>) -> KResult<Option<usize>> {
     }
 }
 
-/// How many pods' dependents are read at once for a page of instances.
-const DEPENDENTS_AT_ONCE: usize = 8;
-
-/// `GET /v1/{project_id}/protectables/{protectable_type}/instances`: pods, in uid order,
-/// paged by `marker` (the last id seen) and `limit`.
+/// `GET /v1/{project_id}/protectables/{protectable_type}/instances`: pods, in key order
+/// (namespace, then name), paged by `marker` (the id of the last pod seen) and `limit`.
+/// A page reads only its own pods and their dependents.
 async fn list_instances(
     State(s): State<KarborState>,
     Path((_project, kind)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let params = parameters(&q)?;
-    let limit = limit_of(&q)?;
+    let (limit, clamped) = super::http::page_size(limit_of(&q)?);
     types::dependent_types(&kind).ok_or_else(invalid_type)?;
     if kind != "OS::Kubernetes::Pod" {
         return Err(Fault::new(
@@ -206,45 +234,37 @@ async fn list_instances(
         ));
     }
     let selection = selection_of(&params)?;
-    let mut pods = s.service.engine().pods(&selection).await?.items;
-    pods.sort_by(|a, b| a.id.cmp(&b.id));
-    if let Some(marker) = q.get("marker") {
-        let Some(at) = pods.iter().position(|p| &p.id == marker) else {
-            return Err(Fault::bad_request(format!(
-                "Invalid input received: marker {marker} not found"
-            )));
-        };
-        pods.drain(..=at);
-    }
-    let more = limit.is_some_and(|l| pods.len() > l);
-    if let Some(l) = limit {
-        pods.truncate(l);
-    }
-    let engine = Arc::clone(s.service.engine());
-    let ids: Vec<String> = pods.iter().map(|p| p.id.clone()).collect();
-    let instances: Vec<Value> = futures::stream::iter(ids.into_iter().map(|id| {
-        let engine = Arc::clone(&engine);
-        async move {
-            engine
-                .pod(&PodSpecifier::Uid(id))
-                .await
-                .map(|d| types::pod_detail_instance(&d))
-        }
-    }))
-    .buffered(DEPENDENTS_AT_ONCE)
-    .try_collect()
-    .await?;
+    let after = match q.get("marker") {
+        None => None,
+        Some(m) => Some(m.parse::<PodSpecifier>().map_err(|_| {
+            Fault::bad_request(format!("Invalid input received: marker {m:?} is no pod id"))
+        })?),
+    };
+    let page = s
+        .service
+        .engine()
+        .pod_page(&selection, &PageRequest { after, limit })
+        .await
+        .map_err(|e| match e {
+            EngineError::NotFound(m) => Fault::bad_request(format!("Invalid input received: {m}")),
+            e => e.into(),
+        })?;
+    let instances: Vec<Value> = page.items.iter().map(types::pod_detail_instance).collect();
     let mut body = json!({ "instances": instances });
-    if let (true, Some(l), Some(last)) = (more, limit, pods.last()) {
+    if let (true, Some(last)) = (page.more, page.items.last()) {
         let href = format!(
-            "{}{}?limit={l}&marker={}",
+            "{}{}?limit={limit}&marker={}",
             base_url(&headers),
             uri.path(),
             last.id
         );
         body["instances_links"] = json!([{ "rel": "next", "href": href }]);
     }
-    Ok(Json(body))
+    let mut response = Json(body).into_response();
+    if let Some(w) = clamped {
+        response.headers_mut().insert(header::WARNING, w);
+    }
+    Ok(response)
 }
 
 /// `GET /v1/{project_id}/protectables/{protectable_type}/instances/{id}`: one pod, by uid

@@ -244,3 +244,15 @@ impl From<EngineError> for Fault {
         Fault::new(status, e.to_string())
     }
 }
+
+impl From<crate::agent::service::ServiceError> for Fault {
+    fn from(e: crate::agent::service::ServiceError) -> Self {
+        use crate::agent::service::ServiceError;
+        match e {
+            ServiceError::Engine(e) => e.into(),
+            e @ ServiceError::UnknownPlan(_) => Fault::not_found(e.to_string()),
+            e @ ServiceError::Busy(_) => Fault::new(StatusCode::CONFLICT, e.to_string()),
+            e => Fault::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+}

@@ -129,10 +129,23 @@ impl Engine for RemoteEngine {
         if let Some(f) = &selection.field_selector {
             q.push(("field_selector", f.as_str()));
         }
-        Ok(self
+        // The agent answers a page at a time: follow the pages.
+        let mut all: PodList = self
             .client
             .get(&["v1", "protectables", POD, "instances"], &q)
-            .await?)
+            .await?;
+        while let Some(marker) = all.next.take() {
+            let mut q = q.clone();
+            q.push(("marker", marker.as_str()));
+            let page: PodList = self
+                .client
+                .get(&["v1", "protectables", POD, "instances"], &q)
+                .await?;
+            all.items.extend(page.items);
+            all.problems.extend(page.problems);
+            all.next = page.next;
+        }
+        Ok(all)
     }
 
     async fn pod(&self, pod: &PodSpecifier) -> Result<PodDetail, EngineError> {

@@ -51,6 +51,8 @@ pub enum Kind {
     Restore,
     /// The journal batches of restores in progress. Name: `<restore id>.<seq, 8 digits>`.
     Journal,
+    /// Protection plans kept in the bank (Karbor's plans). Name: the plan's UUID.
+    Plan,
     /// Lock / lease objects held by writers and by gc. Name: random id.
     Lock,
     /// Files `bank repair` moved aside because they cannot be read, with its reports.
@@ -60,13 +62,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
         Kind::Checkpoint,
         Kind::Restore,
         Kind::Journal,
+        Kind::Plan,
         Kind::Lock,
         Kind::Quarantine,
     ];
@@ -80,6 +83,7 @@ impl Kind {
             Kind::Checkpoint => "checkpoints",
             Kind::Restore => "restores",
             Kind::Journal => "restore-journal",
+            Kind::Plan => "plans",
             Kind::Lock => "locks",
             Kind::Quarantine => "quarantine",
         }
@@ -95,6 +99,7 @@ impl fmt::Display for Kind {
             Kind::Checkpoint => "checkpoint",
             Kind::Restore => "restore",
             Kind::Journal => "restore journal batch",
+            Kind::Plan => "plan",
             Kind::Lock => "lock",
             Kind::Quarantine => "quarantined file",
         })

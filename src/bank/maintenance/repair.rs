@@ -192,7 +192,12 @@ impl Bank {
         }
         let (_, restore_problems) = self.restore_records().await?;
         let (_, manifest_problems) = self.checkpoints().await?;
-        for p in restore_problems.into_iter().chain(manifest_problems) {
+        let (_, plan_problems) = self.plans().await?;
+        for p in restore_problems
+            .into_iter()
+            .chain(manifest_problems)
+            .chain(plan_problems)
+        {
             if let Some(file) = p.file {
                 if file.kind == Kind::Checkpoint {
                     report.checkpoints_lost.push(file.name.clone());

@@ -269,6 +269,8 @@ impl Bank {
         }
         let (_, restore_problems) = self.restore_records().await?;
         report.problems.extend(restore_problems);
+        let (_, plan_problems) = self.plans().await?;
+        report.problems.extend(plan_problems);
         for entry in lock::read_all(&self.backend).await? {
             if let LockEntry::Unreadable { name, reason, .. } = entry {
                 report.problems.push(Problem::file(

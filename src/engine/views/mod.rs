@@ -18,7 +18,7 @@ use crate::protection::retention::Candidate;
 
 mod pods;
 
-pub use pods::{ClosureView, DependentView, DependentsView, PodDetail, PodList, PodView};
+pub use pods::{ClosureView, DependentView, DependentsView, PodDetail, PodList, PodPage, PodView};
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

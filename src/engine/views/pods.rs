@@ -33,6 +33,37 @@ pub struct PodList {
     pub items: Vec<PodView>,
     /// Values that could not be read.
     pub problems: Vec<Problem>,
+    /// A page of a paged listing: the marker of the next page (the last pod's uid), if
+    /// pods follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl From<PodDetail> for PodView {
+    fn from(d: PodDetail) -> Self {
+        PodView {
+            resource_type: d.resource_type,
+            id: d.id,
+            pod: d.pod,
+            cinder_volumes: d.cinder_volumes,
+        }
+    }
+}
+
+impl From<PodPage> for PodList {
+    fn from(p: PodPage) -> Self {
+        let next = if p.more {
+            p.items.last().map(|d| d.id.clone())
+        } else {
+            None
+        };
+        PodList {
+            revision: p.revision,
+            items: p.items.into_iter().map(PodView::from).collect(),
+            problems: p.problems,
+            next,
+        }
+    }
 }
 
 /// A dependent of a pod as Karbor shows one (`OS::Cinder::Volume`, parent the pod), or a
@@ -133,4 +164,19 @@ impl From<PodDetail> for DependentsView {
             closure: d.closure,
         }
     }
+}
+
+/// One page of protectable pods with their dependents and closure, read at one etcd
+/// revision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodPage {
+    /// The revision the page was read at.
+    pub revision: Revision,
+    /// The pods, in key order (namespace, then name).
+    pub items: Vec<PodDetail>,
+    /// Whether pods follow the last one.
+    pub more: bool,
+    /// Values that could not be read.
+    pub problems: Vec<Problem>,
 }

@@ -71,7 +71,7 @@ pub async fn restore(
             restore_description: req.params.restore_description.clone().unwrap_or_default(),
             parameters_json: print,
             ..RestoreRecord::new(
-                RestoreId::generate(),
+                req.id.clone().unwrap_or_else(RestoreId::generate),
                 checkpoint.id.clone(),
                 chrono::Utc::now(),
             )

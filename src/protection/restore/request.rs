@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::super::schema::RestoreParams;
-use crate::model::{CheckpointId, ObjectRef};
+use crate::model::{CheckpointId, ObjectRef, RestoreId};
 
 /// What to do when an object to create already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -132,6 +132,8 @@ impl From<NamespaceMap> for BTreeMap<String, String> {
 /// What to restore, and how.
 #[derive(Debug, Clone)]
 pub struct RestoreRequest {
+    /// The new record's id, if the caller chose it (a resumed run keeps its own).
+    pub id: Option<RestoreId>,
     /// The checkpoint.
     pub checkpoint: CheckpointId,
     /// Validated parameters.
