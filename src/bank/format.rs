@@ -25,8 +25,10 @@ pub mod pb {
 
 /// Format version written in the bank's config. Version 2 packs small objects several to a
 /// zstd frame (`IndexEntry.offset_in_frame`); version 3 checksums every record, ends every
-/// pack with a trailer naming its objects, and names index files by a random id.
-pub const FORMAT_VERSION: u32 = 3;
+/// pack with a trailer naming its objects, and names index files by a random id; version 4
+/// seals the packs of an encrypted bank in chunks that open on their own, so that an object
+/// is read without its whole pack (`backend/crypt.rs`; plain banks are written as in 3).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest format this podbank reads (and upgrades when it writes).
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -321,11 +321,11 @@ async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> an
         "reading changes nothing"
     );
 
-    // A new checkpoint (format 3) upgrades the config; both read back.
+    // A new checkpoint (this podbank's format) upgrades the config; both read back.
     let mut more = objects.clone();
     more.extend((20..40).map(|i| object(i, 1)));
     let cp2 = write_checkpoint(&bank, "new", more).await?;
-    assert_eq!(config_version(dir.path()).await?, 3);
+    assert_eq!(config_version(dir.path()).await?, 4);
     assert_eq!(stats(&cp2).objects_new, 20, "the old objects dedup");
     let bank = open(dir.path(), None).await?;
     let report = bank.verify(None).await?;
@@ -335,7 +335,7 @@ async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> an
     // A format this podbank does not know is refused, naming the versions.
     use prost::Message;
     let config = pb::BankConfig {
-        version: 4,
+        version: 5,
         checksum: Default::default(),
         ..pb::BankConfig::decode(
             LocalBackend::new(dir.path())?
@@ -350,7 +350,7 @@ async fn a_format_1_bank_reads_as_before_and_its_first_write_upgrades_it() -> an
     let err = open(dir.path(), None).await.err().map(|e| e.to_string());
     let err = err.unwrap_or_default();
     assert!(
-        err.contains("version 4 is not supported") && err.contains("versions 1 to 3"),
+        err.contains("version 5 is not supported") && err.contains("versions 1 to 4"),
         "{err}"
     );
     Ok(())
@@ -550,7 +550,7 @@ async fn encrypted_bank_needs_its_key() -> anyhow::Result<()> {
 /// bank until killed at the put or delete `PODBANK_CRASH_AT` (`N`: before it, `N+`: after
 /// it). `PODBANK_CRASH_OP` says which: `writes` (default: three checkpoints of 1500
 /// objects), `protect` (one protect of `PODBANK_CRASH_NAMESPACES` from the etcd at
-/// `PODBANK_CRASH_ETCD`), `gc`.
+/// `PODBANK_CRASH_ETCD`), `gc`. `PODBANK_CRASH_KEY` (hex) opens an encrypted bank.
 #[tokio::test]
 #[ignore = "run by crash_at_twenty_points_leaves_no_partial_checkpoint in a child process"]
 async fn crash_child() -> anyhow::Result<()> {
@@ -561,10 +561,14 @@ async fn crash_child() -> anyhow::Result<()> {
         return Ok(());
     };
     let backend: Arc<dyn Backend> = Arc::new(KillAt::parse(LocalBackend::new(&dir)?, &at)?);
+    let key = match std::env::var("PODBANK_CRASH_KEY") {
+        Ok(hex) => Some(BankKey::from_bytes(hex.as_bytes())?),
+        Err(_) => None,
+    };
     let bank = Bank::open(
         backend,
         OpenOptions {
-            key: None,
+            key,
             create: true,
             pack_target_bytes: Some(64 << 10),
         },

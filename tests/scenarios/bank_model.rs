@@ -12,7 +12,9 @@
 //! * gc never deletes what a live checkpoint needs.
 //!
 //! Fixed seeds run in every test run, plus one new seed, printed (replay it with
-//! `PODBANK_MODEL_SEED=<seed>`); `PODBANK_MODEL_STEPS=<n>` makes a long soak of it.
+//! `PODBANK_MODEL_SEED=<seed>`); `PODBANK_MODEL_STEPS=<n>` makes a long soak of it. One fixed
+//! seed runs again on an encrypted bank (packs sealed in chunks: damage, repair and reads go
+//! through the encryption decorator).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use podbank::bank::backend::Kind;
-use podbank::bank::{Bank, CheckpointId};
+use podbank::bank::{Bank, BankKey, CheckpointId};
 use podbank::model::{Checkpoint, CheckpointStatus};
 use podbank::seed::{self, SeedPlan};
 use rand::rngs::StdRng;
@@ -53,10 +55,12 @@ struct World {
     expected: BTreeMap<CheckpointId, Expected>,
     /// What happened, for the failure message.
     log: Vec<String>,
+    /// The bank's key, if it is encrypted.
+    key: Option<BankKey>,
 }
 
 impl World {
-    async fn new(seed: u64) -> World {
+    async fn new(seed: u64, key: Option<BankKey>) -> World {
         let etcd = TestEtcd::start();
         let client = etcd.connect().await;
         let plan = SeedPlan {
@@ -76,6 +80,7 @@ impl World {
             plan,
             expected: BTreeMap::new(),
             log: Vec::new(),
+            key,
         }
     }
 
@@ -84,7 +89,9 @@ impl World {
     }
 
     async fn bank(&self) -> Arc<Bank> {
-        open(&self.bank_dir(), None).await.expect("open the bank")
+        open(&self.bank_dir(), self.key.clone())
+            .await
+            .expect("open the bank")
     }
 
     fn note(&mut self, what: String) {
@@ -185,7 +192,11 @@ impl World {
             .into_iter()
             .map(|c| c.id)
             .collect();
-        let out = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"));
+        if let Some(key) = &self.key {
+            child.env("PODBANK_CRASH_KEY", key.to_hex());
+        }
+        let out = child
             .args([
                 "--exact",
                 "bank::crash_child",
@@ -482,9 +493,10 @@ fn steps() -> usize {
         .unwrap_or(STEPS)
 }
 
-async fn run(seed: u64, steps: usize) {
-    println!("bank model: seed {seed}, {steps} steps (replay: PODBANK_MODEL_SEED={seed})");
-    let mut world = World::new(seed).await;
+async fn run(seed: u64, steps: usize, key: Option<BankKey>) {
+    let sealed = if key.is_some() { ", encrypted" } else { "" };
+    println!("bank model: seed {seed}{sealed}, {steps} steps (replay: PODBANK_MODEL_SEED={seed})");
+    let mut world = World::new(seed, key).await;
     for step in 0..steps {
         world.step(step).await;
     }
@@ -494,8 +506,13 @@ async fn run(seed: u64, steps: usize) {
 #[tokio::test]
 async fn the_bank_keeps_its_invariants_under_fixed_seeds() {
     for seed in FIXED_SEEDS {
-        run(seed, steps()).await;
+        run(seed, steps(), None).await;
     }
+}
+
+#[tokio::test]
+async fn an_encrypted_bank_keeps_its_invariants() {
+    run(FIXED_SEEDS[0], steps(), Some(BankKey::generate())).await;
 }
 
 #[tokio::test]
@@ -504,13 +521,13 @@ async fn the_bank_keeps_its_invariants_under_a_new_seed() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
-    run(seed, steps()).await;
+    run(seed, steps(), None).await;
 }
 
 /// The reproduction of the index-name bug, as a fixed sequence of the model's steps.
 #[tokio::test]
 async fn the_reproduction_is_a_fixed_case() {
-    let mut world = World::new(7).await;
+    let mut world = World::new(7, None).await;
     let bank = world.bank().await;
     let keep = protect_from_etcd(&bank, &world.etcd.url, "ns-0")
         .await

@@ -19,6 +19,7 @@ mod bank;
 mod bank_backends;
 mod bank_integrity;
 mod bank_model;
+mod bank_sealed;
 mod cinder_client;
 mod codec_encryption;
 mod codec_fixtures;

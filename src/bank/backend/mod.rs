@@ -29,7 +29,7 @@ mod retry;
 mod s3;
 mod settings;
 mod swift;
-pub use crypt::{BankKey, CryptBackend, KeyMaterialError};
+pub use crypt::{BankKey, CryptBackend, KeyMaterialError, PACK_CHUNK};
 pub use local::LocalBackend;
 pub use retry::{GaveUp, RetryBackend};
 pub use s3::S3Backend;

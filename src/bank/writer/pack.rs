@@ -174,6 +174,8 @@ impl Bank {
         objects: Vec<(ObjectId, Bytes)>,
         lock: &LockGuard,
     ) -> Result<Vec<pb::IndexPack>, BankError> {
+        // Packs are written in this podbank's format: an older one must refuse the bank.
+        self.upgrade_format().await?;
         let mut state = PackState::new(self.pack_target())?;
         let (_, mut sealed) = state.compress(objects)?;
         sealed.extend(state.finish()?.1);
