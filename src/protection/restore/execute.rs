@@ -139,32 +139,15 @@ impl From<String> for Failure {
     }
 }
 
-/// How many failures a restore's reason names; the rest are counted (each one is in the
-/// record's outcomes, and logged at `-v`).
-pub const FAILURES_NAMED: usize = 5;
-
 /// The reason of a failed restore: the failures, summarised when there are many (the count,
-/// the first [`FAILURES_NAMED`]), then each remedy once.
+/// the first [`crate::protection::NAMED`]), then each remedy once.
 pub fn summarise(failures: &[Failure]) -> String {
-    let mut reason = if failures.len() <= FAILURES_NAMED {
-        failures
-            .iter()
-            .map(|f| f.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
-    } else {
-        format!(
-            "{} pods or workloads could not be restored; the first {FAILURES_NAMED}: {}; and {} more \
-             (each one is in the restore record's outcomes: `podbank restores show <id>`, or -v)",
-            failures.len(),
-            failures[..FAILURES_NAMED]
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-            failures.len() - FAILURES_NAMED
-        )
-    };
+    let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+    let mut reason = crate::protection::summarise_list(
+        &messages,
+        "pods or workloads could not be restored",
+        "each one is in the restore record's outcomes: `podbank restores show <id>`, or -v",
+    );
     let mut remedies: Vec<&str> = failures.iter().filter_map(|f| f.remedy).collect();
     remedies.sort_unstable();
     remedies.dedup();
