@@ -14,7 +14,7 @@ step() {
   STEP=$1; STEP_T=$SECONDS
   echo "==> $1"
 }
-trap '[ -z "$STEP" ] || echo "   ($STEP: $((SECONDS - STEP_T)) s; quickstart: $((SECONDS - T0)) s in all)"' EXIT
+trap 'rc=$?; [ -z "$STEP" ] || echo "   ($STEP: $((SECONDS - STEP_T)) s)"; [ $rc = 0 ] || echo "quickstart failed during: $STEP (exit $rc, after $((SECONDS - T0)) s)" >&2' EXIT
 step "installing dependencies (etcd, protoc; apt only for what is missing)"
 bash scripts/install-deps.sh --no-rigs
 step "building podbank (release; cold, on 2 cores, this takes 10-15 minutes)"
