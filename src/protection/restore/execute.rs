@@ -170,7 +170,7 @@ impl Executor<'_> {
     /// Runs the plan: what the roots need first, in order; then every unit's volumes start
     /// at once (up to `volume_concurrency` restoring), while the units run, up to
     /// `concurrency` at once, each going on as soon as its own volumes are ready. Returns one
-    /// message per unit that failed.
+    /// [`Failure`] per unit that failed.
     pub async fn run(&self, plan: Plan) -> Result<Vec<Failure>, RestoreError> {
         let mut failures = Vec::new();
         let none = HashMap::new();
@@ -220,7 +220,7 @@ impl Executor<'_> {
         Ok(failures)
     }
 
-    /// Runs one unit; `Ok(Some(message))` when it failed. Its volumes are those restoring in
+    /// Runs one unit; `Ok(Some(failure))` when it failed. Its volumes are those restoring in
     /// `ready`.
     async fn run_unit(
         &self,
