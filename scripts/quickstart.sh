@@ -7,12 +7,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${PODBANK_DEMO_DIR:-/tmp/podbank-demo}
 mkdir -p "$DEMO"
-bash scripts/install-deps.sh --no-rigs >/dev/null
-cargo build --release --quiet
+# Each step says what it does when it starts and how long it took when the next one starts.
+T0=$SECONDS; STEP=""; STEP_T=$SECONDS
+step() {
+  [ -z "$STEP" ] || echo "   ($STEP: $((SECONDS - STEP_T)) s)"
+  STEP=$1; STEP_T=$SECONDS
+  echo "==> $1"
+}
+trap 'rc=$?; [ -z "$STEP" ] || echo "   ($STEP: $((SECONDS - STEP_T)) s)"; [ $rc = 0 ] || echo "quickstart failed during: $STEP (exit $rc, after $((SECONDS - T0)) s)" >&2' EXIT
+step "installing dependencies (etcd, protoc; apt only for what is missing)"
+bash scripts/install-deps.sh --no-rigs
+step "building podbank (release; cold, on 2 cores, this takes 10-15 minutes)"
+cargo build --release
 PB=$PWD/target/release/podbank
 export PODBANK_ETCD_SERVERS=http://127.0.0.1:2379
 export PODBANK_BANK=$DEMO/bank
 
+step "etcd on 127.0.0.1:2379"
 if ! curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1; then
   echo "starting etcd on 127.0.0.1:2379 (data in $DEMO/etcd, log $DEMO/etcd.log)"
   nohup etcd --data-dir "$DEMO/etcd" \
@@ -21,20 +32,27 @@ if ! curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1; then
     --initial-cluster default=http://127.0.0.1:2380 > "$DEMO/etcd.log" 2>&1 &
   echo $! > "$DEMO/etcd.pid"
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1 || { echo "etcd did not start; see $DEMO/etcd.log" >&2; exit 1; }
+else
+  echo "an etcd already answers there: using it"
 fi
 
+step "seeding demo pods (skipped when etcd has pods already)"
 if [ "$($PB pods list -o json | python3 -c 'import sys,json; print(len(json.load(sys.stdin)["items"]))')" = 0 ]; then
   echo "+ podbank demo seed --pods 500 --namespaces 5"
   $PB demo seed --pods 500 --namespaces 5
 fi
+step "listing pods and their dependents"
 echo "+ podbank pods list -n ns-0 | head"
 $PB pods list -n ns-0 | head -8
 echo "+ podbank pods dependents ns-0/web-20"
 $PB pods dependents ns-0/web-20
 echo "+ podbank pods dependents ns-3/db-3"
 $PB pods dependents ns-3/db-3
+step "protecting the pods into the bank"
 echo "+ podbank protect --backup-name demo --description 'quickstart' --no-volume-backups   (bank: $PODBANK_BANK)"
 $PB protect --backup-name demo --description quickstart --no-volume-backups
+step "checkpoints: list, show, verify"
 echo "+ podbank checkpoints list"
 $PB checkpoints list
 ID=$($PB checkpoints list -o json | python3 -c 'import sys,json; print(json.load(sys.stdin)[-1]["id"])')
@@ -42,9 +60,13 @@ echo "+ podbank checkpoints show $ID | head"
 $PB checkpoints show "$ID" | head -12
 echo "+ podbank checkpoints verify $ID"
 $PB checkpoints verify "$ID"
+step "restore dry run (a plan, nothing restored)"
 echo "+ podbank restore $ID --pod ns-4/cache-4 --namespace-map ns-4=restored --dry-run --export $DEMO/plan"
 $PB restore "$ID" --pod ns-4/cache-4 --namespace-map ns-4=restored --dry-run --export "$DEMO/plan"
+step "bank stats"
 echo "+ podbank bank stats"
 $PB bank stats
-echo
+step "done"
+STEP=""
+echo "quickstart took $((SECONDS - T0)) s"
 echo "etcd keeps running (pid file $DEMO/etcd.pid); stop it with: kill \$(cat $DEMO/etcd.pid)"

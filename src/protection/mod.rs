@@ -31,6 +31,24 @@ pub use protect::{protect, ProtectRequest, SecretPolicy, Services};
 pub use restore::{restore, ConflictPolicy, RestoreError, RestoreRequest};
 pub use volumes::VolumeBackups;
 
+/// How many items a message about many objects names; the rest are counted.
+pub const NAMED: usize = 5;
+
+/// `items` joined with `; ` when there are at most [`NAMED`]; else `<count> <what>; the first
+/// 5: ...; and <n> more (<where_all>)`: a message about many objects says it once, the full
+/// list is where `where_all` says.
+pub fn summarise_list(items: &[&str], what: &str, where_all: &str) -> String {
+    if items.len() <= NAMED {
+        return items.join("; ");
+    }
+    format!(
+        "{} {what}; the first {NAMED}: {}; and {} more ({where_all})",
+        items.len(),
+        items[..NAMED].join("; "),
+        items.len() - NAMED
+    )
+}
+
 /// Errors of protection operations. Each says whether the caller asked for something
 /// wrong ([`ProtectionError::is_invalid_request`]), or what exists now and how to finish.
 #[derive(Debug, thiserror::Error)]

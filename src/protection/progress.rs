@@ -13,6 +13,8 @@ pub enum Stage {
     Volumes,
     /// Objects created through the API server (restore).
     Creates,
+    /// Objects a dry run would create (restore `--dry-run`): written to a folder, not made.
+    Planned,
 }
 
 impl Stage {
@@ -22,6 +24,7 @@ impl Stage {
             Stage::Objects => "objects stored",
             Stage::Volumes => "volumes",
             Stage::Creates => "objects created",
+            Stage::Planned => "objects planned",
         }
     }
 }

@@ -416,7 +416,18 @@ pub async fn protect(
     let (status, reason) = if reasons.is_empty() {
         (CheckpointStatus::Available, String::new())
     } else {
-        (CheckpointStatus::Error, reasons.join("; "))
+        for r in &reasons {
+            tracing::info!("checkpoint problem: {r}");
+        }
+        let reasons: Vec<&str> = reasons.iter().map(String::as_str).collect();
+        (
+            CheckpointStatus::Error,
+            super::summarise_list(
+                &reasons,
+                "problems",
+                "each one is logged with -v; the volumes' are in `podbank checkpoints show <id>`",
+            ),
+        )
     };
     let backups: Vec<String> = writer
         .checkpoint()

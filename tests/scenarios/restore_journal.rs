@@ -474,3 +474,78 @@ async fn progress_is_plain_lines_off_a_terminal_and_nothing_with_json_output() {
         plain.stderr
     );
 }
+
+/// Issue 24: a restore of a checkpoint taken with `--no-volume-backups`, without
+/// `--original-volumes`, fails for every pod with a volume; the error says so once (the
+/// count, the first few, the remedy), not one line naming them all.
+#[tokio::test]
+async fn volumes_without_a_backup_fail_with_one_summarised_error() {
+    let s = scene().await;
+    let run = s
+        .podbank
+        .run(&[
+            "restore",
+            &s.checkpoint,
+            "--kubeconfig",
+            &s.kubeconfig,
+            "--settle",
+            "0",
+        ])
+        .await;
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("failed:"))
+        .unwrap_or_else(|| panic!("an error line: {}", run.stderr));
+    let count: usize = error
+        .split(" pods or workloads could not be restored")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count: {error}"));
+    assert!(count > 5 && count <= PODS, "{count}: {error}");
+    let named = error.matches("has no available backup").count();
+    assert!((1..=5).contains(&named), "{named} named: {error}");
+    assert!(
+        error.contains(&format!("and {} more", count - named)),
+        "{error}"
+    );
+    assert!(
+        error.contains("--original-volumes") && error.contains("--pods-only"),
+        "the remedy: {error}"
+    );
+    assert!(error.len() < 2000, "{} bytes: {error}", error.len());
+}
+
+/// Issue 24: a dry run counts what it plans, not what it created, and does not claim the
+/// target lacks what it never looked at.
+#[tokio::test]
+async fn a_dry_run_says_planned_and_claims_nothing_of_the_target() {
+    let s = scene().await;
+    let export = s.dir.path().join("plan");
+    let export = export.to_str().expect("utf-8");
+    let args: Vec<&str> = s
+        .args(&["--dry-run", "--export", export])
+        .into_iter()
+        .filter(|a| *a != "-o" && *a != "json")
+        .collect();
+    let run = s.podbank.run(&args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("objects planned: ")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("objects created"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("dry run: nothing restored"),
+        "{}",
+        run.stderr
+    );
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert!(!out.contains("the target has none"), "{out}");
+    assert_eq!(s.pods(), 0, "nothing restored");
+}

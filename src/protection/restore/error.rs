@@ -159,4 +159,16 @@ impl RestoreError {
             RestoreError::PodNotInCheckpoint { .. } | RestoreError::RestoreNameNeedsOnePod(_)
         )
     }
+
+    /// What the caller can do about this error, when one request option is the answer.
+    pub fn remedy(&self) -> Option<&'static str> {
+        match self {
+            RestoreError::NoBackup { .. } => Some(
+                "for volumes without a backup (a checkpoint taken with --no-volume-backups), \
+                 restore with --original-volumes (the restored objects name the original \
+                 volumes) or --pods-only (no volumes)",
+            ),
+            _ => None,
+        }
+    }
 }

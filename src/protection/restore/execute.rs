@@ -45,6 +45,8 @@ pub struct Executor<'a> {
     pub state: Mutex<State>,
     /// Where each step done is counted.
     pub progress: &'a dyn Progress,
+    /// The stage objects count in: [`Stage::Creates`], or [`Stage::Planned`] in a dry run.
+    pub creates: Stage,
 }
 
 /// What the units of a restore share.
@@ -118,6 +120,44 @@ pub struct Made {
 /// A volume being restored for the units: its new id once it is ready, or why not.
 type VolumeReady = watch::Receiver<Option<Result<VolumeId, String>>>;
 
+/// One unit (a bare pod or a top owner) that could not be restored, or one object the
+/// settle watch saw go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `<unit>: <what went wrong>`.
+    pub message: String,
+    /// What the caller can do about it, when a request option is the answer.
+    pub remedy: Option<&'static str>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            remedy: None,
+        }
+    }
+}
+
+/// The reason of a failed restore: the failures, summarised when there are many (the count,
+/// the first [`crate::protection::NAMED`]), then each remedy once.
+pub fn summarise(failures: &[Failure]) -> String {
+    let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+    let mut reason = crate::protection::summarise_list(
+        &messages,
+        "pods or workloads could not be restored",
+        "each one is in the restore record's outcomes: `podbank restores show <id>`, or -v",
+    );
+    let mut remedies: Vec<&str> = failures.iter().filter_map(|f| f.remedy).collect();
+    remedies.sort_unstable();
+    remedies.dedup();
+    for r in remedies {
+        reason.push_str("; ");
+        reason.push_str(r);
+    }
+    reason
+}
+
 /// What one unit's steps know: the new ids of its volumes and owners.
 #[derive(Debug, Default)]
 struct UnitState {
@@ -130,8 +170,8 @@ impl Executor<'_> {
     /// Runs the plan: what the roots need first, in order; then every unit's volumes start
     /// at once (up to `volume_concurrency` restoring), while the units run, up to
     /// `concurrency` at once, each going on as soon as its own volumes are ready. Returns one
-    /// message per unit that failed.
-    pub async fn run(&self, plan: Plan) -> Result<Vec<String>, RestoreError> {
+    /// [`Failure`] per unit that failed.
+    pub async fn run(&self, plan: Plan) -> Result<Vec<Failure>, RestoreError> {
         let mut failures = Vec::new();
         let none = HashMap::new();
         for unit in plan.first {
@@ -171,7 +211,7 @@ impl Executor<'_> {
         let units = stream::iter(plan.units)
             .map(|unit| self.run_unit(unit, &ready))
             .buffered(self.concurrency.max(1))
-            .collect::<Vec<Result<Option<String>, RestoreError>>>();
+            .collect::<Vec<Result<Option<Failure>, RestoreError>>>();
         let (restored, results) = futures::join!(restoring, units);
         restored?;
         for r in results {
@@ -180,13 +220,13 @@ impl Executor<'_> {
         Ok(failures)
     }
 
-    /// Runs one unit; `Ok(Some(message))` when it failed. Its volumes are those restoring in
+    /// Runs one unit; `Ok(Some(failure))` when it failed. Its volumes are those restoring in
     /// `ready`.
     async fn run_unit(
         &self,
         plan: UnitPlan,
         ready: &HashMap<VolumeId, VolumeReady>,
-    ) -> Result<Option<String>, RestoreError> {
+    ) -> Result<Option<Failure>, RestoreError> {
         match plan {
             UnitPlan::Skip { notes, .. } => {
                 self.notes(notes).await?;
@@ -194,7 +234,10 @@ impl Executor<'_> {
             }
             UnitPlan::Fail { unit, error, notes } => {
                 self.notes(notes).await?;
-                Ok(Some(format!("{unit}: {error}")))
+                Ok(Some(Failure {
+                    message: format!("{unit}: {error}"),
+                    remedy: error.remedy(),
+                }))
             }
             UnitPlan::Restore { unit, steps, notes } => {
                 self.notes(notes).await?;
@@ -217,26 +260,34 @@ impl Executor<'_> {
                                     Ok(())
                                 }
                                 Some(Err(message)) => {
-                                    return Ok(Some(format!("{unit}: {message}")))
+                                    return Ok(Some(format!("{unit}: {message}").into()))
                                 }
                                 None => {
-                                    return Ok(Some(format!(
-                                        "{unit}: the restore of volume {} stopped",
-                                        v.volume_id
-                                    )))
+                                    return Ok(Some(
+                                        format!(
+                                            "{unit}: the restore of volume {} stopped",
+                                            v.volume_id
+                                        )
+                                        .into(),
+                                    ))
                                 }
                             }
                         }
                         Step::Object(o) => {
                             let made = self.object(o, &mut state).await;
-                            self.progress.advance(Stage::Creates, 1);
+                            self.progress.advance(self.creates, 1);
                             made
                         }
                     };
                     match done {
                         Ok(()) => {}
                         Err(e @ RestoreError::Bank(_)) => return Err(e),
-                        Err(e) => return Ok(Some(format!("{unit}: {e}"))),
+                        Err(e) => {
+                            return Ok(Some(Failure {
+                                message: format!("{unit}: {e}"),
+                                remedy: e.remedy(),
+                            }))
+                        }
                     }
                 }
                 Ok(None)

@@ -84,6 +84,7 @@ pub async fn restore(
         records: &records,
         request: req,
         restore: &record.id,
+        dry_run: sink.dry_run(),
     };
     let pods = inputs.pods()?;
     let units = plan::units(&inputs, &pods);
@@ -102,7 +103,13 @@ pub async fn restore(
     let plans = plan::plan(&inputs, &units, &exists);
     let (volumes, creates) = plans.counts();
     progress.start(Stage::Volumes, Some(volumes));
-    progress.start(Stage::Creates, Some(creates));
+    // A dry run plans the objects; it creates none.
+    let creates_stage = if sink.dry_run() {
+        Stage::Planned
+    } else {
+        Stage::Creates
+    };
+    progress.start(creates_stage, Some(creates));
     drop(units);
     drop(pods);
     let mut record = record;
@@ -119,10 +126,11 @@ pub async fn restore(
         volume_concurrency: req.volume_concurrency.min(sink.concurrency()),
         state: tokio::sync::Mutex::new(execute::State::new(record)),
         progress,
+        creates: creates_stage,
     };
     let mut failures = executor.run(plans).await?;
     progress.finish(Stage::Volumes);
-    progress.finish(Stage::Creates);
+    progress.finish(creates_stage);
     let execute::State {
         mut record, made, ..
     } = executor.state.into_inner();
@@ -138,10 +146,10 @@ pub async fn restore(
                         outcome: Outcome::Error,
                         reason: error.to_string(),
                     });
-                    failures.push(error.to_string());
+                    failures.push(error.to_string().into());
                 }
             }
-            Err(e) => failures.push(format!("the settle watch failed: {e}")),
+            Err(e) => failures.push(format!("the settle watch failed: {e}").into()),
         }
     }
     sink.finish(&checkpoint, &record).await?;
@@ -150,7 +158,10 @@ pub async fn restore(
         record.status = RestoreStatus::Success;
     } else {
         record.status = RestoreStatus::Fail;
-        record.reason = failures.join("; ");
+        for f in &failures {
+            tracing::info!(restore = %record.id, "{}", f.message);
+        }
+        record.reason = execute::summarise(&failures);
     }
     let now = sink.throttling();
     record.stats.throttled = now.answers.saturating_sub(throttled.answers);

@@ -63,6 +63,12 @@ pub struct NewVolume {
 /// Where a restore goes. See the module doc for the contract.
 #[async_trait]
 pub trait RestoreSink: Send + Sync {
+    /// Whether this is a dry run: nothing is made, and the target is not looked at (what it
+    /// holds is unknown, not empty).
+    fn dry_run(&self) -> bool {
+        false
+    }
+
     /// What the target holds at `name` (of `kind`); `restore` tells ours from others'.
     async fn existing(
         &self,
@@ -520,6 +526,10 @@ impl RestoreSink for ExportSink {
     /// One at a time: the files are numbered in the order a restore makes the objects.
     fn concurrency(&self) -> usize {
         1
+    }
+
+    fn dry_run(&self) -> bool {
+        true
     }
 
     async fn existing(

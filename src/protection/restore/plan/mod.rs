@@ -199,6 +199,9 @@ pub struct Inputs<'a> {
     pub request: &'a RestoreRequest,
     /// The restore's id (annotations, renamed names).
     pub restore: &'a RestoreId,
+    /// A dry run: the target was not looked at, so an absent object is not known to be
+    /// missing there.
+    pub dry_run: bool,
 }
 
 impl<'a> Inputs<'a> {

@@ -412,13 +412,20 @@ fn plan_referenced(
                         .into(),
                 )),
                 ConflictPolicy::Rename => notes.push(skipped(
-                    "exists in the target with other content: the live one is kept, and the pods                      use it (--conflict rename renames the pods' owners and claims, not what they                      reference)"
+                    "exists in the target with other content: the live one is kept, and the pods \
+                     use it (--conflict rename renames the pods' owners and claims, not what \
+                     they reference)"
                         .into(),
                 )),
             },
             (ResourceStatus::Protected, _) => notes.push(skipped(
                 "exists in the target with the checkpoint's content: the live one is used".into(),
             )),
+            (_, Existing::Absent) if inputs.dry_run => notes.push(skipped(format!(
+                "not in the checkpoint ({}): it must exist in the target before the pods can \
+                 start (not checked: a dry run does not look at the target)",
+                record.reason
+            ))),
             (_, Existing::Absent) => notes.push(skipped(format!(
                 "not in the checkpoint ({}): it must exist in the target before the pods can \
                  start, and the target has none",
