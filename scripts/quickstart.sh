@@ -61,8 +61,11 @@ $PB checkpoints show "$ID" | head -12
 echo "+ podbank checkpoints verify $ID"
 $PB checkpoints verify "$ID"
 step "restore dry run (a plan, nothing restored)"
-echo "+ podbank restore $ID --pod ns-4/cache-4 --namespace-map ns-4=restored --dry-run --export $DEMO/plan"
-$PB restore "$ID" --pod ns-4/cache-4 --namespace-map ns-4=restored --dry-run --export "$DEMO/plan"
+# A StatefulSet's pod with a Cinder CSI claim: the plan shows its owner, the claim bound to a
+# restored PV and the volume (kept as it is with --original-volumes: the checkpoint has no
+# volume backups on a machine without Cinder).
+echo "+ podbank restore $ID --pod ns-0/web-0 --namespace-map ns-0=restored --original-volumes --dry-run --export $DEMO/plan"
+$PB restore "$ID" --pod ns-0/web-0 --namespace-map ns-0=restored --original-volumes --dry-run --export "$DEMO/plan"
 step "bank stats"
 echo "+ podbank bank stats"
 $PB bank stats

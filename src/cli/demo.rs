@@ -13,7 +13,9 @@ use crate::seed::{self, SeedPlan};
 /// The demo subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum DemoCommand {
-    /// Write N realistic pods (with their claims and volumes) into etcd.
+    /// Write a whole demo cluster of N pods into etcd: the pods, their claims and volumes,
+    /// owners (Deployments, ReplicaSets, StatefulSets, CronJobs, Jobs), ConfigMaps, Secrets,
+    /// ServiceAccounts and Namespaces.
     Seed {
         /// Number of pods.
         #[arg(long, default_value_t = 100)]

@@ -22,6 +22,11 @@ pub trait Tabular {
     fn headers(&self) -> Vec<&'static str>;
     /// One row of cells per item, in header order.
     fn rows(&self) -> Vec<Vec<String>>;
+    /// Further tables printed after the first, each after a blank line and with its own
+    /// headers (none by default).
+    fn more_tables(&self) -> Vec<(Vec<&'static str>, Vec<Vec<String>>)> {
+        Vec::new()
+    }
 }
 
 /// Print `value` in the chosen format to stdout.
@@ -36,7 +41,13 @@ pub fn print<T: Serialize + Tabular>(format: OutputFormat, value: &T) -> anyhow:
             writeln!(out)?;
         }
         OutputFormat::Yaml => serde_yaml::to_writer(&mut out, value)?,
-        OutputFormat::Table => write_table(&mut out, &value.headers(), &value.rows())?,
+        OutputFormat::Table => {
+            write_table(&mut out, &value.headers(), &value.rows())?;
+            for (headers, rows) in value.more_tables() {
+                writeln!(out)?;
+                write_table(&mut out, &headers, &rows)?;
+            }
+        }
     }
     out.flush()?;
     Ok(())

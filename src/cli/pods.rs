@@ -137,18 +137,32 @@ impl Tabular for At<DependentsView> {
                     },
                 ]
             })
-            .chain(self.view.closure.iter().map(|c| {
+            .collect()
+    }
+    /// The closure, in its own table: what the pod needs besides its volumes.
+    fn more_tables(&self) -> Vec<(Vec<&'static str>, Vec<Vec<String>>)> {
+        if self.view.closure.is_empty() {
+            return Vec::new();
+        }
+        let rows = self
+            .view
+            .closure
+            .iter()
+            .map(|c| {
                 vec![
                     c.relation.to_string(),
                     c.kind.to_string(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
                     c.name.to_string(),
+                    if c.uid.is_empty() {
+                        "-".into()
+                    } else {
+                        c.uid.clone()
+                    },
                     closure_state(c),
                 ]
-            }))
-            .collect()
+            })
+            .collect();
+        vec![(vec!["NEEDS", "TYPE", "NAME", "UID", "CAPTURED"], rows)]
     }
 }
 

@@ -71,5 +71,5 @@ pub(super) fn key_of(
 }
 
 pub(super) fn envelope(kind: ResourceKind, message: &impl Message) -> Vec<u8> {
-    encode_envelope("v1", kind.kind(), &message.encode_to_vec())
+    encode_envelope(kind.api_version(), kind.kind(), &message.encode_to_vec())
 }

@@ -12,6 +12,9 @@
 //!   the storage envelope);
 //! * `volumes`: a claim and its bound persistent volume ([`claim_and_volume`]);
 //! * `pods`: a pod, its containers and its volumes ([`pod_objects`]);
+//! * `workloads`: what owns each pod and what pods reference: Namespaces, Deployments ->
+//!   ReplicaSets, StatefulSets, CronJobs -> Jobs, ConfigMaps, Secrets, ServiceAccounts
+//!   ([`cluster_objects`]), with real uids, so that every reference resolves;
 //! * `write`: the one part with I/O, the batched puts into etcd ([`write`](fn@write)).
 //!
 //! Owns: the shape of seeded objects. Must not touch: anything but etcd (no bank, no
@@ -23,15 +26,23 @@
 //! also mounts an emptyDir and a configMap. Every 50th pod (`i % 50 == 11`) refers to a claim
 //! that does not exist, and every 50th (`i % 50 == 20`) to a claim bound to a non-Cinder
 //! (`ebs.csi.aws.com`) volume, so that `dependents` meets every case.
+//!
+//! Workloads, by app: `web` (`i % 5 == 0`) and `api` (1) are StatefulSets whose claims come
+//! from their `volumeClaimTemplates`; `worker` (2) a CronJob with a Job per pod; `db` (3) a
+//! Deployment; `cache` (4) a Deployment when `i % 10 == 4`, a bare pod when `i % 10 == 9`.
+//! Every pod mounts its app's ConfigMap, reads its app's Secret and runs as its app's
+//! ServiceAccount (bare pods: `default`).
 
 mod meta;
 mod pods;
 mod volumes;
+mod workloads;
 mod write;
 
 pub use meta::uuid_from;
 pub use pods::pod_objects;
 pub use volumes::{claim_and_volume, VolumeBacking};
+pub use workloads::cluster_objects;
 pub use write::write;
 
 /// What to generate.
@@ -74,7 +85,11 @@ pub struct SeedObject {
     pub value: Vec<u8>,
 }
 
-/// Every object of `plan`, pod by pod, lazily.
+/// Every object of `plan`: the cluster's objects besides pods ([`cluster_objects`]:
+/// Namespaces, ServiceAccounts, ConfigMaps, Secrets, the pods' owners), then pod by pod,
+/// lazily.
 pub fn generate(plan: &SeedPlan) -> impl Iterator<Item = SeedObject> + '_ {
-    (0..plan.pods).flat_map(move |i| pod_objects(plan, i))
+    cluster_objects(plan)
+        .into_iter()
+        .chain((0..plan.pods).flat_map(move |i| pod_objects(plan, i)))
 }

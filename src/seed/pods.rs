@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::meta::{envelope, key_of, managed_fields, quantity, s, time, uuid_from, BASE_TIME};
 use super::volumes::{claim_and_volume, VolumeBacking};
+use super::workloads::{config_map_name, namespace_of, ownership, secret_name, PodOwnership, APPS};
 use super::{SeedObject, SeedPlan};
 use crate::codec::ResourceKind;
 
@@ -119,27 +120,51 @@ fn pvc_volume(name: &str, claim: &str) -> core::Volume {
 }
 
 /// The objects of pod number `index` of `plan`: the pod and, where it has one, its claim
-/// and volume.
+/// and volume. Its owners and what it references are in [`super::cluster_objects`].
 pub fn pod_objects(plan: &SeedPlan, index: usize) -> Vec<SeedObject> {
     let prefix = plan.prefix.trim_end_matches('/');
-    let namespace = format!("ns-{}", index % plan.namespaces.max(1));
-    let app = ["web", "api", "worker", "db", "cache"][index % 5];
+    let namespace = namespace_of(plan, index);
+    let app = APPS[index % 5];
     let name = format!("{app}-{index}");
-    let seeded = |what: &str| uuid_from(&format!("{}/{what}/{namespace}/{name}", plan.seed));
     let mut out = Vec::new();
-    let mut volumes = shared_volumes(app);
-    let data_volume = data_volume(prefix, &namespace, &name, index, &seeded, &mut out);
-    let mut mounts = vec![("scratch", "/tmp"), ("config", "/etc/app")];
-    if let Some(v) = data_volume {
-        volumes.push(v);
-        mounts.push(("data", "/var/lib/data"));
-    }
+    let (volumes, mounts) = pod_volumes(plan, index, &mut out);
     let pod = build_pod(plan, index, &namespace, &name, app, volumes, &mounts);
     out.push(SeedObject {
         key: key_of(prefix, ResourceKind::Pod, Some(&namespace), &name),
         value: envelope(ResourceKind::Pod, &pod),
     });
     out
+}
+
+/// The volumes of pod `index` and its main container's mounts; the claims and volumes they
+/// refer to go to `out`.
+fn pod_volumes(
+    plan: &SeedPlan,
+    index: usize,
+    out: &mut Vec<SeedObject>,
+) -> (Vec<core::Volume>, Vec<(&'static str, &'static str)>) {
+    let prefix = plan.prefix.trim_end_matches('/');
+    let namespace = namespace_of(plan, index);
+    let app = APPS[index % 5];
+    let name = format!("{app}-{index}");
+    let seeded = |what: &str| uuid_from(&format!("{}/{what}/{namespace}/{name}", plan.seed));
+    let mut volumes = shared_volumes(app);
+    let data_volume = data_volume(prefix, &namespace, &name, index, &seeded, out);
+    let mut mounts = vec![("scratch", "/tmp"), ("config", "/etc/app")];
+    if let Some(v) = data_volume {
+        volumes.push(v);
+        mounts.push(("data", "/var/lib/data"));
+    }
+    (volumes, mounts)
+}
+
+/// The spec of pod `index` as its workload's template has it (no node, no claim written).
+pub(super) fn template_spec(plan: &SeedPlan, index: usize) -> Option<core::PodSpec> {
+    let app = APPS[index % 5];
+    let (volumes, mounts) = pod_volumes(plan, index, &mut Vec::new());
+    let owned = ownership(plan, index, &namespace_of(plan, index), "");
+    let containers = pod_containers(app, index, &mounts);
+    Some(pod_spec(volumes, containers, String::new(), &owned))
 }
 
 /// The volumes every seeded pod mounts: an emptyDir and its app's configMap.
@@ -157,7 +182,7 @@ fn shared_volumes(app: &str) -> Vec<core::Volume> {
             volume_source: Some(core::VolumeSource {
                 config_map: Some(core::ConfigMapVolumeSource {
                     local_object_reference: Some(core::LocalObjectReference {
-                        name: s(format!("{app}-config")),
+                        name: s(config_map_name(app)),
                     }),
                     default_mode: Some(420),
                     ..Default::default()
@@ -257,7 +282,7 @@ fn build_pod(
     mounts: &[(&str, &str)],
 ) -> core::Pod {
     let uid = uuid_from(&format!("{}/pod/{namespace}/{name}", plan.seed));
-    let rs = format!("{app}-{:x}", index % 7 + 0x5d8f9c);
+    let owned = ownership(plan, index, namespace, name);
     let created = BASE_TIME + (index as i64 % 86_400);
     let mut annotations: BTreeMap<String, String> = [(
         "kubectl.kubernetes.io/restartedAt".to_string(),
@@ -275,11 +300,11 @@ fn build_pod(
     let labels: BTreeMap<String, String> = [
         ("app", app.to_string()),
         ("tier", tier.to_string()),
-        ("pod-template-hash", format!("{:x}", index % 7 + 0x5d8f9c)),
         ("release", format!("r{}", index % 3)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(owned.labels.iter().cloned())
     .collect();
     let containers = pod_containers(app, index, mounts);
     let node = format!("node-{}", index % 16);
@@ -287,7 +312,7 @@ fn build_pod(
     core::Pod {
         metadata: Some(meta::ObjectMeta {
             name: s(name),
-            generate_name: s(format!("{rs}-")),
+            generate_name: s(owned.generate_name.clone()),
             namespace: s(namespace),
             self_link: s(""),
             resource_version: s(""),
@@ -296,17 +321,14 @@ fn build_pod(
             creation_timestamp: time(created),
             labels,
             annotations,
-            owner_references: vec![meta::OwnerReference {
-                api_version: s("apps/v1"),
-                kind: s("ReplicaSet"),
-                name: s(rs.clone()),
-                uid: s(uuid_from(&format!("rs/{namespace}/{rs}"))),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }],
+            owner_references: owned.owners.clone(),
             managed_fields: vec![
                 managed_fields(
-                    "kube-controller-manager",
+                    if owned.owners.is_empty() {
+                        "kubectl-run"
+                    } else {
+                        "kube-controller-manager"
+                    },
                     created,
                     r#"{"f:metadata":{"f:generateName":{},"f:labels":{".":{},"f:app":{}},"f:ownerReferences":{}},"f:spec":{"f:containers":{},"f:volumes":{}}}"#,
                 ),
@@ -318,20 +340,35 @@ fn build_pod(
             ],
             ..Default::default()
         }),
-        spec: Some(pod_spec(volumes, containers, node)),
+        spec: Some(pod_spec(volumes, containers, node, &owned)),
         status: Some(pod_status(index, created, container_statuses)),
     }
 }
 
 /// The app's container, a sidecar on two pods of three, a metrics exporter on one of three.
 fn pod_containers(app: &str, index: usize, mounts: &[(&str, &str)]) -> Vec<core::Container> {
-    let mut containers = vec![container(
+    let mut main = container(
         app,
         &format!("registry.example.com/{app}:1.{}.{}", index % 4, index % 10),
         8080,
         index,
         mounts,
-    )];
+    );
+    main.env.push(core::EnvVar {
+        name: s("APP_PASSWORD"),
+        value_from: Some(core::EnvVarSource {
+            secret_key_ref: Some(core::SecretKeySelector {
+                local_object_reference: Some(core::LocalObjectReference {
+                    name: s(secret_name(app)),
+                }),
+                key: s("password"),
+                optional: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut containers = vec![main];
     if index % 3 != 2 {
         containers.push(container(
             "sidecar",
@@ -394,15 +431,16 @@ fn pod_spec(
     volumes: Vec<core::Volume>,
     containers: Vec<core::Container>,
     node: String,
+    owned: &PodOwnership,
 ) -> core::PodSpec {
     core::PodSpec {
         volumes,
         containers,
-        restart_policy: s("Always"),
+        restart_policy: s(owned.restart_policy),
         termination_grace_period_seconds: Some(30),
         dns_policy: s("ClusterFirst"),
-        service_account_name: s("default"),
-        service_account: s("default"),
+        service_account_name: s(owned.service_account.clone()),
+        service_account: s(owned.service_account.clone()),
         node_name: s(node),
         host_network: Some(false),
         host_pid: Some(false),

@@ -82,6 +82,9 @@ impl Scene {
             "--kubeconfig",
             &self.kubeconfig,
             "--original-volumes",
+            // Every pod made by podbank itself (the seeded pods have owners, whose
+            // controllers would make them otherwise): this is about many pod creates.
+            "--pods-only",
             "--settle",
             "0",
             "-o",

@@ -483,3 +483,79 @@ async fn a_referenced_configmap_in_the_target_is_compared_and_follows_the_confli
     let live = other.get("configmaps", "shop", "web-config").expect("live");
     assert_eq!(live.object["data"]["site.conf"], "listen 9090\n");
 }
+
+/// A pod of a seeded Deployment (`podbank demo seed`'s cluster) restored with its owners into
+/// an empty stand-in: the Namespace, ConfigMap, Secret and ServiceAccount it needs, the
+/// Deployment (whose controllers make the ReplicaSet and pod again), and nothing is
+/// garbage-collected.
+#[tokio::test]
+async fn a_seeded_deployments_pod_restores_with_its_owners_and_nothing_is_collected() {
+    let etcd = TestEtcd::start();
+    let plan = seed::SeedPlan {
+        pods: 10,
+        namespaces: 5,
+        ..seed::SeedPlan::default()
+    };
+    seed::write(&etcd.connect().await, seed::generate(&plan))
+        .await
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let podbank = Podbank::without_cinder(&etcd.url, dir.path());
+    podbank
+        .ok(&[
+            "protect",
+            "ns-4/cache-4",
+            "--backup-name",
+            "seeded",
+            "--description",
+            "a Deployment's pod",
+            "--no-volume-backups",
+            "--secrets-in-plain-bank",
+        ])
+        .await;
+    let checkpoint = workload::checkpoints(&podbank.bank)
+        .await
+        .remove(0)
+        .id
+        .to_string();
+    let api = FakeApiServer::start(&[]).await;
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let run = podbank
+        .run(&[
+            "restore",
+            &checkpoint,
+            "--pod",
+            "ns-4/cache-4",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8"),
+            "--settle",
+            "2s",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let rec = record(&run);
+    assert_eq!(rec["status"], "success", "{rec}");
+    api.settled().await;
+    assert!(api.get("namespaces", "", "ns-4").is_some(), "the Namespace");
+    for (resource, name) in [
+        ("deployments", "cache"),
+        ("configmaps", "cache-config"),
+        ("secrets", "cache-credentials"),
+        ("serviceaccounts", "cache"),
+    ] {
+        assert!(
+            api.get(resource, "ns-4", name).is_some(),
+            "{resource} ns-4/{name} restored: {rec}"
+        );
+    }
+    assert_eq!(api.objects_of("replicasets", "ns-4").len(), 1);
+    let pods = api.objects_of("pods", "ns-4");
+    assert_eq!(pods.len(), 1, "the Deployment's one replica: {pods:?}");
+    assert!(
+        api.gc_deletions().is_empty(),
+        "garbage-collected: {:?}",
+        api.gc_deletions()
+    );
+}
