@@ -58,6 +58,9 @@ pub struct AgentConfig {
     pub grace_period: Duration,
     /// Scheduled protection plans.
     pub plans: Vec<PlanConfig>,
+    /// The bound on requests that read etcd or the bank (listings and shows of pods,
+    /// checkpoint shows): past it, 503 with `Retry-After`.
+    pub reads: super::limit::ReadLimits,
 }
 
 impl Default for AgentConfig {
@@ -70,6 +73,7 @@ impl Default for AgentConfig {
             identity: None,
             grace_period: Duration::from_secs(300),
             plans: Vec::new(),
+            reads: super::limit::ReadLimits::default(),
         }
     }
 }

@@ -159,6 +159,29 @@ pub struct InstancesQuery {
     pub marker: Option<String>,
 }
 
+/// Runs a read of etcd or the bank once it has its turn; refuses it with 503 and
+/// `Retry-After` when too many run and wait.
+async fn take_turn(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    match s.service.reads().enter().await {
+        Ok(_turn) => next.run(req).await,
+        Err(over) => overloaded(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            over.to_string(),
+        )),
+    }
+}
+
+/// `error` as a response that says when to try again.
+pub(super) fn overloaded(error: impl IntoResponse) -> Response {
+    let mut resp = error.into_response();
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(super::limit::RETRY_AFTER_SECONDS),
+    );
+    resp
+}
+
 /// The page size a request asks for, clamped to [`MAX_PAGE`] (also the default); a clamp
 /// is said in a `Warning` header.
 pub(super) fn page_size(limit: Option<usize>) -> (usize, Option<HeaderValue>) {
@@ -605,13 +628,17 @@ pub fn router_with_auth(
         client_cert: auth.client_cert,
         openapi: Arc::new(OnceLock::new()),
     };
-    let v1 = OpenApiRouter::new()
-        .routes(routes!(protectable_types))
+    // Reads of etcd and the bank take a turn (see `limit`).
+    let reads = OpenApiRouter::new()
         .routes(routes!(list_instances))
         .routes(routes!(show_instance))
         .routes(routes!(instance_dependents))
-        .routes(routes!(list_checkpoints, create_checkpoint))
         .routes(routes!(show_checkpoint, delete_checkpoint))
+        .route_layer(middleware::from_fn_with_state(state.clone(), take_turn));
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(protectable_types))
+        .merge(reads)
+        .routes(routes!(list_checkpoints, create_checkpoint))
         .routes(routes!(list_restores, create_restore))
         .routes(routes!(show_restore))
         .routes(routes!(list_plans))

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod http;
 pub mod karbor;
+pub mod limit;
 pub mod metrics;
 pub mod operations;
 pub mod schedule;
@@ -119,7 +120,7 @@ impl Agent {
             source,
         })?;
         let election = Election::start(etcd, election_config)?;
-        let service = Service::new(engine, plans, election.leading());
+        let service = Service::with_read_limits(engine, plans, election.leading(), config.reads);
         let (router, _) = http::router_with_auth(
             Arc::clone(&service),
             http::Auth {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::limit::{ReadLimit, ReadLimits};
 use super::metrics::Metrics;
 use super::operations::{OperationKind, OperationRecord, OperationResult, Operations, Refused};
 use crate::api::{ProtectStats, Trigger};
@@ -56,6 +57,7 @@ pub struct Service {
     leading: watch::Receiver<bool>,
     next_runs: Mutex<Vec<Option<DateTime<Utc>>>>,
     last_ops: Mutex<HashMap<String, String>>,
+    reads: ReadLimit,
 }
 
 impl Service {
@@ -66,6 +68,16 @@ impl Service {
         plans: Vec<Plan>,
         leading: watch::Receiver<bool>,
     ) -> Arc<Service> {
+        Self::with_read_limits(engine, plans, leading, ReadLimits::default())
+    }
+
+    /// [`Service::new`], with reads of etcd and the bank bound by `limits`.
+    pub fn with_read_limits(
+        engine: Arc<dyn Engine>,
+        plans: Vec<Plan>,
+        leading: watch::Receiver<bool>,
+        limits: ReadLimits,
+    ) -> Arc<Service> {
         let n = plans.len();
         Arc::new(Service {
             engine,
@@ -75,7 +87,13 @@ impl Service {
             leading,
             next_runs: Mutex::new(vec![None; n]),
             last_ops: Mutex::default(),
+            reads: ReadLimit::new(limits),
         })
+    }
+
+    /// The gate of requests that read etcd or the bank.
+    pub fn reads(&self) -> &ReadLimit {
+        &self.reads
     }
 
     /// The engine.

@@ -660,3 +660,54 @@ async fn a_closing_agent_refuses_new_work_and_is_not_ready() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn reads_past_the_bound_are_refused_with_retry_after_and_the_agent_recovers() {
+    use podbank::agent::limit::ReadLimits;
+    let engine = MemoryEngine::new("a", 3);
+    let (_tx, rx) = watch::channel(true);
+    let service = Service::with_read_limits(
+        engine.clone(),
+        Vec::new(),
+        rx,
+        ReadLimits {
+            concurrent: 1,
+            waiting: 0,
+            wait: Duration::ZERO,
+        },
+    );
+    let (router, _) = podbank::agent::http::router(Arc::clone(&service), Some(TOKEN.as_bytes()));
+    let own = "/v1/protectables/OS::Kubernetes::Pod/instances";
+    let karbor = "/v1/0f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b/protectables/OS::Kubernetes::Pod/instances";
+    // One read runs (held here): the next is refused at once, on both APIs.
+    let turn = service.reads().enter().await.expect("a turn");
+    let r = call(&router, Method::GET, own, Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(
+        r.headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(r.json()["error"]["code"], "overloaded", "{}", r.text);
+    let r = call(&router, Method::GET, karbor, Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert!(r.headers.get(header::RETRY_AFTER).is_some());
+    assert_eq!(r.json()["serviceUnavailable"]["code"], 503, "{}", r.text);
+    // Cheap routes are not bound; a request without the token is refused before it
+    // could take a turn.
+    let r = call(&router, Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = call(&router, Method::GET, "/v1/checkpoints", Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(&router, Method::GET, own, None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(service.reads().refused(), 2);
+    // Once the read ends, reads are served again.
+    drop(turn);
+    let r = call(&router, Method::GET, own, Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(3));
+    let r = call(&router, Method::GET, karbor, Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}

@@ -29,6 +29,7 @@ mod drill;
 mod engine_conformance;
 mod etcd_scan;
 mod karbor_api;
+mod pod_pages;
 mod pods_bad_values;
 mod pods_cli;
 mod protect_cinder;

@@ -56,12 +56,8 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) ->
         client_cert,
         pending: Arc::default(),
     };
-    let project = Router::new()
-        .route("/v1/{project_id}/protectables", get(list_protectables))
-        .route(
-            "/v1/{project_id}/protectables/{protectable_type}",
-            get(show_protectable),
-        )
+    // Reads of etcd and the bank take a turn (see `crate::agent::limit`).
+    let reads = Router::new()
         .route(
             "/v1/{project_id}/protectables/{protectable_type}/instances",
             get(list_instances),
@@ -70,6 +66,18 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) ->
             "/v1/{project_id}/protectables/{protectable_type}/instances/{id}",
             get(show_instance),
         )
+        .route(
+            "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}",
+            get(checkpoints::show).delete(checkpoints::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), take_turn));
+    let project = Router::new()
+        .route("/v1/{project_id}/protectables", get(list_protectables))
+        .route(
+            "/v1/{project_id}/protectables/{protectable_type}",
+            get(show_protectable),
+        )
+        .merge(reads)
         .route("/v1/{project_id}/providers", get(list_providers))
         .route(
             "/v1/{project_id}/providers/{provider_id}",
@@ -86,10 +94,6 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) ->
         .route(
             "/v1/{project_id}/providers/{provider_id}/checkpoints",
             post(checkpoints::create).get(checkpoints::list),
-        )
-        .route(
-            "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}",
-            get(checkpoints::show).delete(checkpoints::delete),
         )
         .route(
             "/v1/{project_id}/restores",
@@ -309,6 +313,18 @@ async fn show_provider(Path((_project, id)): Path<(String, String)>) -> KResult<
         )));
     }
     Ok(Json(json!({ "provider": types::provider() })))
+}
+
+/// Runs a read of etcd or the bank once it has its turn; refuses it with Karbor's 503
+/// fault and `Retry-After` when too many run and wait.
+async fn take_turn(State(s): State<KarborState>, req: Request, next: Next) -> Response {
+    match s.service.reads().enter().await {
+        Ok(_turn) => next.run(req).await,
+        Err(over) => super::http::overloaded(Fault::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            over.to_string(),
+        )),
+    }
 }
 
 async fn require_token(State(s): State<KarborState>, req: Request, next: Next) -> Response {
