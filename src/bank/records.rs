@@ -10,8 +10,8 @@ use super::brief::{CheckpointBrief, Manifest};
 use super::format::{self, pb};
 use super::{is_sealing_error, lock, Bank, BankError, BankFile, CheckpointId, ObjectId, Problem};
 use crate::model::{
-    Checkpoint, CheckpointSummary, JournalBatch, ResourceRecord, RestoreId, RestoreRecord,
-    VolumeRecord,
+    Checkpoint, CheckpointStatus, CheckpointSummary, JournalBatch, ResourceRecord, RestoreId,
+    RestoreRecord, VolumeRecord,
 };
 
 impl Bank {
@@ -173,6 +173,44 @@ impl Bank {
             .put(Kind::Checkpoint, &manifest.id, format::encode(&manifest)?)
             .await?;
         Ok(())
+    }
+
+    /// Sets a finished checkpoint's status to `available` or `error` and leaves the rest
+    /// of its manifest as it is (Karbor's checkpoint reset-state). Only a checkpoint that
+    /// is `available` or `error` can be reset, and only to one of those: one being written
+    /// (`protecting`) or deleted is refused with [`BankError::InvalidState`], as Karbor
+    /// refuses it. Returns the manifest written.
+    ///
+    /// Like the status changes of delete, this is a read and a rewrite of the manifest, not
+    /// under the bank's lock: a reset racing a delete of the same checkpoint may put back
+    /// the manifest that delete removed (deleting it again finishes the job).
+    pub async fn set_checkpoint_status(
+        &self,
+        id: &CheckpointId,
+        status: CheckpointStatus,
+    ) -> Result<Checkpoint, BankError> {
+        let settable = |s: CheckpointStatus| {
+            matches!(s, CheckpointStatus::Available | CheckpointStatus::Error)
+        };
+        if !settable(status) {
+            return Err(BankError::InvalidState {
+                id: id.to_string(),
+                reason: format!("its status can be set to available or error, not {status}"),
+            });
+        }
+        let mut checkpoint = self.checkpoint(id).await?;
+        if !settable(checkpoint.status) {
+            return Err(BankError::InvalidState {
+                id: id.to_string(),
+                reason: format!(
+                    "it is {}; only an available or error checkpoint can be reset",
+                    checkpoint.status
+                ),
+            });
+        }
+        checkpoint.status = status;
+        self.put_checkpoint(&checkpoint).await?;
+        Ok(checkpoint)
     }
 
     /// Removes a checkpoint's manifest; its data goes at the next gc.

@@ -385,6 +385,19 @@ impl Engine for LocalEngine {
             .map_err(from_protection)
     }
 
+    async fn reset_checkpoint_status(
+        &self,
+        id: &CheckpointId,
+        status: CheckpointStatus,
+    ) -> Result<(), EngineError> {
+        self.bank()
+            .await?
+            .set_checkpoint_status(id, status)
+            .await
+            .map(|_| ())
+            .map_err(from_bank)
+    }
+
     async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError> {
         check_pods(&request.pods)?;
         // The checkpoint must exist either way; say so before saying what is missing.

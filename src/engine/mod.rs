@@ -33,7 +33,7 @@ pub use views::{
 };
 
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
-use crate::model::{CheckpointId, ObjectRef, PlanId, RestoreId, StoredPlan};
+use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, PlanId, RestoreId, StoredPlan};
 use crate::protection::restore::{ConflictPolicy, NamespaceMap};
 use crate::protection::{DeleteOutcome, Selection};
 use crate::resources::{FieldSelector, LabelSelector};
@@ -370,6 +370,22 @@ pub trait Engine: Send + Sync {
     /// Deletes a checkpoint and its Cinder backups. A backup a newer incremental backup
     /// depends on is kept under a tombstone until that one goes.
     async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<DeleteOutcome, EngineError>;
+
+    /// Sets a finished checkpoint's status to `available` or `error`, nothing else of it
+    /// (Karbor's checkpoint reset-state). A checkpoint being written or deleted is a
+    /// `Conflict`.
+    async fn reset_checkpoint_status(
+        &self,
+        id: &CheckpointId,
+        status: CheckpointStatus,
+    ) -> Result<(), EngineError> {
+        let _ = (id, status);
+        Err(EngineError::Unsupported(
+            "this engine does not reset checkpoint states: use the agent's Karbor API \
+             (karbor checkpoint-reset-state)"
+                .into(),
+        ))
+    }
 
     /// Restores from a checkpoint; returns the restore record.
     async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError>;

@@ -663,3 +663,58 @@ async fn crash_at_twenty_points_leaves_no_partial_checkpoint() -> anyhow::Result
     assert!(bank.backend().list(Kind::Lock).await?.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_checkpoint_status_is_reset_between_available_and_error_only() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bank = open(dir.path(), None).await?;
+    let cp = write_checkpoint(&bank, "reset", (0..3).map(|i| object(i, 1)).collect()).await?;
+
+    let written = bank
+        .set_checkpoint_status(&cp.id, CheckpointStatus::Error)
+        .await?;
+    assert_eq!(written.status, CheckpointStatus::Error);
+    // Read back from a fresh bank: the status changed, nothing else did.
+    let fresh = open(dir.path(), None).await?;
+    let read = fresh.checkpoint(&cp.id).await?;
+    assert_eq!(read.status, CheckpointStatus::Error);
+    assert_eq!(read.tables, cp.tables);
+    assert_eq!(fresh.resources(&read).await?.len(), 3);
+    fresh
+        .set_checkpoint_status(&cp.id, CheckpointStatus::Available)
+        .await?;
+    assert_eq!(
+        fresh.checkpoint(&cp.id).await?.status,
+        CheckpointStatus::Available
+    );
+
+    // Only available or error, and only from those.
+    assert!(matches!(
+        fresh
+            .set_checkpoint_status(&cp.id, CheckpointStatus::Deleting)
+            .await,
+        Err(BankError::InvalidState { .. })
+    ));
+    let mut deleting = fresh.checkpoint(&cp.id).await?;
+    deleting.status = CheckpointStatus::ErrorDeleting;
+    fresh.put_checkpoint(&deleting).await?;
+    assert!(matches!(
+        fresh
+            .set_checkpoint_status(&cp.id, CheckpointStatus::Available)
+            .await,
+        Err(BankError::InvalidState { .. })
+    ));
+    assert_eq!(
+        fresh.checkpoint(&cp.id).await?.status,
+        CheckpointStatus::ErrorDeleting
+    );
+
+    let unknown = CheckpointId::generate();
+    assert!(matches!(
+        fresh
+            .set_checkpoint_status(&unknown, CheckpointStatus::Error)
+            .await,
+        Err(BankError::CheckpointNotFound { .. })
+    ));
+    Ok(())
+}

@@ -23,6 +23,11 @@ use serde_json::Value;
 
 const TOKEN: &str = "karbor-token-0123456789";
 const PROJECT: &str = "0f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b";
+/// A checkpoint UUID of podbank's form (checkpoint `20200101T120000Z-deadbeef`) that no
+/// bank holds.
+const UNKNOWN_CHECKPOINT: &str = "20200101-1200-00de-adbe-ef0c4ec4b0b0";
+/// A UUID that names no podbank checkpoint, restore or plan.
+const UNKNOWN_UUID: &str = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a";
 
 struct Rig {
     _etcd: TestEtcd,
@@ -522,6 +527,57 @@ async fn karborclient_drives_plans_checkpoints_and_restores() {
     assert_eq!(bank.items[0].pods, 1);
     assert_eq!(bank.items[0].backup_name, "kb");
 
+    // checkpoint-reset-state: to error (karbor's default), then back with --available;
+    // karbor prints nothing when it worked. The bank holds the new status.
+    let out = karbor_ok(addr, &["checkpoint-reset-state", PROVIDER_ID, &cp_id]).await;
+    assert_eq!(out.trim(), "", "{out}");
+    let shown = karbor_ok(addr, &["checkpoint-show", PROVIDER_ID, &cp_id]).await;
+    assert_eq!(
+        property(&shown, "status").as_deref(),
+        Some("error"),
+        "{shown}"
+    );
+    let cp_in_bank = rig
+        .engine
+        .checkpoints(&podbank::engine::CheckpointFilter::default())
+        .await
+        .expect("checkpoints");
+    assert_eq!(cp_in_bank.items[0].status.label(), "error");
+    let out = karbor_ok(
+        addr,
+        &["checkpoint-reset-state", PROVIDER_ID, &cp_id, "--available"],
+    )
+    .await;
+    assert_eq!(out.trim(), "", "{out}");
+    let shown = karbor_ok(addr, &["checkpoint-show", PROVIDER_ID, &cp_id]).await;
+    assert_eq!(
+        property(&shown, "status").as_deref(),
+        Some("available"),
+        "{shown}"
+    );
+    // An unknown checkpoint (a podbank id that is not in the bank, and a UUID that names
+    // no podbank checkpoint) is a 404, which karbor reports as not found.
+    for unknown in [UNKNOWN_CHECKPOINT, UNKNOWN_UUID] {
+        let (ok, out, err) = karbor(
+            addr,
+            TOKEN,
+            &[
+                "checkpoint-reset-state",
+                PROVIDER_ID,
+                unknown,
+                "--available",
+            ],
+        )
+        .await;
+        assert!(!ok, "{out}\n{err}");
+        assert!(
+            out.contains(&format!(
+                "Failed to reset state of '{unknown}'; checkpoint not found"
+            )),
+            "{out}\n{err}"
+        );
+    }
+
     // restore-create: a bad restore_name is a 400 and starts nothing.
     let (ok, _, err) = karbor(
         addr,
@@ -596,5 +652,141 @@ async fn karborclient_drives_plans_checkpoints_and_restores() {
     assert!(rig.engine.stored_plans().await.expect("plans").is_empty());
     let (ok, _, err) = karbor(addr, TOKEN, &["plan-show", &plan_id]).await;
     assert!(!ok && err.contains("HTTP 404"), "{err}");
+    rig.stop().await;
+}
+
+/// `(status, body)` of `method path` with the token.
+async fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    request(
+        addr,
+        method,
+        &format!("/v1/{PROJECT}{path}"),
+        Some(TOKEN),
+        body,
+    )
+    .await
+}
+
+/// Asserts a Karbor fault of `status` under `key` (`badRequest`, `itemNotFound`).
+fn assert_fault(what: &str, (status, body): (u16, Value), want: u16, key: &str) {
+    assert_eq!(status, want, "{what}: {body}");
+    assert_eq!(body[key]["code"], want, "{what}: {body}");
+    assert!(
+        body[key]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_ids_and_bad_paging_are_karbor_faults_and_create_nothing() {
+    let rig = start(3).await;
+    let addr = rig.addr;
+    let cps = format!("/providers/{PROVIDER_ID}/checkpoints");
+
+    // Unknown plans: show, update, delete, and a checkpoint of one.
+    for (method, body) in [
+        ("GET", None),
+        ("PUT", Some(serde_json::json!({ "plan": { "name": "x" } }))),
+        ("DELETE", None),
+    ] {
+        let path = format!("/plans/{UNKNOWN_UUID}");
+        assert_fault(
+            &format!("{method} {path}"),
+            api(addr, method, &path, body).await,
+            404,
+            "itemNotFound",
+        );
+    }
+    let create = serde_json::json!({ "checkpoint": { "plan_id": UNKNOWN_UUID } });
+    assert_fault(
+        "checkpoint of an unknown plan",
+        api(addr, "POST", &cps, Some(create.clone())).await,
+        404,
+        "itemNotFound",
+    );
+    assert_fault(
+        "checkpoint under an unknown provider",
+        api(
+            addr,
+            "POST",
+            &format!("/providers/{UNKNOWN_UUID}/checkpoints"),
+            Some(create),
+        )
+        .await,
+        404,
+        "itemNotFound",
+    );
+
+    // Unknown checkpoints: show, delete, reset-state, and a restore of one.
+    for id in [UNKNOWN_CHECKPOINT, UNKNOWN_UUID] {
+        let path = format!("{cps}/{id}");
+        let reset = serde_json::json!({ "os-resetState": { "state": "available" } });
+        for (method, body) in [("GET", None), ("DELETE", None), ("PUT", Some(reset))] {
+            assert_fault(
+                &format!("{method} {path}"),
+                api(addr, method, &path, body).await,
+                404,
+                "itemNotFound",
+            );
+        }
+        let restore = serde_json::json!({ "restore": {
+            "provider_id": PROVIDER_ID,
+            "checkpoint_id": id,
+            "parameters": { "OS::Kubernetes::Pod": { "restore_name": "back" } },
+        }});
+        assert_fault(
+            &format!("restore of {id}"),
+            api(addr, "POST", "/restores", Some(restore)).await,
+            404,
+            "itemNotFound",
+        );
+    }
+    assert_fault(
+        "unknown restore",
+        api(addr, "GET", &format!("/restores/{UNKNOWN_UUID}"), None).await,
+        404,
+        "itemNotFound",
+    );
+    // reset-state takes available or error only, in Karbor's body.
+    let path = format!("{cps}/{UNKNOWN_CHECKPOINT}");
+    for body in [
+        serde_json::json!({ "os-resetState": { "state": "protecting" } }),
+        serde_json::json!({ "os-resetState": {} }),
+        serde_json::json!({ "state": "available" }),
+    ] {
+        assert_fault(
+            &format!("reset-state with {body}"),
+            api(addr, "PUT", &path, Some(body.clone())).await,
+            400,
+            "badRequest",
+        );
+    }
+
+    // Listings: a marker that names nothing, a limit that is not a positive integer.
+    for list in ["/plans", cps.as_str(), "/restores"] {
+        for query in ["marker=not-an-id", "limit=0", "limit=abc", "limit=-1"] {
+            let path = format!("{list}?{query}");
+            assert_fault(
+                &format!("GET {path}"),
+                api(addr, "GET", &path, None).await,
+                400,
+                "badRequest",
+            );
+        }
+    }
+
+    // None of it created anything.
+    assert!(rig.engine.stored_plans().await.expect("plans").is_empty());
+    let checkpoints = rig
+        .engine
+        .checkpoints(&podbank::engine::CheckpointFilter::default())
+        .await
+        .expect("checkpoints");
+    assert!(checkpoints.items.is_empty(), "{:?}", checkpoints.items);
+    let restores = rig.engine.restores().await.expect("restores");
+    assert!(restores.items.is_empty(), "{:?}", restores.items);
+    let (status, body) = api(addr, "GET", "/plans", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plans"], serde_json::json!([]), "{body}");
     rig.stop().await;
 }

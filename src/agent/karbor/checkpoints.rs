@@ -418,6 +418,61 @@ pub(super) async fn delete(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// `PUT /v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}` with
+/// `{"os-resetState": {"state": "available" | "error"}}`: Karbor's checkpoint
+/// reset-state, what `karbor checkpoint-reset-state` sends. Sets the status in the bank
+/// and nothing else; answers `{}` (200), as Karbor does.
+///
+/// A checkpoint that is not `available` or `error` (still `protecting`, or being deleted)
+/// cannot be reset: 400, as Karbor's `CheckpointNotBeReset`.
+///
+/// Who may: Karbor allows it to an admin and to the checkpoint's own project (policy
+/// `provider:checkpoint_update`). podbank has no Keystone yet (issue 29), only the
+/// agent's one static token, so whoever holds that token is the admin: every caller that
+/// got past the token check may reset any checkpoint.
+pub(super) async fn update(
+    State(s): State<KarborState>,
+    Path((_project, provider, id)): Path<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> KResult<Json<Value>> {
+    check_provider(&provider)?;
+    let state = body
+        .get("os-resetState")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            Fault::bad_request("Missing required element 'os-resetState' in request body.")
+        })?
+        .get("state")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("os-resetState needs a state, available or error"))?;
+    let status = match state {
+        "available" => CheckpointStatus::Available,
+        "error" => CheckpointStatus::Error,
+        other => {
+            return Err(bad(format!(
+                "state {other:?} is not one of 'available', 'error'"
+            )))
+        }
+    };
+    let cp_id = checkpoint_id_of(&id)?;
+    let cannot =
+        |why: String| Fault::bad_request(format!("The checkpoint {id} can not be reset: {why}"));
+    match s
+        .service
+        .engine()
+        .reset_checkpoint_status(&cp_id, status)
+        .await
+    {
+        Ok(()) => Ok(Json(json!({}))),
+        Err(EngineError::NotFound(m)) => match pending(&s, &id, PendingKind::Checkpoint) {
+            Some(_) => Err(cannot("it is protecting".into())),
+            None => Err(Fault::not_found(m)),
+        },
+        Err(EngineError::Conflict(m)) => Err(cannot(m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn restore_status_view(r: &RestoreView) -> (Map<String, Value>, Map<String, Value>) {
     let mut status = Map::new();
     let mut reason = Map::new();

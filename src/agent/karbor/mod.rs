@@ -68,7 +68,9 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) ->
         )
         .route(
             "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}",
-            get(checkpoints::show).delete(checkpoints::delete),
+            get(checkpoints::show)
+                .put(checkpoints::update)
+                .delete(checkpoints::delete),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), take_turn));
     let project = Router::new()
