@@ -79,6 +79,7 @@ pub async fn start_etcd() -> anyhow::Result<EtcdProcess> {
 }
 
 /// Wall time and peak RSS of one child process.
+#[allow(dead_code)] // not every benchmark runs a command to its end
 pub struct Measured {
     /// Wall time, spawn to exit.
     pub seconds: f64,
@@ -92,6 +93,7 @@ pub struct Measured {
 }
 
 /// Run `cmd` to its end; fails unless it exits 0. Blocking (it waits for the child).
+#[allow(dead_code)] // not every benchmark runs a command to its end
 pub fn run_measured(cmd: &mut Command) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let mut child = cmd
