@@ -70,11 +70,12 @@ pub fn error_of(code: &str, message: String) -> EngineError {
 /// The pods of `POST /v1/checkpoints`. All given criteria must hold; an empty selection
 /// means every pod of the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SelectionBody {
     /// Namespaces; empty means all.
     pub namespaces: Vec<String>,
     /// Label selector over pod labels, kubectl syntax (`app=web,tier in (a,b),!canary`).
+    #[serde(alias = "label_selector")]
     pub label_selector: Option<String>,
     /// Explicit pods as `<namespace>/<name>`; empty means no restriction.
     #[schema(value_type = Vec<String>)]
@@ -84,7 +85,7 @@ pub struct SelectionBody {
 /// `POST /v1/checkpoints`: take a checkpoint now. Whether volumes are backed up is the
 /// agent's setting (`podbank agent --no-volume-backups`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProtectBody {
     /// The plan this checkpoint belongs to (recorded in the checkpoint, used by retention);
     /// `None` for an on-demand checkpoint outside any plan.
@@ -160,10 +161,11 @@ impl TryFrom<&ProtectRequest> for ProtectBody {
 
 /// `POST /v1/restores`: restore (some pods of) a checkpoint into the agent's cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreBody {
     /// The checkpoint to restore from.
     #[schema(value_type = String)]
+    #[serde(alias = "checkpoint_id")]
     pub checkpoint_id: CheckpointId,
     /// Pods to restore as `<namespace>/<name>`; empty means every pod of the checkpoint.
     #[serde(default)]
@@ -246,6 +248,7 @@ pub struct Items<T> {
 
 /// `GET /v1/plans`.
 #[derive(Debug, Serialize, ToSchema, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PlanList {
     /// Whether this replica leads (runs the schedules).
     pub leader: bool,
@@ -255,6 +258,7 @@ pub struct PlanList {
 
 /// `GET /readyz`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Readiness {
     /// Whether every check passed.
     pub ready: bool,
@@ -303,7 +307,7 @@ pub enum Trigger {
 
 /// Counters of one protect, for metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ProtectStats {
     /// Pods in the checkpoint.
     pub pods: u64,
@@ -354,7 +358,11 @@ impl ProtectStats {
 
 /// What an operation produced, by kind (the field `type` says which).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum OperationResult {
     /// A checkpoint was taken.
     Protect {
@@ -447,6 +455,7 @@ impl OperationResult {
 
 /// One operation, as `GET /v1/operations/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OperationRecord {
     /// Its id.
     pub id: String,
@@ -474,6 +483,7 @@ pub struct OperationRecord {
 
 /// The answer to a request that started a long operation.
 #[derive(Debug, Serialize, ToSchema, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Accepted {
     /// The operation started.
     pub operation: OperationRecord,

@@ -441,6 +441,13 @@ impl From<CheckpointBrief> for CheckpointSummary {
             .iter()
             .filter(|v| v.status() == pb::VolumeStatus::VolumeAvailable)
             .count() as u64;
+        let skipped = b
+            .volumes
+            .iter()
+            .filter(|v| {
+                !v.volume_id.is_empty() && v.status() == pb::VolumeStatus::VolumeNotProtected
+            })
+            .count() as u64;
         Self {
             id: checkpoint_id(b.id),
             status,
@@ -453,6 +460,7 @@ impl From<CheckpointBrief> for CheckpointSummary {
             resource_count: b.resource_count,
             cinder_volumes,
             backed_up,
+            skipped,
             reason: b.reason,
             plan: b.plan,
             stats: b.stats.unwrap_or_default().into(),

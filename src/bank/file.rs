@@ -80,6 +80,7 @@ impl<'de> Deserialize<'de> for BankFile {
 
 /// A file the bank found but cannot use, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DamagedFile {
     /// The file.
     pub file: BankFile,

@@ -238,11 +238,11 @@ impl Tabular for StatsOut {
             "CHECKPOINTS",
             "OBJECTS",
             "PACKS",
-            "STORED",
-            "UNIQUE",
-            "LOGICAL",
+            "BACKED UP",
+            "DISTINCT",
+            "ON DISK",
             "DEDUP",
-            "TOTAL",
+            "DEDUP+COMPRESSION",
         ]
     }
     fn rows(&self) -> Vec<Vec<String>> {
@@ -251,9 +251,9 @@ impl Tabular for StatsOut {
             s.checkpoints.to_string(),
             s.objects.to_string(),
             s.packs.to_string(),
-            human_bytes(s.stored_bytes),
-            human_bytes(s.unique_bytes),
             human_bytes(s.logical_bytes),
+            human_bytes(s.unique_bytes),
+            human_bytes(s.stored_bytes),
             format!("{:.1}x", s.dedup_ratio),
             format!("{:.1}x", s.total_ratio),
         ]]

@@ -107,10 +107,23 @@ fn list_row(
         status.to_string(),
         created,
         pods.to_string(),
-        format!("{}/{}", volumes.backed_up, volumes.cinder),
+        volumes_cell(volumes),
         revision.to_string(),
         human_bytes(bytes_new),
     ]
+}
+
+/// `backed up/Cinder volumes`, and why the rest were not backed up when that was on
+/// purpose: `0/380 (backups skipped)`, `3/5 (2 skipped)`.
+fn volumes_cell(v: VolumeCounts) -> String {
+    let counts = format!("{}/{}", v.backed_up, v.cinder);
+    if v.skipped == 0 {
+        counts
+    } else if v.skipped == v.cinder {
+        format!("{counts} (backups skipped)")
+    } else {
+        format!("{counts} ({} skipped)", v.skipped)
+    }
 }
 
 impl Tabular for List {

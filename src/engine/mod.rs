@@ -41,14 +41,16 @@ use crate::resources::{FieldSelector, LabelSelector};
 /// Which pods an operation covers. All given criteria must hold; an empty selection means
 /// every pod of the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SelectionSpec {
     /// Namespaces; empty means all.
     pub namespaces: Vec<String>,
     /// Label selector over pod labels, kubectl syntax (`app=web,tier in (a,b),!canary`).
+    #[serde(alias = "label_selector")]
     pub label_selector: Option<String>,
     /// Field selector over pod fields (`metadata.name`, `spec.nodeName`, `status.phase`,
     /// ...).
+    #[serde(alias = "field_selector")]
     pub field_selector: Option<String>,
     /// Explicit pods as `<namespace>/<name>`; empty means no restriction.
     #[schema(value_type = Vec<String>)]
@@ -145,7 +147,7 @@ pub const MAX_PAGE: usize = 1000;
 
 /// A protect: one checkpoint of the selected pods and their Cinder volumes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProtectRequest {
     /// The plan this checkpoint belongs to (recorded in the checkpoint, used by retention);
     /// `None` for an on-demand checkpoint outside any plan.
@@ -160,10 +162,12 @@ pub struct ProtectRequest {
     pub parameters: Value,
     /// Back up the Cinder volumes (default); `false` records them as not protected.
     #[serde(default = "yes")]
+    #[serde(alias = "volume_backups")]
     pub volume_backups: bool,
     /// Store the pods' Secrets even though the bank is not encrypted (an encrypted bank
     /// always stores them); otherwise each is recorded as skipped, with the reason.
     #[serde(default)]
+    #[serde(alias = "secrets_in_plain_bank")]
     pub secrets_in_plain_bank: bool,
     /// The id the checkpoint gets (one not in the bank); `None`: a new one. Set by fronts
     /// that answer with the id before the protect has started (Karbor's checkpoint create).
@@ -194,10 +198,11 @@ pub enum RestoreMode {
 
 /// A restore of (part of) a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreRequest {
     /// The checkpoint to restore from.
     #[schema(value_type = String)]
+    #[serde(alias = "checkpoint_id")]
     pub checkpoint_id: CheckpointId,
     /// Pods to restore as `<namespace>/<name>`; empty means every pod of the checkpoint.
     #[serde(default)]
@@ -211,6 +216,7 @@ pub struct RestoreRequest {
     /// Namespace renames, old -> new.
     #[serde(default)]
     #[schema(value_type = Object)]
+    #[serde(alias = "namespace_map")]
     pub namespace_map: NamespaceMap,
     /// What to do when an object exists.
     #[serde(default)]
@@ -218,14 +224,17 @@ pub struct RestoreRequest {
     pub conflict: ConflictPolicy,
     /// Keep `spec.nodeName` (default: cleared, the scheduler places the pod).
     #[serde(default)]
+    #[serde(alias = "keep_node")]
     pub keep_node: bool,
     /// Karbor's original semantics: bare pods without ownerReferences, owners not
     /// restored. Default: a pod with a controller comes back through its top owner.
     #[serde(default)]
+    #[serde(alias = "pods_only")]
     pub pods_only: bool,
     /// Volumes protected without a backup keep their original Cinder volume (the PV is
     /// restored naming it); default: such a pod fails.
     #[serde(default)]
+    #[serde(alias = "original_volumes")]
     pub original_volumes: bool,
     /// How long to watch what was created before calling the restore a success (`10s`
     /// by default, `0` not at all).
@@ -237,6 +246,7 @@ pub struct RestoreRequest {
     pub concurrency: Option<usize>,
     /// How many Cinder volumes are restored at once; 8 by default.
     #[serde(default)]
+    #[serde(alias = "volume_concurrency")]
     pub volume_concurrency: Option<usize>,
     /// Into the cluster, or a dry run into a folder.
     #[serde(default)]
@@ -250,7 +260,7 @@ pub struct RestoreRequest {
 
 /// Which checkpoints to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct CheckpointFilter {
     /// Only this plan's checkpoints.
     pub plan: Option<String>,

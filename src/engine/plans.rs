@@ -127,6 +127,7 @@ impl Plan {
 
 /// A plan as the API lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PlanView {
     /// Name.
     pub name: String,
@@ -164,6 +165,7 @@ impl From<&Plan> for PlanView {
 
 /// What retention did in a plan run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RetentionReport {
     /// Checkpoints deleted, in order.
     pub deleted: Vec<CheckpointId>,
@@ -175,6 +177,7 @@ pub struct RetentionReport {
 
 /// What a plan run did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PlanRun {
     /// The plan.
     pub plan: String,

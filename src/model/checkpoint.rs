@@ -289,6 +289,8 @@ pub struct CheckpointSummary {
     pub cinder_volumes: u64,
     /// Of which have an available backup.
     pub backed_up: u64,
+    /// Of which were not backed up on purpose (`not-protected`, e.g. `--no-volume-backups`).
+    pub skipped: u64,
     /// Why it is `error`.
     pub reason: String,
     /// The plan that made it.
@@ -303,6 +305,7 @@ pub struct CheckpointSummary {
 
 /// One Cinder backup of a checkpoint, with what it depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackupLink {
     /// The Cinder volume backed up.
     pub volume_id: VolumeId,
@@ -349,6 +352,11 @@ impl From<&Checkpoint> for CheckpointSummary {
                 .volumes
                 .iter()
                 .filter(|v| v.status == VolumeStatus::Available)
+                .count() as u64,
+            skipped: cp
+                .volumes
+                .iter()
+                .filter(|v| v.is_cinder() && v.status == VolumeStatus::NotProtected)
                 .count() as u64,
             reason: cp.reason.clone(),
             plan: cp.plan.clone(),

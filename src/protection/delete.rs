@@ -23,6 +23,7 @@ pub const BACKUP_DELETE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What delete did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeleteOutcome {
     /// The checkpoint.
     pub id: CheckpointId,

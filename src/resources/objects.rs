@@ -11,7 +11,11 @@ use crate::codec::{Encoding, StoredObject};
 
 /// What a pod volume is backed by, as far as podbank cares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum VolumeSourceKind {
     /// `persistentVolumeClaim.claimName`.
     PersistentVolumeClaim {
@@ -35,6 +39,7 @@ pub enum VolumeSourceKind {
 
 /// One entry of `spec.volumes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PodVolume {
     /// The volume's name in the pod.
     pub name: String,
@@ -97,7 +102,11 @@ pub struct ClaimInfo {
 
 /// Where a persistent volume's data lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum PvSource {
     /// A CSI volume.
     Csi {

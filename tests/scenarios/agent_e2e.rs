@@ -166,7 +166,7 @@ plans:
     assert_eq!(status, 202, "{acc}");
     let op = follow(addr, &acc).await;
     assert_eq!(op["state"], "succeeded", "{op}");
-    let adhoc = op["result"]["checkpoint_id"]
+    let adhoc = op["result"]["checkpointId"]
         .as_str()
         .expect("id")
         .to_string();
@@ -262,7 +262,7 @@ plans:
 
 /// Follow a 202's status URL until the operation ends.
 async fn follow(addr: std::net::SocketAddr, accepted: &serde_json::Value) -> serde_json::Value {
-    let url = accepted["status_url"]
+    let url = accepted["statusUrl"]
         .as_str()
         .expect("status_url")
         .to_string();

@@ -102,7 +102,7 @@ async fn get(api: &Api, uri: &str) -> Answer {
 async fn finish(api: &Api, accepted: &Answer) -> Value {
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text);
     let body = accepted.json();
-    let url = body["status_url"].as_str().expect("status_url").to_string();
+    let url = body["statusUrl"].as_str().expect("status_url").to_string();
     assert_eq!(
         accepted
             .headers
@@ -403,7 +403,7 @@ async fn checkpoints_create_list_show_delete() {
     let op = finish(&api, &accepted).await;
     assert_eq!(op["state"], "succeeded", "{op}");
     assert_eq!(op["kind"], "protect");
-    let id = op["result"]["checkpoint_id"]
+    let id = op["result"]["checkpointId"]
         .as_str()
         .expect("checkpoint id")
         .to_string();
@@ -412,10 +412,7 @@ async fn checkpoints_create_list_show_delete() {
     let list = get(&api, "/v1/checkpoints").await.json();
     assert_eq!(list["items"].as_array().expect("items").len(), 1);
     assert_eq!(list["items"][0]["id"], id.as_str());
-    assert_eq!(
-        list["items"][0]["volumes"][0]["volume_id"],
-        "vol-shop-web-0"
-    );
+    assert_eq!(list["items"][0]["volumes"][0]["volumeId"], "vol-shop-web-0");
     let r = get(&api, "/v1/checkpoints?plan=hourly").await;
     assert_eq!(r.json()["items"], json!([]));
     let r = get(&api, &format!("/v1/checkpoints/{id}")).await;
@@ -507,12 +504,12 @@ async fn restores_create_list_show() {
         .await,
     )
     .await;
-    let cp = op["result"]["checkpoint_id"]
+    let cp = op["result"]["checkpointId"]
         .as_str()
         .expect("id")
         .to_string();
 
-    let body = json!({"checkpoint_id": cp, "pods": ["shop/web-0"],
+    let body = json!({"checkpointId": cp, "pods": ["shop/web-0"],
                       "parameters": {"restore_name": "web-restored", "restore_description": "drill"}});
     let op = finish(
         &api,
@@ -533,7 +530,7 @@ async fn restores_create_list_show() {
 
     let list = get(&api, "/v1/restores").await.json();
     assert_eq!(list["items"][0]["id"], rid.as_str());
-    assert_eq!(list["items"][0]["checkpoint_id"], cp.as_str());
+    assert_eq!(list["items"][0]["checkpointId"], cp.as_str());
     let r = get(&api, &format!("/v1/restores/{rid}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["id"], rid.as_str());
@@ -543,7 +540,7 @@ async fn restores_create_list_show() {
     );
 
     // RESTORE_SCHEMA is checked up front.
-    let bad = json!({"checkpoint_id": cp, "parameters": {"restore_name": "Not_DNS"}});
+    let bad = json!({"checkpointId": cp, "parameters": {"restore_name": "Not_DNS"}});
     let r = call(
         &api.router,
         Method::POST,
@@ -574,7 +571,7 @@ async fn plans_list_trigger_busy_and_operations() {
     assert_eq!(plans["leader"], true);
     assert_eq!(plans["items"][0]["name"], "hourly");
     assert_eq!(plans["items"][0]["schedule"], "0 * * * *");
-    assert_eq!(plans["items"][0]["retention"]["keep_last"], 2);
+    assert_eq!(plans["items"][0]["retention"]["keepLast"], 2);
     assert_eq!(plans["items"][0]["running"], false);
 
     api.engine.set_delay(Duration::from_millis(500));
@@ -600,7 +597,7 @@ async fn plans_list_trigger_busy_and_operations() {
     let plans = get(&api, "/v1/plans").await.json();
     assert_eq!(plans["items"][0]["running"], true);
     assert_eq!(
-        plans["items"][0]["last_operation"],
+        plans["items"][0]["lastOperation"],
         first.json()["operation"]["id"]
     );
     let op = finish(&api, &first).await;

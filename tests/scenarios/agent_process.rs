@@ -188,7 +188,7 @@ async fn sigterm_with_no_grace_mid_checkpoint_leaves_no_partial_checkpoint() {
     let (status, acc) = request(a.addr, "POST", "/v1/plans/fast/trigger", Some(TOKEN), None).await;
     assert_eq!(status, 202, "{acc}");
     // Signal while the operation runs.
-    let url = acc["status_url"].as_str().expect("url").to_string();
+    let url = acc["statusUrl"].as_str().expect("url").to_string();
     let (_, op) = a.get(&url).await;
     let was_running = op["state"] == "running";
     a.signal("-TERM");

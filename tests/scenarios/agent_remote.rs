@@ -276,7 +276,7 @@ async fn the_cli_drives_a_running_agent_and_prints_what_it_prints_locally() {
         .remote(&["restores", "list", "-o", "json"])
         .await
         .ok("restores list");
-    assert_eq!(list.json()[0]["checkpoint_id"], id.as_str());
+    assert_eq!(list.json()[0]["checkpointId"], id.as_str());
 
     // Plans live in the agent: list, and run one now.
     let plans = s
@@ -290,7 +290,7 @@ async fn the_cli_drives_a_running_agent_and_prints_what_it_prints_locally() {
         .ok("plans trigger");
     let op = &run.json()[0];
     assert_eq!(op["state"], "succeeded", "{}", run.stdout);
-    let planned = op["result"]["checkpoint_id"]
+    let planned = op["result"]["checkpointId"]
         .as_str()
         .expect("plan run made a checkpoint")
         .to_string();

@@ -28,6 +28,7 @@ mod deploy;
 mod drill;
 mod engine_conformance;
 mod etcd_scan;
+mod json_keys;
 mod karbor_api;
 mod pod_pages;
 mod pods_bad_values;

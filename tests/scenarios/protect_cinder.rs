@@ -233,7 +233,7 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
         let outcome: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
         let first_backups: BTreeSet<String> =
             cinder_records(&first).iter().map(|v| bid(v)).collect();
-        let kept: BTreeSet<String> = outcome["backups_kept"]
+        let kept: BTreeSet<String> = outcome["backupsKept"]
             .as_array()
             .expect("backups_kept")
             .iter()
@@ -260,7 +260,7 @@ async fn two_volumes_then_incremental_then_delete_older_first_removes_every_back
         // 4. Then the newer: every backup goes, children first.
         let out = pb_.ok(&["delete", second.id.as_str(), "-o", "json"]).await;
         let outcome: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-        let deleted: BTreeSet<String> = outcome["backups_deleted"]
+        let deleted: BTreeSet<String> = outcome["backupsDeleted"]
             .as_array()
             .expect("backups_deleted")
             .iter()

@@ -153,6 +153,7 @@ fn item(c: &Candidate, name: Option<&String>) -> CheckpointItem {
         volume_counts: podbank::engine::views::VolumeCounts {
             cinder: c.volumes.len() as u64,
             backed_up: c.volumes.len() as u64,
+            skipped: 0,
         },
         bytes_new: 0,
         reason: String::new(),
@@ -195,6 +196,7 @@ fn view(c: &Candidate, name: Option<&String>) -> CheckpointView {
         volume_counts: podbank::engine::views::VolumeCounts {
             cinder: c.volumes.len() as u64,
             backed_up: c.volumes.len() as u64,
+            skipped: 0,
         },
         resources: Vec::new(),
         stats: StatsView {

@@ -15,6 +15,7 @@ use crate::model::{Checkpoint, CheckpointStatus, TableRefs};
 
 /// What `gc` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GcReport {
     /// Checkpoints whose data was kept.
     pub checkpoints: usize,

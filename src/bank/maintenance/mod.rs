@@ -20,6 +20,7 @@ use crate::model::Checkpoint;
 
 /// One thing wrong in the bank.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// What is damaged, in words: "pack ab12..", "object 3f.. in pack ab12..", "manifest of
     /// checkpoint X".
@@ -61,6 +62,7 @@ impl Problem {
 
 /// `bank stats`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Bank location.
     pub location: String,
@@ -72,16 +74,18 @@ pub struct Stats {
     pub objects: usize,
     /// Packs.
     pub packs: usize,
-    /// Bytes of all packs as stored (compressed, sealed).
+    /// ON DISK: bytes of all packs as stored (compressed, sealed).
     pub stored_bytes: u64,
-    /// Plain bytes of the distinct objects.
+    /// DISTINCT: plain bytes of each distinct object once. Includes the checkpoints' own
+    /// record tables and objects of deleted checkpoints not yet collected by `bank gc`, so
+    /// on a small or freshly pruned bank it can exceed `logical_bytes`.
     pub unique_bytes: u64,
-    /// Plain bytes of all resources of all checkpoints (what a bank without dedup and
-    /// compression would hold).
+    /// BACKED UP: plain bytes of the resources of every checkpoint, each counted as often
+    /// as it was backed up (what a bank without dedup and compression would hold).
     pub logical_bytes: u64,
-    /// logical / unique.
+    /// DEDUP: logical / unique (below 1.0 while record tables outweigh repeated data).
     pub dedup_ratio: f64,
-    /// logical / stored.
+    /// DEDUP+COMPRESSION: logical / stored, the overall saving.
     pub total_ratio: f64,
 }
 

@@ -31,6 +31,7 @@ use crate::model::{Checkpoint, CheckpointStatus};
 
 /// A file moved into `quarantine/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Quarantined {
     /// Where it was.
     pub file: BankFile,
@@ -42,6 +43,7 @@ pub struct Quarantined {
 
 /// What `bank repair` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RepairReport {
     /// When (also the prefix of the quarantined names).
     pub stamp: String,

@@ -19,6 +19,7 @@ use crate::bank::{checked, Bank, BankError, BankFile, CheckpointId, ObjectId};
 
 /// What `verify` checked and found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VerifyReport {
     /// Checkpoints checked.
     pub checkpoints: usize,

@@ -61,6 +61,9 @@ pub struct VolumeCounts {
     pub cinder: u64,
     /// Of which have an available backup in this checkpoint.
     pub backed_up: u64,
+    /// Of which were not backed up on purpose (`not-protected`: `--no-volume-backups`).
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 /// A volume record.
@@ -257,6 +260,10 @@ impl CheckpointView {
                 .iter()
                 .filter(|v| v.status == VolumeStatus::Available)
                 .count() as u64,
+            skipped: volumes
+                .iter()
+                .filter(|v| v.is_cinder() && v.status == VolumeStatus::NotProtected)
+                .count() as u64,
         };
         view.volumes = volumes.iter().map(VolumeView::from).collect();
         view.resources = resources.iter().map(ResourceView::from).collect();
@@ -283,6 +290,7 @@ impl From<&CheckpointSummary> for CheckpointView {
             volume_counts: VolumeCounts {
                 cinder: c.cinder_volumes,
                 backed_up: c.backed_up,
+                skipped: c.skipped,
             },
             resources: Vec::new(),
             stats: c.stats.into(),
@@ -294,6 +302,7 @@ impl From<&CheckpointSummary> for CheckpointView {
 /// what each depends on (what retention decides on). Without resource and volume records:
 /// `show` has those.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CheckpointItem {
     /// Its id.
     pub id: CheckpointId,
@@ -353,6 +362,7 @@ impl From<&CheckpointSummary> for CheckpointItem {
             volume_counts: VolumeCounts {
                 cinder: c.cinder_volumes,
                 backed_up: c.backed_up,
+                skipped: c.skipped,
             },
             bytes_new: c.stats.bytes_new,
             reason: c.reason.clone(),
@@ -374,6 +384,7 @@ impl From<&CheckpointItem> for Candidate {
 
 /// Checkpoints, oldest first, and the manifests that could not be read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CheckpointList {
     /// The checkpoints.
     pub items: Vec<CheckpointItem>,
@@ -490,6 +501,7 @@ impl From<&RestoreRecord> for RestoreView {
 
 /// A restore as listings show it; `show` has the per-resource outcomes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RestoreItem {
     /// The restore's id.
     pub id: RestoreId,
@@ -534,6 +546,7 @@ impl From<&RestoreRecord> for RestoreItem {
 
 /// Restore records, oldest first, and the files that could not be read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RestoreList {
     /// The restores.
     pub items: Vec<RestoreItem>,
@@ -543,6 +556,7 @@ pub struct RestoreList {
 
 /// One dependency check of readiness (etcd, bank, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReadinessCheck {
     /// What was checked.
     pub name: String,

@@ -71,13 +71,15 @@ impl From<&CheckpointSummary> for Candidate {
 
 /// How many checkpoints of a plan to keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// Keep at most this many of the newest available checkpoints.
+    #[serde(alias = "keep_last")]
     pub keep_last: Option<u32>,
     /// Delete checkpoints older than this (the newest available one excepted).
     #[serde(with = "crate::model::duration::opt_duration")]
     #[schema(value_type = Option<String>, example = "30d")]
+    #[serde(alias = "max_age")]
     pub max_age: Option<Duration>,
 }
 
