@@ -82,11 +82,15 @@ impl Bank {
                 continue;
             }
             if let Some(partial) = lock.partial.clone() {
-                if partial.volumes.iter().any(|v| !v.backup_id.is_empty()) {
+                if partial
+                    .volumes
+                    .iter()
+                    .any(|v| !v.backup_id.is_empty() || !v.snapshot_id.is_empty())
+                {
                     let mut partial = Checkpoint::from(partial);
                     partial.status = CheckpointStatus::Error;
                     partial.reason = format!(
-                        "the writer ({} pid {}) stopped before finishing; its Cinder backups are listed so that delete removes them",
+                        "the writer ({} pid {}) stopped before finishing; its Cinder backups and snapshots are listed so that delete removes them",
                         lock.hostname, lock.pid
                     );
                     partial.finished = Some(chrono::Utc::now());
