@@ -661,7 +661,15 @@ async fn two_volumes_are_snapshotted_in_one_burst_backed_up_from_the_snapshots_a
         let pb_ = &scene.podbank;
 
         let t = std::time::Instant::now();
-        pb_.ok(&["protect", "--backup-name", "burst", "-n", &scene.ns])
+        pb_.ok(&[
+            "protect",
+            "--backup-name",
+            "burst",
+            "--description",
+            "snapshot burst",
+            "-n",
+            &scene.ns,
+        ])
             .await;
         eprintln!("protect with a snapshot burst (2 volumes): {:?}", t.elapsed());
         let cps = workload::checkpoints(&pb_.bank).await;
@@ -688,6 +696,13 @@ async fn two_volumes_are_snapshotted_in_one_burst_backed_up_from_the_snapshots_a
         eprintln!(
             "snapshot burst, 2 volumes: requests sent within {spread} ms; skew from the revision read: {:?} ms (largest {max_skew} ms)",
             records.iter().map(|v| v.skew_ms).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "of which sent -> available: {:?} ms",
+            records
+                .iter()
+                .map(|v| v.snapshot_available_unix_ms.saturating_sub(v.snapshot_sent_unix_ms))
+                .collect::<Vec<_>>()
         );
         for v in &records {
             assert_eq!(v.taken_by, TakenBy::Snapshot, "{v:?}");
