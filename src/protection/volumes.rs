@@ -351,6 +351,12 @@ pub enum BackupDeleteError {
         /// Why there is no Cinder.
         reason: String,
     },
+    /// Cinder failed to delete some of the checkpoint's leftover snapshots.
+    #[error("{}", failures.iter().map(|(s, e)| format!("snapshot {s}: {e}")).collect::<Vec<_>>().join("; "))]
+    SnapshotsFailed {
+        /// Each snapshot that could not be deleted, and Cinder's error.
+        failures: Vec<(SnapshotId, CinderError)>,
+    },
     /// Cinder failed on some of them (the others were deleted).
     #[error("{}", failures.iter().map(|(b, e)| format!("backup {b}: {e}")).collect::<Vec<_>>().join("; "))]
     Failed {
@@ -381,7 +387,14 @@ pub async fn delete_backups(
         .filter(|(_, v)| v.backup_id.is_some() && v.status != VolumeStatus::Deleted)
         .map(|(i, _)| i)
         .collect();
-    if pending.is_empty() {
+    let snapshots: Vec<SnapshotId> = checkpoint
+        .volumes
+        .iter()
+        .filter_map(|v| v.snapshot_id.clone())
+        .collect();
+    if pending.is_empty() && (snapshots.is_empty() || matches!(backups, VolumeBackups::Skip(_))) {
+        // Snapshots of a checkpoint without Cinder: the protect that made them had Cinder,
+        // and deleted them (or `bank gc` will, given Cinder).
         return Ok((Vec::new(), Vec::new()));
     }
     let cinder = match backups {
@@ -427,11 +440,37 @@ pub async fn delete_backups(
             Err(e) => errors.push((id, e)),
         }
     }
-    if errors.is_empty() {
-        Ok((deleted, kept))
-    } else {
-        Err(BackupDeleteError::Failed { failures: errors })
+    // The burst's snapshots are deleted by protect once their backups are done; one that
+    // is left (a protect killed or timed out) goes now, after the backup made from it.
+    let mut snapshot_errors = Vec::new();
+    for id in snapshots {
+        if let Err(e) = delete_snapshot(cinder, &id, timeout).await {
+            snapshot_errors.push((id, e));
+        }
     }
+    if !errors.is_empty() {
+        Err(BackupDeleteError::Failed { failures: errors })
+    } else if !snapshot_errors.is_empty() {
+        Err(BackupDeleteError::SnapshotsFailed {
+            failures: snapshot_errors,
+        })
+    } else {
+        Ok((deleted, kept))
+    }
+}
+
+/// Deletes a snapshot that may be left over (a missing one counts as deleted) and waits
+/// until it is gone.
+pub async fn delete_snapshot(
+    cinder: &Cinder,
+    id: &SnapshotId,
+    timeout: Duration,
+) -> Result<(), CinderError> {
+    if cinder.get_snapshot(id).await?.is_none() {
+        return Ok(());
+    }
+    cinder.delete_snapshot(id).await?;
+    cinder.wait_snapshot_deleted(id, timeout).await
 }
 
 /// The backup once it has left `creating` / `restoring` (Cinder refuses to delete a backup

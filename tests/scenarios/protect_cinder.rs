@@ -369,12 +369,25 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
             .expect("record of the bad volume");
         assert_eq!(bad_rec.status, VolumeStatus::Error);
         assert!(!bad_rec.reason.is_empty());
+        // Its snapshot failed too (the driver cannot read the file): backed up directly,
+        // recorded as such with Cinder's answer, never silently.
+        eprintln!(
+            "bad volume taken {:?}: {}",
+            bad_rec.taken_by, bad_rec.taken_reason
+        );
+        assert_eq!(bad_rec.taken_by, TakenBy::Direct, "{bad_rec:?}");
+        assert!(
+            bad_rec.taken_reason.contains("snapshot"),
+            "{}",
+            bad_rec.taken_reason
+        );
         let good_rec = cp
             .volumes
             .iter()
             .find(|v| v.volume_id == good)
             .expect("record of the good volume");
         assert_eq!(good_rec.status, VolumeStatus::Available);
+        assert_eq!(good_rec.taken_by, TakenBy::Snapshot, "{good_rec:?}");
         assert_every_backup_listed(cinder, cp).await;
         let show = pb_.ok(&["checkpoints", "show", cp.id.as_str()]).await;
         assert!(
@@ -635,6 +648,12 @@ async fn a_protect_killed_mid_backup_leaves_its_backups_listed_for_delete() {
             .await
             .expect("get")
             .is_none());
+        // ... and the snapshot the backup was being made from (gc, or this delete).
+        let left = cinder
+            .list_snapshots(Some(&format!("podbank-{}-", cp.id)))
+            .await
+            .expect("list snapshots");
+        assert!(left.is_empty(), "snapshots left: {left:?}");
         assert!(workload::checkpoints(&pb_.bank).await.is_empty());
     })
     .await;
@@ -765,6 +784,102 @@ async fn two_volumes_are_snapshotted_in_one_burst_backed_up_from_the_snapshots_a
                 .expect("get backup");
             assert_eq!(b, None);
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn a_protect_killed_after_its_snapshot_burst_leaves_the_snapshot_to_gc() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let v = new_volume(cinder, &created, &unique("burst-kill")).await;
+        rig.write_pattern(&v, 6);
+        let scene = scene(rig, &[&v]).await;
+        let pb_ = &scene.podbank;
+        let mut child = pb_.spawn(&[
+            "protect",
+            "--backup-name",
+            "killed",
+            "--description",
+            "killed after the snapshot burst",
+            "-n",
+            &scene.ns,
+        ]);
+        // Wait until the writer's lock records the snapshot Cinder returned, then kill it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let (snapshot, backup) = loop {
+            if pb_.bank.join("config").exists() {
+                let bank = pb_.open_bank().await;
+                let locks = podbank::bank::lock::read_all(bank.backend())
+                    .await
+                    .expect("read locks");
+                let found = locks
+                    .into_iter()
+                    .filter_map(|l| l.lock().and_then(|l| l.partial.clone()))
+                    .flat_map(|p| p.volumes)
+                    .find(|r| r.volume_id == v.to_string() && !r.snapshot_id.is_empty());
+                if let Some(r) = found {
+                    child.kill().await.expect("kill protect");
+                    break (r.snapshot_id, r.backup_id);
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the protect never recorded a snapshot in its lock"
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("protect ended ({status}) before it could be killed");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if !backup.is_empty() {
+            created.backup(&BackupId::new(backup.clone()));
+        }
+        let snapshot = podbank::cinder::SnapshotId::new(snapshot);
+        let before = cinder
+            .get_snapshot(&snapshot)
+            .await
+            .expect("get snapshot")
+            .expect("the snapshot exists after the kill");
+        eprintln!(
+            "protect killed with its snapshot {}, backup {:?}",
+            before.status, backup
+        );
+
+        // gc recovers the dead writer's checkpoint and deletes its snapshot in Cinder.
+        let out = pb_.ok(&["bank", "gc", "-o", "json"]).await;
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 1, "{}", out.stdout);
+        let cp = &cps[0];
+        assert_eq!(cp.status, CheckpointStatus::Error);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("gc json");
+        assert_eq!(
+            report["snapshots_deleted"],
+            serde_json::json!([snapshot.to_string()]),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(
+            cinder.get_snapshot(&snapshot).await.expect("get snapshot"),
+            None,
+            "gc deleted the snapshot"
+        );
+
+        // delete of the recovered checkpoint leaves nothing either.
+        pb_.ok(&["delete", cp.id.as_str()]).await;
+        assert!(backups_named_for(cinder, &cp.id).await.is_empty());
+        let left = cinder
+            .list_snapshots(Some(&format!("podbank-{}-", cp.id)))
+            .await
+            .expect("list snapshots");
+        assert!(left.is_empty(), "snapshots left: {left:?}");
     })
     .await;
 }

@@ -30,6 +30,13 @@ pub struct GcReport {
     pub stale_locks_removed: usize,
     /// Dead writers' checkpoints kept as `error` because they had Cinder backups.
     pub checkpoints_recovered: Vec<String>,
+    /// Cinder snapshots of dead writers (a protect killed after its snapshot burst) deleted.
+    #[serde(default)]
+    pub snapshots_deleted: Vec<String>,
+    /// Such snapshots that could not be deleted, each with the reason (`delete` of the
+    /// recovered checkpoint tries again).
+    #[serde(default)]
+    pub snapshots_left: Vec<String>,
     /// Temporary files of interrupted writes removed, and restore journal batches that
     /// their record already holds (a restore killed while compacting).
     pub leftovers_removed: usize,
