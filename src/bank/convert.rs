@@ -15,8 +15,8 @@ use crate::model::{
     CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, InvalidPlanId, JournalBatch,
     ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord,
     ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats, RestoreStatus,
-    RestoredResource, Revision, SelectionRecord, StoredPlan, TableRefs, VolumeDriver, VolumeId,
-    VolumeRecord, VolumeStatus, WriteStats,
+    RestoredResource, Revision, SelectionRecord, SnapshotId, StoredPlan, TableRefs, TakenBy,
+    VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -248,6 +248,12 @@ impl From<pb::Volume> for VolumeRecord {
             pod_volume: v.pod_volume,
             backup_seconds: v.backup_seconds,
             ephemeral: v.ephemeral,
+            taken_by: TakenBy::from_label(&v.taken_by),
+            taken_reason: v.taken_reason,
+            snapshot_id: non_empty(v.snapshot_id).map(SnapshotId::new),
+            snapshot_sent_unix_ms: v.snapshot_sent_unix_ms,
+            snapshot_available_unix_ms: v.snapshot_available_unix_ms,
+            skew_ms: v.skew_ms,
         }
     }
 }
@@ -279,6 +285,15 @@ impl From<VolumeRecord> for pb::Volume {
             pod_volume: v.pod_volume,
             backup_seconds: v.backup_seconds,
             ephemeral: v.ephemeral,
+            taken_by: v.taken_by.label().to_string(),
+            taken_reason: v.taken_reason,
+            snapshot_id: v
+                .snapshot_id
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            snapshot_sent_unix_ms: v.snapshot_sent_unix_ms,
+            snapshot_available_unix_ms: v.snapshot_available_unix_ms,
+            skew_ms: v.skew_ms,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{BackupId, VolumeId};
+use super::{BackupId, SnapshotId, VolumeId};
 use crate::openstack::OpenStackError;
 
 /// Errors from Cinder or Keystone, each saying what to check.
@@ -46,6 +46,14 @@ pub enum CinderError {
         id: BackupId,
         /// Cinder's `fail_reason` (or a note that it gave none).
         fail_reason: String,
+    },
+    /// The snapshot ended in an error status (`error`, `error_deleting`).
+    #[error("snapshot {id} went to status {status}")]
+    SnapshotFailed {
+        /// The snapshot.
+        id: SnapshotId,
+        /// Its status.
+        status: String,
     },
     /// The volume ended in an error status (`error`, `error_restoring`, ...).
     #[error("volume {id} went to status {status}")]
@@ -126,6 +134,8 @@ pub enum ResourceKind {
     Volume,
     /// A backup.
     Backup,
+    /// A snapshot.
+    Snapshot,
 }
 
 impl fmt::Display for ResourceKind {
@@ -133,6 +143,7 @@ impl fmt::Display for ResourceKind {
         f.write_str(match self {
             ResourceKind::Volume => "volume",
             ResourceKind::Backup => "backup",
+            ResourceKind::Snapshot => "snapshot",
         })
     }
 }

@@ -26,7 +26,10 @@ mod types;
 pub use config::CinderSettings;
 pub use error::{CinderError, ResourceKind};
 pub use session::{Microversion, MINIMUM_MICROVERSION, PREFERRED_MICROVERSION};
-pub use types::{Backup, BackupId, BackupStatus, NewBackup, NewVolume, Volume, VolumeId};
+pub use types::{
+    Backup, BackupId, BackupStatus, NewBackup, NewSnapshot, NewVolume, Snapshot, SnapshotId,
+    Volume, VolumeId,
+};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +39,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use session::{Reply, Session};
-use types::{BackupRoot, BackupsPage, CreatedRoot, RestoreRoot, VolumeRoot};
+use types::{
+    BackupRoot, BackupsPage, CreatedRoot, RestoreRoot, SnapshotRoot, SnapshotsPage, VolumeRoot,
+};
 
 /// A connected Cinder client. Cheap to clone (the session is shared); `Send + Sync`.
 #[derive(Clone, Debug)]
@@ -171,6 +176,11 @@ impl Cinder {
         insert_opt(&mut backup, "description", req.description.as_deref());
         backup.insert("incremental".into(), json!(req.incremental));
         backup.insert("force".into(), json!(req.force));
+        insert_opt(
+            &mut backup,
+            "snapshot_id",
+            req.snapshot_id.as_ref().map(SnapshotId::as_str),
+        );
         if !req.metadata.is_empty() {
             backup.insert("metadata".into(), json!(req.metadata));
         }
@@ -207,6 +217,7 @@ impl Cinder {
                     has_dependent_backups: false,
                     created_at: None,
                     metadata: req.metadata.clone(),
+                    snapshot_id: req.snapshot_id.clone(),
                 })
             }
         }
@@ -470,6 +481,173 @@ impl Cinder {
                 s => {
                     if !poll.pause().await {
                         return Err(poll.timeout(format!("volume {id} to be deleted"), s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Start a snapshot of a volume (`POST /snapshots`, `force` for an `in-use` volume).
+    /// Returns the snapshot as Cinder answered (usually `creating`); see
+    /// [`Cinder::wait_snapshot`].
+    ///
+    /// A volume that does not exist gives [`CinderError::NotFound`]; a refusal (a driver
+    /// without snapshots, a volume in a state that cannot be snapshotted) gives
+    /// [`CinderError::Api`] with Cinder's message. The POST is never retried once Cinder
+    /// may have received it.
+    pub async fn create_snapshot(&self, req: &NewSnapshot) -> Result<Snapshot, CinderError> {
+        let mut snapshot = serde_json::Map::new();
+        snapshot.insert("volume_id".into(), json!(req.volume_id.as_str()));
+        insert_opt(&mut snapshot, "name", req.name.as_deref());
+        insert_opt(&mut snapshot, "description", req.description.as_deref());
+        snapshot.insert("force".into(), json!(req.force));
+        if !req.metadata.is_empty() {
+            snapshot.insert("metadata".into(), json!(req.metadata));
+        }
+        let path = ["snapshots"];
+        let reply = self
+            .session
+            .post(&path, json!({ "snapshot": snapshot }))
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Err(CinderError::NotFound {
+                kind: ResourceKind::Volume,
+                id: req.volume_id.to_string(),
+            });
+        }
+        if !reply.status.is_success() {
+            return Err(self.api_error("POST", &path, &reply));
+        }
+        let root: SnapshotRoot = self.parse(&path, &reply)?;
+        Ok(root.snapshot.into())
+    }
+
+    /// A snapshot, or `None` when it does not exist.
+    pub async fn get_snapshot(&self, id: &SnapshotId) -> Result<Option<Snapshot>, CinderError> {
+        let path = ["snapshots", id.as_str()];
+        let reply = self.session.get(&path, &[]).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let root: SnapshotRoot = self.parse(&path, &reply)?;
+                Ok(Some(root.snapshot.into()))
+            }
+            _ => Err(self.api_error("GET", &path, &reply)),
+        }
+    }
+
+    /// Every snapshot of the project (with details, all pages) whose name starts with
+    /// `name_prefix` (all of them without one); filtered here.
+    pub async fn list_snapshots(
+        &self,
+        name_prefix: Option<&str>,
+    ) -> Result<Vec<Snapshot>, CinderError> {
+        let path = ["snapshots", "detail"];
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", self.page.to_string())];
+            if let Some(m) = &marker {
+                query.push(("marker", m.clone()));
+            }
+            let reply = self.session.get(&path, &query).await?;
+            if !reply.status.is_success() {
+                return Err(self.api_error("GET", &path, &reply));
+            }
+            let page: SnapshotsPage = self.parse(&path, &reply)?;
+            let has_next = page.snapshots_links.iter().any(|l| l.rel == "next");
+            let count = page.snapshots.len();
+            let last = page.snapshots.last().map(|s| s.id.clone());
+            out.extend(
+                page.snapshots
+                    .into_iter()
+                    .map(Snapshot::from)
+                    .filter(|s| name_prefix.is_none_or(|p| s.name.starts_with(p))),
+            );
+            match last {
+                Some(last) if has_next || count >= self.page => {
+                    if marker.as_deref() == Some(last.as_str()) {
+                        break;
+                    }
+                    marker = Some(last);
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete a snapshot. A snapshot that does not exist counts as deleted. Returns when
+    /// Cinder accepted the request; see [`Cinder::wait_snapshot_deleted`].
+    pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<(), CinderError> {
+        let path = ["snapshots", id.as_str()];
+        let reply = self.session.delete(&path).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(()),
+            _ => Err(self.api_error("DELETE", &path, &reply)),
+        }
+    }
+
+    /// Poll a snapshot until it is `available` (returned). An `error*` status gives
+    /// [`CinderError::SnapshotFailed`]; a snapshot that disappears, [`CinderError::NotFound`];
+    /// the deadline, [`CinderError::Timeout`].
+    pub async fn wait_snapshot(
+        &self,
+        id: &SnapshotId,
+        timeout: Duration,
+    ) -> Result<Snapshot, CinderError> {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let snapshot = self
+                .get_snapshot(id)
+                .await?
+                .ok_or_else(|| CinderError::NotFound {
+                    kind: ResourceKind::Snapshot,
+                    id: id.to_string(),
+                })?;
+            match snapshot.status.as_str() {
+                "available" => return Ok(snapshot),
+                s if s.starts_with("error") => {
+                    return Err(CinderError::SnapshotFailed {
+                        id: id.clone(),
+                        status: snapshot.status,
+                    })
+                }
+                s => {
+                    if !poll.pause().await {
+                        return Err(poll.timeout(format!("snapshot {id} to become available"), s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Poll until a snapshot no longer exists. `error_deleting` gives
+    /// [`CinderError::DeleteFailed`]; the deadline, [`CinderError::Timeout`].
+    pub async fn wait_snapshot_deleted(
+        &self,
+        id: &SnapshotId,
+        timeout: Duration,
+    ) -> Result<(), CinderError> {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let Some(snapshot) = self.get_snapshot(id).await? else {
+                return Ok(());
+            };
+            match snapshot.status.as_str() {
+                "deleted" => return Ok(()),
+                "error_deleting" => {
+                    return Err(CinderError::DeleteFailed {
+                        kind: ResourceKind::Snapshot,
+                        id: id.to_string(),
+                        status: snapshot.status,
+                        reason: None,
+                    })
+                }
+                s => {
+                    if !poll.pause().await {
+                        return Err(poll.timeout(format!("snapshot {id} to be deleted"), s));
                     }
                 }
             }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::{BackupId, VolumeId};
+pub use crate::model::{BackupId, SnapshotId, VolumeId};
 
 /// A backup's status. Cinder's statuses are plain strings; the ones podbank acts on are named.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,6 +95,8 @@ pub struct Backup {
     pub created_at: Option<String>,
     /// Its metadata (microversion 3.43 and later).
     pub metadata: BTreeMap<String, String>,
+    /// The snapshot it was made from (`None`: from the live volume).
+    pub snapshot_id: Option<SnapshotId>,
 }
 
 /// A Cinder volume.
@@ -149,7 +151,39 @@ pub struct NewBackup {
     pub incremental: bool,
     /// Back up an `in-use` volume too.
     pub force: bool,
+    /// Back up this snapshot of the volume instead of the live volume.
+    pub snapshot_id: Option<SnapshotId>,
     /// Metadata (microversion 3.43 and later).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A Cinder volume snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Its id.
+    pub id: SnapshotId,
+    /// The volume it was taken of.
+    pub volume_id: VolumeId,
+    /// Its name (empty when Cinder has none).
+    pub name: String,
+    /// Its status: `creating`, `available`, `deleting`, `error`, `error_deleting`, ...
+    pub status: String,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What to create with [`super::Cinder::create_snapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSnapshot {
+    /// The volume to snapshot.
+    pub volume_id: VolumeId,
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Snapshot an `in-use` volume too.
+    pub force: bool,
+    /// Metadata.
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -176,6 +210,8 @@ pub(crate) struct WireBackup {
     pub created_at: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
 }
 
 impl From<WireBackup> for Backup {
@@ -191,6 +227,7 @@ impl From<WireBackup> for Backup {
             has_dependent_backups: w.has_dependent_backups.unwrap_or(false),
             created_at: w.created_at,
             metadata: w.metadata.unwrap_or_default(),
+            snapshot_id: w.snapshot_id.filter(|s| !s.is_empty()).map(SnapshotId::new),
         }
     }
 }
@@ -224,6 +261,44 @@ impl From<WireVolume> for Volume {
             metadata: w.metadata.unwrap_or_default(),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireSnapshot {
+    pub id: String,
+    #[serde(default)]
+    pub volume_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl From<WireSnapshot> for Snapshot {
+    fn from(w: WireSnapshot) -> Snapshot {
+        Snapshot {
+            id: SnapshotId::new(w.id),
+            volume_id: VolumeId::new(w.volume_id.unwrap_or_default()),
+            name: w.name.unwrap_or_default(),
+            status: w.status.unwrap_or_default(),
+            metadata: w.metadata.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SnapshotRoot {
+    pub snapshot: WireSnapshot,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SnapshotsPage {
+    #[serde(default)]
+    pub snapshots: Vec<WireSnapshot>,
+    #[serde(default)]
+    pub snapshots_links: Vec<Link>,
 }
 
 #[derive(Debug, Deserialize)]

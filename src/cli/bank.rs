@@ -159,6 +159,7 @@ impl Tabular for GcOut {
             "STALE LOCKS",
             "LEFTOVERS",
             "RECOVERED",
+            "SNAPSHOTS DELETED",
         ]
     }
     fn rows(&self) -> Vec<Vec<String>> {
@@ -171,6 +172,7 @@ impl Tabular for GcOut {
             r.stale_locks_removed.to_string(),
             r.leftovers_removed.to_string(),
             r.checkpoints_recovered.join(","),
+            r.snapshots_deleted.join(","),
         ]]
     }
 }

@@ -11,7 +11,7 @@ use crate::engine::views::VolumeCounts;
 use crate::engine::{
     CheckpointFilter, CheckpointItem, CheckpointView, Engine, ProtectRequest, SelectionSpec,
 };
-use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, Relation, ResourceType};
+use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, Relation, ResourceType, TakenBy};
 use crate::protection::DeleteOutcome;
 
 /// The checkpoints subcommands.
@@ -242,6 +242,34 @@ impl Tabular for Show {
             ]);
         }
         rows
+    }
+    fn more_tables(&self) -> Vec<(Vec<&'static str>, Vec<Vec<String>>)> {
+        let taken: Vec<_> = self
+            .0
+            .volumes
+            .iter()
+            .filter(|v| v.taken_by != TakenBy::Unrecorded)
+            .collect();
+        let Some(largest) = taken.iter().max_by_key(|v| v.skew_ms) else {
+            return Vec::new();
+        };
+        let mut rows = vec![vec![
+            "(largest skew)".to_string(),
+            String::new(),
+            String::new(),
+            format!("{} ms", largest.skew_ms),
+            format!("volume {}", largest.volume_id),
+        ]];
+        rows.extend(taken.iter().map(|v| {
+            vec![
+                v.volume_id.to_string(),
+                v.taken_by.label().to_string(),
+                v.snapshot_id.clone(),
+                format!("{} ms", v.skew_ms),
+                v.taken_reason.clone(),
+            ]
+        }));
+        vec![(vec!["VOLUME", "TAKEN", "SNAPSHOT", "SKEW", "REASON"], rows)]
     }
 }
 

@@ -172,6 +172,9 @@ impl LocalEngine {
     }
 }
 
+/// How long `gc` waits for a leftover snapshot to be deleted.
+const SNAPSHOT_DELETE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Whether deleting `cp` needs Cinder: it (or an older tombstone the delete sweeps) lists
 /// a backup that is not deleted yet.
 async fn needs_cinder(cp: &crate::model::Checkpoint, bank: &Bank) -> bool {
@@ -179,6 +182,8 @@ async fn needs_cinder(cp: &crate::model::Checkpoint, bank: &Bank) -> bool {
         c.volumes
             .iter()
             .any(|v| v.backup_id.is_some() && v.status != VolumeStatus::Deleted)
+            || (c.status == CheckpointStatus::Error
+                && c.volumes.iter().any(|v| v.snapshot_id.is_some()))
     };
     if live(cp) {
         return true;
@@ -497,7 +502,47 @@ impl Engine for LocalEngine {
     }
 
     async fn gc(&self, wait: Duration) -> Result<GcReport, EngineError> {
-        self.bank().await?.gc(wait).await.map_err(from_bank)
+        let bank = self.bank().await?;
+        let mut report = bank.gc(wait).await.map_err(from_bank)?;
+        // A dead writer's snapshots (listed in the checkpoint gc recovered from its lock)
+        // have served no backup that finished: delete them now, given Cinder.
+        let mut snapshots = Vec::new();
+        for id in &report.checkpoints_recovered {
+            let Ok(id) = id.parse::<crate::model::CheckpointId>() else {
+                continue;
+            };
+            match bank.checkpoint(&id).await {
+                Ok(cp) => snapshots.extend(cp.volumes.into_iter().filter_map(|v| v.snapshot_id)),
+                Err(e) => tracing::warn!("gc: cannot read recovered checkpoint {id}: {e}"),
+            }
+        }
+        if snapshots.is_empty() {
+            return Ok(report);
+        }
+        match self.backups(true, "").await {
+            Ok(VolumeBackups::Cinder(cinder)) => {
+                for s in snapshots {
+                    match protection::volumes::delete_snapshot(cinder, &s, SNAPSHOT_DELETE_TIMEOUT)
+                        .await
+                    {
+                        Ok(()) => report.snapshots_deleted.push(s.to_string()),
+                        Err(e) => report.snapshots_left.push(format!("{s}: {e}")),
+                    }
+                }
+            }
+            Ok(VolumeBackups::Skip(reason)) => report
+                .snapshots_left
+                .extend(snapshots.iter().map(|s| format!("{s}: {reason}"))),
+            Err(e) => report
+                .snapshots_left
+                .extend(snapshots.iter().map(|s| format!("{s}: {e}"))),
+        }
+        for left in &report.snapshots_left {
+            tracing::warn!(
+                "gc: snapshot left in Cinder (delete of its checkpoint tries again): {left}"
+            );
+        }
+        Ok(report)
     }
 
     async fn repair(&self, wait: Duration) -> Result<RepairReport, EngineError> {

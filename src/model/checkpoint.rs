@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, ObjectId, ObjectRef, Relation,
-    ResourceStatus, ResourceType, Revision, VolumeDriver, VolumeId, VolumeStatus,
+    ResourceStatus, ResourceType, Revision, SnapshotId, VolumeDriver, VolumeId, VolumeStatus,
 };
 
 /// Which cluster a checkpoint was read from.
@@ -116,6 +116,52 @@ pub struct VolumeRecord {
     pub backup_seconds: u64,
     /// A generic ephemeral volume's claim.
     pub ephemeral: bool,
+    /// How the backup was taken: from a snapshot of the burst, or directly from the volume.
+    pub taken_by: TakenBy,
+    /// Why it was taken directly (Cinder's message when it refused the snapshot).
+    pub taken_reason: String,
+    /// The snapshot the backup was made from (deleted once the backup is done).
+    pub snapshot_id: Option<SnapshotId>,
+    /// When the snapshot's create request was sent (Unix ms; 0: none).
+    pub snapshot_sent_unix_ms: u64,
+    /// When the snapshot was seen `available` (Unix ms; 0: never).
+    pub snapshot_available_unix_ms: u64,
+    /// How long after etcd revision R was read the volume's data was frozen, at most (ms): to
+    /// the snapshot being `available`, or, taken directly, to the backup's create request.
+    pub skew_ms: u64,
+}
+
+/// How a volume's backup was taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TakenBy {
+    /// Not recorded (no backup, or a checkpoint written before this was recorded).
+    #[default]
+    Unrecorded,
+    /// From a snapshot taken in the burst right after the revision was read.
+    Snapshot,
+    /// Straight from the volume (`force` when in use), as Cinder refused a snapshot.
+    Direct,
+}
+
+impl TakenBy {
+    /// Its name in the bank and in output (`""` when not recorded).
+    pub fn label(self) -> &'static str {
+        match self {
+            TakenBy::Unrecorded => "",
+            TakenBy::Snapshot => "snapshot",
+            TakenBy::Direct => "direct",
+        }
+    }
+
+    /// The value named `label` (anything unknown is [`TakenBy::Unrecorded`]).
+    pub fn from_label(label: &str) -> TakenBy {
+        match label {
+            "snapshot" => TakenBy::Snapshot,
+            "direct" => TakenBy::Direct,
+            _ => TakenBy::Unrecorded,
+        }
+    }
 }
 
 // The enum comes out of `labelled!`, which derives for every enum alike.

@@ -436,6 +436,10 @@ cinder_id!(
     /// A Cinder backup id (a UUID, kept as Cinder wrote it).
     BackupId
 );
+cinder_id!(
+    /// A Cinder snapshot id (a UUID, kept as Cinder wrote it).
+    SnapshotId
+);
 
 #[cfg(test)]
 mod tests {

@@ -18,10 +18,11 @@ mod status;
 
 pub use checkpoint::{
     BackupLink, Checkpoint, CheckpointSummary, ClusterRecord, Edge, ResourceRecord,
-    SelectionRecord, TableRefs, VolumeRecord, WriteStats,
+    SelectionRecord, TableRefs, TakenBy, VolumeRecord, WriteStats,
 };
 pub use ids::{
-    BackupId, CheckpointId, EtcdKey, IdError, ObjectId, ObjectRef, RestoreId, Revision, VolumeId,
+    BackupId, CheckpointId, EtcdKey, IdError, ObjectId, ObjectRef, RestoreId, Revision, SnapshotId,
+    VolumeId,
 };
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
 pub use restore::{JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource};

@@ -15,6 +15,7 @@
 //! 5. The manifest is written: `available`, or `error` with a reason per volume.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -96,6 +97,8 @@ struct BankHandler<'a> {
     /// Secrets are stored (encrypted bank, or opted in).
     store_secrets: bool,
     progress: &'a dyn Progress,
+    /// When the scan pinned its revision (the last time, after restarts).
+    revision_read: Option<Instant>,
 }
 
 /// A pod volume that uses a claim: resolved once claims and volumes are read.
@@ -236,6 +239,7 @@ impl ObjectHandler for BankHandler<'_> {
     }
 
     async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {
+        self.revision_read = Some(Instant::now());
         self.volumes = VolumeRecords::default();
         self.writer.reset_records();
         self.writer.checkpoint_mut().revision = revision;
@@ -356,6 +360,7 @@ pub async fn protect(
         volumes: VolumeRecords::default(),
         store_secrets,
         progress: services.progress,
+        revision_read: None,
     };
     services.progress.start(Stage::Objects, None);
     let inventory = read_inventory(
@@ -368,6 +373,7 @@ pub async fn protect(
     .await;
     services.progress.finish(Stage::Objects);
     let mut records = std::mem::take(&mut handler.volumes);
+    let revision_read = handler.revision_read.unwrap_or_else(Instant::now);
     let mut inventory = match inventory {
         Ok(inventory) => inventory,
         Err(e) => {
@@ -409,6 +415,7 @@ pub async fn protect(
         &request.params,
         &previous,
         services.progress,
+        revision_read,
     )
     .await;
     reasons.extend(volume_errors);

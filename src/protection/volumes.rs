@@ -14,8 +14,10 @@ use futures::StreamExt;
 
 use super::schema::ProtectParams;
 use crate::bank::CheckpointWriter;
-use crate::cinder::{BackupId, BackupStatus, Cinder, CinderError, NewBackup, VolumeId};
-use crate::model::{Checkpoint, CheckpointId, CheckpointStatus, VolumeStatus};
+use crate::cinder::{
+    BackupId, BackupStatus, Cinder, CinderError, NewBackup, NewSnapshot, SnapshotId, VolumeId,
+};
+use crate::model::{Checkpoint, CheckpointId, CheckpointStatus, TakenBy, VolumeStatus};
 
 /// How protection reaches Cinder.
 #[derive(Debug, Clone)]
@@ -62,12 +64,14 @@ fn latest_backup(
 /// * `backups` - Cinder, or the reason there is none.
 /// * `params` - `incremental`, `force`, per-volume timeout, concurrency.
 /// * `previous` - the bank's checkpoints, to find each volume's parent backup.
+/// * `revision_read` - when etcd revision R was read: each volume's skew is measured from it.
 pub async fn back_up_all(
     writer: &mut CheckpointWriter,
     backups: &VolumeBackups<'_>,
     params: &ProtectParams,
     previous: &[Checkpoint],
     progress: &dyn Progress,
+    revision_read: Instant,
 ) -> Vec<String> {
     let cinder = match backups {
         VolumeBackups::Skip(reason) => {
@@ -83,7 +87,6 @@ pub async fn back_up_all(
     };
     let checkpoint_id = writer.id().clone();
     let mut reasons = Vec::new();
-    // 1. Create the backups one by one, recording each id at once.
     let pending: Vec<usize> = writer
         .checkpoint()
         .volumes
@@ -93,8 +96,18 @@ pub async fn back_up_all(
         .map(|(i, _)| i)
         .collect();
     progress.start(Stage::Volumes, Some(pending.len() as u64));
+    // 1. The snapshot burst: every volume's snapshot requested at once, as close to the
+    //    revision as Cinder allows, then waited for; a volume Cinder will not snapshot is
+    //    backed up directly, with Cinder's reason recorded.
+    snapshot_burst(writer, cinder, params, &pending, revision_read).await;
+    // 2. Create the backups one by one (from the snapshot where there is one), recording
+    //    each id at once.
     for i in pending {
         let volume_id = writer.checkpoint().volumes[i].volume_id.clone();
+        let snapshot_id = match &writer.checkpoint().volumes[i] {
+            v if v.taken_by == TakenBy::Snapshot => v.snapshot_id.clone(),
+            _ => None,
+        };
         let parent = latest_backup(previous, &volume_id);
         let incremental = match params.incremental {
             Some(false) => false,
@@ -111,13 +124,18 @@ pub async fn back_up_all(
             )),
             incremental,
             force: params.force,
+            snapshot_id: snapshot_id.clone(),
             metadata: BTreeMap::from([(
                 CHECKPOINT_METADATA.to_string(),
                 checkpoint_id.to_string(),
             )]),
         };
+        let sent = Instant::now();
         let result = cinder.create_backup(&request).await;
         let v = &mut writer.checkpoint_mut().volumes[i];
+        if v.taken_by == TakenBy::Direct {
+            v.skew_ms = millis(sent.saturating_duration_since(revision_read));
+        }
         match result {
             Ok(backup) => {
                 v.backup_id = Some(backup.id.clone());
@@ -133,6 +151,9 @@ pub async fn back_up_all(
                 v.reason = format!("backup not created: {e}");
                 reasons.push(format!("volume {volume_id}: {}", v.reason));
                 progress.advance(Stage::Volumes, 1);
+                if let Some(snapshot) = snapshot_id {
+                    remove_snapshot(cinder, &snapshot, params.volume_timeout()).await;
+                }
             }
         }
         if let Err(e) = writer.save_progress().await {
@@ -141,19 +162,26 @@ pub async fn back_up_all(
     }
     // 2. Wait for all of them, a few at a time.
     let timeout = params.volume_timeout();
-    let waiting: Vec<(usize, BackupId)> = writer
+    let waiting: Vec<(usize, BackupId, Option<SnapshotId>)> = writer
         .checkpoint()
         .volumes
         .iter()
         .enumerate()
         .filter(|(_, v)| v.status == VolumeStatus::BackingUp)
-        .filter_map(|(i, v)| v.backup_id.clone().map(|b| (i, b)))
+        .filter_map(|(i, v)| v.backup_id.clone().map(|b| (i, b, v.snapshot_id.clone())))
         .collect();
     let results: Vec<(usize, Result<crate::cinder::Backup, CinderError>, f64)> =
         futures::stream::iter(waiting)
-            .map(|(i, id)| async move {
+            .map(|(i, id, snapshot)| async move {
                 let started = Instant::now();
                 let r = cinder.wait_backup(&id, timeout).await;
+                // The snapshot has served once its backup is done or failed; one whose
+                // backup is still being written (timeout) is left to `delete` and `bank gc`.
+                if let (Some(snapshot), false) =
+                    (snapshot, matches!(r, Err(CinderError::Timeout { .. })))
+                {
+                    remove_snapshot(cinder, &snapshot, timeout).await;
+                }
                 progress.advance(Stage::Volumes, 1);
                 (i, r, started.elapsed().as_secs_f64())
             })
@@ -199,6 +227,118 @@ pub async fn back_up_all(
     reasons
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unix_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// Takes a snapshot of each volume `pending` names, all requests in flight at once, and
+/// waits for them to be `available`. Each volume's record gets its snapshot (id, when
+/// requested, when available, skew from `revision_read`) and `taken_by: snapshot`; a volume
+/// Cinder would not snapshot (refused, or the snapshot failed) gets `taken_by: direct` with
+/// Cinder's message, and is backed up from the live volume. The snapshot ids are saved into
+/// the writer's lock as soon as Cinder has answered the burst, before any is waited for.
+async fn snapshot_burst(
+    writer: &mut CheckpointWriter,
+    cinder: &Cinder,
+    params: &ProtectParams,
+    pending: &[usize],
+    revision_read: Instant,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let checkpoint_id = writer.id().clone();
+    let requests: Vec<(usize, NewSnapshot)> = pending
+        .iter()
+        .map(|&i| {
+            let volume_id = writer.checkpoint().volumes[i].volume_id.clone();
+            let request = NewSnapshot {
+                name: Some(format!("podbank-{checkpoint_id}-{}", volume_id.short())),
+                description: Some(format!(
+                    "podbank checkpoint {checkpoint_id}: the backup is made from it, then it is deleted"
+                )),
+                volume_id,
+                force: params.force,
+                metadata: BTreeMap::from([(
+                    CHECKPOINT_METADATA.to_string(),
+                    checkpoint_id.to_string(),
+                )]),
+            };
+            (i, request)
+        })
+        .collect();
+    let created = futures::future::join_all(requests.iter().map(|(i, request)| async move {
+        let sent = unix_ms();
+        (*i, sent, cinder.create_snapshot(request).await)
+    }))
+    .await;
+    let mut waiting = Vec::new();
+    for (i, sent, result) in created {
+        let v = &mut writer.checkpoint_mut().volumes[i];
+        v.snapshot_sent_unix_ms = sent;
+        match result {
+            Ok(snapshot) => {
+                v.snapshot_id = Some(snapshot.id.clone());
+                v.taken_by = TakenBy::Snapshot;
+                waiting.push((i, snapshot.id));
+            }
+            Err(e) => {
+                tracing::warn!(volume = %v.volume_id, "no snapshot, backing up directly: {e}");
+                v.taken_by = TakenBy::Direct;
+                v.taken_reason = format!("Cinder refused the snapshot: {e}");
+            }
+        }
+    }
+    if let Err(e) = writer.save_progress().await {
+        tracing::warn!("cannot record the snapshots in the bank lock: {e}");
+    }
+    let timeout = params.volume_timeout();
+    let ready = futures::future::join_all(waiting.into_iter().map(|(i, id)| async move {
+        let r = cinder.wait_snapshot(&id, timeout).await;
+        (i, id, r, Instant::now(), unix_ms())
+    }))
+    .await;
+    for (i, id, result, at, at_ms) in ready {
+        match result {
+            Ok(_) => {
+                let v = &mut writer.checkpoint_mut().volumes[i];
+                v.snapshot_available_unix_ms = at_ms;
+                v.skew_ms = millis(at.saturating_duration_since(revision_read));
+            }
+            Err(e) => {
+                tracing::warn!(snapshot = %id, "snapshot not available, backing up directly: {e}");
+                let removed = remove_snapshot(cinder, &id, timeout).await;
+                let v = &mut writer.checkpoint_mut().volumes[i];
+                v.taken_by = TakenBy::Direct;
+                v.taken_reason = format!("snapshot {id} did not become available: {e}");
+                if removed {
+                    v.snapshot_id = None;
+                }
+            }
+        }
+    }
+}
+
+/// Deletes a snapshot and waits until it is gone; a failure is logged (the snapshot stays
+/// listed in the checkpoint, so that `delete` and `bank gc` try again).
+async fn remove_snapshot(cinder: &Cinder, id: &SnapshotId, timeout: Duration) -> bool {
+    let r = match cinder.delete_snapshot(id).await {
+        Ok(()) => cinder.wait_snapshot_deleted(id, timeout).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(snapshot = %id, "cannot delete the snapshot: {e}");
+            false
+        }
+    }
+}
+
 /// Why some of a checkpoint's backups could not be deleted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -210,6 +350,12 @@ pub enum BackupDeleteError {
         backups: Vec<BackupId>,
         /// Why there is no Cinder.
         reason: String,
+    },
+    /// Cinder failed to delete some of the checkpoint's leftover snapshots.
+    #[error("{}", failures.iter().map(|(s, e)| format!("snapshot {s}: {e}")).collect::<Vec<_>>().join("; "))]
+    SnapshotsFailed {
+        /// Each snapshot that could not be deleted, and Cinder's error.
+        failures: Vec<(SnapshotId, CinderError)>,
     },
     /// Cinder failed on some of them (the others were deleted).
     #[error("{}", failures.iter().map(|(b, e)| format!("backup {b}: {e}")).collect::<Vec<_>>().join("; "))]
@@ -241,7 +387,14 @@ pub async fn delete_backups(
         .filter(|(_, v)| v.backup_id.is_some() && v.status != VolumeStatus::Deleted)
         .map(|(i, _)| i)
         .collect();
-    if pending.is_empty() {
+    let snapshots: Vec<SnapshotId> = checkpoint
+        .volumes
+        .iter()
+        .filter_map(|v| v.snapshot_id.clone())
+        .collect();
+    if pending.is_empty() && (snapshots.is_empty() || matches!(backups, VolumeBackups::Skip(_))) {
+        // Snapshots of a checkpoint without Cinder: the protect that made them had Cinder,
+        // and deleted them (or `bank gc` will, given Cinder).
         return Ok((Vec::new(), Vec::new()));
     }
     let cinder = match backups {
@@ -287,11 +440,37 @@ pub async fn delete_backups(
             Err(e) => errors.push((id, e)),
         }
     }
-    if errors.is_empty() {
-        Ok((deleted, kept))
-    } else {
-        Err(BackupDeleteError::Failed { failures: errors })
+    // The burst's snapshots are deleted by protect once their backups are done; one that
+    // is left (a protect killed or timed out) goes now, after the backup made from it.
+    let mut snapshot_errors = Vec::new();
+    for id in snapshots {
+        if let Err(e) = delete_snapshot(cinder, &id, timeout).await {
+            snapshot_errors.push((id, e));
+        }
     }
+    if !errors.is_empty() {
+        Err(BackupDeleteError::Failed { failures: errors })
+    } else if !snapshot_errors.is_empty() {
+        Err(BackupDeleteError::SnapshotsFailed {
+            failures: snapshot_errors,
+        })
+    } else {
+        Ok((deleted, kept))
+    }
+}
+
+/// Deletes a snapshot that may be left over (a missing one counts as deleted) and waits
+/// until it is gone.
+pub async fn delete_snapshot(
+    cinder: &Cinder,
+    id: &SnapshotId,
+    timeout: Duration,
+) -> Result<(), CinderError> {
+    if cinder.get_snapshot(id).await?.is_none() {
+        return Ok(());
+    }
+    cinder.delete_snapshot(id).await?;
+    cinder.wait_snapshot_deleted(id, timeout).await
 }
 
 /// The backup once it has left `creating` / `restoring` (Cinder refuses to delete a backup

@@ -301,6 +301,7 @@ async fn full_and_incremental_backups_restore_and_delete_in_order() {
                 description: Some("full".into()),
                 incremental: false,
                 force: true,
+                snapshot_id: None,
                 metadata: meta(&[("checkpoint", "c1")]),
             })
             .await

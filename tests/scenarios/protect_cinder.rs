@@ -12,7 +12,7 @@ use crate::support::cinder::{new_volume, unique, with_cleanup, CinderRig};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
 use podbank::cinder::{BackupId, BackupStatus, Cinder, VolumeId};
-use podbank::model::{Checkpoint, CheckpointStatus, VolumeRecord, VolumeStatus};
+use podbank::model::{Checkpoint, CheckpointStatus, TakenBy, VolumeRecord, VolumeStatus};
 use podbank::protection::volumes::CHECKPOINT_METADATA;
 use podbank::seed;
 
@@ -369,12 +369,25 @@ async fn a_failed_backup_makes_an_error_checkpoint_that_lists_every_backup() {
             .expect("record of the bad volume");
         assert_eq!(bad_rec.status, VolumeStatus::Error);
         assert!(!bad_rec.reason.is_empty());
+        // Its snapshot failed too (the driver cannot read the file): backed up directly,
+        // recorded as such with Cinder's answer, never silently.
+        eprintln!(
+            "bad volume taken {:?}: {}",
+            bad_rec.taken_by, bad_rec.taken_reason
+        );
+        assert_eq!(bad_rec.taken_by, TakenBy::Direct, "{bad_rec:?}");
+        assert!(
+            bad_rec.taken_reason.contains("snapshot"),
+            "{}",
+            bad_rec.taken_reason
+        );
         let good_rec = cp
             .volumes
             .iter()
             .find(|v| v.volume_id == good)
             .expect("record of the good volume");
         assert_eq!(good_rec.status, VolumeStatus::Available);
+        assert_eq!(good_rec.taken_by, TakenBy::Snapshot, "{good_rec:?}");
         assert_every_backup_listed(cinder, cp).await;
         let show = pb_.ok(&["checkpoints", "show", cp.id.as_str()]).await;
         assert!(
@@ -635,7 +648,238 @@ async fn a_protect_killed_mid_backup_leaves_its_backups_listed_for_delete() {
             .await
             .expect("get")
             .is_none());
+        // ... and the snapshot the backup was being made from (gc, or this delete).
+        let left = cinder
+            .list_snapshots(Some(&format!("podbank-{}-", cp.id)))
+            .await
+            .expect("list snapshots");
+        assert!(left.is_empty(), "snapshots left: {left:?}");
         assert!(workload::checkpoints(&pb_.bank).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn two_volumes_are_snapshotted_in_one_burst_backed_up_from_the_snapshots_and_no_snapshot_stays(
+) {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let name = unique("burst");
+        let v1 = new_volume(cinder, &created, &format!("{name}-data")).await;
+        let v2 = new_volume(cinder, &created, &format!("{name}-log")).await;
+        rig.write_pattern(&v1, 21);
+        rig.write_pattern(&v2, 22);
+        let scene = scene(rig, &[&v1, &v2]).await;
+        let pb_ = &scene.podbank;
+
+        let t = std::time::Instant::now();
+        pb_.ok(&[
+            "protect",
+            "--backup-name",
+            "burst",
+            "--description",
+            "snapshot burst",
+            "-n",
+            &scene.ns,
+        ])
+            .await;
+        eprintln!("protect with a snapshot burst (2 volumes): {:?}", t.elapsed());
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 1);
+        let cp = cps[0].clone();
+        let records = cinder_records(&cp);
+        for v in &records {
+            if let Some(b) = &v.backup_id {
+                created.backup(b);
+            }
+        }
+        assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
+        assert_eq!(records.len(), 2);
+
+        // Two snapshots, each requested in the burst and available before its backup.
+        let snapshots: BTreeSet<String> = records
+            .iter()
+            .filter_map(|v| v.snapshot_id.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(snapshots.len(), 2, "one snapshot per volume: {records:?}");
+        let sent: Vec<u64> = records.iter().map(|v| v.snapshot_sent_unix_ms).collect();
+        let spread = sent.iter().max().copied().unwrap_or(0) - sent.iter().min().copied().unwrap_or(0);
+        let max_skew = records.iter().map(|v| v.skew_ms).max().unwrap_or(0);
+        eprintln!(
+            "snapshot burst, 2 volumes: requests sent within {spread} ms; skew from the revision read: {:?} ms (largest {max_skew} ms)",
+            records.iter().map(|v| v.skew_ms).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "of which sent -> available: {:?} ms",
+            records
+                .iter()
+                .map(|v| v.snapshot_available_unix_ms.saturating_sub(v.snapshot_sent_unix_ms))
+                .collect::<Vec<_>>()
+        );
+        for v in &records {
+            assert_eq!(v.taken_by, TakenBy::Snapshot, "{v:?}");
+            assert!(v.taken_reason.is_empty(), "{v:?}");
+            assert!(v.snapshot_sent_unix_ms > 0, "{v:?}");
+            assert!(
+                v.snapshot_available_unix_ms >= v.snapshot_sent_unix_ms,
+                "available after sent: {v:?}"
+            );
+            assert!(v.skew_ms > 0, "the skew is measured: {v:?}");
+            // The burst is all in flight at once: both requests leave within a second.
+            assert!(spread < 1000, "requests {spread} ms apart");
+            // Bounded: the rig's snapshots are qcow2 overlays, available in seconds.
+            assert!(v.skew_ms < 60_000, "skew {} ms", v.skew_ms);
+            assert_eq!(v.status, VolumeStatus::Available, "{v:?}");
+            let b = cinder
+                .get_backup(&v.backup_id.clone().expect("a backup"))
+                .await
+                .expect("get backup")
+                .expect("the backup the checkpoint lists exists");
+            assert_eq!(b.status, BackupStatus::Available);
+            assert_eq!(b.snapshot_id, v.snapshot_id, "the backup is made from the snapshot");
+            // No snapshot left in Cinder.
+            let snap = v.snapshot_id.clone().expect("snapshot id");
+            assert_eq!(
+                cinder.get_snapshot(&snap).await.expect("get snapshot"),
+                None,
+                "snapshot {snap} was deleted once its backup was available"
+            );
+        }
+        let left = cinder
+            .list_snapshots(Some(&format!("podbank-{}-", cp.id)))
+            .await
+            .expect("list snapshots");
+        assert!(left.is_empty(), "snapshots left: {left:?}");
+
+        // `checkpoints show` prints the largest skew and, per volume, how it was taken.
+        let show = pb_.ok(&["checkpoints", "show", cp.id.as_str()]).await;
+        assert!(
+            show.stdout.contains("(largest skew)")
+                && show.stdout.contains(&format!("{max_skew} ms")),
+            "{}",
+            show.stdout
+        );
+        for v in &records {
+            let line = show
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(v.volume_id.as_str()) && l.contains("snapshot"))
+                .unwrap_or_else(|| panic!("a line for {} taken by snapshot: {}", v.volume_id, show.stdout));
+            assert!(line.contains(&format!("{} ms", v.skew_ms)), "{line}");
+        }
+
+        // Deleting the checkpoint removes the backups (and leaves no snapshot).
+        pb_.ok(&["delete", cp.id.as_str()]).await;
+        for v in &records {
+            let b = cinder
+                .get_backup(&v.backup_id.clone().expect("a backup"))
+                .await
+                .expect("get backup");
+            assert_eq!(b, None);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn a_protect_killed_after_its_snapshot_burst_leaves_the_snapshot_to_gc() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let v = new_volume(cinder, &created, &unique("burst-kill")).await;
+        rig.write_pattern(&v, 6);
+        let scene = scene(rig, &[&v]).await;
+        let pb_ = &scene.podbank;
+        let mut child = pb_.spawn(&[
+            "protect",
+            "--backup-name",
+            "killed",
+            "--description",
+            "killed after the snapshot burst",
+            "-n",
+            &scene.ns,
+        ]);
+        // Wait until the writer's lock records the snapshot Cinder returned, then kill it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let (snapshot, backup) = loop {
+            if pb_.bank.join("config").exists() {
+                let bank = pb_.open_bank().await;
+                let locks = podbank::bank::lock::read_all(bank.backend())
+                    .await
+                    .expect("read locks");
+                let found = locks
+                    .into_iter()
+                    .filter_map(|l| l.lock().and_then(|l| l.partial.clone()))
+                    .flat_map(|p| p.volumes)
+                    .find(|r| r.volume_id == v.to_string() && !r.snapshot_id.is_empty());
+                if let Some(r) = found {
+                    child.kill().await.expect("kill protect");
+                    break (r.snapshot_id, r.backup_id);
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the protect never recorded a snapshot in its lock"
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("protect ended ({status}) before it could be killed");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if !backup.is_empty() {
+            created.backup(&BackupId::new(backup.clone()));
+        }
+        let snapshot = podbank::cinder::SnapshotId::new(snapshot);
+        let before = cinder
+            .get_snapshot(&snapshot)
+            .await
+            .expect("get snapshot")
+            .expect("the snapshot exists after the kill");
+        eprintln!(
+            "protect killed with its snapshot {}, backup {:?}",
+            before.status, backup
+        );
+
+        // gc recovers the dead writer's checkpoint and deletes its snapshot in Cinder.
+        let out = pb_.ok(&["bank", "gc", "-o", "json"]).await;
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 1, "{}", out.stdout);
+        let cp = &cps[0];
+        assert_eq!(cp.status, CheckpointStatus::Error);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("gc json");
+        assert_eq!(
+            report["snapshots_deleted"],
+            serde_json::json!([snapshot.to_string()]),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(
+            cinder.get_snapshot(&snapshot).await.expect("get snapshot"),
+            None,
+            "gc deleted the snapshot"
+        );
+
+        // delete of the recovered checkpoint leaves nothing either.
+        pb_.ok(&["delete", cp.id.as_str()]).await;
+        assert!(backups_named_for(cinder, &cp.id).await.is_empty());
+        let left = cinder
+            .list_snapshots(Some(&format!("podbank-{}-", cp.id)))
+            .await
+            .expect("list snapshots");
+        assert!(left.is_empty(), "snapshots left: {left:?}");
     })
     .await;
 }

@@ -191,6 +191,12 @@ fn view(c: &Candidate, name: Option<&String>) -> CheckpointView {
                 claim: String::new(),
                 persistent_volume: String::new(),
                 driver: None,
+                taken_by: Default::default(),
+                taken_reason: String::new(),
+                snapshot_id: String::new(),
+                snapshot_sent_unix_ms: 0,
+                snapshot_available_unix_ms: 0,
+                skew_ms: 0,
             })
             .collect(),
         volume_counts: podbank::engine::views::VolumeCounts {

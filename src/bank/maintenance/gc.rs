@@ -31,6 +31,13 @@ pub struct GcReport {
     pub stale_locks_removed: usize,
     /// Dead writers' checkpoints kept as `error` because they had Cinder backups.
     pub checkpoints_recovered: Vec<String>,
+    /// Cinder snapshots of dead writers (a protect killed after its snapshot burst) deleted.
+    #[serde(default)]
+    pub snapshots_deleted: Vec<String>,
+    /// Such snapshots that could not be deleted, each with the reason (`delete` of the
+    /// recovered checkpoint tries again).
+    #[serde(default)]
+    pub snapshots_left: Vec<String>,
     /// Temporary files of interrupted writes removed, and restore journal batches that
     /// their record already holds (a restore killed while compacting).
     pub leftovers_removed: usize,
@@ -83,11 +90,15 @@ impl Bank {
                 continue;
             }
             if let Some(partial) = lock.partial.clone() {
-                if partial.volumes.iter().any(|v| !v.backup_id.is_empty()) {
+                if partial
+                    .volumes
+                    .iter()
+                    .any(|v| !v.backup_id.is_empty() || !v.snapshot_id.is_empty())
+                {
                     let mut partial = Checkpoint::from(partial);
                     partial.status = CheckpointStatus::Error;
                     partial.reason = format!(
-                        "the writer ({} pid {}) stopped before finishing; its Cinder backups are listed so that delete removes them",
+                        "the writer ({} pid {}) stopped before finishing; its Cinder backups and snapshots are listed so that delete removes them",
                         lock.hostname, lock.pid
                     );
                     partial.finished = Some(chrono::Utc::now());

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus, CheckpointSummary, Edge,
     Encoding, ObjectId, ObjectRef, Outcome, ResourceRecord, ResourceStatus, ResourceType,
-    RestoreId, RestoreRecord, RestoreStatus, Revision, SelectionRecord, VolumeDriver, VolumeId,
-    VolumeRecord, VolumeStatus, WriteStats,
+    RestoreId, RestoreRecord, RestoreStatus, Revision, SelectionRecord, TakenBy, VolumeDriver,
+    VolumeId, VolumeRecord, VolumeStatus, WriteStats,
 };
 use crate::protection::retention::Candidate;
 
@@ -97,6 +97,24 @@ pub struct VolumeView {
     pub persistent_volume: String,
     /// How it is attached.
     pub driver: Option<VolumeDriver>,
+    /// How the backup was taken: `snapshot` or `direct` (`""`: not recorded).
+    #[serde(default)]
+    pub taken_by: TakenBy,
+    /// Why it was taken directly (Cinder's message).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub taken_reason: String,
+    /// The snapshot its backup was made from (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub snapshot_id: String,
+    /// When the snapshot was requested (Unix ms; 0: none).
+    #[serde(default)]
+    pub snapshot_sent_unix_ms: u64,
+    /// When the snapshot was `available` (Unix ms; 0: never).
+    #[serde(default)]
+    pub snapshot_available_unix_ms: u64,
+    /// At most how long after the revision was read the volume's data was frozen (ms).
+    #[serde(default)]
+    pub skew_ms: u64,
 }
 
 impl From<&VolumeRecord> for VolumeView {
@@ -119,6 +137,16 @@ impl From<&VolumeRecord> for VolumeView {
                 .unwrap_or_default(),
             persistent_volume: v.persistent_volume.clone().unwrap_or_default(),
             driver: v.driver,
+            taken_by: v.taken_by,
+            taken_reason: v.taken_reason.clone(),
+            snapshot_id: v
+                .snapshot_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            snapshot_sent_unix_ms: v.snapshot_sent_unix_ms,
+            snapshot_available_unix_ms: v.snapshot_available_unix_ms,
+            skew_ms: v.skew_ms,
         }
     }
 }
