@@ -861,7 +861,7 @@ async fn a_protect_killed_after_its_snapshot_burst_leaves_the_snapshot_to_gc() {
         assert_eq!(cp.status, CheckpointStatus::Error);
         let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("gc json");
         assert_eq!(
-            report["snapshots_deleted"],
+            report["snapshotsDeleted"],
             serde_json::json!([snapshot.to_string()]),
             "{}",
             out.stdout
