@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use super::ids;
 use super::plans::{find_plan, AnyPlan, POD};
 use super::types::{Fault, PROVIDER_ID};
-use super::{limit_of, KResult, KarborState};
+use super::{bad, limit_of, paged, KResult, KarborState};
 use crate::api::{OperationRecord, OperationState};
 use crate::engine::{CheckpointFilter, CheckpointView, EngineError, RestoreRequest, RestoreView};
 use crate::model::{
@@ -51,10 +51,6 @@ pub(super) enum PendingKind {
     Checkpoint,
     /// A restore.
     Restore,
-}
-
-fn bad(message: impl std::fmt::Display) -> Fault {
-    Fault::bad_request(format!("Invalid input received: {message}"))
 }
 
 fn check_provider(id: &str) -> KResult<()> {
@@ -371,17 +367,8 @@ pub(super) async fn list(
         start.is_none_or(|s| d >= s) && end.is_none_or(|e| d <= e)
     });
     views.sort_by_key(|v| std::cmp::Reverse(v.0));
-    let mut views: Vec<Value> = views.into_iter().map(|(_, v)| v).collect();
-    if let Some(marker) = q.get("marker") {
-        let at = views
-            .iter()
-            .position(|v| v["id"].as_str() == Some(marker.as_str()))
-            .ok_or_else(|| bad(format!("marker {marker} not found")))?;
-        views.drain(..=at);
-    }
-    if let Some(l) = limit {
-        views.truncate(l);
-    }
+    let views: Vec<Value> = views.into_iter().map(|(_, v)| v).collect();
+    let views = paged(views, &q, limit)?;
     Ok(Json(json!({ "checkpoints": views })))
 }
 
@@ -643,17 +630,8 @@ pub(super) async fn restore_list(
             .is_none_or(|want| v["status"].as_str() == Some(want.as_str()))
     });
     views.sort_by(|a, b| b.0.cmp(&a.0));
-    let mut views: Vec<Value> = views.into_iter().map(|(_, v)| v).collect();
-    if let Some(marker) = q.get("marker") {
-        let at = views
-            .iter()
-            .position(|v| v["id"].as_str() == Some(marker.as_str()))
-            .ok_or_else(|| bad(format!("marker {marker} not found")))?;
-        views.drain(..=at);
-    }
-    if let Some(l) = limit {
-        views.truncate(l);
-    }
+    let views: Vec<Value> = views.into_iter().map(|(_, v)| v).collect();
+    let views = paged(views, &q, limit)?;
     Ok(Json(json!({ "restores": views })))
 }
 

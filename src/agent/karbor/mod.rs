@@ -202,6 +202,31 @@ fn selection_of(params: &serde_json::Map<String, Value>) -> KResult<SelectionSpe
     Ok(spec)
 }
 
+/// Karbor's 400 for input it refuses.
+pub(super) fn bad(message: impl std::fmt::Display) -> Fault {
+    Fault::bad_request(format!("Invalid input received: {message}"))
+}
+
+/// The page of `views` after the one whose `id` is the query's `marker` (a 400 if none
+/// is), at most `limit` long.
+pub(super) fn paged(
+    mut views: Vec<Value>,
+    q: &HashMap<String, String>,
+    limit: Option<usize>,
+) -> KResult<Vec<Value>> {
+    if let Some(marker) = q.get("marker") {
+        let at = views
+            .iter()
+            .position(|v| v["id"].as_str() == Some(marker.as_str()))
+            .ok_or_else(|| bad(format!("marker {marker} not found")))?;
+        views.drain(..=at);
+    }
+    if let Some(l) = limit {
+        views.truncate(l);
+    }
+    Ok(views)
+}
+
 pub(super) fn limit_of(q: &HashMap<String, String>) -> KResult<Option<usize>> {
     match q.get("limit") {
         None => Ok(None),

@@ -17,7 +17,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::types::{Fault, PROVIDER_ID};
-use super::{limit_of, KResult, KarborState};
+use super::{bad, limit_of, paged, KResult, KarborState};
 use crate::engine::plans::Plan;
 use crate::engine::EngineError;
 use crate::model::{PlanId, PlanResource, PlanStatus, StoredPlan};
@@ -146,10 +146,6 @@ pub(super) async fn find_plan(s: &KarborState, project: &str, id: &str) -> KResu
         .ok_or_else(not_found)
 }
 
-fn bad(message: impl std::fmt::Display) -> Fault {
-    Fault::bad_request(format!("Invalid input received: {message}"))
-}
-
 fn string_field(body: &Map<String, Value>, key: &str) -> KResult<Option<String>> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -275,7 +271,7 @@ pub(super) async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> KResult<Json<Value>> {
     let limit = limit_of(&q)?;
-    let mut views: Vec<Value> = all_plans(&s, &project)
+    let views: Vec<Value> = all_plans(&s, &project)
         .await?
         .iter()
         .map(|p| p.view(&project))
@@ -286,16 +282,7 @@ pub(super) async fn list(
             })
         })
         .collect();
-    if let Some(marker) = q.get("marker") {
-        let at = views
-            .iter()
-            .position(|v| v["id"].as_str() == Some(marker.as_str()))
-            .ok_or_else(|| bad(format!("marker {marker} not found")))?;
-        views.drain(..=at);
-    }
-    if let Some(l) = limit {
-        views.truncate(l);
-    }
+    let views = paged(views, &q, limit)?;
     Ok(Json(json!({ "plans": views })))
 }
 
