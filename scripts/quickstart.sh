@@ -15,16 +15,28 @@ step() {
   echo "==> $1"
 }
 trap 'rc=$?; [ -z "$STEP" ] || echo "   ($STEP: $((SECONDS - STEP_T)) s)"; [ $rc = 0 ] || echo "quickstart failed during: $STEP (exit $rc, after $((SECONDS - T0)) s)" >&2' EXIT
-step "installing dependencies (etcd, protoc; apt only for what is missing)"
-bash scripts/install-deps.sh --no-rigs
-step "building podbank (release; cold, on 2 cores, this takes 10-15 minutes)"
-cargo build --release
-PB=$PWD/target/release/podbank
-export PODBANK_ETCD_SERVERS=http://127.0.0.1:2379
+# PODBANK_QUICKSTART_BIN: a podbank binary built already (the test that runs this script);
+# dependencies and the build are then skipped. PODBANK_ETCD_SERVERS: an etcd to use instead of
+# the one this script starts on 127.0.0.1:2379.
+if [ -n "${PODBANK_QUICKSTART_BIN:-}" ]; then
+  PB=$PODBANK_QUICKSTART_BIN
+else
+  step "installing dependencies (etcd, protoc; apt only for what is missing)"
+  bash scripts/install-deps.sh --no-rigs
+  step "building podbank (release; cold, on 2 cores, this takes 10-15 minutes)"
+  cargo build --release
+  PB=$PWD/target/release/podbank
+fi
+ETCD=${PODBANK_ETCD_SERVERS:-http://127.0.0.1:2379}
+export PODBANK_ETCD_SERVERS=$ETCD
 export PODBANK_BANK=$DEMO/bank
 
-step "etcd on 127.0.0.1:2379"
-if ! curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1; then
+step "etcd on $ETCD"
+if curl -sf "$ETCD/health" >/dev/null 2>&1; then
+  echo "an etcd already answers there: using it"
+elif [ "$ETCD" != http://127.0.0.1:2379 ]; then
+  echo "no etcd answers at $ETCD (PODBANK_ETCD_SERVERS)" >&2; exit 1
+else
   echo "starting etcd on 127.0.0.1:2379 (data in $DEMO/etcd, log $DEMO/etcd.log)"
   nohup etcd --data-dir "$DEMO/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
@@ -33,8 +45,6 @@ if ! curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1; then
   echo $! > "$DEMO/etcd.pid"
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1 && break; sleep 0.1; done
   curl -sf http://127.0.0.1:2379/health >/dev/null 2>&1 || { echo "etcd did not start; see $DEMO/etcd.log" >&2; exit 1; }
-else
-  echo "an etcd already answers there: using it"
 fi
 
 step "seeding demo pods (skipped when etcd has pods already)"
@@ -72,4 +82,4 @@ $PB bank stats
 step "done"
 STEP=""
 echo "quickstart took $((SECONDS - T0)) s"
-echo "etcd keeps running (pid file $DEMO/etcd.pid); stop it with: kill \$(cat $DEMO/etcd.pid)"
+[ ! -f "$DEMO/etcd.pid" ] || echo "etcd keeps running (pid file $DEMO/etcd.pid); stop it with: kill \$(cat $DEMO/etcd.pid)"

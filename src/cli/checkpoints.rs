@@ -410,9 +410,11 @@ pub async fn run(
             let report = engine.verify(id.as_ref()).await?;
             let clean = report.is_clean();
             let summary = format!(
-                "verified {} checkpoint(s), {} object(s), {} pack(s): {}",
+                "verified {} checkpoint(s): {} object(s) ({} resources, {} record tables) in {} pack(s): {}",
                 report.checkpoints,
                 report.objects,
+                report.objects.saturating_sub(report.tables),
+                report.tables,
                 report.packs,
                 if clean {
                     "no problems".to_string()

@@ -36,6 +36,7 @@ mod pods_cli;
 mod protect_cinder;
 mod protect_closure;
 mod protect_records;
+mod quickstart;
 mod restore;
 mod restore_journal;
 mod restore_workloads;
