@@ -586,6 +586,13 @@ impl Modify for BearerScheme {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // What Karbor's client sends (`karbor --os-auth-token`); a bearer token is taken too.
+        components.add_security_scheme(
+            "karbor_token",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::new("X-Auth-Token"),
+            )),
+        );
     }
 }
 
@@ -657,11 +664,11 @@ pub fn router_with_auth(
         .fallback(no_route)
         .with_state(state.clone())
         .split_for_parts();
-    let router = router.merge(super::karbor::router(
-        Arc::clone(&state.service),
-        auth.token,
-        auth.client_cert,
-    ));
+    let (karbor, karbor_api) =
+        super::karbor::router(Arc::clone(&state.service), auth.token, auth.client_cert);
+    let router = router.merge(karbor);
+    let mut api = api;
+    api.merge(karbor_api);
     let doc = serde_json::to_value(&api).unwrap_or(Value::Null);
     let _ = state.openapi.set(doc);
     (router, api)

@@ -231,6 +231,14 @@ fn checkpoint_id_of(id: &str) -> KResult<CheckpointId> {
 }
 
 /// `POST /v1/{project_id}/providers/{provider_id}/checkpoints`: protect a plan's pods.
+#[utoipa::path(post, path = "/v1/{project_id}/providers/{provider_id}/checkpoints", tag = "karbor", summary = "Protect a plan: a checkpoint, protecting",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("provider_id" = String, Path, description = "podbank's provider id")),
+    request_body(content = Object, description = "Karbor's request body"),
+    responses((status = 200, description = "Protect a plan: a checkpoint, protecting", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn create(
     State(s): State<KarborState>,
     Path((project, provider)): Path<(String, String)>,
@@ -299,6 +307,13 @@ fn date_filter(q: &HashMap<String, String>, key: &str) -> KResult<Option<NaiveDa
 
 /// `GET /v1/{project_id}/providers/{provider_id}/checkpoints`: filters `plan_id`,
 /// `start_date` and `end_date` (`YYYY-MM-DD`, inclusive); paging by `marker`, `limit`.
+#[utoipa::path(get, path = "/v1/{project_id}/providers/{provider_id}/checkpoints", tag = "karbor", summary = "Checkpoints, with Karbor's filters, paged",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("provider_id" = String, Path, description = "podbank's provider id")),
+    responses((status = 200, description = "Checkpoints, with Karbor's filters, paged", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn list(
     State(s): State<KarborState>,
     Path((project, provider)): Path<(String, String)>,
@@ -373,6 +388,13 @@ pub(super) async fn list(
 }
 
 /// `GET /v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}`.
+#[utoipa::path(get, path = "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}", tag = "karbor", summary = "A checkpoint: resource graph and per-resource status",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("provider_id" = String, Path, description = "podbank's provider id"), ("checkpoint_id" = String, Path, description = "Checkpoint id")),
+    responses((status = 200, description = "A checkpoint: resource graph and per-resource status", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object),
+              (status = 503, description = "Busy: retry after Retry-After (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn show(
     State(s): State<KarborState>,
     Path((project, provider, id)): Path<(String, String, String)>,
@@ -395,6 +417,13 @@ pub(super) async fn show(
 
 /// `DELETE /v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}`: the
 /// checkpoint and its Cinder backups.
+#[utoipa::path(delete, path = "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}", tag = "karbor", summary = "Delete a checkpoint and its Cinder backups",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("provider_id" = String, Path, description = "podbank's provider id"), ("checkpoint_id" = String, Path, description = "Checkpoint id")),
+    responses((status = 202, description = "Delete a checkpoint and its Cinder backups", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object),
+              (status = 503, description = "Busy: retry after Retry-After (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn delete(
     State(s): State<KarborState>,
     Path((_project, provider, id)): Path<(String, String, String)>,
@@ -417,6 +446,16 @@ pub(super) async fn delete(
 /// `provider:checkpoint_update`). podbank has no Keystone yet (issue 29), only the
 /// agent's one static token, so whoever holds that token is the admin: every caller that
 /// got past the token check may reset any checkpoint.
+#[utoipa::path(put, path = "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}", tag = "karbor", summary = "reset-state (admin only)",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("provider_id" = String, Path, description = "podbank's provider id"), ("checkpoint_id" = String, Path, description = "Checkpoint id")),
+    request_body(content = Object, description = "Karbor's request body"),
+    responses((status = 200, description = "reset-state (admin only)", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 403, description = "Forbidden (Karbor fault body)", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object),
+              (status = 503, description = "Busy: retry after Retry-After (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn update(
     State(s): State<KarborState>,
     Path((_project, provider, id)): Path<(String, String, String)>,
@@ -526,6 +565,14 @@ fn pending_restore_view(s: &KarborState, uuid: &str, p: &Pending) -> Value {
 /// `POST /v1/{project_id}/restores`: restore a checkpoint into the agent's cluster.
 /// `restore_target` and `restore_auth` (another OpenStack) are not supported: a target
 /// is refused rather than ignored.
+#[utoipa::path(post, path = "/v1/{project_id}/restores", tag = "karbor", summary = "Restore a checkpoint (parameters validated against the restore schema)",
+    params(("project_id" = String, Path, description = "Project (tenant) id")),
+    request_body(content = Object, description = "Karbor's request body"),
+    responses((status = 200, description = "Restore a checkpoint (parameters validated against the restore schema)", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn restore_create(
     State(s): State<KarborState>,
     Path(project): Path<String>,
@@ -588,6 +635,12 @@ pub(super) async fn restore_create(
 }
 
 /// `GET /v1/{project_id}/restores`: filter `status`; paging by `marker`, `limit`.
+#[utoipa::path(get, path = "/v1/{project_id}/restores", tag = "karbor", summary = "Restores, paged",
+    params(("project_id" = String, Path, description = "Project (tenant) id")),
+    responses((status = 200, description = "Restores, paged", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn restore_list(
     State(s): State<KarborState>,
     Path(project): Path<String>,
@@ -636,6 +689,12 @@ pub(super) async fn restore_list(
 }
 
 /// `GET /v1/{project_id}/restores/{restore_id}`.
+#[utoipa::path(get, path = "/v1/{project_id}/restores/{restore_id}", tag = "karbor", summary = "A restore with resources_status and resources_reason",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("restore_id" = String, Path, description = "Restore id")),
+    responses((status = 200, description = "A restore with resources_status and resources_reason", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn restore_show(
     State(s): State<KarborState>,
     Path((project, id)): Path<(String, String)>,

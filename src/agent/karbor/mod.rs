@@ -20,10 +20,12 @@ use axum::extract::{OriginalUri, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::http::{check_access, Refusal};
 use super::Service;
@@ -49,7 +51,11 @@ type KResult<T> = Result<T, Fault>;
 /// * `service` - the agent's core, the same one the agent's own API uses.
 /// * `token` - the token `/v1/{project_id}/...` requires; `None` leaves it open.
 /// * `client_cert` - whether a verified client certificate is required too (mTLS).
-pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) -> Router {
+pub fn router(
+    service: Arc<Service>,
+    token: Option<&[u8]>,
+    client_cert: bool,
+) -> (Router, utoipa::openapi::OpenApi) {
     let state = KarborState {
         service,
         token_hash: token.map(|t| Sha256::digest(t).into()),
@@ -57,61 +63,39 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>, client_cert: bool) ->
         pending: Arc::default(),
     };
     // Reads of etcd and the bank take a turn (see `crate::agent::limit`).
-    let reads = Router::new()
-        .route(
-            "/v1/{project_id}/protectables/{protectable_type}/instances",
-            get(list_instances),
-        )
-        .route(
-            "/v1/{project_id}/protectables/{protectable_type}/instances/{id}",
-            get(show_instance),
-        )
-        .route(
-            "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}",
-            get(checkpoints::show)
-                .put(checkpoints::update)
-                .delete(checkpoints::delete),
-        )
+    let reads = OpenApiRouter::new()
+        .routes(routes!(list_instances))
+        .routes(routes!(show_instance))
+        .routes(routes!(
+            checkpoints::show,
+            checkpoints::update,
+            checkpoints::delete
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), take_turn));
-    let project = Router::new()
-        .route("/v1/{project_id}/protectables", get(list_protectables))
-        .route(
-            "/v1/{project_id}/protectables/{protectable_type}",
-            get(show_protectable),
-        )
+    let project = OpenApiRouter::new()
+        .routes(routes!(list_protectables))
+        .routes(routes!(show_protectable))
         .merge(reads)
-        .route("/v1/{project_id}/providers", get(list_providers))
-        .route(
-            "/v1/{project_id}/providers/{provider_id}",
-            get(show_provider),
-        )
-        .route(
-            "/v1/{project_id}/plans",
-            post(plans::create).get(plans::list),
-        )
-        .route(
-            "/v1/{project_id}/plans/{plan_id}",
-            get(plans::show).put(plans::update).delete(plans::delete),
-        )
-        .route(
-            "/v1/{project_id}/providers/{provider_id}/checkpoints",
-            post(checkpoints::create).get(checkpoints::list),
-        )
-        .route(
-            "/v1/{project_id}/restores",
-            post(checkpoints::restore_create).get(checkpoints::restore_list),
-        )
-        .route(
-            "/v1/{project_id}/restores/{restore_id}",
-            get(checkpoints::restore_show),
-        )
+        .routes(routes!(list_providers))
+        .routes(routes!(show_provider))
+        .routes(routes!(plans::create, plans::list))
+        .routes(routes!(plans::show, plans::update, plans::delete))
+        .routes(routes!(checkpoints::create, checkpoints::list))
+        .routes(routes!(
+            checkpoints::restore_create,
+            checkpoints::restore_list
+        ))
+        .routes(routes!(checkpoints::restore_show))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/", get(versions))
-        .route("/v1", get(version_v1))
+    let (router, api) = OpenApiRouter::new()
+        .routes(routes!(versions))
+        .routes(routes!(version_v1))
+        // karborclient asks for `/v1/` too.
         .route("/v1/", get(version_v1))
         .merge(project)
         .with_state(state)
+        .split_for_parts();
+    (router, api)
 }
 
 fn base_url(headers: &HeaderMap) -> String {
@@ -123,6 +107,8 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// `GET /`: the API versions (300 Multiple Choices, as OpenStack services answer).
+#[utoipa::path(get, path = "/", tag = "karbor", summary = "API versions",
+    responses((status = 300, description = "API versions", body = Object)))]
 async fn versions(headers: HeaderMap) -> Response {
     let base = base_url(&headers);
     (
@@ -133,12 +119,19 @@ async fn versions(headers: HeaderMap) -> Response {
 }
 
 /// `GET /v1`: the v1 version document.
+#[utoipa::path(get, path = "/v1", tag = "karbor", summary = "The v1 version document",
+    responses((status = 200, description = "The v1 version document", body = Object)))]
 async fn version_v1(headers: HeaderMap) -> Json<Value> {
     let base = base_url(&headers);
     Json(json!({ "version": types::v1_version(&base) }))
 }
 
 /// `GET /v1/{project_id}/protectables`.
+#[utoipa::path(get, path = "/v1/{project_id}/protectables", tag = "karbor", summary = "Protectable types",
+    params(("project_id" = String, Path, description = "Project (tenant) id")),
+    responses((status = 200, description = "Protectable types", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object)),
+    security(("karbor_token" = [])))]
 async fn list_protectables(Path(_project): Path<String>) -> Json<Value> {
     Json(json!({ "protectable_type": types::protectable_types() }))
 }
@@ -148,6 +141,12 @@ fn invalid_type() -> Fault {
 }
 
 /// `GET /v1/{project_id}/protectables/{protectable_type}`.
+#[utoipa::path(get, path = "/v1/{project_id}/protectables/{protectable_type}", tag = "karbor", summary = "A protectable type and its dependent types",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("protectable_type" = String, Path, description = "OS::Kubernetes::Pod")),
+    responses((status = 200, description = "A protectable type and its dependent types", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object)),
+    security(("karbor_token" = [])))]
 async fn show_protectable(Path((_project, kind)): Path<(String, String)>) -> KResult<Json<Value>> {
     let deps = types::dependent_types(&kind).ok_or_else(invalid_type)?;
     Ok(Json(json!({
@@ -245,6 +244,13 @@ pub(super) fn limit_of(q: &HashMap<String, String>) -> KResult<Option<usize>> {
 /// `GET /v1/{project_id}/protectables/{protectable_type}/instances`: pods, in key order
 /// (namespace, then name), paged by `marker` (the id of the last pod seen) and `limit`.
 /// A page reads only its own pods and their dependents.
+#[utoipa::path(get, path = "/v1/{project_id}/protectables/{protectable_type}/instances", tag = "karbor", summary = "Protectable instances (pods), paged by marker and limit",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("protectable_type" = String, Path, description = "OS::Kubernetes::Pod")),
+    responses((status = 200, description = "Protectable instances (pods), paged by marker and limit", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 503, description = "Busy: retry after Retry-After (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 async fn list_instances(
     State(s): State<KarborState>,
     Path((_project, kind)): Path<(String, String)>,
@@ -300,6 +306,14 @@ async fn list_instances(
 
 /// `GET /v1/{project_id}/protectables/{protectable_type}/instances/{id}`: one pod, by uid
 /// (or `<namespace>/<name>`, slash percent-encoded).
+#[utoipa::path(get, path = "/v1/{project_id}/protectables/{protectable_type}/instances/{id}", tag = "karbor", summary = "One protectable instance and its dependents",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("protectable_type" = String, Path, description = "OS::Kubernetes::Pod"), ("id" = String, Path, description = "Pod uid or namespace/name")),
+    responses((status = 200, description = "One protectable instance and its dependents", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object),
+              (status = 503, description = "Busy: retry after Retry-After (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 async fn show_instance(
     State(s): State<KarborState>,
     Path((_project, kind, id)): Path<(String, String, String)>,
@@ -319,6 +333,11 @@ async fn show_instance(
 }
 
 /// `GET /v1/{project_id}/providers`.
+#[utoipa::path(get, path = "/v1/{project_id}/providers", tag = "karbor", summary = "Protection providers",
+    params(("project_id" = String, Path, description = "Project (tenant) id")),
+    responses((status = 200, description = "Protection providers", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object)),
+    security(("karbor_token" = [])))]
 async fn list_providers(
     Path(_project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -333,6 +352,12 @@ async fn list_providers(
 }
 
 /// `GET /v1/{project_id}/providers/{provider_id}`.
+#[utoipa::path(get, path = "/v1/{project_id}/providers/{provider_id}", tag = "karbor", summary = "The provider and its options, restore and saved-info schemas",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("provider_id" = String, Path, description = "podbank's provider id")),
+    responses((status = 200, description = "The provider and its options, restore and saved-info schemas", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 async fn show_provider(Path((_project, id)): Path<(String, String)>) -> KResult<Json<Value>> {
     if id != types::PROVIDER_ID {
         return Err(Fault::not_found(format!(

@@ -237,6 +237,13 @@ fn provider_of(v: Option<String>) -> KResult<String> {
 }
 
 /// `POST /v1/{project_id}/plans`.
+#[utoipa::path(post, path = "/v1/{project_id}/plans", tag = "karbor", summary = "Create a plan (parameters validated against the options schema)",
+    params(("project_id" = String, Path, description = "Project (tenant) id")),
+    request_body(content = Object, description = "Karbor's request body"),
+    responses((status = 200, description = "Create a plan (parameters validated against the options schema)", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn create(
     State(s): State<KarborState>,
     Path(project): Path<String>,
@@ -265,6 +272,12 @@ pub(super) async fn create(
 
 /// `GET /v1/{project_id}/plans`: filters `name`, `status`, `description`; paging by
 /// `marker` and `limit`.
+#[utoipa::path(get, path = "/v1/{project_id}/plans", tag = "karbor", summary = "Plans (stored ones and the config file's, read-only), paged",
+    params(("project_id" = String, Path, description = "Project (tenant) id")),
+    responses((status = 200, description = "Plans (stored ones and the config file's, read-only), paged", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn list(
     State(s): State<KarborState>,
     Path(project): Path<String>,
@@ -287,6 +300,12 @@ pub(super) async fn list(
 }
 
 /// `GET /v1/{project_id}/plans/{plan_id}`.
+#[utoipa::path(get, path = "/v1/{project_id}/plans/{plan_id}", tag = "karbor", summary = "A plan",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("plan_id" = String, Path, description = "Plan id")),
+    responses((status = 200, description = "A plan", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn show(
     State(s): State<KarborState>,
     Path((project, id)): Path<(String, String)>,
@@ -310,6 +329,15 @@ fn stored(plan: AnyPlan, id: &str) -> KResult<StoredPlan> {
 
 /// `PUT /v1/{project_id}/plans/{plan_id}`: name, description, resources and status; only
 /// a suspended plan may change anything but its status.
+#[utoipa::path(put, path = "/v1/{project_id}/plans/{plan_id}", tag = "karbor", summary = "Update a plan",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("plan_id" = String, Path, description = "Plan id")),
+    request_body(content = Object, description = "Karbor's request body"),
+    responses((status = 200, description = "Update a plan", body = Object),
+              (status = 400, description = "Bad request (Karbor fault body)", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 403, description = "Forbidden (Karbor fault body)", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn update(
     State(s): State<KarborState>,
     Path((project, id)): Path<(String, String)>,
@@ -353,6 +381,13 @@ pub(super) async fn update(
 }
 
 /// `DELETE /v1/{project_id}/plans/{plan_id}`: the plan goes; its checkpoints stay.
+#[utoipa::path(delete, path = "/v1/{project_id}/plans/{plan_id}", tag = "karbor", summary = "Delete a plan",
+    params(("project_id" = String, Path, description = "Project (tenant) id"), ("plan_id" = String, Path, description = "Plan id")),
+    responses((status = 202, description = "Delete a plan", body = Object),
+              (status = 401, description = "No or wrong X-Auth-Token", body = Object),
+              (status = 403, description = "Forbidden (Karbor fault body)", body = Object),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+    security(("karbor_token" = [])))]
 pub(super) async fn delete(
     State(s): State<KarborState>,
     Path((project, id)): Path<(String, String)>,
