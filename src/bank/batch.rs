@@ -147,45 +147,69 @@ impl Bank {
             .await
     }
 
-    /// Reads the wanted objects of one pack, span by span.
+    /// Reads the wanted objects of one pack, span by span. A span that does not come back
+    /// whole (the pack is shorter than the index says, or the read failed) is read again
+    /// frame by frame, as [`Bank::read_object`] would read each: a pack truncated after
+    /// some frames, or one bad frame, costs only the objects that reading alone would lose.
     async fn read_pack(&self, pack: &str, spans: Vec<Span>, needed_by: &str) -> Vec<ObjectRead> {
         let mut out = Vec::new();
         for span in spans {
+            let length = span.end - span.offset;
             let fetched = self
                 .backend
-                .get_range(Kind::Pack, pack, span.offset, span.end - span.offset)
+                .get_range(Kind::Pack, pack, span.offset, length)
                 .await;
-            let data = match fetched {
-                Ok(data) => data,
-                Err(e) => {
-                    let reason = match e {
-                        BackendError::NotFound { .. } => format!("its pack data/{pack} is missing"),
-                        other => format!("cannot read it from pack data/{pack}: {other}"),
-                    };
+            match fetched {
+                Ok(data) if data.len() as u64 == length => {
+                    for frame in span.frames {
+                        self.open_frame(pack, &data, span.offset, frame, needed_by, &mut out);
+                    }
+                }
+                // One frame: reading it again alone would ask the same range.
+                Err(e) if span.frames.len() == 1 || matches!(e, BackendError::NotFound { .. }) => {
                     for frame in span.frames {
                         for (id, _, _) in frame.objects {
-                            out.push((
-                                id,
-                                Err(BankError::Corrupt {
-                                    location: self.location(),
-                                    subject: format!("object {id} (needed by {needed_by})"),
-                                    reason: reason.clone(),
-                                }),
-                            ));
+                            out.push((id, Err(self.unreadable(&id, pack, &needed_by, &e))));
                         }
                     }
-                    continue;
                 }
-            };
-            for frame in span.frames {
-                self.open_frame(pack, &data, span.offset, frame, needed_by, &mut out);
+                _ => {
+                    for frame in span.frames {
+                        self.read_frame(pack, frame, needed_by, &mut out).await;
+                    }
+                }
             }
         }
         out
     }
 
+    /// Reads one frame alone (one ranged read of exactly its bytes) and hands out its
+    /// objects into `out`.
+    async fn read_frame(
+        &self,
+        pack: &str,
+        frame: Frame,
+        needed_by: &str,
+        out: &mut Vec<ObjectRead>,
+    ) {
+        let fetched = self
+            .backend
+            .get_range(Kind::Pack, pack, frame.offset, u64::from(frame.length))
+            .await;
+        match fetched {
+            Ok(data) => self.open_frame(pack, &data, frame.offset, frame, needed_by, out),
+            Err(e) => {
+                for (id, _, _) in frame.objects {
+                    out.push((id, Err(self.unreadable(&id, pack, &needed_by, &e))));
+                }
+            }
+        }
+    }
+
     /// Decompresses one frame out of `data` (the pack's bytes from `base`) and hands out
-    /// its objects into `out`; the frame is dropped on return.
+    /// its objects into `out`; the frame is dropped on return. An object that does not
+    /// come out of the shared decompression is opened again alone from the frame's bytes,
+    /// exactly as [`Bank::read_object`] opens it, so that its result is that one.
     fn open_frame(
         &self,
         pack: &str,
@@ -197,38 +221,43 @@ impl Bank {
     ) {
         let start = usize::try_from(frame.offset - base).unwrap_or(usize::MAX);
         let end = start.saturating_add(frame.length as usize);
+        let bytes = data.get(start..end);
         let at_least = frame
             .objects
             .iter()
             .map(|(_, at, len)| (*at as usize).saturating_add(*len as usize))
             .max()
             .unwrap_or(0);
-        let plain = match data.get(start..end) {
-            Some(bytes) => format::decompress_frame(bytes, at_least).map_err(ObjectError::from),
-            None => Err(ObjectError::PastPackEnd {
-                pack_length: usize::try_from(base).unwrap_or(usize::MAX) + data.len(),
-            }),
-        };
+        let plain = bytes.map(|bytes| format::decompress_frame(bytes, at_least));
         for (id, at, len) in frame.objects {
-            let object = plain
-                .clone()
-                .and_then(|plain| {
-                    let object = format::object_in_frame(&plain, at, len)?;
-                    // A copy, unless it is the whole frame: a slice would keep the frame.
-                    Ok(if object.len() == plain.len() {
-                        object
-                    } else {
-                        Bytes::copy_from_slice(&object)
-                    })
-                })
-                .and_then(|object| checked(&id, object));
+            let shared = match &plain {
+                Some(Ok(plain)) => format::object_in_frame(plain, at, len)
+                    .map_err(ObjectError::from)
+                    .and_then(|object| {
+                        // A copy, unless it is the whole frame: a slice would keep the frame.
+                        let object = if object.len() == plain.len() {
+                            object
+                        } else {
+                            Bytes::copy_from_slice(&object)
+                        };
+                        checked(&id, object)
+                    }),
+                _ => Err(ObjectError::NoFrame),
+            };
+            let object = match (shared, bytes) {
+                (Ok(object), _) => Ok(object),
+                (Err(_), Some(bytes)) => format::open_frame(bytes, at, len)
+                    .map_err(ObjectError::from)
+                    .and_then(|object| checked(&id, object)),
+                (Err(_), None) => Err(ObjectError::PastPackEnd {
+                    pack_length: usize::try_from(base)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(data.len()),
+                }),
+            };
             out.push((
                 id,
-                object.map_err(|reason| BankError::Corrupt {
-                    location: self.location(),
-                    subject: format!("object {id} in pack data/{pack} (needed by {needed_by})"),
-                    reason: reason.to_string(),
-                }),
+                object.map_err(|reason| self.damaged(&id, pack, &needed_by, &reason)),
             ));
         }
     }

@@ -842,3 +842,105 @@ async fn many_objects_are_read_with_one_request_per_pack_not_per_object() -> any
     assert_eq!(found.len() + failed.len(), ids.len());
     Ok(())
 }
+
+/// What [`Bank::read_object`] gives for each of `ids`, as read_batch's maps are compared.
+async fn read_singly(bank: &Bank, ids: &[ObjectId], needed_by: &str) -> Vec<Result<Bytes, String>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(
+            bank.read_object(id, needed_by)
+                .await
+                .map_err(|e| e.to_string()),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_batch_over_a_truncated_or_damaged_pack_reads_what_one_by_one_reads() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let bank = open(dir.path(), None).await?;
+    let objects: Vec<Bytes> = (0..3000).map(|i| object(i, 1)).collect();
+    let cp = write_checkpoint(&bank, "damaged", objects).await?;
+    let bank = open(dir.path(), None).await?;
+    let index = bank.index().await;
+    // The pack with the most frames, and its objects.
+    let mut frames: std::collections::BTreeMap<Arc<str>, std::collections::BTreeSet<u64>> =
+        Default::default();
+    for (_, l) in index.objects() {
+        frames.entry(l.pack).or_default().insert(l.offset);
+    }
+    let (pack, offsets) = frames
+        .into_iter()
+        .max_by_key(|(_, f)| f.len())
+        .ok_or_else(|| anyhow::anyhow!("no pack"))?;
+    assert!(
+        offsets.len() >= 6,
+        "{} frames: the test needs several",
+        offsets.len()
+    );
+    let offsets: Vec<u64> = offsets.into_iter().collect();
+    let ids: Vec<ObjectId> = index
+        .objects()
+        .filter(|(_, l)| l.pack == pack)
+        .map(|(id, _)| *id)
+        .collect();
+    let frame_of = |id: &ObjectId| index.get(id).map(|l| l.offset);
+    let path = dir.path().join("data").join(&pack[..2]).join(&*pack);
+    let intact = std::fs::read(&path)?;
+
+    // Each object of the batch is exactly what reading it alone gives.
+    let same_as_alone = |found: &std::collections::HashMap<ObjectId, Bytes>,
+                         failed: &std::collections::HashMap<ObjectId, String>,
+                         alone: &[Result<Bytes, String>]| {
+        for (id, single) in ids.iter().zip(alone) {
+            match single {
+                Ok(bytes) => assert_eq!(found.get(id), Some(bytes), "object {id}"),
+                Err(message) => {
+                    assert_eq!(failed.get(id), Some(message), "object {id}");
+                    assert!(
+                        message.contains(&id.to_hex())
+                            && message.contains(&format!("pack data/{pack}")),
+                        "{message}"
+                    );
+                }
+            }
+        }
+        assert_eq!(found.len() + failed.len(), ids.len());
+    };
+
+    // Truncated in the middle of its frames: the frames before the cut still read.
+    let cut = usize::try_from(offsets[offsets.len() / 2])? + 5;
+    std::fs::write(&path, &intact[..cut])?;
+    let (found, failed) = read_batch(&bank, &ids, cp.id.as_str()).await;
+    let alone = read_singly(&bank, &ids, cp.id.as_str()).await;
+    same_as_alone(&found, &failed, &alone);
+    assert!(!failed.is_empty(), "nothing failed past the cut");
+    for id in &ids {
+        let before_cut = frame_of(id).is_some_and(|o| o < offsets[offsets.len() / 2]);
+        assert_eq!(found.contains_key(id), before_cut, "object {id}");
+    }
+
+    // One damaged frame in the middle: only (some of) its objects fail.
+    let bad = offsets[offsets.len() / 2];
+    let next = offsets[offsets.len() / 2 + 1];
+    let mut data = intact.clone();
+    let at = usize::try_from(bad + (next - bad) / 2)?;
+    data[at] ^= 0x40;
+    std::fs::write(&path, &data)?;
+    let (found, failed) = read_batch(&bank, &ids, cp.id.as_str()).await;
+    let alone = read_singly(&bank, &ids, cp.id.as_str()).await;
+    same_as_alone(&found, &failed, &alone);
+    assert!(!failed.is_empty(), "the damaged frame read");
+    // (A flipped byte spoils the part of the frame's output after it: objects of that
+    // frame before it may still come out whole, read alone or in the batch.)
+    for id in failed.keys() {
+        assert_eq!(
+            frame_of(id),
+            Some(bad),
+            "object {id} of an intact frame failed"
+        );
+    }
+    Ok(())
+}
