@@ -94,6 +94,11 @@ impl Bank {
             damaged.push(file);
         }
         damaged.sort_by(|a, b| a.file.cmp(&b.file));
+        // Of an object stored twice (two writers at once each packed it), the copy in the
+        // pack added first is the one the index gives: add the files in name order, not
+        // in the order their reads happened to finish, so that every load of the same
+        // files (verify's, gc's, repair's) picks the same copy.
+        decoded.sort_by(|a, b| a.0.cmp(&b.0));
         // Every index file counts (formats 1 and 2 wrote `supersedes`; see bank.proto).
         let mut index = Index::default();
         for problem in index.add_files(decoded.iter().map(|(name, file)| (name.as_str(), file))) {
