@@ -20,7 +20,7 @@
 //! * Writers and gc coordinate through lock objects ([`lock`]).
 //!
 //! Parts of [`Bank`]: `open` (config, format version, key check), `objects` (the index
-//! and reading one object), `records` (manifests, tables, restore records); `writer`
+//! and reading one object), `batch` (reading many objects by pack), `records` (manifests, tables, restore records); `writer`
 //! writes a checkpoint, `maintenance` is verify, gc, repair and stats. Below them:
 //! [`backend`] (the one storage trait, its implementations and decorators), [`format`](mod@format)
 //! (the stored encodings), [`index`], [`lock`]; `convert` turns the stored records into
@@ -31,6 +31,7 @@
 //! engine, fronts).
 
 pub mod backend;
+mod batch;
 mod brief;
 mod convert;
 mod error;
@@ -51,6 +52,7 @@ use tokio::sync::RwLock;
 
 pub use crate::model::{CheckpointId, ObjectId};
 pub use backend::{Backend, BankKey, Kind};
+pub use batch::{ObjectRead, MERGE_GAP, PACKS_AT_ONCE};
 pub use error::BankError;
 pub use file::{BankFile, DamagedFile};
 pub use format::pb;

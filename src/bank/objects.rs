@@ -94,6 +94,11 @@ impl Bank {
             damaged.push(file);
         }
         damaged.sort_by(|a, b| a.file.cmp(&b.file));
+        // Of an object stored twice (two writers at once each packed it), the copy in the
+        // pack added first is the one the index gives: add the files in name order, not
+        // in the order their reads happened to finish, so that every load of the same
+        // files (verify's, gc's, repair's) picks the same copy.
+        decoded.sort_by(|a, b| a.0.cmp(&b.0));
         // Every index file counts (formats 1 and 2 wrote `supersedes`; see bank.proto).
         let mut index = Index::default();
         for problem in index.add_files(decoded.iter().map(|(name, file)| (name.as_str(), file))) {
@@ -142,29 +147,47 @@ impl Bank {
                 u64::from(location.length),
             )
             .await
-            .map_err(|e| match e {
-                backend::BackendError::NotFound { .. } => BankError::Corrupt {
-                    location: self.location(),
-                    subject: format!("object {id} (needed by {needed_by})"),
-                    reason: format!("its pack data/{} is missing", location.pack),
-                },
-                other => BankError::Corrupt {
-                    location: self.location(),
-                    subject: format!("object {id} (needed by {needed_by})"),
-                    reason: format!("cannot read it from pack data/{}: {other}", location.pack),
-                },
-            })?;
+            .map_err(|e| self.unreadable(id, &location.pack, &needed_by, &e))?;
         format::open_frame(&frame, location.offset_in_frame, location.plain_length)
             .map_err(ObjectError::from)
             .and_then(|object| checked(id, object))
-            .map_err(|reason| BankError::Corrupt {
-                location: self.location(),
-                subject: format!(
-                    "object {id} in pack data/{} (needed by {needed_by})",
-                    location.pack
-                ),
-                reason: reason.to_string(),
-            })
+            .map_err(|reason| self.damaged(id, &location.pack, &needed_by, &reason))
+    }
+
+    /// The error of an object whose frame could not be fetched from `pack`: the pack is
+    /// missing, or the read failed. One wording for [`Bank::read_object`] and
+    /// [`Bank::read_objects`].
+    pub(crate) fn unreadable(
+        &self,
+        id: &ObjectId,
+        pack: &str,
+        needed_by: &dyn std::fmt::Display,
+        e: &backend::BackendError,
+    ) -> BankError {
+        let reason = match e {
+            backend::BackendError::NotFound { .. } => format!("its pack data/{pack} is missing"),
+            other => format!("cannot read it from pack data/{pack}: {other}"),
+        };
+        BankError::Corrupt {
+            location: self.location(),
+            subject: format!("object {id} (needed by {needed_by})"),
+            reason,
+        }
+    }
+
+    /// The error of an object whose frame was fetched from `pack` but does not give it.
+    pub(crate) fn damaged(
+        &self,
+        id: &ObjectId,
+        pack: &str,
+        needed_by: &dyn std::fmt::Display,
+        reason: &ObjectError,
+    ) -> BankError {
+        BankError::Corrupt {
+            location: self.location(),
+            subject: format!("object {id} in pack data/{pack} (needed by {needed_by})"),
+            reason: reason.to_string(),
+        }
     }
 }
 

@@ -121,8 +121,11 @@ impl Bank {
         checkpoint: &Checkpoint,
     ) -> Result<Vec<ResourceRecord>, BankError> {
         let mut out = Vec::with_capacity(usize::try_from(checkpoint.resource_count).unwrap_or(0));
-        for id in &checkpoint.tables.resources {
-            out.extend(self.resource_table(checkpoint, id).await?);
+        let tables: Vec<pb::ResourceTable> = self
+            .tables(checkpoint, &checkpoint.tables.resources, "resource table")
+            .await?;
+        for table in tables {
+            out.extend(table.resources.into_iter().map(ResourceRecord::from));
         }
         Ok(out)
     }
@@ -144,8 +147,10 @@ impl Bank {
         checkpoint: &Checkpoint,
     ) -> Result<Vec<VolumeRecord>, BankError> {
         let mut out = checkpoint.volumes.clone();
-        for id in &checkpoint.tables.volumes {
-            let table: pb::VolumeTable = self.table(checkpoint, id, "volume table").await?;
+        let tables: Vec<pb::VolumeTable> = self
+            .tables(checkpoint, &checkpoint.tables.volumes, "volume table")
+            .await?;
+        for table in tables {
             out.extend(table.volumes.into_iter().map(VolumeRecord::from));
         }
         Ok(out)
@@ -159,7 +164,39 @@ impl Bank {
         what: &str,
     ) -> Result<M, BankError> {
         let data = self.read_object(id, checkpoint.id.as_str()).await?;
-        M::decode(data.as_ref()).map_err(|e| BankError::Corrupt {
+        self.decode_table(checkpoint, id, what, &data)
+    }
+
+    /// Reads and decodes table objects of `checkpoint`, in the order of `ids`, by pack
+    /// ([`Bank::read_objects`]). The first that cannot be had fails the whole, with the
+    /// error of reading it alone.
+    async fn tables<M: Message + Default>(
+        &self,
+        checkpoint: &Checkpoint,
+        ids: &[ObjectId],
+        what: &str,
+    ) -> Result<Vec<M>, BankError> {
+        let read = self
+            .read_found(ids.iter().copied(), checkpoint.id.as_str())
+            .await;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(match read.get(id) {
+                Some(data) => self.decode_table(checkpoint, id, what, data)?,
+                None => self.table(checkpoint, id, what).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn decode_table<M: Message + Default>(
+        &self,
+        checkpoint: &Checkpoint,
+        id: &ObjectId,
+        what: &str,
+        data: &[u8],
+    ) -> Result<M, BankError> {
+        M::decode(data).map_err(|e| BankError::Corrupt {
             location: self.location(),
             subject: format!("{what} {id} of checkpoint {}", checkpoint.id),
             reason: e.to_string(),

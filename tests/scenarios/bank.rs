@@ -16,7 +16,9 @@ use podbank::model::{
     WriteStats,
 };
 
-use crate::support::bank::{add_pods, base_object, begin, object, open, write_checkpoint, KillAt};
+use crate::support::bank::{
+    add_pods, base_object, begin, object, open, write_checkpoint, Counting, KillAt,
+};
 
 fn stats(cp: &Checkpoint) -> WriteStats {
     cp.stats
@@ -716,5 +718,229 @@ async fn a_checkpoint_status_is_reset_between_available_and_error_only() -> anyh
             .await,
         Err(BankError::CheckpointNotFound { .. })
     ));
+    Ok(())
+}
+
+/// Reads every object of `ids` with [`Bank::read_objects`]: (id -> bytes, id -> error text).
+async fn read_batch(
+    bank: &Bank,
+    ids: &[ObjectId],
+    needed_by: &str,
+) -> (
+    std::collections::HashMap<ObjectId, Bytes>,
+    std::collections::HashMap<ObjectId, String>,
+) {
+    use futures::StreamExt;
+    let mut found = std::collections::HashMap::new();
+    let mut failed = std::collections::HashMap::new();
+    let mut reads = bank.read_objects(ids.iter().copied(), needed_by).await;
+    while let Some((id, read)) = reads.next().await {
+        match read {
+            Ok(bytes) => found.insert(id, bytes).map(|_| ()),
+            Err(e) => failed.insert(id, e.to_string()).map(|_| ()),
+        };
+    }
+    (found, failed)
+}
+
+#[tokio::test]
+async fn many_objects_are_read_with_one_request_per_pack_not_per_object() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let counting = Counting::new(Arc::new(LocalBackend::new(dir.path())?));
+    let options = OpenOptions {
+        create: true,
+        pack_target_bytes: Some(256 << 10),
+        ..Default::default()
+    };
+    let bank = Bank::open(counting.clone(), options.clone()).await?;
+    let objects: Vec<Bytes> = (0..6000).map(|i| object(i, 1)).collect();
+    let cp = write_checkpoint(&bank, "many", objects.clone()).await?;
+    let bank = Bank::open(counting.clone(), options).await?;
+    let packs = bank.index().await.packs().len();
+    assert!(packs >= 4, "{packs} packs: the test needs several");
+
+    counting.take();
+    let resources = bank.resources(&cp).await?;
+    let (table_gets, _) = counting.take();
+    assert_eq!(resources.len(), objects.len());
+    assert!(
+        table_gets <= packs && table_gets < cp.tables.resources.len(),
+        "{table_gets} reads for {} tables in {packs} packs",
+        cp.tables.resources.len()
+    );
+    let ids = resources
+        .iter()
+        .map(|r| r.object_id.ok_or_else(|| anyhow::anyhow!("no object id")))
+        .collect::<anyhow::Result<Vec<ObjectId>>>()?;
+
+    // All of them: about one read per pack, every object byte for byte.
+    let (found, failed) = read_batch(&bank, &ids, cp.id.as_str()).await;
+    let (gets, bytes) = counting.take();
+    println!(
+        "{} objects in {packs} packs: {gets} pack reads, {bytes} bytes",
+        ids.len()
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(gets <= packs, "{gets} reads for {packs} packs");
+    for (id, expected) in ids.iter().zip(&objects) {
+        assert_eq!(found.get(id), Some(expected), "object {id}");
+    }
+
+    // A tenth of them, and ids asked twice: still about one read per pack touched.
+    let some: Vec<ObjectId> = ids.iter().step_by(10).chain(&ids[..5]).copied().collect();
+    let index = bank.index().await;
+    let touched: std::collections::HashSet<_> = some
+        .iter()
+        .filter_map(|id| index.get(id).map(|l| l.pack))
+        .collect();
+    let (found, failed) = read_batch(&bank, &some, cp.id.as_str()).await;
+    let (gets, _) = counting.take();
+    assert!(failed.is_empty(), "{failed:?}");
+    let distinct: std::collections::HashSet<_> = some.iter().collect();
+    assert_eq!(found.len(), distinct.len());
+    assert!(
+        gets <= touched.len() * 2,
+        "{gets} reads for {} packs",
+        touched.len()
+    );
+
+    // One read per object, as before: what the batch saves.
+    for id in &some[..100] {
+        bank.read_object(id, cp.id.as_str()).await?;
+    }
+    assert_eq!(counting.take().0, 100);
+
+    // A damaged frame: its objects fail naming the object and the pack; the rest reads.
+    let first = index
+        .objects()
+        .find(|(_, l)| l.offset == 0)
+        .map(|(_, l)| l.pack)
+        .ok_or_else(|| anyhow::anyhow!("no frame at offset 0"))?;
+    let path = dir.path().join("data").join(&first[..2]).join(&*first);
+    let mut data = std::fs::read(&path)?;
+    data[10] ^= 0x40;
+    std::fs::write(&path, &data)?;
+    let (found, failed) = read_batch(&bank, &ids, cp.id.as_str()).await;
+    assert!(!failed.is_empty());
+    for (id, message) in &failed {
+        assert!(
+            message.contains(&id.to_hex())
+                && message.contains(&format!("pack data/{first}"))
+                && message.contains(cp.id.as_str()),
+            "{message}"
+        );
+        let place = index
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("not indexed"))?;
+        assert_eq!((&*place.pack, place.offset), (&*first, 0), "{message}");
+    }
+    for (id, expected) in ids.iter().zip(&objects) {
+        if !failed.contains_key(id) {
+            assert_eq!(found.get(id), Some(expected), "object {id}");
+        }
+    }
+    assert_eq!(found.len() + failed.len(), ids.len());
+    Ok(())
+}
+
+/// What [`Bank::read_object`] gives for each of `ids`, as read_batch's maps are compared.
+async fn read_singly(bank: &Bank, ids: &[ObjectId], needed_by: &str) -> Vec<Result<Bytes, String>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(
+            bank.read_object(id, needed_by)
+                .await
+                .map_err(|e| e.to_string()),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_batch_over_a_truncated_or_damaged_pack_reads_what_one_by_one_reads() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let bank = open(dir.path(), None).await?;
+    let objects: Vec<Bytes> = (0..3000).map(|i| object(i, 1)).collect();
+    let cp = write_checkpoint(&bank, "damaged", objects).await?;
+    let bank = open(dir.path(), None).await?;
+    let index = bank.index().await;
+    // The pack with the most frames, and its objects.
+    let mut frames: std::collections::BTreeMap<Arc<str>, std::collections::BTreeSet<u64>> =
+        Default::default();
+    for (_, l) in index.objects() {
+        frames.entry(l.pack).or_default().insert(l.offset);
+    }
+    let (pack, offsets) = frames
+        .into_iter()
+        .max_by_key(|(_, f)| f.len())
+        .ok_or_else(|| anyhow::anyhow!("no pack"))?;
+    assert!(
+        offsets.len() >= 6,
+        "{} frames: the test needs several",
+        offsets.len()
+    );
+    let offsets: Vec<u64> = offsets.into_iter().collect();
+    let ids: Vec<ObjectId> = index
+        .objects()
+        .filter(|(_, l)| l.pack == pack)
+        .map(|(id, _)| *id)
+        .collect();
+    let frame_of = |id: &ObjectId| index.get(id).map(|l| l.offset);
+    let path = dir.path().join("data").join(&pack[..2]).join(&*pack);
+    let intact = std::fs::read(&path)?;
+
+    // Each object of the batch is exactly what reading it alone gives.
+    let same_as_alone = |found: &std::collections::HashMap<ObjectId, Bytes>,
+                         failed: &std::collections::HashMap<ObjectId, String>,
+                         alone: &[Result<Bytes, String>]| {
+        for (id, single) in ids.iter().zip(alone) {
+            match single {
+                Ok(bytes) => assert_eq!(found.get(id), Some(bytes), "object {id}"),
+                Err(message) => {
+                    assert_eq!(failed.get(id), Some(message), "object {id}");
+                    assert!(
+                        message.contains(&id.to_hex())
+                            && message.contains(&format!("pack data/{pack}")),
+                        "{message}"
+                    );
+                }
+            }
+        }
+        assert_eq!(found.len() + failed.len(), ids.len());
+    };
+
+    // Truncated in the middle of its frames: the frames before the cut still read.
+    let cut = usize::try_from(offsets[offsets.len() / 2])? + 5;
+    std::fs::write(&path, &intact[..cut])?;
+    let (found, failed) = read_batch(&bank, &ids, cp.id.as_str()).await;
+    let alone = read_singly(&bank, &ids, cp.id.as_str()).await;
+    same_as_alone(&found, &failed, &alone);
+    assert!(!failed.is_empty(), "nothing failed past the cut");
+    for id in &ids {
+        let before_cut = frame_of(id).is_some_and(|o| o < offsets[offsets.len() / 2]);
+        assert_eq!(found.contains_key(id), before_cut, "object {id}");
+    }
+
+    // One damaged frame in the middle: only (some of) its objects fail.
+    let bad = offsets[offsets.len() / 2];
+    let next = offsets[offsets.len() / 2 + 1];
+    let mut data = intact.clone();
+    let at = usize::try_from(bad + (next - bad) / 2)?;
+    data[at] ^= 0x40;
+    std::fs::write(&path, &data)?;
+    let (found, failed) = read_batch(&bank, &ids, cp.id.as_str()).await;
+    let alone = read_singly(&bank, &ids, cp.id.as_str()).await;
+    same_as_alone(&found, &failed, &alone);
+    assert!(!failed.is_empty(), "the damaged frame read");
+    // (A flipped byte spoils the part of the frame's output after it: objects of that
+    // frame before it may still come out whole, read alone or in the batch.)
+    for id in failed.keys() {
+        assert_eq!(
+            frame_of(id),
+            Some(bad),
+            "object {id} of an intact frame failed"
+        );
+    }
     Ok(())
 }

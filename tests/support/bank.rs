@@ -230,3 +230,73 @@ pub async fn protect_from_etcd(
     )
     .await?)
 }
+
+/// A backend that counts the reads of packs that reach it (`get` and `get_range`), and the
+/// bytes they return: what a bank's read costs in requests on an object store.
+#[derive(Debug)]
+pub struct Counting {
+    inner: Arc<dyn Backend>,
+    gets: std::sync::atomic::AtomicUsize,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Counting {
+    pub fn new(inner: Arc<dyn Backend>) -> Arc<Counting> {
+        Arc::new(Counting {
+            inner,
+            gets: Default::default(),
+            bytes: Default::default(),
+        })
+    }
+
+    /// (pack reads, bytes read) since the last call; the counters start again at zero.
+    pub fn take(&self) -> (usize, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.gets.swap(0, SeqCst), self.bytes.swap(0, SeqCst))
+    }
+
+    fn count(&self, kind: Kind, read: &Result<Bytes, BackendError>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if kind == Kind::Pack {
+            self.gets.fetch_add(1, SeqCst);
+            if let Ok(data) = read {
+                self.bytes.fetch_add(data.len() as u64, SeqCst);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Counting {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn put(&self, kind: Kind, name: &str, data: Bytes) -> Result<(), BackendError> {
+        self.inner.put(kind, name, data).await
+    }
+    async fn get(&self, kind: Kind, name: &str) -> Result<Bytes, BackendError> {
+        let read = self.inner.get(kind, name).await;
+        self.count(kind, &read);
+        read
+    }
+    async fn get_range(
+        &self,
+        kind: Kind,
+        name: &str,
+        o: u64,
+        l: u64,
+    ) -> Result<Bytes, BackendError> {
+        let read = self.inner.get_range(kind, name, o, l).await;
+        self.count(kind, &read);
+        read
+    }
+    async fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.inner.list(kind).await
+    }
+    async fn delete(&self, kind: Kind, name: &str) -> Result<(), BackendError> {
+        self.inner.delete(kind, name).await
+    }
+    async fn remove_leftovers(&self, older_than: Duration) -> Result<usize, BackendError> {
+        self.inner.remove_leftovers(older_than).await
+    }
+}

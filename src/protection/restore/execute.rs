@@ -13,7 +13,10 @@
 //! the new uids of owners this restore made, and references to anything else are removed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::error::RestoreError;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -21,13 +24,54 @@ use tokio::sync::{watch, Mutex};
 
 use super::plan::{ObjectStep, Plan, Step, UnitPlan};
 use super::sink::RestoreSink;
-use crate::bank::Bank;
+use crate::bank::{Bank, ObjectId};
 use crate::codec::{edit_object, OwnerEdit, ResourceKind};
 use crate::model::{
     Checkpoint, JournalBatch, ObjectRef, Outcome, OutcomeIndex, ResourceType, RestoreRecord,
     RestoredResource, VolumeDriver, VolumeId, VolumeRecord,
 };
 use crate::protection::progress::{Progress, Stage};
+
+/// Units whose stored objects are read together, by pack ([`Bank::read_objects`]), while
+/// the units before them run: the window after the running one is read ahead, so at most
+/// two windows' objects (~1024 units of a few KiB each, a few MiB) are held at once, each
+/// dropped as its object is created. A restore so makes about one bank read per pack per
+/// window instead of one per object.
+const PREFETCH_UNITS: usize = 1024;
+
+/// The stored objects read ahead for a window of units; each is handed out once.
+#[derive(Debug, Default)]
+struct Prefetched(std::sync::Mutex<HashMap<ObjectId, Bytes>>);
+
+impl Prefetched {
+    /// Reads the stored objects that `units` create, by pack. What fails here is read
+    /// again alone when its step comes, and fails there with its own error.
+    async fn read(bank: &Bank, checkpoint: &Checkpoint, units: &[UnitPlan]) -> Self {
+        let ids = units
+            .iter()
+            .filter_map(|unit| match unit {
+                UnitPlan::Restore { steps, .. } => Some(steps),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|step| match step {
+                Step::Object(o) if !o.reused && o.generated.is_none() => o.object_id,
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        if ids.is_empty() {
+            return Self::default();
+        }
+        Self(std::sync::Mutex::new(
+            bank.read_found(ids, checkpoint.id.as_str()).await,
+        ))
+    }
+
+    /// The object `id`, if it was read ahead and not handed out yet.
+    fn take(&self, id: &ObjectId) -> Option<Bytes> {
+        self.0.lock().ok().and_then(|mut map| map.remove(id))
+    }
+}
 
 /// What the executor works with.
 pub struct Executor<'a> {
@@ -174,9 +218,11 @@ impl Executor<'_> {
     pub async fn run(&self, plan: Plan) -> Result<Vec<Failure>, RestoreError> {
         let mut failures = Vec::new();
         let none = HashMap::new();
+        let first = Prefetched::read(self.bank, self.checkpoint, &plan.first).await;
         for unit in plan.first {
-            failures.extend(self.run_unit(unit, &none).await?);
+            failures.extend(self.run_unit(unit, &none, &first).await?);
         }
+        drop(first);
         let mut volumes = Vec::new();
         let mut ready = HashMap::new();
         for unit in &plan.units {
@@ -208,8 +254,16 @@ impl Executor<'_> {
             })
             .buffer_unordered(self.volume_concurrency.max(1))
             .try_collect::<Vec<()>>();
+        let ready = &ready;
         let units = stream::iter(plan.units)
-            .map(|unit| self.run_unit(unit, &ready))
+            .chunks(PREFETCH_UNITS)
+            .map(|window| async move {
+                let read = Arc::new(Prefetched::read(self.bank, self.checkpoint, &window).await);
+                stream::iter(window.into_iter().map(move |unit| (unit, read.clone())))
+            })
+            .buffered(2)
+            .flatten()
+            .map(|(unit, read)| async move { self.run_unit(unit, ready, &read).await })
             .buffered(self.concurrency.max(1))
             .collect::<Vec<Result<Option<Failure>, RestoreError>>>();
         let (restored, results) = futures::join!(restoring, units);
@@ -226,6 +280,7 @@ impl Executor<'_> {
         &self,
         plan: UnitPlan,
         ready: &HashMap<VolumeId, VolumeReady>,
+        read: &Prefetched,
     ) -> Result<Option<Failure>, RestoreError> {
         match plan {
             UnitPlan::Skip { notes, .. } => {
@@ -274,7 +329,7 @@ impl Executor<'_> {
                             }
                         }
                         Step::Object(o) => {
-                            let made = self.object(o, &mut state).await;
+                            let made = self.object(o, &mut state, read).await;
                             self.progress.advance(self.creates, 1);
                             made
                         }
@@ -412,7 +467,12 @@ impl Executor<'_> {
     }
 
     /// Creates one object, with the new volume ids and owner uids put in.
-    async fn object(&self, mut step: ObjectStep, unit: &mut UnitState) -> Result<(), RestoreError> {
+    async fn object(
+        &self,
+        mut step: ObjectStep,
+        unit: &mut UnitState,
+        read: &Prefetched,
+    ) -> Result<(), RestoreError> {
         let kind = step.kind.resource_type();
         let target = step.target.to_string();
         if step.reused {
@@ -435,7 +495,7 @@ impl Executor<'_> {
         if step.edits.owners == OwnerEdit::Keep {
             step.edits.owners = OwnerEdit::Map(unit.owners.clone());
         }
-        let result = self.create(&step).await;
+        let result = self.create(&step, read).await;
         let source = step.source.clone();
         let mut state = self.state.lock().await;
         match result {
@@ -512,17 +572,25 @@ impl Executor<'_> {
         });
     }
 
-    async fn create(&self, step: &ObjectStep) -> Result<super::sink::Created, RestoreError> {
+    async fn create(
+        &self,
+        step: &ObjectStep,
+        read: &Prefetched,
+    ) -> Result<super::sink::Created, RestoreError> {
         if let Some(body) = &step.generated {
             return self.sink.create(step, body.clone()).await;
         }
         let id = step.object_id.ok_or_else(|| RestoreError::NotStored {
             object: step.source.clone(),
         })?;
-        let stored = self
-            .bank
-            .read_object(&id, self.checkpoint.id.as_str())
-            .await?;
+        let stored = match read.take(&id) {
+            Some(stored) => stored,
+            None => {
+                self.bank
+                    .read_object(&id, self.checkpoint.id.as_str())
+                    .await?
+            }
+        };
         let body = edit_object(step.kind, &stored, &step.edits)?;
         self.sink.create(step, body).await
     }

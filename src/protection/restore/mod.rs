@@ -92,14 +92,25 @@ pub async fn restore(
         .existing_all(inputs.candidates(&units).into_iter().collect(), &record.id)
         .await?;
     // What the pods reference and someone else has: compared with the checkpoint's.
-    for (key, id) in inputs.stored_referenced(&units) {
-        if exists.get(&key) == Some(&plan::Existing::Foreign) {
-            let stored = bank.read_object(&id, checkpoint.id.as_str()).await?;
-            if sink.differs(key.0, &key.1, stored.to_vec()).await? {
-                exists.insert(key, plan::Existing::Different);
-            }
+    let foreign: Vec<_> = inputs
+        .stored_referenced(&units)
+        .into_iter()
+        .filter(|(key, _)| exists.get(key) == Some(&plan::Existing::Foreign))
+        .collect();
+    let read = bank
+        .read_found(foreign.iter().map(|(_, id)| *id), checkpoint.id.as_str())
+        .await;
+    for (key, id) in foreign {
+        let stored = match read.get(&id) {
+            Some(stored) => stored.clone(),
+            // Failed in the batch: read alone, for its own error.
+            None => bank.read_object(&id, checkpoint.id.as_str()).await?,
+        };
+        if sink.differs(key.0, &key.1, stored.to_vec()).await? {
+            exists.insert(key, plan::Existing::Different);
         }
     }
+    drop(read);
     let plans = plan::plan(&inputs, &units, &exists);
     let (volumes, creates) = plans.counts();
     progress.start(Stage::Volumes, Some(volumes));
