@@ -56,6 +56,44 @@ fn latest_backup(
         })
 }
 
+/// Whether the next backup on a chain whose newest backup has depth `parent_depth` must be
+/// full: `full_every` N bounds a chain to N backups (depths 0 to N - 1).
+pub fn full_due(full_every: Option<u32>, parent_depth: u32) -> bool {
+    full_every.is_some_and(|n| parent_depth.saturating_add(1) >= n)
+}
+
+/// The chain depth of `volume_id`'s backup in checkpoint `holder` (0: a full backup): the
+/// recorded depth, or, for a record written before depths were recorded, counted by
+/// following the parent links through `previous`. A link to a checkpoint the bank no
+/// longer holds ends the count there.
+pub fn chain_depth(previous: &[Checkpoint], holder: &CheckpointId, volume_id: &VolumeId) -> u32 {
+    let mut steps: u32 = 0;
+    let mut at = holder.clone();
+    loop {
+        let Some(v) = previous
+            .iter()
+            .find(|c| c.id == at)
+            .and_then(|c| c.volume(volume_id))
+        else {
+            return steps;
+        };
+        if !v.incremental {
+            return steps;
+        }
+        if v.chain_depth > 0 {
+            return steps.saturating_add(v.chain_depth);
+        }
+        match &v.parent_checkpoint {
+            // A cycle cannot be written; the bound only keeps a damaged bank from looping.
+            Some(parent) if (steps as usize) < previous.len() => {
+                steps += 1;
+                at = parent.clone();
+            }
+            _ => return steps.saturating_add(1),
+        }
+    }
+}
+
 /// Backs up every `pending` volume of the writer's checkpoint; returns one reason per
 /// volume that failed (empty when all went well). Volume records are updated in place.
 ///
@@ -109,12 +147,18 @@ pub async fn back_up_all(
             _ => None,
         };
         let parent = latest_backup(previous, &volume_id);
+        let parent_depth = parent
+            .as_ref()
+            .map(|(cp, _)| chain_depth(previous, cp, &volume_id));
         let incremental = match params.incremental {
             Some(false) => false,
             // Cinder makes the first backup of a volume full whatever is asked; asking for
             // incremental without a parent would fail, so ask only when one exists.
-            Some(true) | None => parent.is_some(),
+            Some(true) | None => parent_depth.is_some_and(|d| !full_due(params.full_every, d)),
         };
+        if let (Some(d), false, Some(n)) = (parent_depth, incremental, params.full_every) {
+            tracing::info!(volume = %volume_id, "full backup: the chain has depth {d}, full_every is {n}");
+        }
         let request = NewBackup {
             volume_id: volume_id.clone(),
             name: Some(format!("podbank-{checkpoint_id}-{}", volume_id.short())),
@@ -141,9 +185,11 @@ pub async fn back_up_all(
                 v.backup_id = Some(backup.id.clone());
                 v.status = VolumeStatus::BackingUp;
                 v.incremental = incremental;
-                if let (true, Some((cp, b))) = (incremental, parent) {
+                v.chain_depth = 0;
+                if let (true, Some((cp, b)), Some(d)) = (incremental, parent, parent_depth) {
                     v.parent_checkpoint = Some(cp);
                     v.parent_backup_id = Some(b);
+                    v.chain_depth = d.saturating_add(1);
                 }
             }
             Err(e) => {
@@ -197,6 +243,12 @@ pub async fn back_up_all(
                 v.status = VolumeStatus::Available;
                 v.size_gib = backup.size_gib;
                 v.incremental = backup.is_incremental;
+                if !backup.is_incremental {
+                    // Cinder made it full whatever was asked: a chain starts here.
+                    v.chain_depth = 0;
+                    v.parent_backup_id = None;
+                    v.parent_checkpoint = None;
+                }
             }
             Ok(backup) => {
                 v.status = VolumeStatus::Error;
