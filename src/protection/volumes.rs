@@ -549,3 +549,68 @@ async fn settled(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::VolumeRecord;
+
+    /// A checkpoint holding one backup of `vol`: `parent` = the checkpoint it builds on,
+    /// `depth` = the recorded chain depth (0 for a record written before depths were).
+    fn cp(id: &str, parent: Option<&str>, depth: u32) -> Checkpoint {
+        let id: CheckpointId = id.parse().expect("a checkpoint id");
+        let mut c = Checkpoint::new(id.clone(), chrono::Utc::now());
+        c.status = CheckpointStatus::Available;
+        c.volumes.push(VolumeRecord {
+            volume_id: VolumeId::new("vol"),
+            backup_id: Some(BackupId::new(format!("b-{id}"))),
+            status: VolumeStatus::Available,
+            incremental: parent.is_some(),
+            parent_checkpoint: parent.map(|p| p.parse().expect("a checkpoint id")),
+            chain_depth: depth,
+            ..Default::default()
+        });
+        c
+    }
+
+    const A: &str = "20260101T000000Z-0000000a";
+    const B: &str = "20260101T000001Z-0000000b";
+    const C: &str = "20260101T000002Z-0000000c";
+
+    #[test]
+    fn full_every_n_makes_every_nth_backup_full() {
+        // full_every 3 over five backups: depths 0 1 2 0 1.
+        let mut depth = None;
+        let mut kinds = Vec::new();
+        for _ in 0..5 {
+            let next = match depth {
+                Some(d) if !full_due(Some(3), d) => d + 1,
+                _ => 0,
+            };
+            kinds.push(next);
+            depth = Some(next);
+        }
+        assert_eq!(kinds, [0, 1, 2, 0, 1]);
+        assert!(full_due(Some(1), 0), "1: always full");
+        assert!(!full_due(None, 1000), "no bound");
+    }
+
+    #[test]
+    fn chain_depth_is_recorded_or_counted_along_the_parent_links() {
+        let vol = VolumeId::new("vol");
+        let id = |s: &str| s.parse::<CheckpointId>().expect("id");
+        // Recorded depths.
+        let bank = [cp(A, None, 0), cp(B, Some(A), 1), cp(C, Some(B), 2)];
+        assert_eq!(chain_depth(&bank, &id(A), &vol), 0);
+        assert_eq!(chain_depth(&bank, &id(C), &vol), 2);
+        // Records from before depths were recorded: counted.
+        let old = [cp(A, None, 0), cp(B, Some(A), 0), cp(C, Some(B), 0)];
+        assert_eq!(chain_depth(&old, &id(C), &vol), 2);
+        // A parent the bank no longer holds ends the count there.
+        let gone = [cp(B, Some(A), 0), cp(C, Some(B), 0)];
+        assert_eq!(chain_depth(&gone, &id(C), &vol), 2);
+        // A damaged bank with a cycle does not loop.
+        let cycle = [cp(A, Some(B), 0), cp(B, Some(A), 0)];
+        assert!(chain_depth(&cycle, &id(A), &vol) <= 3);
+    }
+}
