@@ -296,7 +296,7 @@ plans:
     namespaces: [shop]
     selector: "backup.podbank.io/enabled=true"
     schedule: "0 2 * * *"
-    options: { backup_name: nightly, description: nightly backup, incremental: true }
+    options: { backup_name: nightly, description: nightly backup, incremental: true, full_every: 7 }
     retention: { keep_last: 7, max_age: 30d }
   - name: every-second
     pods: [shop/web-0]
@@ -312,6 +312,8 @@ plans:
         let plans = c.plans().expect("plans");
         assert_eq!(plans.len(), 2);
         assert_eq!(plans[0].retention.keep_last, Some(7));
+        let options = ProtectParams::from_json(&plans[0].parameters).expect("valid options");
+        assert_eq!(options.full_every, Some(7));
         assert_eq!(
             plans[0].retention.max_age,
             Some(Duration::from_secs(30 * 86_400))

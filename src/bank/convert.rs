@@ -254,6 +254,7 @@ impl From<pb::Volume> for VolumeRecord {
             snapshot_sent_unix_ms: v.snapshot_sent_unix_ms,
             snapshot_available_unix_ms: v.snapshot_available_unix_ms,
             skew_ms: v.skew_ms,
+            chain_depth: v.chain_depth,
         }
     }
 }
@@ -294,6 +295,7 @@ impl From<VolumeRecord> for pb::Volume {
             snapshot_sent_unix_ms: v.snapshot_sent_unix_ms,
             snapshot_available_unix_ms: v.snapshot_available_unix_ms,
             skew_ms: v.skew_ms,
+            chain_depth: v.chain_depth,
         }
     }
 }

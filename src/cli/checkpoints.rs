@@ -60,6 +60,10 @@ pub struct ProtectArgs {
     /// All parameters as a JSON object (see `podbank schema protect`); flags override it.
     #[arg(long)]
     pub parameters: Option<String>,
+    /// Every N-th backup of a volume is a full one (parameter `full_every`; plan option
+    /// `full_every`): bounds each volume's incremental chain to N backups.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub full_every: Option<u32>,
     /// Only these namespaces (repeatable, or comma-separated).
     #[arg(short = 'n', long = "namespace", value_delimiter = ',')]
     pub namespaces: Vec<String>,
@@ -229,9 +233,12 @@ impl Tabular for Show {
             let detail = if v.backup_id.is_empty() {
                 String::new()
             } else if v.incremental {
-                format!("backup {} (incremental)", v.backup_id)
+                format!(
+                    "backup {} (incremental, chain depth {})",
+                    v.backup_id, v.chain_depth
+                )
             } else {
-                format!("backup {}", v.backup_id)
+                format!("backup {} (full, chain depth 0)", v.backup_id)
             };
             rows.push(vec![
                 ResourceType::CinderVolume.to_string(),
@@ -494,13 +501,16 @@ pub async fn protect(ctx: &Context, engine: &dyn Engine, args: ProtectArgs) -> a
 
 /// The request of `podbank protect`, checked: a bad one fails before anything is reached.
 pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectRequest> {
-    let parameters = parameters(
+    let mut parameters = parameters(
         args.parameters.as_deref(),
         &[
             ("backup_name", &args.backup_name),
             ("description", &args.description),
         ],
     )?;
+    if let (Some(n), Some(obj)) = (args.full_every, parameters.as_object_mut()) {
+        obj.insert("full_every".into(), n.into());
+    }
     crate::protection::schema::ProtectParams::from_json(&parameters)?;
     let selection = SelectionSpec {
         namespaces: args.namespaces.clone(),

@@ -129,6 +129,9 @@ pub struct VolumeRecord {
     /// How long after etcd revision R was read the volume's data was frozen, at most (ms): to
     /// the snapshot being `available`, or, taken directly, to the backup's create request.
     pub skew_ms: u64,
+    /// The backup's depth in its incremental chain: 0 for a full backup, the parent's + 1
+    /// for an incremental one (0 in an incremental record written before this was recorded).
+    pub chain_depth: u32,
 }
 
 /// How a volume's backup was taken.

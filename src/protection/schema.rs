@@ -27,6 +27,10 @@ pub fn protect_schema() -> Value {
                 "type": "boolean", "title": "Incremental",
                 "description": "Back volumes up incrementally. Default: yes when an earlier available backup of the volume exists (Cinder's first backup of a volume is always full)."
             },
+            "full_every": {
+                "type": "integer", "minimum": 1, "maximum": 10000, "title": "Full every",
+                "description": "Bound each volume's incremental chain: every N-th backup of a volume is a full one (the newest chain in the bank has depth d, full = 0; the next backup is full when d + 1 >= N). 1 = always full. Default: no bound."
+            },
             "force": {
                 "type": "boolean", "default": true, "title": "Force",
                 "description": "Back up volumes that are in use (attached)."
@@ -116,6 +120,10 @@ pub struct ProtectParams {
     /// Incremental volume backups: `None` = when possible.
     #[serde(default)]
     pub incremental: Option<bool>,
+    /// Every N-th backup of a volume is a full one (`None`: chains are unbounded). It wins
+    /// over `incremental: true`.
+    #[serde(default)]
+    pub full_every: Option<u32>,
     /// Back up in-use volumes.
     #[serde(default = "yes")]
     pub force: bool,
@@ -203,6 +211,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("volume_timeout_seconds"), "{err}");
+        let ok = ProtectParams::from_json(
+            &json!({"backup_name": "b", "description": "d", "full_every": 3}),
+        )
+        .unwrap();
+        assert_eq!(ok.full_every, Some(3));
+        let err = ProtectParams::from_json(
+            &json!({"backup_name": "b", "description": "d", "full_every": 0}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("full_every"), "{err}");
     }
 
     #[test]

@@ -56,6 +56,44 @@ fn latest_backup(
         })
 }
 
+/// Whether the next backup on a chain whose newest backup has depth `parent_depth` must be
+/// full: `full_every` N bounds a chain to N backups (depths 0 to N - 1).
+pub fn full_due(full_every: Option<u32>, parent_depth: u32) -> bool {
+    full_every.is_some_and(|n| parent_depth.saturating_add(1) >= n)
+}
+
+/// The chain depth of `volume_id`'s backup in checkpoint `holder` (0: a full backup): the
+/// recorded depth, or, for a record written before depths were recorded, counted by
+/// following the parent links through `previous`. A link to a checkpoint the bank no
+/// longer holds ends the count there.
+pub fn chain_depth(previous: &[Checkpoint], holder: &CheckpointId, volume_id: &VolumeId) -> u32 {
+    let mut steps: u32 = 0;
+    let mut at = holder.clone();
+    loop {
+        let Some(v) = previous
+            .iter()
+            .find(|c| c.id == at)
+            .and_then(|c| c.volume(volume_id))
+        else {
+            return steps;
+        };
+        if !v.incremental {
+            return steps;
+        }
+        if v.chain_depth > 0 {
+            return steps.saturating_add(v.chain_depth);
+        }
+        match &v.parent_checkpoint {
+            // A cycle cannot be written; the bound only keeps a damaged bank from looping.
+            Some(parent) if (steps as usize) < previous.len() => {
+                steps += 1;
+                at = parent.clone();
+            }
+            _ => return steps.saturating_add(1),
+        }
+    }
+}
+
 /// Backs up every `pending` volume of the writer's checkpoint; returns one reason per
 /// volume that failed (empty when all went well). Volume records are updated in place.
 ///
@@ -109,12 +147,18 @@ pub async fn back_up_all(
             _ => None,
         };
         let parent = latest_backup(previous, &volume_id);
+        let parent_depth = parent
+            .as_ref()
+            .map(|(cp, _)| chain_depth(previous, cp, &volume_id));
         let incremental = match params.incremental {
             Some(false) => false,
             // Cinder makes the first backup of a volume full whatever is asked; asking for
             // incremental without a parent would fail, so ask only when one exists.
-            Some(true) | None => parent.is_some(),
+            Some(true) | None => parent_depth.is_some_and(|d| !full_due(params.full_every, d)),
         };
+        if let (Some(d), false, Some(n)) = (parent_depth, incremental, params.full_every) {
+            tracing::info!(volume = %volume_id, "full backup: the chain has depth {d}, full_every is {n}");
+        }
         let request = NewBackup {
             volume_id: volume_id.clone(),
             name: Some(format!("podbank-{checkpoint_id}-{}", volume_id.short())),
@@ -141,9 +185,11 @@ pub async fn back_up_all(
                 v.backup_id = Some(backup.id.clone());
                 v.status = VolumeStatus::BackingUp;
                 v.incremental = incremental;
-                if let (true, Some((cp, b))) = (incremental, parent) {
+                v.chain_depth = 0;
+                if let (true, Some((cp, b)), Some(d)) = (incremental, parent, parent_depth) {
                     v.parent_checkpoint = Some(cp);
                     v.parent_backup_id = Some(b);
+                    v.chain_depth = d.saturating_add(1);
                 }
             }
             Err(e) => {
@@ -197,6 +243,12 @@ pub async fn back_up_all(
                 v.status = VolumeStatus::Available;
                 v.size_gib = backup.size_gib;
                 v.incremental = backup.is_incremental;
+                if !backup.is_incremental {
+                    // Cinder made it full whatever was asked: a chain starts here.
+                    v.chain_depth = 0;
+                    v.parent_backup_id = None;
+                    v.parent_checkpoint = None;
+                }
             }
             Ok(backup) => {
                 v.status = VolumeStatus::Error;
@@ -495,5 +547,70 @@ async fn settled(
         Ok(_) | Err(CinderError::BackupFailed { .. }) => cinder.get_backup(id).await,
         Err(CinderError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::VolumeRecord;
+
+    /// A checkpoint holding one backup of `vol`: `parent` = the checkpoint it builds on,
+    /// `depth` = the recorded chain depth (0 for a record written before depths were).
+    fn cp(id: &str, parent: Option<&str>, depth: u32) -> Checkpoint {
+        let id: CheckpointId = id.parse().expect("a checkpoint id");
+        let mut c = Checkpoint::new(id.clone(), chrono::Utc::now());
+        c.status = CheckpointStatus::Available;
+        c.volumes.push(VolumeRecord {
+            volume_id: VolumeId::new("vol"),
+            backup_id: Some(BackupId::new(format!("b-{id}"))),
+            status: VolumeStatus::Available,
+            incremental: parent.is_some(),
+            parent_checkpoint: parent.map(|p| p.parse().expect("a checkpoint id")),
+            chain_depth: depth,
+            ..Default::default()
+        });
+        c
+    }
+
+    const A: &str = "20260101T000000Z-0000000a";
+    const B: &str = "20260101T000001Z-0000000b";
+    const C: &str = "20260101T000002Z-0000000c";
+
+    #[test]
+    fn full_every_n_makes_every_nth_backup_full() {
+        // full_every 3 over five backups: depths 0 1 2 0 1.
+        let mut depth = None;
+        let mut kinds = Vec::new();
+        for _ in 0..5 {
+            let next = match depth {
+                Some(d) if !full_due(Some(3), d) => d + 1,
+                _ => 0,
+            };
+            kinds.push(next);
+            depth = Some(next);
+        }
+        assert_eq!(kinds, [0, 1, 2, 0, 1]);
+        assert!(full_due(Some(1), 0), "1: always full");
+        assert!(!full_due(None, 1000), "no bound");
+    }
+
+    #[test]
+    fn chain_depth_is_recorded_or_counted_along_the_parent_links() {
+        let vol = VolumeId::new("vol");
+        let id = |s: &str| s.parse::<CheckpointId>().expect("id");
+        // Recorded depths.
+        let bank = [cp(A, None, 0), cp(B, Some(A), 1), cp(C, Some(B), 2)];
+        assert_eq!(chain_depth(&bank, &id(A), &vol), 0);
+        assert_eq!(chain_depth(&bank, &id(C), &vol), 2);
+        // Records from before depths were recorded: counted.
+        let old = [cp(A, None, 0), cp(B, Some(A), 0), cp(C, Some(B), 0)];
+        assert_eq!(chain_depth(&old, &id(C), &vol), 2);
+        // A parent the bank no longer holds ends the count there.
+        let gone = [cp(B, Some(A), 0), cp(C, Some(B), 0)];
+        assert_eq!(chain_depth(&gone, &id(C), &vol), 2);
+        // A damaged bank with a cycle does not loop.
+        let cycle = [cp(A, Some(B), 0), cp(B, Some(A), 0)];
+        assert!(chain_depth(&cycle, &id(A), &vol) <= 3);
     }
 }

@@ -883,3 +883,153 @@ async fn a_protect_killed_after_its_snapshot_burst_leaves_the_snapshot_to_gc() {
     })
     .await;
 }
+
+/// Five protects of one volume with `--full-every 3`; returns the checkpoints, oldest first.
+async fn five_protects_full_every_3(scene: &Scene, round: &str) -> Vec<Checkpoint> {
+    let pb_ = &scene.podbank;
+    for i in 0..5 {
+        let name = format!("{round}-{i}");
+        // The flag, and the same setting as a parameter (the plan option's spelling).
+        let args: Vec<&str> = if i % 2 == 0 {
+            vec![
+                "protect",
+                "--backup-name",
+                &name,
+                "--description",
+                "chain",
+                "--full-every",
+                "3",
+            ]
+        } else {
+            vec![
+                "protect",
+                "--backup-name",
+                &name,
+                "--description",
+                "chain",
+                "--parameters",
+                r#"{"full_every": 3}"#,
+            ]
+        };
+        let mut args = args;
+        args.extend(["-n", scene.ns.as_str()]);
+        pb_.ok(&args).await;
+    }
+    let mut cps = workload::checkpoints(&pb_.bank).await;
+    cps.sort_by_key(|c| c.created);
+    assert_eq!(cps.len(), 5);
+    cps
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn full_every_3_makes_full_incr_incr_full_incr_and_every_delete_order_leaves_nothing() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let name = unique("chain");
+        let v1 = new_volume(cinder, &created, &format!("{name}-a")).await;
+        rig.write_pattern(&v1, 3);
+        let scene = scene(rig, &[&v1]).await;
+        let pb_ = &scene.podbank;
+        // Checkpoint indexes (oldest = 0) in the order they are deleted.
+        let orders: [(&str, [usize; 5]); 3] = [
+            ("newest-first", [4, 3, 2, 1, 0]),
+            ("oldest-first", [0, 1, 2, 3, 4]),
+            ("mixed", [1, 3, 0, 4, 2]),
+        ];
+        for (round, order) in orders {
+            let t = std::time::Instant::now();
+            let cps = five_protects_full_every_3(&scene, round).await;
+            eprintln!("{round}: five protects in {:?}", t.elapsed());
+            let mut ids = Vec::new();
+            for cp in &cps {
+                assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
+                let v = cp.volume(&v1).expect("the volume's record");
+                let id = v.backup_id.clone().expect("a backup");
+                created.backup(&id);
+                ids.push(id);
+            }
+            // From Cinder: full, incr, incr, full, incr.
+            let mut cinder_incremental = Vec::new();
+            for id in &ids {
+                let b = cinder.get_backup(id).await.expect("get").expect("exists");
+                assert_eq!(b.status, BackupStatus::Available);
+                cinder_incremental.push(b.is_incremental);
+            }
+            assert_eq!(
+                cinder_incremental,
+                [false, true, true, false, true],
+                "{round}: Cinder's is_incremental"
+            );
+            // From the records and from `checkpoints show`: depths 0 1 2 0 1.
+            let depths: Vec<u32> = cps
+                .iter()
+                .map(|c| c.volume(&v1).map(|v| v.chain_depth).unwrap_or(99))
+                .collect();
+            assert_eq!(depths, [0, 1, 2, 0, 1], "{round}: recorded chain depths");
+            let mut shown = Vec::new();
+            for cp in &cps {
+                let out = pb_
+                    .ok(&["checkpoints", "show", cp.id.as_str(), "-o", "json"])
+                    .await;
+                let view: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+                let volume = view["volumes"]
+                    .as_array()
+                    .expect("volumes")
+                    .iter()
+                    .find(|v| v["volumeId"] == v1.as_str())
+                    .expect("the volume in show")
+                    .clone();
+                shown.push((
+                    volume["chainDepth"].as_u64().expect("chainDepth"),
+                    volume["incremental"].as_bool().expect("incremental"),
+                ));
+            }
+            assert_eq!(
+                shown,
+                [(0, false), (1, true), (2, true), (0, false), (1, true)],
+                "{round}: checkpoints show -o json"
+            );
+            let table = pb_.ok(&["checkpoints", "show", cps[2].id.as_str()]).await;
+            assert!(
+                table.stdout.contains("(incremental, chain depth 2)"),
+                "{}",
+                table.stdout
+            );
+            eprintln!("{round}: {}", table.stdout);
+            // Delete in this round's order: every command succeeds, and in the end Cinder
+            // holds none of the backups, and answered no request about them with 400.
+            for i in order {
+                pb_.ok(&["delete", cps[i].id.as_str(), "-o", "json"]).await;
+            }
+            for (cp, id) in cps.iter().zip(&ids) {
+                assert!(
+                    cinder.get_backup(id).await.expect("get").is_none(),
+                    "{round}: backup {id} of {} is gone",
+                    cp.id
+                );
+                assert!(backups_named_for(cinder, &cp.id).await.is_empty());
+                let refused: Vec<_> = workload::cinder_requests(rig, id.as_str())
+                    .into_iter()
+                    .filter(|r| r.status == 400)
+                    .collect();
+                assert!(refused.is_empty(), "{round}: 400 for {id}: {refused:?}");
+            }
+            assert!(
+                workload::checkpoints(&pb_.bank).await.is_empty(),
+                "{round}: no checkpoint and no tombstone left"
+            );
+            eprintln!(
+                "{round}: deleted in order {order:?}, {:?} in all",
+                t.elapsed()
+            );
+        }
+    })
+    .await;
+}

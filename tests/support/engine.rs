@@ -197,6 +197,7 @@ fn view(c: &Candidate, name: Option<&String>) -> CheckpointView {
                 snapshot_sent_unix_ms: 0,
                 snapshot_available_unix_ms: 0,
                 skew_ms: 0,
+                chain_depth: 0,
             })
             .collect(),
         volume_counts: podbank::engine::views::VolumeCounts {

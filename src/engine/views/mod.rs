@@ -115,6 +115,9 @@ pub struct VolumeView {
     /// At most how long after the revision was read the volume's data was frozen (ms).
     #[serde(default)]
     pub skew_ms: u64,
+    /// Depth of the backup in its incremental chain (0: full).
+    #[serde(default)]
+    pub chain_depth: u32,
 }
 
 impl From<&VolumeRecord> for VolumeView {
@@ -147,6 +150,7 @@ impl From<&VolumeRecord> for VolumeView {
             snapshot_sent_unix_ms: v.snapshot_sent_unix_ms,
             snapshot_available_unix_ms: v.snapshot_available_unix_ms,
             skew_ms: v.skew_ms,
+            chain_depth: v.chain_depth,
         }
     }
 }
