@@ -68,7 +68,9 @@ async fn bench(pods: usize, with_list_of_100: bool, page_size: usize) -> anyhow:
         ..SeedPlan::default()
     };
     let t = Instant::now();
-    let mut written = 0;
+    // The whole cluster, as `podbank demo seed` writes it: namespaces, workloads (the pods'
+    // owners), the ConfigMaps, Secrets and ServiceAccounts they reference, then the pods.
+    let mut written = seed::write(&etcd, seed::cluster_objects(&plan)).await?;
     for start in (0..pods).step_by(10_000) {
         let objects: Vec<_> = (start..(start + 10_000).min(pods))
             .flat_map(|i| seed::pod_objects(&plan, i))
@@ -80,11 +82,12 @@ async fn bench(pods: usize, with_list_of_100: bool, page_size: usize) -> anyhow:
         t.elapsed().as_secs_f64()
     );
 
-    let prefixes = [
-        "/registry/pods/",
-        "/registry/persistentvolumeclaims/",
-        "/registry/persistentvolumes/",
-    ];
+    // What protect reads: pods, claims, volumes and the closure's kinds.
+    let prefixes: Vec<String> = podbank::codec::ResourceKind::ALL
+        .iter()
+        .map(|k| format!("/registry/{}/", k.etcd_resource()))
+        .collect();
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     // Warm the page cache and etcd's own caches once, then take the best of three.
     let scan = ScanOptions {
         page_size,
