@@ -28,7 +28,7 @@ pub use error::{CinderError, ResourceKind};
 pub use session::{Microversion, MINIMUM_MICROVERSION, PREFERRED_MICROVERSION};
 pub use types::{
     Backup, BackupId, BackupStatus, NewBackup, NewSnapshot, NewVolume, Snapshot, SnapshotId,
-    Volume, VolumeId,
+    UserMessage, Volume, VolumeId,
 };
 
 use std::sync::Arc;
@@ -40,7 +40,8 @@ use serde_json::json;
 
 use session::{Reply, Session};
 use types::{
-    BackupRoot, BackupsPage, CreatedRoot, RestoreRoot, SnapshotRoot, SnapshotsPage, VolumeRoot,
+    BackupRoot, BackupsPage, CreatedRoot, MessagesPage, RestoreRoot, SnapshotRoot, SnapshotsPage,
+    VolumeRoot,
 };
 
 /// A connected Cinder client. Cheap to clone (the session is shared); `Send + Sync`.
@@ -650,6 +651,47 @@ impl Cinder {
                         return Err(poll.timeout(format!("snapshot {id} to be deleted"), s));
                     }
                 }
+            }
+        }
+    }
+
+    /// Cinder's user messages about one resource (`GET /messages?resource_uuid=`), oldest
+    /// first: the reason Cinder gives for an asynchronous failure (a snapshot or backup in
+    /// `error`) that the resource itself does not carry. Empty when there are none.
+    pub async fn messages_about(&self, resource: &str) -> Result<Vec<UserMessage>, CinderError> {
+        let path = ["messages"];
+        let reply = self
+            .session
+            .get(&path, &[("resource_uuid", resource.to_string())])
+            .await?;
+        if !reply.status.is_success() {
+            return Err(self.api_error("GET", &path, &reply));
+        }
+        let page: MessagesPage = self.parse(&path, &reply)?;
+        let mut out: Vec<UserMessage> = page
+            .messages
+            .into_iter()
+            .map(UserMessage::from)
+            // A server that ignores the filter answers with every message.
+            .filter(|m| m.resource_uuid == resource)
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(out)
+    }
+
+    /// Polls [`Cinder::messages_about`] until Cinder has written a message about `resource`
+    /// or `timeout` has passed (then the answer is empty): Cinder sets a resource's `error`
+    /// status a moment before it writes the message that says why.
+    pub async fn wait_messages_about(
+        &self,
+        resource: &str,
+        timeout: Duration,
+    ) -> Result<Vec<UserMessage>, CinderError> {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let found = self.messages_about(resource).await?;
+            if !found.is_empty() || !poll.pause().await {
+                return Ok(found);
             }
         }
     }

@@ -187,6 +187,23 @@ pub struct NewSnapshot {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// A Cinder user message (`GET /messages`, microversion 3.3 and later): what Cinder tells a
+/// project about an asynchronous failure, such as a snapshot the driver refused, e.g.
+/// `create snapshot:Snapshot failed to create.`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMessage {
+    /// Its id.
+    pub id: String,
+    /// The resource it is about (a snapshot, volume or backup id).
+    pub resource_uuid: String,
+    /// Cinder's text: the action and what went wrong.
+    pub user_message: String,
+    /// Cinder's event id (`VOLUME_VOLUME_SNAPSHOT_009_013`, ...).
+    pub event_id: String,
+    /// When Cinder wrote it (as Cinder gives it).
+    pub created_at: String,
+}
+
 // ---- wire shapes -------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -299,6 +316,37 @@ pub(crate) struct SnapshotsPage {
     pub snapshots: Vec<WireSnapshot>,
     #[serde(default)]
     pub snapshots_links: Vec<Link>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireMessage {
+    pub id: String,
+    #[serde(default)]
+    pub resource_uuid: Option<String>,
+    #[serde(default)]
+    pub user_message: Option<String>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+impl From<WireMessage> for UserMessage {
+    fn from(w: WireMessage) -> UserMessage {
+        UserMessage {
+            id: w.id,
+            resource_uuid: w.resource_uuid.unwrap_or_default(),
+            user_message: w.user_message.unwrap_or_default(),
+            event_id: w.event_id.unwrap_or_default(),
+            created_at: w.created_at.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessagesPage {
+    #[serde(default)]
+    pub messages: Vec<WireMessage>,
 }
 
 #[derive(Debug, Deserialize)]

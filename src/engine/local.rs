@@ -342,6 +342,7 @@ impl Engine for LocalEngine {
             decoder: &self.decoder,
             bank,
             progress: self.progress.as_ref(),
+            hooks: None,
         };
         let cp = protection::protect(services, &req, &backups)
             .await

@@ -27,7 +27,7 @@ pub mod volumes;
 pub use delete::{delete_checkpoint, DeleteOutcome};
 pub use inventory::{read_inventory, read_inventory_of, Inventory, PodEntry, Problem, Selection};
 pub use progress::{Progress, SharedProgress, Stage};
-pub use protect::{protect, ProtectRequest, SecretPolicy, Services};
+pub use protect::{protect, ProtectHooks, ProtectRequest, SecretPolicy, Services};
 pub use restore::{restore, ConflictPolicy, RestoreError, RestoreRequest};
 pub use volumes::VolumeBackups;
 

@@ -86,6 +86,32 @@ pub struct Services<'a> {
     pub bank: &'a Arc<Bank>,
     /// Where progress goes.
     pub progress: &'a dyn Progress,
+    /// Test seams called at fixed points of the work; `None` outside tests.
+    pub hooks: Option<&'a dyn ProtectHooks>,
+}
+
+/// Seams for tests: protect calls each at one fixed point of its work and waits for it.
+///
+/// Only tests implement it; the fronts (CLI, agent, engine) pass `None`. A test that must act
+/// at one moment of a protect (overwrite a volume after its snapshot is available and before
+/// its backup reads it) acts here, on a condition protect itself guarantees, instead of
+/// sleeping and hoping the timing holds. What the caller may rely on:
+/// * protect awaits each call before it goes on, so a hook that never returns stalls the
+///   protect (and nothing else: no lock of the bank's is held beyond the writer's own);
+/// * a hook cannot fail the protect or change its records: it gets them read-only, and
+///   protect does not look at what the hook did outside it;
+/// * every method has a default that does nothing, so a test implements only its own.
+#[async_trait]
+pub trait ProtectHooks: Send + Sync + std::fmt::Debug {
+    /// After the snapshot burst, before the first backup is requested: every snapshot
+    /// Cinder made is `available` (its record has `taken_by: snapshot` and the snapshot id);
+    /// a volume Cinder would not snapshot is recorded `taken_by: direct`.
+    ///
+    /// # Arguments
+    /// * `volumes` - the checkpoint's Cinder volume records that are to be backed up.
+    async fn snapshots_ready(&self, volumes: &[VolumeRecord]) {
+        let _ = volumes;
+    }
 }
 
 /// Hands each page of selected objects to the bank writer, and turns each selected pod's
@@ -415,6 +441,7 @@ pub async fn protect(
         &request.params,
         &previous,
         services.progress,
+        services.hooks,
         revision_read,
     )
     .await;

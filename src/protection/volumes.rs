@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+use super::protect::ProtectHooks;
 use super::schema::ProtectParams;
 use crate::bank::CheckpointWriter;
 use crate::cinder::{
@@ -102,6 +103,9 @@ pub fn chain_depth(previous: &[Checkpoint], holder: &CheckpointId, volume_id: &V
 /// * `backups` - Cinder, or the reason there is none.
 /// * `params` - `incremental`, `force`, per-volume timeout, concurrency.
 /// * `previous` - the bank's checkpoints, to find each volume's parent backup.
+/// * `progress` - told of each volume done.
+/// * `hooks` - test seams ([`ProtectHooks::snapshots_ready`] is called between the snapshot
+///   burst and the backups); `None` outside tests.
 /// * `revision_read` - when etcd revision R was read: each volume's skew is measured from it.
 pub async fn back_up_all(
     writer: &mut CheckpointWriter,
@@ -109,6 +113,7 @@ pub async fn back_up_all(
     params: &ProtectParams,
     previous: &[Checkpoint],
     progress: &dyn Progress,
+    hooks: Option<&dyn ProtectHooks>,
     revision_read: Instant,
 ) -> Vec<String> {
     let cinder = match backups {
@@ -138,6 +143,13 @@ pub async fn back_up_all(
     //    revision as Cinder allows, then waited for; a volume Cinder will not snapshot is
     //    backed up directly, with Cinder's reason recorded.
     snapshot_burst(writer, cinder, params, &pending, revision_read).await;
+    if let Some(hooks) = hooks {
+        let records: Vec<_> = pending
+            .iter()
+            .map(|&i| writer.checkpoint().volumes[i].clone())
+            .collect();
+        hooks.snapshots_ready(&records).await;
+    }
     // 2. Create the backups one by one (from the snapshot where there is one), recording
     //    each id at once.
     for i in pending {
@@ -363,14 +375,46 @@ async fn snapshot_burst(
             }
             Err(e) => {
                 tracing::warn!(snapshot = %id, "snapshot not available, backing up directly: {e}");
+                // A snapshot the driver refused goes to `error`; why is in Cinder's user
+                // messages, not on the snapshot.
+                let said = match &e {
+                    CinderError::SnapshotFailed { .. } => cinder_says(cinder, &id).await,
+                    _ => None,
+                };
                 let removed = remove_snapshot(cinder, &id, timeout).await;
                 let v = &mut writer.checkpoint_mut().volumes[i];
                 v.taken_by = TakenBy::Direct;
-                v.taken_reason = format!("snapshot {id} did not become available: {e}");
+                v.taken_reason = match said {
+                    Some(message) => format!("{e}; Cinder says: {message}"),
+                    None => format!("snapshot {id} did not become available: {e}"),
+                };
                 if removed {
                     v.snapshot_id = None;
                 }
             }
+        }
+    }
+}
+
+/// How long to wait for Cinder to write the user message about a failed snapshot (it
+/// does so a moment after it sets the snapshot's `error` status).
+const MESSAGE_WAIT: Duration = Duration::from_secs(10);
+
+/// Cinder's user messages about snapshot `id` (`; `-joined), or `None` when it gave none
+/// (or they cannot be read: logged).
+async fn cinder_says(cinder: &Cinder, id: &SnapshotId) -> Option<String> {
+    match cinder.wait_messages_about(id.as_str(), MESSAGE_WAIT).await {
+        Ok(messages) if !messages.is_empty() => Some(
+            messages
+                .into_iter()
+                .map(|m| m.user_message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(snapshot = %id, "cannot read Cinder's messages about the snapshot: {e}");
+            None
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::require_rig;
 use crate::support::apiserver::FakeApiServer;
-use crate::support::cinder::{new_volume, unique, with_cleanup, CinderRig};
+use crate::support::cinder::{new_volume, new_volume_of_type, unique, with_cleanup, CinderRig};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
 use podbank::cinder::{BackupId, BackupStatus, Cinder, VolumeId};
@@ -1030,6 +1030,348 @@ async fn full_every_3_makes_full_incr_incr_full_incr_and_deletes_in_any_order_le
                 t.elapsed()
             );
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn a_volume_whose_driver_refuses_snapshots_is_backed_up_directly_with_cinders_reason() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        // The rig's volume type `nosnap` is its second NFS backend, snapshots off.
+        let v = new_volume_of_type(cinder, &created, &unique("nosnap"), Some("nosnap")).await;
+        assert!(
+            rig.volume_file(&v)
+                .starts_with(rig.dir.join("state/export-nosnap")),
+            "the volume is on nfs-nosnap: {}",
+            rig.volume_file(&v).display()
+        );
+        let sum = rig.write_pattern(&v, 31);
+        let scene = scene(rig, &[&v]).await;
+        let pb_ = &scene.podbank;
+        pb_.ok(&[
+            "protect",
+            "--backup-name",
+            "nosnap",
+            "--description",
+            "a driver without snapshots",
+            "-n",
+            &scene.ns,
+        ])
+        .await;
+        let cps = workload::checkpoints(&pb_.bank).await;
+        assert_eq!(cps.len(), 1);
+        let cp = cps[0].clone();
+        let records = cinder_records(&cp);
+        for r in &records {
+            if let Some(b) = &r.backup_id {
+                created.backup(b);
+            }
+        }
+        assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
+        assert_eq!(records.len(), 1);
+        let r = records[0];
+        eprintln!(
+            "recorded: taken_by {:?}, reason {:?}",
+            r.taken_by, r.taken_reason
+        );
+        assert_eq!(r.taken_by, TakenBy::Direct, "{r:?}");
+        assert_eq!(r.status, VolumeStatus::Available, "{r:?}");
+        // The burst asked for a snapshot, Cinder's driver refused it; the reason recorded is
+        // the user message Cinder wrote about that snapshot, read back from Cinder here.
+        let snapshot = r
+            .taken_reason
+            .strip_prefix("snapshot ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(podbank::cinder::SnapshotId::new)
+            .unwrap_or_else(|| panic!("the reason names the snapshot: {}", r.taken_reason));
+        let messages = cinder
+            .messages_about(snapshot.as_str())
+            .await
+            .expect("Cinder's messages");
+        assert!(
+            !messages.is_empty(),
+            "Cinder wrote a message about {snapshot}"
+        );
+        eprintln!("Cinder's messages about {snapshot}: {messages:?}");
+        for m in &messages {
+            assert!(
+                r.taken_reason.contains(&m.user_message),
+                "the record gives Cinder's message {:?}: {}",
+                m.user_message,
+                r.taken_reason
+            );
+        }
+        assert!(
+            r.taken_reason.contains("went to status error"),
+            "{}",
+            r.taken_reason
+        );
+
+        // The backup is a direct one, available, and listed.
+        let backup_id = r.backup_id.clone().expect("a backup");
+        let b = cinder
+            .get_backup(&backup_id)
+            .await
+            .expect("get backup")
+            .expect("the backup exists");
+        assert_eq!(b.status, BackupStatus::Available);
+        assert_eq!(b.snapshot_id, None, "a direct backup reads the volume");
+        assert_eq!(
+            backups_named_for(cinder, &cp.id).await,
+            BTreeSet::from([bid(r)])
+        );
+
+        // No snapshot left: neither the refused one nor any other of the checkpoint's.
+        assert_eq!(
+            cinder.get_snapshot(&snapshot).await.expect("get snapshot"),
+            None
+        );
+        let left = cinder
+            .list_snapshots(Some(&format!("podbank-{}-", cp.id)))
+            .await
+            .expect("list snapshots");
+        assert!(left.is_empty(), "snapshots left: {left:?}");
+
+        // `checkpoints show` says how it was taken, and why.
+        let show = pb_.ok(&["checkpoints", "show", cp.id.as_str()]).await;
+        let line = show
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(v.as_str()))
+            .unwrap_or_else(|| panic!("a line for {v}: {}", show.stdout));
+        assert!(line.contains("direct"), "{line}");
+        assert!(
+            show.stdout.contains(&messages[0].user_message),
+            "show gives Cinder's reason: {}",
+            show.stdout
+        );
+
+        // Restorable: Cinder restores it to a new volume holding the pattern.
+        let restored = cinder
+            .restore_backup(&backup_id, None, Some(&unique("nosnap-restored")))
+            .await
+            .expect("restore");
+        created.volume(&restored);
+        let nv = cinder
+            .wait_volume(&restored, Duration::from_secs(300))
+            .await
+            .expect("restored volume");
+        assert_eq!(nv.status, "available");
+        assert_eq!(rig.checksum(&restored), sum, "restored bytes");
+
+        pb_.ok(&["delete", cp.id.as_str()]).await;
+        assert_eq!(
+            cinder.get_backup(&backup_id).await.expect("get backup"),
+            None
+        );
+    })
+    .await;
+}
+
+/// The test seam of [`a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_snapshot`]:
+/// once the burst's snapshots are available, and before any backup is requested, it
+/// overwrites each snapshotted volume (in the qcow2 overlay the volume writes to now) and
+/// checks that the live volume reads the overwrite.
+#[derive(Debug)]
+struct OverwriteAfterSnapshot {
+    rig: CinderRig,
+    /// What the hook saw: (volume, snapshot, file overwritten), once per call.
+    seen: std::sync::Mutex<Vec<Vec<(VolumeId, String, std::path::PathBuf)>>>,
+}
+
+/// `qemu-io -f qcow2 -c <command>... <file>`, required to succeed; returns its output.
+fn qemu_io(file: &std::path::Path, commands: &[&str]) -> String {
+    let mut cmd = std::process::Command::new("qemu-io");
+    cmd.args(["-f", "qcow2"]);
+    for c in commands {
+        cmd.args(["-c", c]);
+    }
+    let out = cmd.arg(file).output().expect("run qemu-io");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "qemu-io {commands:?} {}: {text}",
+        file.display()
+    );
+    text
+}
+
+#[async_trait::async_trait]
+impl podbank::protection::ProtectHooks for OverwriteAfterSnapshot {
+    async fn snapshots_ready(&self, volumes: &[VolumeRecord]) {
+        let rig = &self.rig;
+        let mut seen = Vec::new();
+        for v in volumes {
+            let Some(snapshot) = &v.snapshot_id else {
+                continue;
+            };
+            if v.taken_by != TakenBy::Snapshot {
+                continue;
+            }
+            // After its first snapshot a volume writes into the overlay `.info` names.
+            let active = rig.active_volume_file(&v.volume_id);
+            assert_ne!(
+                active,
+                rig.volume_file(&v.volume_id),
+                "an overlay is active"
+            );
+            // Over the header and the 2 MiB pattern at 10 MiB that write_pattern wrote.
+            qemu_io(&active, &["write -P 0x5a 0 1M", "write -P 0x5a 10M 2M"]);
+            let check = qemu_io(&active, &["read -P 0x5a 0 1M", "read -P 0x5a 10M 2M"]);
+            assert!(
+                !check.contains("Pattern verification failed"),
+                "the live volume reads the overwrite: {check}"
+            );
+            seen.push((v.volume_id.clone(), snapshot.to_string(), active));
+        }
+        if let Ok(mut s) = self.seen.lock() {
+            s.push(seen);
+        }
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_snapshot() {
+    use podbank::protection::{self, schema::ProtectParams, ProtectRequest, Selection, Services};
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let v = new_volume(cinder, &created, &unique("overwrite")).await;
+        let pattern = rig.write_pattern(&v, 41);
+        let scene = scene(rig, &[&v]).await;
+
+        // protect in this process, with the hook between the burst and the backups.
+        let etcd = podbank::etcd::Etcd::connect(&podbank::etcd::EtcdConfig {
+            servers: vec![scene.podbank.etcd.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("etcd");
+        let bank = crate::support::bank::open(&scene.podbank.bank, None)
+            .await
+            .expect("bank");
+        let params = serde_json::json!({"backup_name": "overwrite", "description": "hook"});
+        let request = ProtectRequest {
+            id: None,
+            params: ProtectParams::from_json(&params).expect("params"),
+            params_json: params,
+            selection: Selection {
+                namespaces: vec![scene.ns.clone()],
+                ..Default::default()
+            },
+            plan: String::new(),
+            scan: Default::default(),
+            writer: Default::default(),
+            secrets: Default::default(),
+        };
+        let decoder = podbank::codec::Decoder::new(None);
+        let hook = OverwriteAfterSnapshot {
+            rig: rig.clone(),
+            seen: Default::default(),
+        };
+        let services = Services {
+            etcd: &etcd,
+            decoder: &decoder,
+            bank: &bank,
+            progress: &podbank::protection::progress::Silent,
+            hooks: Some(&hook),
+        };
+        let cp = protection::protect(
+            services,
+            &request,
+            &protection::VolumeBackups::Cinder(cinder),
+        )
+        .await
+        .expect("protect");
+        let records = cinder_records(&cp);
+        for r in &records {
+            if let Some(b) = &r.backup_id {
+                created.backup(b);
+            }
+        }
+        assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
+        assert_eq!(records.len(), 1);
+        let r = records[0];
+        let seen = hook.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(seen.len(), 1, "the hook ran once: {seen:?}");
+        assert_eq!(seen[0].len(), 1, "and overwrote the one volume: {seen:?}");
+        let snapshot = r.snapshot_id.clone().expect("a snapshot");
+        assert_eq!(seen[0][0].0, v);
+        assert_eq!(seen[0][0].1, snapshot.to_string());
+        eprintln!(
+            "overwrote {} after snapshot {snapshot} was available",
+            seen[0][0].2.display()
+        );
+
+        // The backup was made from the snapshot, after the overwrite.
+        assert_eq!(r.taken_by, TakenBy::Snapshot, "{r:?}");
+        let backup_id = r.backup_id.clone().expect("a backup");
+        let b = cinder
+            .get_backup(&backup_id)
+            .await
+            .expect("get backup")
+            .expect("the backup exists");
+        assert_eq!(b.status, BackupStatus::Available);
+        assert_eq!(b.snapshot_id.as_ref(), Some(&snapshot));
+        assert_eq!(
+            cinder.get_snapshot(&snapshot).await.expect("get snapshot"),
+            None
+        );
+
+        // Restored to a new volume: the pattern, as at the snapshot, not the overwrite.
+        let restored = cinder
+            .restore_backup(&backup_id, None, Some(&unique("overwrite-restored")))
+            .await
+            .expect("restore");
+        created.volume(&restored);
+        let nv = cinder
+            .wait_volume(&restored, Duration::from_secs(300))
+            .await
+            .expect("restored volume");
+        assert_eq!(nv.status, "available");
+        let restored_file = rig.volume_file(&restored);
+        let mut head = vec![0u8; 64];
+        {
+            use std::io::Read;
+            std::fs::File::open(&restored_file)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .expect("read the restored volume");
+        }
+        assert!(
+            head.starts_with(format!("PODBANK-TEST-{v}-41").as_bytes()),
+            "the restored volume starts with the pattern's header, not 0x5a: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        assert_eq!(
+            rig.checksum(&restored),
+            pattern,
+            "restored bytes = the pattern"
+        );
+
+        drop(bank);
+        scene.podbank.ok(&["delete", cp.id.as_str()]).await;
+        assert_eq!(
+            cinder.get_backup(&backup_id).await.expect("get backup"),
+            None
+        );
     })
     .await;
 }

@@ -222,6 +222,7 @@ pub async fn protect_from_etcd(
         decoder: &decoder,
         bank,
         progress: &podbank::protection::progress::Silent,
+        hooks: None,
     };
     Ok(protection::protect(
         services,

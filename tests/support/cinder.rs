@@ -117,9 +117,32 @@ impl CinderRig {
         }
     }
 
-    /// The file that holds a volume's bytes (the NFS driver's sparse file).
+    /// The file that holds a volume's bytes (the NFS driver's sparse file), on the share of
+    /// whichever backend holds it: `state/export` (nfs1, the default volume type) or
+    /// `state/export-nosnap` (nfs-nosnap, volume type `nosnap`).
     pub fn volume_file(&self, id: &VolumeId) -> PathBuf {
-        self.dir.join("state/export").join(format!("volume-{id}"))
+        let name = format!("volume-{id}");
+        let nosnap = self.dir.join("state/export-nosnap").join(&name);
+        if nosnap.exists() {
+            return nosnap;
+        }
+        self.dir.join("state/export").join(name)
+    }
+
+    /// The file a volume's writes go to now: the raw file until its first snapshot, then
+    /// the qcow2 overlay `volume-<id>.info` names as `active` (the NFS driver's snapshots).
+    pub fn active_volume_file(&self, id: &VolumeId) -> PathBuf {
+        let raw = self.volume_file(id);
+        let info = raw.with_file_name(format!("volume-{id}.info"));
+        let Ok(text) = std::fs::read_to_string(&info) else {
+            return raw;
+        };
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}: {text}", info.display()));
+        match json["active"].as_str() {
+            Some(active) => raw.with_file_name(active),
+            None => raw,
+        }
     }
 
     /// Write a recognisable pattern into a volume (a header at offset 0 and 2 MiB of
@@ -595,12 +618,24 @@ async fn proxy_handler(
 /// A new 1 GiB volume of the rig, named `name`, available, recorded in `created` for
 /// cleanup.
 pub async fn new_volume(cinder: &Cinder, created: &Created, name: &str) -> VolumeId {
+    new_volume_of_type(cinder, created, name, None).await
+}
+
+/// [`new_volume`] of a volume type: the rig's `nosnap` puts it on the backend whose driver
+/// refuses snapshots; `None` is the default type (snapshots work).
+pub async fn new_volume_of_type(
+    cinder: &Cinder,
+    created: &Created,
+    name: &str,
+    volume_type: Option<&str>,
+) -> VolumeId {
     let volume = cinder
         .create_volume(&podbank::cinder::NewVolume {
             size_gib: 1,
             name: Some(name.to_string()),
             description: Some("podbank test".into()),
             metadata: meta(&[("podbank-test", "1")]),
+            volume_type: volume_type.map(str::to_string),
             ..Default::default()
         })
         .await
