@@ -136,7 +136,9 @@ impl Bank {
                 };
                 let mut refs = References::new();
                 let mut problems = Vec::new();
-                self.add_references(&cp, &mut refs, &mut problems).await;
+                let tables = self.read_resource_tables([&cp]).await;
+                self.add_references(&cp, &tables, &mut refs, &mut problems)
+                    .await;
                 (refs, vec![cp], problems)
             }
             None => self.references().await?,
