@@ -553,6 +553,10 @@ impl From<pb::RestoreStats> for RestoreStats {
             throttled: s.throttled,
             throttle_wait: Duration::from_millis(s.throttle_wait_ms),
             run_time: Duration::from_millis(s.run_ms),
+            bank_gets: s.bank_gets,
+            bank_range_gets: s.bank_range_gets,
+            bank_pack_gets: s.bank_pack_gets,
+            bank_bytes_read: s.bank_bytes_read,
         }
     }
 }
@@ -566,6 +570,10 @@ impl From<&RestoreStats> for pb::RestoreStats {
             throttled: s.throttled,
             throttle_wait_ms: ms(s.throttle_wait),
             run_ms: ms(s.run_time),
+            bank_gets: s.bank_gets,
+            bank_range_gets: s.bank_range_gets,
+            bank_pack_gets: s.bank_pack_gets,
+            bank_bytes_read: s.bank_bytes_read,
         }
     }
 }
@@ -623,6 +631,22 @@ impl From<&RestoreRecord> for pb::Restore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_stats_keep_the_bank_requests() {
+        let stats = RestoreStats {
+            record_writes: 3,
+            run_time: Duration::from_millis(1_500),
+            bank_gets: 7,
+            bank_range_gets: 120,
+            bank_pack_gets: 110,
+            bank_bytes_read: 4 << 20,
+            ..Default::default()
+        };
+        let stored = pb::RestoreStats::from(&stats);
+        assert_eq!(stored.bank_range_gets, 120);
+        assert_eq!(RestoreStats::from(stored), stats);
+    }
 
     #[test]
     fn a_manifest_survives_the_edge_both_ways() {

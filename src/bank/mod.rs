@@ -51,7 +51,7 @@ use std::sync::Arc;
 use tokio::sync::RwLock;
 
 pub use crate::model::{CheckpointId, ObjectId};
-pub use backend::{Backend, BankKey, Kind};
+pub use backend::{Backend, BankKey, Kind, RequestCounts};
 pub use batch::{ObjectRead, MERGE_GAP, PACKS_AT_ONCE};
 pub use error::BankError;
 pub use file::{BankFile, DamagedFile};
@@ -83,6 +83,8 @@ pub struct Bank {
     backend: Arc<dyn Backend>,
     /// The backend as it is, for moving unreadable files aside byte for byte.
     raw: Arc<dyn Backend>,
+    /// The counters of every request the bank makes of its backend.
+    requests: Arc<backend::RequestCounter>,
     config: pb::BankConfig,
     /// Whether the config was rewritten in this podbank's format ([`Bank::upgrade_format`]).
     upgraded: std::sync::atomic::AtomicBool,
@@ -100,6 +102,14 @@ impl Bank {
     /// The backend (with the encryption decorator, if the bank is encrypted).
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// The requests this open bank has made of its backend so far, and the bytes they read
+    /// (as stored). What one command cost: a snapshot before it, [`RequestCounts::since`]
+    /// after; on a bank shared by concurrent commands (the agent's), that includes what the
+    /// others asked meanwhile.
+    pub fn requests(&self) -> RequestCounts {
+        self.requests.counts()
     }
 
     /// Where the bank is.

@@ -16,12 +16,16 @@ const KEY_CHECK: &[u8] = b"podbank bank key check v1";
 
 impl Bank {
     /// Opens the bank on `backend` (creating it if `options.create` and there is none),
-    /// checks the key and loads the index.
+    /// checks the key and loads the index. Every request made of `backend` from here on is
+    /// counted ([`Bank::requests`]).
     pub async fn open(
         backend: Arc<dyn Backend>,
         options: OpenOptions,
     ) -> Result<Arc<Self>, BankError> {
         let location = backend.location();
+        let counted = backend::CountedBackend::new(backend);
+        let requests = counted.counter();
+        let backend: Arc<dyn Backend> = Arc::new(counted);
         let raw = backend.clone();
         let config = match backend.get(Kind::Config, "config").await {
             Ok(data) => format::decode_config(&data).map_err(|e| BankError::BadConfig {
@@ -83,6 +87,7 @@ impl Bank {
         let bank = Arc::new(Self {
             backend,
             raw,
+            requests,
             config,
             upgraded: std::sync::atomic::AtomicBool::new(false),
             index: RwLock::new(LoadedIndex::default()),

@@ -130,13 +130,19 @@ impl Bank {
         Ok(out)
     }
 
-    /// One resource table of a checkpoint.
+    /// One resource table of a checkpoint. With `read`, the table as a batch read it
+    /// ([`Bank::read_found`]); without (the batch did not give it), read alone, for its
+    /// own error.
     pub(crate) async fn resource_table(
         &self,
         checkpoint: &Checkpoint,
         id: &ObjectId,
+        read: Option<&bytes::Bytes>,
     ) -> Result<Vec<ResourceRecord>, BankError> {
-        let table: pb::ResourceTable = self.table(checkpoint, id, "resource table").await?;
+        let table: pb::ResourceTable = match read {
+            Some(data) => self.decode_table(checkpoint, id, "resource table", data)?,
+            None => self.table(checkpoint, id, "resource table").await?,
+        };
         Ok(table.resources.into_iter().map(Into::into).collect())
     }
 

@@ -415,6 +415,9 @@ pub async fn run(
                 _ => None,
             };
             let report = engine.verify(id.as_ref()).await?;
+            if ctx.verbose > 0 {
+                eprintln!("bank requests of verify: {}", report.requests);
+            }
             let clean = report.is_clean();
             let summary = format!(
                 "verified {} checkpoint(s): {} object(s) ({} resources, {} record tables) in {} pack(s): {}",

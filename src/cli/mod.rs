@@ -101,6 +101,9 @@ pub struct Context {
     pub file: FileConfig,
     /// Output format.
     pub output: OutputFormat,
+    /// How many `-v`: from one on, commands that read the bank say what it cost in
+    /// requests (on stderr).
+    pub verbose: u8,
     /// etcd flags.
     pub etcd: EtcdArgs,
     /// OpenStack flags.
@@ -313,6 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context {
         file,
         output: cli.output,
+        verbose: cli.verbose,
         etcd: cli.etcd,
         openstack: cli.openstack,
     };

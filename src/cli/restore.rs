@@ -193,6 +193,17 @@ pub async fn run_restore(
     if export.is_none() && ctx.output == super::output::OutputFormat::Table {
         eprintln!("{}", summary(&view));
     }
+    if ctx.verbose > 0 {
+        let s = &view.stats;
+        eprintln!(
+            "bank requests of restore {}: {} GETs + {} ranged GETs ({} of packs), {:.2} MiB read",
+            view.id,
+            s.bank_gets,
+            s.bank_range_gets,
+            s.bank_pack_gets,
+            s.bank_bytes_read as f64 / f64::from(1 << 20)
+        );
+    }
     print(ctx.output, &Show(view))?;
     if failed {
         return Err(anyhow::anyhow!("restore {id} failed: {reason}"));

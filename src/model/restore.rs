@@ -69,6 +69,14 @@ pub struct RestoreStats {
     pub throttle_wait: std::time::Duration,
     /// The wall time of the (last) run.
     pub run_time: std::time::Duration,
+    /// Whole-object reads (GETs) the bank made during the run.
+    pub bank_gets: u64,
+    /// Ranged reads the bank made during the run.
+    pub bank_range_gets: u64,
+    /// Of those reads, the ones of packs.
+    pub bank_pack_gets: u64,
+    /// The bytes they read, as stored.
+    pub bank_bytes_read: u64,
 }
 
 /// The outcomes a restore recorded since its last journal batch: appended to the bank as

@@ -843,6 +843,51 @@ async fn many_objects_are_read_with_one_request_per_pack_not_per_object() -> any
     Ok(())
 }
 
+#[tokio::test]
+async fn verify_reads_each_pack_once_and_the_tables_by_pack() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = OpenOptions {
+        create: true,
+        pack_target_bytes: Some(256 << 10),
+        ..Default::default()
+    };
+    let bank = Bank::open(Arc::new(LocalBackend::new(dir.path())?), options.clone()).await?;
+    let objects: Vec<Bytes> = (0..6000).map(|i| object(i, 1)).collect();
+    let cp = write_checkpoint(&bank, "verified", objects).await?;
+    let second = write_checkpoint(
+        &bank,
+        "verified-too",
+        (6000..6100).map(|i| object(i, 1)).collect(),
+    )
+    .await?;
+    let bank = Bank::open(Arc::new(LocalBackend::new(dir.path())?), options).await?;
+    let packs = bank.index().await.packs().len();
+    let tables = cp.tables.resources.len() + second.tables.resources.len();
+    assert!(
+        packs >= 4 && tables > 2 * packs,
+        "{packs} packs, {tables} tables"
+    );
+
+    // The whole bank: every pack read whole once, the tables by pack besides.
+    let report = bank.verify(None).await?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let r = report.requests;
+    println!("verify --all: {packs} packs, {tables} tables: {r}");
+    assert_eq!(report.packs, packs);
+    assert!(r.pack_gets <= 3 * packs as u64, "{r} for {packs} packs");
+
+    // One checkpoint: likewise, for the packs it touches.
+    let report = bank.verify(Some(&cp.id)).await?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let r = report.requests;
+    assert!(
+        r.pack_gets <= 3 * report.packs as u64,
+        "{r} for {} packs",
+        report.packs
+    );
+    Ok(())
+}
+
 /// What [`Bank::read_object`] gives for each of `ids`, as read_batch's maps are compared.
 async fn read_singly(bank: &Bank, ids: &[ObjectId], needed_by: &str) -> Vec<Result<Bytes, String>> {
     let mut out = Vec::with_capacity(ids.len());

@@ -16,8 +16,8 @@ use crate::support::swift::{SwiftRig, KEY, USER};
 use bytes::Bytes;
 use futures::StreamExt;
 use podbank::bank::backend::{
-    self, Backend, BackendError, BackendSettings, BankKey, CryptBackend, GaveUp, Kind,
-    LocalBackend, ObjectInfo, RetryBackend,
+    self, Backend, BackendError, BackendSettings, BankKey, CountedBackend, CryptBackend, GaveUp,
+    Kind, LocalBackend, ObjectInfo, RetryBackend,
 };
 use podbank::bank::{Bank, CheckpointDraft, ObjectId, OpenOptions, WriterOptions};
 use podbank::model::CheckpointStatus;
@@ -389,6 +389,19 @@ async fn crypt_paging() {
 async fn retry_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
     conformance(Arc::new(RetryBackend::new(Arc::new(local_in(&dir))))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counted_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let counted = CountedBackend::new(Arc::new(local_in(&dir)));
+    let counter = counted.counter();
+    conformance(Arc::new(counted)).await;
+    let counts = counter.counts();
+    assert!(
+        counts.reads() > 0 && counts.puts > 0 && counts.lists > 0,
+        "{counts}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

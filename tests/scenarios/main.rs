@@ -18,6 +18,7 @@ mod apiserver_client;
 mod bank;
 mod bank_backends;
 mod bank_integrity;
+mod bank_latency;
 mod bank_model;
 mod bank_sealed;
 mod cinder_client;

@@ -192,6 +192,16 @@ pub async fn protect_from_etcd(
     etcd_url: &str,
     namespaces: &str,
 ) -> anyhow::Result<Checkpoint> {
+    protect_from_etcd_as(bank, etcd_url, namespaces, None).await
+}
+
+/// [`protect_from_etcd`] into a checkpoint of the id given (`None`: a new one).
+pub async fn protect_from_etcd_as(
+    bank: &Arc<Bank>,
+    etcd_url: &str,
+    namespaces: &str,
+    id: Option<podbank::model::CheckpointId>,
+) -> anyhow::Result<Checkpoint> {
     use podbank::protection::{self, schema::ProtectParams, ProtectRequest, Selection, Services};
     let etcd = podbank::etcd::Etcd::connect(&podbank::etcd::EtcdConfig {
         servers: vec![etcd_url.to_string()],
@@ -200,7 +210,7 @@ pub async fn protect_from_etcd(
     .await?;
     let params = serde_json::json!({"backup_name": "model", "description": "model"});
     let request = ProtectRequest {
-        id: None,
+        id,
         params: ProtectParams::from_json(&params)?,
         params_json: params,
         selection: Selection {

@@ -9,6 +9,7 @@ pub mod cinder;
 pub mod engine;
 pub mod etcd;
 pub mod http;
+pub mod latency;
 pub mod swift;
 pub mod workload;
 

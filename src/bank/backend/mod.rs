@@ -16,6 +16,10 @@
 //! Retrying happens in one place, [`RetryBackend`], which [`open_with`] puts around the
 //! object stores: a backend tries each request once and says whether a failure is
 //! transient ([`BackendError::is_transient`]).
+//!
+//! Counting happens in one place too, [`CountedBackend`], which [`crate::bank::Bank::open`]
+//! puts around the backend it is given: the bank's requests and bytes read
+//! ([`crate::bank::Bank::requests`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,12 +27,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+mod counted;
 mod crypt;
 mod local;
 mod retry;
 mod s3;
 mod settings;
 mod swift;
+pub use counted::{CountedBackend, RequestCounter, RequestCounts};
 pub use crypt::{BankKey, CryptBackend, KeyMaterialError, PACK_CHUNK};
 pub use local::LocalBackend;
 pub use retry::{GaveUp, RetryBackend};

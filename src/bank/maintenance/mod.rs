@@ -8,6 +8,7 @@ mod verify;
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use gc::GcReport;
@@ -105,19 +106,43 @@ impl Bank {
     /// manifest or tables cannot be read are returned as problems.
     async fn references(&self) -> Result<(References, Vec<Checkpoint>, Vec<Problem>), BankError> {
         let (checkpoints, mut problems) = self.checkpoints().await?;
+        let tables = self.read_resource_tables(&checkpoints).await;
         let mut refs = References::new();
         for cp in &checkpoints {
-            self.add_references(cp, &mut refs, &mut problems).await;
+            self.add_references(cp, &tables, &mut refs, &mut problems)
+                .await;
         }
         Ok((refs, checkpoints, problems))
+    }
+
+    /// The resource tables of `checkpoints` that read whole and sound, by id: read by pack
+    /// ([`Bank::read_found`]), each table once however many checkpoints share it. What is
+    /// missing from the answer [`Bank::add_references`] reads alone, for its error.
+    async fn read_resource_tables<'a>(
+        &self,
+        checkpoints: impl IntoIterator<Item = &'a Checkpoint>,
+    ) -> HashMap<ObjectId, Bytes> {
+        let ids: Vec<ObjectId> = checkpoints
+            .into_iter()
+            .flat_map(|cp| cp.tables.resources.iter().copied())
+            .collect();
+        self.read_found(ids, "the checkpoints' resource tables")
+            .await
     }
 
     /// Adds what `cp` needs (its resource tables and their objects, its volume tables) to
     /// `refs`. A table that cannot be read is a problem; the other tables are still
     /// followed, so that verify checks every object it can reach.
+    ///
+    /// # Arguments
+    /// * `cp` - the checkpoint.
+    /// * `tables` - resource tables already read ([`Bank::read_resource_tables`]); the
+    ///   others of `cp` are read one by one.
+    /// * `refs`, `problems` - what is added to.
     async fn add_references(
         &self,
         cp: &Checkpoint,
+        tables: &HashMap<ObjectId, Bytes>,
         refs: &mut References,
         problems: &mut Vec<Problem>,
     ) {
@@ -140,7 +165,7 @@ impl Bank {
         }
         for table in &cp.tables.resources {
             add(*table);
-            match self.resource_table(cp, table).await {
+            match self.resource_table(cp, table, tables.get(table)).await {
                 Ok(resources) => resources
                     .iter()
                     .filter_map(|r| r.object_id)

@@ -370,7 +370,9 @@ impl Bank {
             let lost_tables = self.take_lost_tables(&mut cp, &index).await;
             let mut refs = References::new();
             let mut problems: Vec<Problem> = Vec::new();
-            self.add_references(&cp, &mut refs, &mut problems).await;
+            let tables = self.read_resource_tables([&cp]).await;
+            self.add_references(&cp, &tables, &mut refs, &mut problems)
+                .await;
             let missing = refs.keys().filter(|id| !index.contains(id)).count();
             if missing == 0 && problems.is_empty() && lost_tables == 0 {
                 continue;

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{is_pack_name, Problem, References};
-use crate::bank::backend::{BackendError, Kind};
+use crate::bank::backend::{BackendError, Kind, RequestCounts};
 use crate::bank::format;
 use crate::bank::index::Location;
 use crate::bank::lock::{self, LockEntry};
@@ -34,6 +34,9 @@ pub struct VerifyReport {
     pub unindexed_packs: usize,
     /// Everything wrong.
     pub problems: Vec<Problem>,
+    /// The requests verify made of the bank's backend, and the bytes they read.
+    #[serde(default)]
+    pub requests: RequestCounts,
 }
 
 impl VerifyReport {
@@ -107,6 +110,14 @@ impl Bank {
     /// hash is checked too, unindexed packs are counted, and every file that cannot be read
     /// (index files, manifests, restore records, locks, foreign files) is named.
     pub async fn verify(&self, only: Option<&CheckpointId>) -> Result<VerifyReport, BankError> {
+        let requests = self.requests();
+        let mut report = self.verify_counted(only).await?;
+        report.requests = self.requests().since(&requests);
+        Ok(report)
+    }
+
+    /// [`Bank::verify`] but for counting its requests.
+    async fn verify_counted(&self, only: Option<&CheckpointId>) -> Result<VerifyReport, BankError> {
         self.reload_index().await?;
         let mut report = VerifyReport::default();
         let (refs, checkpoints, problems) = match only {
@@ -125,7 +136,9 @@ impl Bank {
                 };
                 let mut refs = References::new();
                 let mut problems = Vec::new();
-                self.add_references(&cp, &mut refs, &mut problems).await;
+                let tables = self.read_resource_tables([&cp]).await;
+                self.add_references(&cp, &tables, &mut refs, &mut problems)
+                    .await;
                 (refs, vec![cp], problems)
             }
             None => self.references().await?,

@@ -488,6 +488,14 @@ pub struct RestoreStatsView {
     pub throttled: u64,
     /// The time waited as they asked.
     pub throttle_wait_seconds: f64,
+    /// Whole-object reads (GETs) the bank made during the run.
+    pub bank_gets: u64,
+    /// Ranged reads the bank made during the run.
+    pub bank_range_gets: u64,
+    /// Of those reads, the ones of packs.
+    pub bank_pack_gets: u64,
+    /// The bytes they read, as stored.
+    pub bank_bytes_read: u64,
 }
 
 impl From<&crate::model::RestoreStats> for RestoreStatsView {
@@ -498,6 +506,10 @@ impl From<&crate::model::RestoreStats> for RestoreStatsView {
             record_write_seconds: s.record_write_time.as_secs_f64(),
             throttled: s.throttled,
             throttle_wait_seconds: s.throttle_wait.as_secs_f64(),
+            bank_gets: s.bank_gets,
+            bank_range_gets: s.bank_range_gets,
+            bank_pack_gets: s.bank_pack_gets,
+            bank_bytes_read: s.bank_bytes_read,
         }
     }
 }

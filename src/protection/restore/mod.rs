@@ -50,6 +50,7 @@ pub async fn restore(
     req: &RestoreRequest,
     progress: &dyn Progress,
 ) -> Result<RestoreRecord, ProtectionError> {
+    let requests = bank.requests();
     let checkpoint = bank.checkpoint(&req.checkpoint).await?;
     if !matches!(
         checkpoint.status,
@@ -178,6 +179,12 @@ pub async fn restore(
     record.stats.throttled = now.answers.saturating_sub(throttled.answers);
     record.stats.throttle_wait = now.waited.saturating_sub(throttled.waited);
     record.stats.run_time = started.elapsed();
+    // Up to here: the final record write is not in it.
+    let read = bank.requests().since(&requests);
+    record.stats.bank_gets = read.gets;
+    record.stats.bank_range_gets = read.range_gets;
+    record.stats.bank_pack_gets = read.pack_gets;
+    record.stats.bank_bytes_read = read.bytes_read;
     // The compaction: the record whole, its journal batches gone.
     execute::save_whole(sink, &mut record).await?;
     Ok(record)
