@@ -183,7 +183,9 @@ async fn needs_cinder(cp: &crate::model::Checkpoint, bank: &Bank) -> bool {
             .iter()
             .any(|v| v.backup_id.is_some() && v.status != VolumeStatus::Deleted)
             || (c.status == CheckpointStatus::Error
-                && c.volumes.iter().any(|v| v.snapshot_id.is_some()))
+                && c.volumes
+                    .iter()
+                    .any(|v| v.snapshot_id.is_some() || v.group_snapshot_id.is_some()))
     };
     if live(cp) {
         return true;
