@@ -585,4 +585,44 @@ mod tests {
         let v: VolumeId = serde_json::from_str("\"v-1\"").expect("de");
         assert_eq!(v.as_str(), "v-1");
     }
+
+    fn group_type(spec: Option<&str>) -> GroupType {
+        GroupType {
+            id: "t".into(),
+            name: "t".into(),
+            group_specs: spec
+                .map(|v| {
+                    BTreeMap::from([(
+                        "consistent_group_snapshot_enabled".to_string(),
+                        v.to_string(),
+                    )])
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_group_type_has_consistent_snapshots_only_when_its_spec_says_true() {
+        assert!(group_type(Some("<is> True")).consistent_snapshots());
+        assert!(group_type(Some("True")).consistent_snapshots());
+        assert!(group_type(Some("<is>  true ")).consistent_snapshots());
+        assert!(!group_type(Some("<is> False")).consistent_snapshots());
+        assert!(!group_type(None).consistent_snapshots());
+    }
+
+    #[test]
+    fn a_volume_and_a_snapshot_read_their_group_fields() {
+        let v: WireVolume =
+            serde_json::from_str(r#"{"id": "v", "group_id": "g"}"#).expect("volume");
+        assert_eq!(Volume::from(v).group_id, Some(GroupId::new("g")));
+        let v: WireVolume =
+            serde_json::from_str(r#"{"id": "v", "group_id": null}"#).expect("volume");
+        assert_eq!(Volume::from(v).group_id, None);
+        let s: WireSnapshot =
+            serde_json::from_str(r#"{"id": "s", "group_snapshot_id": "gs"}"#).expect("snapshot");
+        assert_eq!(
+            Snapshot::from(s).group_snapshot_id,
+            Some(GroupSnapshotId::new("gs"))
+        );
+    }
 }
