@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::format::pb;
 use crate::model::{
     ms_of, time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
-    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, InvalidPlanId, JournalBatch,
-    ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord,
+    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, GroupSnapshotId, InvalidPlanId,
+    JournalBatch, ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord,
     ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats, RestoreStatus,
     RestoredResource, Revision, SelectionRecord, SnapshotId, StoredPlan, TableRefs, TakenBy,
     VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
@@ -251,6 +251,7 @@ impl From<pb::Volume> for VolumeRecord {
             taken_by: TakenBy::from_label(&v.taken_by),
             taken_reason: v.taken_reason,
             snapshot_id: non_empty(v.snapshot_id).map(SnapshotId::new),
+            group_snapshot_id: non_empty(v.group_snapshot_id).map(GroupSnapshotId::new),
             snapshot_sent_unix_ms: v.snapshot_sent_unix_ms,
             snapshot_available_unix_ms: v.snapshot_available_unix_ms,
             skew_ms: v.skew_ms,
@@ -296,6 +297,10 @@ impl From<VolumeRecord> for pb::Volume {
             snapshot_available_unix_ms: v.snapshot_available_unix_ms,
             skew_ms: v.skew_ms,
             chain_depth: v.chain_depth,
+            group_snapshot_id: v
+                .group_snapshot_id
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
         }
     }
 }

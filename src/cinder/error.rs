@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{BackupId, SnapshotId, VolumeId};
+use super::{BackupId, GroupSnapshotId, SnapshotId, VolumeId};
 use crate::openstack::OpenStackError;
 
 /// Errors from Cinder or Keystone, each saying what to check.
@@ -52,6 +52,14 @@ pub enum CinderError {
     SnapshotFailed {
         /// The snapshot.
         id: SnapshotId,
+        /// Its status.
+        status: String,
+    },
+    /// The group snapshot ended in an error status (`error`, `error_deleting`).
+    #[error("group snapshot {id} went to status {status}")]
+    GroupSnapshotFailed {
+        /// The group snapshot.
+        id: GroupSnapshotId,
         /// Its status.
         status: String,
     },
@@ -136,6 +144,12 @@ pub enum ResourceKind {
     Backup,
     /// A snapshot.
     Snapshot,
+    /// A volume group.
+    Group,
+    /// A group type.
+    GroupType,
+    /// A group snapshot.
+    GroupSnapshot,
 }
 
 impl fmt::Display for ResourceKind {
@@ -144,6 +158,9 @@ impl fmt::Display for ResourceKind {
             ResourceKind::Volume => "volume",
             ResourceKind::Backup => "backup",
             ResourceKind::Snapshot => "snapshot",
+            ResourceKind::Group => "group",
+            ResourceKind::GroupType => "group type",
+            ResourceKind::GroupSnapshot => "group snapshot",
         })
     }
 }

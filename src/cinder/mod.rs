@@ -27,8 +27,8 @@ pub use config::CinderSettings;
 pub use error::{CinderError, ResourceKind};
 pub use session::{Microversion, MINIMUM_MICROVERSION, PREFERRED_MICROVERSION};
 pub use types::{
-    Backup, BackupId, BackupStatus, NewBackup, NewSnapshot, NewVolume, Snapshot, SnapshotId,
-    UserMessage, Volume, VolumeId,
+    Backup, BackupId, BackupStatus, Group, GroupId, GroupSnapshot, GroupSnapshotId, GroupType,
+    NewBackup, NewSnapshot, NewVolume, Snapshot, SnapshotId, UserMessage, Volume, VolumeId,
 };
 
 use std::sync::Arc;
@@ -40,8 +40,8 @@ use serde_json::json;
 
 use session::{Reply, Session};
 use types::{
-    BackupRoot, BackupsPage, CreatedRoot, MessagesPage, RestoreRoot, SnapshotRoot, SnapshotsPage,
-    VolumeRoot,
+    BackupRoot, BackupsPage, CreatedRoot, GroupRoot, GroupSnapshotRoot, GroupTypeRoot,
+    MessagesPage, RestoreRoot, SnapshotRoot, SnapshotsPage, VolumeRoot,
 };
 
 /// A connected Cinder client. Cheap to clone (the session is shared); `Send + Sync`.
@@ -598,30 +598,18 @@ impl Cinder {
         id: &SnapshotId,
         timeout: Duration,
     ) -> Result<Snapshot, CinderError> {
-        let mut poll = Poller::new(timeout, self.poll_max);
-        loop {
-            let snapshot = self
-                .get_snapshot(id)
-                .await?
-                .ok_or_else(|| CinderError::NotFound {
-                    kind: ResourceKind::Snapshot,
-                    id: id.to_string(),
-                })?;
-            match snapshot.status.as_str() {
-                "available" => return Ok(snapshot),
-                s if s.starts_with("error") => {
-                    return Err(CinderError::SnapshotFailed {
-                        id: id.clone(),
-                        status: snapshot.status,
-                    })
-                }
-                s => {
-                    if !poll.pause().await {
-                        return Err(poll.timeout(format!("snapshot {id} to become available"), s));
-                    }
-                }
-            }
-        }
+        self.wait_available(
+            ResourceKind::Snapshot,
+            id.as_str(),
+            timeout,
+            || self.get_snapshot(id),
+            |s: &Snapshot| &s.status,
+            |status| CinderError::SnapshotFailed {
+                id: id.clone(),
+                status,
+            },
+        )
+        .await
     }
 
     /// Poll until a snapshot no longer exists. `error_deleting` gives
@@ -631,24 +619,233 @@ impl Cinder {
         id: &SnapshotId,
         timeout: Duration,
     ) -> Result<(), CinderError> {
+        self.wait_gone(
+            ResourceKind::Snapshot,
+            id.as_str(),
+            timeout,
+            || self.get_snapshot(id),
+            |s: &Snapshot| &s.status,
+        )
+        .await
+    }
+
+    /// A volume group, or `None` when it does not exist.
+    pub async fn get_group(&self, id: &GroupId) -> Result<Option<Group>, CinderError> {
+        let path = ["groups", id.as_str()];
+        let reply = self.session.get(&path, &[]).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let root: GroupRoot = self.parse(&path, &reply)?;
+                Ok(Some(root.group.into()))
+            }
+            _ => Err(self.api_error("GET", &path, &reply)),
+        }
+    }
+
+    /// A group type with its group specs, or `None` when it does not exist.
+    pub async fn get_group_type(&self, id: &str) -> Result<Option<GroupType>, CinderError> {
+        let path = ["group_types", id];
+        let reply = self.session.get(&path, &[]).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let root: GroupTypeRoot = self.parse(&path, &reply)?;
+                Ok(Some(root.group_type.into()))
+            }
+            _ => Err(self.api_error("GET", &path, &reply)),
+        }
+    }
+
+    /// Start a snapshot of every volume of a group at one moment (`POST /group_snapshots`).
+    /// Returns the group snapshot as Cinder answered (usually `creating`); see
+    /// [`Cinder::wait_group_snapshot`] and [`Cinder::group_snapshot_members`].
+    ///
+    /// A group that does not exist gives [`CinderError::NotFound`]; a refusal (a group not
+    /// `available`, a member in a state that cannot be snapshotted) gives
+    /// [`CinderError::Api`] with Cinder's message. The POST is never retried once Cinder
+    /// may have received it.
+    pub async fn create_group_snapshot(
+        &self,
+        group: &GroupId,
+        name: &str,
+        description: &str,
+    ) -> Result<GroupSnapshot, CinderError> {
+        let path = ["group_snapshots"];
+        let body = json!({ "group_snapshot": {
+            "group_id": group.as_str(),
+            "name": name,
+            "description": description,
+        }});
+        let reply = self.session.post(&path, body).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Err(CinderError::NotFound {
+                kind: ResourceKind::Group,
+                id: group.to_string(),
+            });
+        }
+        if !reply.status.is_success() {
+            return Err(self.api_error("POST", &path, &reply));
+        }
+        let root: GroupSnapshotRoot = self.parse(&path, &reply)?;
+        let mut created: GroupSnapshot = root.group_snapshot.into();
+        if created.group_id.is_empty() {
+            created.group_id = group.clone();
+        }
+        Ok(created)
+    }
+
+    /// A group snapshot, or `None` when it does not exist.
+    pub async fn get_group_snapshot(
+        &self,
+        id: &GroupSnapshotId,
+    ) -> Result<Option<GroupSnapshot>, CinderError> {
+        let path = ["group_snapshots", id.as_str()];
+        let reply = self.session.get(&path, &[]).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let root: GroupSnapshotRoot = self.parse(&path, &reply)?;
+                Ok(Some(root.group_snapshot.into()))
+            }
+            _ => Err(self.api_error("GET", &path, &reply)),
+        }
+    }
+
+    /// Poll a group snapshot until it is `available` (returned). An `error*` status gives
+    /// [`CinderError::GroupSnapshotFailed`]; one that disappears, [`CinderError::NotFound`];
+    /// the deadline, [`CinderError::Timeout`].
+    pub async fn wait_group_snapshot(
+        &self,
+        id: &GroupSnapshotId,
+        timeout: Duration,
+    ) -> Result<GroupSnapshot, CinderError> {
+        self.wait_available(
+            ResourceKind::GroupSnapshot,
+            id.as_str(),
+            timeout,
+            || self.get_group_snapshot(id),
+            |s: &GroupSnapshot| &s.status,
+            |status| CinderError::GroupSnapshotFailed {
+                id: id.clone(),
+                status,
+            },
+        )
+        .await
+    }
+
+    /// The member snapshots of a group snapshot (one per volume of the group), read from
+    /// the project's snapshot listing (`group_snapshot_id`, microversion 3.14 and later).
+    pub async fn group_snapshot_members(
+        &self,
+        id: &GroupSnapshotId,
+    ) -> Result<Vec<Snapshot>, CinderError> {
+        Ok(self
+            .list_snapshots(None)
+            .await?
+            .into_iter()
+            .filter(|s| s.group_snapshot_id.as_ref() == Some(id))
+            .collect())
+    }
+
+    /// Delete a group snapshot and with it its member snapshots (Cinder deletes a member
+    /// only so). One that does not exist counts as deleted. Returns when Cinder accepted
+    /// the request; see [`Cinder::wait_group_snapshot_deleted`].
+    pub async fn delete_group_snapshot(&self, id: &GroupSnapshotId) -> Result<(), CinderError> {
+        let path = ["group_snapshots", id.as_str()];
+        let reply = self.session.delete(&path).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(()),
+            _ => Err(self.api_error("DELETE", &path, &reply)),
+        }
+    }
+
+    /// Poll until a group snapshot no longer exists. `error_deleting` gives
+    /// [`CinderError::DeleteFailed`]; the deadline, [`CinderError::Timeout`].
+    pub async fn wait_group_snapshot_deleted(
+        &self,
+        id: &GroupSnapshotId,
+        timeout: Duration,
+    ) -> Result<(), CinderError> {
+        self.wait_gone(
+            ResourceKind::GroupSnapshot,
+            id.as_str(),
+            timeout,
+            || self.get_group_snapshot(id),
+            |s: &GroupSnapshot| &s.status,
+        )
+        .await
+    }
+
+    /// The status wait shared by snapshots and group snapshots: polls `get` until the
+    /// resource is `available` (returned). An `error*` status gives `failed(status)`; a
+    /// resource that disappears, [`CinderError::NotFound`]; the deadline,
+    /// [`CinderError::Timeout`].
+    async fn wait_available<T, F, Fut>(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        timeout: Duration,
+        get: F,
+        status: fn(&T) -> &str,
+        failed: impl Fn(String) -> CinderError,
+    ) -> Result<T, CinderError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, CinderError>>,
+    {
         let mut poll = Poller::new(timeout, self.poll_max);
         loop {
-            let Some(snapshot) = self.get_snapshot(id).await? else {
+            let found = get().await?.ok_or_else(|| CinderError::NotFound {
+                kind,
+                id: id.to_string(),
+            })?;
+            match status(&found) {
+                "available" => return Ok(found),
+                s if s.starts_with("error") => return Err(failed(s.to_string())),
+                s => {
+                    if !poll.pause().await {
+                        return Err(poll.timeout(format!("{kind} {id} to become available"), s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls `get` until the resource no longer exists (or reads `deleted`).
+    /// `error_deleting` gives [`CinderError::DeleteFailed`]; the deadline,
+    /// [`CinderError::Timeout`].
+    async fn wait_gone<T, F, Fut>(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        timeout: Duration,
+        get: F,
+        status: fn(&T) -> &str,
+    ) -> Result<(), CinderError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, CinderError>>,
+    {
+        let mut poll = Poller::new(timeout, self.poll_max);
+        loop {
+            let Some(found) = get().await? else {
                 return Ok(());
             };
-            match snapshot.status.as_str() {
+            match status(&found) {
                 "deleted" => return Ok(()),
                 "error_deleting" => {
                     return Err(CinderError::DeleteFailed {
-                        kind: ResourceKind::Snapshot,
+                        kind,
                         id: id.to_string(),
-                        status: snapshot.status,
+                        status: "error_deleting".to_string(),
                         reason: None,
                     })
                 }
                 s => {
                     if !poll.pause().await {
-                        return Err(poll.timeout(format!("snapshot {id} to be deleted"), s));
+                        return Err(poll.timeout(format!("{kind} {id} to be deleted"), s));
                     }
                 }
             }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::{BackupId, SnapshotId, VolumeId};
+pub use crate::model::{BackupId, GroupId, GroupSnapshotId, SnapshotId, VolumeId};
 
 /// A backup's status. Cinder's statuses are plain strings; the ones podbank acts on are named.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,6 +116,8 @@ pub struct Volume {
     pub availability_zone: Option<String>,
     /// Its metadata.
     pub metadata: BTreeMap<String, String>,
+    /// The group it is in (microversion 3.13 and later), if any.
+    pub group_id: Option<GroupId>,
 }
 
 /// What to create with [`super::Cinder::create_volume`].
@@ -170,6 +172,58 @@ pub struct Snapshot {
     pub status: String,
     /// Its metadata.
     pub metadata: BTreeMap<String, String>,
+    /// The group snapshot it is a member of (microversion 3.14 and later), if any.
+    pub group_snapshot_id: Option<GroupSnapshotId>,
+}
+
+/// A Cinder volume group (microversion 3.13 and later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Its id.
+    pub id: GroupId,
+    /// Its name (empty when Cinder has none).
+    pub name: String,
+    /// Its status: `creating`, `available`, `error`, ...
+    pub status: String,
+    /// Its group type's id.
+    pub group_type: String,
+}
+
+/// A Cinder group type (microversion 3.11 and later): its group specs say, among other
+/// things, whether groups of it support consistent group snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupType {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its group specs.
+    pub group_specs: BTreeMap<String, String>,
+}
+
+impl GroupType {
+    /// Whether groups of this type take consistent group snapshots: the group spec
+    /// `consistent_group_snapshot_enabled` is `<is> True` (or plain `True`).
+    pub fn consistent_snapshots(&self) -> bool {
+        self.group_specs
+            .get("consistent_group_snapshot_enabled")
+            .map(|v| v.trim().trim_start_matches("<is>").trim())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// A Cinder group snapshot (microversion 3.14 and later): one snapshot of every volume of
+/// a group, taken at one moment; its member snapshots carry its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    /// Its id.
+    pub id: GroupSnapshotId,
+    /// The group it was taken of.
+    pub group_id: GroupId,
+    /// Its name (empty when Cinder has none).
+    pub name: String,
+    /// Its status: `creating`, `available`, `deleting`, `error`, `error_deleting`, ...
+    pub status: String,
 }
 
 /// What to create with [`super::Cinder::create_snapshot`].
@@ -264,6 +318,8 @@ pub(crate) struct WireVolume {
     pub availability_zone: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub group_id: Option<String>,
 }
 
 impl From<WireVolume> for Volume {
@@ -276,6 +332,7 @@ impl From<WireVolume> for Volume {
             volume_type: w.volume_type,
             availability_zone: w.availability_zone,
             metadata: w.metadata.unwrap_or_default(),
+            group_id: w.group_id.filter(|g| !g.is_empty()).map(GroupId::new),
         }
     }
 }
@@ -291,6 +348,8 @@ pub(crate) struct WireSnapshot {
     pub status: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub group_snapshot_id: Option<String>,
 }
 
 impl From<WireSnapshot> for Snapshot {
@@ -301,8 +360,90 @@ impl From<WireSnapshot> for Snapshot {
             name: w.name.unwrap_or_default(),
             status: w.status.unwrap_or_default(),
             metadata: w.metadata.unwrap_or_default(),
+            group_snapshot_id: w
+                .group_snapshot_id
+                .filter(|g| !g.is_empty())
+                .map(GroupSnapshotId::new),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireGroup {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub group_type: Option<String>,
+}
+
+impl From<WireGroup> for Group {
+    fn from(w: WireGroup) -> Group {
+        Group {
+            id: GroupId::new(w.id),
+            name: w.name.unwrap_or_default(),
+            status: w.status.unwrap_or_default(),
+            group_type: w.group_type.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GroupRoot {
+    pub group: WireGroup,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireGroupType {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub group_specs: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GroupTypeRoot {
+    pub group_type: WireGroupType,
+}
+
+impl From<WireGroupType> for GroupType {
+    fn from(w: WireGroupType) -> GroupType {
+        GroupType {
+            id: w.id,
+            name: w.name.unwrap_or_default(),
+            group_specs: w.group_specs.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireGroupSnapshot {
+    pub id: String,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl From<WireGroupSnapshot> for GroupSnapshot {
+    fn from(w: WireGroupSnapshot) -> GroupSnapshot {
+        GroupSnapshot {
+            id: GroupSnapshotId::new(w.id),
+            group_id: GroupId::new(w.group_id.unwrap_or_default()),
+            name: w.name.unwrap_or_default(),
+            status: w.status.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GroupSnapshotRoot {
+    pub group_snapshot: WireGroupSnapshot,
 }
 
 #[derive(Debug, Deserialize)]
@@ -443,5 +584,45 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).expect("ser"), "\"abc\"");
         let v: VolumeId = serde_json::from_str("\"v-1\"").expect("de");
         assert_eq!(v.as_str(), "v-1");
+    }
+
+    fn group_type(spec: Option<&str>) -> GroupType {
+        GroupType {
+            id: "t".into(),
+            name: "t".into(),
+            group_specs: spec
+                .map(|v| {
+                    BTreeMap::from([(
+                        "consistent_group_snapshot_enabled".to_string(),
+                        v.to_string(),
+                    )])
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_group_type_has_consistent_snapshots_only_when_its_spec_says_true() {
+        assert!(group_type(Some("<is> True")).consistent_snapshots());
+        assert!(group_type(Some("True")).consistent_snapshots());
+        assert!(group_type(Some("<is>  true ")).consistent_snapshots());
+        assert!(!group_type(Some("<is> False")).consistent_snapshots());
+        assert!(!group_type(None).consistent_snapshots());
+    }
+
+    #[test]
+    fn a_volume_and_a_snapshot_read_their_group_fields() {
+        let v: WireVolume =
+            serde_json::from_str(r#"{"id": "v", "group_id": "g"}"#).expect("volume");
+        assert_eq!(Volume::from(v).group_id, Some(GroupId::new("g")));
+        let v: WireVolume =
+            serde_json::from_str(r#"{"id": "v", "group_id": null}"#).expect("volume");
+        assert_eq!(Volume::from(v).group_id, None);
+        let s: WireSnapshot =
+            serde_json::from_str(r#"{"id": "s", "group_snapshot_id": "gs"}"#).expect("snapshot");
+        assert_eq!(
+            Snapshot::from(s).group_snapshot_id,
+            Some(GroupSnapshotId::new("gs"))
+        );
     }
 }

@@ -183,7 +183,9 @@ async fn needs_cinder(cp: &crate::model::Checkpoint, bank: &Bank) -> bool {
             .iter()
             .any(|v| v.backup_id.is_some() && v.status != VolumeStatus::Deleted)
             || (c.status == CheckpointStatus::Error
-                && c.volumes.iter().any(|v| v.snapshot_id.is_some()))
+                && c.volumes
+                    .iter()
+                    .any(|v| v.snapshot_id.is_some() || v.group_snapshot_id.is_some()))
     };
     if live(cp) {
         return true;
@@ -508,20 +510,45 @@ impl Engine for LocalEngine {
         // A dead writer's snapshots (listed in the checkpoint gc recovered from its lock)
         // have served no backup that finished: delete them now, given Cinder.
         let mut snapshots = Vec::new();
+        let mut group_snapshots = Vec::new();
         for id in &report.checkpoints_recovered {
             let Ok(id) = id.parse::<crate::model::CheckpointId>() else {
                 continue;
             };
             match bank.checkpoint(&id).await {
-                Ok(cp) => snapshots.extend(cp.volumes.into_iter().filter_map(|v| v.snapshot_id)),
+                Ok(cp) => {
+                    for v in cp.volumes {
+                        group_snapshots.extend(v.group_snapshot_id);
+                        snapshots.extend(v.snapshot_id);
+                    }
+                }
                 Err(e) => tracing::warn!("gc: cannot read recovered checkpoint {id}: {e}"),
             }
         }
-        if snapshots.is_empty() {
+        group_snapshots.sort();
+        group_snapshots.dedup();
+        if snapshots.is_empty() && group_snapshots.is_empty() {
             return Ok(report);
         }
+        // A group snapshot goes first: Cinder deletes its member snapshots only with it.
+        let mut leftovers: Vec<String> = group_snapshots.iter().map(ToString::to_string).collect();
+        leftovers.extend(snapshots.iter().map(ToString::to_string));
         match self.backups(true, "").await {
             Ok(VolumeBackups::Cinder(cinder)) => {
+                for g in group_snapshots {
+                    match protection::volumes::delete_group_snapshot(
+                        cinder,
+                        &g,
+                        SNAPSHOT_DELETE_TIMEOUT,
+                    )
+                    .await
+                    {
+                        Ok(()) => report.snapshots_deleted.push(g.to_string()),
+                        Err(e) => report
+                            .snapshots_left
+                            .push(format!("group snapshot {g}: {e}")),
+                    }
+                }
                 for s in snapshots {
                     match protection::volumes::delete_snapshot(cinder, &s, SNAPSHOT_DELETE_TIMEOUT)
                         .await
@@ -533,10 +560,10 @@ impl Engine for LocalEngine {
             }
             Ok(VolumeBackups::Skip(reason)) => report
                 .snapshots_left
-                .extend(snapshots.iter().map(|s| format!("{s}: {reason}"))),
+                .extend(leftovers.iter().map(|s| format!("{s}: {reason}"))),
             Err(e) => report
                 .snapshots_left
-                .extend(snapshots.iter().map(|s| format!("{s}: {e}"))),
+                .extend(leftovers.iter().map(|s| format!("{s}: {e}"))),
         }
         for left in &report.snapshots_left {
             tracing::warn!(

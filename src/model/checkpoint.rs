@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, ObjectId, ObjectRef, Relation,
-    ResourceStatus, ResourceType, Revision, SnapshotId, VolumeDriver, VolumeId, VolumeStatus,
+    BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, GroupSnapshotId, ObjectId,
+    ObjectRef, Relation, ResourceStatus, ResourceType, Revision, SnapshotId, VolumeDriver,
+    VolumeId, VolumeStatus,
 };
 
 /// Which cluster a checkpoint was read from.
@@ -122,6 +123,9 @@ pub struct VolumeRecord {
     pub taken_reason: String,
     /// The snapshot the backup was made from (deleted once the backup is done).
     pub snapshot_id: Option<SnapshotId>,
+    /// The group snapshot `snapshot_id` is a member of, when the volume's Cinder group
+    /// was snapshotted as one (Cinder deletes a member only with its group snapshot).
+    pub group_snapshot_id: Option<GroupSnapshotId>,
     /// When the snapshot's create request was sent (Unix ms; 0: none).
     pub snapshot_sent_unix_ms: u64,
     /// When the snapshot was seen `available` (Unix ms; 0: never).

@@ -440,6 +440,14 @@ cinder_id!(
     /// A Cinder snapshot id (a UUID, kept as Cinder wrote it).
     SnapshotId
 );
+cinder_id!(
+    /// A Cinder group id (a UUID, kept as Cinder wrote it).
+    GroupId
+);
+cinder_id!(
+    /// A Cinder group snapshot id (a UUID, kept as Cinder wrote it).
+    GroupSnapshotId
+);
 
 #[cfg(test)]
 mod tests {

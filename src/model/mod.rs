@@ -21,8 +21,8 @@ pub use checkpoint::{
     SelectionRecord, TableRefs, TakenBy, VolumeRecord, WriteStats,
 };
 pub use ids::{
-    BackupId, CheckpointId, EtcdKey, IdError, ObjectId, ObjectRef, RestoreId, Revision, SnapshotId,
-    VolumeId,
+    BackupId, CheckpointId, EtcdKey, GroupId, GroupSnapshotId, IdError, ObjectId, ObjectRef,
+    RestoreId, Revision, SnapshotId, VolumeId,
 };
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
 pub use restore::{JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource};

@@ -16,7 +16,8 @@ use super::protect::ProtectHooks;
 use super::schema::ProtectParams;
 use crate::bank::CheckpointWriter;
 use crate::cinder::{
-    BackupId, BackupStatus, Cinder, CinderError, NewBackup, NewSnapshot, SnapshotId, VolumeId,
+    BackupId, BackupStatus, Cinder, CinderError, GroupId, GroupSnapshotId, NewBackup, NewSnapshot,
+    SnapshotId, VolumeId,
 };
 use crate::model::{Checkpoint, CheckpointId, CheckpointStatus, TakenBy, VolumeStatus};
 
@@ -209,7 +210,8 @@ pub async fn back_up_all(
                 v.reason = format!("backup not created: {e}");
                 reasons.push(format!("volume {volume_id}: {}", v.reason));
                 progress.advance(Stage::Volumes, 1);
-                if let Some(snapshot) = snapshot_id {
+                // A group snapshot's member goes with its group snapshot, after the backups.
+                if let (Some(snapshot), None) = (snapshot_id, &v.group_snapshot_id) {
                     remove_snapshot(cinder, &snapshot, params.volume_timeout()).await;
                 }
             }
@@ -220,13 +222,21 @@ pub async fn back_up_all(
     }
     // 2. Wait for all of them, a few at a time.
     let timeout = params.volume_timeout();
+    // A group snapshot's member cannot be deleted alone: it goes with its group snapshot
+    // once every member's backup is done or failed (below).
     let waiting: Vec<(usize, BackupId, Option<SnapshotId>)> = writer
         .checkpoint()
         .volumes
         .iter()
         .enumerate()
         .filter(|(_, v)| v.status == VolumeStatus::BackingUp)
-        .filter_map(|(i, v)| v.backup_id.clone().map(|b| (i, b, v.snapshot_id.clone())))
+        .filter_map(|(i, v)| {
+            let own_snapshot = v
+                .snapshot_id
+                .clone()
+                .filter(|_| v.group_snapshot_id.is_none());
+            v.backup_id.clone().map(|b| (i, b, own_snapshot))
+        })
         .collect();
     let results: Vec<(usize, Result<crate::cinder::Backup, CinderError>, f64)> =
         futures::stream::iter(waiting)
@@ -247,6 +257,26 @@ pub async fn back_up_all(
             .collect()
             .await;
     progress.finish(Stage::Volumes);
+    // The group snapshots have served once none of their members' backups is still being
+    // written; one that is (timeout) is left to `delete` and `bank gc`.
+    let mut group_snapshots: BTreeMap<GroupSnapshotId, bool> = BTreeMap::new();
+    for v in &writer.checkpoint().volumes {
+        if let Some(g) = &v.group_snapshot_id {
+            group_snapshots.insert(g.clone(), true);
+        }
+    }
+    for (i, result, _) in &results {
+        if let (Some(g), Err(CinderError::Timeout { .. })) =
+            (&writer.checkpoint().volumes[*i].group_snapshot_id, result)
+        {
+            group_snapshots.insert(g.clone(), false);
+        }
+    }
+    for (g, done) in group_snapshots {
+        if done {
+            remove_group_snapshot(cinder, &g, timeout).await;
+        }
+    }
     for (i, result, seconds) in results {
         let v = &mut writer.checkpoint_mut().volumes[i];
         v.backup_seconds = seconds as u64;
@@ -315,6 +345,100 @@ async fn snapshot_burst(
     if pending.is_empty() {
         return;
     }
+    let (singles, groups) = group_plan(writer, cinder, pending).await;
+    let fallback = burst(writer, cinder, params, &singles, &groups, revision_read).await;
+    if !fallback.is_empty() {
+        // A group snapshot Cinder refused or failed: its members get snapshots of their own.
+        let again: Vec<usize> = fallback.iter().map(|(i, _)| *i).collect();
+        for (i, note) in fallback {
+            writer.checkpoint_mut().volumes[i].taken_reason = note;
+        }
+        burst(writer, cinder, params, &again, &[], revision_read).await;
+    }
+}
+
+/// The volumes of a checkpoint that share one Cinder group.
+struct GroupUnit {
+    group: GroupId,
+    /// Indexes of the group's volumes in the checkpoint (two or more).
+    members: Vec<usize>,
+}
+
+/// Splits `pending` into volumes snapshotted one by one and groups snapshotted as one: two
+/// or more volumes in one Cinder group whose group type has
+/// `consistent_group_snapshot_enabled`. A volume in a group whose type lacks it gets a
+/// snapshot of its own, and its record says why (`taken_reason`). Groups that cannot be
+/// read are logged and their volumes snapshotted one by one.
+async fn group_plan(
+    writer: &mut CheckpointWriter,
+    cinder: &Cinder,
+    pending: &[usize],
+) -> (Vec<usize>, Vec<GroupUnit>) {
+    let volumes = futures::future::join_all(pending.iter().map(|&i| {
+        let id = writer.checkpoint().volumes[i].volume_id.clone();
+        async move { (i, cinder.get_volume(&id).await) }
+    }))
+    .await;
+    let mut singles = Vec::new();
+    let mut by_group: BTreeMap<GroupId, Vec<usize>> = BTreeMap::new();
+    for (i, volume) in volumes {
+        match volume {
+            Ok(Some(v)) => match v.group_id {
+                Some(g) => by_group.entry(g).or_default().push(i),
+                None => singles.push(i),
+            },
+            Ok(None) => singles.push(i),
+            Err(e) => {
+                tracing::warn!(volume = %writer.checkpoint().volumes[i].volume_id, "cannot read the volume's group: {e}");
+                singles.push(i);
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    for (group, members) in by_group {
+        let consistent = match cinder.get_group(&group).await {
+            Ok(Some(g)) => match cinder.get_group_type(&g.group_type).await {
+                Ok(Some(t)) if t.consistent_snapshots() => Ok(()),
+                Ok(Some(t)) => Err(format!(
+                    "group {group}'s type {} has no consistent group snapshots",
+                    t.name
+                )),
+                Ok(None) => Err(format!(
+                    "group {group}'s type {} is not found",
+                    g.group_type
+                )),
+                Err(e) => Err(format!("group {group}'s type cannot be read: {e}")),
+            },
+            Ok(None) => Err(format!("group {group} is not found")),
+            Err(e) => Err(format!("group {group} cannot be read: {e}")),
+        };
+        match consistent {
+            Ok(()) if members.len() >= 2 => groups.push(GroupUnit { group, members }),
+            Ok(()) => singles.extend(members),
+            Err(note) => {
+                tracing::info!("per-volume snapshots: {note}");
+                for &i in &members {
+                    writer.checkpoint_mut().volumes[i].taken_reason = note.clone();
+                }
+                singles.extend(members);
+            }
+        }
+    }
+    (singles, groups)
+}
+
+/// One burst: a snapshot of each volume `singles` names and a group snapshot of each of
+/// `groups`, all requests in flight at once, then waited for. Returns the group members
+/// whose group snapshot Cinder refused or failed, each with a note saying so (their group
+/// snapshot is deleted), for a burst of their own.
+async fn burst(
+    writer: &mut CheckpointWriter,
+    cinder: &Cinder,
+    params: &ProtectParams,
+    pending: &[usize],
+    groups: &[GroupUnit],
+    revision_read: Instant,
+) -> Vec<(usize, String)> {
     let checkpoint_id = writer.id().clone();
     let requests: Vec<(usize, NewSnapshot)> = pending
         .iter()
@@ -335,11 +459,53 @@ async fn snapshot_burst(
             (i, request)
         })
         .collect();
-    let created = futures::future::join_all(requests.iter().map(|(i, request)| async move {
-        let sent = unix_ms();
-        (*i, sent, cinder.create_snapshot(request).await)
-    }))
-    .await;
+    let group_name = format!("podbank-{checkpoint_id}");
+    let group_description = format!(
+        "podbank checkpoint {checkpoint_id}: the backups are made from it, then it is deleted"
+    );
+    let (created, groups_created) = futures::join!(
+        futures::future::join_all(requests.iter().map(|(i, request)| async move {
+            let sent = unix_ms();
+            (*i, sent, cinder.create_snapshot(request).await)
+        })),
+        futures::future::join_all(groups.iter().map(|unit| {
+            let (name, description) = (&group_name, &group_description);
+            async move {
+                let sent = unix_ms();
+                let r = cinder
+                    .create_group_snapshot(&unit.group, name, description)
+                    .await;
+                (unit, sent, r)
+            }
+        }))
+    );
+    let mut fallback = Vec::new();
+    let mut group_waiting = Vec::new();
+    for (unit, sent, result) in groups_created {
+        match result {
+            Ok(gs) => {
+                for &i in &unit.members {
+                    let v = &mut writer.checkpoint_mut().volumes[i];
+                    v.snapshot_sent_unix_ms = sent;
+                    v.group_snapshot_id = Some(gs.id.clone());
+                    v.taken_by = TakenBy::Snapshot;
+                    v.taken_reason = format!(
+                        "member of group snapshot {} of Cinder group {}",
+                        gs.id, unit.group
+                    );
+                }
+                group_waiting.push((unit, gs.id));
+            }
+            Err(e) => {
+                tracing::warn!(group = %unit.group, "no group snapshot, per-volume snapshots: {e}");
+                let note = format!(
+                    "Cinder refused the group snapshot of group {}: {e}; per-volume snapshot",
+                    unit.group
+                );
+                fallback.extend(unit.members.iter().map(|&i| (i, note.clone())));
+            }
+        }
+    }
     let mut waiting = Vec::new();
     for (i, sent, result) in created {
         let v = &mut writer.checkpoint_mut().volumes[i];
@@ -361,11 +527,55 @@ async fn snapshot_burst(
         tracing::warn!("cannot record the snapshots in the bank lock: {e}");
     }
     let timeout = params.volume_timeout();
-    let ready = futures::future::join_all(waiting.into_iter().map(|(i, id)| async move {
-        let r = cinder.wait_snapshot(&id, timeout).await;
-        (i, id, r, Instant::now(), unix_ms())
-    }))
-    .await;
+    let (ready, groups_ready) = futures::join!(
+        futures::future::join_all(waiting.into_iter().map(|(i, id)| async move {
+            let r = cinder.wait_snapshot(&id, timeout).await;
+            (i, id, r, Instant::now(), unix_ms())
+        })),
+        futures::future::join_all(group_waiting.into_iter().map(|(unit, id)| async move {
+            let r = match cinder.wait_group_snapshot(&id, timeout).await {
+                Ok(_) => cinder.group_snapshot_members(&id).await,
+                Err(e) => Err(e),
+            };
+            (unit, id, r, Instant::now(), unix_ms())
+        }))
+    );
+    for (unit, id, result, at, at_ms) in groups_ready {
+        match result {
+            Ok(members) => {
+                for &i in &unit.members {
+                    let v = &mut writer.checkpoint_mut().volumes[i];
+                    match members.iter().find(|s| s.volume_id == v.volume_id) {
+                        Some(member) => {
+                            v.snapshot_id = Some(member.id.clone());
+                            v.snapshot_available_unix_ms = at_ms;
+                            v.skew_ms = millis(at.saturating_duration_since(revision_read));
+                        }
+                        None => {
+                            v.taken_by = TakenBy::Direct;
+                            v.taken_reason =
+                                format!("group snapshot {id} has no member snapshot of the volume");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(group_snapshot = %id, "group snapshot not available, per-volume snapshots: {e}");
+                let removed = remove_group_snapshot(cinder, &id, timeout).await;
+                let note = format!(
+                    "group snapshot {id} of group {} did not become available: {e}; per-volume snapshot",
+                    unit.group
+                );
+                for &i in &unit.members {
+                    let v = &mut writer.checkpoint_mut().volumes[i];
+                    if removed {
+                        v.group_snapshot_id = None;
+                    }
+                    fallback.push((i, note.clone()));
+                }
+            }
+        }
+    }
     for (i, id, result, at, at_ms) in ready {
         match result {
             Ok(_) => {
@@ -394,6 +604,12 @@ async fn snapshot_burst(
             }
         }
     }
+    if !fallback.is_empty() {
+        if let Err(e) = writer.save_progress().await {
+            tracing::warn!("cannot record the group snapshots in the bank lock: {e}");
+        }
+    }
+    fallback
 }
 
 /// How long to wait for Cinder to write the user message about a failed snapshot (it
@@ -435,6 +651,33 @@ async fn remove_snapshot(cinder: &Cinder, id: &SnapshotId, timeout: Duration) ->
     }
 }
 
+/// Deletes a group snapshot (its member snapshots with it) and waits until it is gone; a
+/// failure is logged (it stays listed in the checkpoint, so that `delete` and `bank gc` try
+/// again).
+async fn remove_group_snapshot(cinder: &Cinder, id: &GroupSnapshotId, timeout: Duration) -> bool {
+    match delete_group_snapshot(cinder, id, timeout).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(group_snapshot = %id, "cannot delete the group snapshot: {e}");
+            false
+        }
+    }
+}
+
+/// Deletes a group snapshot that may be left over (a missing one counts as deleted), and
+/// with it its member snapshots, and waits until it is gone.
+pub async fn delete_group_snapshot(
+    cinder: &Cinder,
+    id: &GroupSnapshotId,
+    timeout: Duration,
+) -> Result<(), CinderError> {
+    if cinder.get_group_snapshot(id).await?.is_none() {
+        return Ok(());
+    }
+    cinder.delete_group_snapshot(id).await?;
+    cinder.wait_group_snapshot_deleted(id, timeout).await
+}
+
 /// Why some of a checkpoint's backups could not be deleted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -452,6 +695,12 @@ pub enum BackupDeleteError {
     SnapshotsFailed {
         /// Each snapshot that could not be deleted, and Cinder's error.
         failures: Vec<(SnapshotId, CinderError)>,
+    },
+    /// Cinder failed to delete some of the checkpoint's leftover group snapshots.
+    #[error("{}", failures.iter().map(|(s, e)| format!("group snapshot {s}: {e}")).collect::<Vec<_>>().join("; "))]
+    GroupSnapshotsFailed {
+        /// Each group snapshot that could not be deleted, and Cinder's error.
+        failures: Vec<(GroupSnapshotId, CinderError)>,
     },
     /// Cinder failed on some of them (the others were deleted).
     #[error("{}", failures.iter().map(|(b, e)| format!("backup {b}: {e}")).collect::<Vec<_>>().join("; "))]
@@ -488,7 +737,17 @@ pub async fn delete_backups(
         .iter()
         .filter_map(|v| v.snapshot_id.clone())
         .collect();
-    if pending.is_empty() && (snapshots.is_empty() || matches!(backups, VolumeBackups::Skip(_))) {
+    let mut group_snapshots: Vec<GroupSnapshotId> = checkpoint
+        .volumes
+        .iter()
+        .filter_map(|v| v.group_snapshot_id.clone())
+        .collect();
+    group_snapshots.sort();
+    group_snapshots.dedup();
+    if pending.is_empty()
+        && ((snapshots.is_empty() && group_snapshots.is_empty())
+            || matches!(backups, VolumeBackups::Skip(_)))
+    {
         // Snapshots of a checkpoint without Cinder: the protect that made them had Cinder,
         // and deleted them (or `bank gc` will, given Cinder).
         return Ok((Vec::new(), Vec::new()));
@@ -538,6 +797,13 @@ pub async fn delete_backups(
     }
     // The burst's snapshots are deleted by protect once their backups are done; one that
     // is left (a protect killed or timed out) goes now, after the backup made from it.
+    // A group snapshot first: Cinder deletes its members only with it.
+    let mut group_errors = Vec::new();
+    for id in group_snapshots {
+        if let Err(e) = delete_group_snapshot(cinder, &id, timeout).await {
+            group_errors.push((id, e));
+        }
+    }
     let mut snapshot_errors = Vec::new();
     for id in snapshots {
         if let Err(e) = delete_snapshot(cinder, &id, timeout).await {
@@ -546,6 +812,10 @@ pub async fn delete_backups(
     }
     if !errors.is_empty() {
         Err(BackupDeleteError::Failed { failures: errors })
+    } else if !group_errors.is_empty() {
+        Err(BackupDeleteError::GroupSnapshotsFailed {
+            failures: group_errors,
+        })
     } else if !snapshot_errors.is_empty() {
         Err(BackupDeleteError::SnapshotsFailed {
             failures: snapshot_errors,

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::require_rig;
 use crate::support::apiserver::FakeApiServer;
-use crate::support::cinder::{new_volume, new_volume_of_type, unique, with_cleanup, CinderRig};
+use crate::support::cinder::{
+    new_volume, new_volume_of_type, unique, with_cleanup, CinderRig, RigGroups,
+};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Claim, Podbank};
 use podbank::cinder::{BackupId, BackupStatus, Cinder, VolumeId};
@@ -1372,6 +1374,201 @@ async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_sn
             cinder.get_backup(&backup_id).await.expect("get backup"),
             None
         );
+    })
+    .await;
+}
+
+/// A pod with two volumes in one Cinder group of group type `group_type` (the rig's `cg`
+/// or `nocg`), protected; runs `check` on the checkpoint and its two volume records, then
+/// deletes the checkpoint and checks that its backups are gone. The group is taken apart
+/// afterwards, also when `check` panics.
+async fn protect_a_pod_in_a_group<C, Fut>(group_type: &str, check: C)
+where
+    C: FnOnce(Cinder, Checkpoint) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    with_cleanup(cinder, |created| async move {
+        let name = unique(group_type);
+        let v1 = new_volume(cinder, &created, &format!("{name}-data")).await;
+        let v2 = new_volume(cinder, &created, &format!("{name}-log")).await;
+        rig.write_pattern(&v1, 41);
+        rig.write_pattern(&v2, 42);
+        let groups = RigGroups::login().await;
+        let group = groups
+            .create(&name, group_type, &[&v1, &v2])
+            .await
+            .unwrap_or_else(|e| panic!("the rig cannot make a {group_type} group: {e}"));
+        let outcome = std::panic::AssertUnwindSafe(async {
+            for v in [&v1, &v2] {
+                let got = cinder
+                    .get_volume(v)
+                    .await
+                    .expect("get volume")
+                    .expect("volume");
+                assert_eq!(
+                    got.group_id.as_ref().map(|g| g.to_string()),
+                    Some(group.clone())
+                );
+            }
+            let scene = scene(rig, &[&v1, &v2]).await;
+            let pb_ = &scene.podbank;
+            let t = std::time::Instant::now();
+            pb_.ok(&[
+                "protect",
+                "--backup-name",
+                group_type,
+                "--description",
+                "a pod whose volumes are in one Cinder group",
+                "-n",
+                &scene.ns,
+            ])
+            .await;
+            eprintln!(
+                "protect of a pod in a {group_type} group: {:?}",
+                t.elapsed()
+            );
+            let cps = workload::checkpoints(&pb_.bank).await;
+            assert_eq!(cps.len(), 1);
+            let cp = cps[0].clone();
+            for v in cinder_records(&cp) {
+                if let Some(b) = &v.backup_id {
+                    created.backup(b);
+                }
+            }
+            assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
+            assert_eq!(cinder_records(&cp).len(), 2);
+            for v in cinder_records(&cp) {
+                assert_eq!(v.status, VolumeStatus::Available, "{v:?}");
+                assert_eq!(v.taken_by, TakenBy::Snapshot, "{v:?}");
+                let b = cinder
+                    .get_backup(&v.backup_id.clone().expect("a backup"))
+                    .await
+                    .expect("get backup")
+                    .expect("the backup the checkpoint lists exists");
+                assert_eq!(b.status, BackupStatus::Available);
+                assert!(v.snapshot_id.is_some(), "{v:?}");
+                assert_eq!(
+                    b.snapshot_id, v.snapshot_id,
+                    "the backup is made from the snapshot"
+                );
+                let snap = v.snapshot_id.clone().expect("snapshot id");
+                assert_eq!(
+                    cinder.get_snapshot(&snap).await.expect("get snapshot"),
+                    None,
+                    "snapshot {snap} is deleted"
+                );
+            }
+            check(cinder.clone(), cp.clone()).await;
+            pb_.ok(&["delete", cp.id.as_str()]).await;
+            for v in cinder_records(&cp) {
+                let b = cinder
+                    .get_backup(&v.backup_id.clone().expect("a backup"))
+                    .await
+                    .expect("get backup");
+                assert_eq!(b, None);
+            }
+        })
+        .catch_unwind()
+        .await;
+        let left = groups.dispose(&group, &[&v1, &v2]).await;
+        if let Err(panic) = outcome {
+            eprintln!("group cleanup after failure left: {left:?}");
+            std::panic::resume_unwind(panic);
+        }
+        assert!(left.is_empty(), "group cleanup: {left:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn two_volumes_in_a_consistent_group_get_one_group_snapshot_and_none_stays() {
+    protect_a_pod_in_a_group("cg", |cinder, cp| async move {
+        let records = cinder_records(&cp);
+        let groups: BTreeSet<String> = records
+            .iter()
+            .filter_map(|v| v.group_snapshot_id.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(groups.len(), 1, "one group snapshot for both: {records:?}");
+        let members: BTreeSet<String> = records
+            .iter()
+            .filter_map(|v| v.snapshot_id.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(
+            members.len(),
+            2,
+            "a member snapshot per volume: {records:?}"
+        );
+        let gs = records[0]
+            .group_snapshot_id
+            .clone()
+            .expect("group snapshot");
+        for v in &records {
+            assert!(
+                v.taken_reason.contains(gs.as_str()),
+                "the note names the group snapshot: {v:?}"
+            );
+            assert!(v.skew_ms > 0 && v.skew_ms < 60_000, "skew {} ms", v.skew_ms);
+        }
+        // Both were requested at one moment: one request.
+        assert_eq!(
+            records[0].snapshot_sent_unix_ms,
+            records[1].snapshot_sent_unix_ms
+        );
+        eprintln!(
+            "group snapshot {gs}: members {members:?}; skew {:?} ms",
+            records.iter().map(|v| v.skew_ms).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            cinder
+                .get_group_snapshot(&gs)
+                .await
+                .expect("get group snapshot"),
+            None,
+            "group snapshot {gs} is deleted once the backups are done"
+        );
+        let left: Vec<_> = cinder
+            .list_snapshots(None)
+            .await
+            .expect("list snapshots")
+            .into_iter()
+            .filter(|s| s.group_snapshot_id.as_ref() == Some(&gs))
+            .collect();
+        assert!(left.is_empty(), "member snapshots left: {left:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn two_volumes_in_a_group_without_consistent_snapshots_get_snapshots_of_their_own() {
+    protect_a_pod_in_a_group("nocg", |_cinder, cp| async move {
+        let records = cinder_records(&cp);
+        let snapshots: BTreeSet<String> = records
+            .iter()
+            .filter_map(|v| v.snapshot_id.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(snapshots.len(), 2, "one snapshot per volume: {records:?}");
+        for v in &records {
+            assert_eq!(v.group_snapshot_id, None, "{v:?}");
+            assert!(
+                v.taken_reason.contains("has no consistent group snapshots")
+                    && v.taken_reason.contains("nocg"),
+                "the reason is recorded: {v:?}"
+            );
+        }
+        eprintln!("per-volume snapshots, reason: {}", records[0].taken_reason);
     })
     .await;
 }

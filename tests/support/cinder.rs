@@ -648,3 +648,169 @@ pub async fn new_volume_of_type(
     assert_eq!(v.status, "available");
     volume.id
 }
+
+/// Cinder volume groups on the rig, made through Cinder's REST API as admin: podbank's
+/// client only reads groups; making them is the test's business. Group types `cg`
+/// (consistent group snapshots) and `nocg` are made by the rig's start.sh.
+pub struct RigGroups {
+    http: reqwest::Client,
+    token: String,
+    base: String,
+}
+
+impl RigGroups {
+    /// Log in as admin/adminpass, project admin.
+    pub async fn login() -> RigGroups {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        let (token, body) = password_token(&http, "admin", "adminpass", "admin")
+            .await
+            .expect("admin login to Keystone");
+        let project = body["token"]["project"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        RigGroups {
+            http,
+            token,
+            base: format!("http://127.0.0.1:8776/v3/{project}"),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header("X-Auth-Token", &self.token)
+            .header("OpenStack-API-Version", "volume 3.47");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The id of the entry of `list` (under `key`) named `name`.
+    async fn id_named(&self, path: &str, key: &str, name: &str) -> String {
+        let (status, body) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body[key]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == name))
+            .and_then(|t| t["id"].as_str())
+            .unwrap_or_else(|| panic!("no {name} in {path} (start.sh makes it): {body}"))
+            .to_string()
+    }
+
+    /// Polls the group until its status is not `creating`/`updating`; returns the status.
+    async fn settled(&self, group: &str) -> String {
+        let path = format!("/groups/{group}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, body) = self.call(reqwest::Method::GET, &path, None).await;
+            let s = body["group"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if status == 404 {
+                return "deleted".into();
+            }
+            if !matches!(s.as_str(), "creating" | "updating" | "deleting")
+                || std::time::Instant::now() > deadline
+            {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// A group of group type `group_type` (`cg` or `nocg`) for the default volume type,
+    /// holding `volumes`; returns its id once it is `available`, or Cinder's answer.
+    pub async fn create(
+        &self,
+        name: &str,
+        group_type: &str,
+        volumes: &[&VolumeId],
+    ) -> Result<String, String> {
+        let gtype = self
+            .id_named("/group_types", "group_types", group_type)
+            .await;
+        let vtype = self.id_named("/types", "volume_types", "__DEFAULT__").await;
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/groups",
+                Some(
+                    json!({"group": {"name": name, "group_type": gtype, "volume_types": [vtype]}}),
+                ),
+            )
+            .await;
+        let id = match (status, body["group"]["id"].as_str()) {
+            (202, Some(id)) => id.to_string(),
+            _ => return Err(format!("POST /groups: {status} {body}")),
+        };
+        let s = self.settled(&id).await;
+        if s != "available" {
+            return Err(format!("group {id} is {s}"));
+        }
+        let add: Vec<&str> = volumes.iter().map(|v| v.as_ref()).collect();
+        let (status, body) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/groups/{id}"),
+                Some(json!({"group": {"add_volumes": add.join(",")}})),
+            )
+            .await;
+        if status != 202 {
+            return Err(format!("PUT /groups/{id} add_volumes: {status} {body}"));
+        }
+        let s = self.settled(&id).await;
+        if s != "available" {
+            return Err(format!("group {id} is {s} after adding its volumes"));
+        }
+        Ok(id)
+    }
+
+    /// Takes `volumes` out of `group` and deletes it (a volume in a group cannot be
+    /// deleted); returns what failed.
+    pub async fn dispose(&self, group: &str, volumes: &[&VolumeId]) -> Vec<String> {
+        let mut left = Vec::new();
+        let remove: Vec<&str> = volumes.iter().map(|v| v.as_ref()).collect();
+        let (status, body) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/groups/{group}"),
+                Some(json!({"group": {"remove_volumes": remove.join(",")}})),
+            )
+            .await;
+        if status != 202 {
+            left.push(format!(
+                "remove volumes from group {group}: {status} {body}"
+            ));
+        }
+        self.settled(group).await;
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/groups/{group}/action"),
+                Some(json!({"delete": {"delete-volumes": false}})),
+            )
+            .await;
+        if status != 202 && status != 404 {
+            left.push(format!("delete group {group}: {status} {body}"));
+        } else {
+            let s = self.settled(group).await;
+            if s != "deleted" {
+                left.push(format!("group {group} is {s}"));
+            }
+        }
+        left
+    }
+}

@@ -90,11 +90,11 @@ impl Bank {
                 continue;
             }
             if let Some(partial) = lock.partial.clone() {
-                if partial
-                    .volumes
-                    .iter()
-                    .any(|v| !v.backup_id.is_empty() || !v.snapshot_id.is_empty())
-                {
+                if partial.volumes.iter().any(|v| {
+                    !v.backup_id.is_empty()
+                        || !v.snapshot_id.is_empty()
+                        || !v.group_snapshot_id.is_empty()
+                }) {
                     let mut partial = Checkpoint::from(partial);
                     partial.status = CheckpointStatus::Error;
                     partial.reason = format!(
