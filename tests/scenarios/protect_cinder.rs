@@ -1572,3 +1572,74 @@ async fn two_volumes_in_a_group_without_consistent_snapshots_get_snapshots_of_th
     })
     .await;
 }
+
+/// A benchmark, not a check: the snapshot burst of one pod with 1, 4 and 16 Cinder volumes on
+/// the rig, printed a line each (requests' spread, burst duration, largest skew from the
+/// revision read). Run it with the rig:
+/// `cargo test --test scenarios protect_cinder::snapshot_burst_benchmark -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "benchmark: run with --ignored on the Cinder rig; prints the burst's numbers"]
+async fn snapshot_burst_benchmark_for_1_4_and_16_volumes() {
+    let rig = require_rig!();
+    let cinder = rig.connect().await;
+    let cinder = &cinder;
+    let rig = &rig;
+    for n in [1usize, 4, 16] {
+        with_cleanup(cinder, |created| async move {
+            let name = unique(&format!("bench{n}"));
+            let mut volumes = Vec::new();
+            for i in 0..n {
+                volumes.push(new_volume(cinder, &created, &format!("{name}-{i}")).await);
+            }
+            let refs: Vec<&VolumeId> = volumes.iter().collect();
+            let scene = scene(rig, &refs).await;
+            let pb_ = &scene.podbank;
+            let t = std::time::Instant::now();
+            pb_.ok(&[
+                "protect",
+                "--backup-name",
+                "bench",
+                "--description",
+                "snapshot burst benchmark",
+                "-n",
+                &scene.ns,
+            ])
+            .await;
+            let took = t.elapsed();
+            let cps = workload::checkpoints(&pb_.bank).await;
+            assert_eq!(cps.len(), 1);
+            let cp = cps[0].clone();
+            let records = cinder_records(&cp);
+            for v in &records {
+                if let Some(b) = &v.backup_id {
+                    created.backup(b);
+                }
+            }
+            assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
+            assert_eq!(records.len(), n);
+            assert!(
+                records.iter().all(|v| v.taken_by == TakenBy::Snapshot),
+                "{records:?}"
+            );
+            let first_sent = records.iter().map(|v| v.snapshot_sent_unix_ms).min();
+            let last_sent = records.iter().map(|v| v.snapshot_sent_unix_ms).max();
+            let last_available = records.iter().map(|v| v.snapshot_available_unix_ms).max();
+            let (Some(first), Some(last), Some(available)) =
+                (first_sent, last_sent, last_available)
+            else {
+                panic!("no snapshot times recorded: {records:?}");
+            };
+            let max_skew = records.iter().map(|v| v.skew_ms).max().unwrap_or(0);
+            println!(
+                "snapshot burst, {n:>2} volume(s): requests sent within {} ms; all available {} ms \
+                 after the first was sent; largest skew from the revision read {max_skew} ms; \
+                 protect (burst + backups) {:.1} s",
+                last - first,
+                available.saturating_sub(first),
+                took.as_secs_f64()
+            );
+            pb_.ok(&["delete", cp.id.as_str()]).await;
+        })
+        .await;
+    }
+}
