@@ -101,16 +101,8 @@ impl Cinder {
 
     /// A volume, or `None` when it does not exist.
     pub async fn get_volume(&self, id: &VolumeId) -> Result<Option<Volume>, CinderError> {
-        let path = ["volumes", id.as_str()];
-        let reply = self.session.get(&path, &[]).await?;
-        match reply.status {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let root: VolumeRoot = self.parse(&path, &reply)?;
-                Ok(Some(root.volume.into()))
-            }
-            _ => Err(self.api_error("GET", &path, &reply)),
-        }
+        let root: Option<VolumeRoot> = self.get_one(&["volumes", id.as_str()]).await?;
+        Ok(root.map(|r| r.volume.into()))
     }
 
     /// Create a volume (from a backup when `backup_id` is set). Returns at once, usually in
@@ -226,16 +218,8 @@ impl Cinder {
 
     /// A backup, or `None` when it does not exist.
     pub async fn get_backup(&self, id: &BackupId) -> Result<Option<Backup>, CinderError> {
-        let path = ["backups", id.as_str()];
-        let reply = self.session.get(&path, &[]).await?;
-        match reply.status {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let root: BackupRoot = self.parse(&path, &reply)?;
-                Ok(Some(root.backup.into()))
-            }
-            _ => Err(self.api_error("GET", &path, &reply)),
-        }
+        let root: Option<BackupRoot> = self.get_one(&["backups", id.as_str()]).await?;
+        Ok(root.map(|r| r.backup.into()))
     }
 
     /// Every backup of the project (with details, all pages), or those whose name starts with
@@ -525,16 +509,8 @@ impl Cinder {
 
     /// A snapshot, or `None` when it does not exist.
     pub async fn get_snapshot(&self, id: &SnapshotId) -> Result<Option<Snapshot>, CinderError> {
-        let path = ["snapshots", id.as_str()];
-        let reply = self.session.get(&path, &[]).await?;
-        match reply.status {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let root: SnapshotRoot = self.parse(&path, &reply)?;
-                Ok(Some(root.snapshot.into()))
-            }
-            _ => Err(self.api_error("GET", &path, &reply)),
-        }
+        let root: Option<SnapshotRoot> = self.get_one(&["snapshots", id.as_str()]).await?;
+        Ok(root.map(|r| r.snapshot.into()))
     }
 
     /// Every snapshot of the project (with details, all pages) whose name starts with
@@ -631,30 +607,14 @@ impl Cinder {
 
     /// A volume group, or `None` when it does not exist.
     pub async fn get_group(&self, id: &GroupId) -> Result<Option<Group>, CinderError> {
-        let path = ["groups", id.as_str()];
-        let reply = self.session.get(&path, &[]).await?;
-        match reply.status {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let root: GroupRoot = self.parse(&path, &reply)?;
-                Ok(Some(root.group.into()))
-            }
-            _ => Err(self.api_error("GET", &path, &reply)),
-        }
+        let root: Option<GroupRoot> = self.get_one(&["groups", id.as_str()]).await?;
+        Ok(root.map(|r| r.group.into()))
     }
 
     /// A group type with its group specs, or `None` when it does not exist.
     pub async fn get_group_type(&self, id: &str) -> Result<Option<GroupType>, CinderError> {
-        let path = ["group_types", id];
-        let reply = self.session.get(&path, &[]).await?;
-        match reply.status {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let root: GroupTypeRoot = self.parse(&path, &reply)?;
-                Ok(Some(root.group_type.into()))
-            }
-            _ => Err(self.api_error("GET", &path, &reply)),
-        }
+        let root: Option<GroupTypeRoot> = self.get_one(&["group_types", id]).await?;
+        Ok(root.map(|r| r.group_type.into()))
     }
 
     /// Start a snapshot of every volume of a group at one moment (`POST /group_snapshots`).
@@ -700,16 +660,9 @@ impl Cinder {
         &self,
         id: &GroupSnapshotId,
     ) -> Result<Option<GroupSnapshot>, CinderError> {
-        let path = ["group_snapshots", id.as_str()];
-        let reply = self.session.get(&path, &[]).await?;
-        match reply.status {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let root: GroupSnapshotRoot = self.parse(&path, &reply)?;
-                Ok(Some(root.group_snapshot.into()))
-            }
-            _ => Err(self.api_error("GET", &path, &reply)),
-        }
+        let root: Option<GroupSnapshotRoot> =
+            self.get_one(&["group_snapshots", id.as_str()]).await?;
+        Ok(root.map(|r| r.group_snapshot.into()))
     }
 
     /// Poll a group snapshot until it is `available` (returned). An `error*` status gives
@@ -890,6 +843,16 @@ impl Cinder {
             if !found.is_empty() || !poll.pause().await {
                 return Ok(found);
             }
+        }
+    }
+
+    /// `GET path`, parsed; `None` when Cinder answers 404 (it does not exist).
+    async fn get_one<T: DeserializeOwned>(&self, path: &[&str]) -> Result<Option<T>, CinderError> {
+        let reply = self.session.get(path, &[]).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => self.parse(path, &reply).map(Some),
+            _ => Err(self.api_error("GET", path, &reply)),
         }
     }
 
