@@ -3,13 +3,16 @@
 //!
 //! `cargo bench --bench hot_paths`
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use podbank::bank::ObjectId;
 use podbank::codec::{edit_object, Decoder, ObjectEdits, ResourceKind};
 use podbank::resources::PodInfo;
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 fn pods(n: usize) -> Vec<(String, Vec<u8>)> {
     let plan = SeedPlan {

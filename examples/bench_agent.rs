@@ -14,6 +14,9 @@
 //! by status, latencies of the 200s give p50/p99, and the agent's peak RSS is read from
 //! `/proc/<pid>/status` (VmHWM) before it is stopped. Loopback only.
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -25,7 +28,7 @@ use anyhow::{bail, Context};
 use common::{machine, podbank_bin, start_etcd, EtcdProcess};
 use podbank::agent::karbor::types::PROVIDER_ID;
 use podbank::etcd::{Etcd, EtcdConfig};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use tokio::sync::Mutex;
 
 const TOKEN: &str = "bench-token-0123456789";

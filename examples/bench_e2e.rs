@@ -10,6 +10,9 @@
 //! command runs as a child process of the release binary next to this example, so its
 //! wall time and peak RSS (from `wait4`) are its own.
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -19,7 +22,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use common::{podbank_bin, run_measured, start_etcd};
 use podbank::etcd::{Etcd, EtcdConfig, EtcdError, KeyValue, ScanOptions, ScanSink};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 /// The plain read: every key under the three prefixes at one revision, through podbank's
 /// own scan (the same client, range requests, page sizes and prefetch as podbank), with the

@@ -29,6 +29,9 @@
 //! child: its CPU is in every row. Its controllers scan all it holds after every change, which
 //! bounds every client at 10k pods; `--pause-controllers` leaves only its REST front and store.
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 #[allow(dead_code)]
@@ -47,7 +50,7 @@ use futures::{StreamExt, TryStreamExt};
 use podbank::apiserver::collection_path;
 use podbank::codec::ResourceKind;
 use podbank::etcd::{Etcd, EtcdConfig};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde::Deserialize;
 
 /// Namespaces of the seed plan.

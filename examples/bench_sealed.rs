@@ -8,6 +8,9 @@
 //! target/release/examples/bench_sealed --pods 20000 [--runs 2]
 //! ```
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 use std::path::Path;
@@ -16,7 +19,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use common::{machine, podbank_bin, run_measured, start_etcd, Measured};
 use podbank::etcd::{Etcd, EtcdConfig};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 fn podbank(etcd: &str, bank: &Path, key: Option<&Path>, args: &[&str]) -> anyhow::Result<Command> {
     let mut cmd = Command::new(podbank_bin()?);

@@ -11,6 +11,9 @@
 //! PODBANK_TEST_SWIFT=http://127.0.0.1:8080 target/release/examples/bench_swift --pods 20000
 //! ```
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 #[path = "../tests/support/latency.rs"]
 mod latency;
@@ -23,7 +26,7 @@ use anyhow::{bail, Context};
 use common::{machine, podbank_bin, run_measured, start_etcd, Measured};
 use latency::LatencyProxy;
 use podbank::etcd::{Etcd, EtcdConfig};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
 /// A `podbank` command on `bank` (a path or a swift:// URL), Swift reached as `swift_auth`.

@@ -15,7 +15,7 @@ trap cleanup EXIT
 t0=$(date +%s)
 # A CI run builds once: incremental state would only take disk (gigabytes of it).
 [ "${CI:-}" = true ] && export CARGO_INCREMENTAL=0
-cargo fmt --check
+cargo fmt --all --check
 cargo clippy --all-targets -- -D warnings
 
 if [ -f tests/rig/swift/start.sh ]; then

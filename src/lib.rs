@@ -32,22 +32,21 @@
 //!   agent over its HTTP API ([`api`] holds the wire types both sides share).
 //! * [`cli`] and [`agent`] are thin fronts over an engine: on-demand commands, and the
 //!   long-running agent (schedules, retention, leader election, HTTP API).
-//! * [`seed`] writes realistic pods into etcd, for tests, demos and benchmarks.
+//! * The seeder (crate `podbank-seed`) writes realistic pods into etcd, for tests, demos and
+//!   benchmarks; the model, codec and resources are the I/O-free crate `podbank-core`.
 //!
 //! The arrows point one way; `tests/architecture.rs` checks them on the source.
+
+pub use podbank_core::{codec, model, resources};
 
 pub mod agent;
 pub mod api;
 pub mod apiserver;
 pub mod bank;
 pub mod cinder;
-pub mod codec;
 pub mod engine;
 pub mod etcd;
-pub mod model;
 pub mod openstack;
 pub mod protection;
-pub mod resources;
-pub mod seed;
 
 pub mod cli;

@@ -2,6 +2,9 @@
 //! within the grace period, and `run` returns. Its own test binary, because it sends
 //! SIGTERM to the test process itself.
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 /// The prost types of `proto/bank.proto`.
 #[allow(missing_docs, clippy::doc_markdown, clippy::all)]
-pub mod pb {
+pub(crate) mod pb {
     include!(concat!(env!("OUT_DIR"), "/podbank.bank.v1.rs"));
 }
 

@@ -55,7 +55,7 @@ pub use backend::{Backend, BankKey, Kind, RequestCounts};
 pub use batch::{ObjectRead, MERGE_GAP, PACKS_AT_ONCE};
 pub use error::BankError;
 pub use file::{BankFile, DamagedFile};
-pub use format::pb;
+pub(crate) use format::pb;
 pub use index::Index;
 pub use maintenance::{GcReport, Problem, RepairReport, Stats, VerifyReport};
 pub use writer::{CheckpointDraft, CheckpointWriter, WriterOptions};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::output::{print, Tabular};
 use super::{Context, UsageError};
 use crate::codec::{resource_prefix, ResourceKind};
-use crate::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 /// The demo subcommands.
 #[derive(Debug, clap::Subcommand)]

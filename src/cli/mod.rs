@@ -45,14 +45,19 @@ pub struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// etcd connection flags.
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    /// Bank flags.
     #[command(flatten)]
     pub bank: bank::BankArgs,
+    /// OpenStack (Keystone, Cinder) flags.
     #[command(flatten)]
     pub openstack: openstack::OpenStackArgs,
+    /// The agent to ask instead of doing the work here.
     #[command(flatten)]
     pub remote: remote::RemoteArgs,
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }

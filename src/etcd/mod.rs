@@ -104,6 +104,14 @@ impl fmt::Debug for Etcd {
 /// 1.5 MiB (etcd's own request limit) passes. Pages are bounded by the page size anyway.
 const MAX_DECODING_MESSAGE_SIZE: usize = 512 * 1024 * 1024;
 
+/// The underlying etcd-client, for the seeder (`podbank_seed::write`), which puts demo and
+/// test objects into etcd.
+impl AsRef<Client> for Etcd {
+    fn as_ref(&self) -> &Client {
+        &self.client
+    }
+}
+
 impl Etcd {
     /// Connect to the endpoints in `config`, over TLS when a CA or client certificate is given.
     ///

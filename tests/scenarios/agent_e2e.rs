@@ -13,7 +13,7 @@ use podbank::bank::{backend, Bank, OpenOptions};
 use podbank::codec::Decoder;
 use podbank::engine::{CheckpointFilter, Engine, Lazy, LocalEngine, VolumeMode};
 use podbank::model::CheckpointStatus;
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::json;
 
 const TOKEN: &str = "e2e-token";

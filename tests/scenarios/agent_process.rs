@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support::agent::{AgentProc, TOKEN};
 use crate::support::etcd::TestEtcd;
 use crate::support::http::request;
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
 async fn setup(pods: usize, schedule: &str, grace: &str) -> (TestEtcd, tempfile::TempDir) {

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use crate::support::agent::{AgentProc, TOKEN};
 use crate::support::apiserver::FakeApiServer;
 use crate::support::etcd::TestEtcd;
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
 struct Run {

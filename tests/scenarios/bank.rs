@@ -8,13 +8,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use podbank::bank::backend::{Backend, Kind, LocalBackend};
 use podbank::bank::{
-    pb, Bank, BankError, BankKey, CheckpointDraft, CheckpointId, ObjectId, OpenOptions,
-    WriterOptions,
+    Bank, BankError, BankKey, CheckpointDraft, CheckpointId, ObjectId, OpenOptions, WriterOptions,
 };
 use podbank::model::{
     Checkpoint, CheckpointStatus, ObjectRef, ResourceRecord, VolumeId, VolumeRecord, VolumeStatus,
     WriteStats,
 };
+
+/// The bank's storage schema (`proto/bank.proto`), compiled for this test from the build
+/// script's output: the library keeps its prost types private (`bank::pb` is `pub(crate)`),
+/// and this test writes an old-format bank byte by byte.
+#[allow(clippy::all, missing_docs, dead_code)]
+mod pb {
+    include!(concat!(env!("OUT_DIR"), "/podbank.bank.v1.rs"));
+}
 
 use crate::support::bank::{
     add_pods, base_object, begin, object, open, write_checkpoint, Counting, KillAt,

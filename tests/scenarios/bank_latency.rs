@@ -12,7 +12,7 @@ use podbank::model::{CheckpointId, RestoreId, RestoreRecord};
 use podbank::protection::restore::{ExportSink, NamespaceMap};
 use podbank::protection::schema::RestoreParams;
 use podbank::protection::{self, ConflictPolicy, RestoreRequest};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 use crate::support::bank::protect_from_etcd_as;
 use crate::support::etcd::TestEtcd;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use podbank::bank::backend::Kind;
 use podbank::bank::{Bank, BankKey, CheckpointId};
 use podbank::model::{Checkpoint, CheckpointStatus};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -16,7 +16,7 @@ use crate::support::etcd::TestEtcd;
 use crate::support::workload::Podbank;
 use podbank::cinder::{BackupId, VolumeId};
 use podbank::protection::restore::ANNOTATION_RESTORE;
-use podbank::seed;
+use podbank_seed as seed;
 use serde_json::Value;
 
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {

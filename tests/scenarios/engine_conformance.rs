@@ -290,7 +290,7 @@ async fn local_world() -> (
     let etcd = TestEtcd::start();
     let client = etcd.connect().await;
     let pod = workload::pod("shop", "web-0", &[]);
-    podbank::seed::write(&client, workload::objects("shop", &pod, &[]))
+    podbank_seed::write(&client, workload::objects("shop", &pod, &[]))
         .await
         .expect("seed");
     let dir = tempfile::tempdir().expect("tempdir");

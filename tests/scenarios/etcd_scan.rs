@@ -9,7 +9,7 @@ use crate::support::etcd::TestEtcd;
 use async_trait::async_trait;
 use etcd_client::{CompactionOptions, GetOptions};
 use podbank::etcd::{Etcd, EtcdConfig, EtcdError, KeyValue, Revision, ScanOptions, ScanSink};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 /// Collects everything; remembers how often the scan (re)started.
 #[derive(Default)]

@@ -18,7 +18,7 @@ use podbank::agent::{Agent, AgentConfig};
 use podbank::bank::{backend, Bank, OpenOptions};
 use podbank::codec::Decoder;
 use podbank::engine::{Engine, Lazy, LocalEngine, SelectionSpec, VolumeMode};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
 const TOKEN: &str = "karbor-token-0123456789";

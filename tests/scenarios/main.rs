@@ -3,6 +3,9 @@
 //! A scenario is a module of its own, named as its file; `cargo test --test scenarios restore::`
 //! runs one. Scenarios that act on the test process itself (signals) live in their own binary.
 
+// Tests, examples and benchmarks: a panic with the value is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

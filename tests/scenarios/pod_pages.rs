@@ -17,7 +17,7 @@ use podbank::engine::{
 };
 use podbank::etcd::Etcd;
 use podbank::model::ObjectRef;
-use podbank::seed::{self, SeedObject, SeedPlan};
+use podbank_seed::{self as seed, SeedObject, SeedPlan};
 use serde_json::Value;
 use tokio::sync::watch;
 use tower::ServiceExt;

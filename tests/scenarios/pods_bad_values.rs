@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::support::etcd::TestEtcd;
 use podbank::codec::EncryptionConfig;
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
 const ENCRYPTION: &str = r#"

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::support::etcd::TestEtcd;
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
 struct Run {

@@ -16,7 +16,7 @@ use crate::support::workload::{self, Claim, Podbank};
 use podbank::cinder::{BackupId, BackupStatus, Cinder, VolumeId};
 use podbank::model::{Checkpoint, CheckpointStatus, TakenBy, VolumeRecord, VolumeStatus};
 use podbank::protection::volumes::CHECKPOINT_METADATA;
-use podbank::seed;
+use podbank_seed as seed;
 
 /// etcd with one pod in `ns` mounting one claim per volume; the podbank binary pointed at
 /// it, a fresh bank and the rig.

@@ -11,7 +11,7 @@ use crate::support::apps::{self, Drill, REPORT_JOB, WEB_PODS, WEB_RS};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Podbank};
 use podbank::model::{Relation, ResourceRecord, ResourceStatus, ResourceType};
-use podbank::seed;
+use podbank_seed as seed;
 
 fn drill() -> Drill {
     Drill {

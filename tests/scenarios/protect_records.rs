@@ -16,7 +16,7 @@ use podbank::model::{CheckpointStatus, VolumeRecord, VolumeStatus};
 use podbank::protection::inventory::NoHandler;
 use podbank::protection::{read_inventory, Selection};
 use podbank::resources::DependentStatus;
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 /// What is recorded of one pod volume: its Cinder volume, or why it has none.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use k8s_pb::api::core::v1 as core;
 use podbank::cinder::{BackupId, VolumeId};
 use podbank::model::{CheckpointStatus, RestoreStatus};
 use podbank::protection::restore::{ANNOTATION_CHECKPOINT, ANNOTATION_RESTORE};
-use podbank::seed;
+use podbank_seed as seed;
 use prost::Message;
 
 const NS: &str = "shop";

@@ -15,7 +15,7 @@ use crate::support::workload::{self, Podbank, Run};
 use podbank::model::{
     JournalBatch, Outcome, ResourceType, RestoreId, RestoreRecord, RestoreStatus, RestoredResource,
 };
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
 const PODS: usize = 240;

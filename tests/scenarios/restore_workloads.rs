@@ -10,7 +10,7 @@ use crate::support::apiserver::FakeApiServer;
 use crate::support::apps::{self, WEB_PODS};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Podbank};
-use podbank::seed;
+use podbank_seed as seed;
 use serde_json::{json, Value};
 
 struct Scene {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use podbank::codec::{parse_plain, wire};
-use podbank::seed::{self, SeedPlan};
+use podbank_seed::{self as seed, SeedPlan};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(

@@ -10,7 +10,7 @@ use k8s_pb::api::batch::v1 as batch;
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use podbank::codec::encode_envelope;
-use podbank::seed::{self, SeedObject, VolumeBacking};
+use podbank_seed::{self as seed, SeedObject, VolumeBacking};
 use prost::Message;
 
 fn s(v: impl Into<String>) -> Option<String> {

@@ -12,7 +12,7 @@ use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use podbank::bank::backend::{Backend, LocalBackend};
 use podbank::bank::{Bank, OpenOptions};
 use podbank::codec::encode_envelope;
-use podbank::seed::{self, SeedObject, VolumeBacking};
+use podbank_seed::{self as seed, SeedObject, VolumeBacking};
 use prost::Message;
 
 /// One claim of the pod: the pod's volume name, the claim, its PV and the Cinder volume.

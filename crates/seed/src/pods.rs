@@ -12,7 +12,7 @@ use super::meta::{envelope, key_of, managed_fields, quantity, s, time, uuid_from
 use super::volumes::{claim_and_volume, VolumeBacking};
 use super::workloads::{config_map_name, namespace_of, ownership, secret_name, PodOwnership, APPS};
 use super::{SeedObject, SeedPlan};
-use crate::codec::ResourceKind;
+use podbank_core::codec::ResourceKind;
 
 fn container(
     name: &str,

@@ -3,15 +3,26 @@
 use etcd_client::{Txn, TxnOp};
 
 use super::SeedObject;
-use crate::etcd::{Etcd, EtcdError};
+
+/// A batch of puts etcd refused.
+#[derive(Debug, thiserror::Error)]
+#[error("etcd txn put (first key {key}): {source}")]
+pub struct SeedError {
+    /// The first key of the refused batch.
+    pub key: String,
+    /// The client's error.
+    #[source]
+    pub source: Box<etcd_client::Error>,
+}
 
 /// Put `objects` into etcd, 100 per transaction, a few transactions in flight.
 ///
 /// Returns the number of keys written.
-pub async fn write(
-    etcd: &Etcd,
+/// `etcd` is etcd-client's `Client`, or anything that holds one (podbank's `Etcd`).
+pub async fn write<E: AsRef<etcd_client::Client> + ?Sized>(
+    etcd: &E,
     objects: impl IntoIterator<Item = SeedObject>,
-) -> Result<u64, EtcdError> {
+) -> Result<u64, SeedError> {
     use futures::stream::{self, StreamExt, TryStreamExt};
 
     let mut batches = Vec::new();
@@ -25,7 +36,7 @@ pub async fn write(
     if !batch.is_empty() {
         batches.push(batch);
     }
-    let client = etcd.client().kv_client();
+    let client = etcd.as_ref().kv_client();
     let counts: Vec<u64> = stream::iter(batches)
         .map(|batch| {
             let mut kv = client.clone();
@@ -38,12 +49,11 @@ pub async fn write(
                     .collect();
                 kv.txn(Txn::new().and_then(ops))
                     .await
-                    .map_err(|e| EtcdError::Request {
-                        op: "txn put",
+                    .map_err(|e| SeedError {
                         key: first,
                         source: Box::new(e),
                     })?;
-                Ok::<u64, EtcdError>(n)
+                Ok::<u64, SeedError>(n)
             }
         })
         .buffer_unordered(4)

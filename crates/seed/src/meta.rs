@@ -6,7 +6,7 @@ use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::codec::{encode_envelope, ResourceKind};
+use podbank_core::codec::{encode_envelope, ResourceKind};
 
 pub(super) fn s(v: impl Into<String>) -> Option<String> {
     Some(v.into())

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::meta::{envelope, key_of, managed_fields, s, time, uuid_from, BASE_TIME};
 use super::{SeedObject, SeedPlan};
-use crate::codec::ResourceKind;
+use podbank_core::codec::ResourceKind;
 
 /// The apps, by `index % 5`.
 pub(super) const APPS: [&str; 5] = ["web", "api", "worker", "db", "cache"];

@@ -8,7 +8,7 @@ use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 
 use super::meta::{envelope, key_of, managed_fields, quantity, s, time, uuid_from, BASE_TIME};
 use super::SeedObject;
-use crate::codec::ResourceKind;
+use podbank_core::codec::ResourceKind;
 
 /// The persistent volume behind a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,7 +43,7 @@ pub use meta::uuid_from;
 pub use pods::pod_objects;
 pub use volumes::{claim_and_volume, VolumeBacking};
 pub use workloads::cluster_objects;
-pub use write::write;
+pub use write::{write, SeedError};
 
 /// What to generate.
 #[derive(Debug, Clone)]
