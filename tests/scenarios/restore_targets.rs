@@ -5,7 +5,7 @@
 //! object (the stand-in has it, the folder has its file, the plan lists it); the rest is
 //! the same for all. Then what differs by design: the cluster tells its own objects from
 //! others' and reports what was deleted while it settles; the export lists its objects in
-//! `plan.yaml`.
+//! `plan.yaml`. Last, the two journals (where the record is kept): the bank's, and none.
 
 use std::time::Duration;
 
@@ -15,10 +15,12 @@ use podbank::codec::{ObjectEdits, ResourceKind};
 use podbank::model::{
     BackupId, Checkpoint, CheckpointId, ObjectRef, Outcome, RestoreId, RestoreRecord, VolumeId,
 };
+use podbank::model::{JournalBatch, RestoreStatus};
 use podbank::protection::restore::plan::{Existing, ObjectStep};
 use podbank::protection::restore::target::Made;
 use podbank::protection::restore::{
-    ClusterTarget, DryRunTarget, ExportTarget, RestoreError, RestoreTarget, ANNOTATION_RESTORE,
+    BankJournal, ClusterTarget, DryRunTarget, ExportTarget, NoJournal, RestoreError,
+    RestoreJournal, RestoreTarget, ANNOTATION_RESTORE,
 };
 use podbank::protection::volumes::VolumeBackups;
 
@@ -335,4 +337,51 @@ async fn a_dry_run_keeps_the_contract() {
     assert!(planned
         .iter()
         .all(|p| p.encoding == "json" && p.source.starts_with("configmap:")));
+}
+
+#[tokio::test]
+async fn the_bank_journal_keeps_and_resumes_the_record_and_no_journal_keeps_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bank = crate::support::bank::open(dir.path(), None)
+        .await
+        .expect("bank");
+    let mut record = RestoreRecord::new(
+        RestoreId::generate(),
+        CheckpointId::generate(),
+        chrono::Utc::now(),
+    );
+    record.parameters_json = "fingerprint".into();
+    record.status = RestoreStatus::InProgress;
+    let batch = JournalBatch {
+        seq: 1,
+        resources: Vec::new(),
+        new_resources: [("volume:old".to_string(), "new".to_string())].into(),
+    };
+
+    let none = NoJournal;
+    none.save(&record).await.expect("save");
+    none.append(&record.id, &batch).await.expect("append");
+    assert_eq!(none.resume("fingerprint").await.expect("resume"), None);
+
+    let journal = BankJournal { bank: &bank };
+    assert_eq!(journal.resume("fingerprint").await.expect("resume"), None);
+    journal.save(&record).await.expect("save");
+    journal.append(&record.id, &batch).await.expect("append");
+    let resumed = journal
+        .resume("fingerprint")
+        .await
+        .expect("resume")
+        .expect("the unfinished run");
+    assert_eq!(resumed.id, record.id);
+    assert_eq!(
+        resumed.new_resources.get("volume:old").map(String::as_str),
+        Some("new"),
+        "the batch folded in"
+    );
+    assert_eq!(journal.resume("another").await.expect("resume"), None);
+    // Finished: nothing to resume.
+    let mut done = resumed;
+    done.status = RestoreStatus::Success;
+    journal.save(&done).await.expect("save");
+    assert_eq!(journal.resume("fingerprint").await.expect("resume"), None);
 }
