@@ -31,7 +31,9 @@ use crate::model::{
     StoredPlan, VolumeStatus,
 };
 use crate::protection::inventory::NoHandler;
-use crate::protection::restore::{self as restoring, ClusterSink, ExportSink};
+use crate::protection::restore::{
+    self as restoring, BankJournal, ClusterTarget, ExportTarget, NoJournal,
+};
 use crate::protection::schema::{ProtectParams, RestoreParams};
 use crate::protection::{
     self, read_inventory, DeleteOutcome, Inventory, ProtectionError, SecretPolicy, Selection,
@@ -440,8 +442,8 @@ impl Engine for LocalEngine {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     EngineError::Invalid(format!("cannot create {}: {e}", dir.display()))
                 })?;
-                let sink = ExportSink::new(dir);
-                protection::restore(bank, &sink, &req, self.progress.as_ref()).await
+                let target = ExportTarget::new(dir);
+                protection::restore(bank, &target, &NoJournal, &req, self.progress.as_ref()).await
             }
             RestoreMode::Apply => {
                 // Cinder and the API server are reached before anything is created.
@@ -452,13 +454,13 @@ impl Engine for LocalEngine {
                     )
                     .await?;
                 let api = self.api().await?;
-                let sink = ClusterSink {
+                let target = ClusterTarget {
                     api,
                     volumes: &backups,
-                    bank,
                     volume_timeout: self.volume_timeout,
                 };
-                protection::restore(bank, &sink, &req, self.progress.as_ref()).await
+                let journal = BankJournal { bank };
+                protection::restore(bank, &target, &journal, &req, self.progress.as_ref()).await
             }
         }
         .map_err(from_protection)?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use podbank::bank::{backend, Bank, OpenOptions, RequestCounts};
 use podbank::model::{CheckpointId, RestoreId, RestoreRecord};
-use podbank::protection::restore::{ExportSink, NamespaceMap};
+use podbank::protection::restore::{ExportTarget, NamespaceMap, NoJournal};
 use podbank::protection::schema::RestoreParams;
 use podbank::protection::{self, ConflictPolicy, RestoreRequest};
 use podbank_seed::{self as seed, SeedPlan};
@@ -63,11 +63,17 @@ async fn dry_run(
         concurrency: protection::restore::DEFAULT_CONCURRENCY,
         volume_concurrency: protection::restore::DEFAULT_VOLUME_CONCURRENCY,
     };
-    let sink = ExportSink::new(dir);
+    let target = ExportTarget::new(dir);
     let before = bank.requests();
     let started = Instant::now();
-    let record =
-        protection::restore(bank, &sink, &req, &podbank::protection::progress::Silent).await?;
+    let record = protection::restore(
+        bank,
+        &target,
+        &NoJournal,
+        &req,
+        &podbank::protection::progress::Silent,
+    )
+    .await?;
     Ok((record, bank.requests().since(&before), started.elapsed()))
 }
 

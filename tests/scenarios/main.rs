@@ -43,6 +43,7 @@ mod protect_records;
 mod quickstart;
 mod restore;
 mod restore_journal;
+mod restore_targets;
 mod restore_workloads;
 mod seed_shape;
 mod standin;

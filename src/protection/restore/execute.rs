@@ -1,5 +1,6 @@
-//! The restore executor: carries a plan out through a [`RestoreSink`], step by step, and
-//! keeps the restore record (every outcome, the old -> new id map) as it goes.
+//! The restore executor: carries a plan out into a [`RestoreTarget`], step by step, and
+//! keeps the restore record (every outcome, the old -> new id map) in a [`RestoreJournal`]
+//! as it goes.
 //!
 //! What the roots need (namespaces, referenced objects) is made first, in order; then the
 //! units run, up to a bound at once (independent pods in parallel). A unit's steps run in
@@ -22,13 +23,14 @@ use super::error::RestoreError;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::{watch, Mutex};
 
+use super::journal::RestoreJournal;
 use super::plan::{ObjectStep, Plan, Step, UnitPlan};
-use super::sink::RestoreSink;
+use super::target::{Created, Made, RestoreTarget};
 use crate::bank::{Bank, ObjectId};
 use crate::codec::{edit_object, OwnerEdit, ResourceKind};
 use crate::model::{
-    Checkpoint, JournalBatch, ObjectRef, Outcome, OutcomeIndex, ResourceType, RestoreRecord,
-    RestoredResource, VolumeDriver, VolumeId, VolumeRecord,
+    Checkpoint, JournalBatch, Outcome, OutcomeIndex, ResourceType, RestoreRecord, RestoredResource,
+    VolumeDriver, VolumeId, VolumeRecord,
 };
 use crate::protection::progress::{Progress, Stage};
 
@@ -80,7 +82,9 @@ pub struct Executor<'a> {
     /// The checkpoint restored.
     pub checkpoint: &'a Checkpoint,
     /// Where it goes.
-    pub sink: &'a dyn RestoreSink,
+    pub target: &'a dyn RestoreTarget,
+    /// Where the record is kept.
+    pub journal: &'a dyn RestoreJournal,
     /// How many units run at once.
     pub concurrency: usize,
     /// How many volumes are restored at once.
@@ -136,29 +140,16 @@ impl State {
 /// The most often a journal batch is written (but a new volume's id is written at once).
 const SAVE_EVERY: Duration = Duration::from_millis(250);
 
-/// Writes the record whole through `sink`, counting the write in its stats.
+/// Writes the record whole into `journal`, counting the write in its stats.
 pub(super) async fn save_whole(
-    sink: &dyn RestoreSink,
+    journal: &dyn RestoreJournal,
     record: &mut RestoreRecord,
 ) -> Result<(), RestoreError> {
     let started = Instant::now();
     record.stats.record_writes += 1;
-    let result = sink.save(record).await;
+    let result = journal.save(record).await;
     record.stats.record_write_time += started.elapsed();
     result
-}
-
-/// An object the restore made, as the settle watch follows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Made {
-    /// What it is.
-    pub kind: ResourceKind,
-    /// Where it is.
-    pub target: ObjectRef,
-    /// Its uid in the target.
-    pub uid: String,
-    /// What it was (the record's source).
-    pub source: String,
 }
 
 /// A volume being restored for the units: its new id once it is ready, or why not.
@@ -381,7 +372,7 @@ impl Executor<'_> {
         });
     }
 
-    /// A new volume from `v`'s backup. Its id enters the record as soon as the sink returns
+    /// A new volume from `v`'s backup. Its id enters the record as soon as the target returns
     /// it, before the wait.
     async fn volume(&self, v: &VolumeRecord) -> Result<VolumeId, RestoreError> {
         let backup = v.backup_id.clone().unwrap_or_default();
@@ -398,7 +389,7 @@ impl Executor<'_> {
             Some(id) => (VolumeId::new(id), true),
             None => {
                 let name = format!("podbank-{restore_id}-{}", v.volume_id.short());
-                let started = self.sink.start_volume(&backup, &name).await;
+                let started = self.target.start_volume(&backup, &name).await;
                 let mut state = self.state.lock().await;
                 match started {
                     Ok(new) if new.outcome == Outcome::Planned => {
@@ -445,7 +436,7 @@ impl Executor<'_> {
                 }
             }
         };
-        let waited = self.sink.wait_volume(&id, &backup).await;
+        let waited = self.target.wait_volume(&id, &backup).await;
         let (outcome, reason) = match &waited {
             Ok(()) if reused => (Outcome::Reused, String::new()),
             Ok(()) => (Outcome::Restored, String::new()),
@@ -549,7 +540,7 @@ impl Executor<'_> {
         let mut batch = std::mem::take(&mut state.pending);
         batch.seq = state.record.journal_seq + 1;
         let started = Instant::now();
-        self.sink.append(&state.record.id, &batch).await?;
+        self.journal.append(&state.record.id, &batch).await?;
         state.record.journal_seq = batch.seq;
         state.record.stats.record_writes += 1;
         state.record.stats.record_write_time += started.elapsed();
@@ -572,13 +563,9 @@ impl Executor<'_> {
         });
     }
 
-    async fn create(
-        &self,
-        step: &ObjectStep,
-        read: &Prefetched,
-    ) -> Result<super::sink::Created, RestoreError> {
+    async fn create(&self, step: &ObjectStep, read: &Prefetched) -> Result<Created, RestoreError> {
         if let Some(body) = &step.generated {
-            return self.sink.create(step, body.clone()).await;
+            return self.target.create(step, body.clone()).await;
         }
         let id = step.object_id.ok_or_else(|| RestoreError::NotStored {
             object: step.source.clone(),
@@ -592,7 +579,7 @@ impl Executor<'_> {
             }
         };
         let body = edit_object(step.kind, &stored, &step.edits)?;
-        self.sink.create(step, body).await
+        self.target.create(step, body).await
     }
 }
 

@@ -3,14 +3,16 @@
 //! top owner (or the pod itself) through the API server, losing no field; then a settle
 //! watch: success only once the cluster has kept what was made.
 //!
-//! In three parts, apart from each other:
+//! In four parts, apart from each other:
 //! * [`plan`]: a pure planner decides the units (top owners, bare pods), every name, edit
 //!   and conflict outcome from the checkpoint, the request and what the target holds;
-//! * [`execute`]: the executor carries the plan out, step by step, through a sink, keeping
+//! * [`execute`]: the executor carries the plan out, step by step, into a target, keeping
 //!   the restore record (`in_progress` → `success` | `fail`, every outcome, the old → new
-//!   id map) as it goes;
-//! * [`sink`]: where it goes: the cluster ([`ClusterSink`]) or an export folder
-//!   ([`ExportSink`], the dry run).
+//!   id map) in a journal as it goes;
+//! * [`target`]: where the objects go: the cluster ([`ClusterTarget`]), an export folder
+//!   ([`ExportTarget`]) or a dry run kept in memory ([`DryRunTarget`]);
+//! * [`journal`]: where the record is kept: the bank ([`BankJournal`]) or nowhere
+//!   ([`NoJournal`], for an export or a dry run).
 //!
 //! Objects are written from their stored bytes, edited at the protobuf wire level only
 //! where something must change ([`crate::codec::edit_object`]), and sent as protobuf
@@ -20,17 +22,19 @@
 
 mod error;
 pub mod execute;
+pub mod journal;
 pub mod plan;
 mod request;
-pub mod sink;
+pub mod target;
 
 pub use error::RestoreError;
+pub use journal::{BankJournal, NoJournal, RestoreJournal};
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
     valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreRequest,
     DEFAULT_CONCURRENCY, DEFAULT_SETTLE, DEFAULT_VOLUME_CONCURRENCY,
 };
-pub use sink::{ClusterSink, ExportSink, RestoreSink};
+pub use target::{ClusterTarget, DryRunTarget, ExportTarget, RestoreTarget};
 
 use super::progress::{Progress, Stage};
 use super::ProtectionError;
@@ -39,14 +43,16 @@ use crate::model::{
     CheckpointStatus, Outcome, RestoreId, RestoreRecord, RestoreStatus, RestoredResource,
 };
 
-/// Restores pods of a checkpoint into `sink`: see the module doc.
+/// Restores pods of a checkpoint into `target`, keeping the record in `journal`: see the
+/// module doc.
 ///
-/// Returns the restore record (for an export: a record that was not saved, describing the
-/// plan). `Err` only when nothing could start (checkpoint missing, bad request, the target
+/// Returns the restore record (for an export, with [`NoJournal`]: a record that was not
+/// saved, describing the plan). `Err` only when nothing could start (checkpoint missing, bad request, the target
 /// unreachable) or the record could not be kept.
 pub async fn restore(
     bank: &Bank,
-    sink: &dyn RestoreSink,
+    target: &dyn RestoreTarget,
+    journal: &dyn RestoreJournal,
     req: &RestoreRequest,
     progress: &dyn Progress,
 ) -> Result<RestoreRecord, ProtectionError> {
@@ -65,7 +71,7 @@ pub async fn restore(
     let resources = bank.resources(&checkpoint).await?;
     // Resume an unfinished run of the same restore, or start a new one.
     let print = req.fingerprint();
-    let record = match sink.resume(&print).await? {
+    let record = match journal.resume(&print).await? {
         Some(record) => record,
         None => RestoreRecord {
             restore_name: req.params.restore_name.clone().unwrap_or_default(),
@@ -85,11 +91,11 @@ pub async fn restore(
         records: &records,
         request: req,
         restore: &record.id,
-        dry_run: sink.dry_run(),
+        dry_run: target.dry_run(),
     };
     let pods = inputs.pods()?;
     let units = plan::units(&inputs, &pods);
-    let mut exists = sink
+    let mut exists = target
         .existing_all(inputs.candidates(&units).into_iter().collect(), &record.id)
         .await?;
     // What the pods reference and someone else has: compared with the checkpoint's.
@@ -107,7 +113,7 @@ pub async fn restore(
             // Failed in the batch: read alone, for its own error.
             None => bank.read_object(&id, checkpoint.id.as_str()).await?,
         };
-        if sink.differs(key.0, &key.1, stored.to_vec()).await? {
+        if target.differs(key.0, &key.1, stored.to_vec()).await? {
             exists.insert(key, plan::Existing::Different);
         }
     }
@@ -116,7 +122,7 @@ pub async fn restore(
     let (volumes, creates) = plans.counts();
     progress.start(Stage::Volumes, Some(volumes));
     // A dry run plans the objects; it creates none.
-    let creates_stage = if sink.dry_run() {
+    let creates_stage = if target.dry_run() {
         Stage::Planned
     } else {
         Stage::Creates
@@ -128,14 +134,15 @@ pub async fn restore(
     record.status = RestoreStatus::InProgress;
     record.reason.clear();
     let started = std::time::Instant::now();
-    let throttled = sink.throttling();
-    execute::save_whole(sink, &mut record).await?;
+    let throttled = target.throttling();
+    execute::save_whole(journal, &mut record).await?;
     let executor = execute::Executor {
         bank,
         checkpoint: &checkpoint,
-        sink,
-        concurrency: req.concurrency.min(sink.concurrency()),
-        volume_concurrency: req.volume_concurrency.min(sink.concurrency()),
+        target,
+        journal,
+        concurrency: req.concurrency.min(target.concurrency()),
+        volume_concurrency: req.volume_concurrency.min(target.concurrency()),
         state: tokio::sync::Mutex::new(execute::State::new(record)),
         progress,
         creates: creates_stage,
@@ -147,7 +154,7 @@ pub async fn restore(
         mut record, made, ..
     } = executor.state.into_inner();
     if !req.settle.is_zero() && !made.is_empty() {
-        match sink.settle(&made, req.settle).await {
+        match target.settle(&made, req.settle).await {
             Ok(lost) => {
                 for (m, error) in lost {
                     record.record(RestoredResource {
@@ -164,7 +171,7 @@ pub async fn restore(
             Err(e) => failures.push(format!("the settle watch failed: {e}").into()),
         }
     }
-    sink.finish(&checkpoint, &record).await?;
+    target.finish(&checkpoint, &record).await?;
     record.finished = Some(chrono::Utc::now());
     if failures.is_empty() {
         record.status = RestoreStatus::Success;
@@ -175,7 +182,7 @@ pub async fn restore(
         }
         record.reason = execute::summarise(&failures);
     }
-    let now = sink.throttling();
+    let now = target.throttling();
     record.stats.throttled = now.answers.saturating_sub(throttled.answers);
     record.stats.throttle_wait = now.waited.saturating_sub(throttled.waited);
     record.stats.run_time = started.elapsed();
@@ -186,6 +193,6 @@ pub async fn restore(
     record.stats.bank_pack_gets = read.pack_gets;
     record.stats.bank_bytes_read = read.bytes_read;
     // The compaction: the record whole, its journal batches gone.
-    execute::save_whole(sink, &mut record).await?;
+    execute::save_whole(journal, &mut record).await?;
     Ok(record)
 }
