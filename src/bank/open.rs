@@ -26,7 +26,9 @@ impl Bank {
         let counted = backend::CountedBackend::new(backend);
         let requests = counted.counter();
         let backend: Arc<dyn Backend> = Arc::new(counted);
-        let raw = backend.clone();
+        // The raw backend never answers from the cache (its bytes are sealed) but makes it
+        // forget what repair moves aside.
+        let raw: Arc<dyn Backend> = Arc::new(backend::CachedBackend::new(backend.clone(), false));
         let config = match backend.get(Kind::Config, "config").await {
             Ok(data) => format::decode_config(&data).map_err(|e| BankError::BadConfig {
                 location: location.clone(),
@@ -84,6 +86,7 @@ impl Bank {
             }
             (None, false) => backend,
         };
+        let backend: Arc<dyn Backend> = Arc::new(backend::CachedBackend::new(backend, true));
         let bank = Arc::new(Self {
             backend,
             raw,

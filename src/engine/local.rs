@@ -373,26 +373,38 @@ impl Engine for LocalEngine {
     }
 
     async fn checkpoint(&self, id: &CheckpointId) -> Result<CheckpointView, EngineError> {
-        let bank = self.bank().await?;
-        let cp = bank.checkpoint(id).await.map_err(from_bank)?;
-        let resources = bank.resources(&cp).await.map_err(from_bank)?;
-        let volumes = bank.volume_records(&cp).await.map_err(from_bank)?;
-        Ok(CheckpointView::new(&cp, &resources, &volumes))
+        // One command: its small records read once (bank::backend::scoped).
+        crate::bank::backend::scoped(async {
+            let bank = self.bank().await?;
+            let cp = bank.checkpoint(id).await.map_err(from_bank)?;
+            let resources = bank.resources(&cp).await.map_err(from_bank)?;
+            let volumes = bank.volume_records(&cp).await.map_err(from_bank)?;
+            Ok(CheckpointView::new(&cp, &resources, &volumes))
+        })
+        .await
     }
 
     async fn verify(&self, id: Option<&CheckpointId>) -> Result<VerifyReport, EngineError> {
-        self.bank().await?.verify(id).await.map_err(from_bank)
+        // One command: its small records read once (bank::backend::scoped).
+        crate::bank::backend::scoped(async {
+            self.bank().await?.verify(id).await.map_err(from_bank)
+        })
+        .await
     }
 
     async fn delete_checkpoint(&self, id: &CheckpointId) -> Result<DeleteOutcome, EngineError> {
-        let bank = self.bank().await?;
-        let cp = bank.checkpoint(id).await.map_err(from_bank)?;
-        let backups = self
-            .backups(needs_cinder(&cp, bank).await, "no Cinder needed")
-            .await?;
-        protection::delete_checkpoint(bank, id, &backups)
-            .await
-            .map_err(from_protection)
+        // One command: its small records read once (bank::backend::scoped).
+        crate::bank::backend::scoped(async {
+            let bank = self.bank().await?;
+            let cp = bank.checkpoint(id).await.map_err(from_bank)?;
+            let backups = self
+                .backups(needs_cinder(&cp, bank).await, "no Cinder needed")
+                .await?;
+            protection::delete_checkpoint(bank, id, &backups)
+                .await
+                .map_err(from_protection)
+        })
+        .await
     }
 
     async fn reset_checkpoint_status(
@@ -409,62 +421,67 @@ impl Engine for LocalEngine {
     }
 
     async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError> {
-        check_pods(&request.pods)?;
-        // The checkpoint must exist either way; say so before saying what is missing.
-        let bank = self.bank().await?;
-        let checkpoint = bank
-            .checkpoint(&request.checkpoint_id)
-            .await
-            .map_err(from_bank)?;
-        let params = RestoreParams::from_json(&request.parameters)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let req = restoring::RestoreRequest {
-            id: request.restore_id.clone(),
-            checkpoint: request.checkpoint_id.clone(),
-            params,
-            pods: request.pods.clone(),
-            namespace_map: request.namespace_map.clone(),
-            conflict: request.conflict,
-            keep_node: request.keep_node,
-            volume_timeout: self.volume_timeout,
-            pods_only: request.pods_only,
-            original_volumes: request.original_volumes,
-            settle: request.settle.unwrap_or(restoring::DEFAULT_SETTLE),
-            concurrency: request
-                .concurrency
-                .unwrap_or(restoring::DEFAULT_CONCURRENCY),
-            volume_concurrency: request
-                .volume_concurrency
-                .unwrap_or(restoring::DEFAULT_VOLUME_CONCURRENCY),
-        };
-        let record = match &request.mode {
-            RestoreMode::Export(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    EngineError::Invalid(format!("cannot create {}: {e}", dir.display()))
-                })?;
-                let target = ExportTarget::new(dir);
-                protection::restore(bank, &target, &NoJournal, &req, self.progress.as_ref()).await
+        // One command: its small records read once (bank::backend::scoped).
+        crate::bank::backend::scoped(async {
+            check_pods(&request.pods)?;
+            // The checkpoint must exist either way; say so before saying what is missing.
+            let bank = self.bank().await?;
+            let checkpoint = bank
+                .checkpoint(&request.checkpoint_id)
+                .await
+                .map_err(from_bank)?;
+            let params = RestoreParams::from_json(&request.parameters)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let req = restoring::RestoreRequest {
+                id: request.restore_id.clone(),
+                checkpoint: request.checkpoint_id.clone(),
+                params,
+                pods: request.pods.clone(),
+                namespace_map: request.namespace_map.clone(),
+                conflict: request.conflict,
+                keep_node: request.keep_node,
+                volume_timeout: self.volume_timeout,
+                pods_only: request.pods_only,
+                original_volumes: request.original_volumes,
+                settle: request.settle.unwrap_or(restoring::DEFAULT_SETTLE),
+                concurrency: request
+                    .concurrency
+                    .unwrap_or(restoring::DEFAULT_CONCURRENCY),
+                volume_concurrency: request
+                    .volume_concurrency
+                    .unwrap_or(restoring::DEFAULT_VOLUME_CONCURRENCY),
+            };
+            let record = match &request.mode {
+                RestoreMode::Export(dir) => {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        EngineError::Invalid(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                    let target = ExportTarget::new(dir);
+                    protection::restore(bank, &target, &NoJournal, &req, self.progress.as_ref())
+                        .await
+                }
+                RestoreMode::Apply => {
+                    // Cinder and the API server are reached before anything is created.
+                    let backups = self
+                        .backups(
+                            checkpoint.backups().next().is_some(),
+                            "the checkpoint has no volume backups",
+                        )
+                        .await?;
+                    let api = self.api().await?;
+                    let target = ClusterTarget {
+                        api,
+                        volumes: &backups,
+                        volume_timeout: self.volume_timeout,
+                    };
+                    let journal = BankJournal { bank };
+                    protection::restore(bank, &target, &journal, &req, self.progress.as_ref()).await
+                }
             }
-            RestoreMode::Apply => {
-                // Cinder and the API server are reached before anything is created.
-                let backups = self
-                    .backups(
-                        checkpoint.backups().next().is_some(),
-                        "the checkpoint has no volume backups",
-                    )
-                    .await?;
-                let api = self.api().await?;
-                let target = ClusterTarget {
-                    api,
-                    volumes: &backups,
-                    volume_timeout: self.volume_timeout,
-                };
-                let journal = BankJournal { bank };
-                protection::restore(bank, &target, &journal, &req, self.progress.as_ref()).await
-            }
-        }
-        .map_err(from_protection)?;
-        Ok(RestoreView::from(&record))
+            .map_err(from_protection)?;
+            Ok(RestoreView::from(&record))
+        })
+        .await
     }
 
     async fn restores(&self) -> Result<RestoreList, EngineError> {

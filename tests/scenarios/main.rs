@@ -20,6 +20,7 @@ mod agent_tls;
 mod apiserver_client;
 mod bank;
 mod bank_backends;
+mod bank_cache;
 mod bank_integrity;
 mod bank_latency;
 mod bank_model;

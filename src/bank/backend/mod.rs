@@ -20,6 +20,9 @@
 //! Counting happens in one place too, [`CountedBackend`], which [`crate::bank::Bank::open`]
 //! puts around the backend it is given: the bank's requests and bytes read
 //! ([`crate::bank::Bank::requests`]).
+//!
+//! Caching of the small records (manifests, index files) happens in [`CachedBackend`],
+//! per command ([`scoped`]), above the encryption.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+mod cached;
 mod counted;
 mod crypt;
 mod local;
@@ -34,6 +38,7 @@ mod retry;
 mod s3;
 mod settings;
 mod swift;
+pub use cached::{scoped, CachedBackend, RecordCache};
 pub use counted::{CountedBackend, RequestCounter, RequestCounts};
 pub use crypt::{BankKey, CryptBackend, KeyMaterialError, PACK_CHUNK};
 pub use local::LocalBackend;

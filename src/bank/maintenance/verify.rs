@@ -109,9 +109,12 @@ impl Bank {
     /// checkpoint needs is read, decompressed and re-hashed; with `None`, every pack's own
     /// hash is checked too, unindexed packs are counted, and every file that cannot be read
     /// (index files, manifests, restore records, locks, foreign files) is named.
+    ///
+    /// Runs in a record cache scope ([`crate::bank::backend::scoped`]; the caller's, if it
+    /// runs in one): an index file or manifest already read in the command is not read again.
     pub async fn verify(&self, only: Option<&CheckpointId>) -> Result<VerifyReport, BankError> {
         let requests = self.requests();
-        let mut report = self.verify_counted(only).await?;
+        let mut report = super::super::backend::scoped(self.verify_counted(only)).await?;
         report.requests = self.requests().since(&requests);
         Ok(report)
     }

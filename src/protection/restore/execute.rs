@@ -36,10 +36,53 @@ use crate::protection::progress::{Progress, Stage};
 
 /// Units whose stored objects are read together, by pack ([`Bank::read_objects`]), while
 /// the units before them run: the window after the running one is read ahead, so at most
-/// two windows' objects (~1024 units of a few KiB each, a few MiB) are held at once, each
+/// two windows' objects (1024 to 2048 units of a few KiB each, a few MiB) are held at once, each
 /// dropped as its object is created. A restore so makes about one bank read per pack per
-/// window instead of one per object.
+/// window instead of one per object; windows end where packs do ([`windows`]), so that a
+/// pack is not read again by the next window.
 const PREFETCH_UNITS: usize = 1024;
+
+/// The stored objects a unit creates (those a window reads ahead).
+fn prefetched_ids(unit: &UnitPlan) -> impl Iterator<Item = ObjectId> + '_ {
+    let steps: &[Step] = match unit {
+        UnitPlan::Restore { steps, .. } => steps,
+        _ => &[],
+    };
+    steps.iter().filter_map(|step| match step {
+        Step::Object(o) if !o.reused && o.generated.is_none() => o.object_id,
+        _ => None,
+    })
+}
+
+/// The units cut into prefetch windows of at least [`PREFETCH_UNITS`] units (the last one
+/// may be shorter), each ending where a pack does: a window goes on, up to twice
+/// [`PREFETCH_UNITS`], while the next unit's objects share a pack with the last unit's, so
+/// that a pack's frames are read by one window, not by two (a boundary inside a pack
+/// costs a read of that pack per window). Memory: at most two windows of up to
+/// `2 * PREFETCH_UNITS` units' objects are held.
+fn windows(units: Vec<UnitPlan>, index: &crate::bank::Index) -> Vec<Vec<UnitPlan>> {
+    let packs = |unit: &UnitPlan| -> std::collections::HashSet<Arc<str>> {
+        prefetched_ids(unit)
+            .filter_map(|id| index.get(&id).map(|l| l.pack))
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut window: Vec<UnitPlan> = Vec::new();
+    let mut last = std::collections::HashSet::new();
+    for unit in units {
+        let these = packs(&unit);
+        let full = window.len() >= PREFETCH_UNITS;
+        if full && (window.len() >= 2 * PREFETCH_UNITS || last.is_disjoint(&these)) {
+            out.push(std::mem::take(&mut window));
+        }
+        window.push(unit);
+        last = these;
+    }
+    if !window.is_empty() {
+        out.push(window);
+    }
+    out
+}
 
 /// The stored objects read ahead for a window of units; each is handed out once.
 #[derive(Debug, Default)]
@@ -49,18 +92,7 @@ impl Prefetched {
     /// Reads the stored objects that `units` create, by pack. What fails here is read
     /// again alone when its step comes, and fails there with its own error.
     async fn read(bank: &Bank, checkpoint: &Checkpoint, units: &[UnitPlan]) -> Self {
-        let ids = units
-            .iter()
-            .filter_map(|unit| match unit {
-                UnitPlan::Restore { steps, .. } => Some(steps),
-                _ => None,
-            })
-            .flatten()
-            .filter_map(|step| match step {
-                Step::Object(o) if !o.reused && o.generated.is_none() => o.object_id,
-                _ => None,
-            })
-            .collect::<Vec<_>>();
+        let ids = units.iter().flat_map(prefetched_ids).collect::<Vec<_>>();
         if ids.is_empty() {
             return Self::default();
         }
@@ -246,8 +278,8 @@ impl Executor<'_> {
             .buffer_unordered(self.volume_concurrency.max(1))
             .try_collect::<Vec<()>>();
         let ready = &ready;
-        let units = stream::iter(plan.units)
-            .chunks(PREFETCH_UNITS)
+        let windows = windows(plan.units, &*self.bank.index().await);
+        let units = stream::iter(windows)
             .map(|window| async move {
                 let read = Arc::new(Prefetched::read(self.bank, self.checkpoint, &window).await);
                 stream::iter(window.into_iter().map(move |unit| (unit, read.clone())))

@@ -47,9 +47,23 @@ use crate::model::{
 /// module doc.
 ///
 /// Returns the restore record (for an export, with [`NoJournal`]: a record that was not
-/// saved, describing the plan). `Err` only when nothing could start (checkpoint missing, bad request, the target
-/// unreachable) or the record could not be kept.
+/// saved, describing the plan). `Err` only when nothing could start (checkpoint missing, bad
+/// request, the target unreachable) or the record could not be kept.
+///
+/// Runs in a record cache scope ([`crate::bank::backend::scoped`]; the caller's, if it
+/// runs in one): the manifest is read once however many times the command asks for it.
 pub async fn restore(
+    bank: &Bank,
+    target: &dyn RestoreTarget,
+    journal: &dyn RestoreJournal,
+    req: &RestoreRequest,
+    progress: &dyn Progress,
+) -> Result<RestoreRecord, ProtectionError> {
+    crate::bank::backend::scoped(restore_scoped(bank, target, journal, req, progress)).await
+}
+
+/// [`restore`], in its cache scope.
+async fn restore_scoped(
     bank: &Bank,
     target: &dyn RestoreTarget,
     journal: &dyn RestoreJournal,
