@@ -183,7 +183,8 @@ impl AgentConfig {
                 ..SelectionSpec::default()
             };
             selection.resolve().map_err(|e| bad(e.to_string()))?;
-            ProtectParams::from_json(&p.options).map_err(|e| bad(format!("options: {e}")))?;
+            let parameters =
+                ProtectParams::from_json(&p.options).map_err(|e| bad(format!("options: {e}")))?;
             if p.retention.keep_last == Some(0) {
                 return Err(bad(
                     "retention.keep_last must be at least 1 (omit it to keep every checkpoint)"
@@ -193,7 +194,7 @@ impl AgentConfig {
             out.push(Plan {
                 name: p.name.clone(),
                 selection,
-                parameters: p.options.clone(),
+                parameters,
                 schedule,
                 retention: p.retention.clone(),
             });
@@ -312,7 +313,7 @@ plans:
         let plans = c.plans().expect("plans");
         assert_eq!(plans.len(), 2);
         assert_eq!(plans[0].retention.keep_last, Some(7));
-        let options = ProtectParams::from_json(&plans[0].parameters).expect("valid options");
+        let options = &plans[0].parameters;
         assert_eq!(options.full_every, Some(7));
         assert_eq!(
             plans[0].retention.max_age,

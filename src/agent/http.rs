@@ -33,8 +33,7 @@ use super::operations::OperationRecord;
 use super::service::ServiceError;
 use super::Service;
 use crate::api::{
-    status_of, Accepted, ErrorBody, ErrorDetail, Items, PlanList, ProtectBody, Readiness,
-    RestoreBody, Trigger,
+    status_of, Accepted, ErrorBody, ErrorDetail, Items, PlanList, Readiness, Trigger,
 };
 use crate::engine::{
     CheckpointFilter, DependentsView, EngineError, PageRequest, PodList, PodSpecifier,
@@ -315,16 +314,19 @@ async fn list_checkpoints(
 
 /// Take a checkpoint now (on demand).
 #[utoipa::path(post, path = "/v1/checkpoints", tag = "checkpoints",
-    request_body = ProtectBody,
+    request_body = ProtectRequest,
     responses((status = 202, description = "Started", body = Accepted),
               (status = 400, description = "Invalid parameters or selector", body = ErrorBody),
               (status = 503, description = "Shutting down", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create_checkpoint(
     State(s): State<ApiState>,
-    body: Result<Json<ProtectBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ProtectRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
-    let request: ProtectRequest = json_body(body)?.into();
+    let request: ProtectRequest = json_body(body)?;
+    if let Some(refusal) = request.agent_refusal() {
+        return Err(refusal.error("protect").into());
+    }
     Ok(accepted(s.service.protect(request)?))
 }
 
@@ -366,7 +368,7 @@ async fn list_restores(State(s): State<ApiState>) -> ApiResult<Response> {
 
 /// Restore from a checkpoint.
 #[utoipa::path(post, path = "/v1/restores", tag = "restores",
-    request_body = RestoreBody,
+    request_body = RestoreRequest,
     responses((status = 202, description = "Started", body = Accepted),
               (status = 400, description = "Invalid parameters", body = ErrorBody),
               (status = 404, description = "No such checkpoint", body = ErrorBody),
@@ -374,9 +376,12 @@ async fn list_restores(State(s): State<ApiState>) -> ApiResult<Response> {
     security(("bearer" = [])))]
 async fn create_restore(
     State(s): State<ApiState>,
-    body: Result<Json<RestoreBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
-    let request: RestoreRequest = json_body(body)?.into();
+    let request: RestoreRequest = json_body(body)?;
+    if let Some(refusal) = request.agent_refusal() {
+        return Err(refusal.error("restore").into());
+    }
     Ok(accepted(s.service.restore(request).await?))
 }
 

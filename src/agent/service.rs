@@ -19,7 +19,6 @@ use super::operations::{OperationKind, OperationRecord, OperationResult, Operati
 use crate::api::{ProtectStats, Trigger};
 use crate::engine::{Engine, EngineError, Plan, PlanRun, PlanView, ProtectRequest, RestoreRequest};
 use crate::model::{CheckpointId, CheckpointStatus};
-use crate::protection::schema::{ProtectParams, RestoreParams};
 
 /// Why a request could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -236,8 +235,6 @@ impl Service {
         request: ProtectRequest,
     ) -> Result<OperationRecord, ServiceError> {
         self.ops.check_accepting()?;
-        ProtectParams::from_json(&request.parameters)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         request.selection.resolve()?;
         let me = Arc::clone(self);
         let plan = request.plan.clone();
@@ -305,15 +302,7 @@ impl Service {
         request: RestoreRequest,
     ) -> Result<OperationRecord, ServiceError> {
         self.ops.check_accepting()?;
-        RestoreParams::from_json(&request.parameters)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         crate::engine::check_pods(&request.pods)?;
-        if let crate::engine::RestoreMode::Export(_) = request.mode {
-            return Err(EngineError::Invalid(
-                "an export writes files where the agent runs: drop --agent to export here".into(),
-            )
-            .into());
-        }
         self.engine.checkpoint(&request.checkpoint_id).await?;
         let me = Arc::clone(self);
         let target = Some(request.checkpoint_id.to_string());

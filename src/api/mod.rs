@@ -1,9 +1,9 @@
 //! podbank's HTTP API as data: the request and response bodies that the agent's server
 //! ([`crate::agent::http`]) sends and its client ([`client::RemoteEngine`]) reads, in one
-//! place, so that the two cannot disagree on a field. Requests are the bodies the agent has
-//! always taken ([`ProtectBody`], [`RestoreBody`]), which carry a part of the engine's
-//! requests: what the agent decides itself (whether volumes are backed up, how restores
-//! reach the API server) is not the caller's to say. Answers are the engine's views, the
+//! place, so that the two cannot disagree on a field. Requests are the engine's own request
+//! types ([`crate::engine::ProtectRequest`], [`crate::engine::RestoreRequest`]), sent as they are; what of them an agent
+//! does not take from a caller is said once, by the engine
+//! ([`crate::engine::AgentRefusal`]). Answers are the engine's views, the
 //! records of long operations ([`OperationRecord`]) and errors ([`ErrorBody`]).
 //!
 //! Owns: wire shapes, the mapping of [`EngineError`]s to HTTP statuses and error codes.
@@ -16,14 +16,9 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use serde_json::Value;
-
 use crate::engine::plans::RetentionReport;
-use crate::engine::{
-    CheckpointView, EngineError, PlanView, ProtectRequest, ReadinessCheck, RestoreMode,
-    RestoreRequest, RestoreView, SelectionSpec,
-};
-use crate::model::{BackupId, CheckpointId, CheckpointStatus, ObjectRef, RestoreId, RestoreStatus};
+use crate::engine::{CheckpointView, EngineError, PlanView, ReadinessCheck, RestoreView};
+use crate::model::{BackupId, CheckpointId, CheckpointStatus, RestoreId, RestoreStatus};
 use crate::protection::DeleteOutcome;
 
 /// The body of an error answer.
@@ -64,178 +59,6 @@ pub fn error_of(code: &str, message: String) -> EngineError {
         "unavailable" | "shutting_down" => EngineError::Unavailable(message),
         "unsupported" => EngineError::Unsupported(message),
         _ => EngineError::Failed(message),
-    }
-}
-
-/// The pods of `POST /v1/checkpoints`. All given criteria must hold; an empty selection
-/// means every pod of the cluster.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct SelectionBody {
-    /// Namespaces; empty means all.
-    pub namespaces: Vec<String>,
-    /// Label selector over pod labels, kubectl syntax (`app=web,tier in (a,b),!canary`).
-    #[serde(alias = "label_selector")]
-    pub label_selector: Option<String>,
-    /// Explicit pods as `<namespace>/<name>`; empty means no restriction.
-    #[schema(value_type = Vec<String>)]
-    pub pods: Vec<ObjectRef>,
-}
-
-/// `POST /v1/checkpoints`: take a checkpoint now. Whether volumes are backed up is the
-/// agent's setting (`podbank agent --no-volume-backups`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProtectBody {
-    /// The plan this checkpoint belongs to (recorded in the checkpoint, used by retention);
-    /// `None` for an on-demand checkpoint outside any plan.
-    #[serde(default)]
-    pub plan: Option<String>,
-    /// The pods to protect.
-    #[serde(default)]
-    pub selection: SelectionBody,
-    /// Protect parameters, Karbor's OPTIONS_SCHEMA (`backup_name`, `description`, and
-    /// podbank's `incremental`, `force`, ...); see `podbank schema protect`.
-    #[schema(value_type = Object)]
-    pub parameters: Value,
-}
-
-impl From<ProtectBody> for ProtectRequest {
-    fn from(b: ProtectBody) -> Self {
-        ProtectRequest {
-            plan: b.plan,
-            selection: SelectionSpec {
-                namespaces: b.selection.namespaces,
-                label_selector: b.selection.label_selector,
-                pods: b.selection.pods,
-                ..SelectionSpec::default()
-            },
-            parameters: b.parameters,
-            volume_backups: true,
-            secrets_in_plain_bank: false,
-            checkpoint_id: None,
-        }
-    }
-}
-
-impl TryFrom<&ProtectRequest> for ProtectBody {
-    type Error = EngineError;
-    /// The body of a request, or what of it the agent's API does not take.
-    fn try_from(r: &ProtectRequest) -> Result<Self, EngineError> {
-        let s = &r.selection;
-        let refused = [
-            (
-                s.field_selector.is_some(),
-                "a field selector: the agent selects pods by namespace, label selector and name",
-            ),
-            (
-                !s.uids.is_empty(),
-                "pod uids: the agent selects pods by namespace, label selector and name",
-            ),
-            (
-                !r.volume_backups,
-                "skipping volume backups: whether volumes are backed up is the agent's setting",
-            ),
-            (
-                r.secrets_in_plain_bank,
-                "--secrets-in-plain-bank: whether Secrets go into a plain bank is the agent's \
-                 setting (bank.secrets_in_plain_bank)",
-            ),
-        ];
-        if let Some((_, what)) = refused.iter().find(|(set, _)| *set) {
-            return Err(EngineError::Unsupported(format!(
-                "the agent's protect takes no {what}"
-            )));
-        }
-        Ok(ProtectBody {
-            plan: r.plan.clone(),
-            selection: SelectionBody {
-                namespaces: s.namespaces.clone(),
-                label_selector: s.label_selector.clone(),
-                pods: s.pods.clone(),
-            },
-            parameters: r.parameters.clone(),
-        })
-    }
-}
-
-/// `POST /v1/restores`: restore (some pods of) a checkpoint into the agent's cluster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RestoreBody {
-    /// The checkpoint to restore from.
-    #[schema(value_type = String)]
-    #[serde(alias = "checkpoint_id")]
-    pub checkpoint_id: CheckpointId,
-    /// Pods to restore as `<namespace>/<name>`; empty means every pod of the checkpoint.
-    #[serde(default)]
-    #[schema(value_type = Vec<String>)]
-    pub pods: Vec<ObjectRef>,
-    /// Restore parameters, Karbor's RESTORE_SCHEMA (`restore_name`,
-    /// `restore_description`); see `podbank schema restore`.
-    #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
-    pub parameters: Value,
-}
-
-fn empty_object() -> Value {
-    Value::Object(serde_json::Map::new())
-}
-
-impl From<RestoreBody> for RestoreRequest {
-    fn from(b: RestoreBody) -> Self {
-        RestoreRequest {
-            checkpoint_id: b.checkpoint_id,
-            pods: b.pods,
-            parameters: b.parameters,
-            namespace_map: Default::default(),
-            conflict: Default::default(),
-            keep_node: false,
-            pods_only: false,
-            original_volumes: false,
-            settle: None,
-            concurrency: None,
-            volume_concurrency: None,
-            mode: RestoreMode::Apply,
-            restore_id: None,
-        }
-    }
-}
-
-impl TryFrom<&RestoreRequest> for RestoreBody {
-    type Error = EngineError;
-    /// The body of a request, or what of it the agent's API does not take.
-    fn try_from(r: &RestoreRequest) -> Result<Self, EngineError> {
-        let refused = [
-            (!r.namespace_map.is_empty(), "namespace map"),
-            (r.conflict != Default::default(), "conflict policy"),
-            (r.keep_node, "kept node names"),
-            (r.pods_only, "--pods-only"),
-            (r.original_volumes, "--original-volumes"),
-            (
-                r.settle.is_some(),
-                "settle period (the agent settles for 10 s)",
-            ),
-            (r.concurrency.is_some(), "concurrency (the agent's is 32)"),
-            (
-                r.volume_concurrency.is_some(),
-                "volume concurrency (the agent's is 8)",
-            ),
-            (
-                r.mode != RestoreMode::Apply,
-                "export (it would write on the agent's disk)",
-            ),
-        ];
-        if let Some((_, what)) = refused.iter().find(|(set, _)| *set) {
-            return Err(EngineError::Unsupported(format!(
-                "the agent's restores take the pods and the restore parameters only, no {what}"
-            )));
-        }
-        Ok(RestoreBody {
-            checkpoint_id: r.checkpoint_id.clone(),
-            pods: r.pods.clone(),
-            parameters: r.parameters.clone(),
-        })
     }
 }
 

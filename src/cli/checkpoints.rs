@@ -514,7 +514,7 @@ pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectReque
     if let (Some(n), Some(obj)) = (args.full_every, parameters.as_object_mut()) {
         obj.insert("full_every".into(), n.into());
     }
-    crate::protection::schema::ProtectParams::from_json(&parameters)?;
+    let parameters = crate::protection::schema::ProtectParams::from_json(&parameters)?;
     let selection = SelectionSpec {
         namespaces: args.namespaces.clone(),
         label_selector: args.selector.clone(),

@@ -15,7 +15,6 @@ use super::restore::{self, DEFAULT_VOLUME_TIMEOUT};
 use super::{Command, Context, UsageError};
 use crate::api::client::{ClientSettings, RemoteEngine};
 use crate::api::OperationRecord;
-use crate::protection::restore::ConflictPolicy;
 
 /// Flags that send commands to a running agent.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -82,21 +81,22 @@ pub fn refused(command: &Command) -> Option<UsageError> {
              --agent (and PODBANK_AGENT)"
         )))
     };
+    // What of a request the agent does not take: the engine's one list. A request that
+    // does not build is left to the command, which says what is wrong with it.
+    let refusal = match command {
+        Command::Protect(a) => checkpoints::protect_request(a)
+            .ok()
+            .and_then(|r| r.agent_refusal()),
+        Command::Restore(a) => restore::request(a).ok().and_then(|r| r.agent_refusal()),
+        _ => None,
+    };
+    if let Some(r) = refusal {
+        return not_remote(r.flag, r.why);
+    }
     match command {
-        Command::Protect(a) if a.field_selector.is_some() => not_remote(
-            "--field-selector",
-            "the agent selects pods by namespace, label selector and name",
-        ),
-        Command::Protect(a) if a.no_volume_backups => not_remote(
-            "--no-volume-backups",
-            "whether volumes are backed up is the agent's setting (podbank agent \
-             --no-volume-backups)",
-        ),
         Command::Restore(a) => {
+            // Settings of the engine here, not of the request: the agent has its own.
             let flags = [
-                (!a.namespace_map.is_empty(), "--namespace-map"),
-                (a.conflict != ConflictPolicy::default(), "--conflict"),
-                (a.keep_node, "--keep-node"),
                 (
                     a.volume_timeout != DEFAULT_VOLUME_TIMEOUT,
                     "--volume-timeout",
@@ -104,16 +104,7 @@ pub fn refused(command: &Command) -> Option<UsageError> {
                 (a.context.is_some(), "--context"),
             ];
             if let Some((_, flag)) = flags.iter().find(|(set, _)| *set) {
-                return not_remote(
-                    flag,
-                    "the agent's restores take the pods and the restore parameters only",
-                );
-            }
-            if a.dry_run || a.export.is_some() {
-                return not_remote(
-                    "--dry-run/--export",
-                    "the agent would write the plan on its own disk; run the dry run here",
-                );
+                return not_remote(flag, "the agent restores with its own settings");
             }
             None
         }

@@ -243,8 +243,7 @@ fn summary(view: &RestoreView) -> String {
 /// The request of `podbank restore`, checked: a bad one fails before anything is reached.
 pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
     let checkpoint_id = super::checkpoints::checkpoint_id(&args.checkpoint)?;
-    let parameters = args.parameters_json()?;
-    crate::protection::schema::RestoreParams::from_json(&parameters)?;
+    let parameters = crate::protection::schema::RestoreParams::from_json(&args.parameters_json()?)?;
     let pods = super::checkpoints::pod_refs(&args.pods)?;
     let namespace_map = NamespaceMap::parse(&args.namespace_map)?;
     let export = match (&args.export, args.dry_run) {

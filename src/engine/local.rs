@@ -34,7 +34,6 @@ use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{
     self as restoring, BankJournal, ClusterTarget, ExportTarget, NoJournal,
 };
-use crate::protection::schema::{ProtectParams, RestoreParams};
 use crate::protection::{
     self, read_inventory, DeleteOutcome, Inventory, ProtectionError, SecretPolicy, Selection,
     Services, VolumeBackups,
@@ -306,8 +305,6 @@ impl Engine for LocalEngine {
     }
 
     async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
-        let params = ProtectParams::from_json(&request.parameters)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let mut selection = request.selection.resolve()?;
         selection.closure = true;
         // Everything that can fail fast does, before the bank is touched: Cinder (wrong
@@ -329,8 +326,7 @@ impl Engine for LocalEngine {
         }
         let req = protection::ProtectRequest {
             id: request.checkpoint_id.clone(),
-            params,
-            params_json: request.parameters.clone(),
+            params: request.parameters.clone(),
             selection,
             plan: request.plan.clone().unwrap_or_default(),
             scan: Self::scan_options(etcd),
@@ -430,34 +426,13 @@ impl Engine for LocalEngine {
                 .checkpoint(&request.checkpoint_id)
                 .await
                 .map_err(from_bank)?;
-            let params = RestoreParams::from_json(&request.parameters)
-                .map_err(|e| EngineError::Invalid(e.to_string()))?;
-            let req = restoring::RestoreRequest {
-                id: request.restore_id.clone(),
-                checkpoint: request.checkpoint_id.clone(),
-                params,
-                pods: request.pods.clone(),
-                namespace_map: request.namespace_map.clone(),
-                conflict: request.conflict,
-                keep_node: request.keep_node,
-                volume_timeout: self.volume_timeout,
-                pods_only: request.pods_only,
-                original_volumes: request.original_volumes,
-                settle: request.settle.unwrap_or(restoring::DEFAULT_SETTLE),
-                concurrency: request
-                    .concurrency
-                    .unwrap_or(restoring::DEFAULT_CONCURRENCY),
-                volume_concurrency: request
-                    .volume_concurrency
-                    .unwrap_or(restoring::DEFAULT_VOLUME_CONCURRENCY),
-            };
             let record = match &request.mode {
                 RestoreMode::Export(dir) => {
                     std::fs::create_dir_all(dir).map_err(|e| {
                         EngineError::Invalid(format!("cannot create {}: {e}", dir.display()))
                     })?;
                     let target = ExportTarget::new(dir);
-                    protection::restore(bank, &target, &NoJournal, &req, self.progress.as_ref())
+                    protection::restore(bank, &target, &NoJournal, &request, self.progress.as_ref())
                         .await
                 }
                 RestoreMode::Apply => {
@@ -475,7 +450,8 @@ impl Engine for LocalEngine {
                         volume_timeout: self.volume_timeout,
                     };
                     let journal = BankJournal { bank };
-                    protection::restore(bank, &target, &journal, &req, self.progress.as_ref()).await
+                    protection::restore(bank, &target, &journal, &request, self.progress.as_ref())
+                        .await
                 }
             }
             .map_err(from_protection)?;

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use lazy::Lazy;
 pub use local::{from_bank, from_protection, LocalEngine, VolumeMode};
@@ -34,7 +33,8 @@ pub use views::{
 
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
 use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, PlanId, RestoreId, StoredPlan};
-use crate::protection::restore::{ConflictPolicy, NamespaceMap};
+pub use crate::protection::restore::{RestoreMode, RestoreRequest};
+use crate::protection::schema::ProtectParams;
 use crate::protection::{DeleteOutcome, Selection};
 use crate::resources::{FieldSelector, LabelSelector};
 
@@ -157,9 +157,10 @@ pub struct ProtectRequest {
     #[serde(default)]
     pub selection: SelectionSpec,
     /// Protect parameters, Karbor's OPTIONS_SCHEMA (`backup_name`, `description`, and
-    /// podbank's `incremental`, `force`, ...); see `podbank schema protect`.
+    /// podbank's `incremental`, `force`, ...); see `podbank schema protect`. Validated when
+    /// the request is read (flags, an HTTP body), not again on the way.
     #[schema(value_type = Object)]
-    pub parameters: Value,
+    pub parameters: ProtectParams,
     /// Back up the Cinder volumes (default); `false` records them as not protected.
     #[serde(default = "yes")]
     #[serde(alias = "volume_backups")]
@@ -179,83 +180,101 @@ fn yes() -> bool {
     true
 }
 
-fn empty_object() -> Value {
-    Value::Object(serde_json::Map::new())
+/// A part of a request that an agent does not take from its callers, said once here for
+/// every front: the remote client refuses it before sending, the agent refuses it when it
+/// arrives (HTTP 501), and the CLI names the flag (exit code 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentRefusal {
+    /// The request field (as in the HTTP body).
+    pub field: &'static str,
+    /// The CLI flag that sets it.
+    pub flag: &'static str,
+    /// Why the agent does not take it.
+    pub why: &'static str,
 }
 
-/// Where a restore goes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "dir")]
-pub enum RestoreMode {
-    /// Into the cluster.
-    #[default]
-    Apply,
-    /// Nothing is restored: every object it would create, and the plan, are written into
-    /// this folder of the machine the engine runs on.
-    #[schema(value_type = String)]
-    Export(std::path::PathBuf),
+impl AgentRefusal {
+    /// The error a refused request is answered with.
+    pub fn error(&self, operation: &str) -> EngineError {
+        EngineError::Unsupported(format!(
+            "the agent's {operation} takes no {} ({}): {}",
+            self.field, self.flag, self.why
+        ))
+    }
 }
 
-/// A restore of (part of) a checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RestoreRequest {
-    /// The checkpoint to restore from.
-    #[schema(value_type = String)]
-    #[serde(alias = "checkpoint_id")]
-    pub checkpoint_id: CheckpointId,
-    /// Pods to restore as `<namespace>/<name>`; empty means every pod of the checkpoint.
-    #[serde(default)]
-    #[schema(value_type = Vec<String>)]
-    pub pods: Vec<ObjectRef>,
-    /// Restore parameters, Karbor's RESTORE_SCHEMA (`restore_name`,
-    /// `restore_description`); see `podbank schema restore`.
-    #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
-    pub parameters: Value,
-    /// Namespace renames, old -> new.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    #[serde(alias = "namespace_map")]
-    pub namespace_map: NamespaceMap,
-    /// What to do when an object exists.
-    #[serde(default)]
-    #[schema(value_type = String)]
-    pub conflict: ConflictPolicy,
-    /// Keep `spec.nodeName` (default: cleared, the scheduler places the pod).
-    #[serde(default)]
-    #[serde(alias = "keep_node")]
-    pub keep_node: bool,
-    /// Karbor's original semantics: bare pods without ownerReferences, owners not
-    /// restored. Default: a pod with a controller comes back through its top owner.
-    #[serde(default)]
-    #[serde(alias = "pods_only")]
-    pub pods_only: bool,
-    /// Volumes protected without a backup keep their original Cinder volume (the PV is
-    /// restored naming it); default: such a pod fails.
-    #[serde(default)]
-    #[serde(alias = "original_volumes")]
-    pub original_volumes: bool,
-    /// How long to watch what was created before calling the restore a success (`10s`
-    /// by default, `0` not at all).
-    #[serde(default, with = "crate::model::duration::opt_duration")]
-    #[schema(value_type = Option<String>)]
-    pub settle: Option<std::time::Duration>,
-    /// How many pods (or top owners) are restored at once; 32 by default.
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// How many Cinder volumes are restored at once; 8 by default.
-    #[serde(default)]
-    #[serde(alias = "volume_concurrency")]
-    pub volume_concurrency: Option<usize>,
-    /// Into the cluster, or a dry run into a folder.
-    #[serde(default)]
-    pub mode: RestoreMode,
-    /// The id a new restore record gets; `None`: a new one. Set by fronts that answer
-    /// with the id before the restore has started (Karbor's restore create). A restore
-    /// that resumes an unfinished run of the same request keeps that run's id.
-    #[serde(skip)]
-    pub restore_id: Option<RestoreId>,
+const AGENT_SELECTS: &str = "the agent selects pods by namespace, label selector and name";
+const AGENT_RESTORES: &str = "the agent's restores take the pods and the restore parameters only";
+
+impl ProtectRequest {
+    /// What of this request an agent does not take from a caller, if anything.
+    pub fn agent_refusal(&self) -> Option<AgentRefusal> {
+        let s = &self.selection;
+        let refusal = |field, flag, why| Some(AgentRefusal { field, flag, why });
+        if s.field_selector.is_some() {
+            return refusal("fieldSelector", "--field-selector", AGENT_SELECTS);
+        }
+        if !s.uids.is_empty() {
+            return refusal("uids", "pod uids", AGENT_SELECTS);
+        }
+        if !self.volume_backups {
+            return refusal(
+                "volumeBackups",
+                "--no-volume-backups",
+                "whether volumes are backed up is the agent's setting (podbank agent \
+                 --no-volume-backups)",
+            );
+        }
+        if self.secrets_in_plain_bank {
+            return refusal(
+                "secretsInPlainBank",
+                "--secrets-in-plain-bank",
+                "whether Secrets go into a plain bank is the agent's setting \
+                 (bank.secrets_in_plain_bank)",
+            );
+        }
+        None
+    }
+}
+
+impl RestoreRequest {
+    /// What of this request an agent does not take from a caller, if anything.
+    pub fn agent_refusal(&self) -> Option<AgentRefusal> {
+        restore_refusal(self)
+    }
+}
+
+fn restore_refusal(r: &RestoreRequest) -> Option<AgentRefusal> {
+    let refusal = |field, flag, why| Some(AgentRefusal { field, flag, why });
+    let fields = [
+        (
+            !r.namespace_map.is_empty(),
+            "namespaceMap",
+            "--namespace-map",
+        ),
+        (r.conflict != Default::default(), "conflict", "--conflict"),
+        (r.keep_node, "keepNode", "--keep-node"),
+        (r.pods_only, "podsOnly", "--pods-only"),
+        (r.original_volumes, "originalVolumes", "--original-volumes"),
+        (r.settle.is_some(), "settle", "--settle"),
+        (r.concurrency.is_some(), "concurrency", "--concurrency"),
+        (
+            r.volume_concurrency.is_some(),
+            "volumeConcurrency",
+            "--volume-concurrency",
+        ),
+    ];
+    if let Some((_, field, flag)) = fields.iter().find(|(set, _, _)| *set) {
+        return refusal(field, flag, AGENT_RESTORES);
+    }
+    if r.mode != RestoreMode::Apply {
+        return refusal(
+            "mode",
+            "--dry-run/--export",
+            "the agent would write the plan on its own disk; run the dry run here",
+        );
+    }
+    None
 }
 
 /// Which checkpoints to list.

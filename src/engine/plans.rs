@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::{CheckpointFilter, CheckpointView, Engine, EngineError, ProtectRequest, SelectionSpec};
 use crate::model::{CheckpointId, CheckpointStatus};
 use crate::protection::retention::{plan_retention, Candidate, RetentionPlan, RetentionPolicy};
+use crate::protection::schema::ProtectParams;
 
 /// A cron schedule: 5 fields (minute hour day-of-month month day-of-week), or 6 with a
 /// leading seconds field; names (`MON`, `JAN`), ranges, steps and lists as in Vixie cron.
@@ -104,7 +105,7 @@ pub struct Plan {
     /// The pods protected.
     pub selection: SelectionSpec,
     /// Protect parameters (Karbor OPTIONS_SCHEMA), validated at load.
-    pub parameters: Value,
+    pub parameters: ProtectParams,
     /// When to run.
     pub schedule: Schedule,
     /// Which checkpoints to keep.
@@ -155,7 +156,7 @@ impl From<&Plan> for PlanView {
             schedule: p.schedule.as_str().to_string(),
             next_run: None,
             selection: p.selection.clone(),
-            parameters: p.parameters.clone(),
+            parameters: p.parameters.given.clone(),
             retention: p.retention.clone(),
             last_operation: None,
             running: false,

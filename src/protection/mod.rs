@@ -28,7 +28,7 @@ pub use delete::{delete_checkpoint, DeleteOutcome};
 pub use inventory::{read_inventory, read_inventory_of, Inventory, PodEntry, Problem, Selection};
 pub use progress::{Progress, SharedProgress, Stage};
 pub use protect::{protect, ProtectHooks, ProtectRequest, SecretPolicy, Services};
-pub use restore::{restore, ConflictPolicy, RestoreError, RestoreRequest};
+pub use restore::{restore, ConflictPolicy, RestoreError, RestoreMode, RestoreRequest};
 pub use volumes::VolumeBackups;
 
 /// How many items a message about many objects names; the rest are counted.

@@ -45,8 +45,6 @@ pub struct ProtectRequest {
     pub id: Option<CheckpointId>,
     /// Validated parameters (`backup_name`, `description`, extensions).
     pub params: ProtectParams,
-    /// The parameters as given, recorded in the checkpoint.
-    pub params_json: serde_json::Value,
     /// Which pods.
     pub selection: Selection,
     /// The agent plan asking, if any.
@@ -374,7 +372,7 @@ pub async fn protect(
             name: String::new(),
         },
         plan: request.plan.clone(),
-        options_json: request.params_json.to_string(),
+        options_json: request.params.given.to_string(),
     };
     let mut writer = services
         .bank

@@ -110,19 +110,22 @@ fn validate(
     }
 }
 
-/// Validated `protect` parameters.
+/// Validated `protect` parameters. Deserializing validates against [`protect_schema`]: a
+/// request that carries them (CLI flags, an HTTP body, Karbor's plan parameters) is checked
+/// once, where it is read, and passed on typed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ProtectParams {
     /// The backup's name.
     pub backup_name: String,
     /// Its description.
     pub description: String,
     /// Incremental volume backups: `None` = when possible.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental: Option<bool>,
     /// Every N-th backup of a volume is a full one (`None`: chains are unbounded). It wins
     /// over `incremental: true`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_every: Option<u32>,
     /// Back up in-use volumes.
     #[serde(default = "yes")]
@@ -133,6 +136,10 @@ pub struct ProtectParams {
     /// Backups created at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// The parameters as given, recorded in the checkpoint as they were written (and
+    /// written back out as they came).
+    #[serde(skip)]
+    pub given: Value,
 }
 
 fn yes() -> bool {
@@ -149,9 +156,13 @@ impl ProtectParams {
     /// Validate `params` against [`protect_schema`] and read them.
     pub fn from_json(params: &Value) -> Result<ProtectParams, InvalidParameters> {
         validate("protect", &protect_schema(), params)?;
-        serde_json::from_value(params.clone()).map_err(|e| InvalidParameters {
+        let read = ProtectParams::deserialize(params).map_err(|e| InvalidParameters {
             operation: "protect",
             errors: vec![e.to_string()],
+        })?;
+        Ok(ProtectParams {
+            given: params.clone(),
+            ..read
         })
     }
 
@@ -161,22 +172,56 @@ impl ProtectParams {
     }
 }
 
-/// Validated `restore` parameters.
+/// Validated `restore` parameters. Deserializing validates against [`restore_schema`], as
+/// for [`ProtectParams`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RestoreParams {
     /// The restored pod's name; `None` keeps its own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_name: Option<String>,
     /// Recorded in an annotation.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_description: Option<String>,
+}
+
+/// The serde of a parameters type: validated against its schema when read, its fields when
+/// written (`#[serde(remote = "Self")]` gives the derived code as inherent functions).
+macro_rules! validated_serde {
+    ($ty:ident) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let value = Value::deserialize(d)?;
+                $ty::from_json(&value).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+validated_serde!(ProtectParams);
+validated_serde!(RestoreParams);
+
+/// Protect parameters are written as they were given.
+impl Serialize for ProtectParams {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.given.is_null() {
+            ProtectParams::serialize(self, s)
+        } else {
+            self.given.serialize(s)
+        }
+    }
+}
+
+impl Serialize for RestoreParams {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RestoreParams::serialize(self, s)
+    }
 }
 
 impl RestoreParams {
     /// Validate `params` against [`restore_schema`] and read them.
     pub fn from_json(params: &Value) -> Result<RestoreParams, InvalidParameters> {
         validate("restore", &restore_schema(), params)?;
-        serde_json::from_value(params.clone()).map_err(|e| InvalidParameters {
+        RestoreParams::deserialize(params).map_err(|e| InvalidParameters {
             operation: "restore",
             errors: vec![e.to_string()],
         })

@@ -12,9 +12,8 @@ use bytes::Bytes;
 use podbank::bank::backend::{self, Backend, BackendError, Kind, LocalBackend, ObjectInfo};
 use podbank::bank::{Bank, OpenOptions};
 use podbank::model::{CheckpointId, RestoreId};
-use podbank::protection::restore::{ExportTarget, NamespaceMap, NoJournal};
-use podbank::protection::schema::RestoreParams;
-use podbank::protection::{self, ConflictPolicy, RestoreRequest};
+use podbank::protection::restore::{ExportTarget, NoJournal};
+use podbank::protection::{self, RestoreRequest};
 use podbank_seed::{self as seed, SeedPlan};
 
 use crate::support::bank::protect_from_etcd_as;
@@ -100,19 +99,10 @@ async fn open(logged: &Arc<Logged>) -> anyhow::Result<Arc<Bank>> {
 
 fn request(id: &CheckpointId) -> anyhow::Result<RestoreRequest> {
     Ok(RestoreRequest {
-        id: Some(RestoreId::generate()),
-        checkpoint: id.clone(),
-        params: RestoreParams::from_json(&serde_json::json!({}))?,
-        pods: Vec::new(),
-        namespace_map: NamespaceMap::default(),
-        conflict: ConflictPolicy::Fail,
-        keep_node: false,
-        volume_timeout: Duration::from_secs(60),
-        pods_only: false,
+        restore_id: Some(RestoreId::generate()),
         original_volumes: true,
-        settle: Duration::ZERO,
-        concurrency: protection::restore::DEFAULT_CONCURRENCY,
-        volume_concurrency: protection::restore::DEFAULT_VOLUME_CONCURRENCY,
+        settle: Some(Duration::ZERO),
+        ..RestoreRequest::of(id.clone())
     })
 }
 

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use podbank::bank::{backend, Bank, OpenOptions, RequestCounts};
 use podbank::model::{CheckpointId, RestoreId, RestoreRecord};
-use podbank::protection::restore::{ExportTarget, NamespaceMap, NoJournal};
-use podbank::protection::schema::RestoreParams;
-use podbank::protection::{self, ConflictPolicy, RestoreRequest};
+use podbank::protection::restore::{ExportTarget, NoJournal};
+use podbank::protection::{self, RestoreRequest};
 use podbank_seed::{self as seed, SeedPlan};
 
 use crate::support::bank::protect_from_etcd_as;
@@ -49,19 +48,10 @@ async fn dry_run(
 ) -> anyhow::Result<(RestoreRecord, RequestCounts, Duration)> {
     std::fs::create_dir_all(dir)?;
     let req = RestoreRequest {
-        id: Some(id.clone()),
-        checkpoint: checkpoint.clone(),
-        params: RestoreParams::from_json(&serde_json::json!({}))?,
-        pods: Vec::new(),
-        namespace_map: NamespaceMap::default(),
-        conflict: ConflictPolicy::Fail,
-        keep_node: false,
-        volume_timeout: Duration::from_secs(60),
-        pods_only: false,
+        restore_id: Some(id.clone()),
         original_volumes: true,
-        settle: Duration::ZERO,
-        concurrency: protection::restore::DEFAULT_CONCURRENCY,
-        volume_concurrency: protection::restore::DEFAULT_VOLUME_CONCURRENCY,
+        settle: Some(Duration::ZERO),
+        ..RestoreRequest::of(checkpoint.clone())
     };
     let target = ExportTarget::new(dir);
     let before = bank.requests();

@@ -19,6 +19,7 @@ use podbank::engine::{
     RestoreMode, RestoreRequest, SelectionSpec, VolumeMode,
 };
 use podbank::model::{CheckpointId, CheckpointStatus, ObjectRef, RestoreId, RestoreStatus};
+use podbank::protection::schema::{ProtectParams, RestoreParams};
 use serde_json::json;
 
 /// What the suite needs to know of the engine's world.
@@ -34,7 +35,10 @@ fn protect_request(pod: &ObjectRef, name: &str) -> ProtectRequest {
             pods: vec![pod.clone()],
             ..SelectionSpec::default()
         },
-        parameters: json!({"backup_name": name, "description": "conformance"}),
+        parameters: ProtectParams::from_json(
+            &json!({"backup_name": name, "description": "conformance"}),
+        )
+        .expect("valid parameters"),
         volume_backups: true,
         secrets_in_plain_bank: false,
         checkpoint_id: None,
@@ -45,7 +49,8 @@ fn restore_request(checkpoint: &CheckpointId, pod: &ObjectRef) -> RestoreRequest
     RestoreRequest {
         checkpoint_id: checkpoint.clone(),
         pods: vec![pod.clone()],
-        parameters: json!({"restore_description": "conformance"}),
+        parameters: RestoreParams::from_json(&json!({"restore_description": "conformance"}))
+            .expect("valid parameters"),
         namespace_map: Default::default(),
         conflict: Default::default(),
         keep_node: false,
@@ -114,10 +119,10 @@ async fn conformance(name: &str, engine: &dyn Engine, world: &World) {
         .unwrap_or_else(|e| panic!("{name}: list: {e}"))
         .items
         .len();
-    let mut no_name = protect_request(&world.pod, "x");
-    no_name.parameters = json!({"description": "no backup_name"});
-    let refused = engine.protect(no_name).await;
-    assert_eq!(kind(&refused), "invalid", "{name}: {refused:?}");
+    // Parameters are checked where a request is read: one without `backup_name` cannot
+    // be built, whichever engine it would go to.
+    let no_name = ProtectParams::from_json(&json!({"description": "no backup_name"}));
+    assert!(no_name.is_err(), "{name}: {no_name:?}");
     let mut bad_pod = protect_request(&world.pod, "x");
     bad_pod.selection.label_selector = Some("tier in (".into());
     assert_eq!(kind(&engine.protect(bad_pod).await), "invalid", "{name}");
@@ -181,9 +186,8 @@ async fn conformance(name: &str, engine: &dyn Engine, world: &World) {
         .restore(restore_request(&unknown_checkpoint(), &world.pod))
         .await;
     assert_eq!(kind(&unknown), "not found", "{name}: {unknown:?}");
-    let mut bad_name = restore_request(&first.id, &world.pod);
-    bad_name.parameters = json!({"restore_name": "Bad_Name"});
-    assert_eq!(kind(&engine.restore(bad_name).await), "invalid", "{name}");
+    let bad_name = RestoreParams::from_json(&json!({"restore_name": "Bad_Name"}));
+    assert!(bad_name.is_err(), "{name}: {bad_name:?}");
     let mut bare = restore_request(&first.id, &world.pod);
     bare.pods = vec![ObjectRef::cluster("no-namespace")];
     assert_eq!(kind(&engine.restore(bare).await), "invalid", "{name}");

@@ -1274,7 +1274,6 @@ async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_sn
         let request = ProtectRequest {
             id: None,
             params: ProtectParams::from_json(&params).expect("params"),
-            params_json: params,
             selection: Selection {
                 namespaces: vec![scene.ns.clone()],
                 ..Default::default()

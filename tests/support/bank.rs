@@ -212,7 +212,6 @@ pub async fn protect_from_etcd_as(
     let request = ProtectRequest {
         id,
         params: ProtectParams::from_json(&params)?,
-        params_json: params,
         selection: Selection {
             namespaces: namespaces
                 .split(',')

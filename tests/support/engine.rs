@@ -37,7 +37,6 @@ use podbank::model::{
 use podbank::protection::retention::{BackupLink, Candidate};
 use podbank::protection::{DeleteOutcome, PodEntry};
 use podbank::resources::{Dependent, DependentStatus, PodInfo};
-use serde_json::Value;
 
 /// One protect as the engine saw it.
 #[derive(Debug, Clone)]
@@ -356,8 +355,6 @@ impl Engine for MemoryEngine {
     }
 
     async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
-        podbank::protection::schema::ProtectParams::from_json(&request.parameters)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         request.selection.resolve()?;
         let index = self.with_bank(|b| {
             b.protects.push(ProtectCall {
@@ -371,7 +368,7 @@ impl Engine for MemoryEngine {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let force_full = request.parameters.get("incremental") == Some(&Value::Bool(false));
+        let force_full = request.parameters.incremental == Some(false);
         // Written at the end, in one step: a cancelled protect leaves nothing.
         let made = self.with_bank(|b| {
             b.next += 1;
@@ -413,12 +410,7 @@ impl Engine for MemoryEngine {
                 volumes,
             };
             b.checkpoints.insert(id.clone(), c.clone());
-            let name = request
-                .parameters
-                .get("backup_name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let name = request.parameters.backup_name.clone();
             b.names.insert(id.clone(), name.clone());
             b.protects[index].checkpoint = Some(id);
             (c, name)
@@ -484,8 +476,6 @@ impl Engine for MemoryEngine {
 
     async fn restore(&self, request: RestoreRequest) -> Result<RestoreView, EngineError> {
         podbank::engine::check_pods(&request.pods)?;
-        podbank::protection::schema::RestoreParams::from_json(&request.parameters)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         self.candidate(&request.checkpoint_id)?;
         Ok(self.with_bank(|b| {
             let mut r = RestoreRecord::new(

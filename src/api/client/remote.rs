@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Client, ClientError, ClientSettings};
-use crate::api::{OperationRecord, OperationResult, PlanList, ProtectBody, Readiness, RestoreBody};
+use crate::api::{OperationRecord, OperationResult, PlanList, Readiness};
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
 use crate::engine::{
     CheckpointFilter, CheckpointList, CheckpointView, Engine, EngineError, PlanRun, PlanView,
@@ -48,7 +48,10 @@ impl RemoteEngine {
         &self,
         request: &ProtectRequest,
     ) -> Result<OperationRecord, EngineError> {
-        let body = body(&ProtectBody::try_from(request)?)?;
+        if let Some(refusal) = request.agent_refusal() {
+            return Err(refusal.error("protect"));
+        }
+        let body = body(request)?;
         Ok(self
             .client
             .start(Method::POST, &["v1", "checkpoints"], &[], Some(body))
@@ -73,7 +76,10 @@ impl RemoteEngine {
         &self,
         request: &RestoreRequest,
     ) -> Result<OperationRecord, EngineError> {
-        let body = body(&RestoreBody::try_from(request)?)?;
+        if let Some(refusal) = request.agent_refusal() {
+            return Err(refusal.error("restore"));
+        }
+        let body = body(request)?;
         Ok(self
             .client
             .start(Method::POST, &["v1", "restores"], &[], Some(body))

@@ -31,7 +31,7 @@ pub use error::RestoreError;
 pub use journal::{BankJournal, NoJournal, RestoreJournal};
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
-    valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreRequest,
+    valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreMode, RestoreRequest,
     DEFAULT_CONCURRENCY, DEFAULT_SETTLE, DEFAULT_VOLUME_CONCURRENCY,
 };
 pub use target::{ClusterTarget, DryRunTarget, ExportTarget, RestoreTarget};
@@ -71,7 +71,7 @@ async fn restore_scoped(
     progress: &dyn Progress,
 ) -> Result<RestoreRecord, ProtectionError> {
     let requests = bank.requests();
-    let checkpoint = bank.checkpoint(&req.checkpoint).await?;
+    let checkpoint = bank.checkpoint(&req.checkpoint_id).await?;
     if !matches!(
         checkpoint.status,
         CheckpointStatus::Available | CheckpointStatus::Error
@@ -88,11 +88,15 @@ async fn restore_scoped(
     let record = match journal.resume(&print).await? {
         Some(record) => record,
         None => RestoreRecord {
-            restore_name: req.params.restore_name.clone().unwrap_or_default(),
-            restore_description: req.params.restore_description.clone().unwrap_or_default(),
+            restore_name: req.parameters.restore_name.clone().unwrap_or_default(),
+            restore_description: req
+                .parameters
+                .restore_description
+                .clone()
+                .unwrap_or_default(),
             parameters_json: print,
             ..RestoreRecord::new(
-                req.id.clone().unwrap_or_else(RestoreId::generate),
+                req.restore_id.clone().unwrap_or_else(RestoreId::generate),
                 checkpoint.id.clone(),
                 chrono::Utc::now(),
             )
@@ -155,8 +159,8 @@ async fn restore_scoped(
         checkpoint: &checkpoint,
         target,
         journal,
-        concurrency: req.concurrency.min(target.concurrency()),
-        volume_concurrency: req.volume_concurrency.min(target.concurrency()),
+        concurrency: req.concurrency().min(target.concurrency()),
+        volume_concurrency: req.volume_concurrency().min(target.concurrency()),
         state: tokio::sync::Mutex::new(execute::State::new(record)),
         progress,
         creates: creates_stage,
@@ -167,8 +171,8 @@ async fn restore_scoped(
     let execute::State {
         mut record, made, ..
     } = executor.state.into_inner();
-    if !req.settle.is_zero() && !made.is_empty() {
-        match target.settle(&made, req.settle).await {
+    if !req.settle().is_zero() && !made.is_empty() {
+        match target.settle(&made, req.settle()).await {
             Ok(lost) => {
                 for (m, error) in lost {
                     record.record(RestoredResource {

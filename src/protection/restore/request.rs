@@ -129,37 +129,82 @@ impl From<NamespaceMap> for BTreeMap<String, String> {
     }
 }
 
-/// What to restore, and how.
-#[derive(Debug, Clone)]
+/// Where a restore goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "dir")]
+pub enum RestoreMode {
+    /// Into the cluster.
+    #[default]
+    Apply,
+    /// Nothing is restored: every object it would create, and the plan, are written into
+    /// this folder of the machine the engine runs on.
+    #[schema(value_type = String)]
+    Export(std::path::PathBuf),
+}
+
+/// A restore of (part of) a checkpoint: the one request type of a restore, read and
+/// checked once where it comes in (CLI flags, an HTTP body, Karbor's restore create) and
+/// passed unchanged through the engine, the remote client and the restore itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreRequest {
-    /// The new record's id, if the caller chose it (a resumed run keeps its own).
-    pub id: Option<RestoreId>,
-    /// The checkpoint.
-    pub checkpoint: CheckpointId,
-    /// Validated parameters.
-    pub params: RestoreParams,
-    /// Only these pods; empty: every pod of the checkpoint.
+    /// The checkpoint to restore from.
+    #[schema(value_type = String)]
+    #[serde(alias = "checkpoint_id")]
+    pub checkpoint_id: CheckpointId,
+    /// Pods to restore as `<namespace>/<name>`; empty means every pod of the checkpoint.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub pods: Vec<ObjectRef>,
-    /// Namespace renames.
+    /// Restore parameters, Karbor's RESTORE_SCHEMA (`restore_name`,
+    /// `restore_description`); see `podbank schema restore`. Validated when the request is
+    /// read.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: RestoreParams,
+    /// Namespace renames, old -> new.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    #[serde(alias = "namespace_map")]
     pub namespace_map: NamespaceMap,
-    /// Conflict policy.
+    /// What to do when an object exists.
+    #[serde(default)]
+    #[schema(value_type = String)]
     pub conflict: ConflictPolicy,
     /// Keep `spec.nodeName` (default: cleared, the scheduler places the pod).
+    #[serde(default)]
+    #[serde(alias = "keep_node")]
     pub keep_node: bool,
-    /// How long to wait for one restored volume.
-    pub volume_timeout: Duration,
-    /// Karbor's original semantics: bare pods, ownerReferences removed, owners not
-    /// restored. Default: pods with a controller come back through their top owner.
+    /// Karbor's original semantics: bare pods without ownerReferences, owners not
+    /// restored. Default: a pod with a controller comes back through its top owner.
+    #[serde(default)]
+    #[serde(alias = "pods_only")]
     pub pods_only: bool,
-    /// Volumes protected without a backup (`protect --no-volume-backups`) keep their
-    /// original Cinder volume: the PV is restored naming it. Default: such a pod fails.
+    /// Volumes protected without a backup keep their original Cinder volume (the PV is
+    /// restored naming it); default: such a pod fails.
+    #[serde(default)]
+    #[serde(alias = "original_volumes")]
     pub original_volumes: bool,
-    /// How long to watch what was created before calling the restore a success.
-    pub settle: Duration,
-    /// How many units (roots and their volumes) are restored at once.
-    pub concurrency: usize,
-    /// How many Cinder volumes are restored at once.
-    pub volume_concurrency: usize,
+    /// How long to watch what was created before calling the restore a success (`10s`
+    /// by default, `0` not at all).
+    #[serde(default, with = "crate::model::duration::opt_duration")]
+    #[schema(value_type = Option<String>)]
+    pub settle: Option<std::time::Duration>,
+    /// How many pods (or top owners) are restored at once; 32 by default.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// How many Cinder volumes are restored at once; 8 by default.
+    #[serde(default)]
+    #[serde(alias = "volume_concurrency")]
+    pub volume_concurrency: Option<usize>,
+    /// Into the cluster, or a dry run into a folder.
+    #[serde(default)]
+    pub mode: RestoreMode,
+    /// The id a new restore record gets; `None`: a new one. Set by fronts that answer
+    /// with the id before the restore has started (Karbor's restore create). A restore
+    /// that resumes an unfinished run of the same request keeps that run's id.
+    #[serde(skip)]
+    pub restore_id: Option<RestoreId>,
 }
 
 /// The default of [`RestoreRequest::concurrency`].
@@ -172,12 +217,47 @@ pub const DEFAULT_VOLUME_CONCURRENCY: usize = 8;
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);
 
 impl RestoreRequest {
+    /// A restore of every pod of `checkpoint_id`, into the cluster, with the defaults.
+    pub fn of(checkpoint_id: CheckpointId) -> Self {
+        RestoreRequest {
+            checkpoint_id,
+            pods: Vec::new(),
+            parameters: RestoreParams::default(),
+            namespace_map: NamespaceMap::default(),
+            conflict: ConflictPolicy::default(),
+            keep_node: false,
+            pods_only: false,
+            original_volumes: false,
+            settle: None,
+            concurrency: None,
+            volume_concurrency: None,
+            mode: RestoreMode::Apply,
+            restore_id: None,
+        }
+    }
+
+    /// How long to watch what was created ([`DEFAULT_SETTLE`] unless asked).
+    pub fn settle(&self) -> Duration {
+        self.settle.unwrap_or(DEFAULT_SETTLE)
+    }
+
+    /// How many units are restored at once ([`DEFAULT_CONCURRENCY`] unless asked).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
+    }
+
+    /// How many volumes are restored at once ([`DEFAULT_VOLUME_CONCURRENCY`] unless asked).
+    pub fn volume_concurrency(&self) -> usize {
+        self.volume_concurrency
+            .unwrap_or(DEFAULT_VOLUME_CONCURRENCY)
+    }
+
     /// Stable text of the request, to recognise "the same restore" when it runs again.
     pub fn fingerprint(&self) -> String {
         serde_json::json!({
-            "checkpoint": self.checkpoint.as_str(),
-            "restore_name": self.params.restore_name,
-            "restore_description": self.params.restore_description,
+            "checkpoint": self.checkpoint_id.as_str(),
+            "restore_name": self.parameters.restore_name,
+            "restore_description": self.parameters.restore_description,
             "pods": self
                 .pods
                 .iter()

@@ -223,7 +223,7 @@ impl<'a> Inputs<'a> {
                 });
             }
         }
-        if req.params.restore_name.is_some() && pods.len() != 1 {
+        if req.parameters.restore_name.is_some() && pods.len() != 1 {
             return Err(RestoreError::RestoreNameNeedsOnePod(pods.len()));
         }
         Ok(pods)
@@ -251,7 +251,7 @@ impl<'a> Inputs<'a> {
     /// own).
     fn root_name(&self, root: &ObjectRef) -> String {
         self.request
-            .params
+            .parameters
             .restore_name
             .clone()
             .unwrap_or_else(|| root.name().to_string())
@@ -336,7 +336,7 @@ pub fn annotations(inputs: &Inputs<'_>) -> Vec<(String, String)> {
     ];
     if let Some(d) = inputs
         .request
-        .params
+        .parameters
         .restore_description
         .as_ref()
         .filter(|d| !d.is_empty())
