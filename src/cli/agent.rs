@@ -1,4 +1,4 @@
-//! `podbank agent`: parse the `agent:` section, connect to etcd, open the bank, run the
+//! `podbank agent`: check the `agent:` section, connect to etcd, open the bank, run the
 //! agent over the protection engine until SIGTERM or SIGINT. The work itself is
 //! [`crate::agent`]'s.
 
@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::bank::BankArgs;
-use super::Context;
-use crate::agent::AgentConfig;
-use crate::engine::{Lazy, LocalEngine, VolumeMode};
+use super::settings::Settings;
+use crate::agent::AgentError;
+use crate::cinder::Cinder;
+use crate::engine::{EngineError, Lazy, LocalEngine, VolumeMode};
 
 /// Flags of `podbank agent` (override the config file's `agent:` section).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -32,33 +32,28 @@ pub struct AgentArgs {
     pub check_config: bool,
 }
 
-/// The typed agent settings: the file's section, overridden by flags.
-pub fn resolve(ctx: &Context, args: &AgentArgs) -> anyhow::Result<AgentConfig> {
-    let mut config = AgentConfig::from_yaml(&ctx.file.agent)?;
-    if let Some(l) = args.listen {
-        config.listen = l;
+/// An error of [`crate::agent`]: a mistake in the `agent:` section is the caller's
+/// ([`EngineError::Invalid`], exit code 2), anything else a failure.
+fn agent_error(e: AgentError) -> anyhow::Error {
+    match e {
+        AgentError::Config(_) => EngineError::Invalid(e.to_string()).into(),
+        other => other.into(),
     }
-    if let Some(t) = &args.token_file {
-        config.token_file = Some(t.clone());
-    }
-    if let Some(i) = &args.identity {
-        config.identity = Some(i.clone());
-    }
-    config.plans()?;
-    config
-        .election_config()
-        .validate(&ctx.etcd.resolve(&ctx.file)?.prefix)?;
-    Ok(config)
 }
 
-/// Run `podbank agent`.
-pub async fn run(ctx: &Context, bank_args: &BankArgs, args: AgentArgs) -> anyhow::Result<()> {
-    let config = resolve(ctx, &args)?;
-    config.read_token()?;
+/// Run `podbank agent` with `settings` (the `agent:` section already carries this
+/// command's flags).
+pub async fn run(settings: &Settings, args: AgentArgs) -> anyhow::Result<()> {
+    let config = &settings.agent;
+    config
+        .election_config()
+        .validate(&settings.etcd.prefix)
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+    config.read_token().map_err(agent_error)?;
     if args.check_config {
         println!(
             "configuration is valid: {} plan(s), listen {}, election key {}",
-            config.plans.len(),
+            settings.plans.len(),
             config.listen,
             config.election.key
         );
@@ -67,20 +62,23 @@ pub async fn run(ctx: &Context, bank_args: &BankArgs, args: AgentArgs) -> anyhow
     let volumes = if args.no_volume_backups {
         VolumeMode::Skip("volume backups disabled (--no-volume-backups)".into())
     } else {
-        VolumeMode::Cinder(Lazy::ready(ctx.openstack.connect(ctx).await?))
+        let cinder = Cinder::connect(&settings.openstack)
+            .await
+            .context(super::openstack::UNREACHABLE)?;
+        VolumeMode::Cinder(Lazy::ready(cinder))
     };
     let signal = crate::agent::shutdown_signal().context("installing signal handlers")?;
-    let etcd = ctx.connect_etcd().await.context("agent")?;
-    let decoder = ctx.decoder()?;
-    let bank = bank_args.open(ctx, true).await?;
+    let etcd = settings.connect_etcd().await.context("agent")?;
+    let decoder = settings.decoder()?;
+    let bank = settings.bank.open(true).await?;
     let mut engine = LocalEngine::new(
         Lazy::ready(etcd.clone()),
         decoder,
         Lazy::ready(bank),
         volumes,
     )
-    .with_plans(config.plans()?)
-    .with_secrets_in_plain_bank(super::bank::secrets_in_plain_bank(ctx)?);
+    .with_plans(settings.plans.clone())
+    .with_secrets_in_plain_bank(settings.secrets_in_plain_bank);
     // Restores need the API server; without one the agent still protects and answers
     // restore requests with "unavailable".
     match crate::apiserver::ApiServer::connect(&Default::default()).await {
@@ -88,6 +86,8 @@ pub async fn run(ctx: &Context, bank_args: &BankArgs, args: AgentArgs) -> anyhow
         Err(e) => tracing::warn!("restores disabled: {e}"),
     }
     let engine = Arc::new(engine);
-    crate::agent::run(&config, engine, &etcd, signal).await?;
+    crate::agent::run(config, engine, &etcd, signal)
+        .await
+        .map_err(agent_error)?;
     Ok(())
 }

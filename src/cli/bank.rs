@@ -36,54 +36,63 @@ struct FileBank {
     secrets_in_plain_bank: bool,
 }
 
-fn file_bank(ctx: &Context) -> anyhow::Result<FileBank> {
-    if ctx.file.bank.is_null() {
-        return Ok(FileBank::default());
-    }
-    serde_yaml::from_value(ctx.file.bank.clone())
-        .context("config file: invalid `bank` section (keys: url, key_file, secrets_in_plain_bank)")
-}
-
-/// Whether the config file lets protect store Secrets in a plain bank
-/// (`bank.secrets_in_plain_bank: true`).
-pub fn secrets_in_plain_bank(ctx: &Context) -> anyhow::Result<bool> {
-    Ok(file_bank(ctx)?.secrets_in_plain_bank)
-}
-
 /// Default bank location.
 pub const DEFAULT_BANK: &str = "/var/lib/podbank/bank";
 
 impl BankArgs {
-    /// The resolved location and key file.
-    pub fn resolve(&self, ctx: &Context) -> anyhow::Result<(String, Option<PathBuf>)> {
-        let file = file_bank(ctx)?;
+    /// The bank's settings, flags over the config file's `bank:` section (`section`), and
+    /// whether that section lets protect store Secrets in a plain bank
+    /// (`bank.secrets_in_plain_bank: true`).
+    pub fn resolve(&self, section: &serde_yaml::Value) -> anyhow::Result<(BankSettings, bool)> {
+        let file: FileBank = if section.is_null() {
+            FileBank::default()
+        } else {
+            serde_yaml::from_value(section.clone()).context(
+                "config file: invalid `bank` section (keys: url, key_file, secrets_in_plain_bank)",
+            )?
+        };
         let location = self
             .bank
             .clone()
             .or(file.url)
             .unwrap_or_else(|| DEFAULT_BANK.to_string());
-        Ok((location, self.bank_key_file.clone().or(file.key_file)))
+        let settings = BankSettings {
+            location,
+            key_file: self.bank_key_file.clone().or(file.key_file),
+        };
+        Ok((settings, file.secrets_in_plain_bank))
     }
+}
 
-    /// How to open the bank (nothing is opened yet); `create` makes a new one if there is
-    /// none (protect does).
-    pub fn opener(&self, ctx: &Context, create: bool) -> anyhow::Result<BankOpener> {
-        let (location, key_file) = self.resolve(ctx)?;
-        let key = key_file
+/// Where the bank is, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankSettings {
+    /// A directory, file://, s3://bucket/prefix or swift://container/prefix.
+    pub location: String,
+    /// Key file of an encrypted bank.
+    pub key_file: Option<PathBuf>,
+}
+
+impl BankSettings {
+    /// How to open the bank (nothing is opened yet; the key file is read); `create` makes
+    /// a new one if there is none (protect does).
+    pub fn opener(&self, create: bool) -> Result<BankOpener, EngineError> {
+        let key = self
+            .key_file
             .as_deref()
             .map(BankKey::from_file)
             .transpose()
-            .map_err(|e| super::UsageError(e.to_string()))?;
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         Ok(BankOpener {
-            location,
+            location: self.location.clone(),
             key,
             create,
         })
     }
 
     /// Opens the bank now.
-    pub async fn open(&self, ctx: &Context, create: bool) -> anyhow::Result<Arc<Bank>> {
-        Ok(self.opener(ctx, create)?.open().await?)
+    pub async fn open(&self, create: bool) -> Result<Arc<Bank>, EngineError> {
+        self.opener(create)?.open().await
     }
 }
 
@@ -295,7 +304,7 @@ pub fn human_bytes(n: u64) -> String {
 /// Runs a bank subcommand.
 pub async fn run(
     ctx: &Context,
-    args: &BankArgs,
+    settings: &BankSettings,
     engine: &dyn Engine,
     cmd: BankCommand,
 ) -> anyhow::Result<()> {
@@ -310,7 +319,7 @@ pub async fn run(
         }
         BankCommand::Stats => print(ctx.output, &StatsOut(engine.bank_stats().await?)),
         BankCommand::Init => {
-            let bank = args.open(ctx, true).await?;
+            let bank = settings.open(true).await?;
             print(
                 ctx.output,
                 &Message {

@@ -5,11 +5,12 @@ use serde::Serialize;
 
 use super::bank::human_bytes;
 use super::output::{print, write_table, OutputFormat, Tabular};
-use super::{Context, UsageError};
+use super::Context;
 use crate::bank::VerifyReport;
 use crate::engine::views::VolumeCounts;
 use crate::engine::{
-    CheckpointFilter, CheckpointItem, CheckpointView, Engine, ProtectRequest, SelectionSpec,
+    CheckpointFilter, CheckpointItem, CheckpointView, Engine, EngineError, ProtectRequest,
+    SelectionSpec,
 };
 use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, Relation, ResourceType, TakenBy};
 use crate::protection::DeleteOutcome;
@@ -329,17 +330,18 @@ impl Tabular for Deleted {
 }
 
 /// A checkpoint id given on the command line.
-pub(super) fn checkpoint_id(s: &str) -> Result<CheckpointId, UsageError> {
+pub(super) fn checkpoint_id(s: &str) -> Result<CheckpointId, EngineError> {
     s.parse()
-        .map_err(|e: crate::model::IdError| UsageError(e.to_string()))
+        .map_err(|e: crate::model::IdError| EngineError::Invalid(e.to_string()))
 }
 
 /// Pods given on the command line, `<namespace>/<name>` each.
-pub(super) fn pod_refs(pods: &[String]) -> Result<Vec<ObjectRef>, UsageError> {
+pub(super) fn pod_refs(pods: &[String]) -> Result<Vec<ObjectRef>, EngineError> {
     pods.iter()
         .map(|p| {
-            p.parse()
-                .map_err(|_| UsageError(format!("pod {p:?}: expected <namespace>/<name>")))
+            p.parse().map_err(|_| {
+                EngineError::Invalid(format!("pod {p:?}: expected <namespace>/<name>"))
+            })
         })
         .collect()
 }
@@ -470,15 +472,15 @@ pub async fn delete(ctx: &Context, engine: &dyn Engine, args: DeleteArgs) -> any
 pub(super) fn parameters(
     json: Option<&str>,
     flags: &[(&str, &Option<String>)],
-) -> Result<serde_json::Value, UsageError> {
+) -> Result<serde_json::Value, EngineError> {
     let mut params = match json {
         Some(text) => serde_json::from_str::<serde_json::Value>(text)
-            .map_err(|e| UsageError(format!("--parameters is not JSON: {e}")))?,
+            .map_err(|e| EngineError::Invalid(format!("--parameters is not JSON: {e}")))?,
         None => serde_json::json!({}),
     };
     let obj = params
         .as_object_mut()
-        .ok_or_else(|| UsageError("--parameters must be a JSON object".into()))?;
+        .ok_or_else(|| EngineError::Invalid("--parameters must be a JSON object".into()))?;
     for (key, value) in flags {
         if let Some(v) = value {
             obj.insert((*key).into(), v.clone().into());
@@ -514,7 +516,8 @@ pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectReque
     if let (Some(n), Some(obj)) = (args.full_every, parameters.as_object_mut()) {
         obj.insert("full_every".into(), n.into());
     }
-    let parameters = crate::protection::schema::ProtectParams::from_json(&parameters)?;
+    let parameters = crate::protection::schema::ProtectParams::from_json(&parameters)
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
     let selection = SelectionSpec {
         namespaces: args.namespaces.clone(),
         label_selector: args.selector.clone(),

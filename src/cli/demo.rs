@@ -6,8 +6,10 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::output::{print, Tabular};
-use super::{Context, UsageError};
+use super::settings::Settings;
+use super::Context;
 use crate::codec::{resource_prefix, ResourceKind};
+use crate::engine::EngineError;
 use podbank_seed::{self as seed, SeedPlan};
 
 /// The demo subcommands.
@@ -53,7 +55,7 @@ impl Tabular for Seeded {
 }
 
 /// Run a demo subcommand.
-pub async fn run(ctx: &Context, cmd: DemoCommand) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, settings: &Settings, cmd: DemoCommand) -> anyhow::Result<()> {
     match cmd {
         DemoCommand::Seed {
             pods,
@@ -62,9 +64,9 @@ pub async fn run(ctx: &Context, cmd: DemoCommand) -> anyhow::Result<()> {
             force,
         } => {
             if namespaces == 0 {
-                return Err(UsageError("--namespaces must be at least 1".into()).into());
+                return Err(EngineError::Invalid("--namespaces must be at least 1".into()).into());
             }
-            let etcd = ctx.connect_etcd().await?;
+            let etcd = settings.connect_etcd().await?;
             let prefix = etcd.config().prefix().to_string();
             let pods_prefix = resource_prefix(&prefix, ResourceKind::Pod, None);
             let mut kv = etcd.client().kv_client();

@@ -1,11 +1,14 @@
-//! The command-line front: parses arguments, resolves configuration once, builds one
+//! The command-line front: parses arguments, resolves the settings once
+//! ([`settings::Settings`]: flags over environment over the config file), builds one
 //! [`Engine`] (a [`LocalEngine`] over etcd and the bank, or a
 //! [`crate::api::client::RemoteEngine`] with `--agent URL`), calls it and renders the
 //! views it returns. The same command tree whatever engine it holds; no business logic
 //! lives here.
 //!
 //! Exit codes: 0 success, 1 failure (one line `error: <cause>` on stderr), 2 bad usage,
-//! invalid parameters or an invalid config file.
+//! invalid parameters or an invalid config file; beyond clap's own usage errors, chosen by
+//! [`exit_code`] from the [`EngineError`] an error carries, the CLI's own mistakes
+//! converted into one where it meets them.
 
 mod agent;
 pub mod bank;
@@ -20,6 +23,7 @@ mod progress;
 mod remote;
 mod restore;
 mod schema;
+pub mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +32,8 @@ use clap::{Parser, Subcommand};
 
 use self::config::{EtcdArgs, FileConfig};
 use self::output::OutputFormat;
-use crate::codec::{Decoder, EncryptionConfig};
+use self::settings::Settings;
+use crate::api::client::ClientSettings;
 use crate::engine::{Engine, EngineError, Lazy, LocalEngine, VolumeMode};
 use crate::etcd::Etcd;
 
@@ -100,36 +105,13 @@ pub enum Command {
     Plans(plans::PlansCommand),
 }
 
-/// What every command gets: resolved settings and the output format.
+/// How every command renders what it gets.
 pub struct Context {
-    /// The parsed config file (empty if none).
-    pub file: FileConfig,
     /// Output format.
     pub output: OutputFormat,
     /// How many `-v`: from one on, commands that read the bank say what it cost in
     /// requests (on stderr).
     pub verbose: u8,
-    /// etcd flags.
-    pub etcd: EtcdArgs,
-    /// OpenStack flags.
-    pub openstack: openstack::OpenStackArgs,
-}
-
-impl Context {
-    /// Connect to etcd with the resolved settings.
-    pub async fn connect_etcd(&self) -> anyhow::Result<Etcd> {
-        let config = self.etcd.resolve(&self.file)?;
-        Ok(Etcd::connect(&config).await?)
-    }
-
-    /// A decoder with the EncryptionConfiguration, if one is configured.
-    pub fn decoder(&self) -> anyhow::Result<Decoder> {
-        let encryption = match self.etcd.encryption_config(&self.file) {
-            Some(path) => Some(EncryptionConfig::from_file(&path)?),
-            None => None,
-        };
-        Ok(Decoder::new(encryption))
-    }
 }
 
 /// What the engine of one command is set up with.
@@ -143,20 +125,46 @@ pub struct EngineOptions {
     pub volume_timeout: Option<std::time::Duration>,
 }
 
+/// Where the commands' work is done.
+pub enum Site {
+    /// Here, with the settings resolved once for this run.
+    Here(Box<Settings>),
+    /// By the agent at this URL (`--agent`): nothing local is read.
+    Agent(ClientSettings),
+}
+
+impl Site {
+    /// The settings of work done here; a command that only works here is refused with
+    /// `--agent` before it gets this far ([`remote::refused`]).
+    fn here(&self) -> Result<&Settings, EngineError> {
+        match self {
+            Site::Here(settings) => Ok(settings),
+            Site::Agent(_) => Err(EngineError::Invalid(
+                "this command works here and does not go through an agent: drop --agent \
+                 (and PODBANK_AGENT)"
+                    .into(),
+            )),
+        }
+    }
+}
+
 /// The engine commands run on: the agent's (`--agent`), or one here whose etcd, bank,
 /// Cinder and API server are reached when a command first needs them.
 pub fn engine(
     ctx: &Context,
-    bank: &bank::BankArgs,
-    remote: &remote::RemoteArgs,
+    site: &Site,
     options: EngineOptions,
 ) -> anyhow::Result<Box<dyn Engine>> {
-    if let Some(url) = &remote.url {
-        let engine = crate::api::client::RemoteEngine::new(&remote.settings(url))?;
-        return Ok(Box::new(engine));
-    }
-    let etcd_config = ctx.etcd.resolve(&ctx.file)?;
-    let decoder = ctx.decoder()?;
+    let settings = match site {
+        Site::Agent(client) => {
+            let engine =
+                crate::api::client::RemoteEngine::new(client).map_err(EngineError::from)?;
+            return Ok(Box::new(engine));
+        }
+        Site::Here(settings) => settings,
+    };
+    let etcd_config = settings.etcd.clone();
+    let decoder = settings.decoder()?;
     let etcd = Lazy::later(move || {
         let config = etcd_config.clone();
         Box::pin(async move {
@@ -165,28 +173,23 @@ pub fn engine(
                 .map_err(|e| EngineError::Unavailable(e.to_string()))
         })
     });
-    let opener = bank.opener(ctx, options.create_bank)?;
+    let opener = settings.bank.opener(options.create_bank)?;
     let bank = Lazy::later(move || {
         let opener = opener.clone();
         Box::pin(async move { opener.open().await })
     });
-    let cinder_settings = ctx.openstack.settings(ctx)?;
+    let cinder_settings = settings.openstack.clone();
     let cinder = Lazy::later(move || {
         let settings = cinder_settings.clone();
         Box::pin(async move {
             crate::cinder::Cinder::connect(&settings)
                 .await
-                .map_err(|e| {
-                    EngineError::Unavailable(format!(
-                        "cannot reach Cinder (use --os-cloud / OS_CLOUD and clouds.yaml, or OS_* \
-                     variables; --no-volume-backups skips volumes): {e}"
-                    ))
-                })
+                .map_err(|e| EngineError::Unavailable(format!("{}: {e}", openstack::UNREACHABLE)))
         })
     });
     let mut engine = LocalEngine::new(etcd, decoder, bank, VolumeMode::Cinder(cinder))
-        .with_plans(plans_of(ctx)?)
-        .with_secrets_in_plain_bank(bank::secrets_in_plain_bank(ctx)?)
+        .with_plans(settings.plans.clone())
+        .with_secrets_in_plain_bank(settings.secrets_in_plain_bank)
         .with_progress(progress::for_output(ctx.output));
     if let Some(timeout) = options.volume_timeout {
         engine = engine.with_volume_timeout(timeout);
@@ -203,15 +206,20 @@ pub fn engine(
     Ok(Box::new(engine))
 }
 
-/// The plans of the config file's `agent:` section.
-fn plans_of(ctx: &Context) -> anyhow::Result<Vec<crate::engine::Plan>> {
-    Ok(crate::agent::AgentConfig::from_yaml(&ctx.file.agent)?.plans()?)
+/// The exit code of an engine error, by its classification: the caller's fault (an
+/// invalid request, or one this engine cannot take) is bad usage, 2; anything else a
+/// failure, 1. Errors outside the engine are converted into [`EngineError`] where the CLI
+/// meets them (`--config`, flags, the agent's settings); one that carries none is a
+/// failure.
+pub fn exit_code(e: &EngineError) -> u8 {
+    match e {
+        EngineError::Invalid(_) | EngineError::Unsupported(_) => 2,
+        EngineError::NotFound(_)
+        | EngineError::Conflict(_)
+        | EngineError::Unavailable(_)
+        | EngineError::Failed(_) => 1,
+    }
 }
-
-/// An error that is the user's fault (bad parameters): exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 /// Entry point of the `podbank` binary.
 pub fn main() -> ExitCode {
@@ -248,27 +256,9 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let usage = e.chain().any(|c| {
-                c.is::<UsageError>()
-                    || c.is::<crate::resources::ResourceError>()
-                    || c.is::<crate::protection::schema::InvalidParameters>()
-                    || c.is::<crate::protection::restore::NamespaceMapError>()
-                    || c.is::<crate::model::IdError>()
-                    || c.downcast_ref::<crate::agent::AgentError>()
-                        .is_some_and(|a| matches!(a, crate::agent::AgentError::Config(_)))
-                    || c.is::<crate::etcd::ElectionError>()
-                    || c.downcast_ref::<crate::api::client::ClientError>()
-                        .is_some_and(|e| e.is_usage())
-                    || c.downcast_ref::<EngineError>().is_some_and(|e| {
-                        matches!(e, EngineError::Invalid(_) | EngineError::Unsupported(_))
-                    })
-            });
             eprintln!("error: {}", one_line(&e));
-            if usage {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            let engine = e.chain().find_map(|c| c.downcast_ref::<EngineError>());
+            ExitCode::from(engine.map_or(1, exit_code))
         }
     }
 }
@@ -315,15 +305,12 @@ fn init_logging(verbose: u8) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = match &cli.config {
-        Some(path) => FileConfig::load(path).map_err(|e| UsageError(format!("{e:#}")))?,
+        Some(path) => FileConfig::load(path).map_err(|e| EngineError::Invalid(format!("{e:#}")))?,
         None => FileConfig::default(),
     };
     let ctx = Context {
-        file,
         output: cli.output,
         verbose: cli.verbose,
-        etcd: cli.etcd,
-        openstack: cli.openstack,
     };
     if let Some(url) = &cli.remote.url {
         if let Some(refusal) = remote::refused(&cli.command) {
@@ -336,11 +323,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let engine = |options: EngineOptions| engine(&ctx, &cli.bank, &cli.remote, options);
+    if let Command::Schema { which } = cli.command {
+        return schema::run(which);
+    }
+    let site = match &cli.remote.url {
+        Some(url) => Site::Agent(cli.remote.settings(url)),
+        None => Site::Here(Box::new(Settings::resolve(&cli, &file)?)),
+    };
+    let engine = |options: EngineOptions| engine(&ctx, &site, options);
     match cli.command {
         Command::Schema { which } => schema::run(which),
-        Command::Demo(cmd) => demo::run(&ctx, cmd).await,
-        Command::Agent(args) => agent::run(&ctx, &cli.bank, args).await,
+        Command::Demo(cmd) => demo::run(&ctx, site.here()?, cmd).await,
+        Command::Agent(args) => agent::run(site.here()?, args).await,
         Command::Pods(cmd) => pods::run(&ctx, &*engine(EngineOptions::default())?, cmd).await,
         Command::Protect(args) => {
             let options = EngineOptions {
@@ -367,7 +361,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             restore::run_restores(&ctx, &*engine(EngineOptions::default())?, cmd).await
         }
         Command::Bank(cmd) => {
-            bank::run(&ctx, &cli.bank, &*engine(EngineOptions::default())?, cmd).await
+            let bank = &site.here()?.bank;
+            bank::run(&ctx, bank, &*engine(EngineOptions::default())?, cmd).await
         }
         Command::Plans(cmd) => {
             let here = cli.remote.url.is_none();

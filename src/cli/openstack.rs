@@ -1,12 +1,12 @@
 //! The OpenStack flags (`--os-cloud`, ...) and the config file's `openstack:` section,
-//! resolved into Cinder settings. Flags override `OS_*` variables, which override the file.
+//! resolved into Cinder settings ([`super::settings`]). Flags override `OS_*` variables,
+//! which override the file.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::Context;
-use crate::cinder::{Cinder, CinderSettings};
+use crate::cinder::CinderSettings;
 
 /// OpenStack flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -36,12 +36,13 @@ struct FileOpenStack {
 }
 
 impl OpenStackArgs {
-    /// The resolved settings.
-    pub fn settings(&self, ctx: &Context) -> anyhow::Result<CinderSettings> {
-        let file: FileOpenStack = if ctx.file.openstack.is_null() {
+    /// The resolved settings: flags over `OS_*` variables over the config file's
+    /// `openstack:` section (`section`).
+    pub fn resolve(&self, section: &serde_yaml::Value) -> anyhow::Result<CinderSettings> {
+        let file: FileOpenStack = if section.is_null() {
             FileOpenStack::default()
         } else {
-            serde_yaml::from_value(ctx.file.openstack.clone()).context(
+            serde_yaml::from_value(section.clone()).context(
                 "config file: invalid `openstack` section \
                  (keys: cloud, clouds_file, region, interface, endpoint_override)",
             )?
@@ -60,12 +61,8 @@ impl OpenStackArgs {
             ..env
         })
     }
-
-    /// Connects to Cinder (authenticates, finds the endpoint, checks access).
-    pub async fn connect(&self, ctx: &Context) -> anyhow::Result<Cinder> {
-        let settings = self.settings(ctx)?;
-        Cinder::connect(&settings)
-            .await
-            .context("cannot reach Cinder (use --os-cloud / OS_CLOUD and clouds.yaml, or OS_* variables; --no-volume-backups skips volumes)")
-    }
 }
+
+/// What to do when Cinder cannot be reached.
+pub const UNREACHABLE: &str = "cannot reach Cinder (use --os-cloud / OS_CLOUD and clouds.yaml, \
+     or OS_* variables; --no-volume-backups skips volumes)";

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::output::{print, Tabular};
-use super::{Context, UsageError};
-use crate::engine::{Engine, PlanRun, PlanView};
+use super::Context;
+use crate::engine::{Engine, EngineError, PlanRun, PlanView};
 
 /// The plans subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -90,7 +90,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let items = engine.plans().await?;
     if here && items.is_empty() {
-        return Err(UsageError(
+        return Err(EngineError::Invalid(
             "no plans here: the config file (--config) has no agent.plans; a running agent's \
              plans are listed and run with --agent URL (or PODBANK_AGENT)"
                 .into(),

@@ -12,9 +12,10 @@ use super::checkpoints::{self, CheckpointsCommand};
 use super::output::{print, Tabular};
 use super::plans::PlansCommand;
 use super::restore::{self, DEFAULT_VOLUME_TIMEOUT};
-use super::{Command, Context, UsageError};
+use super::{Command, Context};
 use crate::api::client::{ClientSettings, RemoteEngine};
 use crate::api::OperationRecord;
+use crate::engine::EngineError;
 
 /// Flags that send commands to a running agent.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -69,14 +70,14 @@ impl RemoteArgs {
 
 /// What a command asks for that the agent's API does not take, as the usage error that
 /// names the flag (exit code 2), before anything is sent.
-pub fn refused(command: &Command) -> Option<UsageError> {
+pub fn refused(command: &Command) -> Option<EngineError> {
     let not_remote = |flag: &str, why: &str| {
-        Some(UsageError(format!(
+        Some(EngineError::Invalid(format!(
             "{flag} is not available through --agent: {why}"
         )))
     };
     let here_only = |what: &str| {
-        Some(UsageError(format!(
+        Some(EngineError::Invalid(format!(
             "`podbank {what}` works on the bank here and does not go through an agent: drop \
              --agent (and PODBANK_AGENT)"
         )))
@@ -111,7 +112,7 @@ pub fn refused(command: &Command) -> Option<UsageError> {
         Command::Checkpoints(CheckpointsCommand::Verify { .. }) => here_only("checkpoints verify"),
         Command::Bank(_) => here_only("bank"),
         Command::Demo(_) => here_only("demo"),
-        Command::Agent(_) => Some(UsageError(
+        Command::Agent(_) => Some(EngineError::Invalid(
             "`podbank agent` runs an agent; it does not talk to one: drop --agent".into(),
         )),
         _ => None,
@@ -139,7 +140,7 @@ pub async fn operation(
         return Ok(None);
     }
     // Made (token and certificates read) only for the commands that use it.
-    let engine = RemoteEngine::new(&args.settings(url))?;
+    let engine = RemoteEngine::new(&args.settings(url)).map_err(EngineError::from)?;
     let op = match command {
         Command::Protect(a) if !wait => {
             engine

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::output::{print, Tabular};
-use super::{Context, UsageError};
+use super::Context;
 use crate::apiserver::KubeSettings;
-use crate::engine::{Engine, RestoreItem, RestoreMode, RestoreRequest, RestoreView};
+use crate::engine::{Engine, EngineError, RestoreItem, RestoreMode, RestoreRequest, RestoreView};
 use crate::model::{Outcome, RestoreStatus};
 use crate::protection::restore::{ConflictPolicy, NamespaceMap};
 
@@ -75,7 +75,7 @@ pub struct RestoreArgs {
 impl RestoreArgs {
     /// The restore parameters: `--parameters` with `--restore-name` and
     /// `--restore-description` on top.
-    pub(super) fn parameters_json(&self) -> Result<serde_json::Value, UsageError> {
+    pub(super) fn parameters_json(&self) -> Result<serde_json::Value, EngineError> {
         super::checkpoints::parameters(
             self.parameters.as_deref(),
             &[
@@ -243,9 +243,11 @@ fn summary(view: &RestoreView) -> String {
 /// The request of `podbank restore`, checked: a bad one fails before anything is reached.
 pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
     let checkpoint_id = super::checkpoints::checkpoint_id(&args.checkpoint)?;
-    let parameters = crate::protection::schema::RestoreParams::from_json(&args.parameters_json()?)?;
+    let parameters = crate::protection::schema::RestoreParams::from_json(&args.parameters_json()?)
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
     let pods = super::checkpoints::pod_refs(&args.pods)?;
-    let namespace_map = NamespaceMap::parse(&args.namespace_map)?;
+    let namespace_map = NamespaceMap::parse(&args.namespace_map)
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
     let export = match (&args.export, args.dry_run) {
         (Some(dir), _) => Some(dir.clone()),
         (None, true) => Some(PathBuf::from("podbank-restore-plan")),
@@ -288,7 +290,7 @@ pub async fn run_restores(
         RestoresCommand::Show { id } => {
             let id = id
                 .parse()
-                .map_err(|e: crate::model::IdError| UsageError(e.to_string()))?;
+                .map_err(|e: crate::model::IdError| EngineError::Invalid(e.to_string()))?;
             print(ctx.output, &Show(engine.restore_record(&id).await?))
         }
     }

@@ -2,7 +2,7 @@
 //! exists in the target to the steps of the restore: names, edits, conflict decisions, in
 //! order. Nothing is read or written here; [`super::execute`] carries the plan out.
 //!
-//! The restore is made of *units*, top-down ([`units`]):
+//! The restore is made of *units*, top-down ([`plan`], grouping by [`units()`]):
 //! 1. what the pods need first: each target namespace that does not exist (from the
 //!    stored Namespace object), then the ConfigMaps, Secrets and ServiceAccounts they
 //!    reference that the target lacks;
@@ -33,7 +33,7 @@ use crate::model::{
     RestoredResource, VolumeDriver, VolumeId, VolumeRecord,
 };
 
-pub use units::{plan, units, Unit};
+pub use units::{units, Unit};
 
 /// Annotation: the checkpoint a restored object came from.
 pub const ANNOTATION_CHECKPOINT: &str = "podbank.io/checkpoint";
@@ -136,6 +136,21 @@ pub struct Plan {
     pub first: Vec<UnitPlan>,
     /// One per root.
     pub units: Vec<UnitPlan>,
+}
+
+/// Plans the restore of `units` (from [`units()`]), top-down: first the target namespaces
+/// that do not exist, then the referenced objects the target lacks ([`mod@units`]), then each
+/// root's unit, whole ([`roots`]).
+pub fn plan(inputs: &Inputs<'_>, units: &[Unit<'_>], exists: &BTreeMap<Key, Existing>) -> Plan {
+    let first = units::plan_namespaces(inputs, units, exists)
+        .into_iter()
+        .chain(units::plan_referenced(inputs, units, exists))
+        .collect();
+    let units = units
+        .iter()
+        .map(|u| roots::plan_unit(inputs, u, exists))
+        .collect();
+    Plan { first, units }
 }
 
 impl Plan {

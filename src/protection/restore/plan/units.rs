@@ -1,12 +1,13 @@
-//! The units of a restore, top-down: the namespaces and referenced objects the pods need,
-//! then one unit per restore root (a top owner whose controller makes the pods, or a pod
-//! restored as itself), each planned whole.
+//! The units of a restore and the planning of what comes first: how pods group into units
+//! (one per restore root: a top owner whose controller makes the pods, or a pod restored
+//! as itself), and the namespaces and referenced objects the pods need. [`super::plan`]
+//! calls these in order; each root's unit is planned whole in [`super::roots`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::super::error::RestoreError;
 use super::super::request::ConflictPolicy;
-use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Plan, Step, UnitPlan};
+use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType};
 
@@ -240,19 +241,6 @@ pub(super) fn referenced<'a>(inputs: &Inputs<'a>, units: &[Unit<'a>]) -> Vec<Ref
     out
 }
 
-/// Plans the restore of `units`: see the module doc of [`super`].
-pub fn plan(inputs: &Inputs<'_>, units: &[Unit<'_>], exists: &BTreeMap<Key, Existing>) -> Plan {
-    let first = plan_namespaces(inputs, units, exists)
-        .into_iter()
-        .chain(plan_referenced(inputs, units, exists))
-        .collect();
-    let units = units
-        .iter()
-        .map(|u| super::roots::plan_unit(inputs, u, exists))
-        .collect();
-    Plan { first, units }
-}
-
 /// The object step of a stored record, under `target`.
 pub(super) fn stored_step(
     inputs: &Inputs<'_>,
@@ -297,7 +285,7 @@ pub(super) fn stored_step(
 
 /// Each target namespace that does not exist, from its stored Namespace object (a bare
 /// one for a checkpoint that holds none).
-fn plan_namespaces(
+pub(super) fn plan_namespaces(
     inputs: &Inputs<'_>,
     units: &[Unit<'_>],
     exists: &BTreeMap<Key, Existing>,
@@ -356,7 +344,7 @@ fn plan_namespaces(
 }
 
 /// The referenced ConfigMaps, Secrets and ServiceAccounts the target lacks.
-fn plan_referenced(
+pub(super) fn plan_referenced(
     inputs: &Inputs<'_>,
     units: &[Unit<'_>],
     exists: &BTreeMap<Key, Existing>,
