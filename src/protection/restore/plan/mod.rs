@@ -212,7 +212,7 @@ impl<'a> Inputs<'a> {
         let pods: Vec<&ResourceRecord> = self
             .resources
             .iter()
-            .filter(|r| r.kind == ResourceType::Pod)
+            .filter(|r| r.kind == ResourceType::Kube(ResourceKind::Pod))
             .filter(|r| req.pods.is_empty() || req.pods.contains(&r.object))
             .collect();
         for p in &req.pods {

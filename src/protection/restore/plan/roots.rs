@@ -64,7 +64,7 @@ fn plan_pod(
             return UnitPlan::Skip {
                 unit,
                 notes: vec![note(
-                    ResourceType::Pod,
+                    ResourceType::Kube(ResourceKind::Pod),
                     source.to_string(),
                     ObjectRef::new(&ns, &wanted).to_string(),
                     Outcome::Skipped,
@@ -181,7 +181,7 @@ fn plan_workload(
     }
     for p in pods {
         volumes.notes.push(note(
-            ResourceType::Pod,
+            ResourceType::Kube(ResourceKind::Pod),
             format!("pod:{}", p.object),
             String::new(),
             Outcome::ByController,

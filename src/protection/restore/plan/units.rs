@@ -310,7 +310,10 @@ fn plan_namespaces(
         }
         let reused = state == Existing::Ours;
         let record = inputs
-            .find(&ResourceType::Namespace, &ObjectRef::cluster(&source))
+            .find(
+                &ResourceType::Kube(ResourceKind::Namespace),
+                &ObjectRef::cluster(&source),
+            )
             .filter(|r| r.status == ResourceStatus::Protected && r.object_id.is_some());
         let step = match record {
             Some(r) => stored_step(

@@ -120,12 +120,12 @@ pub(super) fn plan_volumes(
             });
             let pv_ref = v.persistent_volume.clone().map(ObjectRef::cluster);
             let (Some(claim), Some(pv)) = (
-                claim_ref
-                    .as_ref()
-                    .and_then(|c| inputs.find(&ResourceType::PersistentVolumeClaim, c)),
-                pv_ref
-                    .as_ref()
-                    .and_then(|p| inputs.find(&ResourceType::PersistentVolume, p)),
+                claim_ref.as_ref().and_then(|c| {
+                    inputs.find(&ResourceType::Kube(ResourceKind::PersistentVolumeClaim), c)
+                }),
+                pv_ref.as_ref().and_then(|p| {
+                    inputs.find(&ResourceType::Kube(ResourceKind::PersistentVolume), p)
+                }),
             ) else {
                 let error = RestoreError::MissingRecords {
                     claim: claim_ref.map(|c| c.to_string()).unwrap_or_default(),
@@ -161,14 +161,14 @@ pub(super) fn plan_volumes(
                 (Ok(None), ClaimNaming::Pod) => {
                     return Volumes::Skip(vec![
                         note(
-                            ResourceType::PersistentVolumeClaim,
+                            ResourceType::Kube(ResourceKind::PersistentVolumeClaim),
                             claim.object.to_string(),
                             ObjectRef::new(ns, &claim_wanted).to_string(),
                             Outcome::Skipped,
                             "exists (--conflict skip)",
                         ),
                         note(
-                            ResourceType::Pod,
+                            ResourceType::Kube(ResourceKind::Pod),
                             source.to_string(),
                             ObjectRef::new(ns, inputs.root_name(source)).to_string(),
                             Outcome::Skipped,
@@ -178,7 +178,7 @@ pub(super) fn plan_volumes(
                 }
                 (Ok(None), _) => {
                     plan.notes.push(note(
-                        ResourceType::PersistentVolumeClaim,
+                        ResourceType::Kube(ResourceKind::PersistentVolumeClaim),
                         claim.object.to_string(),
                         ObjectRef::new(ns, &claim_wanted).to_string(),
                         Outcome::Skipped,
