@@ -14,7 +14,7 @@ use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Podbank, Run};
 use podbank::model::{
     JournalBatch, Outcome, ResourceKind, ResourceType, RestoreId, RestoreRecord, RestoreStatus,
-    RestoredResource,
+    RestoredResource, Source,
 };
 use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
@@ -336,7 +336,7 @@ async fn the_journal_is_folded_in_order_and_gc_removes_what_the_record_holds() {
     bank.put_restore(&record).await.expect("put");
     let outcome = |source: &str, outcome: Outcome| RestoredResource {
         kind: ResourceType::Kube(ResourceKind::Pod),
-        source: source.into(),
+        source: Source::parse(&ResourceType::Kube(ResourceKind::Pod), source),
         target: source.into(),
         new_id: String::new(),
         outcome,

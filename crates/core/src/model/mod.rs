@@ -28,7 +28,9 @@ pub use ids::{
 };
 pub use kind::{ApiResource, ResourceKind};
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
-pub use restore::{JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource};
+pub use restore::{
+    JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource, Source,
+};
 pub use status::{
     CheckpointStatus, Encoding, Outcome, Relation, ResourceStatus, ResourceType, RestoreStatus,
     VolumeDriver, VolumeStatus,

@@ -8,7 +8,9 @@ use super::super::error::RestoreError;
 use super::super::request::ConflictPolicy;
 use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Plan, Step, UnitPlan};
 use crate::codec::{ObjectEdits, ResourceKind};
-use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType};
+use crate::model::{
+    ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType, Source,
+};
 
 /// A root of the restore and the pods it brings back.
 #[derive(Debug)]
@@ -61,12 +63,8 @@ impl<'a> Unit<'a> {
 }
 
 /// `deployment:<ns>/<name>`: how the record names a restored object's source.
-pub(super) fn source_of(kind: ResourceKind, name: &ObjectRef) -> String {
-    match kind {
-        ResourceKind::PersistentVolumeClaim => format!("pvc:{name}"),
-        ResourceKind::PersistentVolume => format!("pv:{name}"),
-        other => format!("{}:{name}", other.kind().to_lowercase()),
-    }
+pub(super) fn source_of(kind: ResourceKind, name: &ObjectRef) -> Source {
+    Source::object(kind, name.clone())
 }
 
 /// A pod's owner chain in the checkpoint.
@@ -337,7 +335,7 @@ fn plan_namespaces(
                 ObjectStep {
                     kind: ResourceKind::Namespace,
                     target: ObjectRef::cluster(&target),
-                    source: format!("namespace:{source}"),
+                    source: source_of(ResourceKind::Namespace, &ObjectRef::cluster(&source)),
                     source_uid: String::new(),
                     object_id: None,
                     generated: Some(body.to_string().into_bytes()),

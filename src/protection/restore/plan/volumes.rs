@@ -5,10 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::units::source_of;
 use super::{base_edits, choose, note, volume_note, Existing, Inputs, Key, ObjectStep, Step};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{
-    ObjectRef, Outcome, ResourceRecord, ResourceType, RestoredResource, VolumeDriver, VolumeId,
+    ObjectRef, Outcome, ResourceRecord, ResourceType, RestoredResource, Source, VolumeDriver,
+    VolumeId,
 };
 use crate::protection::restore::error::RestoreError;
 
@@ -162,24 +164,27 @@ pub(super) fn plan_volumes(
                     return Volumes::Skip(vec![
                         note(
                             ResourceType::Kube(ResourceKind::PersistentVolumeClaim),
-                            claim.object.to_string(),
+                            // As recorded so far: `<ns>/<name>`, no `pvc:`.
+                            Source::Text(claim.object.to_string()),
                             ObjectRef::new(ns, &claim_wanted).to_string(),
                             Outcome::Skipped,
                             "exists (--conflict skip)",
                         ),
                         note(
                             ResourceType::Kube(ResourceKind::Pod),
-                            source.to_string(),
+                            // As recorded so far: `<ns>/<name>`, no `pod:`.
+                            Source::Text(source.to_string()),
                             ObjectRef::new(ns, inputs.root_name(source)).to_string(),
                             Outcome::Skipped,
                             &format!("its claim {claim_wanted} exists (--conflict skip)"),
                         ),
-                    ])
+                    ]);
                 }
                 (Ok(None), _) => {
                     plan.notes.push(note(
                         ResourceType::Kube(ResourceKind::PersistentVolumeClaim),
-                        claim.object.to_string(),
+                        // As recorded so far: `<ns>/<name>`, no `pvc:`.
+                        Source::Text(claim.object.to_string()),
                         ObjectRef::new(ns, &claim_wanted).to_string(),
                         Outcome::Skipped,
                         "exists (--conflict skip): the live claim is kept",
@@ -198,7 +203,10 @@ pub(super) fn plan_volumes(
             plan.steps.push(Step::Object(ObjectStep {
                 kind: ResourceKind::PersistentVolume,
                 target: ObjectRef::cluster(&pv_name),
-                source: format!("pv:{}", pv.object.name()),
+                source: source_of(
+                    ResourceKind::PersistentVolume,
+                    &ObjectRef::cluster(pv.object.name()),
+                ),
                 source_uid: pv.uid.clone(),
                 object_id: pv.object_id,
                 generated: None,
@@ -221,7 +229,7 @@ pub(super) fn plan_volumes(
             plan.steps.push(Step::Object(ObjectStep {
                 kind: ResourceKind::PersistentVolumeClaim,
                 target: ObjectRef::new(ns, &claim_name),
-                source: format!("pvc:{}", claim.object),
+                source: source_of(ResourceKind::PersistentVolumeClaim, &claim.object),
                 source_uid: claim.uid.clone(),
                 object_id: claim.object_id,
                 generated: None,
