@@ -223,7 +223,7 @@ fn json_body<T>(
     security(("bearer" = [])))]
 async fn protectable_types() -> Json<Items<String>> {
     Json(Items {
-        items: vec![crate::model::ResourceType::Pod.karbor().to_string()],
+        items: vec![crate::model::ResourceKind::Pod.karbor().to_string()],
     })
 }
 

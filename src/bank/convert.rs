@@ -15,8 +15,8 @@ use crate::model::{
     CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, GroupSnapshotId, InvalidPlanId,
     JournalBatch, ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord,
     ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats, RestoreStatus,
-    RestoredResource, Revision, SelectionRecord, SnapshotId, StoredPlan, TableRefs, TakenBy,
-    VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
+    RestoredResource, Revision, SelectionRecord, SnapshotId, Source, StoredPlan, TableRefs,
+    TakenBy, VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -505,9 +505,10 @@ impl From<CheckpointBrief> for CheckpointSummary {
 
 impl From<pb::RestoredResource> for RestoredResource {
     fn from(r: pb::RestoredResource) -> Self {
+        let kind = ResourceType::from_karbor(&r.r#type);
         Self {
-            kind: ResourceType::from_karbor(&r.r#type),
-            source: r.source,
+            source: Source::parse(&kind, &r.source),
+            kind,
             target: r.target,
             new_id: r.new_id,
             outcome: Outcome::from_label(&r.status).unwrap_or(Outcome::Error),
@@ -520,7 +521,7 @@ impl From<&RestoredResource> for pb::RestoredResource {
     fn from(r: &RestoredResource) -> Self {
         Self {
             r#type: r.kind.karbor().to_string(),
-            source: r.source.clone(),
+            source: r.source.to_string(),
             target: r.target.clone(),
             new_id: r.new_id.clone(),
             status: r.outcome.label().to_string(),

@@ -186,7 +186,7 @@ impl Tabular for At<PodDetail> {
         let mut rows = vec![
             vec![
                 "Type".into(),
-                crate::model::ResourceType::Pod.karbor().into(),
+                crate::model::ResourceKind::Pod.karbor().into(),
             ],
             vec!["Namespace".into(), p.namespace.clone()],
             vec!["Name".into(), p.name.clone()],

@@ -156,7 +156,7 @@ impl Tabular for Show {
             .map(|r| {
                 vec![
                     r.kind.to_string(),
-                    r.source.clone(),
+                    r.source.to_string(),
                     r.target.clone(),
                     r.status.to_string(),
                     r.new_id.clone(),

@@ -27,8 +27,8 @@ use crate::cinder::Cinder;
 use crate::codec::Decoder;
 use crate::etcd::{Etcd, ScanOptions};
 use crate::model::{
-    CheckpointId, CheckpointStatus, ObjectRef, PlanId, ResourceStatus, ResourceType, RestoreId,
-    StoredPlan, VolumeStatus,
+    CheckpointId, CheckpointStatus, ObjectRef, PlanId, ResourceKind, ResourceStatus, ResourceType,
+    RestoreId, StoredPlan, VolumeStatus,
 };
 use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{
@@ -241,7 +241,7 @@ fn pod_view(inv: &Inventory, pod: crate::protection::PodEntry) -> PodView {
         .filter(|d| d.is_protectable())
         .count();
     PodView {
-        resource_type: ResourceType::Pod,
+        resource_type: ResourceType::Kube(ResourceKind::Pod),
         id: pod.info.uid.clone(),
         pod,
         cinder_volumes,

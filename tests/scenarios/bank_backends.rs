@@ -276,7 +276,7 @@ async fn bank_end_to_end(backend: Arc<dyn Backend>, reopen: Arc<dyn Backend>) {
     assert_eq!(ids.len(), objects.len());
     for (i, (id, data)) in ids.iter().zip(&objects).enumerate() {
         writer.add_resource(podbank::model::ResourceRecord {
-            kind: podbank::model::ResourceType::Pod,
+            kind: podbank::model::ResourceType::Kube(podbank::model::ResourceKind::Pod),
             key: podbank::model::EtcdKey::new(format!("/registry/pods/default/p{i}")),
             object: podbank::model::ObjectRef::new("default", format!("p{i}")),
             object_id: Some(*id),

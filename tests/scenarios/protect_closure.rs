@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::support::apps::{self, Drill, REPORT_JOB, WEB_PODS, WEB_RS};
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Podbank};
-use podbank::model::{Relation, ResourceRecord, ResourceStatus, ResourceType};
+use podbank::model::{Relation, ResourceKind, ResourceRecord, ResourceStatus, ResourceType};
 use podbank_seed as seed;
 
 fn drill() -> Drill {
@@ -71,15 +71,27 @@ async fn the_closure_is_recorded_with_types_edges_and_secrets_skipped_in_a_plain
     };
     // Every kind of the closure, stored at the checkpoint's revision.
     for (kind, name) in [
-        (ResourceType::Deployment, "shop/web"),
-        (ResourceType::ReplicaSet, &format!("shop/{WEB_RS}")),
-        (ResourceType::StatefulSet, "shop/db"),
-        (ResourceType::CronJob, "shop/report"),
-        (ResourceType::Job, &format!("shop/{REPORT_JOB}")),
-        (ResourceType::ConfigMap, "shop/web-config"),
-        (ResourceType::ServiceAccount, "shop/web"),
-        (ResourceType::ServiceAccount, "shop/default"),
-        (ResourceType::Namespace, "shop"),
+        (ResourceType::Kube(ResourceKind::Deployment), "shop/web"),
+        (
+            ResourceType::Kube(ResourceKind::ReplicaSet),
+            &format!("shop/{WEB_RS}"),
+        ),
+        (ResourceType::Kube(ResourceKind::StatefulSet), "shop/db"),
+        (ResourceType::Kube(ResourceKind::CronJob), "shop/report"),
+        (
+            ResourceType::Kube(ResourceKind::Job),
+            &format!("shop/{REPORT_JOB}"),
+        ),
+        (
+            ResourceType::Kube(ResourceKind::ConfigMap),
+            "shop/web-config",
+        ),
+        (ResourceType::Kube(ResourceKind::ServiceAccount), "shop/web"),
+        (
+            ResourceType::Kube(ResourceKind::ServiceAccount),
+            "shop/default",
+        ),
+        (ResourceType::Kube(ResourceKind::Namespace), "shop"),
     ] {
         let r = get(kind.clone(), name);
         assert_eq!(r.status, ResourceStatus::Protected, "{kind} {name}: {r:?}");
@@ -87,12 +99,12 @@ async fn the_closure_is_recorded_with_types_edges_and_secrets_skipped_in_a_plain
         assert!(r.mod_revision <= cp.revision.get(), "{kind} {name}");
     }
     assert_eq!(
-        get(ResourceType::Namespace, "shop").uid,
+        get(ResourceType::Kube(ResourceKind::Namespace), "shop").uid,
         apps::uid("namespace", "", "shop")
     );
 
     // A plain bank keeps no Secret: recorded as skipped, with the reason.
-    let secret = get(ResourceType::Secret, "shop/web-secret");
+    let secret = get(ResourceType::Kube(ResourceKind::Secret), "shop/web-secret");
     assert_eq!(secret.status, ResourceStatus::Skipped);
     assert!(secret.object_id.is_none());
     assert!(
@@ -103,7 +115,10 @@ async fn the_closure_is_recorded_with_types_edges_and_secrets_skipped_in_a_plain
     );
 
     // Edges: pod -> ReplicaSet (with its uid) and what it references; RS -> Deployment.
-    let pod = get(ResourceType::Pod, &format!("shop/{}", WEB_PODS[0]));
+    let pod = get(
+        ResourceType::Kube(ResourceKind::Pod),
+        &format!("shop/{}", WEB_PODS[0]),
+    );
     let edge = |r: &ResourceRecord, relation: Relation| -> Vec<String> {
         r.edges
             .iter()
@@ -131,7 +146,10 @@ async fn the_closure_is_recorded_with_types_edges_and_secrets_skipped_in_a_plain
         vec!["OS::Kubernetes::ServiceAccount shop/web ".to_string()]
     );
     assert_eq!(edge(&pod, Relation::Namespace).len(), 1);
-    let rs = get(ResourceType::ReplicaSet, &format!("shop/{WEB_RS}"));
+    let rs = get(
+        ResourceType::Kube(ResourceKind::ReplicaSet),
+        &format!("shop/{WEB_RS}"),
+    );
     assert_eq!(
         edge(&rs, Relation::Owner),
         vec![format!(
@@ -139,15 +157,18 @@ async fn the_closure_is_recorded_with_types_edges_and_secrets_skipped_in_a_plain
             apps::uid("Deployment", "shop", "web")
         )]
     );
-    let job = get(ResourceType::Job, &format!("shop/{REPORT_JOB}"));
+    let job = get(
+        ResourceType::Kube(ResourceKind::Job),
+        &format!("shop/{REPORT_JOB}"),
+    );
     assert!(edge(&job, Relation::Owner)[0].starts_with("OS::Kubernetes::CronJob shop/report "));
 
     // What etcd does not hold is recorded as missing, with why.
-    let sts = get(ResourceType::StatefulSet, "lone/db");
+    let sts = get(ResourceType::Kube(ResourceKind::StatefulSet), "lone/db");
     assert_eq!(sts.status, ResourceStatus::Missing, "{sts:?}");
     assert!(sts.reason.contains("not found in etcd"), "{}", sts.reason);
     assert_eq!(
-        get(ResourceType::Namespace, "lone").status,
+        get(ResourceType::Kube(ResourceKind::Namespace), "lone").status,
         ResourceStatus::Missing
     );
     // Nothing outside the pods' closure was stored: one Deployment, one StatefulSet.
@@ -157,8 +178,8 @@ async fn the_closure_is_recorded_with_types_edges_and_secrets_skipped_in_a_plain
             .filter(|(k, _)| *k == kind.to_string())
             .count()
     };
-    assert_eq!(count(ResourceType::Deployment), 1);
-    assert_eq!(count(ResourceType::Pod), 7);
+    assert_eq!(count(ResourceType::Kube(ResourceKind::Deployment)), 1);
+    assert_eq!(count(ResourceType::Kube(ResourceKind::Pod)), 7);
 
     // `checkpoints show` lists the closure and the owners.
     let show = podbank
@@ -198,7 +219,7 @@ async fn secrets_are_stored_when_the_operator_opts_in_or_the_bank_is_encrypted()
         .await
         .expect("resources")
         .into_iter()
-        .find(|r| r.kind == ResourceType::Secret)
+        .find(|r| r.kind == ResourceType::Kube(ResourceKind::Secret))
         .expect("the secret's record");
     assert_eq!(secret.status, ResourceStatus::Protected);
     let stored = bank

@@ -13,7 +13,8 @@ use crate::support::apiserver::FakeApiServer;
 use crate::support::etcd::TestEtcd;
 use crate::support::workload::{self, Podbank, Run};
 use podbank::model::{
-    JournalBatch, Outcome, ResourceType, RestoreId, RestoreRecord, RestoreStatus, RestoredResource,
+    JournalBatch, Outcome, ResourceKind, ResourceType, RestoreId, RestoreRecord, RestoreStatus,
+    RestoredResource, Source,
 };
 use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
@@ -110,7 +111,9 @@ async fn journaled_pods(podbank: &Podbank) -> usize {
     restores.first().map_or(0, |r| {
         r.resources
             .iter()
-            .filter(|r| r.kind == ResourceType::Pod && r.outcome == Outcome::Restored)
+            .filter(|r| {
+                r.kind == ResourceType::Kube(ResourceKind::Pod) && r.outcome == Outcome::Restored
+            })
             .count()
     })
 }
@@ -273,7 +276,9 @@ async fn a_restore_killed_mid_way_resumes_from_its_journal_without_making_anythi
     let known = killed
         .resources
         .iter()
-        .filter(|r| r.kind == ResourceType::Pod && r.outcome == Outcome::Restored)
+        .filter(|r| {
+            r.kind == ResourceType::Kube(ResourceKind::Pod) && r.outcome == Outcome::Restored
+        })
         .count();
     assert!(
         known > 0 && known <= made_before,
@@ -330,8 +335,8 @@ async fn the_journal_is_folded_in_order_and_gc_removes_what_the_record_holds() {
     );
     bank.put_restore(&record).await.expect("put");
     let outcome = |source: &str, outcome: Outcome| RestoredResource {
-        kind: ResourceType::Pod,
-        source: source.into(),
+        kind: ResourceType::Kube(ResourceKind::Pod),
+        source: Source::parse(&ResourceType::Kube(ResourceKind::Pod), source),
         target: source.into(),
         new_id: String::new(),
         outcome,

@@ -13,7 +13,8 @@ use crate::support::apiserver::FakeApiServer;
 use podbank::apiserver::{ApiServer, KubeSettings};
 use podbank::codec::{ObjectEdits, ResourceKind};
 use podbank::model::{
-    BackupId, Checkpoint, CheckpointId, ObjectRef, Outcome, RestoreId, RestoreRecord, VolumeId,
+    BackupId, Checkpoint, CheckpointId, ObjectRef, Outcome, RestoreId, RestoreRecord, Source,
+    VolumeId,
 };
 use podbank::model::{JournalBatch, RestoreStatus};
 use podbank::protection::restore::plan::{Existing, ObjectStep};
@@ -35,7 +36,7 @@ fn step(name: &str) -> ObjectStep {
     ObjectStep {
         kind: ResourceKind::ConfigMap,
         target: ObjectRef::new(NS, name),
-        source: format!("configmap:{NS}/{name}"),
+        source: Source::object(ResourceKind::ConfigMap, ObjectRef::new(NS, name)),
         source_uid: String::new(),
         object_id: None,
         generated: None,

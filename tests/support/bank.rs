@@ -11,7 +11,7 @@ use podbank::bank::{
     Bank, BankError, BankKey, CheckpointDraft, CheckpointWriter, OpenOptions, WriterOptions,
 };
 use podbank::model::{
-    Checkpoint, CheckpointStatus, EtcdKey, ObjectRef, ResourceRecord, ResourceType,
+    Checkpoint, CheckpointStatus, EtcdKey, ObjectRef, ResourceKind, ResourceRecord, ResourceType,
 };
 
 /// A pod-like object of about 2 KiB: shared structure, per-object and per-version bytes.
@@ -73,7 +73,7 @@ pub async fn add_pods(writer: &mut CheckpointWriter, objects: &[Bytes]) -> Resul
         for (j, (id, data)) in ids.iter().zip(chunk).enumerate() {
             let i = c * 1000 + j;
             writer.add_resource(ResourceRecord {
-                kind: ResourceType::Pod,
+                kind: ResourceType::Kube(ResourceKind::Pod),
                 object: ObjectRef::new("ns", format!("pod-{i}")),
                 key: EtcdKey::new(format!("/registry/pods/ns/pod-{i}")),
                 object_id: Some(*id),

@@ -31,7 +31,7 @@ use podbank::engine::{
     SelectionSpec,
 };
 use podbank::model::{
-    BackupId, CheckpointId, CheckpointStatus, ResourceType, RestoreId, RestoreRecord,
+    BackupId, CheckpointId, CheckpointStatus, ResourceKind, ResourceType, RestoreId, RestoreRecord,
     RestoreStatus, Revision, VolumeId, VolumeStatus,
 };
 use podbank::protection::retention::{BackupLink, Candidate};
@@ -318,7 +318,7 @@ impl Engine for MemoryEngine {
                 selection.namespaces.is_empty() || selection.namespaces.iter().any(|n| n == ns)
             })
             .map(|p| PodView {
-                resource_type: ResourceType::Pod,
+                resource_type: ResourceType::Kube(ResourceKind::Pod),
                 id: p.2.to_string(),
                 pod: pod_entry(*p),
                 cinder_volumes: 1,
@@ -337,7 +337,7 @@ impl Engine for MemoryEngine {
         let (ns, name, _) = found;
         Ok(PodDetail {
             revision: Revision::new(1),
-            resource_type: ResourceType::Pod,
+            resource_type: ResourceType::Kube(ResourceKind::Pod),
             id: found.2.to_string(),
             cinder_volumes: 1,
             pod: pod_entry(found),

@@ -130,7 +130,7 @@ fn resource_graph(cp: &CheckpointView) -> String {
     for pod in cp
         .resources
         .iter()
-        .filter(|r| r.kind == crate::model::ResourceType::Pod)
+        .filter(|r| r.kind == crate::model::ResourceType::Kube(crate::model::ResourceKind::Pod))
     {
         let name = format!("{}/{}", pod.namespace, pod.name);
         let key = node(&mut nodes, json!([POD, pod.uid, name, null]));

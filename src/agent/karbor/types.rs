@@ -8,37 +8,18 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::engine::{EngineError, PodDetail};
-use crate::model::ResourceType;
+use crate::model::ResourceKind;
 
 /// The one provider podbank is: its id never changes.
 pub const PROVIDER_ID: &str = "b6a1c0de-7f3e-4c55-9a2d-0d0b0a4b0d01";
 
-/// The protectable types: the pod, its Cinder volumes, and the types of its closure.
-pub static PROTECTABLE_TYPES: [ResourceType; 15] = [
-    ResourceType::Pod,
-    ResourceType::CinderVolume,
-    ResourceType::PersistentVolumeClaim,
-    ResourceType::PersistentVolume,
-    ResourceType::Namespace,
-    ResourceType::ConfigMap,
-    ResourceType::Secret,
-    ResourceType::ServiceAccount,
-    ResourceType::ReplicaSet,
-    ResourceType::Deployment,
-    ResourceType::StatefulSet,
-    ResourceType::DaemonSet,
-    ResourceType::ReplicationController,
-    ResourceType::Job,
-    ResourceType::CronJob,
-];
-
-/// The distinct protectable types, in order.
+/// The protectable types, in order: the pod, its Cinder volumes, and the types of its
+/// closure (every other kind of the kind table).
 pub fn protectable_types() -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
-    for t in &PROTECTABLE_TYPES {
-        let name = t.karbor();
-        if !out.contains(&name) {
-            out.push(name);
+    let mut out = vec![ResourceKind::Pod.karbor(), "OS::Cinder::Volume"];
+    for kind in ResourceKind::ALL {
+        if !out.contains(&kind.karbor()) {
+            out.push(kind.karbor());
         }
     }
     out

@@ -144,7 +144,7 @@ impl LocalEngine {
                 let dependents = inv.catalog.dependents(&entry.info);
                 PodDetail {
                     revision,
-                    resource_type: ResourceType::Pod,
+                    resource_type: ResourceType::Kube(ResourceKind::Pod),
                     id: entry.info.uid.clone(),
                     cinder_volumes: dependents.iter().filter(|d| d.is_protectable()).count(),
                     pod: entry,

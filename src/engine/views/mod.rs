@@ -530,7 +530,7 @@ impl From<&RestoreRecord> for RestoreView {
                 .iter()
                 .map(|x| RestoredView {
                     kind: x.kind.clone(),
-                    source: x.source.clone(),
+                    source: x.source.to_string(),
                     target: x.target.clone(),
                     new_id: x.new_id.clone(),
                     status: x.outcome,

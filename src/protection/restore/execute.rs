@@ -30,7 +30,7 @@ use crate::bank::{Bank, ObjectId};
 use crate::codec::{edit_object, OwnerEdit, ResourceKind};
 use crate::model::{
     Checkpoint, JournalBatch, Outcome, OutcomeIndex, ResourceType, RestoreRecord, RestoredResource,
-    VolumeDriver, VolumeId, VolumeRecord,
+    Source, VolumeDriver, VolumeId, VolumeRecord,
 };
 use crate::protection::progress::{Progress, Stage};
 
@@ -388,7 +388,7 @@ impl Executor<'_> {
     fn outcome(
         state: &mut State,
         kind: ResourceType,
-        source: String,
+        source: Source,
         target: String,
         new_id: String,
         outcome: Outcome,
@@ -409,7 +409,7 @@ impl Executor<'_> {
     async fn volume(&self, v: &VolumeRecord) -> Result<VolumeId, RestoreError> {
         let backup = v.backup_id.clone().unwrap_or_default();
         let key = format!("volume:{}", v.volume_id);
-        let source = v.volume_id.to_string();
+        let source = Source::Volume(v.volume_id.clone());
         let (known, restore_id) = {
             let state = self.state.lock().await;
             (
@@ -500,7 +500,12 @@ impl Executor<'_> {
         let target = step.target.to_string();
         if step.reused {
             let mut state = self.state.lock().await;
-            if let Some(uid) = state.record.new_resources.get(&step.source).cloned() {
+            if let Some(uid) = state
+                .record
+                .new_resources
+                .get(&step.source.to_string())
+                .cloned()
+            {
                 Self::made(&mut state, unit, &step, &uid);
             }
             Self::outcome(
@@ -524,7 +529,7 @@ impl Executor<'_> {
         match result {
             Ok(created) => {
                 if created.outcome != Outcome::Planned {
-                    state.new_id(source.clone(), created.uid.clone());
+                    state.new_id(source.to_string(), created.uid.clone());
                     Self::made(&mut state, unit, &step, &created.uid);
                 }
                 Self::outcome(
@@ -600,7 +605,7 @@ impl Executor<'_> {
             return self.target.create(step, body.clone()).await;
         }
         let id = step.object_id.ok_or_else(|| RestoreError::NotStored {
-            object: step.source.clone(),
+            object: step.source.to_string(),
         })?;
         let stored = match read.take(&id) {
             Some(stored) => stored,

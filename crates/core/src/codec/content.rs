@@ -31,16 +31,10 @@ pub fn same_content(
             _ => return Ok(None),
         },
     };
-    let fields: &[&str] = match kind {
-        ResourceKind::ConfigMap => &["data", "binaryData"],
-        ResourceKind::Secret => &["type", "data"],
-        ResourceKind::ServiceAccount => &[
-            "secrets",
-            "imagePullSecrets",
-            "automountServiceAccountToken",
-        ],
-        _ => return Ok(None),
-    };
+    let fields = kind.api().content;
+    if fields.is_empty() {
+        return Ok(None);
+    }
     let empty = |v: Option<&Value>| match v {
         None | Some(Value::Null) => Value::Null,
         Some(Value::Object(m)) if m.is_empty() => Value::Null,

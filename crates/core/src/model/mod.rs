@@ -2,7 +2,8 @@
 //!
 //! Small named types: ids ([`CheckpointId`], [`RestoreId`], [`ObjectId`], [`VolumeId`],
 //! [`BackupId`]), references ([`ObjectRef`] for `namespace/name`, [`EtcdKey`]), the etcd
-//! [`Revision`], the status enums of checkpoints, volumes, resources and restores, and the
+//! [`Revision`], the Kubernetes kinds ([`ResourceKind`], each one row of facts, an
+//! [`ApiResource`]), the status enums of checkpoints, volumes, resources and restores, and the
 //! records of a checkpoint and of a restore.
 //!
 //! No I/O and no storage format here: the bank converts its protobuf records to and from
@@ -12,6 +13,7 @@
 mod checkpoint;
 pub mod duration;
 mod ids;
+mod kind;
 mod plan;
 mod restore;
 mod status;
@@ -24,8 +26,11 @@ pub use ids::{
     BackupId, CheckpointId, EtcdKey, GroupId, GroupSnapshotId, IdError, ObjectId, ObjectRef,
     RestoreId, Revision, SnapshotId, VolumeId,
 };
+pub use kind::{ApiResource, ResourceKind};
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
-pub use restore::{JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource};
+pub use restore::{
+    JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource, Source,
+};
 pub use status::{
     CheckpointStatus, Encoding, Outcome, Relation, ResourceStatus, ResourceType, RestoreStatus,
     VolumeDriver, VolumeStatus,

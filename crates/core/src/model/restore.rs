@@ -4,7 +4,69 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{CheckpointId, Outcome, ResourceType, RestoreId, RestoreStatus};
+use std::fmt;
+
+use super::{
+    CheckpointId, ObjectRef, Outcome, ResourceKind, ResourceType, RestoreId, RestoreStatus,
+    VolumeId,
+};
+
+/// What a restored resource was in the checkpoint, as a restore record names it:
+/// `<short>:<ns>/<name>` (`pod:shop/web-0`, `pvc:shop/data`), `<short>:<name>` for a
+/// cluster-scoped object (`pv:pv-1`, `namespace:shop`), or a Cinder volume id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// An object of a known kind, written `<short>:<object>` (the kind table's `short`).
+    Object {
+        /// Its kind.
+        kind: ResourceKind,
+        /// Its namespace and name.
+        object: ObjectRef,
+    },
+    /// A Cinder volume, written as its id.
+    Volume(VolumeId),
+    /// Any other text, kept as recorded (an owner of a kind podbank does not know,
+    /// `<kind>:<ns>/<name>`; a record of another podbank).
+    Text(String),
+}
+
+impl Source {
+    /// An object of `kind`.
+    pub fn object(kind: ResourceKind, object: ObjectRef) -> Self {
+        Source::Object { kind, object }
+    }
+
+    /// Reads the text a record of type `kind` holds: a volume id for a Cinder volume,
+    /// `<short>:<object>` for a known kind, else the text itself. Lossless: the value is
+    /// written back as `text`.
+    pub fn parse(kind: &ResourceType, text: &str) -> Self {
+        if *kind == ResourceType::CinderVolume {
+            return Source::Volume(VolumeId::new(text));
+        }
+        let object = text.split_once(':').and_then(|(short, rest)| {
+            let kind = ResourceKind::from_short(short)?;
+            let object = Source::object(kind, ObjectRef::parse_lenient(rest));
+            (object.to_string() == text).then_some(object)
+        });
+        object.unwrap_or_else(|| Source::Text(text.to_string()))
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Object { kind, object } => write!(f, "{}:{object}", kind.api().short),
+            Source::Volume(id) => f.write_str(id.as_str()),
+            Source::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl serde::Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// What became of one resource in a restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +75,7 @@ pub struct RestoredResource {
     pub kind: ResourceType,
     /// What it was in the checkpoint: `pod:<ns>/<name>`, `pvc:<ns>/<name>`, `pv:<name>`,
     /// or a Cinder volume id.
-    pub source: String,
+    pub source: Source,
     /// What was created (`<ns>/<name>`, a name, or the new volume id).
     pub target: String,
     /// The uid of the created object, or the new volume id.
@@ -151,7 +213,7 @@ impl RestoreRecord {
 /// Where each (`kind`, `source`) is among a record's outcomes, so that recording many
 /// outcomes costs one lookup each.
 #[derive(Debug, Default)]
-pub struct OutcomeIndex(std::collections::HashMap<(ResourceType, String), usize>);
+pub struct OutcomeIndex(std::collections::HashMap<(ResourceType, Source), usize>);
 
 impl OutcomeIndex {
     /// The index of `record`'s outcomes.
@@ -177,5 +239,43 @@ impl OutcomeIndex {
                 record.resources.push(outcome);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_read_back_as_written() {
+        let pvc = ResourceType::Kube(ResourceKind::PersistentVolumeClaim);
+        for (kind, text) in [
+            (pvc.clone(), "pvc:shop/data-0"),
+            (
+                ResourceType::Kube(ResourceKind::PersistentVolume),
+                "pv:pv-1",
+            ),
+            (
+                ResourceType::Kube(ResourceKind::Namespace),
+                "namespace:shop",
+            ),
+            (ResourceType::Kube(ResourceKind::Pod), "pod:shop/web-0"),
+            (ResourceType::Kube(ResourceKind::Pod), "shop/web-0"),
+            (
+                ResourceType::Other("OS::Kubernetes::Widget".into()),
+                "widget:shop/w",
+            ),
+            (ResourceType::CinderVolume, "0b4c-11"),
+            (pvc, "pvc:/odd"),
+        ] {
+            assert_eq!(Source::parse(&kind, text).to_string(), text);
+        }
+        assert_eq!(
+            Source::parse(
+                &ResourceType::Kube(ResourceKind::Deployment),
+                "deployment:shop/web"
+            ),
+            Source::object(ResourceKind::Deployment, ObjectRef::new("shop", "web"))
+        );
     }
 }

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::ResourceKind;
+
 macro_rules! labelled {
     ($(#[$doc:meta])* $t:ident { $($(#[$vdoc:meta])* $v:ident => $label:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -196,43 +198,28 @@ impl VolumeDriver {
     }
 }
 
-/// What a resource record is, Karbor style: a pod, what it mounts, its closure (owners,
-/// referenced objects, namespace), or a Cinder volume.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+/// What a resource record is, Karbor style: a Kubernetes object (a pod, what it mounts, its
+/// closure: owners, referenced objects, namespace), or a Cinder volume.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceType {
-    /// `OS::Kubernetes::Pod`.
-    #[default]
-    Pod,
-    /// `OS::Kubernetes::PersistentVolumeClaim`.
-    PersistentVolumeClaim,
-    /// `OS::Kubernetes::PersistentVolume`.
-    PersistentVolume,
-    /// `OS::Kubernetes::Namespace`.
-    Namespace,
-    /// `OS::Kubernetes::ConfigMap`.
-    ConfigMap,
-    /// `OS::Kubernetes::Secret`.
-    Secret,
-    /// `OS::Kubernetes::ServiceAccount`.
-    ServiceAccount,
-    /// `OS::Kubernetes::ReplicaSet`.
-    ReplicaSet,
-    /// `OS::Kubernetes::Deployment`.
-    Deployment,
-    /// `OS::Kubernetes::StatefulSet`.
-    StatefulSet,
-    /// `OS::Kubernetes::DaemonSet`.
-    DaemonSet,
-    /// `OS::Kubernetes::ReplicationController`.
-    ReplicationController,
-    /// `OS::Kubernetes::Job`.
-    Job,
-    /// `OS::Kubernetes::CronJob`.
-    CronJob,
+    /// `OS::Kubernetes::<Kind>`, its facts in the kind table.
+    Kube(ResourceKind),
     /// `OS::Cinder::Volume`.
     CinderVolume,
     /// A type this podbank does not know (a newer bank's).
     Other(String),
+}
+
+impl Default for ResourceType {
+    fn default() -> Self {
+        ResourceType::Kube(ResourceKind::Pod)
+    }
+}
+
+impl From<ResourceKind> for ResourceType {
+    fn from(kind: ResourceKind) -> Self {
+        ResourceType::Kube(kind)
+    }
 }
 
 impl ResourceType {
@@ -245,20 +232,7 @@ impl ResourceType {
     /// Karbor's name of the type.
     pub fn karbor(&self) -> &str {
         match self {
-            ResourceType::Pod => "OS::Kubernetes::Pod",
-            ResourceType::PersistentVolumeClaim => "OS::Kubernetes::PersistentVolumeClaim",
-            ResourceType::PersistentVolume => "OS::Kubernetes::PersistentVolume",
-            ResourceType::Namespace => "OS::Kubernetes::Namespace",
-            ResourceType::ConfigMap => "OS::Kubernetes::ConfigMap",
-            ResourceType::Secret => "OS::Kubernetes::Secret",
-            ResourceType::ServiceAccount => "OS::Kubernetes::ServiceAccount",
-            ResourceType::ReplicaSet => "OS::Kubernetes::ReplicaSet",
-            ResourceType::Deployment => "OS::Kubernetes::Deployment",
-            ResourceType::StatefulSet => "OS::Kubernetes::StatefulSet",
-            ResourceType::DaemonSet => "OS::Kubernetes::DaemonSet",
-            ResourceType::ReplicationController => "OS::Kubernetes::ReplicationController",
-            ResourceType::Job => "OS::Kubernetes::Job",
-            ResourceType::CronJob => "OS::Kubernetes::CronJob",
+            ResourceType::Kube(kind) => kind.karbor(),
             ResourceType::CinderVolume => "OS::Cinder::Volume",
             ResourceType::Other(s) => s,
         }
@@ -266,23 +240,10 @@ impl ResourceType {
 
     /// The type Karbor calls `name`.
     pub fn from_karbor(name: &str) -> Self {
-        match name {
-            "OS::Kubernetes::Pod" => ResourceType::Pod,
-            "OS::Kubernetes::PersistentVolumeClaim" => ResourceType::PersistentVolumeClaim,
-            "OS::Kubernetes::PersistentVolume" => ResourceType::PersistentVolume,
-            "OS::Kubernetes::Namespace" => ResourceType::Namespace,
-            "OS::Kubernetes::ConfigMap" => ResourceType::ConfigMap,
-            "OS::Kubernetes::Secret" => ResourceType::Secret,
-            "OS::Kubernetes::ServiceAccount" => ResourceType::ServiceAccount,
-            "OS::Kubernetes::ReplicaSet" => ResourceType::ReplicaSet,
-            "OS::Kubernetes::Deployment" => ResourceType::Deployment,
-            "OS::Kubernetes::StatefulSet" => ResourceType::StatefulSet,
-            "OS::Kubernetes::DaemonSet" => ResourceType::DaemonSet,
-            "OS::Kubernetes::ReplicationController" => ResourceType::ReplicationController,
-            "OS::Kubernetes::Job" => ResourceType::Job,
-            "OS::Kubernetes::CronJob" => ResourceType::CronJob,
-            "OS::Cinder::Volume" => ResourceType::CinderVolume,
-            other => ResourceType::Other(other.to_string()),
+        match ResourceKind::from_karbor(name) {
+            Some(kind) => ResourceType::Kube(kind),
+            None if name == "OS::Cinder::Volume" => ResourceType::CinderVolume,
+            None => ResourceType::Other(name.to_string()),
         }
     }
 }
@@ -322,7 +283,7 @@ mod tests {
         );
         assert_eq!(
             ResourceType::from_karbor("OS::Kubernetes::Pod"),
-            ResourceType::Pod
+            ResourceType::Kube(ResourceKind::Pod)
         );
         assert_eq!(
             ResourceType::from_karbor("OS::Kubernetes::Deployment").karbor(),

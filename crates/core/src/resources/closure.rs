@@ -95,13 +95,7 @@ impl PodRefs {
 
 /// How a closure object of `kind` is referred to.
 pub fn relation_of(kind: ResourceKind) -> Relation {
-    match kind {
-        ResourceKind::ConfigMap => Relation::ConfigMap,
-        ResourceKind::Secret => Relation::Secret,
-        ResourceKind::ServiceAccount => Relation::ServiceAccount,
-        ResourceKind::Namespace => Relation::Namespace,
-        _ => Relation::Owner,
-    }
+    kind.relation()
 }
 
 /// The owner edges of an object in `namespace` (kinds podbank does not capture too: the

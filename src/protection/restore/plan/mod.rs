@@ -30,7 +30,7 @@ use super::request::{ConflictPolicy, RestoreRequest};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{
     Checkpoint, ObjectId, ObjectRef, Outcome, ResourceRecord, ResourceType, RestoreId,
-    RestoredResource, VolumeDriver, VolumeId, VolumeRecord,
+    RestoredResource, Source, VolumeDriver, VolumeId, VolumeRecord,
 };
 
 pub use units::{units, Unit};
@@ -78,7 +78,7 @@ pub struct ObjectStep {
     /// Where it goes (namespace empty for cluster-scoped kinds).
     pub target: ObjectRef,
     /// What it was: `pod:<ns>/<name>`, `pvc:<ns>/<name>`, `pv:<name>`, `deployment:...`.
-    pub source: String,
+    pub source: Source,
     /// Its uid in the checkpoint (owner references to it are rewritten to the new uid).
     pub source_uid: String,
     /// Its stored bytes.
@@ -227,7 +227,7 @@ impl<'a> Inputs<'a> {
         let pods: Vec<&ResourceRecord> = self
             .resources
             .iter()
-            .filter(|r| r.kind == ResourceType::Pod)
+            .filter(|r| r.kind == ResourceType::Kube(ResourceKind::Pod))
             .filter(|r| req.pods.is_empty() || req.pods.contains(&r.object))
             .collect();
         for p in &req.pods {
@@ -375,7 +375,7 @@ fn base_edits(inputs: &Inputs<'_>, name: &str, namespace: Option<&str>) -> Objec
 
 fn note(
     kind: ResourceType,
-    source: String,
+    source: Source,
     target: String,
     outcome: Outcome,
     reason: &str,
@@ -393,7 +393,7 @@ fn note(
 fn volume_note(v: &VolumeRecord, outcome: Outcome, reason: String) -> RestoredResource {
     RestoredResource {
         kind: ResourceType::CinderVolume,
-        source: v.volume_id.to_string(),
+        source: Source::Volume(v.volume_id.clone()),
         target: String::new(),
         new_id: String::new(),
         outcome,

@@ -7,7 +7,7 @@ use super::units::{source_of, stored_step, Unit};
 use super::volumes::{plan_volumes, ClaimNaming, Volumes};
 use super::{base_edits, choose, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan};
 use crate::codec::{ObjectEdits, OwnerEdit, ResourceKind};
-use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceType};
+use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceType, Source};
 use crate::protection::restore::error::RestoreError;
 
 pub(super) fn plan_unit(
@@ -38,7 +38,11 @@ fn owners_notes(record: &ResourceRecord, why: &str) -> Vec<crate::model::Restore
                 e.kind.clone(),
                 match kind {
                     Some(k) => source_of(k, &e.target),
-                    None => format!("{}:{}", e.kind.kind_name().to_lowercase(), e.target),
+                    None => Source::Text(format!(
+                        "{}:{}",
+                        e.kind.kind_name().to_lowercase(),
+                        e.target
+                    )),
                 },
                 String::new(),
                 Outcome::Skipped,
@@ -64,13 +68,14 @@ fn plan_pod(
             return UnitPlan::Skip {
                 unit,
                 notes: vec![note(
-                    ResourceType::Pod,
-                    source.to_string(),
+                    ResourceType::Kube(ResourceKind::Pod),
+                    // As recorded so far: `<ns>/<name>`, not `pod:<ns>/<name>`.
+                    Source::Text(source.to_string()),
                     ObjectRef::new(&ns, &wanted).to_string(),
                     Outcome::Skipped,
                     "exists (--conflict skip)",
                 )],
-            }
+            };
         }
         Err(error) => {
             return UnitPlan::Fail {
@@ -101,7 +106,7 @@ fn plan_pod(
     volumes.steps.push(Step::Object(ObjectStep {
         kind: ResourceKind::Pod,
         target: ObjectRef::new(&ns, &pod_name),
-        source: format!("pod:{source}"),
+        source: source_of(ResourceKind::Pod, source),
         source_uid: pod.uid.clone(),
         object_id: pod.object_id,
         generated: None,
@@ -181,8 +186,8 @@ fn plan_workload(
     }
     for p in pods {
         volumes.notes.push(note(
-            ResourceType::Pod,
-            format!("pod:{}", p.object),
+            ResourceType::Kube(ResourceKind::Pod),
+            source_of(ResourceKind::Pod, &p.object),
             String::new(),
             Outcome::ByController,
             &by,

@@ -9,7 +9,9 @@ use super::super::error::RestoreError;
 use super::super::request::ConflictPolicy;
 use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan};
 use crate::codec::{ObjectEdits, ResourceKind};
-use crate::model::{ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType};
+use crate::model::{
+    ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType, Source,
+};
 
 /// A root of the restore and the pods it brings back.
 #[derive(Debug)]
@@ -62,12 +64,8 @@ impl<'a> Unit<'a> {
 }
 
 /// `deployment:<ns>/<name>`: how the record names a restored object's source.
-pub(super) fn source_of(kind: ResourceKind, name: &ObjectRef) -> String {
-    match kind {
-        ResourceKind::PersistentVolumeClaim => format!("pvc:{name}"),
-        ResourceKind::PersistentVolume => format!("pv:{name}"),
-        other => format!("{}:{name}", other.kind().to_lowercase()),
-    }
+pub(super) fn source_of(kind: ResourceKind, name: &ObjectRef) -> Source {
+    Source::object(kind, name.clone())
 }
 
 /// A pod's owner chain in the checkpoint.
@@ -298,7 +296,10 @@ pub(super) fn plan_namespaces(
         }
         let reused = state == Existing::Ours;
         let record = inputs
-            .find(&ResourceType::Namespace, &ObjectRef::cluster(&source))
+            .find(
+                &ResourceType::Kube(ResourceKind::Namespace),
+                &ObjectRef::cluster(&source),
+            )
             .filter(|r| r.status == ResourceStatus::Protected && r.object_id.is_some());
         let step = match record {
             Some(r) => stored_step(
@@ -322,7 +323,7 @@ pub(super) fn plan_namespaces(
                 ObjectStep {
                     kind: ResourceKind::Namespace,
                     target: ObjectRef::cluster(&target),
-                    source: format!("namespace:{source}"),
+                    source: source_of(ResourceKind::Namespace, &ObjectRef::cluster(&source)),
                     source_uid: String::new(),
                     object_id: None,
                     generated: Some(body.to_string().into_bytes()),

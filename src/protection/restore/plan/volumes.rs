@@ -5,10 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::units::source_of;
 use super::{base_edits, choose, note, volume_note, Existing, Inputs, Key, ObjectStep, Step};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{
-    ObjectRef, Outcome, ResourceRecord, ResourceType, RestoredResource, VolumeDriver, VolumeId,
+    ObjectRef, Outcome, ResourceRecord, ResourceType, RestoredResource, Source, VolumeDriver,
+    VolumeId,
 };
 use crate::protection::restore::error::RestoreError;
 
@@ -120,12 +122,12 @@ pub(super) fn plan_volumes(
             });
             let pv_ref = v.persistent_volume.clone().map(ObjectRef::cluster);
             let (Some(claim), Some(pv)) = (
-                claim_ref
-                    .as_ref()
-                    .and_then(|c| inputs.find(&ResourceType::PersistentVolumeClaim, c)),
-                pv_ref
-                    .as_ref()
-                    .and_then(|p| inputs.find(&ResourceType::PersistentVolume, p)),
+                claim_ref.as_ref().and_then(|c| {
+                    inputs.find(&ResourceType::Kube(ResourceKind::PersistentVolumeClaim), c)
+                }),
+                pv_ref.as_ref().and_then(|p| {
+                    inputs.find(&ResourceType::Kube(ResourceKind::PersistentVolume), p)
+                }),
             ) else {
                 let error = RestoreError::MissingRecords {
                     claim: claim_ref.map(|c| c.to_string()).unwrap_or_default(),
@@ -161,25 +163,28 @@ pub(super) fn plan_volumes(
                 (Ok(None), ClaimNaming::Pod) => {
                     return Volumes::Skip(vec![
                         note(
-                            ResourceType::PersistentVolumeClaim,
-                            claim.object.to_string(),
+                            ResourceType::Kube(ResourceKind::PersistentVolumeClaim),
+                            // As recorded so far: `<ns>/<name>`, no `pvc:`.
+                            Source::Text(claim.object.to_string()),
                             ObjectRef::new(ns, &claim_wanted).to_string(),
                             Outcome::Skipped,
                             "exists (--conflict skip)",
                         ),
                         note(
-                            ResourceType::Pod,
-                            source.to_string(),
+                            ResourceType::Kube(ResourceKind::Pod),
+                            // As recorded so far: `<ns>/<name>`, no `pod:`.
+                            Source::Text(source.to_string()),
                             ObjectRef::new(ns, inputs.root_name(source)).to_string(),
                             Outcome::Skipped,
                             &format!("its claim {claim_wanted} exists (--conflict skip)"),
                         ),
-                    ])
+                    ]);
                 }
                 (Ok(None), _) => {
                     plan.notes.push(note(
-                        ResourceType::PersistentVolumeClaim,
-                        claim.object.to_string(),
+                        ResourceType::Kube(ResourceKind::PersistentVolumeClaim),
+                        // As recorded so far: `<ns>/<name>`, no `pvc:`.
+                        Source::Text(claim.object.to_string()),
                         ObjectRef::new(ns, &claim_wanted).to_string(),
                         Outcome::Skipped,
                         "exists (--conflict skip): the live claim is kept",
@@ -198,7 +203,10 @@ pub(super) fn plan_volumes(
             plan.steps.push(Step::Object(ObjectStep {
                 kind: ResourceKind::PersistentVolume,
                 target: ObjectRef::cluster(&pv_name),
-                source: format!("pv:{}", pv.object.name()),
+                source: source_of(
+                    ResourceKind::PersistentVolume,
+                    &ObjectRef::cluster(pv.object.name()),
+                ),
                 source_uid: pv.uid.clone(),
                 object_id: pv.object_id,
                 generated: None,
@@ -221,7 +229,7 @@ pub(super) fn plan_volumes(
             plan.steps.push(Step::Object(ObjectStep {
                 kind: ResourceKind::PersistentVolumeClaim,
                 target: ObjectRef::new(ns, &claim_name),
-                source: format!("pvc:{}", claim.object),
+                source: source_of(ResourceKind::PersistentVolumeClaim, &claim.object),
                 source_uid: claim.uid.clone(),
                 object_id: claim.object_id,
                 generated: None,

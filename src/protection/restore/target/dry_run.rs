@@ -82,7 +82,7 @@ impl DryRunTarget {
             kind: step.kind.kind(),
             namespace: step.target.namespace().to_string(),
             name: step.target.name().to_string(),
-            source: step.source.clone(),
+            source: step.source.to_string(),
             file,
             encoding: if json { "json" } else { "protobuf" },
             bytes: body.len(),
@@ -117,7 +117,7 @@ impl DryRunTarget {
             .map(|r| {
                 BTreeMap::from([
                     ("type", r.kind.to_string()),
-                    ("source", r.source.clone()),
+                    ("source", r.source.to_string()),
                     ("status", r.outcome.label().to_string()),
                     ("reason", r.reason.clone()),
                 ])
@@ -129,7 +129,7 @@ impl DryRunTarget {
             .filter(|r| r.kind == ResourceType::CinderVolume)
             .map(|r| {
                 BTreeMap::from([
-                    ("volume", r.source.clone()),
+                    ("volume", r.source.to_string()),
                     ("status", r.outcome.label().to_string()),
                     (
                         "action",

@@ -40,7 +40,9 @@ use super::error::RestoreError;
 use super::plan::{Existing, Key, ObjectStep};
 use crate::apiserver::Throttling;
 use crate::codec::ResourceKind;
-use crate::model::{BackupId, Checkpoint, ObjectRef, Outcome, RestoreId, RestoreRecord, VolumeId};
+use crate::model::{
+    BackupId, Checkpoint, ObjectRef, Outcome, RestoreId, RestoreRecord, Source, VolumeId,
+};
 
 /// What a target made of a created object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +74,7 @@ pub struct Made {
     /// Its uid in the target.
     pub uid: String,
     /// What it was (the record's source).
-    pub source: String,
+    pub source: Source,
 }
 
 /// Where a restore's objects go. See the module doc for the contract.
