@@ -13,10 +13,11 @@ use super::format::pb;
 use crate::model::{
     ms_of, time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
     CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, GroupSnapshotId, InvalidPlanId,
-    JournalBatch, ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord,
-    ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats, RestoreStatus,
-    RestoredResource, Revision, SelectionRecord, SnapshotId, Source, StoredPlan, TableRefs,
-    TakenBy, VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
+    InvalidTriggerId, JournalBatch, ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus,
+    Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats,
+    RestoreStatus, RestoredResource, Revision, SelectionRecord, SnapshotId, Source, StoredPlan,
+    StoredTrigger, TableRefs, TakenBy, TimeFormat, TriggerType, VolumeDriver, VolumeId,
+    VolumeRecord, VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -804,5 +805,90 @@ impl From<&StoredPlan> for pb::Plan {
             parameters_json: serde_json::Value::Object(p.parameters.clone()).to_string(),
             created_unix_ms: ms_of(Some(p.created)),
         }
+    }
+}
+
+/// A trigger record that does not hold a trigger.
+#[derive(Debug, thiserror::Error)]
+pub enum BadTrigger {
+    /// Its id is no UUID.
+    #[error(transparent)]
+    Id(#[from] InvalidTriggerId),
+    /// A field holds a word no trigger has.
+    #[error("{field} {value:?} is not known")]
+    Unknown {
+        /// The field.
+        field: &'static str,
+        /// What it holds.
+        value: String,
+    },
+}
+
+impl TryFrom<pb::Trigger> for StoredTrigger {
+    type Error = BadTrigger;
+    fn try_from(t: pb::Trigger) -> Result<Self, BadTrigger> {
+        let kind = TriggerType::from_label(&t.r#type).ok_or(BadTrigger::Unknown {
+            field: "type",
+            value: t.r#type.clone(),
+        })?;
+        let format = TimeFormat::from_label(&t.format).ok_or(BadTrigger::Unknown {
+            field: "format",
+            value: t.format.clone(),
+        })?;
+        Ok(StoredTrigger {
+            id: t.id.parse()?,
+            project_id: t.project_id,
+            name: t.name,
+            kind,
+            format,
+            pattern: t.pattern,
+            start_time: time_or_epoch(t.start_unix_ms),
+            end_time: time_of_ms(t.end_unix_ms),
+            window_seconds: t.window_seconds,
+            created: time_or_epoch(t.created_unix_ms),
+        })
+    }
+}
+
+impl From<&StoredTrigger> for pb::Trigger {
+    fn from(t: &StoredTrigger) -> Self {
+        pb::Trigger {
+            id: t.id.to_string(),
+            project_id: t.project_id.clone(),
+            name: t.name.clone(),
+            r#type: t.kind.label().to_string(),
+            format: t.format.label().to_string(),
+            pattern: t.pattern.clone(),
+            start_unix_ms: ms_of(Some(t.start_time)),
+            end_unix_ms: ms_of(t.end_time),
+            window_seconds: t.window_seconds,
+            created_unix_ms: ms_of(Some(t.created)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod trigger_tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_survives_its_record() {
+        let t = StoredTrigger {
+            id: crate::model::TriggerId::generate(),
+            project_id: "p1".into(),
+            name: "hourly".into(),
+            kind: TriggerType::Time,
+            format: TimeFormat::Crontab,
+            pattern: "0 * * * *".into(),
+            start_time: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            end_time: None,
+            window_seconds: 900,
+            created: chrono::DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
+        };
+        let back = StoredTrigger::try_from(pb::Trigger::from(&t)).unwrap();
+        assert_eq!(back, t);
+        let mut bad = pb::Trigger::from(&t);
+        bad.format = "ical".into();
+        assert!(StoredTrigger::try_from(bad).is_err());
     }
 }

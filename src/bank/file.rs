@@ -38,6 +38,7 @@ impl BankFile {
             Kind::Restore => format!("restore record {}", self.name),
             Kind::Journal => format!("restore journal batch {}", self.name),
             Kind::Plan => format!("plan {}", self.name),
+            Kind::Trigger => format!("trigger {}", self.name),
             Kind::Lock => format!("lock {}", self.name),
             Kind::Quarantine => format!("quarantined file {}", self.name),
         }

@@ -44,6 +44,7 @@ mod objects;
 mod open;
 mod plans;
 mod records;
+mod triggers;
 mod writer;
 
 use std::sync::Arc;

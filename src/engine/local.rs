@@ -28,7 +28,7 @@ use crate::codec::Decoder;
 use crate::etcd::{Etcd, ScanOptions};
 use crate::model::{
     CheckpointId, CheckpointStatus, ObjectRef, PlanId, ResourceKind, ResourceStatus, ResourceType,
-    RestoreId, StoredPlan, VolumeStatus,
+    RestoreId, StoredPlan, StoredTrigger, TriggerId, VolumeStatus,
 };
 use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{
@@ -599,6 +599,36 @@ impl Engine for LocalEngine {
             Ok(())
         } else {
             Err(EngineError::not_found("plan", id))
+        }
+    }
+
+    async fn stored_triggers(&self) -> Result<Vec<StoredTrigger>, EngineError> {
+        let (triggers, problems) = self.bank().await?.triggers().await.map_err(from_bank)?;
+        for p in problems {
+            tracing::warn!("{}: {}", p.subject, p.reason);
+        }
+        Ok(triggers)
+    }
+
+    async fn save_trigger(&self, trigger: &StoredTrigger) -> Result<(), EngineError> {
+        self.bank()
+            .await?
+            .put_trigger(trigger)
+            .await
+            .map_err(from_bank)
+    }
+
+    async fn remove_trigger(&self, id: &TriggerId) -> Result<(), EngineError> {
+        if self
+            .bank()
+            .await?
+            .remove_trigger(id)
+            .await
+            .map_err(from_bank)?
+        {
+            Ok(())
+        } else {
+            Err(EngineError::not_found("trigger", id))
         }
     }
 

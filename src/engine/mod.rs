@@ -16,6 +16,7 @@
 mod lazy;
 mod local;
 pub mod plans;
+pub mod triggers;
 pub mod views;
 
 use std::time::Duration;
@@ -32,7 +33,10 @@ pub use views::{
 };
 
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
-use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, PlanId, RestoreId, StoredPlan};
+use crate::model::{
+    CheckpointId, CheckpointStatus, ObjectRef, PlanId, RestoreId, StoredPlan, StoredTrigger,
+    TriggerId,
+};
 pub use crate::protection::restore::{RestoreMode, RestoreRequest};
 use crate::protection::schema::ProtectParams;
 use crate::protection::{DeleteOutcome, Selection};
@@ -461,5 +465,25 @@ pub trait Engine: Send + Sync {
     async fn remove_plan(&self, id: &PlanId) -> Result<(), EngineError> {
         let _ = id;
         self.stored_plans().await.map(|_| ())
+    }
+
+    /// The triggers kept in the bank (Karbor's triggers), oldest first.
+    async fn stored_triggers(&self) -> Result<Vec<StoredTrigger>, EngineError> {
+        Err(EngineError::Unsupported(
+            "this engine keeps no triggers: use the agent's Karbor API (/v1/{project_id}/triggers)"
+                .into(),
+        ))
+    }
+
+    /// Keeps a trigger in the bank (a new one, or a change of one).
+    async fn save_trigger(&self, trigger: &StoredTrigger) -> Result<(), EngineError> {
+        let _ = trigger;
+        self.stored_triggers().await.map(|_| ())
+    }
+
+    /// Removes a trigger kept in the bank.
+    async fn remove_trigger(&self, id: &TriggerId) -> Result<(), EngineError> {
+        let _ = id;
+        self.stored_triggers().await.map(|_| ())
     }
 }

@@ -64,6 +64,8 @@ pub enum Kind {
     Journal,
     /// Protection plans kept in the bank (Karbor's plans). Name: the plan's UUID.
     Plan,
+    /// Triggers kept in the bank (Karbor's triggers). Name: the trigger's UUID.
+    Trigger,
     /// Lock / lease objects held by writers and by gc. Name: random id.
     Lock,
     /// Files `bank repair` moved aside because they cannot be read, with its reports.
@@ -73,7 +75,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
@@ -81,6 +83,7 @@ impl Kind {
         Kind::Restore,
         Kind::Journal,
         Kind::Plan,
+        Kind::Trigger,
         Kind::Lock,
         Kind::Quarantine,
     ];
@@ -95,6 +98,7 @@ impl Kind {
             Kind::Restore => "restores",
             Kind::Journal => "restore-journal",
             Kind::Plan => "plans",
+            Kind::Trigger => "triggers",
             Kind::Lock => "locks",
             Kind::Quarantine => "quarantine",
         }
@@ -111,6 +115,7 @@ impl fmt::Display for Kind {
             Kind::Restore => "restore",
             Kind::Journal => "restore journal batch",
             Kind::Plan => "plan",
+            Kind::Trigger => "trigger",
             Kind::Lock => "lock",
             Kind::Quarantine => "quarantined file",
         })

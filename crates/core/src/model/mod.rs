@@ -17,6 +17,7 @@ mod kind;
 mod plan;
 mod restore;
 mod status;
+mod trigger;
 
 pub use checkpoint::{
     BackupLink, Checkpoint, CheckpointSummary, ClusterRecord, Edge, ResourceRecord,
@@ -35,6 +36,7 @@ pub use status::{
     CheckpointStatus, Encoding, Outcome, Relation, ResourceStatus, ResourceType, RestoreStatus,
     VolumeDriver, VolumeStatus,
 };
+pub use trigger::{InvalidTriggerId, StoredTrigger, TimeFormat, TriggerId, TriggerType};
 
 /// Milliseconds since the Unix epoch as a time; `None` for 0 (not set).
 pub fn time_of_ms(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
