@@ -170,6 +170,11 @@ const ROUTES: [(&str, &str); 40] = [
     ("get", "/v1/{project_id}/plans/{plan_id}"),
     ("put", "/v1/{project_id}/plans/{plan_id}"),
     ("delete", "/v1/{project_id}/plans/{plan_id}"),
+    ("get", "/v1/{project_id}/triggers"),
+    ("post", "/v1/{project_id}/triggers"),
+    ("get", "/v1/{project_id}/triggers/{trigger_id}"),
+    ("put", "/v1/{project_id}/triggers/{trigger_id}"),
+    ("delete", "/v1/{project_id}/triggers/{trigger_id}"),
     (
         "get",
         "/v1/{project_id}/providers/{provider_id}/checkpoints",
