@@ -128,7 +128,7 @@ async fn finish(api: &Api, accepted: &Answer) -> Value {
 }
 
 /// Every (method, path) the API serves: podbank's own, then Karbor's.
-const ROUTES: [(&str, &str); 40] = [
+const ROUTES: [(&str, &str); 45] = [
     ("get", "/v1/protectables"),
     ("get", "/v1/protectables/OS::Kubernetes::Pod/instances"),
     ("get", "/v1/protectables/OS::Kubernetes::Pod/instances/{id}"),

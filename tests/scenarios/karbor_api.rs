@@ -790,3 +790,273 @@ async fn unknown_ids_and_bad_paging_are_karbor_faults_and_create_nothing() {
     assert_eq!(body["plans"], serde_json::json!([]), "{body}");
     rig.stop().await;
 }
+
+/// Karbor's own example: hourly, as karborclient's users write it (`\n` as two characters).
+const HOURLY: &str = "BEGIN:VEVENT\\nRRULE:FREQ=HOURLY;INTERVAL=1;\\nEND:VEVENT";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_karborclient,
+    ignore = "needs python-karborclient; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn karborclient_drives_triggers() {
+    karbor_cli();
+    let rig = start(1).await;
+    let addr = rig.addr;
+    let stored = || async { rig.engine.stored_triggers().await.expect("triggers") };
+
+    // trigger-create: a calendar pattern and a crontab one.
+    let out = karbor_ok(
+        addr,
+        &[
+            "trigger-create",
+            "tr1",
+            "time",
+            &format!("pattern={HOURLY},format=calendar"),
+        ],
+    )
+    .await;
+    let calendar_id = property(&out, "id").expect("id");
+    assert_eq!(property(&out, "name").as_deref(), Some("tr1"), "{out}");
+    assert_eq!(property(&out, "type").as_deref(), Some("time"), "{out}");
+    assert!(
+        out.contains("FREQ=HOURLY;INTERVAL=1;") && out.contains("\"calendar\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("start_time") && out.contains("\"900\""),
+        "{out}"
+    );
+    let out = karbor_ok(
+        addr,
+        &[
+            "trigger-create",
+            "tr2",
+            "time",
+            "format=crontab,pattern=0 */2 * * *,window=1200,start_time=2030-01-01 00:00:00",
+        ],
+    )
+    .await;
+    let crontab_id = property(&out, "id").expect("id");
+    assert!(
+        out.contains("0 */2 * * *")
+            && out.contains("\"1200\"")
+            && out.contains("2030-01-01 00:00:00"),
+        "{out}"
+    );
+    let kept = stored().await;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().all(|t| t.project_id == PROJECT), "{kept:?}");
+
+    // trigger-list / trigger-show.
+    let list = karbor_ok(addr, &["trigger-list"]).await;
+    let mut ids = first_column(&list);
+    ids.retain(|c| c != "Id");
+    let mut want = vec![calendar_id.clone(), crontab_id.clone()];
+    want.sort();
+    assert_eq!(ids, want, "{list}");
+    assert!(list.contains("tr1") && list.contains("tr2"), "{list}");
+    let show = karbor_ok(addr, &["trigger-show", &crontab_id]).await;
+    assert_eq!(property(&show, "name").as_deref(), Some("tr2"), "{show}");
+    assert!(show.contains("\"crontab\""), "{show}");
+
+    // trigger-update: the name alone, then a property alone (merged over the others).
+    let out = karbor_ok(addr, &["trigger-update", &calendar_id, "--name", "hourly"]).await;
+    assert_eq!(property(&out, "name").as_deref(), Some("hourly"), "{out}");
+    assert!(out.contains("FREQ=HOURLY"), "{out}");
+    let out = karbor_ok(
+        addr,
+        &[
+            "trigger-update",
+            &crontab_id,
+            "--properties",
+            "pattern=30 3 * * *",
+        ],
+    )
+    .await;
+    assert!(
+        out.contains("30 3 * * *") && out.contains("\"1200\""),
+        "{out}"
+    );
+    // A pattern too frequent is refused, and the trigger stays as it was.
+    let (ok, _, err) = karbor(
+        addr,
+        TOKEN,
+        &[
+            "trigger-update",
+            &crontab_id,
+            "--properties",
+            "pattern=*/5 * * * *",
+        ],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("less than 3600") && err.contains("(HTTP 400)"),
+        "{err}"
+    );
+    let show = karbor_ok(addr, &["trigger-show", &crontab_id]).await;
+    assert!(show.contains("30 3 * * *"), "{show}");
+
+    // Refused creations: nothing is stored.
+    for (kind, properties, says) in [
+        (
+            "time",
+            "format=calendar,pattern=BEGIN:VEVENT\\nRRULE:FREQ=SOMETIMES\\nEND:VEVENT".to_string(),
+            "is invalid",
+        ),
+        (
+            "time",
+            "format=calendar,pattern=RRULE:FREQ=DAILY".to_string(),
+            "VEVENT",
+        ),
+        (
+            "time",
+            "format=crontab,pattern=0 0 30 2 *".to_string(),
+            "never fires",
+        ),
+        (
+            "time",
+            "format=ical,pattern=0 0 * * *".to_string(),
+            "calendar, crontab",
+        ),
+        (
+            "time",
+            "format=crontab,pattern=0 0 * * *,window=60".to_string(),
+            "between 900 and 1800",
+        ),
+        (
+            "event",
+            format!("format=calendar,pattern={HOURLY}"),
+            "Invalid trigger type:event",
+        ),
+    ] {
+        let (ok, _, err) = karbor(addr, TOKEN, &["trigger-create", "bad", kind, &properties]).await;
+        assert!(
+            !ok && err.contains(says) && err.contains("(HTTP 400)"),
+            "{kind} {properties}: {err}"
+        );
+    }
+    assert_eq!(stored().await.len(), 2);
+
+    // Unknown ids.
+    let (ok, _, err) = karbor(addr, TOKEN, &["trigger-show", UNKNOWN_UUID]).await;
+    assert!(
+        !ok && err.contains(&format!(
+            "Trigger {UNKNOWN_UUID} could not be found. (HTTP 404)"
+        )),
+        "{err}"
+    );
+    let (ok, out, err) = karbor(addr, TOKEN, &["trigger-delete", UNKNOWN_UUID]).await;
+    assert!(!ok, "{out}\n{err}");
+    assert_eq!(stored().await.len(), 2);
+
+    // trigger-delete.
+    karbor_ok(addr, &["trigger-delete", &calendar_id, &crontab_id]).await;
+    assert!(stored().await.is_empty());
+    let list = karbor_ok(addr, &["trigger-list"]).await;
+    assert!(first_column(&list).iter().all(|c| c == "Id"), "{list}");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_faults_are_karbors_and_store_nothing() {
+    let rig = start(1).await;
+    let addr = rig.addr;
+    let properties = serde_json::json!({ "format": "crontab", "pattern": "0 * * * *" });
+    for body in [
+        serde_json::json!({ "name": "x", "type": "time", "properties": properties }),
+        serde_json::json!({ "trigger_info": { "type": "time", "properties": properties } }),
+        serde_json::json!({ "trigger_info": { "name": "x", "type": "time" } }),
+        serde_json::json!({ "trigger_info": { "name": "x", "type": "time",
+            "properties": { "format": "crontab" } } }),
+        serde_json::json!({ "trigger_info": { "name": "x", "type": "time",
+            "properties": { "format": "crontab", "pattern": "0 * * * *", "color": "red" } } }),
+        serde_json::json!({ "trigger_info": { "name": "x", "type": "time",
+            "properties": { "format": "crontab", "pattern": "0 * * * *",
+                            "start_time": "2030-01-02 00:00:00", "end_time": "2030-01-01 00:00:00" } } }),
+        serde_json::json!({ "trigger_info": { "name": "x", "type": "time",
+            "properties": { "format": "crontab", "pattern": "0 * * * *", "start_time": "soon" } } }),
+        serde_json::json!({ "trigger_info": { "name": "x", "type": "time",
+            "properties": { "format": "calendar",
+                            "pattern": "BEGIN:VEVENT\nRRULE:FREQ=MINUTELY;INTERVAL=10\nEND:VEVENT" } } }),
+    ] {
+        assert_fault(
+            &format!("POST /triggers {body}"),
+            api(addr, "POST", "/triggers", Some(body.clone())).await,
+            400,
+            "badRequest",
+        );
+    }
+    let update = serde_json::json!({ "trigger_info": { "name": "y" } });
+    for (method, body) in [
+        ("GET", None),
+        ("PUT", Some(update.clone())),
+        ("DELETE", None),
+    ] {
+        assert_fault(
+            &format!("{method} unknown trigger"),
+            api(
+                addr,
+                method,
+                &format!("/triggers/{UNKNOWN_UUID}"),
+                body.clone(),
+            )
+            .await,
+            404,
+            "itemNotFound",
+        );
+        let (status, body) = api(addr, method, "/triggers/not-a-uuid", body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["badRequest"]["message"], "Invalid trigger id provided.",
+            "{body}"
+        );
+    }
+    for query in ["marker=not-an-id", "limit=0", "limit=abc"] {
+        assert_fault(
+            &format!("GET /triggers?{query}"),
+            api(addr, "GET", &format!("/triggers?{query}"), None).await,
+            400,
+            "badRequest",
+        );
+    }
+    assert!(rig
+        .engine
+        .stored_triggers()
+        .await
+        .expect("triggers")
+        .is_empty());
+    let (status, body) = api(addr, "GET", "/triggers", None).await;
+    assert_eq!(
+        (status, &body["triggers"]),
+        (200, &serde_json::json!([])),
+        "{body}"
+    );
+
+    // A good one over HTTP: Karbor's view, and delete answers 200.
+    let (status, body) = api(
+        addr,
+        "POST",
+        "/triggers",
+        Some(
+            serde_json::json!({ "trigger_info": { "name": "x", "type": "time",
+            "properties": { "format": "crontab", "pattern": "0 * * * *", "window": 1800 } } }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let t = &body["trigger_info"];
+    assert_eq!(t["type"], "time", "{body}");
+    assert_eq!(t["properties"]["window"], "1800", "{body}");
+    assert_eq!(t["properties"]["pattern"], "0 * * * *", "{body}");
+    let id = t["id"].as_str().expect("id").to_string();
+    let (status, body) = api(addr, "DELETE", &format!("/triggers/{id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(rig
+        .engine
+        .stored_triggers()
+        .await
+        .expect("triggers")
+        .is_empty());
+    rig.stop().await;
+}
