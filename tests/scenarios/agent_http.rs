@@ -287,7 +287,7 @@ async fn the_openapi_document_parses_and_lists_exactly_the_served_routes() {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, expected);
-    assert_eq!(documented.len(), 40);
+    assert_eq!(documented.len(), 45);
     // And the router serves every documented operation (no fallback, no 405).
     for (m, p, _) in doc_operations(&doc) {
         let body = (m == "post").then(|| json!({}));
@@ -346,7 +346,7 @@ async fn every_v1_route_needs_the_bearer_token() {
             );
         }
     }
-    assert_eq!(secured, 35);
+    assert_eq!(secured, 40);
     // The refused calls started nothing.
     assert!(api.engine.with_bank(|b| b.protects.is_empty()));
     assert!(api.service.operations().list().is_empty());
