@@ -16,7 +16,7 @@ use crate::model::{
     InvalidTriggerId, JournalBatch, ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus,
     Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats,
     RestoreStatus, RestoredResource, Revision, SelectionRecord, SnapshotId, Source, StoredPlan,
-    StoredTrigger, TableRefs, TakenBy, TimeFormat, TriggerType, VolumeDriver, VolumeId,
+    StoredTrigger, TableRefs, TakenBy, TimeFormat, TriggerType, Uid, VolumeDriver, VolumeId,
     VolumeRecord, VolumeStatus, WriteStats,
 };
 
@@ -313,9 +313,9 @@ impl From<pb::Resource> for ResourceRecord {
             kind: ResourceType::from_karbor(&r.r#type),
             key: EtcdKey::new(r.key),
             object: ObjectRef::new(r.namespace, r.name),
-            uid: r.uid,
+            uid: Uid::from(r.uid),
             resource_version: r.resource_version,
-            mod_revision: r.mod_revision,
+            mod_revision: Revision::new(r.mod_revision),
             object_id: ObjectId::from_slice(&r.object_id),
             size: r.size,
             encoding: if r.encoding == "json" {
@@ -325,7 +325,7 @@ impl From<pb::Resource> for ResourceRecord {
             },
             status,
             reason: r.reason,
-            parent: r.parent,
+            parent: (!r.parent.is_empty()).then(|| ObjectRef::parse_lenient(&r.parent)),
             edges: r
                 .edges
                 .into_iter()
@@ -334,7 +334,7 @@ impl From<pb::Resource> for ResourceRecord {
                         relation: Relation::from_label(&e.relation)?,
                         kind: ResourceType::from_karbor(&e.r#type),
                         target: ObjectRef::new(e.namespace, e.name),
-                        uid: e.uid,
+                        uid: Uid::from(e.uid),
                         controller: e.controller,
                     })
                 })
@@ -354,15 +354,15 @@ impl From<ResourceRecord> for pb::Resource {
             key: r.key.as_str().to_string(),
             namespace,
             name,
-            uid: r.uid,
+            uid: r.uid.into(),
             resource_version: r.resource_version,
-            mod_revision: r.mod_revision,
+            mod_revision: r.mod_revision.get(),
             object_id: r.object_id.map(|i| i.to_bytes()).unwrap_or_default(),
             size: r.size,
             encoding: r.encoding.label().to_string(),
             status: pb::ResourceStatus::from(r.status) as i32,
             reason: r.reason,
-            parent: r.parent,
+            parent: r.parent.map(|p| p.to_string()).unwrap_or_default(),
             edges: r
                 .edges
                 .into_iter()
@@ -371,7 +371,7 @@ impl From<ResourceRecord> for pb::Resource {
                     r#type: e.kind.karbor().to_string(),
                     namespace: e.target.namespace().to_string(),
                     name: e.target.name().to_string(),
-                    uid: e.uid,
+                    uid: e.uid.into(),
                     controller: e.controller,
                 })
                 .collect(),
@@ -653,6 +653,48 @@ mod tests {
         let stored = pb::RestoreStats::from(&stats);
         assert_eq!(stored.bank_range_gets, 120);
         assert_eq!(RestoreStats::from(stored), stats);
+    }
+
+    #[test]
+    fn a_resource_record_survives_the_edge_both_ways() {
+        let stored = pb::Resource {
+            r#type: "OS::Kubernetes::Pod".into(),
+            key: "/registry/pods/shop/web-0".into(),
+            namespace: "shop".into(),
+            name: "web-0".into(),
+            uid: "u-web-0".into(),
+            resource_version: "17".into(),
+            mod_revision: 17,
+            encoding: "protobuf".into(),
+            status: pb::ResourceStatus::ResourceProtected as i32,
+            edges: vec![pb::Edge {
+                relation: "owner".into(),
+                r#type: "OS::Kubernetes::ReplicaSet".into(),
+                namespace: "shop".into(),
+                name: "web-5d9c".into(),
+                uid: "u-rs".into(),
+                controller: true,
+            }],
+            ..Default::default()
+        };
+        let record = ResourceRecord::from(stored.clone());
+        assert_eq!(record.uid.as_str(), "u-web-0");
+        assert_eq!(record.mod_revision, Revision::new(17));
+        assert_eq!(record.parent, None);
+        assert_eq!(record.edges[0].uid.as_str(), "u-rs");
+        assert_eq!(pb::Resource::from(record), stored);
+        for parent in ["shop/web-0", "pv-1"] {
+            let with_parent = pb::Resource {
+                parent: parent.into(),
+                ..stored.clone()
+            };
+            let record = ResourceRecord::from(with_parent.clone());
+            assert_eq!(
+                record.parent.as_ref().map(ToString::to_string).as_deref(),
+                Some(parent)
+            );
+            assert_eq!(pb::Resource::from(record), with_parent);
+        }
     }
 
     #[test]

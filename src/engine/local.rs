@@ -256,7 +256,7 @@ fn closure_views(inv: &mut Inventory) -> Vec<ClosureView> {
             kind: o.kind.resource_type(),
             relation: relation_of(o.kind),
             name: ObjectRef::new(o.namespace, o.name),
-            uid: o.uid,
+            uid: o.uid.into(),
             status: ResourceStatus::Protected,
             reason: String::new(),
         });

@@ -464,7 +464,7 @@ impl<H: ObjectHandler> InventorySink<'_, H> {
                 }
             };
             if let Some(uid) = self.wants.owner_uid(kind, name).filter(|u| !u.is_empty()) {
-                if info.uid != uid {
+                if info.uid != *uid {
                     self.stale.push(Missing {
                         kind,
                         name: name.clone(),
@@ -493,7 +493,7 @@ impl<H: ObjectHandler> InventorySink<'_, H> {
                 key,
                 namespace: &info.namespace,
                 name: &info.name,
-                uid: &info.uid,
+                uid: info.uid.as_str(),
                 mod_revision: *mod_revision,
                 object,
                 edges,

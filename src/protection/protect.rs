@@ -32,7 +32,7 @@ use crate::codec::{resource_prefix, Decoder, ResourceKind};
 use crate::etcd::{Etcd, Revision, ScanOptions};
 use crate::model::{
     Checkpoint, CheckpointId, CheckpointStatus, ClusterRecord, EtcdKey, ObjectRef, ResourceRecord,
-    ResourceStatus, SelectionRecord, VolumeId, VolumeRecord, VolumeStatus,
+    ResourceStatus, SelectionRecord, Uid, VolumeId, VolumeRecord, VolumeStatus,
 };
 use crate::resources::{
     Catalog, ClaimStep, Dependent, DependentStatus, PodAlone, VolumeSourceKind,
@@ -303,15 +303,15 @@ fn record_of(o: SelectedObject<'_>) -> ResourceRecord {
         kind: o.kind.resource_type(),
         key: EtcdKey::new(o.key),
         object: ObjectRef::new(o.namespace, o.name),
-        uid: o.uid.to_string(),
+        uid: Uid::new(o.uid),
         resource_version: o.mod_revision.to_string(),
-        mod_revision: o.mod_revision,
+        mod_revision: Revision::new(o.mod_revision),
         object_id: None,
         size: 0,
         encoding: o.object.encoding(),
         status: ResourceStatus::Protected,
         reason: String::new(),
-        parent: String::new(),
+        parent: None,
         edges: o.edges,
     }
 }

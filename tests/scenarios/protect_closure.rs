@@ -96,10 +96,12 @@ async fn the_closure_is_recorded_with_types_edges_and_secrets_skipped_in_a_plain
         let r = get(kind.clone(), name);
         assert_eq!(r.status, ResourceStatus::Protected, "{kind} {name}: {r:?}");
         assert!(r.object_id.is_some(), "{kind} {name} is stored");
-        assert!(r.mod_revision <= cp.revision.get(), "{kind} {name}");
+        assert!(r.mod_revision <= cp.revision, "{kind} {name}");
     }
     assert_eq!(
-        get(ResourceType::Kube(ResourceKind::Namespace), "shop").uid,
+        get(ResourceType::Kube(ResourceKind::Namespace), "shop")
+            .uid
+            .as_str(),
         apps::uid("namespace", "", "shop")
     );
 

@@ -37,7 +37,7 @@ fn step(name: &str) -> ObjectStep {
         kind: ResourceKind::ConfigMap,
         target: ObjectRef::new(NS, name),
         source: Source::object(ResourceKind::ConfigMap, ObjectRef::new(NS, name)),
-        source_uid: String::new(),
+        source_uid: Default::default(),
         object_id: None,
         generated: None,
         edits: ObjectEdits::default(),

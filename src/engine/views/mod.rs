@@ -194,7 +194,7 @@ impl From<&ResourceRecord> for ResourceView {
             kind: r.kind.clone(),
             namespace: r.object.namespace().to_string(),
             name: r.object.name().to_string(),
-            uid: r.uid.clone(),
+            uid: r.uid.to_string(),
             resource_version: r.resource_version.clone(),
             key: r.key.to_string(),
             object_id: r.object_id,

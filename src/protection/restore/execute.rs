@@ -590,7 +590,8 @@ impl Executor<'_> {
             return;
         }
         if step.kind.is_owner() && !step.source_uid.is_empty() {
-            unit.owners.insert(step.source_uid.clone(), uid.to_string());
+            unit.owners
+                .insert(step.source_uid.to_string(), uid.to_string());
         }
         state.made.push(Made {
             kind: step.kind,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, GroupSnapshotId, ObjectId,
-    ObjectRef, Relation, ResourceStatus, ResourceType, Revision, SnapshotId, VolumeDriver,
+    ObjectRef, Relation, ResourceStatus, ResourceType, Revision, SnapshotId, Uid, VolumeDriver,
     VolumeId, VolumeStatus,
 };
 
@@ -201,11 +201,11 @@ pub struct ResourceRecord {
     /// Namespace (empty for cluster-scoped objects) and name.
     pub object: ObjectRef,
     /// `metadata.uid`.
-    pub uid: String,
+    pub uid: Uid,
     /// `metadata.resourceVersion` (its mod revision).
     pub resource_version: String,
     /// The revision of its last change.
-    pub mod_revision: i64,
+    pub mod_revision: Revision,
     /// Its stored value (decrypted) in the bank; `None` if it was not stored.
     pub object_id: Option<ObjectId>,
     /// The plain size of that value.
@@ -216,8 +216,8 @@ pub struct ResourceRecord {
     pub status: ResourceStatus,
     /// Why it is not protected, or failed.
     pub reason: String,
-    /// For claims and volumes: a pod using it, `namespace/name`.
-    pub parent: String,
+    /// For claims and volumes: a pod using it (recorded by no version of podbank so far).
+    pub parent: Option<ObjectRef>,
     /// What it refers to: its owners, the objects it references, its namespace.
     pub edges: Vec<Edge>,
 }
@@ -233,8 +233,8 @@ pub struct Edge {
     /// `<namespace>/<name>` (the name alone for a namespace).
     pub target: ObjectRef,
     /// An owner's uid, as the ownerReference names it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub uid: String,
+    #[serde(default, skip_serializing_if = "Uid::is_empty")]
+    pub uid: Uid,
     /// The managing controller.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub controller: bool,

@@ -293,6 +293,62 @@ impl fmt::Display for EtcdKey {
     }
 }
 
+/// A Kubernetes object's `metadata.uid` (an owner reference names its owner by it), kept as
+/// the API server wrote it. Empty where none is known (an object podbank made up, a
+/// reference without a uid).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Uid(String);
+
+impl Uid {
+    /// Wrap a uid.
+    pub fn new(uid: impl Into<String>) -> Self {
+        Self(uid.into())
+    }
+
+    /// The uid as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Uid {
+    type Err = std::convert::Infallible;
+    /// Any text: a uid is kept as written.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+impl From<String> for Uid {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Uid {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<Uid> for String {
+    fn from(u: Uid) -> Self {
+        u.0
+    }
+}
+
 /// A namespaced object by name, written `namespace/name` (a pod, a claim). A cluster-scoped
 /// object (a persistent volume) has an empty namespace and is written as its name alone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -495,6 +551,18 @@ mod tests {
         assert_eq!(r.suffix().len(), 8);
         // Deserializing checks the syntax too.
         assert!(serde_json::from_str::<CheckpointId>("\"../config\"").is_err());
+    }
+
+    #[test]
+    fn uids_are_kept_as_written_and_serialize_as_strings() {
+        let u: Uid = "0b6c-11".parse().unwrap_or_default();
+        assert_eq!(u.to_string(), "0b6c-11");
+        assert_eq!(
+            serde_json::to_string(&u).ok().as_deref(),
+            Some("\"0b6c-11\"")
+        );
+        assert_eq!(serde_json::from_str::<Uid>("\"0b6c-11\"").ok(), Some(u));
+        assert!(Uid::default().is_empty());
     }
 
     #[test]

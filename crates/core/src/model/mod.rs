@@ -1,7 +1,7 @@
 //! The domain model: what podbank talks about, apart from how any of it is stored or sent.
 //!
 //! Small named types: ids ([`CheckpointId`], [`RestoreId`], [`ObjectId`], [`VolumeId`],
-//! [`BackupId`]), references ([`ObjectRef`] for `namespace/name`, [`EtcdKey`]), the etcd
+//! [`BackupId`], [`Uid`]), references ([`ObjectRef`] for `namespace/name`, [`EtcdKey`]), the etcd
 //! [`Revision`], the Kubernetes kinds ([`ResourceKind`], each one row of facts, an
 //! [`ApiResource`]), the status enums of checkpoints, volumes, resources and restores, and the
 //! records of a checkpoint and of a restore.
@@ -25,7 +25,7 @@ pub use checkpoint::{
 };
 pub use ids::{
     BackupId, CheckpointId, EtcdKey, GroupId, GroupSnapshotId, IdError, ObjectId, ObjectRef,
-    RestoreId, Revision, SnapshotId, VolumeId,
+    RestoreId, Revision, SnapshotId, Uid, VolumeId,
 };
 pub use kind::{ApiResource, ResourceKind};
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{slim, ResourceError};
 use crate::codec::{Encoding, ResourceKind, StoredObject};
-use crate::model::{Edge, ObjectRef, Relation, ResourceType};
+use crate::model::{Edge, ObjectRef, Relation, ResourceType, Uid};
 
 /// One entry of `metadata.ownerReferences`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub struct OwnerRef {
     /// `name` (in the object's namespace).
     pub name: String,
     /// `uid`.
-    pub uid: String,
+    pub uid: Uid,
     /// `controller: true`: the managing controller.
     #[serde(default)]
     pub controller: bool,
@@ -67,7 +67,7 @@ impl PodRefs {
             relation,
             kind: kind.resource_type(),
             target: ObjectRef::new(namespace, name),
-            uid: String::new(),
+            uid: Uid::default(),
             controller: false,
         };
         out.extend(
@@ -121,7 +121,7 @@ pub(super) fn owners_of(refs: Vec<slim::OwnerReference>) -> Vec<OwnerRef> {
         .map(|r| OwnerRef {
             kind: r.kind.unwrap_or_default(),
             name: r.name.unwrap_or_default(),
-            uid: r.uid.unwrap_or_default(),
+            uid: r.uid.map(Uid::from).unwrap_or_default(),
             controller: r.controller.unwrap_or(false),
         })
         .collect()
@@ -269,7 +269,7 @@ fn json_owners(metadata: &serde_json::Value) -> Vec<OwnerRef> {
                 .map(|r| OwnerRef {
                     kind: json_name(Some(r), "kind").unwrap_or_default(),
                     name: json_name(Some(r), "name").unwrap_or_default(),
-                    uid: json_name(Some(r), "uid").unwrap_or_default(),
+                    uid: json_name(Some(r), "uid").map(Uid::from).unwrap_or_default(),
                     controller: r.get("controller").and_then(|c| c.as_bool()) == Some(true),
                 })
                 .collect()
@@ -289,7 +289,7 @@ pub struct ObjectInfo {
     /// Name.
     pub name: String,
     /// `metadata.uid`.
-    pub uid: String,
+    pub uid: Uid,
     /// `metadata.ownerReferences`.
     pub owners: Vec<OwnerRef>,
 }
@@ -336,7 +336,7 @@ impl ObjectInfo {
             kind,
             namespace: namespace.unwrap_or_default(),
             name,
-            uid: uid.unwrap_or_default(),
+            uid: uid.map(Uid::from).unwrap_or_default(),
             owners,
         })
     }
@@ -357,7 +357,7 @@ impl ObjectInfo {
 #[derive(Debug, Clone, Default)]
 pub struct ClosureWants {
     wanted: BTreeMap<ResourceKind, HashSet<ObjectRef>>,
-    uids: BTreeMap<(ResourceKind, ObjectRef), String>,
+    uids: BTreeMap<(ResourceKind, ObjectRef), Uid>,
 }
 
 impl ClosureWants {
@@ -397,8 +397,8 @@ impl ClosureWants {
     }
 
     /// The uid an owner must have, if it was named by an ownerReference.
-    pub fn owner_uid(&self, kind: ResourceKind, name: &ObjectRef) -> Option<&str> {
-        self.uids.get(&(kind, name.clone())).map(String::as_str)
+    pub fn owner_uid(&self, kind: ResourceKind, name: &ObjectRef) -> Option<&Uid> {
+        self.uids.get(&(kind, name.clone()))
     }
 
     /// How many objects are wanted.
@@ -455,7 +455,8 @@ mod tests {
             w.owner_uid(
                 ResourceKind::ReplicaSet,
                 &ObjectRef::new("shop", "web-5d9c")
-            ),
+            )
+            .map(Uid::as_str),
             Some("u-rs")
         );
         w.add_owners(

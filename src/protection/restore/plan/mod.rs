@@ -30,7 +30,7 @@ use super::request::{ConflictPolicy, RestoreRequest};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{
     Checkpoint, ObjectId, ObjectRef, Outcome, ResourceRecord, ResourceType, RestoreId,
-    RestoredResource, Source, VolumeDriver, VolumeId, VolumeRecord,
+    RestoredResource, Source, Uid, VolumeDriver, VolumeId, VolumeRecord,
 };
 
 pub use units::{units, Unit};
@@ -80,7 +80,7 @@ pub struct ObjectStep {
     /// What it was: `pod:<ns>/<name>`, `pvc:<ns>/<name>`, `pv:<name>`, `deployment:...`.
     pub source: Source,
     /// Its uid in the checkpoint (owner references to it are rewritten to the new uid).
-    pub source_uid: String,
+    pub source_uid: Uid,
     /// Its stored bytes.
     pub object_id: Option<ObjectId>,
     /// The object itself, for what the checkpoint does not hold (a namespace of an old

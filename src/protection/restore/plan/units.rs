@@ -10,7 +10,7 @@ use super::super::request::ConflictPolicy;
 use super::{base_edits, existing, note, Existing, Inputs, Key, ObjectStep, Step, UnitPlan};
 use crate::codec::{ObjectEdits, ResourceKind};
 use crate::model::{
-    ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType, Source,
+    ObjectRef, Outcome, Relation, ResourceRecord, ResourceStatus, ResourceType, Source, Uid,
 };
 
 /// A root of the restore and the pods it brings back.
@@ -324,7 +324,7 @@ pub(super) fn plan_namespaces(
                     kind: ResourceKind::Namespace,
                     target: ObjectRef::cluster(&target),
                     source: source_of(ResourceKind::Namespace, &ObjectRef::cluster(&source)),
-                    source_uid: String::new(),
+                    source_uid: Uid::default(),
                     object_id: None,
                     generated: Some(body.to_string().into_bytes()),
                     edits: ObjectEdits::default(),
