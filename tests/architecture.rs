@@ -359,6 +359,28 @@ fn nothing_above_the_bank_reads_its_storage_schema() {
 }
 
 #[test]
+fn only_the_cli_knows_clap() {
+    let mut found = Vec::new();
+    for file in sources(&src()) {
+        if file.starts_with(src().join("cli")) || file == src().join("main.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("a source file");
+        for (n, line) in text.lines().enumerate() {
+            let code = code_of(line);
+            if code.contains("clap::") || code.contains("use clap") {
+                found.push(format!("{}:{}: {}", relative(&file), n + 1, code.trim()));
+            }
+        }
+    }
+    assert_none(
+        "flags are the CLI's: the types below it derive no clap traits (the CLI parses them \
+         with their FromStr)",
+        found,
+    );
+}
+
+#[test]
 fn the_path_reader_sees_groups_and_skips_comments() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("x.rs");

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use serde::Serialize;
 
 use super::output::{print, Tabular};
@@ -32,7 +33,7 @@ pub struct RestoreArgs {
     #[arg(long = "namespace-map")]
     pub namespace_map: Vec<String>,
     /// When an object exists: fail, skip the pod, or rename the new objects.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_parser = conflict_policy(), default_value_t)]
     pub conflict: ConflictPolicy,
     /// Keep spec.nodeName (default: cleared, so that the scheduler places the pod).
     #[arg(long)]
@@ -70,6 +71,19 @@ pub struct RestoreArgs {
     /// kubeconfig context.
     #[arg(long)]
     pub context: Option<String>,
+}
+
+/// `--conflict`: one of [`ConflictPolicy::ALL`] by its label, each with what it does.
+fn conflict_policy() -> impl TypedValueParser<Value = ConflictPolicy> {
+    let help = |p: ConflictPolicy| match p {
+        ConflictPolicy::Fail => "The pod's restore fails with the API server's message",
+        ConflictPolicy::Skip => "The pod is skipped (nothing of it is created)",
+        ConflictPolicy::Rename => "The new objects get a suffix (`-<restore id>`)",
+    };
+    PossibleValuesParser::new(
+        ConflictPolicy::ALL.map(|p| PossibleValue::new(p.label()).help(help(p))),
+    )
+    .try_map(|s| s.parse::<ConflictPolicy>())
 }
 
 impl RestoreArgs {
@@ -293,5 +307,31 @@ pub async fn run_restores(
                 .map_err(|e: crate::model::IdError| EngineError::Invalid(e.to_string()))?;
             print(ctx.output, &Show(engine.restore_record(&id).await?))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use super::*;
+
+    fn conflict(args: &[&str]) -> Result<ConflictPolicy, clap::Error> {
+        let cli = Cli::try_parse_from(["podbank", "restore", "cp"].iter().chain(args))?;
+        match cli.command {
+            Command::Restore(a) => Ok(a.conflict),
+            other => panic!("not a restore: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn conflict_takes_each_policy_by_its_label_and_defaults_to_fail() {
+        assert_eq!(conflict(&[]).ok(), Some(ConflictPolicy::Fail));
+        for p in ConflictPolicy::ALL {
+            assert_eq!(conflict(&["--conflict", p.label()]).ok(), Some(p));
+        }
+        let err = conflict(&["--conflict", "bogus"]).err().map(|e| e.kind());
+        assert_eq!(err, Some(clap::error::ErrorKind::InvalidValue));
     }
 }

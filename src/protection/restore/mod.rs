@@ -32,7 +32,7 @@ pub use journal::{BankJournal, NoJournal, RestoreJournal};
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
     valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreMode, RestoreRequest,
-    DEFAULT_CONCURRENCY, DEFAULT_SETTLE, DEFAULT_VOLUME_CONCURRENCY,
+    UnknownConflictPolicy, DEFAULT_CONCURRENCY, DEFAULT_SETTLE, DEFAULT_VOLUME_CONCURRENCY,
 };
 pub use target::{ClusterTarget, DryRunTarget, ExportTarget, RestoreTarget};
 

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::super::schema::RestoreParams;
 use crate::model::{CheckpointId, ObjectRef, RestoreId};
 
-/// What to do when an object to create already exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+/// What to do when an object to create already exists. Written as its [`label`]
+/// (`fail`, `skip`, `rename`) in requests, flags and records.
+///
+/// [`label`]: ConflictPolicy::label
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConflictPolicy {
     /// The pod's restore fails with the API server's message.
@@ -20,6 +23,42 @@ pub enum ConflictPolicy {
     Skip,
     /// The new objects get a suffix (`-<restore id>`).
     Rename,
+}
+
+impl ConflictPolicy {
+    /// Every policy, in the order they are offered.
+    pub const ALL: [Self; 3] = [Self::Fail, Self::Skip, Self::Rename];
+
+    /// How it is written: `fail`, `skip`, `rename`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Skip => "skip",
+            Self::Rename => "rename",
+        }
+    }
+}
+
+impl std::fmt::Display for ConflictPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Text that names no [`ConflictPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is no conflict policy: expected fail, skip or rename")]
+pub struct UnknownConflictPolicy(pub String);
+
+impl std::str::FromStr for ConflictPolicy {
+    type Err = UnknownConflictPolicy;
+    /// Its label, as [`ConflictPolicy::label`] writes it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.label() == s)
+            .ok_or_else(|| UnknownConflictPolicy(s.to_string()))
+    }
 }
 
 /// A namespace name as Kubernetes accepts one: an RFC 1123 label.
@@ -276,6 +315,19 @@ impl RestoreRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflict_policies_read_what_they_write_as_serde_does() {
+        for p in ConflictPolicy::ALL {
+            assert_eq!(p.label().parse::<ConflictPolicy>(), Ok(p));
+            assert_eq!(
+                serde_json::to_value(p).ok(),
+                Some(serde_json::Value::from(p.label()))
+            );
+        }
+        assert!("Fail".parse::<ConflictPolicy>().is_err());
+        assert_eq!(ConflictPolicy::default().to_string(), "fail");
+    }
 
     #[test]
     fn namespace_maps_take_only_clean_entries() {
