@@ -210,6 +210,15 @@ pub(super) fn bad(message: impl std::fmt::Display) -> Fault {
     Fault::bad_request(format!("Invalid input received: {message}"))
 }
 
+/// Whether `view` holds, for each of `keys` the query gives, that text (Karbor's list
+/// filters: exact match on a string field).
+pub(super) fn matches_query(view: &Value, q: &HashMap<String, String>, keys: &[&str]) -> bool {
+    keys.iter().all(|k| {
+        q.get(*k)
+            .is_none_or(|want| view.get(*k).and_then(Value::as_str) == Some(want.as_str()))
+    })
+}
+
 /// The page of `views` after the one whose `id` is the query's `marker` (a 400 if none
 /// is), at most `limit` long.
 pub(super) fn paged(
@@ -347,10 +356,8 @@ async fn list_providers(
     Query(q): Query<HashMap<String, String>>,
 ) -> Json<Value> {
     let provider = types::provider();
-    let keep = ["name", "description"].iter().all(|k| {
-        q.get(*k)
-            .is_none_or(|want| provider.get(*k).and_then(Value::as_str) == Some(want.as_str()))
-    }) && q.get("marker").is_none_or(|m| m != types::PROVIDER_ID);
+    let keep = matches_query(&provider, &q, &["name", "description"])
+        && q.get("marker").is_none_or(|m| m != types::PROVIDER_ID);
     let providers = if keep { vec![provider] } else { Vec::new() };
     Json(json!({ "providers": providers }))
 }

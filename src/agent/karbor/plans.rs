@@ -288,12 +288,7 @@ pub(super) async fn list(
         .await?
         .iter()
         .map(|p| p.view(&project))
-        .filter(|v| {
-            ["name", "status", "description"].iter().all(|k| {
-                q.get(*k)
-                    .is_none_or(|want| v.get(*k).and_then(Value::as_str) == Some(want.as_str()))
-            })
-        })
+        .filter(|v| super::matches_query(v, &q, &["name", "status", "description"]))
         .collect();
     let views = paged(views, &q, limit)?;
     Ok(Json(json!({ "plans": views })))

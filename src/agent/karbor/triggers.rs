@@ -260,12 +260,7 @@ pub(super) async fn list(
         .await?
         .iter()
         .map(view)
-        .filter(|v| {
-            ["name", "type"].iter().all(|k| {
-                q.get(*k)
-                    .is_none_or(|want| v.get(*k).and_then(Value::as_str) == Some(want.as_str()))
-            })
-        })
+        .filter(|v| super::matches_query(v, &q, &["name", "type"]))
         .collect();
     let views = paged(views, &q, limit)?;
     Ok(Json(json!({ "triggers": views })))
