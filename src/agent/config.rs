@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::AgentError;
 use crate::engine::{Plan, Schedule, SelectionSpec};
 use crate::etcd::ElectionConfig;
+use crate::model::Namespace;
 use crate::protection::retention::RetentionPolicy;
 use crate::protection::schema::ProtectParams;
 
@@ -119,7 +120,7 @@ pub struct PlanConfig {
     pub name: String,
     /// Namespaces; empty means all.
     #[serde(default)]
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<Namespace>,
     /// Label selector over pod labels.
     #[serde(default)]
     pub selector: Option<String>,

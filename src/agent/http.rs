@@ -39,7 +39,7 @@ use crate::engine::{
     CheckpointFilter, DependentsView, EngineError, PageRequest, PodList, PodSpecifier,
     ProtectRequest, ReadinessCheck, RestoreRequest, SelectionSpec, MAX_PAGE,
 };
-use crate::model::{CheckpointId, RestoreId};
+use crate::model::{CheckpointId, Namespace, RestoreId};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -240,13 +240,9 @@ async fn list_instances(
     let selection = SelectionSpec {
         namespaces: q
             .namespaces
-            .map(|n| {
-                n.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|n| Namespace::parse_list(&n))
+            .transpose()
+            .map_err(|e| EngineError::Invalid(e.to_string()))?
             .unwrap_or_default(),
         label_selector: q.label_selector,
         field_selector: q.field_selector,

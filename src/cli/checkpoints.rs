@@ -12,7 +12,9 @@ use crate::engine::{
     CheckpointFilter, CheckpointItem, CheckpointView, Engine, EngineError, ProtectRequest,
     SelectionSpec,
 };
-use crate::model::{CheckpointId, CheckpointStatus, ObjectRef, Relation, ResourceType, TakenBy};
+use crate::model::{
+    CheckpointId, CheckpointStatus, Namespace, ObjectRef, Relation, ResourceType, TakenBy,
+};
 use crate::protection::DeleteOutcome;
 
 /// The checkpoints subcommands.
@@ -67,7 +69,7 @@ pub struct ProtectArgs {
     pub full_every: Option<u32>,
     /// Only these namespaces (repeatable, or comma-separated).
     #[arg(short = 'n', long = "namespace", value_delimiter = ',')]
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<Namespace>,
     /// Label selector over the pods.
     #[arg(short = 'l', long = "selector")]
     pub selector: Option<String>,

@@ -7,7 +7,7 @@ use super::Context;
 use crate::engine::{
     ClosureView, DependentsView, Engine, PodDetail, PodList, PodSpecifier, SelectionSpec,
 };
-use crate::model::{Relation, ResourceStatus};
+use crate::model::{Namespace, Relation, ResourceStatus};
 use crate::protection::Problem;
 use crate::resources::DependentStatus;
 
@@ -18,7 +18,7 @@ pub enum PodsCommand {
     List {
         /// Only these namespaces (repeatable, or comma-separated).
         #[arg(short = 'n', long = "namespace", value_delimiter = ',')]
-        namespaces: Vec<String>,
+        namespaces: Vec<Namespace>,
         /// Label selector, e.g. 'app=web,tier in (a,b),!canary'.
         #[arg(short = 'l', long = "selector")]
         selector: Option<String>,

@@ -34,8 +34,8 @@ pub use views::{
 
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
 use crate::model::{
-    CheckpointId, CheckpointStatus, ObjectRef, PlanId, RestoreId, StoredPlan, StoredTrigger,
-    TriggerId,
+    CheckpointId, CheckpointStatus, Namespace, ObjectRef, PlanId, RestoreId, StoredPlan,
+    StoredTrigger, TriggerId,
 };
 pub use crate::protection::restore::{RestoreMode, RestoreRequest};
 use crate::protection::schema::ProtectParams;
@@ -48,7 +48,8 @@ use crate::resources::{FieldSelector, LabelSelector};
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SelectionSpec {
     /// Namespaces; empty means all.
-    pub namespaces: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub namespaces: Vec<Namespace>,
     /// Label selector over pod labels, kubectl syntax (`app=web,tier in (a,b),!canary`).
     #[serde(alias = "label_selector")]
     pub label_selector: Option<String>,
@@ -64,16 +65,9 @@ pub struct SelectionSpec {
 }
 
 impl SelectionSpec {
-    /// The selection, checked: selectors parse, namespaces are namespace names.
+    /// The selection, checked: selectors parse (namespaces are checked when read).
     pub fn resolve(&self) -> Result<Selection, EngineError> {
         check_pods(&self.pods)?;
-        for ns in &self.namespaces {
-            if !crate::protection::restore::valid_namespace(ns) {
-                return Err(EngineError::Invalid(format!(
-                    "namespace {ns:?} is not a valid namespace name"
-                )));
-            }
-        }
         Ok(Selection {
             namespaces: self.namespaces.clone(),
             labels: LabelSelector::parse(self.label_selector.as_deref().unwrap_or(""))

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::ProtectionError;
 use crate::codec::{resource_prefix, CodecError, Decoder, ResourceKind, StorageKey, StoredObject};
 use crate::etcd::{Etcd, KeyValue, Revision, ScanOptions, ScanSink, ScanSummary};
-use crate::model::{Edge, ObjectRef};
+use crate::model::{Edge, Namespace, ObjectRef};
 use crate::resources::{
     owner_edges, Catalog, ClaimInfo, ClosureWants, FieldSelector, LabelSelector, ObjectInfo,
     PodInfo, VolumeInfo,
@@ -27,7 +27,7 @@ use crate::resources::{
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     /// Namespaces; empty means all.
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<Namespace>,
     /// Label selector over pod labels.
     pub labels: LabelSelector,
     /// Field selector over pod fields.
@@ -65,7 +65,7 @@ impl Selection {
         let namespaces: BTreeSet<&str> = if !self.pods.is_empty() {
             self.pods.iter().map(ObjectRef::namespace).collect()
         } else {
-            self.namespaces.iter().map(String::as_str).collect()
+            self.namespaces.iter().map(Namespace::as_str).collect()
         };
         for kind in [ResourceKind::Pod, ResourceKind::PersistentVolumeClaim] {
             if namespaces.is_empty() {
@@ -109,7 +109,7 @@ impl Selection {
 
     /// Whether `pod` is one of the selected pods.
     pub fn accepts(&self, pod: &PodInfo) -> bool {
-        (self.namespaces.is_empty() || self.namespaces.contains(&pod.namespace))
+        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| *n == *pod.namespace))
             && (self.pods.is_empty()
                 || self
                     .pods

@@ -336,7 +336,7 @@ fn missing_record(etcd_prefix: &str, m: Missing) -> ResourceRecord {
 /// The selection as the checkpoint records it.
 pub fn selection_record(selection: &Selection) -> SelectionRecord {
     SelectionRecord {
-        namespaces: selection.namespaces.clone(),
+        namespaces: selection.namespaces.iter().map(|n| n.to_string()).collect(),
         label_selector: selection.labels.source().to_string(),
         field_selector: selection.fields.source().to_string(),
         pods: selection.pods.clone(),

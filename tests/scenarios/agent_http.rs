@@ -437,6 +437,13 @@ async fn protectables_list_show_and_dependents() {
     let r = get(&api, &format!("{base}?label_selector=a%20in%20(")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["error"]["code"], "invalid");
+    let r = get(&api, &format!("{base}?namespaces=shop,Not_A_Namespace")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.text.contains("Not_A_Namespace"),
+        "the 400 names the namespace: {}",
+        r.text
+    );
 
     for id in ["uid-db-0", "shop%2Fdb-0"] {
         let r = get(&api, &format!("{base}/{id}")).await;

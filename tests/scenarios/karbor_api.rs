@@ -269,7 +269,7 @@ async fn karborclient_lists_protectables_instances_and_the_provider() {
     let ns0 = rig
         .engine
         .pods(&SelectionSpec {
-            namespaces: vec!["ns-0".into()],
+            namespaces: vec!["ns-0".parse().unwrap()],
             ..SelectionSpec::default()
         })
         .await

@@ -189,7 +189,7 @@ async fn pages_of_every_size_list_what_one_listing_lists() {
             .engine
             .pod_page(
                 &SelectionSpec {
-                    namespaces: vec![name.namespace().to_string()],
+                    namespaces: vec![name.namespace().parse().unwrap()],
                     ..SelectionSpec::default()
                 },
                 &PageRequest {

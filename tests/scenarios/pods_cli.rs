@@ -285,6 +285,15 @@ fn errors_are_one_line_with_the_right_exit_code() {
     let bad_arg = podbank(&etcd, &["pods", "show", "a/b/c"]);
     assert_eq!(bad_arg.code, 2);
 
+    // A namespace that cannot exist is refused as usage, naming it, before etcd is read.
+    let bad_ns = podbank(&etcd, &["pods", "list", "-n", "ns-0,Shop_1"]);
+    assert_eq!(bad_ns.code, 2, "{}", bad_ns.stderr);
+    assert!(
+        bad_ns.stderr.contains("namespace \"Shop_1\" is invalid"),
+        "{}",
+        bad_ns.stderr
+    );
+
     let port = crate::support::etcd::free_port();
     let out = Command::new(crate::support::podbank_bin())
         .args([

@@ -1275,7 +1275,7 @@ async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_sn
             id: None,
             params: ProtectParams::from_json(&params).expect("params"),
             selection: Selection {
-                namespaces: vec![scene.ns.clone()],
+                namespaces: vec![scene.ns.parse().unwrap()],
                 ..Default::default()
             },
             plan: String::new(),

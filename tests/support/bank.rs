@@ -213,11 +213,7 @@ pub async fn protect_from_etcd_as(
         id,
         params: ProtectParams::from_json(&params)?,
         selection: Selection {
-            namespaces: namespaces
-                .split(',')
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .collect(),
+            namespaces: podbank::model::Namespace::parse_list(namespaces)?,
             ..Default::default()
         },
         plan: String::new(),

@@ -32,6 +32,7 @@ use utoipa_axum::routes;
 use super::http::{check_access, Refusal};
 use super::Service;
 use crate::engine::{EngineError, PageRequest, PodSpecifier, SelectionSpec};
+use crate::model::Namespace;
 use types::Fault;
 
 /// What the Karbor handlers get.
@@ -185,12 +186,8 @@ fn selection_of(params: &serde_json::Map<String, Value>) -> KResult<SelectionSpe
         };
         match k.as_str() {
             "namespace" | "namespaces" => {
-                spec.namespaces = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
+                spec.namespaces = Namespace::parse_list(v)
+                    .map_err(|e| Fault::bad_request(format!("Invalid input received: {e}.")))?;
             }
             "label_selector" | "labels" => spec.label_selector = Some(v.to_string()),
             "field_selector" => spec.field_selector = Some(v.to_string()),

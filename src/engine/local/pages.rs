@@ -215,7 +215,7 @@ impl LocalEngine {
         let limit = page.limit.clamp(1, MAX_PAGE);
         let etcd = self.etcd().await?;
         let prefix = match selection.namespaces.as_slice() {
-            [ns] => resource_prefix(etcd.config().prefix(), ResourceKind::Pod, Some(ns)),
+            [ns] => resource_prefix(etcd.config().prefix(), ResourceKind::Pod, Some(ns.as_str())),
             _ => resource_prefix(etcd.config().prefix(), ResourceKind::Pod, None),
         }
         .into_bytes();

@@ -31,7 +31,7 @@ pub use error::RestoreError;
 pub use journal::{BankJournal, NoJournal, RestoreJournal};
 pub use plan::{ANNOTATION_CHECKPOINT, ANNOTATION_DESCRIPTION, ANNOTATION_RESTORE};
 pub use request::{
-    valid_namespace, ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreMode, RestoreRequest,
+    ConflictPolicy, NamespaceMap, NamespaceMapError, RestoreMode, RestoreRequest,
     UnknownConflictPolicy, DEFAULT_CONCURRENCY, DEFAULT_SETTLE, DEFAULT_VOLUME_CONCURRENCY,
 };
 pub use target::{ClusterTarget, DryRunTarget, ExportTarget, RestoreTarget};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::super::schema::RestoreParams;
-use crate::model::{CheckpointId, ObjectRef, RestoreId};
+use crate::model::{CheckpointId, Namespace, ObjectRef, RestoreId};
 
 /// What to do when an object to create already exists. Written as its [`label`]
 /// (`fail`, `skip`, `rename`) in requests, flags and records.
@@ -61,17 +61,6 @@ impl std::str::FromStr for ConflictPolicy {
     }
 }
 
-/// A namespace name as Kubernetes accepts one: an RFC 1123 label.
-pub fn valid_namespace(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
 /// A `--namespace-map` entry that cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("--namespace-map {entry:?}: {reason}")]
@@ -89,7 +78,7 @@ pub struct NamespaceMapError {
     try_from = "BTreeMap<String, String>",
     into = "BTreeMap<String, String>"
 )]
-pub struct NamespaceMap(BTreeMap<String, String>);
+pub struct NamespaceMap(BTreeMap<Namespace, Namespace>);
 
 impl NamespaceMap {
     /// Reads `old=new` entries.
@@ -107,33 +96,31 @@ impl NamespaceMap {
             if new.contains('=') {
                 return Err(bad("expected old=new, with one '='"));
             }
-            if let Some(reason) = Self::check(old, new) {
-                return Err(bad(&reason));
-            }
-            if map.insert(old.to_string(), new.to_string()).is_some() {
+            let (old, new) = Self::check(old, new).map_err(|reason| bad(&reason))?;
+            if map.contains_key(&old) {
                 return Err(bad(&format!("namespace {old} is mapped twice")));
             }
+            map.insert(old, new);
         }
         Ok(Self(map))
     }
 
-    /// Why `old=new` cannot be taken, if it cannot.
-    fn check(old: &str, new: &str) -> Option<String> {
-        for (which, name) in [("old", old), ("new", new)] {
-            if !valid_namespace(name) {
-                return Some(format!(
-                    "the {which} namespace {name:?} is not a valid namespace name \
-                     (1-63 lower-case letters, digits or '-', starting and ending with a \
-                     letter or digit)"
-                ));
-            }
-        }
-        None
+    /// `old=new` as namespaces, or why it cannot be taken.
+    fn check(old: &str, new: &str) -> Result<(Namespace, Namespace), String> {
+        let parse = |which: &str, name: &str| {
+            Namespace::parse(name).map_err(|_| {
+                format!(
+                    "the {which} namespace {name:?} is not a valid namespace name ({})",
+                    Namespace::EXPECTED
+                )
+            })
+        };
+        Ok((parse("old", old)?, parse("new", new)?))
     }
 
     /// Where objects of namespace `ns` go.
     pub fn target<'a>(&'a self, ns: &'a str) -> &'a str {
-        self.0.get(ns).map_or(ns, String::as_str)
+        self.0.get(ns).map_or(ns, Namespace::as_str)
     }
 
     /// Whether nothing is renamed.
@@ -142,7 +129,7 @@ impl NamespaceMap {
     }
 
     /// The renames, old -> new.
-    pub fn entries(&self) -> &BTreeMap<String, String> {
+    pub fn entries(&self) -> &BTreeMap<Namespace, Namespace> {
         &self.0
     }
 }
@@ -150,21 +137,21 @@ impl NamespaceMap {
 impl TryFrom<BTreeMap<String, String>> for NamespaceMap {
     type Error = NamespaceMapError;
     fn try_from(map: BTreeMap<String, String>) -> Result<Self, Self::Error> {
-        for (old, new) in &map {
-            if let Some(reason) = Self::check(old, new) {
-                return Err(NamespaceMapError {
+        map.iter()
+            .map(|(old, new)| {
+                Self::check(old, new).map_err(|reason| NamespaceMapError {
                     entry: format!("{old}={new}"),
                     reason,
-                });
-            }
-        }
-        Ok(Self(map))
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 }
 
 impl From<NamespaceMap> for BTreeMap<String, String> {
     fn from(m: NamespaceMap) -> Self {
-        m.0
+        m.0.into_iter().map(|(o, n)| (o.into(), n.into())).collect()
     }
 }
 

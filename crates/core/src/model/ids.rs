@@ -349,6 +349,100 @@ impl From<Uid> for String {
     }
 }
 
+/// A namespace name, as Kubernetes accepts one: an RFC 1123 label (1-63 lower-case letters,
+/// digits or `-`, starting and ending with a letter or digit). Checked where it enters: a
+/// flag, a request body, a config file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Namespace(String);
+
+impl Namespace {
+    /// What a namespace name must be, as the errors say it.
+    pub const EXPECTED: &'static str =
+        "1-63 lower-case letters, digits or '-', starting and ending with a letter or digit";
+
+    /// `name`, if it is a namespace name.
+    pub fn parse(name: &str) -> Result<Self, IdError> {
+        let b = name.as_bytes();
+        let valid = !b.is_empty()
+            && b.len() <= 63
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-';
+        if valid {
+            Ok(Self(name.to_string()))
+        } else {
+            Err(invalid("namespace", name, Self::EXPECTED))
+        }
+    }
+
+    /// A comma-separated list (`a, b,c`; blanks skipped), as query parameters and Karbor
+    /// parameters give namespaces.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, IdError> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Self::parse)
+            .collect()
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Namespace {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for Namespace {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Namespace> for String {
+    fn from(n: Namespace) -> Self {
+        n.0
+    }
+}
+
+impl AsRef<str> for Namespace {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Namespace {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Namespace {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Namespace {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// A namespaced object by name, written `namespace/name` (a pod, a claim). A cluster-scoped
 /// object (a persistent volume) has an empty namespace and is written as its name alone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -508,6 +602,26 @@ cinder_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_are_rfc_1123_labels() {
+        for good in ["a", "shop", "ns-0", "0ns", &"a".repeat(63)] {
+            assert_eq!(Namespace::parse(good).map(String::from), Ok(good.to_string()));
+        }
+        for bad in ["", "-a", "a-", "Shop", "a_b", "a.b", "a/b", &"a".repeat(64)] {
+            let e = Namespace::parse(bad).expect_err(bad);
+            assert_eq!(e.what, "namespace");
+            assert_eq!(e.text, bad);
+        }
+        assert_eq!(
+            Namespace::parse_list(" a, b,,c ").map(|l| l.len()),
+            Ok(3),
+            "blanks are skipped"
+        );
+        assert!(Namespace::parse_list("a,B").is_err());
+        let json: Result<Namespace, _> = serde_json::from_str("\"Bad\"");
+        assert!(json.is_err(), "deserializing checks too");
+    }
 
     #[test]
     fn object_id_round_trips_through_hex() {

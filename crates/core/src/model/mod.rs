@@ -24,8 +24,8 @@ pub use checkpoint::{
     SelectionRecord, TableRefs, TakenBy, VolumeRecord, WriteStats,
 };
 pub use ids::{
-    BackupId, CheckpointId, EtcdKey, GroupId, GroupSnapshotId, IdError, ObjectId, ObjectRef,
-    RestoreId, Revision, SnapshotId, Uid, VolumeId,
+    BackupId, CheckpointId, EtcdKey, GroupId, GroupSnapshotId, IdError, Namespace, ObjectId,
+    ObjectRef, RestoreId, Revision, SnapshotId, Uid, VolumeId,
 };
 pub use kind::{ApiResource, ResourceKind};
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
