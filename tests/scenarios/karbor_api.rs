@@ -633,6 +633,60 @@ async fn karborclient_drives_plans_checkpoints_and_restores() {
     let listed = karbor_ok(addr, &["restore-list"]).await;
     assert_eq!(first_column(&listed), vec![restore_id.clone()], "{listed}");
 
+    // restore_auth is accepted (Karbor's clients send it with a target, other clients may
+    // send it alone) and never stored or shown: not in the bank's files, not in the views.
+    const SECRET: &str = "pw-9f3c1e-never-stored";
+    let (status, created) = api(
+        addr,
+        "POST",
+        "/restores",
+        Some(serde_json::json!({ "restore": {
+            "provider_id": PROVIDER_ID,
+            "checkpoint_id": cp_id,
+            "parameters": { "OS::Kubernetes::Pod": { "restore_name": "authed" } },
+            "restore_auth": { "type": "password", "username": "alice", "password": SECRET },
+        }})),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let authed = created["restore"]["id"].as_str().expect("id").to_string();
+    let (status, shown) = wait_status(addr, &["restore-show", &authed], &["success", "fail"]).await;
+    assert_eq!(status, "success", "{shown}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    let (_, listed) = api(addr, "GET", "/restores", None).await;
+    assert!(!listed.to_string().contains(SECRET), "{listed}");
+    let mut files = vec![rig._dir.path().to_path_buf()];
+    let mut restore_files = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(&path)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            restore_files += usize::from(path.to_string_lossy().contains("restores"));
+            let bytes = std::fs::read(&path).expect("file");
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "the password is in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(restore_files >= 2, "the bank holds the restores' records");
+    // The bank compresses records: read them back decoded too.
+    for r in rig.engine.restores().await.expect("restores").items {
+        let record = rig
+            .engine
+            .restore_record(&r.id)
+            .await
+            .expect("restore record");
+        let text = serde_json::to_string(&record).expect("json");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(!text.contains("alice"), "{text}");
+    }
+
     // checkpoint-delete: the checkpoint goes (the plan stays until plan-delete).
     karbor_ok(addr, &["checkpoint-delete", PROVIDER_ID, &cp_id]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
