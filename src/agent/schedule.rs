@@ -245,3 +245,79 @@ async fn sleep_opt(d: Option<std::time::Duration>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::triggers::parse_time;
+    use crate::model::{OperationType, ScheduledOperationId, TimeFormat, TriggerId, TriggerType};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        parse_time(s).expect("time")
+    }
+
+    fn scheduled(pattern: &str, start: &str, end: Option<&str>) -> Scheduled {
+        let trigger = StoredTrigger {
+            id: TriggerId::generate(),
+            project_id: "p".into(),
+            name: "t".into(),
+            kind: TriggerType::Time,
+            format: TimeFormat::Crontab,
+            pattern: pattern.into(),
+            start_time: at(start),
+            end_time: end.map(at),
+            window_seconds: 900,
+            created: at(start),
+        };
+        let pattern = TimePattern::parse(trigger.format, &trigger.pattern, trigger.start_time)
+            .expect("pattern");
+        Scheduled {
+            operation: StoredOperation {
+                id: ScheduledOperationId::generate(),
+                project_id: "p".into(),
+                name: "o".into(),
+                description: String::new(),
+                operation_type: OperationType::Protect,
+                trigger_id: trigger.id,
+                plan_id: "plan".into(),
+                provider_id: "provider".into(),
+                max_backups: None,
+                retention_days: None,
+                enabled: true,
+                created: at(start),
+            },
+            trigger,
+            pattern,
+            next: None,
+        }
+    }
+
+    #[test]
+    fn an_operation_fires_from_its_triggers_start_to_its_end() {
+        let s = scheduled(
+            "0 * * * *",
+            "2026-01-01 05:00:00",
+            Some("2026-01-01 07:00:00"),
+        );
+        // Before the start: the start itself (a time of the pattern) comes first.
+        assert_eq!(
+            s.next_after(at("2026-01-01 00:10:00")),
+            Some(at("2026-01-01 05:00:00"))
+        );
+        assert_eq!(
+            s.next_after(at("2026-01-01 05:00:00")),
+            Some(at("2026-01-01 06:00:00"))
+        );
+        assert_eq!(
+            s.next_after(at("2026-01-01 06:30:00")),
+            Some(at("2026-01-01 07:00:00"))
+        );
+        // After the end: never again.
+        assert_eq!(s.next_after(at("2026-01-01 07:00:00")), None);
+        let open = scheduled("30 2 * * *", "2026-01-01 00:00:00", None);
+        assert_eq!(
+            open.next_after(at("2026-03-01 03:00:00")),
+            Some(at("2026-03-02 02:30:00"))
+        );
+    }
+}
