@@ -44,6 +44,7 @@ mod objects;
 mod open;
 mod plans;
 mod records;
+mod scheduled_operations;
 mod triggers;
 mod writer;
 

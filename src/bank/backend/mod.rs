@@ -66,6 +66,9 @@ pub enum Kind {
     Plan,
     /// Triggers kept in the bank (Karbor's triggers). Name: the trigger's UUID.
     Trigger,
+    /// Scheduled operations kept in the bank (Karbor's scheduled operations). Name: the
+    /// operation's UUID.
+    ScheduledOperation,
     /// Lock / lease objects held by writers and by gc. Name: random id.
     Lock,
     /// Files `bank repair` moved aside because they cannot be read, with its reports.
@@ -75,7 +78,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
@@ -84,6 +87,7 @@ impl Kind {
         Kind::Journal,
         Kind::Plan,
         Kind::Trigger,
+        Kind::ScheduledOperation,
         Kind::Lock,
         Kind::Quarantine,
     ];
@@ -99,6 +103,7 @@ impl Kind {
             Kind::Journal => "restore-journal",
             Kind::Plan => "plans",
             Kind::Trigger => "triggers",
+            Kind::ScheduledOperation => "scheduled_operations",
             Kind::Lock => "locks",
             Kind::Quarantine => "quarantine",
         }
@@ -116,6 +121,7 @@ impl fmt::Display for Kind {
             Kind::Journal => "restore journal batch",
             Kind::Plan => "plan",
             Kind::Trigger => "trigger",
+            Kind::ScheduledOperation => "scheduled operation",
             Kind::Lock => "lock",
             Kind::Quarantine => "quarantined file",
         })
