@@ -15,8 +15,12 @@
 //! more than the trigger's window late is dropped, and one whose plan still runs is
 //! skipped (the `schedule_skipped` metric), as for plans.
 //!
-//! Times are UTC. A replica that becomes leader starts from the next fire time after now:
-//! fire times missed while no replica led are not caught up. A replica that stops leading
+//! Times are UTC. The leader records an operation's fire time in the bank before it starts
+//! the run; a replica that becomes leader goes on from the time after the last recorded
+//! one, so a handover neither repeats a run nor skips the time it fell on: a time missed
+//! while no replica led runs at once (several missed: once), within the trigger's window.
+//! Plans of the config file have no record: a new leader starts from their next fire time
+//! after now. A replica that stops leading
 //! fires nothing more, but a run it already started goes on to its end (the bank accepts
 //! concurrent writers), so a handover can briefly see two runs of one plan.
 
@@ -48,6 +52,13 @@ struct Scheduled {
 impl Scheduled {
     /// The first time of the trigger strictly after `t` (and not before its start), if it
     /// comes before the trigger's end.
+    /// The first fire time of an operation this replica starts scheduling at `now`: the
+    /// time after its last recorded fire (in the past when a handover missed it: it fires at
+    /// once, within the trigger's window), or after `now` when it never fired.
+    fn first_next(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.next_after(self.operation.last_fired.unwrap_or(now))
+    }
+
     fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let from = t.max(self.trigger.start_time - chrono::TimeDelta::seconds(1));
         self.pattern
@@ -103,8 +114,12 @@ async fn load_operations(service: &Service, old: Vec<Scheduled>) -> Vec<Schedule
             next: None,
         };
         s.next = match kept.remove(&s.operation.id) {
-            Some(k) if k.trigger == s.trigger => k.next,
-            _ => s.next_after(now),
+            Some(k) if k.trigger == s.trigger => match (k.next, s.operation.last_fired) {
+                // Another replica fired it since (leadership went there and back).
+                (Some(next), Some(last)) if next <= last => s.next_after(last),
+                (next, _) => next,
+            },
+            _ => s.first_next(now),
         };
         out.push(s);
     }
@@ -125,6 +140,32 @@ async fn fire_operations(service: &Arc<Service>, scheduled: &mut [Scheduled], no
             tracing::warn!(operation = %op.id, late, window = s.trigger.window_seconds, "scheduler: the operation's time passed its window; this run is dropped");
             continue;
         }
+        // Record the fire before the run starts, on the operation as the bank holds it now
+        // (deleted meanwhile: it does not run; fired by another replica: not again).
+        let mut record = match fresh_operation(service, &op.id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                tracing::info!(operation = %op.id, "scheduler: the operation was deleted; it does not run");
+                s.next = None;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(operation = %op.id, error = %e, "scheduler: cannot read the operation; this run is not started");
+                continue;
+            }
+        };
+        if record.last_fired.is_some_and(|last| last >= at) {
+            tracing::info!(operation = %op.id, at = %at, "scheduler: another replica ran this time already");
+            s.operation = record;
+            continue;
+        }
+        record.last_fired = Some(at);
+        if let Err(e) = service.engine().save_operation(&record).await {
+            tracing::warn!(operation = %op.id, error = %e, "scheduler: cannot record the run; it is not started");
+            continue;
+        }
+        s.operation = record;
+        let op = &s.operation;
         match service.start_scheduled_operation(op).await {
             Ok(run) => {
                 tracing::info!(operation = %op.id, name = %op.name, run = %run.id, "scheduler: scheduled operation started")
@@ -138,6 +179,19 @@ async fn fire_operations(service: &Arc<Service>, scheduled: &mut [Scheduled], no
             }
         }
     }
+}
+
+/// The operation `id` as the bank holds it now (`None`: deleted).
+async fn fresh_operation(
+    service: &Service,
+    id: &ScheduledOperationId,
+) -> Result<Option<StoredOperation>, crate::engine::EngineError> {
+    Ok(service
+        .engine()
+        .stored_operations()
+        .await?
+        .into_iter()
+        .find(|o| o.id == *id))
 }
 
 /// Fire plans on their schedules, and the bank's scheduled operations on their triggers,
@@ -285,6 +339,7 @@ mod tests {
                 retention_days: None,
                 enabled: true,
                 created: at(start),
+                last_fired: None,
             },
             trigger,
             pattern,
@@ -318,6 +373,29 @@ mod tests {
         assert_eq!(
             open.next_after(at("2026-03-01 03:00:00")),
             Some(at("2026-03-02 02:30:00"))
+        );
+    }
+
+    #[test]
+    fn a_new_leader_goes_on_after_the_last_recorded_fire() {
+        let mut s = scheduled("* * * * *", "2026-01-01 00:00:00", None);
+        let now = at("2026-01-01 10:00:30");
+        assert_eq!(
+            s.first_next(now),
+            Some(at("2026-01-01 10:01:00")),
+            "never fired: from now on"
+        );
+        s.operation.last_fired = Some(at("2026-01-01 09:58:00"));
+        assert_eq!(
+            s.first_next(now),
+            Some(at("2026-01-01 09:59:00")),
+            "a time missed during the handover comes first (it fires at once)"
+        );
+        s.operation.last_fired = Some(at("2026-01-01 10:00:00"));
+        assert_eq!(
+            s.first_next(now),
+            Some(at("2026-01-01 10:01:00")),
+            "the last fire is not repeated"
         );
     }
 }

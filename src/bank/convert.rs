@@ -942,6 +942,7 @@ impl TryFrom<pb::ScheduledOperation> for StoredOperation {
             retention_days: (o.retention_days > 0).then_some(o.retention_days),
             enabled: o.enabled,
             created: time_or_epoch(o.created_unix_ms),
+            last_fired: time_of_ms(o.last_fired_unix_ms),
         })
     }
 }
@@ -961,6 +962,7 @@ impl From<&StoredOperation> for pb::ScheduledOperation {
             retention_days: o.retention_days.unwrap_or(0),
             enabled: o.enabled,
             created_unix_ms: ms_of(Some(o.created)),
+            last_fired_unix_ms: ms_of(o.last_fired),
         }
     }
 }
@@ -1005,6 +1007,7 @@ mod trigger_tests {
             retention_days: None,
             enabled: true,
             created: chrono::DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
+            last_fired: chrono::DateTime::from_timestamp(1_700_003_600, 0),
         };
         let back = StoredOperation::try_from(pb::ScheduledOperation::from(&o)).unwrap();
         assert_eq!(back, o);

@@ -31,6 +31,8 @@ const UNKNOWN_UUID: &str = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a";
 
 struct Rig {
     _etcd: TestEtcd,
+    client: podbank::etcd::Etcd,
+    config: AgentConfig,
     _dir: tempfile::TempDir,
     api: FakeApiServer,
     agent: Option<Agent>,
@@ -95,6 +97,8 @@ async fn start(pods: usize) -> Rig {
     let addr = agent.local_addr();
     Rig {
         _etcd: etcd,
+        client,
+        config,
         _dir: dir,
         api,
         agent: Some(agent),
@@ -108,6 +112,19 @@ impl Rig {
         if let Some(agent) = self.agent.take() {
             agent.shutdown().await.expect("agent shutdown");
         }
+    }
+
+    /// Another replica takes over: the agent shuts down (resigning its leadership) and a
+    /// new one starts on the same etcd and bank.
+    async fn hand_over(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown().await.expect("agent shutdown");
+        }
+        let agent = Agent::start(&self.config, self.engine.clone(), &self.client)
+            .await
+            .expect("agent");
+        self.addr = agent.local_addr();
+        self.agent = Some(agent);
     }
 }
 
@@ -1119,6 +1136,12 @@ async fn trigger_faults_are_karbors_and_store_nothing() {
 /// patterns an hour apart or less (its `min_interval`), which the scheduler, reading the
 /// bank, does not look at.
 async fn every_second_trigger(rig: &Rig) -> String {
+    every_n_seconds_trigger(rig, 1).await
+}
+
+/// A trigger that fires every `n` seconds from now (a whole second), kept in the bank
+/// directly.
+async fn every_n_seconds_trigger(rig: &Rig, n: u32) -> String {
     let now = chrono::Utc::now();
     let trigger = podbank::model::StoredTrigger {
         id: podbank::model::TriggerId::generate(),
@@ -1126,7 +1149,7 @@ async fn every_second_trigger(rig: &Rig) -> String {
         name: "every-second".into(),
         kind: podbank::model::TriggerType::Time,
         format: podbank::model::TimeFormat::Calendar,
-        pattern: "BEGIN:VEVENT\nRRULE:FREQ=SECONDLY;INTERVAL=1\nEND:VEVENT".into(),
+        pattern: format!("BEGIN:VEVENT\nRRULE:FREQ=SECONDLY;INTERVAL={n}\nEND:VEVENT"),
         start_time: chrono::Timelike::with_nanosecond(&now, 0).expect("whole second"),
         end_time: None,
         window_seconds: 900,
@@ -1538,5 +1561,95 @@ async fn scheduled_operation_faults_are_karbors_and_store_nothing() {
         .is_empty());
     let (status, body) = api(addr, "GET", "/scheduled_operations", None).await;
     assert_eq!((status, &body["operations"]), (200, &serde_json::json!([])));
+    rig.stop().await;
+}
+
+/// The operation's last recorded fire time, as the bank holds it.
+async fn last_fired(rig: &Rig, op_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    rig.engine
+        .stored_operations()
+        .await
+        .expect("operations")
+        .into_iter()
+        .find(|o| o.id.to_string() == op_id)
+        .expect("the operation")
+        .last_fired
+}
+
+/// The first succeeded run of `plan` by the rig's current agent.
+async fn first_run(rig: &Rig, plan: &str) -> podbank::api::OperationRecord {
+    wait_until("a scheduled run by this replica succeeded", || {
+        !succeeded_runs(rig, plan).is_empty()
+    })
+    .await;
+    succeeded_runs(rig, plan).remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_karborclient,
+    ignore = "needs python-karborclient; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn a_leader_change_mid_schedule_neither_repeats_nor_skips_a_run() {
+    karbor_cli();
+    let mut rig = start(6).await;
+    let plan_id = one_pod_plan(&rig, "handover").await;
+    let every_10s = every_n_seconds_trigger(&rig, 10).await;
+    let out = karbor_ok(
+        rig.addr,
+        &[
+            "scheduledoperation-create",
+            "handover",
+            "protect",
+            &every_10s,
+            &format!("plan_id={plan_id},provider_id={PROVIDER_ID}"),
+        ],
+    )
+    .await;
+    let op_id = property(&out, "id").expect("id");
+    let ten = chrono::TimeDelta::seconds(10);
+
+    // The first leader runs a time T and records it.
+    let run = first_run(&rig, &plan_id).await;
+    let t = last_fired(&rig, &op_id)
+        .await
+        .expect("the fire is recorded");
+    assert!(run.started_at >= t, "the run started at its time");
+
+    // A second replica takes over right away (before T + 10 s): it does not run T again;
+    // its first run is T + 10 s.
+    rig.hand_over().await;
+    assert!(
+        chrono::Utc::now() < t + ten,
+        "the handover took past the next time; the machine is too slow for this test"
+    );
+    let run = first_run(&rig, &plan_id).await;
+    assert!(
+        run.started_at >= t + ten,
+        "the new leader ran at {} a time before T + 10 s (T = {t})",
+        run.started_at
+    );
+    assert_eq!(last_fired(&rig, &op_id).await, Some(t + ten));
+
+    // No replica leads across T + 20 s; the next one runs that time at once, not at T + 30 s.
+    let down = rig.agent.take().expect("agent");
+    down.shutdown().await.expect("agent shutdown");
+    let missed = t + ten + ten;
+    while chrono::Utc::now() < missed + chrono::TimeDelta::seconds(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    rig.hand_over().await;
+    let run = first_run(&rig, &plan_id).await;
+    assert!(
+        run.started_at < missed + ten,
+        "the missed time T + 20 s ran only at {} (T = {t})",
+        run.started_at
+    );
+    assert_eq!(
+        last_fired(&rig, &op_id).await,
+        Some(missed),
+        "the run is the missed time's"
+    );
+    karbor_ok(rig.addr, &["scheduledoperation-delete", &op_id]).await;
     rig.stop().await;
 }

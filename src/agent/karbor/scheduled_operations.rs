@@ -263,6 +263,7 @@ pub(super) async fn create(
         retention_days,
         enabled: true,
         created: Utc::now(),
+        last_fired: None,
     };
     s.service.engine().save_operation(&operation).await?;
     s.service.schedules_changed();

@@ -102,4 +102,7 @@ pub struct StoredOperation {
     pub enabled: bool,
     /// When it was made.
     pub created: chrono::DateTime<chrono::Utc>,
+    /// The fire time of its last run, recorded by the leader before it starts the run, so
+    /// that a replica taking over neither repeats it nor forgets the times after it.
+    pub last_fired: Option<chrono::DateTime<chrono::Utc>>,
 }
