@@ -66,6 +66,10 @@ pub enum Kind {
     Plan,
     /// Triggers kept in the bank (Karbor's triggers). Name: the trigger's UUID.
     Trigger,
+    /// Karbor operation logs kept in the bank. Name: the log's UUID.
+    OperationLog,
+    /// Karbor verifications kept in the bank. Name: the verification's UUID.
+    Verification,
     /// Lock / lease objects held by writers and by gc. Name: random id.
     Lock,
     /// Files `bank repair` moved aside because they cannot be read, with its reports.
@@ -75,7 +79,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
@@ -84,6 +88,8 @@ impl Kind {
         Kind::Journal,
         Kind::Plan,
         Kind::Trigger,
+        Kind::OperationLog,
+        Kind::Verification,
         Kind::Lock,
         Kind::Quarantine,
     ];
@@ -99,6 +105,8 @@ impl Kind {
             Kind::Journal => "restore-journal",
             Kind::Plan => "plans",
             Kind::Trigger => "triggers",
+            Kind::OperationLog => "operation-logs",
+            Kind::Verification => "verifications",
             Kind::Lock => "locks",
             Kind::Quarantine => "quarantine",
         }
@@ -116,6 +124,8 @@ impl fmt::Display for Kind {
             Kind::Journal => "restore journal batch",
             Kind::Plan => "plan",
             Kind::Trigger => "trigger",
+            Kind::OperationLog => "operation log",
+            Kind::Verification => "verification",
             Kind::Lock => "lock",
             Kind::Quarantine => "quarantined file",
         })
