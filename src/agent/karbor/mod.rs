@@ -11,9 +11,11 @@
 
 mod checkpoints;
 mod ids;
+mod operation_logs;
 mod plans;
 mod triggers;
 pub mod types;
+mod verifications;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -91,6 +93,10 @@ pub fn router(
         .routes(routes!(checkpoints::restore_show))
         .routes(routes!(triggers::create, triggers::list))
         .routes(routes!(triggers::show, triggers::update, triggers::delete))
+        .routes(routes!(operation_logs::list))
+        .routes(routes!(operation_logs::show))
+        .routes(routes!(verifications::create, verifications::list))
+        .routes(routes!(verifications::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let (router, api) = OpenApiRouter::new()
         .routes(routes!(versions))
