@@ -1257,6 +1257,15 @@ async fn karborclient_shows_operation_logs_and_runs_verifications() {
     assert_eq!(first_column(&listed), vec![good.clone()], "{listed}");
     wait_logs(addr, |rows| has_log(rows, "verify", "success")).await;
 
+    // A checkpoint delete is logged too, ending `deleted`.
+    karbor_ok(addr, &["checkpoint-delete", PROVIDER_ID, &cp_id]).await;
+    let listed = wait_logs(addr, |rows| has_log(rows, "delete", "deleted")).await;
+    let delete = rows(&listed)
+        .into_iter()
+        .find(|r| r[1] == "delete")
+        .expect("delete log");
+    assert_eq!(delete[2], cp_id, "{listed}");
+
     // A bigger checkpoint (every pod: more than one frame of objects) to damage.
     let every = pods.iter().map(pod_ref).collect::<Vec<_>>().join(",");
     let created = karbor_ok(
@@ -1459,7 +1468,7 @@ async fn karborclient_shows_operation_logs_and_runs_verifications() {
         2
     );
     let logs = rig.engine.operation_logs().await.expect("logs");
-    assert_eq!(logs.len(), 5, "{logs:?}");
+    assert_eq!(logs.len(), 6, "{logs:?}");
     assert!(logs.iter().all(|l| l.project_id == PROJECT), "{logs:?}");
     rig.stop().await;
 }
