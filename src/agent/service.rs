@@ -17,9 +17,11 @@ use super::limit::{ReadLimit, ReadLimits};
 use super::metrics::Metrics;
 use super::operations::{OperationKind, OperationRecord, OperationResult, Operations, Refused};
 use crate::api::{ProtectStats, Trigger};
-use crate::engine::operation_logs::{logged, OperationLog, OperationType};
+use crate::engine::operation_logs::{logged, OperationLog, OperationType as Logged};
+use crate::engine::plans::{protect_and_retain, stored_plan_request};
 use crate::engine::{Engine, EngineError, Plan, PlanRun, PlanView, ProtectRequest, RestoreRequest};
-use crate::model::{CheckpointId, CheckpointStatus};
+use crate::model::{CheckpointId, CheckpointStatus, OperationType, PlanId, StoredOperation};
+use crate::protection::retention::RetentionPolicy;
 
 /// Why a request could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,7 @@ pub struct Service {
     next_runs: Mutex<Vec<Option<DateTime<Utc>>>>,
     last_ops: Mutex<HashMap<String, String>>,
     reads: ReadLimit,
+    schedule_changed: tokio::sync::Notify,
 }
 
 impl Service {
@@ -88,12 +91,25 @@ impl Service {
             next_runs: Mutex::new(vec![None; n]),
             last_ops: Mutex::default(),
             reads: ReadLimit::new(limits),
+            schedule_changed: tokio::sync::Notify::new(),
         })
     }
 
     /// The gate of requests that read etcd or the bank.
     pub fn reads(&self) -> &ReadLimit {
         &self.reads
+    }
+
+    /// Tells the scheduler that the scheduled operations or triggers kept in the bank
+    /// changed, so that it reads them again now rather than at its next periodic read.
+    pub fn schedules_changed(&self) {
+        self.schedule_changed.notify_one();
+    }
+
+    /// Wakes when [`Service::schedules_changed`] was called (once for any number of calls
+    /// since the last wake).
+    pub async fn schedule_change(&self) {
+        self.schedule_changed.notified().await;
     }
 
     /// The engine.
@@ -199,21 +215,89 @@ impl Service {
     }
 
     fn record_plan_run(&self, plan: &Plan, took: Duration, run: &Result<PlanRun, EngineError>) {
+        self.record_run(&plan.name, took, run);
+    }
+
+    fn record_run(&self, plan: &str, took: Duration, run: &Result<PlanRun, EngineError>) {
         match run {
             Ok(run) => {
                 let stats = ProtectStats::of(&run.checkpoint);
                 let available = run.checkpoint.status == CheckpointStatus::Available;
                 self.metrics
-                    .protect_done(Some(&plan.name), took, available, &stats);
+                    .protect_done(Some(plan), took, available, &stats);
                 for _ in &run.retention.deleted {
-                    self.metrics.checkpoint_deleted(&plan.name);
+                    self.metrics.checkpoint_deleted(plan);
                 }
                 if run.retention.error.is_some() {
-                    self.metrics.retention_failed(&plan.name);
+                    self.metrics.retention_failed(plan);
                 }
             }
-            Err(_) => self.metrics.protect_failed(Some(&plan.name), took),
+            Err(_) => self.metrics.protect_failed(Some(plan), took),
         }
+    }
+
+    /// The protect a scheduled operation makes and the name its checkpoints record as
+    /// their plan: its plan kept in the bank (of the operation's project), or the plan of
+    /// the config file whose Karbor id it names.
+    async fn scheduled_request(
+        &self,
+        op: &StoredOperation,
+    ) -> Result<(ProtectRequest, String), ServiceError> {
+        let stored = self.engine.stored_plans().await?;
+        if let Some(p) = stored
+            .iter()
+            .find(|p| p.project_id == op.project_id && p.id.to_string() == op.plan_id)
+        {
+            return Ok((stored_plan_request(p)?, p.id.to_string()));
+        }
+        self.plans
+            .iter()
+            .find(|p| PlanId::of_configured(&p.name).to_string() == op.plan_id)
+            .map(|p| (p.protect_request(), p.name.clone()))
+            .ok_or_else(|| ServiceError::UnknownPlan(op.plan_id.clone()))
+    }
+
+    /// Start a run of a scheduled operation: a checkpoint of its plan, then, for
+    /// `retention_protect`, the plan's retention (`max_backups`, `retention_days`). At
+    /// most one run per plan at a time: [`ServiceError::Busy`] while one goes on.
+    pub async fn start_scheduled_operation(
+        self: &Arc<Self>,
+        op: &StoredOperation,
+    ) -> Result<OperationRecord, ServiceError> {
+        self.ops.check_accepting()?;
+        let (request, plan) = self.scheduled_request(op).await?;
+        request.selection.resolve()?;
+        let policy = match op.operation_type {
+            OperationType::Protect => RetentionPolicy::default(),
+            OperationType::RetentionProtect => RetentionPolicy {
+                keep_last: op.max_backups,
+                max_age: op
+                    .retention_days
+                    .map(|d| Duration::from_secs(u64::from(d) * 86_400)),
+            },
+        };
+        let me = Arc::clone(self);
+        let label = plan.clone();
+        let record = self.ops.spawn(
+            OperationKind::PlanRun,
+            Some(plan),
+            Some(op.id.to_string()),
+            true,
+            async move {
+                let started = Instant::now();
+                let run = protect_and_retain(&*me.engine, request, &policy).await;
+                me.record_run(&label, started.elapsed(), &run);
+                let run = run?;
+                Ok(OperationResult::PlanRun {
+                    checkpoint_id: run.checkpoint.id.clone(),
+                    status: run.checkpoint.status,
+                    stats: ProtectStats::of(&run.checkpoint),
+                    retention: run.retention,
+                    trigger: Trigger::Schedule,
+                })
+            },
+        )?;
+        Ok(record)
     }
 
     /// Start an on-demand protect (no retention), for a configured plan or none.
@@ -248,7 +332,7 @@ impl Service {
         request.selection.resolve()?;
         let me = Arc::clone(self);
         let plan = request.plan.clone();
-        let mut log = OperationLog::start(OperationType::Protect, project);
+        let mut log = OperationLog::start(Logged::Protect, project);
         log.plan = plan.clone();
         log.checkpoint_id = request.checkpoint_id.clone();
         Ok(self.ops.spawn(
@@ -308,7 +392,7 @@ impl Service {
         let cp = self.engine.checkpoint(&id).await?;
         let me = Arc::clone(self);
         let target = Some(id.to_string());
-        let mut log = OperationLog::start(OperationType::Delete, project);
+        let mut log = OperationLog::start(Logged::Delete, project);
         log.checkpoint_id = Some(id.clone());
         log.plan = Some(cp.plan).filter(|p| !p.is_empty());
         Ok(self.ops.spawn(
@@ -345,7 +429,7 @@ impl Service {
         let cp = self.engine.checkpoint(&request.checkpoint_id).await?;
         let me = Arc::clone(self);
         let target = Some(request.checkpoint_id.to_string());
-        let mut log = OperationLog::start(OperationType::Restore, project);
+        let mut log = OperationLog::start(Logged::Restore, project);
         log.checkpoint_id = Some(request.checkpoint_id.clone());
         log.restore_id = request.restore_id.clone();
         log.plan = Some(cp.plan).filter(|p| !p.is_empty());

@@ -13,11 +13,12 @@ use super::format::pb;
 use crate::model::{
     ms_of, time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
     CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, GroupSnapshotId, InvalidPlanId,
-    InvalidTriggerId, JournalBatch, ObjectId, ObjectRef, Outcome, PlanResource, PlanStatus,
-    Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStats,
-    RestoreStatus, RestoredResource, Revision, SelectionRecord, SnapshotId, Source, StoredPlan,
-    StoredTrigger, TableRefs, TakenBy, TimeFormat, TriggerType, Uid, VolumeDriver, VolumeId,
-    VolumeRecord, VolumeStatus, WriteStats,
+    InvalidScheduledOperationId, InvalidTriggerId, JournalBatch, ObjectId, ObjectRef,
+    OperationType, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord, ResourceStatus,
+    ResourceType, RestoreId, RestoreRecord, RestoreStats, RestoreStatus, RestoredResource,
+    Revision, SelectionRecord, SnapshotId, Source, StoredOperation, StoredPlan, StoredTrigger,
+    TableRefs, TakenBy, TimeFormat, TriggerType, Uid, VolumeDriver, VolumeId, VolumeRecord,
+    VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -909,6 +910,61 @@ impl From<&StoredTrigger> for pb::Trigger {
     }
 }
 
+/// A scheduled operation record that does not hold one.
+#[derive(Debug, thiserror::Error)]
+pub enum BadScheduledOperation {
+    /// Its id is no UUID.
+    #[error(transparent)]
+    Id(#[from] InvalidScheduledOperationId),
+    /// Its trigger id is no UUID.
+    #[error(transparent)]
+    Trigger(#[from] InvalidTriggerId),
+    /// Its operation type is not known.
+    #[error("operation_type {0:?} is not known")]
+    Type(String),
+}
+
+impl TryFrom<pb::ScheduledOperation> for StoredOperation {
+    type Error = BadScheduledOperation;
+    fn try_from(o: pb::ScheduledOperation) -> Result<Self, BadScheduledOperation> {
+        let operation_type = OperationType::from_label(&o.operation_type)
+            .ok_or_else(|| BadScheduledOperation::Type(o.operation_type.clone()))?;
+        Ok(StoredOperation {
+            id: o.id.parse()?,
+            project_id: o.project_id,
+            name: o.name,
+            description: o.description,
+            operation_type,
+            trigger_id: o.trigger_id.parse()?,
+            plan_id: o.plan_id,
+            provider_id: o.provider_id,
+            max_backups: (o.max_backups > 0).then_some(o.max_backups),
+            retention_days: (o.retention_days > 0).then_some(o.retention_days),
+            enabled: o.enabled,
+            created: time_or_epoch(o.created_unix_ms),
+        })
+    }
+}
+
+impl From<&StoredOperation> for pb::ScheduledOperation {
+    fn from(o: &StoredOperation) -> Self {
+        pb::ScheduledOperation {
+            id: o.id.to_string(),
+            project_id: o.project_id.clone(),
+            name: o.name.clone(),
+            description: o.description.clone(),
+            operation_type: o.operation_type.label().to_string(),
+            trigger_id: o.trigger_id.to_string(),
+            plan_id: o.plan_id.clone(),
+            provider_id: o.provider_id.clone(),
+            max_backups: o.max_backups.unwrap_or(0),
+            retention_days: o.retention_days.unwrap_or(0),
+            enabled: o.enabled,
+            created_unix_ms: ms_of(Some(o.created)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod trigger_tests {
     use super::*;
@@ -932,5 +988,28 @@ mod trigger_tests {
         let mut bad = pb::Trigger::from(&t);
         bad.format = "ical".into();
         assert!(StoredTrigger::try_from(bad).is_err());
+    }
+
+    #[test]
+    fn a_scheduled_operation_survives_its_record() {
+        let o = StoredOperation {
+            id: crate::model::ScheduledOperationId::generate(),
+            project_id: "p1".into(),
+            name: "nightly".into(),
+            description: "keep two".into(),
+            operation_type: OperationType::RetentionProtect,
+            trigger_id: crate::model::TriggerId::generate(),
+            plan_id: "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a".into(),
+            provider_id: "provider".into(),
+            max_backups: Some(2),
+            retention_days: None,
+            enabled: true,
+            created: chrono::DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
+        };
+        let back = StoredOperation::try_from(pb::ScheduledOperation::from(&o)).unwrap();
+        assert_eq!(back, o);
+        let mut bad = pb::ScheduledOperation::from(&o);
+        bad.operation_type = "copy".into();
+        assert!(StoredOperation::try_from(bad).is_err());
     }
 }

@@ -39,6 +39,7 @@ impl BankFile {
             Kind::Journal => format!("restore journal batch {}", self.name),
             Kind::Plan => format!("plan {}", self.name),
             Kind::Trigger => format!("trigger {}", self.name),
+            Kind::ScheduledOperation => format!("scheduled operation {}", self.name),
             Kind::OperationLog => format!("operation log {}", self.name),
             Kind::Verification => format!("verification {}", self.name),
             Kind::Lock => format!("lock {}", self.name),

@@ -45,6 +45,7 @@ mod objects;
 mod open;
 mod plans;
 mod records;
+mod scheduled_operations;
 mod triggers;
 mod writer;
 

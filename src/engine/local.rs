@@ -28,7 +28,8 @@ use crate::codec::Decoder;
 use crate::etcd::{Etcd, ScanOptions};
 use crate::model::{
     CheckpointId, CheckpointStatus, ObjectRef, PlanId, ResourceKind, ResourceStatus, ResourceType,
-    RestoreId, StoredPlan, StoredTrigger, TriggerId, VolumeStatus,
+    RestoreId, ScheduledOperationId, StoredOperation, StoredPlan, StoredTrigger, TriggerId,
+    VolumeStatus,
 };
 use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{
@@ -629,6 +630,36 @@ impl Engine for LocalEngine {
             Ok(())
         } else {
             Err(EngineError::not_found("trigger", id))
+        }
+    }
+
+    async fn stored_operations(&self) -> Result<Vec<StoredOperation>, EngineError> {
+        let (operations, problems) = self.bank().await?.operations().await.map_err(from_bank)?;
+        for p in problems {
+            tracing::warn!("{}: {}", p.subject, p.reason);
+        }
+        Ok(operations)
+    }
+
+    async fn save_operation(&self, operation: &StoredOperation) -> Result<(), EngineError> {
+        self.bank()
+            .await?
+            .put_operation(operation)
+            .await
+            .map_err(from_bank)
+    }
+
+    async fn remove_operation(&self, id: &ScheduledOperationId) -> Result<(), EngineError> {
+        if self
+            .bank()
+            .await?
+            .remove_operation(id)
+            .await
+            .map_err(from_bank)?
+        {
+            Ok(())
+        } else {
+            Err(EngineError::not_found("scheduled operation", id))
         }
     }
 

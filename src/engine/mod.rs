@@ -36,8 +36,8 @@ pub use views::{
 
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
 use crate::model::{
-    CheckpointId, CheckpointStatus, Namespace, ObjectRef, PlanId, RestoreId, StoredPlan,
-    StoredTrigger, TriggerId,
+    CheckpointId, CheckpointStatus, Namespace, ObjectRef, PlanId, RestoreId, ScheduledOperationId,
+    StoredOperation, StoredPlan, StoredTrigger, TriggerId,
 };
 pub use crate::protection::restore::{RestoreMode, RestoreRequest};
 use crate::protection::schema::ProtectParams;
@@ -481,6 +481,28 @@ pub trait Engine: Send + Sync {
     async fn remove_trigger(&self, id: &TriggerId) -> Result<(), EngineError> {
         let _ = id;
         self.stored_triggers().await.map(|_| ())
+    }
+
+    /// The scheduled operations kept in the bank (Karbor's scheduled operations), oldest
+    /// first.
+    async fn stored_operations(&self) -> Result<Vec<StoredOperation>, EngineError> {
+        Err(EngineError::Unsupported(
+            "this engine keeps no scheduled operations: use the agent's Karbor API \
+             (/v1/{project_id}/scheduled_operations)"
+                .into(),
+        ))
+    }
+
+    /// Keeps a scheduled operation in the bank.
+    async fn save_operation(&self, operation: &StoredOperation) -> Result<(), EngineError> {
+        let _ = operation;
+        self.stored_operations().await.map(|_| ())
+    }
+
+    /// Removes a scheduled operation kept in the bank.
+    async fn remove_operation(&self, id: &ScheduledOperationId) -> Result<(), EngineError> {
+        let _ = id;
+        self.stored_operations().await.map(|_| ())
     }
 
     /// The operation logs kept in the bank (Karbor's operation logs), oldest first.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::{CheckpointFilter, CheckpointView, Engine, EngineError, ProtectRequest, SelectionSpec};
-use crate::model::{CheckpointId, CheckpointStatus};
+use crate::model::{CheckpointId, CheckpointStatus, StoredPlan};
 use crate::protection::retention::{plan_retention, Candidate, RetentionPlan, RetentionPolicy};
 use crate::protection::schema::ProtectParams;
 
@@ -195,22 +195,34 @@ pub async fn apply_retention(
     plan: &Plan,
     all: &[Candidate],
 ) -> RetentionReport {
+    apply_policy(engine, &plan.name, &plan.retention, all).await
+}
+
+/// Applies `policy` to the checkpoints recorded as made by plan `plan` among `all` (every
+/// checkpoint of the bank, with its backup chains), deleting through `engine` in
+/// [`plan_retention`]'s order (a child before its parent) and stopping at the first
+/// failure, so that a parent is never tried while its child is still there.
+pub async fn apply_policy(
+    engine: &dyn Engine,
+    plan: &str,
+    policy: &RetentionPolicy,
+    all: &[Candidate],
+) -> RetentionReport {
     let mut report = RetentionReport::default();
-    if plan.retention.is_unbounded() {
+    if policy.is_unbounded() {
         return report;
     }
-    let RetentionPlan { delete, keep } =
-        plan_retention(all, &plan.name, &plan.retention, Utc::now());
-    tracing::debug!(plan = %plan.name, delete = delete.len(), keep = keep.len(), "retention");
+    let RetentionPlan { delete, keep } = plan_retention(all, plan, policy, Utc::now());
+    tracing::debug!(plan = %plan, delete = delete.len(), keep = keep.len(), "retention");
     let mut todo = delete.into_iter();
     for id in todo.by_ref() {
         match engine.delete_checkpoint(&id).await {
             Ok(_) => {
-                tracing::info!(plan = %plan.name, checkpoint = %id, "retention: checkpoint deleted");
+                tracing::info!(plan = %plan, checkpoint = %id, "retention: checkpoint deleted");
                 report.deleted.push(id);
             }
             Err(e) => {
-                tracing::warn!(plan = %plan.name, checkpoint = %id, error = %e, "retention: delete failed; the rest waits for the next run");
+                tracing::warn!(plan = %plan, checkpoint = %id, error = %e, "retention: delete failed; the rest waits for the next run");
                 report.error = Some(format!("deleting checkpoint {id}: {e}"));
                 report.pending.push(id);
                 break;
@@ -224,7 +236,20 @@ pub async fn apply_retention(
 /// Runs `plan` on `engine`: protect, then retention over the bank's checkpoints and their
 /// chains as they are after the protect.
 pub async fn run_plan(engine: &dyn Engine, plan: &Plan) -> Result<PlanRun, EngineError> {
-    let checkpoint = engine.protect(plan.protect_request()).await?;
+    protect_and_retain(engine, plan.protect_request(), &plan.retention).await
+}
+
+/// Protects with `request`, then, once the checkpoint is available, applies `policy` to
+/// the checkpoints of the request's plan (none without a plan) as the bank holds them
+/// after the protect. A checkpoint that does not end available is an error and nothing
+/// is deleted.
+pub async fn protect_and_retain(
+    engine: &dyn Engine,
+    request: ProtectRequest,
+    policy: &RetentionPolicy,
+) -> Result<PlanRun, EngineError> {
+    let plan = request.plan.clone().unwrap_or_default();
+    let checkpoint = engine.protect(request).await?;
     if checkpoint.status != CheckpointStatus::Available {
         return Err(EngineError::Failed(format!(
             "checkpoint {} ended {}{}; retention did not run",
@@ -237,29 +262,58 @@ pub async fn run_plan(engine: &dyn Engine, plan: &Plan) -> Result<PlanRun, Engin
             }
         )));
     }
-    let every = CheckpointFilter {
-        plan: None,
-        all: true,
-    };
-    let retention = match engine.checkpoints(&every).await {
-        Ok(list) => {
-            for p in &list.problems {
-                tracing::warn!(subject = %p.subject, reason = %p.reason, "retention: unreadable checkpoint");
+    let retention = if policy.is_unbounded() || plan.is_empty() {
+        RetentionReport::default()
+    } else {
+        let every = CheckpointFilter {
+            plan: None,
+            all: true,
+        };
+        match engine.checkpoints(&every).await {
+            Ok(list) => {
+                for p in &list.problems {
+                    tracing::warn!(subject = %p.subject, reason = %p.reason, "retention: unreadable checkpoint");
+                }
+                let all: Vec<Candidate> = list.items.iter().map(Candidate::from).collect();
+                apply_policy(engine, &plan, policy, &all).await
             }
-            let all: Vec<Candidate> = list.items.iter().map(Candidate::from).collect();
-            apply_retention(engine, plan, &all).await
+            Err(e) => RetentionReport {
+                error: Some(format!("listing checkpoints: {e}")),
+                ..Default::default()
+            },
         }
-        Err(e) => RetentionReport {
-            error: Some(format!("listing checkpoints: {e}")),
-            ..Default::default()
-        },
     };
     Ok(PlanRun {
-        plan: plan.name.clone(),
+        plan,
         checkpoint,
         retention,
     })
 }
+
+/// The protect a checkpoint of a plan kept in the bank makes: its pods (by uid), with its
+/// `OS::Kubernetes::Pod` parameters, recorded under the plan's id.
+pub fn stored_plan_request(plan: &StoredPlan) -> Result<ProtectRequest, EngineError> {
+    let pods: Vec<String> = plan
+        .resources
+        .iter()
+        .filter(|r| r.kind == POD_TYPE)
+        .map(|r| r.id.clone())
+        .collect();
+    let parameters = plan
+        .parameters
+        .get(POD_TYPE)
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    serde_json::from_value::<ProtectRequest>(serde_json::json!({
+        "plan": plan.id.to_string(),
+        "selection": { "uids": pods },
+        "parameters": parameters,
+    }))
+    .map_err(|e| EngineError::Invalid(format!("plan {}: {e}", plan.id)))
+}
+
+/// The Karbor resource type a plan kept in the bank protects.
+pub const POD_TYPE: &str = "OS::Kubernetes::Pod";
 
 #[cfg(test)]
 mod tests {

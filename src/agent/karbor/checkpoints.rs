@@ -262,21 +262,8 @@ pub(super) async fn create(
     let plan = find_plan(&s, &project, plan_id).await?;
     let mut request = match &plan {
         AnyPlan::Configured(p) => p.protect_request(),
-        AnyPlan::Stored(p) => {
-            let pods: Vec<String> = p
-                .resources
-                .iter()
-                .filter(|r| r.kind == POD)
-                .map(|r| r.id.clone())
-                .collect();
-            let parameters = p.parameters.get(POD).cloned().unwrap_or_else(|| json!({}));
-            serde_json::from_value::<crate::engine::ProtectRequest>(json!({
-                "plan": p.id.to_string(),
-                "selection": { "uids": pods },
-                "parameters": parameters,
-            }))
-            .map_err(|e| Fault::bad_request(format!("plan {plan_id}: {e}")))?
-        }
+        AnyPlan::Stored(p) => crate::engine::plans::stored_plan_request(p)
+            .map_err(|e| Fault::bad_request(e.to_string()))?,
     };
     let id = CheckpointId::generate();
     request.checkpoint_id = Some(id.clone());

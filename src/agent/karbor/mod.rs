@@ -1,6 +1,6 @@
 //! Karbor's v1 REST API, served next to the agent's own routes: `/` and `/v1` (version
 //! documents, open) and `/v1/{project_id}/...` (protectables, providers, plans,
-//! checkpoints, restores, triggers), in the bodies
+//! checkpoints, restores, triggers, scheduled operations), in the bodies
 //! python-karborclient 2.1.0 reads. Every answer comes from the same [`Service`] and its
 //! engine as the agent's own API; nothing is done twice.
 //!
@@ -13,6 +13,7 @@ mod checkpoints;
 mod ids;
 mod operation_logs;
 mod plans;
+mod scheduled_operations;
 mod triggers;
 pub mod types;
 mod verifications;
@@ -93,6 +94,14 @@ pub fn router(
         .routes(routes!(checkpoints::restore_show))
         .routes(routes!(triggers::create, triggers::list))
         .routes(routes!(triggers::show, triggers::update, triggers::delete))
+        .routes(routes!(
+            scheduled_operations::create,
+            scheduled_operations::list
+        ))
+        .routes(routes!(
+            scheduled_operations::show,
+            scheduled_operations::delete
+        ))
         .routes(routes!(operation_logs::list))
         .routes(routes!(operation_logs::show))
         .routes(routes!(verifications::create, verifications::list))

@@ -24,7 +24,7 @@ use crate::model::{PlanId, PlanResource, PlanStatus, StoredPlan};
 use crate::protection::schema::ProtectParams;
 
 /// The type every plan protects.
-pub(super) const POD: &str = "OS::Kubernetes::Pod";
+pub(super) const POD: &str = crate::engine::plans::POD_TYPE;
 /// The dependent type a plan may name as well.
 const VOLUME: &str = "OS::Cinder::Volume";
 

@@ -13,9 +13,9 @@
 //!
 //! Where this differs from Karbor: an update's `properties` are merged over the stored
 //! ones (Karbor replaced them whole and refused an update without `start_time`), so
-//! `--properties window=1200` changes the window alone; an empty name is refused. Nothing
-//! runs on a trigger yet: Karbor's scheduled operations (which tie a plan to a trigger) are
-//! not served, so no trigger is "in use" (Karbor's 424 on delete).
+//! `--properties window=1200` changes the window alone; an empty name is refused. A
+//! trigger a scheduled operation uses cannot be deleted (Karbor's 424, Failed Dependency:
+//! delete the operation first); a change to one reaches the scheduler at once.
 
 use std::collections::HashMap;
 
@@ -314,22 +314,37 @@ pub(super) async fn update(
         Some(p) => apply_properties(&mut t, p, Utc::now())?,
     }
     s.service.engine().save_trigger(&t).await?;
+    s.service.schedules_changed();
     Ok(Json(json!({ "trigger_info": view(&t) })))
 }
 
-/// `DELETE /v1/{project_id}/triggers/{trigger_id}`: 200, no body.
+/// `DELETE /v1/{project_id}/triggers/{trigger_id}`: 200, no body; 424 while a scheduled
+/// operation uses the trigger.
 #[utoipa::path(delete, path = "/v1/{project_id}/triggers/{trigger_id}", tag = "karbor", summary = "Delete a trigger",
     params(("project_id" = String, Path, description = "Project (tenant) id"), ("trigger_id" = String, Path, description = "Trigger id")),
     responses((status = 200, description = "Delete a trigger"),
               (status = 400, description = "Bad request (Karbor fault body)", body = Object),
               (status = 401, description = "No or wrong X-Auth-Token", body = Object),
-              (status = 404, description = "Not found (Karbor fault body)", body = Object)),
+              (status = 404, description = "Not found (Karbor fault body)", body = Object),
+              (status = 424, description = "A scheduled operation uses the trigger (Karbor fault body)", body = Object)),
     security(("karbor_token" = [])))]
 pub(super) async fn delete(
     State(s): State<KarborState>,
     Path((project, id)): Path<(String, String)>,
 ) -> KResult<StatusCode> {
     let t = find(&s, &project, &id).await?;
+    if super::scheduled_operations::triggers_in_use(&s, &project)
+        .await?
+        .contains(&t.id)
+    {
+        return Err(Fault::new(
+            StatusCode::FAILED_DEPENDENCY,
+            format!(
+                "Trigger {id} is being used by one or more scheduled operations: delete them \
+                 first (scheduledoperation-delete)"
+            ),
+        ));
+    }
     match s.service.engine().remove_trigger(&t.id).await {
         Ok(()) => Ok(StatusCode::OK),
         Err(EngineError::NotFound(_)) => Err(not_found(&id)),

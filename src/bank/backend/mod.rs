@@ -66,6 +66,9 @@ pub enum Kind {
     Plan,
     /// Triggers kept in the bank (Karbor's triggers). Name: the trigger's UUID.
     Trigger,
+    /// Scheduled operations kept in the bank (Karbor's scheduled operations). Name: the
+    /// operation's UUID.
+    ScheduledOperation,
     /// Karbor operation logs kept in the bank. Name: the log's UUID.
     OperationLog,
     /// Karbor verifications kept in the bank. Name: the verification's UUID.
@@ -79,7 +82,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
@@ -88,6 +91,7 @@ impl Kind {
         Kind::Journal,
         Kind::Plan,
         Kind::Trigger,
+        Kind::ScheduledOperation,
         Kind::OperationLog,
         Kind::Verification,
         Kind::Lock,
@@ -105,6 +109,7 @@ impl Kind {
             Kind::Journal => "restore-journal",
             Kind::Plan => "plans",
             Kind::Trigger => "triggers",
+            Kind::ScheduledOperation => "scheduled_operations",
             Kind::OperationLog => "operation-logs",
             Kind::Verification => "verifications",
             Kind::Lock => "locks",
@@ -124,6 +129,7 @@ impl fmt::Display for Kind {
             Kind::Journal => "restore journal batch",
             Kind::Plan => "plan",
             Kind::Trigger => "trigger",
+            Kind::ScheduledOperation => "scheduled operation",
             Kind::OperationLog => "operation log",
             Kind::Verification => "verification",
             Kind::Lock => "lock",

@@ -606,7 +606,10 @@ mod tests {
     #[test]
     fn namespaces_are_rfc_1123_labels() {
         for good in ["a", "shop", "ns-0", "0ns", &"a".repeat(63)] {
-            assert_eq!(Namespace::parse(good).map(String::from), Ok(good.to_string()));
+            assert_eq!(
+                Namespace::parse(good).map(String::from),
+                Ok(good.to_string())
+            );
         }
         for bad in ["", "-a", "a-", "Shop", "a_b", "a.b", "a/b", &"a".repeat(64)] {
             let e = Namespace::parse(bad).expect_err(bad);

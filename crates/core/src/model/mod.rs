@@ -16,6 +16,7 @@ mod ids;
 mod kind;
 mod plan;
 mod restore;
+mod scheduled_operation;
 mod status;
 mod trigger;
 
@@ -31,6 +32,9 @@ pub use kind::{ApiResource, ResourceKind};
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
 pub use restore::{
     JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource, Source,
+};
+pub use scheduled_operation::{
+    InvalidScheduledOperationId, OperationType, ScheduledOperationId, StoredOperation,
 };
 pub use status::{
     CheckpointStatus, Encoding, Outcome, Relation, ResourceStatus, ResourceType, RestoreStatus,
