@@ -278,23 +278,30 @@ impl Service {
         };
         let me = Arc::clone(self);
         let label = plan.clone();
+        let mut log =
+            OperationLog::scheduled_run(&op.project_id, &op.id.to_string(), Some(plan.clone()));
+        log.checkpoint_id = request.checkpoint_id.clone();
         let record = self.ops.spawn(
             OperationKind::PlanRun,
             Some(plan),
             Some(op.id.to_string()),
             true,
             async move {
-                let started = Instant::now();
-                let run = protect_and_retain(&*me.engine, request, &policy).await;
-                me.record_run(&label, started.elapsed(), &run);
-                let run = run?;
-                Ok(OperationResult::PlanRun {
-                    checkpoint_id: run.checkpoint.id.clone(),
-                    status: run.checkpoint.status,
-                    stats: ProtectStats::of(&run.checkpoint),
-                    retention: run.retention,
-                    trigger: Trigger::Schedule,
+                let engine = Arc::clone(&me.engine);
+                logged(&*engine, log, async move {
+                    let started = Instant::now();
+                    let run = protect_and_retain(&*me.engine, request, &policy).await;
+                    me.record_run(&label, started.elapsed(), &run);
+                    let run = run?;
+                    Ok(OperationResult::PlanRun {
+                        checkpoint_id: run.checkpoint.id.clone(),
+                        status: run.checkpoint.status,
+                        stats: ProtectStats::of(&run.checkpoint),
+                        retention: run.retention,
+                        trigger: Trigger::Schedule,
+                    })
                 })
+                .await
             },
         )?;
         Ok(record)
