@@ -17,6 +17,7 @@ use super::limit::{ReadLimit, ReadLimits};
 use super::metrics::Metrics;
 use super::operations::{OperationKind, OperationRecord, OperationResult, Operations, Refused};
 use crate::api::{ProtectStats, Trigger};
+use crate::engine::operation_logs::{logged, OperationLog, OperationType as Logged};
 use crate::engine::plans::{protect_and_retain, stored_plan_request};
 use crate::engine::{Engine, EngineError, Plan, PlanRun, PlanView, ProtectRequest, RestoreRequest};
 use crate::model::{CheckpointId, CheckpointStatus, OperationType, PlanId, StoredOperation};
@@ -277,23 +278,30 @@ impl Service {
         };
         let me = Arc::clone(self);
         let label = plan.clone();
+        let mut log =
+            OperationLog::scheduled_run(&op.project_id, &op.id.to_string(), Some(plan.clone()));
+        log.checkpoint_id = request.checkpoint_id.clone();
         let record = self.ops.spawn(
             OperationKind::PlanRun,
             Some(plan),
             Some(op.id.to_string()),
             true,
             async move {
-                let started = Instant::now();
-                let run = protect_and_retain(&*me.engine, request, &policy).await;
-                me.record_run(&label, started.elapsed(), &run);
-                let run = run?;
-                Ok(OperationResult::PlanRun {
-                    checkpoint_id: run.checkpoint.id.clone(),
-                    status: run.checkpoint.status,
-                    stats: ProtectStats::of(&run.checkpoint),
-                    retention: run.retention,
-                    trigger: Trigger::Schedule,
+                let engine = Arc::clone(&me.engine);
+                logged(&*engine, log, async move {
+                    let started = Instant::now();
+                    let run = protect_and_retain(&*me.engine, request, &policy).await;
+                    me.record_run(&label, started.elapsed(), &run);
+                    let run = run?;
+                    Ok(OperationResult::PlanRun {
+                        checkpoint_id: run.checkpoint.id.clone(),
+                        status: run.checkpoint.status,
+                        stats: ProtectStats::of(&run.checkpoint),
+                        retention: run.retention,
+                        trigger: Trigger::Schedule,
+                    })
                 })
+                .await
             },
         )?;
         Ok(record)
@@ -318,10 +326,22 @@ impl Service {
         self: &Arc<Self>,
         request: ProtectRequest,
     ) -> Result<OperationRecord, ServiceError> {
+        self.start_protect_in("", request)
+    }
+
+    /// [`Service::start_protect`] for Karbor's `project`, whose operation log names it.
+    pub fn start_protect_in(
+        self: &Arc<Self>,
+        project: &str,
+        request: ProtectRequest,
+    ) -> Result<OperationRecord, ServiceError> {
         self.ops.check_accepting()?;
         request.selection.resolve()?;
         let me = Arc::clone(self);
         let plan = request.plan.clone();
+        let mut log = OperationLog::start(Logged::Protect, project);
+        log.plan = plan.clone();
+        log.checkpoint_id = request.checkpoint_id.clone();
         Ok(self.ops.spawn(
             OperationKind::Protect,
             plan.clone(),
@@ -329,30 +349,34 @@ impl Service {
             false,
             async move {
                 let started = Instant::now();
-                match me.engine.protect(request).await {
-                    Ok(cp) => {
-                        let stats = ProtectStats::of(&cp);
-                        let available = cp.status == CheckpointStatus::Available;
-                        me.metrics.protect_done(
-                            plan.as_deref(),
-                            started.elapsed(),
-                            available,
-                            &stats,
-                        );
-                        if !available {
-                            return Err(EngineError::Failed(format!(
-                                "checkpoint {} ended {}; see GET /v1/checkpoints/{}",
-                                cp.id, cp.status, cp.id
-                            )));
+                let engine = Arc::clone(&me.engine);
+                logged(&*engine, log, async move {
+                    match me.engine.protect(request).await {
+                        Ok(cp) => {
+                            let stats = ProtectStats::of(&cp);
+                            let available = cp.status == CheckpointStatus::Available;
+                            me.metrics.protect_done(
+                                plan.as_deref(),
+                                started.elapsed(),
+                                available,
+                                &stats,
+                            );
+                            if !available {
+                                return Err(EngineError::Failed(format!(
+                                    "checkpoint {} ended {}; see GET /v1/checkpoints/{}",
+                                    cp.id, cp.status, cp.id
+                                )));
+                            }
+                            Ok(OperationResult::protect(&cp))
                         }
-                        Ok(OperationResult::protect(&cp))
+                        Err(e) => {
+                            me.metrics
+                                .protect_failed(plan.as_deref(), started.elapsed());
+                            Err(e)
+                        }
                     }
-                    Err(e) => {
-                        me.metrics
-                            .protect_failed(plan.as_deref(), started.elapsed());
-                        Err(e)
-                    }
-                }
+                })
+                .await
             },
         )?)
     }
@@ -362,20 +386,33 @@ impl Service {
         self: &Arc<Self>,
         id: CheckpointId,
     ) -> Result<OperationRecord, ServiceError> {
+        self.delete_checkpoint_in("", id).await
+    }
+
+    /// [`Service::delete_checkpoint`] for Karbor's `project`, whose operation log names it.
+    pub async fn delete_checkpoint_in(
+        self: &Arc<Self>,
+        project: &str,
+        id: CheckpointId,
+    ) -> Result<OperationRecord, ServiceError> {
         self.ops.check_accepting()?;
-        self.engine.checkpoint(&id).await?;
+        let cp = self.engine.checkpoint(&id).await?;
         let me = Arc::clone(self);
         let target = Some(id.to_string());
+        let mut log = OperationLog::start(Logged::Delete, project);
+        log.checkpoint_id = Some(id.clone());
+        log.plan = Some(cp.plan).filter(|p| !p.is_empty());
         Ok(self.ops.spawn(
             OperationKind::DeleteCheckpoint,
             None,
             target,
             false,
             async move {
-                me.engine
-                    .delete_checkpoint(&id)
-                    .await
-                    .map(OperationResult::delete)
+                let work = me.engine.delete_checkpoint(&id);
+                logged(&*me.engine, log, async {
+                    work.await.map(OperationResult::delete)
+                })
+                .await
             },
         )?)
     }
@@ -385,18 +422,32 @@ impl Service {
         self: &Arc<Self>,
         request: RestoreRequest,
     ) -> Result<OperationRecord, ServiceError> {
+        self.restore_in("", request).await
+    }
+
+    /// [`Service::restore`] for Karbor's `project`, whose operation log names it.
+    pub async fn restore_in(
+        self: &Arc<Self>,
+        project: &str,
+        request: RestoreRequest,
+    ) -> Result<OperationRecord, ServiceError> {
         self.ops.check_accepting()?;
         crate::engine::check_pods(&request.pods)?;
-        self.engine.checkpoint(&request.checkpoint_id).await?;
+        let cp = self.engine.checkpoint(&request.checkpoint_id).await?;
         let me = Arc::clone(self);
         let target = Some(request.checkpoint_id.to_string());
+        let mut log = OperationLog::start(Logged::Restore, project);
+        log.checkpoint_id = Some(request.checkpoint_id.clone());
+        log.restore_id = request.restore_id.clone();
+        log.plan = Some(cp.plan).filter(|p| !p.is_empty());
         Ok(self
             .ops
             .spawn(OperationKind::Restore, None, target, false, async move {
-                me.engine
-                    .restore(request)
-                    .await
-                    .map(|r| OperationResult::restore(&r))
+                let work = me.engine.restore(request);
+                logged(&*me.engine, log, async {
+                    work.await.map(|r| OperationResult::restore(&r))
+                })
+                .await
             })?)
     }
 }

@@ -40,6 +40,8 @@ impl BankFile {
             Kind::Plan => format!("plan {}", self.name),
             Kind::Trigger => format!("trigger {}", self.name),
             Kind::ScheduledOperation => format!("scheduled operation {}", self.name),
+            Kind::OperationLog => format!("operation log {}", self.name),
+            Kind::Verification => format!("verification {}", self.name),
             Kind::Lock => format!("lock {}", self.name),
             Kind::Quarantine => format!("quarantined file {}", self.name),
         }

@@ -38,6 +38,7 @@ mod error;
 mod file;
 pub mod format;
 pub mod index;
+mod karbor_records;
 pub mod lock;
 mod maintenance;
 mod objects;

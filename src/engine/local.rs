@@ -663,6 +663,72 @@ impl Engine for LocalEngine {
         }
     }
 
+    async fn operation_logs(
+        &self,
+    ) -> Result<Vec<super::operation_logs::OperationLog>, EngineError> {
+        let (records, problems) = self
+            .bank()
+            .await?
+            .operation_logs()
+            .await
+            .map_err(from_bank)?;
+        for p in problems {
+            tracing::warn!("{}: {}", p.subject, p.reason);
+        }
+        let mut logs = Vec::new();
+        for r in records {
+            match super::operation_logs::OperationLog::try_from(r) {
+                Ok(l) => logs.push(l),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        logs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        Ok(logs)
+    }
+
+    async fn save_operation_log(
+        &self,
+        log: &super::operation_logs::OperationLog,
+    ) -> Result<(), EngineError> {
+        self.bank()
+            .await?
+            .put_operation_log(&log.into())
+            .await
+            .map_err(from_bank)
+    }
+
+    async fn verifications(&self) -> Result<Vec<super::verifications::Verification>, EngineError> {
+        let (records, problems) = self
+            .bank()
+            .await?
+            .verifications()
+            .await
+            .map_err(from_bank)?;
+        for p in problems {
+            tracing::warn!("{}: {}", p.subject, p.reason);
+        }
+        let mut out = Vec::new();
+        for r in records {
+            match super::verifications::Verification::try_from(r) {
+                Ok(v) => out.push(v),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn save_verification(
+        &self,
+        v: &super::verifications::Verification,
+    ) -> Result<(), EngineError> {
+        self.bank()
+            .await?
+            .put_verification(&v.into())
+            .await
+            .map_err(from_bank)
+    }
+
     async fn bank_stats(&self) -> Result<Stats, EngineError> {
         self.bank().await?.stats().await.map_err(from_bank)
     }

@@ -15,8 +15,10 @@
 
 mod lazy;
 mod local;
+pub mod operation_logs;
 pub mod plans;
 pub mod triggers;
+pub mod verifications;
 pub mod views;
 
 use std::time::Duration;
@@ -501,5 +503,34 @@ pub trait Engine: Send + Sync {
     async fn remove_operation(&self, id: &ScheduledOperationId) -> Result<(), EngineError> {
         let _ = id;
         self.stored_operations().await.map(|_| ())
+    }
+
+    /// The operation logs kept in the bank (Karbor's operation logs), oldest first.
+    async fn operation_logs(&self) -> Result<Vec<operation_logs::OperationLog>, EngineError> {
+        Err(EngineError::Unsupported(
+            "this engine keeps no operation logs: use the agent's Karbor API".into(),
+        ))
+    }
+
+    /// Keeps an operation log in the bank (a new one, or its end).
+    async fn save_operation_log(
+        &self,
+        log: &operation_logs::OperationLog,
+    ) -> Result<(), EngineError> {
+        let _ = log;
+        self.operation_logs().await.map(|_| ())
+    }
+
+    /// The verifications kept in the bank (Karbor's verifications), oldest first.
+    async fn verifications(&self) -> Result<Vec<verifications::Verification>, EngineError> {
+        Err(EngineError::Unsupported(
+            "this engine keeps no verifications: use the agent's Karbor API".into(),
+        ))
+    }
+
+    /// Keeps a verification in the bank (a new one, or its result).
+    async fn save_verification(&self, v: &verifications::Verification) -> Result<(), EngineError> {
+        let _ = v;
+        self.verifications().await.map(|_| ())
     }
 }

@@ -128,7 +128,7 @@ async fn finish(api: &Api, accepted: &Answer) -> Value {
 }
 
 /// Every (method, path) the API serves: podbank's own, then Karbor's.
-const ROUTES: [(&str, &str); 49] = [
+const ROUTES: [(&str, &str); 54] = [
     ("get", "/v1/protectables"),
     ("get", "/v1/protectables/OS::Kubernetes::Pod/instances"),
     ("get", "/v1/protectables/OS::Kubernetes::Pod/instances/{id}"),
@@ -185,6 +185,11 @@ const ROUTES: [(&str, &str); 49] = [
         "delete",
         "/v1/{project_id}/scheduled_operations/{scheduled_operation_id}",
     ),
+    ("get", "/v1/{project_id}/operation_logs"),
+    ("get", "/v1/{project_id}/operation_logs/{operation_log_id}"),
+    ("get", "/v1/{project_id}/verifications"),
+    ("post", "/v1/{project_id}/verifications"),
+    ("get", "/v1/{project_id}/verifications/{verification_id}"),
     (
         "get",
         "/v1/{project_id}/providers/{provider_id}/checkpoints",
@@ -297,7 +302,7 @@ async fn the_openapi_document_parses_and_lists_exactly_the_served_routes() {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, expected);
-    assert_eq!(documented.len(), 49);
+    assert_eq!(documented.len(), 54);
     // And the router serves every documented operation (no fallback, no 405).
     for (m, p, _) in doc_operations(&doc) {
         let body = (m == "post").then(|| json!({}));
@@ -356,7 +361,7 @@ async fn every_v1_route_needs_the_bearer_token() {
             );
         }
     }
-    assert_eq!(secured, 44);
+    assert_eq!(secured, 49);
     // The refused calls started nothing.
     assert!(api.engine.with_bank(|b| b.protects.is_empty()));
     assert!(api.service.operations().list().is_empty());

@@ -1585,6 +1585,47 @@ async fn first_run(rig: &Rig, plan: &str) -> podbank::api::OperationRecord {
     succeeded_runs(rig, plan).remove(0)
 }
 
+/// The data rows of a prettytable, as trimmed cells (without the empty edges).
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').collect();
+            cells[1..cells.len().saturating_sub(1)]
+                .iter()
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// Polls `operationlog-list` until `done` holds of its rows (columns: Id, Operation
+/// Type, Checkpoint id, Plan Id, Provider id, Restore Id, Scheduled Operation Id, Status,
+/// ...), for at most 60 s; the table that did.
+async fn wait_logs(addr: SocketAddr, done: impl Fn(&[Vec<String>]) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = karbor_ok(addr, &["operationlog-list"]).await;
+        if done(&rows(&out)) {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "operation logs not as expected after 60 s:\n{out}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether `rows` hold a log of `kind` in `status`.
+fn has_log(rows: &[Vec<String>], kind: &str, status: &str) -> bool {
+    rows.iter().any(|r| {
+        r.get(1).map(String::as_str) == Some(kind) && r.get(7).map(String::as_str) == Some(status)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     podbank_without_karborclient,
@@ -1651,5 +1692,376 @@ async fn a_leader_change_mid_schedule_neither_repeats_nor_skips_a_run() {
         "the run is the missed time's"
     );
     karbor_ok(rig.addr, &["scheduledoperation-delete", &op_id]).await;
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_karborclient,
+    ignore = "needs python-karborclient; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn karborclient_shows_operation_logs_and_runs_verifications() {
+    karbor_cli();
+    let rig = start(40).await;
+    let addr = rig.addr;
+    let mut pods = rig
+        .engine
+        .pods(&SelectionSpec::default())
+        .await
+        .expect("pods")
+        .items;
+    pods.sort_by(|a, b| a.id.cmp(&b.id));
+    let pod = pods
+        .iter()
+        .find(|p| p.cinder_volumes == 0)
+        .expect("a pod without Cinder volumes");
+    let pod_ref = |p: &podbank::engine::PodView| {
+        format!(
+            "{}=OS::Kubernetes::Pod={}/{}",
+            p.id, p.pod.info.namespace, p.pod.info.name
+        )
+    };
+    let resources = pod_ref(pod);
+    let created = karbor_ok(
+        addr,
+        &[
+            "plan-create",
+            "logged",
+            PROVIDER_ID,
+            &resources,
+            "--parameters",
+            "resource_type=OS::Kubernetes::Pod,backup_name=lg,description=logged",
+        ],
+    )
+    .await;
+    let plan_id = property(&created, "id").expect("plan id");
+
+    // A checkpoint and a restore of it: one log each, ending in their final states.
+    let cp = karbor_ok(addr, &["checkpoint-create", PROVIDER_ID, &plan_id]).await;
+    let cp_id = property(&cp, "id").expect("checkpoint id");
+    let (status, shown) = wait_status(
+        addr,
+        &["checkpoint-show", PROVIDER_ID, &cp_id],
+        &["available", "error"],
+    )
+    .await;
+    assert_eq!(status, "available", "{shown}");
+    let restore = karbor_ok(
+        addr,
+        &[
+            "restore-create",
+            PROVIDER_ID,
+            &cp_id,
+            "--parameters",
+            "resource_type=OS::Kubernetes::Pod,restore_name=back",
+        ],
+    )
+    .await;
+    let restore_id = property(&restore, "id").expect("restore id");
+    let (status, shown) =
+        wait_status(addr, &["restore-show", &restore_id], &["success", "fail"]).await;
+    assert_eq!(status, "success", "{shown}");
+    let listed = wait_logs(addr, |rows| {
+        has_log(rows, "protect", "available") && has_log(rows, "restore", "success")
+    })
+    .await;
+    let table = rows(&listed);
+    assert_eq!(table.len(), 2, "{listed}");
+    let protect = table
+        .iter()
+        .find(|r| r[1] == "protect")
+        .expect("protect log");
+    let restored = table
+        .iter()
+        .find(|r| r[1] == "restore")
+        .expect("restore log");
+    assert_eq!(protect[2], cp_id, "{listed}");
+    assert_eq!(protect[3], plan_id, "{listed}");
+    assert_eq!(protect[4], PROVIDER_ID, "{listed}");
+    assert_eq!(restored[2], cp_id, "{listed}");
+    assert_eq!(restored[5], restore_id, "{listed}");
+    // Both ended: an end time, no error.
+    for r in [protect, restored] {
+        assert!(!r[9].is_empty() && r[9] != "None", "{listed}");
+        assert!(
+            r[10].is_empty() || r[10] == "None" || r[10] == "-",
+            "{listed}"
+        );
+    }
+
+    // operationlog-show prints every field of one.
+    let shown = karbor_ok(addr, &["operationlog-show", &protect[0]]).await;
+    for (field, want) in [
+        ("id", protect[0].as_str()),
+        ("project_id", PROJECT),
+        ("operation_type", "protect"),
+        ("checkpoint_id", cp_id.as_str()),
+        ("plan_id", plan_id.as_str()),
+        ("provider_id", PROVIDER_ID),
+        ("status", "available"),
+    ] {
+        assert_eq!(
+            property(&shown, field).as_deref(),
+            Some(want),
+            "{field}:\n{shown}"
+        );
+    }
+    for field in [
+        "started_at",
+        "ended_at",
+        "error_info",
+        "extra_info",
+        "restore_id",
+    ] {
+        assert!(property(&shown, field).is_some(), "{field}:\n{shown}");
+    }
+    let (ok, _, err) = karbor(addr, TOKEN, &["operationlog-show", UNKNOWN_UUID]).await;
+    assert!(!ok && err.contains("HTTP 404"), "{err}");
+
+    // A verification of the checkpoint: verifying, then success, per resource.
+    let created = karbor_ok(addr, &["verification-create", PROVIDER_ID, &cp_id]).await;
+    let good = property(&created, "id").expect("verification id");
+    assert_eq!(
+        property(&created, "status").as_deref(),
+        Some("verifying"),
+        "{created}"
+    );
+    assert_eq!(
+        property(&created, "checkpoint_id").as_deref(),
+        Some(cp_id.as_str())
+    );
+    let (status, shown) = wait_status(
+        addr,
+        &["verification-show", &good],
+        &["success", "failed", "error"],
+    )
+    .await;
+    assert_eq!(status, "success", "{shown}");
+    let pod_key = format!("OS::Kubernetes::Pod#{}", pod.id);
+    assert!(
+        shown.contains(&format!("'{pod_key}': 'available'")),
+        "{shown}"
+    );
+    let stored = rig.engine.verifications().await.expect("verifications");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].project_id, PROJECT);
+    assert_eq!(stored[0].resources_status[&pod_key], "available");
+    let listed = karbor_ok(addr, &["verification-list"]).await;
+    assert_eq!(first_column(&listed), vec![good.clone()], "{listed}");
+    wait_logs(addr, |rows| has_log(rows, "verify", "success")).await;
+
+    // A checkpoint delete is logged too, ending `deleted`.
+    karbor_ok(addr, &["checkpoint-delete", PROVIDER_ID, &cp_id]).await;
+    let listed = wait_logs(addr, |rows| has_log(rows, "delete", "deleted")).await;
+    let delete = rows(&listed)
+        .into_iter()
+        .find(|r| r[1] == "delete")
+        .expect("delete log");
+    assert_eq!(delete[2], cp_id, "{listed}");
+
+    // A bigger checkpoint (every pod: more than one frame of objects) to damage.
+    let every = pods.iter().map(pod_ref).collect::<Vec<_>>().join(",");
+    let created = karbor_ok(
+        addr,
+        &[
+            "plan-create",
+            "everything",
+            PROVIDER_ID,
+            &every,
+            "--parameters",
+            "resource_type=OS::Kubernetes::Pod,backup_name=all,description=every pod",
+        ],
+    )
+    .await;
+    let big_plan = property(&created, "id").expect("plan id");
+    let big = karbor_ok(addr, &["checkpoint-create", PROVIDER_ID, &big_plan]).await;
+    let cp_id = property(&big, "id").expect("checkpoint id");
+    wait_status(
+        addr,
+        &["checkpoint-show", PROVIDER_ID, &cp_id],
+        &["available", "error"],
+    )
+    .await;
+    // A damaged checkpoint: a byte of the pod's frame flipped in its pack (as
+    // bank_integrity damages one); the verification fails and names the pod.
+    let podbank_cp = rig
+        .engine
+        .checkpoints(&podbank::engine::CheckpointFilter::default())
+        .await
+        .expect("checkpoints")
+        .items
+        .into_iter()
+        .find(|c| c.backup_name == "all")
+        .expect("the big checkpoint")
+        .id;
+    let view = rig
+        .engine
+        .checkpoint(&podbank_cp)
+        .await
+        .expect("checkpoint");
+    let bank_dir = rig._dir.path().join("bank");
+    let reader = Bank::open(
+        backend::open(&format!("file://{}", bank_dir.display())).expect("backend"),
+        OpenOptions {
+            key: None,
+            create: false,
+            pack_target_bytes: None,
+        },
+    )
+    .await
+    .expect("bank");
+    // The first frame of the checkpoint's objects: the record tables come last, in a
+    // frame of their own, so that damaging this one leaves the checkpoint readable.
+    let index = reader.index().await;
+    let located: Vec<(String, podbank::bank::index::Location)> = view
+        .resources
+        .iter()
+        .filter_map(|r| {
+            let at = index.get(&r.object_id?)?;
+            Some((format!("{}#{}", r.kind.karbor(), r.uid), at))
+        })
+        .collect();
+    let first = located
+        .iter()
+        .min_by_key(|(_, at)| (at.pack.clone(), at.offset))
+        .expect("located objects")
+        .1
+        .clone();
+    assert!(
+        located
+            .iter()
+            .any(|(_, at)| at.pack != first.pack || at.offset != first.offset),
+        "the checkpoint's objects are in one frame: damaging it would damage its tables"
+    );
+    let damaged: Vec<String> = located
+        .iter()
+        .filter(|(_, at)| at.pack == first.pack && at.offset == first.offset)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let at = first;
+    let mut dirs = vec![bank_dir.join("data")];
+    let mut pack = None;
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("data").flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else if e.file_name().to_str() == Some(&*at.pack) {
+                pack = Some(e.path());
+            }
+        }
+    }
+    let pack = pack.expect("the pod's pack");
+    let mut bytes = std::fs::read(&pack).expect("pack");
+    let middle = usize::try_from(at.offset + u64::from(at.length) / 2).expect("offset");
+    bytes[middle] ^= 0x10;
+    std::fs::write(&pack, bytes).expect("damage");
+    let created = karbor_ok(addr, &["verification-create", PROVIDER_ID, &cp_id]).await;
+    let bad = property(&created, "id").expect("verification id");
+    let (status, shown) = wait_status(
+        addr,
+        &["verification-show", &bad],
+        &["success", "failed", "error"],
+    )
+    .await;
+    assert_eq!(status, "failed", "{shown}");
+    let (_, body) = api(addr, "GET", &format!("/verifications/{bad}"), None).await;
+    let v = &body["verification"];
+    // The resources whose bytes the flip hit are `error`, with the object as reason
+    // (the CLI prints them); they are all of the damaged frame; the rest still verifies.
+    let statuses = v["resources_status"].as_object().expect("resources_status");
+    let errors: Vec<&String> = statuses
+        .iter()
+        .filter(|(_, s)| *s == "error")
+        .map(|(k, _)| k)
+        .collect();
+    assert!(!errors.is_empty(), "{body}");
+    for key in &errors {
+        assert!(
+            damaged.contains(key),
+            "{key} is not of the damaged frame: {body}"
+        );
+        assert!(
+            shown.contains(&format!("'{key}': 'error'")),
+            "{key}:\n{shown}"
+        );
+        assert!(
+            v["resources_reason"][key.as_str()]
+                .as_str()
+                .is_some_and(|r| r.contains("object")),
+            "{key}: {body}"
+        );
+    }
+    assert!(statuses.len() > errors.len(), "{body}");
+    assert!(
+        statuses
+            .iter()
+            .filter(|(_, s)| *s != "error")
+            .all(|(_, s)| s == "available" || s == "skipped"),
+        "{body}"
+    );
+    let listed = wait_logs(addr, |rows| has_log(rows, "verify", "failed")).await;
+    assert!(
+        listed.contains(errors[0].as_str()),
+        "the failed log names the resource:\n{listed}"
+    );
+
+    // Unknown checkpoint or provider: 404; a bad body: 400; nothing stored.
+    let (ok, _, err) = karbor(
+        addr,
+        TOKEN,
+        &["verification-create", PROVIDER_ID, UNKNOWN_UUID],
+    )
+    .await;
+    assert!(!ok && err.contains("HTTP 404"), "{err}");
+    let (ok, _, err) = karbor(
+        addr,
+        TOKEN,
+        &["verification-create", PROVIDER_ID, UNKNOWN_CHECKPOINT],
+    )
+    .await;
+    assert!(!ok && err.contains("HTTP 404"), "{err}");
+    assert_fault(
+        "unknown provider",
+        api(
+            addr,
+            "POST",
+            "/verifications",
+            Some(serde_json::json!({ "verification": {
+                "provider_id": UNKNOWN_UUID, "checkpoint_id": cp_id, "parameters": {} } })),
+        )
+        .await,
+        404,
+        "itemNotFound",
+    );
+    for body in [
+        serde_json::json!({ "checkpoint_id": cp_id }),
+        serde_json::json!({ "verification": { "provider_id": PROVIDER_ID } }),
+        serde_json::json!({ "verification": {
+            "provider_id": PROVIDER_ID, "checkpoint_id": cp_id, "parameters": "all" } }),
+    ] {
+        assert_fault(
+            &format!("verification {body}"),
+            api(addr, "POST", "/verifications", Some(body.clone())).await,
+            400,
+            "badRequest",
+        );
+    }
+    assert_fault(
+        "unknown verification",
+        api(addr, "GET", &format!("/verifications/{UNKNOWN_UUID}"), None).await,
+        404,
+        "itemNotFound",
+    );
+    assert_eq!(
+        rig.engine
+            .verifications()
+            .await
+            .expect("verifications")
+            .len(),
+        2
+    );
+    let logs = rig.engine.operation_logs().await.expect("logs");
+    assert_eq!(logs.len(), 6, "{logs:?}");
+    assert!(logs.iter().all(|l| l.project_id == PROJECT), "{logs:?}");
     rig.stop().await;
 }

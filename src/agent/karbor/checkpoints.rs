@@ -267,7 +267,7 @@ pub(super) async fn create(
     };
     let id = CheckpointId::generate();
     request.checkpoint_id = Some(id.clone());
-    let operation = s.service.start_protect(request)?;
+    let operation = s.service.start_protect_in(&project, request)?;
     let uuid = ids::checkpoint_uuid(&id);
     let p = Pending {
         kind: PendingKind::Checkpoint,
@@ -413,11 +413,11 @@ pub(super) async fn show(
     security(("karbor_token" = [])))]
 pub(super) async fn delete(
     State(s): State<KarborState>,
-    Path((_project, provider, id)): Path<(String, String, String)>,
+    Path((project, provider, id)): Path<(String, String, String)>,
 ) -> KResult<StatusCode> {
     check_provider(&provider)?;
     let cp_id = checkpoint_id_of(&id)?;
-    s.service.delete_checkpoint(cp_id).await?;
+    s.service.delete_checkpoint_in(&project, cp_id).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -606,7 +606,7 @@ pub(super) async fn restore_create(
     .map_err(bad)?;
     let id = RestoreId::generate();
     request.restore_id = Some(id.clone());
-    let operation = s.service.restore(request).await?;
+    let operation = s.service.restore_in(&project, request).await?;
     let uuid = ids::restore_uuid(&id);
     let p = Pending {
         kind: PendingKind::Restore,

@@ -11,10 +11,12 @@
 
 mod checkpoints;
 mod ids;
+mod operation_logs;
 mod plans;
 mod scheduled_operations;
 mod triggers;
 pub mod types;
+mod verifications;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -100,6 +102,10 @@ pub fn router(
             scheduled_operations::show,
             scheduled_operations::delete
         ))
+        .routes(routes!(operation_logs::list))
+        .routes(routes!(operation_logs::show))
+        .routes(routes!(verifications::create, verifications::list))
+        .routes(routes!(verifications::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let (router, api) = OpenApiRouter::new()
         .routes(routes!(versions))

@@ -69,6 +69,10 @@ pub enum Kind {
     /// Scheduled operations kept in the bank (Karbor's scheduled operations). Name: the
     /// operation's UUID.
     ScheduledOperation,
+    /// Karbor operation logs kept in the bank. Name: the log's UUID.
+    OperationLog,
+    /// Karbor verifications kept in the bank. Name: the verification's UUID.
+    Verification,
     /// Lock / lease objects held by writers and by gc. Name: random id.
     Lock,
     /// Files `bank repair` moved aside because they cannot be read, with its reports.
@@ -78,7 +82,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
@@ -88,6 +92,8 @@ impl Kind {
         Kind::Plan,
         Kind::Trigger,
         Kind::ScheduledOperation,
+        Kind::OperationLog,
+        Kind::Verification,
         Kind::Lock,
         Kind::Quarantine,
     ];
@@ -104,6 +110,8 @@ impl Kind {
             Kind::Plan => "plans",
             Kind::Trigger => "triggers",
             Kind::ScheduledOperation => "scheduled_operations",
+            Kind::OperationLog => "operation-logs",
+            Kind::Verification => "verifications",
             Kind::Lock => "locks",
             Kind::Quarantine => "quarantine",
         }
@@ -122,6 +130,8 @@ impl fmt::Display for Kind {
             Kind::Plan => "plan",
             Kind::Trigger => "trigger",
             Kind::ScheduledOperation => "scheduled operation",
+            Kind::OperationLog => "operation log",
+            Kind::Verification => "verification",
             Kind::Lock => "lock",
             Kind::Quarantine => "quarantined file",
         })
