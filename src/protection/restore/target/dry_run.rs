@@ -94,9 +94,15 @@ impl DryRunTarget {
         })
     }
 
-    /// The plan as `plan.yaml` says it: the objects planned, the volumes, and what is not
-    /// created by podbank (and why), from the `record` of the dry run of `checkpoint`.
-    pub fn plan_yaml(&self, checkpoint: &Checkpoint, record: &RestoreRecord) -> String {
+    /// Writes the plan as `plan.yaml` says it to `out`: the objects planned, the volumes, and
+    /// what is not created by podbank (and why), from the `record` of the dry run of
+    /// `checkpoint`. Streamed: at 20 000 pods the text is tens of MB, never held whole.
+    pub fn write_plan_yaml(
+        &self,
+        checkpoint: &Checkpoint,
+        record: &RestoreRecord,
+        out: impl std::io::Write,
+    ) -> Result<(), serde_yaml::Error> {
         #[derive(Serialize)]
         struct Plan<'a> {
             checkpoint: &'a str,
@@ -152,7 +158,7 @@ impl DryRunTarget {
             volumes,
             not_created,
         };
-        serde_yaml::to_string(&plan).unwrap_or_default()
+        serde_yaml::to_writer(out, &plan)
     }
 }
 

@@ -72,9 +72,15 @@ impl RestoreTarget for ExportTarget {
         checkpoint: &Checkpoint,
         record: &RestoreRecord,
     ) -> Result<(), RestoreError> {
-        self.write(
-            "plan.yaml",
-            self.plan.plan_yaml(checkpoint, record).as_bytes(),
-        )
+        let path = self.dir.join("plan.yaml");
+        let export = |source| RestoreError::Export {
+            path: path.clone(),
+            source,
+        };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(export)?);
+        self.plan
+            .write_plan_yaml(checkpoint, record, &mut out)
+            .map_err(|e| export(std::io::Error::other(e)))?;
+        std::io::Write::flush(&mut out).map_err(export)
     }
 }
