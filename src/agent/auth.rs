@@ -430,3 +430,108 @@ fn refuse(layer: &AuthLayer, refusal: Refusal) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(ttl: Duration, capacity: usize) -> KeystoneTokens {
+        let entry = CloudEntry::from_vars(|name| {
+            match name {
+                "OS_AUTH_URL" => Some("http://127.0.0.1:9/v3"),
+                "OS_USERNAME" => Some("podbank"),
+                "OS_PASSWORD" => Some("secret"),
+                _ => None,
+            }
+            .map(str::to_string)
+        });
+        let http = reqwest::Client::new();
+        let keystone = Keystone::new(entry, http).expect("a session (nothing contacted)");
+        KeystoneTokens::new(keystone, ttl, capacity)
+    }
+
+    fn caller(user: &str) -> Caller {
+        Caller {
+            project_id: Some("p".into()),
+            roles: vec!["member".into()],
+            user_id: user.into(),
+        }
+    }
+
+    #[test]
+    fn the_cache_forgets_expired_tokens_and_stays_bounded() {
+        let t = tokens(Duration::from_secs(300), 2);
+        let now = Instant::now();
+        let key = |b: u8| [b; 32];
+        t.remember(key(1), caller("a"), now + Duration::from_secs(10));
+        t.remember(key(2), caller("b"), now + Duration::from_secs(20));
+        assert_eq!(t.cached(&key(1)), Some(caller("a")));
+        // Full: the entry closest to its end goes.
+        t.remember(key(3), caller("c"), now + Duration::from_secs(30));
+        assert_eq!(t.cached_tokens(), 2);
+        assert_eq!(t.cached(&key(1)), None);
+        assert_eq!(t.cached(&key(3)), Some(caller("c")));
+        // Past its end, an entry is not trusted (and is dropped).
+        t.remember(key(4), caller("d"), now);
+        assert_eq!(t.cached(&key(4)), None);
+        assert_eq!(t.cached_tokens(), 1);
+    }
+
+    #[tokio::test]
+    async fn keystone_unreachable_is_an_error_never_a_caller() {
+        let t = tokens(Duration::from_secs(300), 10);
+        let err = t
+            .check("some-token")
+            .await
+            .expect_err("nothing listens on port 9");
+        assert!(err.is_transient(), "{err}");
+        let gate = Gate::new(Verifier::Keystone(Box::new(t)), false);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-auth-token", "some-token".parse().expect("header"));
+        assert_eq!(
+            gate.admit(&headers, false, Dialect::Karbor).await,
+            Err(Refusal::Unavailable)
+        );
+        assert_eq!(
+            gate.admit(&HeaderMap::new(), false, Dialect::Karbor).await,
+            Err(Refusal::NoToken)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_static_token_takes_x_auth_token_on_karbor_routes_only() {
+        let gate = Gate::new(
+            Verifier::Static(Some(Sha256::digest(b"s3cret").into())),
+            false,
+        );
+        let mut x_auth = HeaderMap::new();
+        x_auth.insert("x-auth-token", "s3cret".parse().expect("header"));
+        let mut bearer = HeaderMap::new();
+        bearer.insert(
+            header::AUTHORIZATION,
+            "Bearer s3cret".parse().expect("header"),
+        );
+        let mut wrong = HeaderMap::new();
+        wrong.insert(
+            header::AUTHORIZATION,
+            "Bearer nope".parse().expect("header"),
+        );
+        assert_eq!(gate.admit(&x_auth, false, Dialect::Karbor).await, Ok(None));
+        assert_eq!(gate.admit(&bearer, false, Dialect::Karbor).await, Ok(None));
+        assert_eq!(gate.admit(&bearer, false, Dialect::Podbank).await, Ok(None));
+        assert_eq!(
+            gate.admit(&x_auth, false, Dialect::Podbank).await,
+            Err(Refusal::NoToken)
+        );
+        assert_eq!(
+            gate.admit(&wrong, false, Dialect::Podbank).await,
+            Err(Refusal::WrongToken)
+        );
+        let mtls = Gate::new(Verifier::Static(None), true);
+        assert_eq!(
+            mtls.admit(&bearer, false, Dialect::Podbank).await,
+            Err(Refusal::NoClientCert)
+        );
+        assert_eq!(mtls.admit(&bearer, true, Dialect::Podbank).await, Ok(None));
+    }
+}

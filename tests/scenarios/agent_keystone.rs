@@ -261,6 +261,70 @@ async fn keystone_tokens_let_callers_in_and_one_validation_serves_many_requests(
     agent.stop().await;
 }
 
+/// Runs python-karborclient's `karbor <args>` against the agent with `token`; (success,
+/// stdout, stderr).
+async fn karbor(addr: SocketAddr, token: &str, args: &[&str]) -> (bool, String, String) {
+    let cli = std::env::var("PODBANK_TEST_KARBORCLIENT").unwrap_or_else(|_| {
+        panic!(
+            "PODBANK_TEST_KARBORCLIENT is not set: it names python-karborclient 2.1.0's \
+             `karbor` CLI (scripts/install-deps.sh installs it, scripts/test.sh sets it; \
+             PODBANK_TEST_WITHOUT_RIGS=karborclient skips this test)"
+        )
+    });
+    let mut all: Vec<String> = vec![
+        "--os-no-client-auth".into(),
+        "--karbor-url".into(),
+        format!("http://{addr}/v1/{PROJECT}"),
+        "--os-auth-token".into(),
+        token.into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&cli)
+            .args(&all)
+            .output()
+            .unwrap_or_else(|e| panic!("run {cli}: {e}"))
+    })
+    .await
+    .expect("karbor CLI task");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+#[cfg_attr(
+    podbank_without_karborclient,
+    ignore = "needs python-karborclient; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn karborclient_is_let_in_with_a_keystone_token_and_refused_with_another() {
+    let _rig = require_rig!();
+    let agent = KsAgent::start(KEYSTONE, 300).await;
+    let token = user_token().await;
+    for args in [
+        &["provider-list"][..],
+        &["protectable-list"][..],
+        &["plan-list"][..],
+    ] {
+        let (ok, out, err) = karbor(agent.addr, &token, args).await;
+        assert!(ok, "karbor {args:?} with a Keystone token:\n{out}\n{err}");
+    }
+    let (ok, out, err) = karbor(agent.addr, "not-a-keystone-token", &["plan-list"]).await;
+    // karborclient prints Karbor's 401 fault as it came.
+    let said = format!("{out}{err}");
+    assert!(
+        !ok && said.contains("Authentication failed") && said.contains("\"code\":401"),
+        "{said}"
+    );
+    agent.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     podbank_without_cinder,
