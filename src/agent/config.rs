@@ -8,7 +8,9 @@
 //! ```yaml
 //! agent:
 //!   listen: 0.0.0.0:8790
+//!   auth: token                # default; or keystone, with `keystone:` and no token_file
 //!   token_file: /etc/podbank/secret/api-token
+//!   # keystone: { cloud: podbank, clouds_file: /etc/openstack/clouds.yaml, cache_seconds: 300 }
 //!   tls:                       # optional; client_ca_file turns on mTLS
 //!     cert_file: /etc/podbank/tls/tls.crt
 //!     key_file: /etc/podbank/tls/tls.key
@@ -45,8 +47,12 @@ use crate::protection::schema::ProtectParams;
 pub struct AgentConfig {
     /// Address and port of the HTTP API.
     pub listen: SocketAddr,
-    /// File holding the bearer token callers must present.
+    /// How callers authenticate (`token`, the default, or `keystone`).
+    pub auth: Option<AuthMode>,
+    /// File holding the bearer token callers must present (`auth: token`).
     pub token_file: Option<PathBuf>,
+    /// Where and how tokens are validated (`auth: keystone`).
+    pub keystone: Option<KeystoneAuthConfig>,
     /// TLS for the HTTP API; with a client CA, callers must present a certificate.
     pub tls: Option<TlsConfig>,
     /// Leader election.
@@ -68,7 +74,9 @@ impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8790)),
+            auth: None,
             token_file: None,
+            keystone: None,
             tls: None,
             election: ElectionSettings::default(),
             identity: None,
@@ -77,6 +85,54 @@ impl Default for AgentConfig {
             reads: super::limit::ReadLimits::default(),
         }
     }
+}
+
+/// How callers of the API authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// One static token, from `token_file` (single tenant).
+    Token,
+    /// Tokens issued by Keystone, validated against it (`keystone:`).
+    Keystone,
+}
+
+/// `auth: keystone`: the agent's own Keystone credentials and the cache of validated tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeystoneAuthConfig {
+    /// The cloud in `clouds.yaml` with the agent's service credentials (it needs the right
+    /// to validate tokens: the admin or service role).
+    pub cloud: String,
+    /// The `clouds.yaml` to read; default: `./clouds.yaml`,
+    /// `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`.
+    #[serde(default)]
+    pub clouds_file: Option<PathBuf>,
+    /// How long a validated token is trusted without asking Keystone again (at most until
+    /// it expires): the longest a revoked token is still accepted. Default 300.
+    #[serde(default = "default_cache_seconds")]
+    pub cache_seconds: u64,
+    /// How many validated tokens are kept at most. Default 10000.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
+}
+
+fn default_cache_seconds() -> u64 {
+    300
+}
+
+fn default_cache_size() -> usize {
+    10_000
+}
+
+/// How the API authenticates callers, as checked by [`AgentConfig::authentication`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// The static token (read from `token_file`); `None` when there is none and a client
+    /// certificate (mTLS) is the only credential.
+    Token(Option<Vec<u8>>),
+    /// Keystone tokens.
+    Keystone(KeystoneAuthConfig),
 }
 
 /// TLS files of the HTTP API.
@@ -229,6 +285,45 @@ impl AgentConfig {
         }
     }
 
+    /// How callers authenticate: `auth`, checked against the keys that go with it (a
+    /// `token_file` with `auth: token`, a `keystone:` section and no `token_file` with
+    /// `auth: keystone`), and the token read when there is one.
+    pub fn authentication(&self) -> Result<Authentication, AgentError> {
+        let bad = |m: &str| Err(AgentError::Config(m.to_string()));
+        match (self.auth, &self.keystone) {
+            (Some(AuthMode::Keystone), Some(keystone)) => {
+                if self.token_file.is_some() {
+                    return bad(
+                        "agent.auth is keystone but agent.token_file is set: callers present \
+                         Keystone tokens, not the static token; remove agent.token_file (or \
+                         set agent.auth: token and remove agent.keystone)",
+                    );
+                }
+                if keystone.cloud.is_empty() {
+                    return bad("agent.keystone.cloud is empty: name the cloud in clouds.yaml");
+                }
+                if keystone.cache_size == 0 {
+                    return bad("agent.keystone.cache_size must be at least 1");
+                }
+                Ok(Authentication::Keystone(keystone.clone()))
+            }
+            (Some(AuthMode::Keystone), None) => bad(
+                "agent.auth is keystone but there is no agent.keystone section: set \
+                 agent.keystone.cloud (the cloud in clouds.yaml with the agent's service \
+                 credentials)",
+            ),
+            (_, Some(_)) => bad(
+                "agent.keystone is set but agent.auth is not keystone: set agent.auth: \
+                 keystone (and remove agent.token_file), or remove agent.keystone",
+            ),
+            (Some(AuthMode::Token), None) if self.token_file.is_none() => bad(
+                "agent.auth is token but agent.token_file is not set: put the static token in \
+                 a file and name it in agent.token_file",
+            ),
+            (_, None) => Ok(Authentication::Token(self.read_token()?)),
+        }
+    }
+
     /// Read the bearer token. `None` when no token file is configured.
     pub fn read_token(&self) -> Result<Option<Vec<u8>>, AgentError> {
         let Some(path) = &self.token_file else {
@@ -374,6 +469,105 @@ plans:
             };
             assert!(msg.contains(want), "{text}: {msg}");
         }
+    }
+
+    #[test]
+    fn keystone_auth_parses_with_defaults() {
+        let c = AgentConfig::from_yaml(&yaml("auth: keystone\nkeystone: { cloud: rig }\n"))
+            .expect("parses");
+        match c.authentication().expect("valid") {
+            Authentication::Keystone(k) => {
+                assert_eq!(k.cloud, "rig");
+                assert_eq!(k.cache_seconds, 300);
+                assert_eq!(k.cache_size, 10_000);
+                assert_eq!(k.clouds_file, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = AgentConfig::from_yaml(&yaml(
+            "auth: keystone\nkeystone: { cloud: rig, clouds_file: /x/clouds.yaml, cache_seconds: 1, cache_size: 5 }\n",
+        ))
+        .expect("parses");
+        assert!(matches!(
+            c.authentication(),
+            Ok(Authentication::Keystone(KeystoneAuthConfig {
+                cache_seconds: 1,
+                cache_size: 5,
+                ..
+            }))
+        ));
+        assert_eq!(
+            AgentConfig::default().authentication().expect("default"),
+            Authentication::Token(None)
+        );
+    }
+
+    #[test]
+    fn auth_mixes_are_refused_naming_the_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret").expect("write");
+        let t = token.display();
+        let cases = [
+            (
+                format!("auth: keystone\ntoken_file: {t}\nkeystone: {{ cloud: rig }}\n"),
+                &["agent.auth", "keystone", "agent.token_file"][..],
+            ),
+            (
+                "auth: keystone\n".to_string(),
+                &["agent.auth", "agent.keystone"][..],
+            ),
+            (
+                "auth: token\n".to_string(),
+                &["agent.auth", "token", "agent.token_file"][..],
+            ),
+            (
+                format!("auth: token\ntoken_file: {t}\nkeystone: {{ cloud: rig }}\n"),
+                &["agent.keystone", "agent.auth"][..],
+            ),
+            (
+                format!("token_file: {t}\nkeystone: {{ cloud: rig }}\n"),
+                &["agent.keystone", "agent.auth"][..],
+            ),
+            (
+                "auth: keystone\nkeystone: { cloud: rig, cache_size: 0 }\n".to_string(),
+                &["agent.keystone.cache_size"][..],
+            ),
+            (
+                "auth: keystone\nkeystone: { cloud: \"\" }\n".to_string(),
+                &["agent.keystone.cloud"][..],
+            ),
+        ];
+        for (text, want) in cases {
+            let c = AgentConfig::from_yaml(&yaml(&text)).expect("parses");
+            let msg = match c.authentication() {
+                Ok(a) => panic!("{text}: accepted as {a:?}"),
+                Err(e) => e.to_string(),
+            };
+            for w in want {
+                assert!(msg.contains(w), "{text}: {msg} does not name {w}");
+            }
+        }
+        for (text, want) in [
+            ("auth: ldap\n", "agent.auth"),
+            (
+                "auth: keystone\nkeystone: { cloud: rig, cache_secs: 3 }\n",
+                "cache_secs",
+            ),
+            ("auth: keystone\nkeystone: { cache_seconds: 3 }\n", "cloud"),
+        ] {
+            let msg = AgentConfig::from_yaml(&yaml(text))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.contains(want), "{text}: {msg}");
+        }
+        let c = AgentConfig::from_yaml(&yaml(&format!("auth: token\ntoken_file: {t}\n")))
+            .expect("parses");
+        assert_eq!(
+            c.authentication().expect("valid"),
+            Authentication::Token(Some(b"s3cret".to_vec()))
+        );
     }
 
     #[test]

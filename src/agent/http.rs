@@ -2,8 +2,9 @@
 //! declarations so that the two cannot drift apart. The bodies are [`crate::api`]'s, the
 //! same types its client reads.
 //!
-//! `/v1/...` needs `Authorization: Bearer <token>` (compared in constant time) when a
-//! token is configured, and a verified client certificate when mTLS is on; `/healthz`,
+//! `/v1/...` needs `Authorization: Bearer <token>` (the static token, compared in constant
+//! time, or with `auth: keystone` a Keystone token; see [`super::auth`]) when a token is
+//! configured, and a verified client certificate when mTLS is on; `/healthz`,
 //! `/readyz` and `/metrics` are open, for probes and scrapers. Long operations answer
 //! `202 Accepted` with the operation record, a `status_url` and a `Location` header
 //! pointing at `/v1/operations/{id}`; a request that can be known to fail (bad id, bad
@@ -23,12 +24,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::{require_auth, AuthLayer, Dialect, Gate, KeystoneTokens, Verifier};
 use super::operations::OperationRecord;
 use super::service::ServiceError;
 use super::Service;
@@ -45,8 +46,6 @@ use crate::model::{CheckpointId, Namespace, RestoreId};
 #[derive(Clone)]
 pub struct ApiState {
     service: Arc<Service>,
-    token_hash: Option<[u8; 32]>,
-    client_cert: bool,
     openapi: Arc<OnceLock<Value>>,
 }
 
@@ -59,7 +58,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -504,72 +507,6 @@ async fn no_route() -> ApiError {
     )
 }
 
-/// Why a request is not let in.
-pub(super) enum Refusal {
-    /// The agent asks for client certificates and none was presented.
-    NoClientCert,
-    /// A token was presented, not the agent's.
-    WrongToken,
-    /// No token was presented.
-    NoToken,
-}
-
-/// Whether `req` may in: a client certificate when `client_cert`, and the token whose
-/// sha256 is `token_hash` (if any), presented as `Authorization: Bearer` or, when
-/// `x_auth_token` (OpenStack's way), as `X-Auth-Token`.
-pub(super) fn check_access(
-    client_cert: bool,
-    token_hash: Option<&[u8; 32]>,
-    req: &Request,
-    x_auth_token: bool,
-) -> Result<(), Refusal> {
-    if client_cert {
-        let verified = req
-            .extensions()
-            .get::<Arc<axum_server::tls::TlsInfo>>()
-            .is_some_and(|info| !info.peer_certificates.is_empty());
-        if !verified {
-            return Err(Refusal::NoClientCert);
-        }
-    }
-    let Some(expected) = token_hash else {
-        return Ok(());
-    };
-    let headers = req.headers();
-    let openstack = headers
-        .get("x-auth-token")
-        .filter(|_| x_auth_token)
-        .and_then(|v| v.to_str().ok());
-    let presented = openstack
-        .or_else(|| {
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-        })
-        .map(|t| Sha256::digest(t.trim().as_bytes()));
-    match presented {
-        Some(hash) if bool::from(hash.as_slice().ct_eq(expected)) => Ok(()),
-        Some(_) => Err(Refusal::WrongToken),
-        None => Err(Refusal::NoToken),
-    }
-}
-
-async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
-    let message = match check_access(s.client_cert, s.token_hash.as_ref(), &req, false) {
-        Ok(()) => return next.run(req).await,
-        Err(Refusal::NoClientCert) => {
-            "present a client certificate signed by the agent's client CA"
-        }
-        Err(Refusal::WrongToken) => "wrong bearer token",
-        Err(Refusal::NoToken) => "send Authorization: Bearer <token> (the agent's token_file)",
-    };
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "podbank agent", description = "Protect Kubernetes pods and their Cinder volumes: Karbor's protectables, checkpoints and restores, plans and operations."),
@@ -598,12 +535,14 @@ impl Modify for BearerScheme {
 }
 
 /// How `/v1` callers authenticate; every method set must pass.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Default)]
 pub struct Auth<'a> {
-    /// The bearer token required, if any.
+    /// The bearer token required, if any (`auth: token`; ignored with `keystone`).
     pub token: Option<&'a [u8]>,
     /// Whether a client certificate, verified by the TLS layer, is required (mTLS).
     pub client_cert: bool,
+    /// Keystone validates the tokens (`auth: keystone`) instead of the static token.
+    pub keystone: Option<KeystoneTokens>,
 }
 
 /// The router of the whole API with a bearer token, and its OpenAPI document.
@@ -616,7 +555,7 @@ pub fn router(service: Arc<Service>, token: Option<&[u8]>) -> (Router, utoipa::o
         service,
         Auth {
             token,
-            client_cert: false,
+            ..Auth::default()
         },
     )
 }
@@ -630,10 +569,13 @@ pub fn router_with_auth(
     service: Arc<Service>,
     auth: Auth<'_>,
 ) -> (Router, utoipa::openapi::OpenApi) {
+    let verifier = match auth.keystone {
+        Some(tokens) => Verifier::Keystone(Box::new(tokens)),
+        None => Verifier::Static(auth.token.map(|t| Sha256::digest(t).into())),
+    };
+    let gate = Arc::new(Gate::new(verifier, auth.client_cert));
     let state = ApiState {
         service,
-        token_hash: auth.token.map(|t| Sha256::digest(t).into()),
-        client_cert: auth.client_cert,
         openapi: Arc::new(OnceLock::new()),
     };
     // Reads of etcd and the bank take a turn (see `limit`).
@@ -654,7 +596,10 @@ pub fn router_with_auth(
         .routes(routes!(list_operations))
         .routes(routes!(show_operation))
         .routes(routes!(openapi_json))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            AuthLayer::new(Arc::clone(&gate), Dialect::Podbank),
+            require_auth,
+        ));
     let open = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -665,8 +610,7 @@ pub fn router_with_auth(
         .fallback(no_route)
         .with_state(state.clone())
         .split_for_parts();
-    let (karbor, karbor_api) =
-        super::karbor::router(Arc::clone(&state.service), auth.token, auth.client_cert);
+    let (karbor, karbor_api) = super::karbor::router(Arc::clone(&state.service), gate);
     let router = router.merge(karbor);
     let mut api = api;
     api.merge(karbor_api);

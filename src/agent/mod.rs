@@ -15,6 +15,7 @@
 //!    fails), let running operations finish within the grace period and cancel the rest,
 //!    resign leadership, stop serving.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod karbor;
@@ -94,12 +95,17 @@ impl Agent {
         etcd: &Etcd,
     ) -> Result<Agent, AgentError> {
         let plans = config.plans()?;
-        let token = config.read_token()?;
+        let (token, keystone) = match config.authentication()? {
+            config::Authentication::Token(token) => (token, None),
+            config::Authentication::Keystone(k) => {
+                (None, Some(auth::KeystoneTokens::from_config(&k)?))
+            }
+        };
         let client_certs = config
             .tls
             .as_ref()
             .is_some_and(|t| t.client_ca_file.is_some());
-        if token.is_none() && !client_certs {
+        if token.is_none() && keystone.is_none() && !client_certs {
             return Err(AgentError::Config(
                 "agent.token_file (or agent.tls.client_ca_file) is required: the API must \
                  not be open to anyone who reaches the port"
@@ -126,6 +132,7 @@ impl Agent {
             http::Auth {
                 token: token.as_deref(),
                 client_cert: client_certs,
+                keystone,
             },
         );
         let (stop, stop_rx) = watch::channel(false);

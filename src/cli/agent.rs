@@ -49,7 +49,7 @@ pub async fn run(settings: &Settings, args: AgentArgs) -> anyhow::Result<()> {
         .election_config()
         .validate(&settings.etcd.prefix)
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
-    config.read_token().map_err(agent_error)?;
+    config.authentication().map_err(agent_error)?;
     if args.check_config {
         println!(
             "configuration is valid: {} plan(s), listen {}, election key {}",

@@ -28,6 +28,7 @@ use std::time::Duration;
 use osauth::{AuthType, EndpointFilters, InterfaceType, ValidInterfaces};
 use reqwest::Url;
 
+use super::error::{body_message, http_error};
 use super::retry::keystone_transient;
 use super::{CloudEntry, OpenStackError};
 
@@ -45,6 +46,60 @@ pub struct ServiceQuery<'a> {
     pub interface: Option<&'a str>,
     /// The region; the cloud's `region_name` if `None`, else any.
     pub region: Option<&'a str>,
+}
+
+/// What Keystone says of a token it vouches for (`GET /v3/auth/tokens`): who holds it, the
+/// project it is scoped to, its roles there, and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The id of the user the token was issued to.
+    pub user_id: String,
+    /// The id of the project the token is scoped to; `None` for an unscoped or
+    /// domain-scoped token.
+    pub project_id: Option<String>,
+    /// The names of the token's roles (on its project).
+    pub roles: Vec<String>,
+    /// When the token expires (`expires_at`); `None` if Keystone did not say.
+    pub expires_at: Option<std::time::SystemTime>,
+}
+
+impl TokenInfo {
+    /// The token part of a validation answer (`{"token": {...}}`); `None` when the body is
+    /// not one (no user id).
+    ///
+    /// # Arguments
+    /// * `body` - the JSON body of `GET /v3/auth/tokens`.
+    pub fn from_body(body: &serde_json::Value) -> Option<TokenInfo> {
+        let token = body.get("token")?;
+        let user_id = token.get("user")?.get("id")?.as_str()?.to_string();
+        let project_id = token
+            .get("project")
+            .and_then(|p| p.get("id"))
+            .and_then(|id| id.as_str())
+            .map(str::to_string);
+        let roles = token
+            .get("roles")
+            .and_then(|r| r.as_array())
+            .map(|roles| {
+                roles
+                    .iter()
+                    .filter_map(|r| r.get("name").and_then(|n| n.as_str()))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expires_at = token
+            .get("expires_at")
+            .and_then(|e| e.as_str())
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+            .map(std::time::SystemTime::from);
+        Some(TokenInfo {
+            user_id,
+            project_id,
+            roles,
+            expires_at,
+        })
+    }
 }
 
 /// The current identity plugin and its generation.
@@ -198,6 +253,83 @@ impl Keystone {
         )))
     }
 
+    /// Asks Keystone whether `subject` is a valid token (`GET /v3/auth/tokens?nocatalog`
+    /// with `X-Subject-Token`), signed with this session's own token (re-authenticating
+    /// once if Keystone refuses it). One try otherwise: the caller decides about retries.
+    ///
+    /// Returns `Ok(None)` when Keystone says the token is not valid (404: unknown, revoked
+    /// or expired; or a token that cannot even be sent as a header). Keystone unreachable
+    /// or failing (5xx) is an [`OpenStackError::Transport`]; the session's own credentials
+    /// refused, or not allowed to validate tokens, an [`OpenStackError::Auth`].
+    ///
+    /// # Arguments
+    /// * `subject` - the token to check.
+    pub async fn validate_token(&self, subject: &str) -> Result<Option<TokenInfo>, OpenStackError> {
+        let Ok(subject_header) = reqwest::header::HeaderValue::from_str(subject) else {
+            return Ok(None);
+        };
+        let base = self.entry.auth_url()?.trim_end_matches('/').to_string();
+        let url = format!("{base}/auth/tokens?nocatalog");
+        let transport = |message: String| OpenStackError::Transport {
+            url: base.clone(),
+            message,
+        };
+        let mut refused_once = false;
+        loop {
+            let request = self
+                .http
+                .get(&url)
+                .header("X-Subject-Token", subject_header.clone());
+            let (request, generation) = self.authorize(request).await?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| transport(format!("Keystone: {}", http_error(&e))))?;
+            let status = response.status();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport(format!("Keystone: {}", http_error(&e))))?;
+            match status.as_u16() {
+                200 => {
+                    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                        transport(format!(
+                            "Keystone: a token validation body that is not JSON: {e}"
+                        ))
+                    })?;
+                    return TokenInfo::from_body(&value).map(Some).ok_or_else(|| {
+                        transport("Keystone: a token validation body without token.user.id".into())
+                    });
+                }
+                404 => return Ok(None),
+                401 if !refused_once => {
+                    refused_once = true;
+                    self.reauthenticate(generation).await?;
+                }
+                401 | 403 => {
+                    return Err(OpenStackError::Auth(format!(
+                        "Keystone at {base} does not let {} validate tokens ({status}: {}); \
+                         give it the admin or service role",
+                        self.entry.describe(),
+                        body_message(&body)
+                    )))
+                }
+                s if s >= 500 || s == 429 => {
+                    return Err(transport(format!(
+                        "Keystone answered {status}: {}",
+                        body_message(&body)
+                    )))
+                }
+                _ => {
+                    return Err(transport(format!(
+                        "Keystone answered a token validation with {status}: {}",
+                        body_message(&body)
+                    )))
+                }
+            }
+        }
+    }
+
     fn filters(&self, query: &ServiceQuery<'_>) -> Result<EndpointFilters, OpenStackError> {
         let interface = query
             .interface
@@ -303,5 +435,40 @@ fn auth_error(entry: &CloudEntry, e: osauth::Error) -> OpenStackError {
             "authentication of {} at {url} failed: {e}",
             entry.describe()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_validation_body_gives_user_project_roles_and_expiry() {
+        let body = serde_json::json!({"token": {
+            "user": {"id": "u1", "name": "alice"},
+            "project": {"id": "p1", "name": "shop"},
+            "roles": [{"id": "r1", "name": "reader"}, {"id": "r2", "name": "member"}],
+            "expires_at": "2026-12-08T03:28:48.000000Z"
+        }});
+        let info = TokenInfo::from_body(&body).expect("a token");
+        assert_eq!(info.user_id, "u1");
+        assert_eq!(info.project_id.as_deref(), Some("p1"));
+        assert_eq!(info.roles, ["reader", "member"]);
+        let expires = info
+            .expires_at
+            .and_then(|e| e.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        assert_eq!(expires, Some(1_796_700_528));
+
+        let unscoped = serde_json::json!({"token": {"user": {"id": "u1"}}});
+        let info = TokenInfo::from_body(&unscoped).expect("a token");
+        assert_eq!(
+            (info.project_id, info.roles.len(), info.expires_at),
+            (None, 0, None)
+        );
+        assert_eq!(
+            TokenInfo::from_body(&serde_json::json!({"error": {}})),
+            None
+        );
     }
 }

@@ -13,6 +13,7 @@ mod agent_cli;
 mod agent_e2e;
 mod agent_election;
 mod agent_http;
+mod agent_keystone;
 mod agent_process;
 mod agent_remote;
 mod agent_schedule;

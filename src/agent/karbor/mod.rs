@@ -4,9 +4,9 @@
 //! python-karborclient 2.1.0 reads. Every answer comes from the same [`Service`] and its
 //! engine as the agent's own API; nothing is done twice.
 //!
-//! Authentication is the agent's static token, sent as Karbor's client sends it
-//! (`X-Auth-Token`, what `karbor --os-auth-token` sends) or as `Authorization: Bearer`;
-//! there is no Keystone yet, so the project in the URL is not checked against anything.
+//! Authentication is the agent's ([`crate::agent::auth`]): its static token or a Keystone
+//! token, sent as Karbor's client sends it (`X-Auth-Token`, what `karbor --os-auth-token`
+//! sends) or as `Authorization: Bearer`; the project in the URL is not checked yet.
 //! Errors are OpenStack faults: `{"badRequest": {"code": 400, "message": "..."}}`.
 
 mod checkpoints;
@@ -28,11 +28,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::http::{check_access, Refusal};
+use super::auth::{require_auth, AuthLayer, Dialect, Gate};
 use super::Service;
 use crate::engine::{EngineError, PageRequest, PodSpecifier, SelectionSpec};
 use crate::model::Namespace;
@@ -42,8 +41,6 @@ use types::Fault;
 #[derive(Clone)]
 pub struct KarborState {
     service: Arc<Service>,
-    token_hash: Option<[u8; 32]>,
-    client_cert: bool,
     /// Checkpoints and restores created here whose records the bank may not hold yet,
     /// by their Karbor id.
     pending: Arc<Mutex<HashMap<String, checkpoints::Pending>>>,
@@ -55,17 +52,11 @@ type KResult<T> = Result<T, Fault>;
 ///
 /// # Arguments
 /// * `service` - the agent's core, the same one the agent's own API uses.
-/// * `token` - the token `/v1/{project_id}/...` requires; `None` leaves it open.
-/// * `client_cert` - whether a verified client certificate is required too (mTLS).
-pub fn router(
-    service: Arc<Service>,
-    token: Option<&[u8]>,
-    client_cert: bool,
-) -> (Router, utoipa::openapi::OpenApi) {
+/// * `gate` - what `/v1/{project_id}/...` requires: the agent's one gate, shared with its
+///   own routes.
+pub fn router(service: Arc<Service>, gate: Arc<Gate>) -> (Router, utoipa::openapi::OpenApi) {
     let state = KarborState {
         service,
-        token_hash: token.map(|t| Sha256::digest(t).into()),
-        client_cert,
         pending: Arc::default(),
     };
     // Reads of etcd and the bank take a turn (see `crate::agent::limit`).
@@ -106,7 +97,10 @@ pub fn router(
         .routes(routes!(operation_logs::show))
         .routes(routes!(verifications::create, verifications::list))
         .routes(routes!(verifications::show))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            AuthLayer::new(gate, Dialect::Karbor),
+            require_auth,
+        ));
     let (router, api) = OpenApiRouter::new()
         .routes(routes!(versions))
         .routes(routes!(version_v1))
@@ -400,18 +394,4 @@ async fn take_turn(State(s): State<KarborState>, req: Request, next: Next) -> Re
             over.to_string(),
         )),
     }
-}
-
-async fn require_token(State(s): State<KarborState>, req: Request, next: Next) -> Response {
-    let message = match check_access(s.client_cert, s.token_hash.as_ref(), &req, true) {
-        Ok(()) => return next.run(req).await,
-        Err(Refusal::NoClientCert) => "present a client certificate signed by the agent's client CA",
-        Err(Refusal::WrongToken) => {
-            "The request you have made requires authentication: wrong token."
-        }
-        Err(Refusal::NoToken) => {
-            "The request you have made requires authentication: send X-Auth-Token (the agent's token_file)."
-        }
-    };
-    Fault::new(StatusCode::UNAUTHORIZED, message).into_response()
 }
