@@ -22,6 +22,7 @@ pub mod karbor;
 pub mod limit;
 pub mod metrics;
 pub mod operations;
+mod oplog;
 pub mod schedule;
 pub mod service;
 pub mod tls;
@@ -98,7 +99,14 @@ impl Agent {
         let (token, keystone) = match config.authentication()? {
             config::Authentication::Token(token) => (token, None),
             config::Authentication::Keystone(k) => {
-                (None, Some(auth::KeystoneTokens::from_config(&k)?))
+                let tokens = crate::engine::identity::KeystoneTokens::from_cloud(
+                    &k.cloud,
+                    k.clouds_file.as_deref(),
+                    std::time::Duration::from_secs(k.cache_seconds),
+                    k.cache_size,
+                )
+                .map_err(|e| AgentError::Config(format!("agent.keystone: {e}")))?;
+                (None, Some(tokens))
             }
         };
         let client_certs = config

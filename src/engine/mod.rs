@@ -13,6 +13,7 @@
 //! Owns: the operations' contract, the views, plan runs ([`plans`]). Must not touch: HTTP
 //! (that is [`crate::api`]), the terminal (that is [`crate::cli`]).
 
+pub mod identity;
 mod lazy;
 mod local;
 pub mod operation_logs;

@@ -14,11 +14,13 @@ mod checkpoint;
 pub mod duration;
 mod ids;
 mod kind;
+mod operation_log;
 mod plan;
 mod restore;
 mod scheduled_operation;
 mod status;
 mod trigger;
+mod verification;
 
 pub use checkpoint::{
     BackupLink, Checkpoint, CheckpointSummary, ClusterRecord, Edge, ResourceRecord,
@@ -29,6 +31,7 @@ pub use ids::{
     ObjectRef, RestoreId, Revision, SnapshotId, Uid, VolumeId,
 };
 pub use kind::{ApiResource, ResourceKind};
+pub use operation_log::{BadOperationLog, OperationLog, OperationType as LoggedOperation, Phase};
 pub use plan::{InvalidPlanId, PlanId, PlanResource, PlanStatus, StoredPlan};
 pub use restore::{
     JournalBatch, OutcomeIndex, RestoreRecord, RestoreStats, RestoredResource, Source,
@@ -41,6 +44,7 @@ pub use status::{
     VolumeDriver, VolumeStatus,
 };
 pub use trigger::{InvalidTriggerId, StoredTrigger, TimeFormat, TriggerId, TriggerType};
+pub use verification::{BadVerification, Verification, VerificationStatus};
 
 /// Milliseconds since the Unix epoch as a time; `None` for 0 (not set).
 pub fn time_of_ms(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
