@@ -192,16 +192,6 @@ impl TryFrom<pb::OperationLog> for OperationLog {
     }
 }
 
-fn ms_v(t: DateTime<Utc>) -> u64 {
-    u64::try_from(t.timestamp_millis()).unwrap_or(0)
-}
-
-fn time_of_v(ms: u64) -> Option<DateTime<Utc>> {
-    i64::try_from(ms)
-        .ok()
-        .and_then(|m| Utc.timestamp_millis_opt(m).single())
-}
-
 fn object_of(json: &str) -> Option<Map<String, Value>> {
     if json.is_empty() {
         return Some(Map::new());
@@ -223,8 +213,8 @@ impl From<&Verification> for pb::Verification {
             resources_status_json: Value::Object(v.resources_status.clone()).to_string(),
             resources_reason_json: Value::Object(v.resources_reason.clone()).to_string(),
             reason: v.reason.clone(),
-            created_unix_ms: ms_v(v.created_at),
-            ended_unix_ms: v.ended_at.map(ms_v).unwrap_or(0),
+            created_unix_ms: ms(v.created_at),
+            ended_unix_ms: v.ended_at.map(ms).unwrap_or(0),
         }
     }
 }
@@ -247,7 +237,7 @@ impl TryFrom<pb::Verification> for Verification {
             object_of(&v.resources_status_json).ok_or_else(|| bad("resources_status"))?;
         let resources_reason =
             object_of(&v.resources_reason_json).ok_or_else(|| bad("resources_reason"))?;
-        let created_at = time_of_v(v.created_unix_ms).ok_or_else(|| bad("no creation time"))?;
+        let created_at = time_of(v.created_unix_ms).ok_or_else(|| bad("no creation time"))?;
         Ok(Verification {
             id: v.id,
             project_id: v.project_id,
@@ -258,7 +248,7 @@ impl TryFrom<pb::Verification> for Verification {
             resources_reason,
             reason: v.reason,
             created_at,
-            ended_at: Some(v.ended_unix_ms).filter(|m| *m > 0).and_then(time_of_v),
+            ended_at: Some(v.ended_unix_ms).filter(|m| *m > 0).and_then(time_of),
         })
     }
 }
