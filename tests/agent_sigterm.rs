@@ -54,9 +54,9 @@ plans:
     let (status, body) = request(
         addr,
         "POST",
-        "/v1/plans/nightly/trigger",
+        support::http::CHECKPOINTS,
         Some("sig-token"),
-        None,
+        Some(serde_json::json!({"run_plan": "nightly"})),
     )
     .await;
     assert_eq!(status, 202, "{body}");

@@ -193,13 +193,22 @@ pub async fn require_auth(
             }
             next.run(req).await
         }
-        Err(refusal) => refuse(&layer, refusal),
+        Err(refusal) => {
+            // A caller that asked for podbank's representation reads podbank's errors,
+            // whichever routes it asked.
+            let dialect = if super::karbor::asks_for_podbank(req.headers()) {
+                Dialect::Podbank
+            } else {
+                layer.dialect
+            };
+            refuse(&layer, dialect, refusal)
+        }
     }
 }
 
-fn refuse(layer: &AuthLayer, refusal: Refusal) -> Response {
+fn refuse(layer: &AuthLayer, dialect: Dialect, refusal: Refusal) -> Response {
     let keystone = layer.gate.keystone();
-    match layer.dialect {
+    match dialect {
         Dialect::Podbank => {
             let message = match &refusal {
                 Refusal::NoClientCert => {

@@ -16,16 +16,15 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,14 +32,8 @@ use super::auth::{require_auth, AuthLayer, Dialect, Gate, KeystoneTokens, Verifi
 use super::operations::OperationRecord;
 use super::service::ServiceError;
 use super::Service;
-use crate::api::{
-    status_of, Accepted, ErrorBody, ErrorDetail, Items, PlanList, Readiness, Trigger,
-};
-use crate::engine::{
-    CheckpointFilter, DependentsView, EngineError, PageRequest, PodList, PodSpecifier,
-    ProtectRequest, ReadinessCheck, RestoreRequest, SelectionSpec, MAX_PAGE,
-};
-use crate::model::{CheckpointId, Namespace, RestoreId};
+use crate::api::{status_of, Accepted, ErrorBody, ErrorDetail, Items, Readiness};
+use crate::engine::{EngineError, ReadinessCheck, MAX_PAGE};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -68,10 +61,6 @@ impl ApiError {
             code,
             message: message.into(),
         }
-    }
-
-    fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
     }
 }
 
@@ -116,7 +105,8 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-fn accepted(op: OperationRecord) -> Response {
+/// A long operation started: `202 Accepted`, the operation, and where to follow it.
+pub(super) fn accepted(op: OperationRecord) -> Response {
     let url = format!("/v1/operations/{}", op.id);
     let location = HeaderValue::from_str(&url).ok();
     let mut resp = (
@@ -131,47 +121,6 @@ fn accepted(op: OperationRecord) -> Response {
         resp.headers_mut().insert(header::LOCATION, l);
     }
     resp
-}
-
-/// A checkpoint id from a URL: 400 when it cannot be one.
-fn checkpoint_id(id: &str) -> Result<CheckpointId, ApiError> {
-    id.parse()
-        .map_err(|e: crate::model::IdError| ApiError::invalid(e.to_string()))
-}
-
-/// A restore id from a URL: 400 when it cannot be one.
-fn restore_id(id: &str) -> Result<RestoreId, ApiError> {
-    id.parse()
-        .map_err(|e: crate::model::IdError| ApiError::invalid(e.to_string()))
-}
-
-/// Query of `GET /v1/protectables/OS::Kubernetes::Pod/instances`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct InstancesQuery {
-    /// Namespaces, comma-separated; all if absent.
-    pub namespaces: Option<String>,
-    /// Label selector.
-    pub label_selector: Option<String>,
-    /// Field selector.
-    pub field_selector: Option<String>,
-    /// Most pods returned (default and maximum 1000; more is clamped, with a `Warning`).
-    pub limit: Option<usize>,
-    /// The page after this pod (uid or `namespace/name`): the `next` of the page before.
-    pub marker: Option<String>,
-}
-
-/// Runs a read of etcd or the bank once it has its turn; refuses it with 503 and
-/// `Retry-After` when too many run and wait.
-async fn take_turn(State(s): State<ApiState>, req: Request, next: Next) -> Response {
-    match s.service.reads().enter().await {
-        Ok(_turn) => next.run(req).await,
-        Err(over) => overloaded(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            over.to_string(),
-        )),
-    }
 }
 
 /// `error` as a response that says when to try again.
@@ -201,223 +150,7 @@ pub(super) fn page_size(limit: Option<usize>) -> (usize, Option<HeaderValue>) {
     }
 }
 
-/// Query of `GET /v1/checkpoints`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CheckpointsQuery {
-    /// Only this plan's checkpoints.
-    pub plan: Option<String>,
-    /// Deleted checkpoints kept as tombstones too.
-    #[serde(default)]
-    pub all: bool,
-}
-
 type ApiResult<T> = Result<T, ApiError>;
-
-fn json_body<T>(
-    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
-) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(bad_json)
-}
-
-/// Protectable resource types.
-#[utoipa::path(get, path = "/v1/protectables", tag = "protectables",
-    responses((status = 200, description = "Resource types", body = Items<String>)),
-    security(("bearer" = [])))]
-async fn protectable_types() -> Json<Items<String>> {
-    Json(Items {
-        items: vec![crate::model::ResourceKind::Pod.karbor().to_string()],
-    })
-}
-
-/// Protectable pods, read from etcd.
-#[utoipa::path(get, path = "/v1/protectables/OS::Kubernetes::Pod/instances", tag = "protectables",
-    params(InstancesQuery),
-    responses((status = 200, description = "Pods", body = Object),
-              (status = 400, description = "Bad selector", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn list_instances(
-    State(s): State<ApiState>,
-    Query(q): Query<InstancesQuery>,
-) -> ApiResult<Response> {
-    let selection = SelectionSpec {
-        namespaces: q
-            .namespaces
-            .map(|n| Namespace::parse_list(&n))
-            .transpose()
-            .map_err(|e| EngineError::Invalid(e.to_string()))?
-            .unwrap_or_default(),
-        label_selector: q.label_selector,
-        field_selector: q.field_selector,
-        ..SelectionSpec::default()
-    };
-    let (limit, clamped) = page_size(q.limit);
-    let after = q.marker.map(|m| m.parse::<PodSpecifier>()).transpose()?;
-    let page = s
-        .service
-        .engine()
-        .pod_page(&selection, &PageRequest { after, limit })
-        .await
-        .map_err(|e| match e {
-            EngineError::NotFound(m) => EngineError::Invalid(m),
-            e => e,
-        })?;
-    let mut response = Json(PodList::from(page)).into_response();
-    if let Some(w) = clamped {
-        response.headers_mut().insert(header::WARNING, w);
-    }
-    Ok(response)
-}
-
-/// One protectable pod, by uid or `<namespace>/<name>` (slash percent-encoded).
-#[utoipa::path(get, path = "/v1/protectables/OS::Kubernetes::Pod/instances/{id}", tag = "protectables",
-    params(("id" = String, Path, description = "Pod uid or namespace/name")),
-    responses((status = 200, description = "The pod", body = Object),
-              (status = 404, description = "No such pod", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn show_instance(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let pod: PodSpecifier = id.parse()?;
-    Ok(Json(s.service.engine().pod(&pod).await?).into_response())
-}
-
-/// A pod's dependents: its Cinder volumes, and its closure (owners, referenced objects, namespace).
-#[utoipa::path(get, path = "/v1/protectables/OS::Kubernetes::Pod/instances/{id}/dependents", tag = "protectables",
-    params(("id" = String, Path, description = "Pod uid or namespace/name")),
-    responses((status = 200, description = "Dependents", body = Object),
-              (status = 404, description = "No such pod", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn instance_dependents(
-    State(s): State<ApiState>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let pod: PodSpecifier = id.parse()?;
-    let detail = s.service.engine().pod(&pod).await?;
-    Ok(Json(DependentsView::from(detail)).into_response())
-}
-
-/// Checkpoints in the bank, oldest first.
-#[utoipa::path(get, path = "/v1/checkpoints", tag = "checkpoints",
-    params(CheckpointsQuery),
-    responses((status = 200, description = "Checkpoints, oldest first, and unreadable manifests", body = Object)),
-    security(("bearer" = [])))]
-async fn list_checkpoints(
-    State(s): State<ApiState>,
-    Query(q): Query<CheckpointsQuery>,
-) -> ApiResult<Response> {
-    let filter = CheckpointFilter {
-        plan: q.plan,
-        all: q.all,
-    };
-    Ok(Json(s.service.engine().checkpoints(&filter).await?).into_response())
-}
-
-/// Take a checkpoint now (on demand).
-#[utoipa::path(post, path = "/v1/checkpoints", tag = "checkpoints",
-    request_body = ProtectRequest,
-    responses((status = 202, description = "Started", body = Accepted),
-              (status = 400, description = "Invalid parameters or selector", body = ErrorBody),
-              (status = 503, description = "Shutting down", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn create_checkpoint(
-    State(s): State<ApiState>,
-    body: Result<Json<ProtectRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Response> {
-    let request: ProtectRequest = json_body(body)?;
-    if let Some(refusal) = request.agent_refusal() {
-        return Err(refusal.error("protect").into());
-    }
-    Ok(accepted(s.service.protect(request)?))
-}
-
-/// One checkpoint in full.
-#[utoipa::path(get, path = "/v1/checkpoints/{id}", tag = "checkpoints",
-    params(("id" = String, Path, description = "Checkpoint id")),
-    responses((status = 200, description = "The checkpoint", body = Object),
-              (status = 400, description = "Not a checkpoint id", body = ErrorBody),
-              (status = 404, description = "No such checkpoint", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn show_checkpoint(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id = checkpoint_id(&id)?;
-    Ok(Json(s.service.engine().checkpoint(&id).await?).into_response())
-}
-
-/// Delete a checkpoint and its Cinder backups.
-#[utoipa::path(delete, path = "/v1/checkpoints/{id}", tag = "checkpoints",
-    params(("id" = String, Path, description = "Checkpoint id")),
-    responses((status = 202, description = "Started", body = Accepted),
-              (status = 400, description = "Not a checkpoint id", body = ErrorBody),
-              (status = 404, description = "No such checkpoint", body = ErrorBody),
-              (status = 503, description = "Shutting down", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn delete_checkpoint(
-    State(s): State<ApiState>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = checkpoint_id(&id)?;
-    Ok(accepted(s.service.delete_checkpoint(id).await?))
-}
-
-/// Restore records.
-#[utoipa::path(get, path = "/v1/restores", tag = "restores",
-    responses((status = 200, description = "Restores, oldest first", body = Object)),
-    security(("bearer" = [])))]
-async fn list_restores(State(s): State<ApiState>) -> ApiResult<Response> {
-    Ok(Json(s.service.engine().restores().await?).into_response())
-}
-
-/// Restore from a checkpoint.
-#[utoipa::path(post, path = "/v1/restores", tag = "restores",
-    request_body = RestoreRequest,
-    responses((status = 202, description = "Started", body = Accepted),
-              (status = 400, description = "Invalid parameters", body = ErrorBody),
-              (status = 404, description = "No such checkpoint", body = ErrorBody),
-              (status = 503, description = "Shutting down", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn create_restore(
-    State(s): State<ApiState>,
-    body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Response> {
-    let request: RestoreRequest = json_body(body)?;
-    if let Some(refusal) = request.agent_refusal() {
-        return Err(refusal.error("restore").into());
-    }
-    Ok(accepted(s.service.restore(request).await?))
-}
-
-/// One restore in full.
-#[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores",
-    params(("id" = String, Path, description = "Restore id")),
-    responses((status = 200, description = "The restore", body = Object),
-              (status = 400, description = "Not a restore id", body = ErrorBody),
-              (status = 404, description = "No such restore", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn show_restore(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id = restore_id(&id)?;
-    Ok(Json(s.service.engine().restore_record(&id).await?).into_response())
-}
-
-/// The configured plans.
-#[utoipa::path(get, path = "/v1/plans", tag = "plans",
-    responses((status = 200, description = "Plans", body = PlanList)),
-    security(("bearer" = [])))]
-async fn list_plans(State(s): State<ApiState>) -> Json<PlanList> {
-    Json(PlanList {
-        leader: s.service.is_leader(),
-        items: s.service.plan_views(),
-    })
-}
-
-/// Run a plan now (protect, then retention), on this replica.
-#[utoipa::path(post, path = "/v1/plans/{name}/trigger", tag = "plans",
-    params(("name" = String, Path, description = "Plan name")),
-    responses((status = 202, description = "Started", body = Accepted),
-              (status = 404, description = "No such plan", body = ErrorBody),
-              (status = 409, description = "The plan is already running", body = ErrorBody),
-              (status = 503, description = "Shutting down", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn trigger_plan(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(accepted(s.service.trigger_plan(&name, Trigger::Manual)?))
-}
 
 /// Operations of this replica, newest first.
 #[utoipa::path(get, path = "/v1/operations", tag = "operations",
@@ -493,10 +226,6 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         s.service.render_metrics(),
     )
         .into_response()
-}
-
-fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    ApiError::invalid(e.body_text())
 }
 
 async fn no_route() -> ApiError {
@@ -578,21 +307,10 @@ pub fn router_with_auth(
         service,
         openapi: Arc::new(OnceLock::new()),
     };
-    // Reads of etcd and the bank take a turn (see `limit`).
-    let reads = OpenApiRouter::new()
-        .routes(routes!(list_instances))
-        .routes(routes!(show_instance))
-        .routes(routes!(instance_dependents))
-        .routes(routes!(show_checkpoint, delete_checkpoint))
-        .route_layer(middleware::from_fn_with_state(state.clone(), take_turn));
+    // The resources (protectables, plans, checkpoints, restores, ...) are Karbor's routes
+    // (`super::karbor`), in Karbor's bodies or podbank's own; here only what Karbor has
+    // no resource for: the live operations of this replica and this document.
     let v1 = OpenApiRouter::new()
-        .routes(routes!(protectable_types))
-        .merge(reads)
-        .routes(routes!(list_checkpoints, create_checkpoint))
-        .routes(routes!(list_restores, create_restore))
-        .routes(routes!(show_restore))
-        .routes(routes!(list_plans))
-        .routes(routes!(trigger_plan))
         .routes(routes!(list_operations))
         .routes(routes!(show_operation))
         .routes(routes!(openapi_json))

@@ -62,6 +62,28 @@ pub fn error_of(code: &str, message: String) -> EngineError {
     }
 }
 
+/// The media type of podbank's own representation of the resources the agent's
+/// Karbor routes serve: what the CLI's `--agent` mode asks for in `Accept`.
+pub const PODBANK_JSON: &str = "application/vnd.podbank+json";
+
+/// The one Karbor provider podbank is: its id never changes.
+pub const PROVIDER_ID: &str = "b6a1c0de-7f3e-4c55-9a2d-0d0b0a4b0d01";
+
+/// The error code an HTTP status stands for, when the body says none (Karbor's fault
+/// bodies): the client's side of [`status_of`].
+pub fn code_of_status(status: u16) -> &'static str {
+    match status {
+        400 => "invalid",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        501 => "unsupported",
+        503 => "unavailable",
+        _ => "failed",
+    }
+}
+
 /// A list wrapper, so that lists can grow fields later.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Items<T> {

@@ -49,6 +49,14 @@ pub struct RemoteArgs {
     /// PEM key of --agent-cert-file.
     #[arg(long = "agent-key-file", env = "PODBANK_AGENT_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
+    /// The Karbor project (tenant) id the agent's API is asked in (its URLs name one).
+    #[arg(
+        long = "agent-project",
+        env = "OS_PROJECT_ID",
+        value_name = "ID",
+        global = true
+    )]
+    pub project: Option<String>,
     /// Through an agent: print the operation a long command started and return, instead
     /// of following it to its end.
     #[arg(long = "no-wait", global = true)]
@@ -64,6 +72,7 @@ impl RemoteArgs {
             ca_file: self.ca_file.clone(),
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
+            project: self.project.clone(),
         }
     }
 }

@@ -18,6 +18,10 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token-0123456789";
+/// Karbor's checkpoints of podbank's provider, in the project the tests use.
+const CHECKPOINTS: &str = "/v1/podbank/providers/b6a1c0de-7f3e-4c55-9a2d-0d0b0a4b0d01/checkpoints";
+/// What asks for podbank's own representation.
+const PODBANK_JSON: &str = "application/vnd.podbank+json";
 
 struct Api {
     router: Router,
@@ -65,6 +69,7 @@ impl Answer {
     }
 }
 
+/// A call asking for podbank's representation.
 async fn call(
     router: &Router,
     method: Method,
@@ -72,7 +77,22 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Answer {
+    call_as(router, method, uri, token, body, Some(PODBANK_JSON)).await
+}
+
+/// A call asking for `accept` (`None`: Karbor's bodies, as karborclient asks).
+async fn call_as(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    accept: Option<&str>,
+) -> Answer {
     let mut req = Request::builder().method(method).uri(uri);
+    if let Some(a) = accept {
+        req = req.header(header::ACCEPT, a);
+    }
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -127,24 +147,9 @@ async fn finish(api: &Api, accepted: &Answer) -> Value {
     }
 }
 
-/// Every (method, path) the API serves: podbank's own, then Karbor's.
-const ROUTES: [(&str, &str); 54] = [
-    ("get", "/v1/protectables"),
-    ("get", "/v1/protectables/OS::Kubernetes::Pod/instances"),
-    ("get", "/v1/protectables/OS::Kubernetes::Pod/instances/{id}"),
-    (
-        "get",
-        "/v1/protectables/OS::Kubernetes::Pod/instances/{id}/dependents",
-    ),
-    ("get", "/v1/checkpoints"),
-    ("post", "/v1/checkpoints"),
-    ("get", "/v1/checkpoints/{id}"),
-    ("delete", "/v1/checkpoints/{id}"),
-    ("get", "/v1/restores"),
-    ("post", "/v1/restores"),
-    ("get", "/v1/restores/{id}"),
-    ("get", "/v1/plans"),
-    ("post", "/v1/plans/{name}/trigger"),
+/// Every (method, path) the API serves: podbank's own (what Karbor has no resource for),
+/// then Karbor's.
+const ROUTES: [(&str, &str); 41] = [
     ("get", "/v1/operations"),
     ("get", "/v1/operations/{id}"),
     ("get", "/v1/openapi.json"),
@@ -214,11 +219,6 @@ const ROUTES: [(&str, &str); 54] = [
     ("post", "/v1/{project_id}/restores"),
     ("get", "/v1/{project_id}/restores/{restore_id}"),
 ];
-
-/// Whether `path` is one of Karbor's (authenticated with `X-Auth-Token`, faults as bodies).
-fn is_karbor(path: &str) -> bool {
-    path.starts_with("/v1/{project_id}")
-}
 
 fn sample_uri(path: &str) -> String {
     path.replace("{id}", "uid-web-0")
@@ -302,7 +302,7 @@ async fn the_openapi_document_parses_and_lists_exactly_the_served_routes() {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, expected);
-    assert_eq!(documented.len(), 54);
+    assert_eq!(documented.len(), 41);
     // And the router serves every documented operation (no fallback, no 405).
     for (m, p, _) in doc_operations(&doc) {
         let body = (m == "post").then(|| json!({}));
@@ -320,7 +320,14 @@ async fn the_openapi_document_parses_and_lists_exactly_the_served_routes() {
     let r = get(&api, "/v1/nothing-here").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json()["error"]["code"], "no_route");
-    let r = call(&api.router, Method::PUT, "/v1/plans", Some(TOKEN), None).await;
+    let r = call(
+        &api.router,
+        Method::PUT,
+        "/v1/podbank/plans",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -343,15 +350,7 @@ async fn every_v1_route_needs_the_bearer_token() {
             let body = (m == "post").then(|| json!({}));
             let r = call(&api.router, method(&m), &uri, token, body).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{m} {p} with {token:?}");
-            if is_karbor(&p) {
-                // Karbor's fault body, as karborclient parses it.
-                assert!(
-                    r.json().get("unauthorized").is_some(),
-                    "{m} {p}: {}",
-                    r.text
-                );
-                continue;
-            }
+            // Asked for podbank's representation: podbank's error body, on every route.
             assert_eq!(r.json()["error"]["code"], "unauthorized");
             assert_eq!(
                 r.headers
@@ -361,7 +360,7 @@ async fn every_v1_route_needs_the_bearer_token() {
             );
         }
     }
-    assert_eq!(secured, 49);
+    assert_eq!(secured, 36);
     // The refused calls started nothing.
     assert!(api.engine.with_bank(|b| b.protects.is_empty()));
     assert!(api.service.operations().list().is_empty());
@@ -403,9 +402,9 @@ async fn health_readiness_and_metrics_are_open() {
         &call(
             &api.router,
             Method::POST,
-            "/v1/plans/hourly/trigger",
+            CHECKPOINTS,
             Some(TOKEN),
-            None,
+            Some(json!({"run_plan": "hourly"})),
         )
         .await,
     )
@@ -435,24 +434,25 @@ async fn health_readiness_and_metrics_are_open() {
 #[tokio::test]
 async fn protectables_list_show_and_dependents() {
     let api = api();
-    let base = "/v1/protectables/OS::Kubernetes::Pod/instances";
-    let r = get(&api, "/v1/protectables").await;
-    assert_eq!(r.json()["items"], json!(["OS::Kubernetes::Pod"]));
+    let base = "/v1/podbank/protectables/OS::Kubernetes::Pod/instances";
+    let r = get(&api, "/v1/podbank/protectables").await;
+    assert_eq!(r.json()["protectable_type"][0], "OS::Kubernetes::Pod");
     let r = get(&api, base).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["items"].as_array().expect("items").len(), 3);
-    let r = get(&api, &format!("{base}?namespaces=shop")).await;
+    let with = |p: Value| format!("{base}?parameters={}", encoded(&p.to_string()));
+    let r = get(&api, &with(json!({"namespace": "shop"}))).await;
     assert_eq!(r.json()["items"].as_array().expect("items").len(), 2);
     let r = get(
         &api,
-        &format!("{base}?namespaces=shop,ops&label_selector=app%3Dweb"),
+        &with(json!({"namespace": "shop,ops", "label_selector": "app=web"})),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = get(&api, &format!("{base}?label_selector=a%20in%20(")).await;
+    let r = get(&api, &with(json!({"label_selector": "a in ("}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["error"]["code"], "invalid");
-    let r = get(&api, &format!("{base}?namespaces=shop,Not_A_Namespace")).await;
+    let r = get(&api, &with(json!({"namespace": "shop,Not_A_Namespace"}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(
         r.text.contains("Not_A_Namespace"),
@@ -463,16 +463,27 @@ async fn protectables_list_show_and_dependents() {
     for id in ["uid-db-0", "shop%2Fdb-0"] {
         let r = get(&api, &format!("{base}/{id}")).await;
         assert_eq!(r.status, StatusCode::OK, "{id}: {}", r.text);
-        assert_eq!(r.json()["name"], "db-0");
-        let r = get(&api, &format!("{base}/{id}/dependents")).await;
-        assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.json()["dependents"][0]["type"], "OS::Cinder::Volume");
+        let pod = r.json();
+        assert_eq!(pod["name"], "db-0", "{pod}");
+        // Its dependents come with it: its Cinder volume first.
+        assert_eq!(pod["dependents"][0]["type"], "OS::Cinder::Volume", "{pod}");
     }
-    for uri in [format!("{base}/nope"), format!("{base}/nope/dependents")] {
-        let r = get(&api, &uri).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND);
-        assert_eq!(r.json()["error"]["code"], "not_found");
-    }
+    let r = get(&api, &format!("{base}/nope")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+}
+
+/// `text` percent-encoded for a query string.
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -485,7 +496,7 @@ async fn checkpoints_create_list_show_delete() {
     let accepted = call(
         &api.router,
         Method::POST,
-        "/v1/checkpoints",
+        CHECKPOINTS,
         Some(TOKEN),
         Some(body),
     )
@@ -499,16 +510,16 @@ async fn checkpoints_create_list_show_delete() {
         .to_string();
     assert_eq!(op["result"]["status"], "available");
 
-    let list = get(&api, "/v1/checkpoints").await.json();
+    let list = get(&api, CHECKPOINTS).await.json();
     assert_eq!(list["items"].as_array().expect("items").len(), 1);
     assert_eq!(list["items"][0]["id"], id.as_str());
     assert_eq!(list["items"][0]["volumes"][0]["volumeId"], "vol-shop-web-0");
-    let r = get(&api, "/v1/checkpoints?plan=hourly").await;
+    let r = get(&api, &format!("{CHECKPOINTS}?plan=hourly")).await;
     assert_eq!(r.json()["items"], json!([]));
-    let r = get(&api, &format!("/v1/checkpoints/{id}")).await;
+    let r = get(&api, &format!("{CHECKPOINTS}/{id}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["id"], id.as_str());
-    let r = get(&api, "/v1/checkpoints/cp-none").await;
+    let r = get(&api, &format!("{CHECKPOINTS}/cp-none")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // Parameters are validated before anything starts.
@@ -531,7 +542,7 @@ async fn checkpoints_create_list_show_delete() {
         let r = call(
             &api.router,
             Method::POST,
-            "/v1/checkpoints",
+            CHECKPOINTS,
             Some(TOKEN),
             Some(bad.clone()),
         )
@@ -541,7 +552,7 @@ async fn checkpoints_create_list_show_delete() {
     }
     let req = Request::builder()
         .method(Method::POST)
-        .uri("/v1/checkpoints")
+        .uri(CHECKPOINTS)
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("{not json"))
@@ -553,7 +564,7 @@ async fn checkpoints_create_list_show_delete() {
     let accepted = call(
         &api.router,
         Method::DELETE,
-        &format!("/v1/checkpoints/{id}"),
+        &format!("{CHECKPOINTS}/{id}"),
         Some(TOKEN),
         None,
     )
@@ -562,15 +573,12 @@ async fn checkpoints_create_list_show_delete() {
     assert_eq!(op["state"], "succeeded", "{op}");
     assert_eq!(op["kind"], "delete_checkpoint");
     assert_eq!(op["target"], id.as_str());
-    assert_eq!(
-        get(&api, "/v1/checkpoints").await.json()["items"],
-        json!([])
-    );
+    assert_eq!(get(&api, CHECKPOINTS).await.json()["items"], json!([]));
     // Deleting what is gone is known to fail: 404 at once, no operation (issue 11).
     let r = call(
         &api.router,
         Method::DELETE,
-        &format!("/v1/checkpoints/{id}"),
+        &format!("{CHECKPOINTS}/{id}"),
         Some(TOKEN),
         None,
     )
@@ -587,9 +595,9 @@ async fn restores_create_list_show() {
         &call(
             &api.router,
             Method::POST,
-            "/v1/plans/hourly/trigger",
+            CHECKPOINTS,
             Some(TOKEN),
-            None,
+            Some(json!({"run_plan": "hourly"})),
         )
         .await,
     )
@@ -606,7 +614,7 @@ async fn restores_create_list_show() {
         &call(
             &api.router,
             Method::POST,
-            "/v1/restores",
+            "/v1/podbank/restores",
             Some(TOKEN),
             Some(body),
         )
@@ -618,14 +626,14 @@ async fn restores_create_list_show() {
     assert_eq!(op["result"]["status"], "success");
     let rid = op["result"]["id"].as_str().expect("restore id").to_string();
 
-    let list = get(&api, "/v1/restores").await.json();
+    let list = get(&api, "/v1/podbank/restores").await.json();
     assert_eq!(list["items"][0]["id"], rid.as_str());
     assert_eq!(list["items"][0]["checkpointId"], cp.as_str());
-    let r = get(&api, &format!("/v1/restores/{rid}")).await;
+    let r = get(&api, &format!("/v1/podbank/restores/{rid}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["id"], rid.as_str());
     assert_eq!(
-        get(&api, "/v1/restores/none").await.status,
+        get(&api, "/v1/podbank/restores/none").await.status,
         StatusCode::NOT_FOUND
     );
 
@@ -634,7 +642,7 @@ async fn restores_create_list_show() {
     let r = call(
         &api.router,
         Method::POST,
-        "/v1/restores",
+        "/v1/podbank/restores",
         Some(TOKEN),
         Some(bad),
     )
@@ -645,7 +653,7 @@ async fn restores_create_list_show() {
     let r = call(
         &api.router,
         Method::POST,
-        "/v1/restores",
+        "/v1/podbank/restores",
         Some(TOKEN),
         Some(body),
     )
@@ -657,7 +665,7 @@ async fn restores_create_list_show() {
 #[tokio::test]
 async fn plans_list_trigger_busy_and_operations() {
     let api = api();
-    let plans = get(&api, "/v1/plans").await.json();
+    let plans = get(&api, "/v1/podbank/plans").await.json();
     assert_eq!(plans["leader"], true);
     assert_eq!(plans["items"][0]["name"], "hourly");
     assert_eq!(plans["items"][0]["schedule"], "0 * * * *");
@@ -668,23 +676,23 @@ async fn plans_list_trigger_busy_and_operations() {
     let first = call(
         &api.router,
         Method::POST,
-        "/v1/plans/hourly/trigger",
+        CHECKPOINTS,
         Some(TOKEN),
-        None,
+        Some(json!({"run_plan": "hourly"})),
     )
     .await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     let r = call(
         &api.router,
         Method::POST,
-        "/v1/plans/hourly/trigger",
+        CHECKPOINTS,
         Some(TOKEN),
-        None,
+        Some(json!({"run_plan": "hourly"})),
     )
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(r.json()["error"]["code"], "busy");
-    let plans = get(&api, "/v1/plans").await.json();
+    let plans = get(&api, "/v1/podbank/plans").await.json();
     assert_eq!(plans["items"][0]["running"], true);
     assert_eq!(
         plans["items"][0]["lastOperation"],
@@ -700,9 +708,9 @@ async fn plans_list_trigger_busy_and_operations() {
     let r = call(
         &api.router,
         Method::POST,
-        "/v1/plans/nope/trigger",
+        CHECKPOINTS,
         Some(TOKEN),
-        None,
+        Some(json!({"run_plan": "nope"})),
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -722,9 +730,9 @@ async fn a_closing_agent_refuses_new_work_and_is_not_ready() {
     let r = call(
         &api.router,
         Method::POST,
-        "/v1/plans/hourly/trigger",
+        CHECKPOINTS,
         Some(TOKEN),
-        None,
+        Some(json!({"run_plan": "hourly"})),
     )
     .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -732,7 +740,7 @@ async fn a_closing_agent_refuses_new_work_and_is_not_ready() {
     let r = call(
         &api.router,
         Method::DELETE,
-        "/v1/checkpoints/x",
+        &format!("{CHECKPOINTS}/x"),
         Some(TOKEN),
         None,
     )
@@ -741,7 +749,7 @@ async fn a_closing_agent_refuses_new_work_and_is_not_ready() {
     let r = call(&api.router, Method::GET, "/readyz", None, None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     // Reads still work while draining.
-    assert_eq!(get(&api, "/v1/plans").await.status, StatusCode::OK);
+    assert_eq!(get(&api, "/v1/podbank/plans").await.status, StatusCode::OK);
     wait_for("nothing running", Duration::from_secs(1), || {
         api.service.operations().running() == 0
     })
@@ -764,7 +772,7 @@ async fn reads_past_the_bound_are_refused_with_retry_after_and_the_agent_recover
         },
     );
     let (router, _) = podbank::agent::http::router(Arc::clone(&service), Some(TOKEN.as_bytes()));
-    let own = "/v1/protectables/OS::Kubernetes::Pod/instances";
+    let own = "/v1/podbank/protectables/OS::Kubernetes::Pod/instances";
     let karbor = "/v1/0f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b/protectables/OS::Kubernetes::Pod/instances";
     // One read runs (held here): the next is refused at once, on both APIs.
     let turn = service.reads().enter().await.expect("a turn");
@@ -777,7 +785,7 @@ async fn reads_past_the_bound_are_refused_with_retry_after_and_the_agent_recover
         Some("1")
     );
     assert_eq!(r.json()["error"]["code"], "overloaded", "{}", r.text);
-    let r = call(&router, Method::GET, karbor, Some(TOKEN), None).await;
+    let r = call_as(&router, Method::GET, karbor, Some(TOKEN), None, None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert!(r.headers.get(header::RETRY_AFTER).is_some());
     assert_eq!(r.json()["serviceUnavailable"]["code"], 503, "{}", r.text);
@@ -785,7 +793,7 @@ async fn reads_past_the_bound_are_refused_with_retry_after_and_the_agent_recover
     // could take a turn.
     let r = call(&router, Method::GET, "/healthz", None, None).await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = call(&router, Method::GET, "/v1/checkpoints", Some(TOKEN), None).await;
+    let r = call(&router, Method::GET, CHECKPOINTS, Some(TOKEN), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = call(&router, Method::GET, own, None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -795,6 +803,6 @@ async fn reads_past_the_bound_are_refused_with_retry_after_and_the_agent_recover
     let r = call(&router, Method::GET, own, Some(TOKEN), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(3));
-    let r = call(&router, Method::GET, karbor, Some(TOKEN), None).await;
+    let r = call_as(&router, Method::GET, karbor, Some(TOKEN), None, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

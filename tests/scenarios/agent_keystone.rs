@@ -211,7 +211,7 @@ async fn keystone_tokens_let_callers_in_and_one_validation_serves_many_requests(
         format!("/v1/{PROJECT}/protectables"),
         format!("/v1/{PROJECT}/plans"),
         format!("/v1/{PROJECT}/protectables/OS::Kubernetes::Pod/instances"),
-        "/v1/plans".to_string(),
+        format!("/v1/{PROJECT}/restores"),
         "/v1/operations".to_string(),
     ] {
         for _ in 0..3 {
@@ -221,7 +221,7 @@ async fn keystone_tokens_let_callers_in_and_one_validation_serves_many_requests(
     }
     // The agent's own API takes the token as a bearer token too.
     let resp = http()
-        .get(format!("http://{}/v1/plans", agent.addr))
+        .get(format!("http://{}/v1/operations", agent.addr))
         .bearer_auth(&token)
         .send()
         .await
@@ -247,7 +247,9 @@ async fn keystone_tokens_let_callers_in_and_one_validation_serves_many_requests(
         agent.karbor(Some("not-a-keystone-token")).await,
     );
     assert_karbor_401("no token", agent.karbor(None).await);
-    let (status, _, body) = agent.get("/v1/plans", Some("not-a-keystone-token")).await;
+    let (status, _, body) = agent
+        .get("/v1/operations", Some("not-a-keystone-token"))
+        .await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["code"], "unauthorized", "{body}");
     // A garbage token is asked about (and refused) each time: it is not cached as valid.
@@ -380,7 +382,7 @@ async fn keystone_unreachable_is_a_503_with_retry_after_never_an_accepted_reques
     assert!(retry_after.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s > 0)));
     assert_eq!(body["serviceUnavailable"]["code"], 503, "{body}");
 
-    let (status, retry_after, body) = agent.get("/v1/plans", Some("some-token")).await;
+    let (status, retry_after, body) = agent.get("/v1/operations", Some("some-token")).await;
     assert_eq!(status, 503, "{body}");
     assert!(retry_after.is_some(), "{body}");
     assert_eq!(body["error"]["code"], "keystone_unavailable", "{body}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::agent::{AgentProc, TOKEN};
 use crate::support::etcd::TestEtcd;
-use crate::support::http::request;
+use crate::support::http::{request, CHECKPOINTS};
 use podbank_seed::{self as seed, SeedPlan};
 use serde_json::Value;
 
@@ -185,7 +185,14 @@ async fn sigterm_with_no_grace_mid_checkpoint_leaves_no_partial_checkpoint() {
     let (etcd, dir) = setup(2000, "0 0 1 1 *", "0s").await;
     let mut a = AgentProc::spawn(&etcd, dir.path(), "node-a");
     a.wait_listening().await;
-    let (status, acc) = request(a.addr, "POST", "/v1/plans/fast/trigger", Some(TOKEN), None).await;
+    let (status, acc) = request(
+        a.addr,
+        "POST",
+        CHECKPOINTS,
+        Some(TOKEN),
+        Some(serde_json::json!({"run_plan": "fast"})),
+    )
+    .await;
     assert_eq!(status, 202, "{acc}");
     // Signal while the operation runs.
     let url = acc["statusUrl"].as_str().expect("url").to_string();

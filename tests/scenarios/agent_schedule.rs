@@ -183,14 +183,35 @@ async fn only_the_leader_runs_schedules_and_the_other_takes_over_after_a_crash()
     assert!(!*follower.leading().borrow());
 
     // Over real HTTP: each replica says whether it leads; the follower serves reads too.
-    let (status, plans) = request(leader.local_addr(), "GET", "/v1/plans", Some(TOKEN), None).await;
+    let (status, plans) = request(
+        leader.local_addr(),
+        "GET",
+        "/v1/podbank/plans",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(plans["leader"], true);
     assert!(plans["items"][0]["nextRun"].is_string(), "{plans}");
-    let (_, plans) = request(follower.local_addr(), "GET", "/v1/plans", Some(TOKEN), None).await;
+    let (_, plans) = request(
+        follower.local_addr(),
+        "GET",
+        "/v1/podbank/plans",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(plans["leader"], false);
     assert_eq!(plans["items"][0]["nextRun"], Value::Null);
-    let (status, _) = request(follower.local_addr(), "GET", "/v1/plans", None, None).await;
+    let (status, _) = request(
+        follower.local_addr(),
+        "GET",
+        "/v1/podbank/plans",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     let (_, metrics) = request(follower.local_addr(), "GET", "/metrics", None, None).await;
     assert!(metrics

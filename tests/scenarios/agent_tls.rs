@@ -155,16 +155,19 @@ async fn mtls_and_token_both_required_on_v1_probes_open() {
     let me = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
 
     assert_eq!(
-        get(addr, &pki.ca, me, Some("tls-token"), "/v1/plans").await,
+        get(addr, &pki.ca, me, Some("tls-token"), "/v1/operations").await,
         Ok(200)
     );
-    assert_eq!(get(addr, &pki.ca, me, None, "/v1/plans").await, Ok(401));
     assert_eq!(
-        get(addr, &pki.ca, me, Some("wrong"), "/v1/plans").await,
+        get(addr, &pki.ca, me, None, "/v1/operations").await,
         Ok(401)
     );
     assert_eq!(
-        get(addr, &pki.ca, None, Some("tls-token"), "/v1/plans").await,
+        get(addr, &pki.ca, me, Some("wrong"), "/v1/operations").await,
+        Ok(401)
+    );
+    assert_eq!(
+        get(addr, &pki.ca, None, Some("tls-token"), "/v1/operations").await,
         Ok(401)
     );
     // Probes carry no client certificate.
@@ -172,7 +175,7 @@ async fn mtls_and_token_both_required_on_v1_probes_open() {
     assert_eq!(get(addr, &pki.ca, None, None, "/metrics").await, Ok(200));
     // A certificate from another CA does not get through the handshake.
     let rogue = Some((pki.rogue_cert.as_path(), pki.rogue_key.as_path()));
-    let r = get(addr, &pki.ca, rogue, Some("tls-token"), "/v1/plans").await;
+    let r = get(addr, &pki.ca, rogue, Some("tls-token"), "/v1/operations").await;
     assert!(r.is_err(), "{r:?}");
     // Plain HTTP on the TLS port gets no answer.
     let r = tokio::time::timeout(
@@ -192,8 +195,14 @@ async fn mtls_alone_is_enough_authentication() {
     let agent = start(&etcd, dir.path(), &pki, false).await;
     let addr = agent.local_addr();
     let me = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
-    assert_eq!(get(addr, &pki.ca, me, None, "/v1/plans").await, Ok(200));
-    assert_eq!(get(addr, &pki.ca, None, None, "/v1/plans").await, Ok(401));
+    assert_eq!(
+        get(addr, &pki.ca, me, None, "/v1/operations").await,
+        Ok(200)
+    );
+    assert_eq!(
+        get(addr, &pki.ca, None, None, "/v1/operations").await,
+        Ok(401)
+    );
     agent.shutdown().await.expect("shutdown");
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::support::apiserver::FakeApiServer;
 use crate::support::etcd::TestEtcd;
-use crate::support::http::request;
+use crate::support::http::karbor_request as request;
 use podbank::agent::karbor::types::PROVIDER_ID;
 use podbank::agent::{Agent, AgentConfig};
 use podbank::bank::{backend, Bank, OpenOptions};
@@ -401,7 +401,7 @@ async fn version_documents_and_faults_are_karbors() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["badRequest"]["code"], 400);
 
-    // Paging links, and the agent's own routes still answer beside Karbor's.
+    // Paging links.
     let (status, body) = request(
         addr,
         "GET",
@@ -414,9 +414,18 @@ async fn version_documents_and_faults_are_karbors() {
     assert_eq!(body["instances"].as_array().map(Vec::len), Some(2));
     let next = body["instances_links"][0]["href"].as_str().unwrap_or("");
     assert!(next.contains("limit=2&marker="), "{body}");
-    let (status, body) = request(addr, "GET", "/v1/protectables", Some(TOKEN), None).await;
+    // podbank's representation of the same route: its own view of the pods.
+    let (status, body) = crate::support::http::request(
+        addr,
+        "GET",
+        &format!("/v1/{PROJECT}/protectables/OS::Kubernetes::Pod/instances?limit=2"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    assert!(matches!(body, Value::Object(_)));
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(2), "{body}");
+    assert!(body["next"].is_string(), "{body}");
     rig.stop().await;
 }
 

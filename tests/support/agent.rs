@@ -84,7 +84,7 @@ impl AgentProc {
     }
 
     pub async fn leads(&self) -> bool {
-        self.get("/v1/plans").await.1["leader"] == true
+        self.get("/v1/podbank/plans").await.1["leader"] == true
     }
 
     /// Plan runs this replica started.

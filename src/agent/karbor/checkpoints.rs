@@ -11,12 +11,14 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
 use super::ids;
 use super::plans::{find_plan, AnyPlan, POD};
+use super::podbank::{self, Repr};
 use super::types::{Fault, PROVIDER_ID};
 use super::{bad, limit_of, paged, KResult, KarborState};
 use crate::api::{OperationRecord, OperationState};
@@ -241,10 +243,14 @@ fn checkpoint_id_of(id: &str) -> KResult<CheckpointId> {
     security(("karbor_token" = [])))]
 pub(super) async fn create(
     State(s): State<KarborState>,
+    repr: Repr,
     Path((project, provider)): Path<(String, String)>,
     Json(body): Json<Value>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     check_provider(&provider)?;
+    if repr == Repr::Podbank {
+        return podbank::create_checkpoint(&s.service, &project, body);
+    }
     let b = body
         .get("checkpoint")
         .and_then(Value::as_object)
@@ -280,7 +286,7 @@ pub(super) async fn create(
     let mut view = pending_checkpoint_view(&s, &uuid, &p);
     view["extra_info"]["client"] = p.parameters.clone();
     remember(&s, uuid, p);
-    Ok(Json(json!({ "checkpoint": view })))
+    Ok(Json(json!({ "checkpoint": view })).into_response())
 }
 
 fn date_filter(q: &HashMap<String, String>, key: &str) -> KResult<Option<NaiveDate>> {
@@ -303,10 +309,14 @@ fn date_filter(q: &HashMap<String, String>, key: &str) -> KResult<Option<NaiveDa
     security(("karbor_token" = [])))]
 pub(super) async fn list(
     State(s): State<KarborState>,
+    repr: Repr,
     Path((project, provider)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     check_provider(&provider)?;
+    if repr == Repr::Podbank {
+        return podbank::list_checkpoints(&s.service, &q).await;
+    }
     let limit = limit_of(&q)?;
     let start = date_filter(&q, "start_date")?;
     let end = date_filter(&q, "end_date")?;
@@ -371,7 +381,7 @@ pub(super) async fn list(
     views.sort_by_key(|v| std::cmp::Reverse(v.0));
     let views: Vec<Value> = views.into_iter().map(|(_, v)| v).collect();
     let views = paged(views, &q, limit)?;
-    Ok(Json(json!({ "checkpoints": views })))
+    Ok(Json(json!({ "checkpoints": views })).into_response())
 }
 
 /// `GET /v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}`.
@@ -384,18 +394,22 @@ pub(super) async fn list(
     security(("karbor_token" = [])))]
 pub(super) async fn show(
     State(s): State<KarborState>,
+    repr: Repr,
     Path((project, provider, id)): Path<(String, String, String)>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     check_provider(&provider)?;
     let cp_id = checkpoint_id_of(&id)?;
+    if repr == Repr::Podbank {
+        return podbank::show_checkpoint(&s.service, &cp_id).await;
+    }
     match s.service.engine().checkpoint(&cp_id).await {
-        Ok(cp) => Ok(Json(
-            json!({ "checkpoint": checkpoint_view(&s, &project, &cp).await }),
-        )),
+        Ok(cp) => Ok(
+            Json(json!({ "checkpoint": checkpoint_view(&s, &project, &cp).await })).into_response(),
+        ),
         Err(EngineError::NotFound(m)) => match pending(&s, &id, PendingKind::Checkpoint) {
-            Some(p) => Ok(Json(
-                json!({ "checkpoint": pending_checkpoint_view(&s, &id, &p) }),
-            )),
+            Some(p) => Ok(
+                Json(json!({ "checkpoint": pending_checkpoint_view(&s, &id, &p) })).into_response(),
+            ),
             None => Err(Fault::not_found(m)),
         },
         Err(e) => Err(e.into()),
@@ -413,12 +427,16 @@ pub(super) async fn show(
     security(("karbor_token" = [])))]
 pub(super) async fn delete(
     State(s): State<KarborState>,
+    repr: Repr,
     Path((project, provider, id)): Path<(String, String, String)>,
-) -> KResult<StatusCode> {
+) -> KResult<Response> {
     check_provider(&provider)?;
     let cp_id = checkpoint_id_of(&id)?;
+    if repr == Repr::Podbank {
+        return podbank::delete_checkpoint(&s.service, &project, cp_id).await;
+    }
     s.service.delete_checkpoint_in(&project, cp_id).await?;
-    Ok(StatusCode::ACCEPTED)
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `PUT /v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}` with
@@ -562,9 +580,13 @@ fn pending_restore_view(s: &KarborState, uuid: &str, p: &Pending) -> Value {
     security(("karbor_token" = [])))]
 pub(super) async fn restore_create(
     State(s): State<KarborState>,
+    repr: Repr,
     Path(project): Path<String>,
     Json(body): Json<Value>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
+    if repr == Repr::Podbank {
+        return podbank::create_restore(&s.service, &project, body).await;
+    }
     let b = body
         .get("restore")
         .and_then(Value::as_object)
@@ -618,7 +640,7 @@ pub(super) async fn restore_create(
     };
     let view = pending_restore_view(&s, &uuid, &p);
     remember(&s, uuid, p);
-    Ok(Json(json!({ "restore": view })))
+    Ok(Json(json!({ "restore": view })).into_response())
 }
 
 /// `GET /v1/{project_id}/restores`: filter `status`; paging by `marker`, `limit`.
@@ -630,9 +652,13 @@ pub(super) async fn restore_create(
     security(("karbor_token" = [])))]
 pub(super) async fn restore_list(
     State(s): State<KarborState>,
+    repr: Repr,
     Path(project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
+    if repr == Repr::Podbank {
+        return podbank::list_restores(&s.service).await;
+    }
     let limit = limit_of(&q)?;
     let list = s.service.engine().restores().await?;
     let mut views: Vec<(String, Value)> = Vec::new();
@@ -672,7 +698,7 @@ pub(super) async fn restore_list(
     views.sort_by(|a, b| b.0.cmp(&a.0));
     let views: Vec<Value> = views.into_iter().map(|(_, v)| v).collect();
     let views = paged(views, &q, limit)?;
-    Ok(Json(json!({ "restores": views })))
+    Ok(Json(json!({ "restores": views })).into_response())
 }
 
 /// `GET /v1/{project_id}/restores/{restore_id}`.
@@ -684,16 +710,20 @@ pub(super) async fn restore_list(
     security(("karbor_token" = [])))]
 pub(super) async fn restore_show(
     State(s): State<KarborState>,
+    repr: Repr,
     Path((project, id)): Path<(String, String)>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let not_found = || Fault::not_found(format!("Restore {id} could not be found."));
     let restore_id = ids::restore_of(&id).ok_or_else(not_found)?;
+    if repr == Repr::Podbank {
+        return podbank::show_restore(&s.service, &restore_id).await;
+    }
     match s.service.engine().restore_record(&restore_id).await {
-        Ok(r) => Ok(Json(json!({ "restore": restore_view(&project, &r) }))),
+        Ok(r) => Ok(Json(json!({ "restore": restore_view(&project, &r) })).into_response()),
         Err(EngineError::NotFound(_)) => match pending(&s, &id, PendingKind::Restore) {
-            Some(p) => Ok(Json(
-                json!({ "restore": pending_restore_view(&s, &id, &p) }),
-            )),
+            Some(p) => {
+                Ok(Json(json!({ "restore": pending_restore_view(&s, &id, &p) })).into_response())
+            }
             None => Err(not_found()),
         },
         Err(e) => Err(e.into()),

@@ -13,6 +13,7 @@ mod checkpoints;
 mod ids;
 mod operation_logs;
 mod plans;
+mod podbank;
 mod scheduled_operations;
 mod triggers;
 pub mod types;
@@ -35,6 +36,8 @@ use super::auth::{require_auth, AuthLayer, Dialect, Gate};
 use super::Service;
 use crate::engine::{EngineError, PageRequest, PodSpecifier, SelectionSpec};
 use crate::model::Namespace;
+pub use podbank::asks_for_podbank;
+use podbank::Repr;
 use types::Fault;
 
 /// What the Karbor handlers get.
@@ -100,7 +103,8 @@ pub fn router(service: Arc<Service>, gate: Arc<Gate>) -> (Router, utoipa::openap
         .route_layer(middleware::from_fn_with_state(
             AuthLayer::new(gate, Dialect::Karbor),
             require_auth,
-        ));
+        ))
+        .route_layer(middleware::from_fn(podbank::podbank_errors));
     let (router, api) = OpenApiRouter::new()
         .routes(routes!(versions))
         .routes(routes!(version_v1))
@@ -272,6 +276,7 @@ pub(super) fn limit_of(q: &HashMap<String, String>) -> KResult<Option<usize>> {
     security(("karbor_token" = [])))]
 async fn list_instances(
     State(s): State<KarborState>,
+    repr: Repr,
     Path((_project, kind)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     OriginalUri(uri): OriginalUri,
@@ -305,6 +310,13 @@ async fn list_instances(
             EngineError::NotFound(m) => Fault::bad_request(format!("Invalid input received: {m}")),
             e => e.into(),
         })?;
+    if repr == Repr::Podbank {
+        let mut response = Json(crate::engine::PodList::from(page)).into_response();
+        if let Some(w) = clamped {
+            response.headers_mut().insert(header::WARNING, w);
+        }
+        return Ok(response);
+    }
     let instances: Vec<Value> = page.items.iter().map(types::pod_detail_instance).collect();
     let mut body = json!({ "instances": instances });
     if let (true, Some(last)) = (page.more, page.items.last()) {
@@ -335,8 +347,9 @@ async fn list_instances(
     security(("karbor_token" = [])))]
 async fn show_instance(
     State(s): State<KarborState>,
+    repr: Repr,
     Path((_project, kind, id)): Path<(String, String, String)>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     types::dependent_types(&kind).ok_or_else(invalid_type)?;
     if kind != "OS::Kubernetes::Pod" {
         return Err(Fault::new(
@@ -346,9 +359,10 @@ async fn show_instance(
     }
     let pod: PodSpecifier = id.parse()?;
     let detail = s.service.engine().pod(&pod).await?;
-    Ok(Json(
-        json!({ "instance": types::pod_detail_instance(&detail) }),
-    ))
+    if repr == Repr::Podbank {
+        return Ok(Json(detail).into_response());
+    }
+    Ok(Json(json!({ "instance": types::pod_detail_instance(&detail) })).into_response())
 }
 
 /// `GET /v1/{project_id}/providers`.
@@ -389,9 +403,8 @@ async fn show_provider(Path((_project, id)): Path<(String, String)>) -> KResult<
 async fn take_turn(State(s): State<KarborState>, req: Request, next: Next) -> Response {
     match s.service.reads().enter().await {
         Ok(_turn) => next.run(req).await,
-        Err(over) => super::http::overloaded(Fault::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            over.to_string(),
-        )),
+        Err(over) => super::http::overloaded(
+            Fault::new(StatusCode::SERVICE_UNAVAILABLE, over.to_string()).with_code("overloaded"),
+        ),
     }
 }

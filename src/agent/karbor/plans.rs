@@ -280,9 +280,13 @@ pub(super) async fn create(
     security(("karbor_token" = [])))]
 pub(super) async fn list(
     State(s): State<KarborState>,
+    repr: super::podbank::Repr,
     Path(project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
+    if repr == super::podbank::Repr::Podbank {
+        return Ok(super::podbank::list_plans(&s.service));
+    }
     let limit = limit_of(&q)?;
     let views: Vec<Value> = all_plans(&s, &project)
         .await?
@@ -291,7 +295,7 @@ pub(super) async fn list(
         .filter(|v| super::matches_query(v, &q, &["name", "status", "description"]))
         .collect();
     let views = paged(views, &q, limit)?;
-    Ok(Json(json!({ "plans": views })))
+    Ok(Json(json!({ "plans": views })).into_response())
 }
 
 /// `GET /v1/{project_id}/plans/{plan_id}`.

@@ -10,8 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::engine::{EngineError, PodDetail};
 use crate::model::ResourceKind;
 
-/// The one provider podbank is: its id never changes.
-pub const PROVIDER_ID: &str = "b6a1c0de-7f3e-4c55-9a2d-0d0b0a4b0d01";
+pub use crate::api::PROVIDER_ID;
 
 /// The protectable types, in order: the pod, its Cinder volumes, and the types of its
 /// closure (every other kind of the kind table).
@@ -153,7 +152,15 @@ pub struct Fault {
     pub status: StatusCode,
     /// What went wrong.
     pub message: String,
+    /// podbank's error code for it, when the status alone does not say it (`busy`,
+    /// `shutting_down`, `overloaded`): what podbank's representation answers.
+    pub code: Option<&'static str>,
 }
+
+/// podbank's error code of a fault, carried in the response's extensions to
+/// [`super::podbank::podbank_errors`].
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 #[derive(Serialize)]
 struct FaultDetail<'a> {
@@ -167,7 +174,14 @@ impl Fault {
         Fault {
             status,
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// The same fault, with podbank's error code.
+    pub fn with_code(mut self, code: &'static str) -> Fault {
+        self.code = Some(code);
+        self
     }
 
     /// A 400.
@@ -209,6 +223,9 @@ impl IntoResponse for Fault {
             }),
         );
         let mut resp = (self.status, Json(Value::Object(body))).into_response();
+        if let Some(code) = self.code {
+            resp.extensions_mut().insert(ErrorCode(code));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -221,8 +238,8 @@ impl IntoResponse for Fault {
 
 impl From<EngineError> for Fault {
     fn from(e: EngineError) -> Self {
-        let (status, _) = crate::api::status_of(&e);
-        Fault::new(status, e.to_string())
+        let (status, code) = crate::api::status_of(&e);
+        Fault::new(status, e.to_string()).with_code(code)
     }
 }
 
@@ -232,8 +249,11 @@ impl From<crate::agent::service::ServiceError> for Fault {
         match e {
             ServiceError::Engine(e) => e.into(),
             e @ ServiceError::UnknownPlan(_) => Fault::not_found(e.to_string()),
-            e @ ServiceError::Busy(_) => Fault::new(StatusCode::CONFLICT, e.to_string()),
-            e => Fault::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            e @ ServiceError::Busy(_) => {
+                Fault::new(StatusCode::CONFLICT, e.to_string()).with_code("busy")
+            }
+            e => Fault::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                .with_code("shutting_down"),
         }
     }
 }

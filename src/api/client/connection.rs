@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{ClientError, ClientSettings};
-use crate::api::{Accepted, ErrorBody, OperationRecord, OperationState};
+use crate::api::{
+    code_of_status, Accepted, ErrorBody, OperationRecord, OperationState, PODBANK_JSON,
+};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -85,6 +87,8 @@ impl Client {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
+        // podbank's own views of the resources, not Karbor's bodies.
+        req = req.header(reqwest::header::ACCEPT, PODBANK_JSON);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -101,27 +105,7 @@ impl Client {
                 reason: format!("{status} with a body that does not parse: {e}"),
             });
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => ClientError::Api {
-                method: method.to_string(),
-                path,
-                status: status.as_u16(),
-                code: b.error.code,
-                message: b.error.message,
-            },
-            Err(_) => ClientError::Api {
-                method: method.to_string(),
-                path,
-                status: status.as_u16(),
-                code: "http".into(),
-                message: String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-                    .trim()
-                    .to_string(),
-            },
-        })
+        Err(api_error(method.as_str(), path, status.as_u16(), &bytes))
     }
 
     pub(super) async fn get<T: DeserializeOwned>(
@@ -221,6 +205,41 @@ impl Client {
                 code: op.error_code.clone(),
             }),
         }
+    }
+}
+
+/// The error an answer of `status` says: podbank's error body (`{"error": {code,
+/// message}}`), or Karbor's fault body (`{"badRequest": {"code": 400, "message": ...}}`)
+/// whose status gives the code, or else the start of whatever came.
+fn api_error(method: &str, path: String, status: u16, bytes: &[u8]) -> ClientError {
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => {
+            let fault = serde_json::from_slice::<Value>(bytes).ok().and_then(|v| {
+                let obj = v.as_object()?;
+                let (_, detail) = obj.iter().next().filter(|_| obj.len() == 1)?;
+                detail.get("message")?.as_str().map(String::from)
+            });
+            match fault {
+                Some(m) => (code_of_status(status).to_string(), m),
+                None => (
+                    "http".to_string(),
+                    String::from_utf8_lossy(bytes)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                        .trim()
+                        .to_string(),
+                ),
+            }
+        }
+    };
+    ClientError::Api {
+        method: method.to_string(),
+        path,
+        status,
+        code,
+        message,
     }
 }
 

@@ -35,6 +35,9 @@ pub struct ClientSettings {
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert_file`.
     pub key_file: Option<PathBuf>,
+    /// The Karbor project (tenant) id the requests name in their paths; `podbank` if
+    /// none.
+    pub project: Option<String>,
 }
 
 /// What went wrong talking to the agent.

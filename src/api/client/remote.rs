@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Client, ClientError, ClientSettings};
-use crate::api::{OperationRecord, OperationResult, PlanList, Readiness};
+use crate::api::{OperationRecord, OperationResult, PlanList, Readiness, PROVIDER_ID};
 use crate::bank::{GcReport, RepairReport, Stats, VerifyReport};
 use crate::engine::{
     CheckpointFilter, CheckpointList, CheckpointView, Engine, EngineError, PlanRun, PlanView,
@@ -24,10 +24,15 @@ fn body<T: Serialize>(request: &T) -> Result<Value, ClientError> {
         .map_err(|e| ClientError::Settings(format!("cannot encode the request: {e}")))
 }
 
-/// The application API of a running agent, over its HTTP API.
+/// The project the requests name when the settings name none.
+pub const DEFAULT_PROJECT: &str = "podbank";
+
+/// The application API of a running agent, over its HTTP API: Karbor's routes, in
+/// podbank's own representation ([`crate::api::PODBANK_JSON`]).
 #[derive(Debug, Clone)]
 pub struct RemoteEngine {
     client: Client,
+    project: String,
 }
 
 impl RemoteEngine {
@@ -35,7 +40,25 @@ impl RemoteEngine {
     pub fn new(settings: &ClientSettings) -> Result<RemoteEngine, ClientError> {
         Ok(RemoteEngine {
             client: Client::new(settings)?,
+            project: settings
+                .project
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PROJECT.to_string()),
         })
+    }
+
+    /// `/v1/{project}/<rest>`.
+    fn at<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut path = vec!["v1", self.project.as_str()];
+        path.extend_from_slice(rest);
+        path
+    }
+
+    /// `/v1/{project}/providers/{provider}/checkpoints/<rest>`.
+    fn checkpoints_at<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut path = self.at(&["providers", PROVIDER_ID, "checkpoints"]);
+        path.extend_from_slice(rest);
+        path
     }
 
     /// The client it speaks through.
@@ -54,7 +77,7 @@ impl RemoteEngine {
         let body = body(request)?;
         Ok(self
             .client
-            .start(Method::POST, &["v1", "checkpoints"], &[], Some(body))
+            .start(Method::POST, &self.checkpoints_at(&[]), &[], Some(body))
             .await?)
     }
 
@@ -64,7 +87,7 @@ impl RemoteEngine {
             .client
             .start(
                 Method::DELETE,
-                &["v1", "checkpoints", id.as_str()],
+                &self.checkpoints_at(&[id.as_str()]),
                 &[],
                 None,
             )
@@ -82,15 +105,16 @@ impl RemoteEngine {
         let body = body(request)?;
         Ok(self
             .client
-            .start(Method::POST, &["v1", "restores"], &[], Some(body))
+            .start(Method::POST, &self.at(&["restores"]), &[], Some(body))
             .await?)
     }
 
     /// Starts a run of the agent's plan `name`; its operation, running.
     pub async fn start_plan(&self, name: &str) -> Result<OperationRecord, EngineError> {
+        let body = serde_json::json!({ "run_plan": name });
         Ok(self
             .client
-            .start(Method::POST, &["v1", "plans", name, "trigger"], &[], None)
+            .start(Method::POST, &self.checkpoints_at(&[]), &[], Some(body))
             .await?)
     }
 
@@ -124,29 +148,30 @@ const POD: &str = "OS::Kubernetes::Pod";
 #[async_trait]
 impl Engine for RemoteEngine {
     async fn pods(&self, selection: &SelectionSpec) -> Result<PodList, EngineError> {
+        // Karbor's `parameters` filter, a dict.
+        let mut parameters = serde_json::Map::new();
         let namespaces = selection.namespaces.join(",");
-        let mut q = Vec::new();
         if !namespaces.is_empty() {
-            q.push(("namespaces", namespaces.as_str()));
+            parameters.insert("namespace".into(), namespaces.into());
         }
         if let Some(l) = &selection.label_selector {
-            q.push(("label_selector", l.as_str()));
+            parameters.insert("label_selector".into(), l.as_str().into());
         }
         if let Some(f) = &selection.field_selector {
-            q.push(("field_selector", f.as_str()));
+            parameters.insert("field_selector".into(), f.as_str().into());
         }
+        let parameters = Value::Object(parameters).to_string();
+        let mut q = Vec::new();
+        if parameters != "{}" {
+            q.push(("parameters", parameters.as_str()));
+        }
+        let instances = self.at(&["protectables", POD, "instances"]);
         // The agent answers a page at a time: follow the pages.
-        let mut all: PodList = self
-            .client
-            .get(&["v1", "protectables", POD, "instances"], &q)
-            .await?;
+        let mut all: PodList = self.client.get(&instances, &q).await?;
         while let Some(marker) = all.next.take() {
             let mut q = q.clone();
             q.push(("marker", marker.as_str()));
-            let page: PodList = self
-                .client
-                .get(&["v1", "protectables", POD, "instances"], &q)
-                .await?;
+            let page: PodList = self.client.get(&instances, &q).await?;
             all.items.extend(page.items);
             all.problems.extend(page.problems);
             all.next = page.next;
@@ -158,7 +183,7 @@ impl Engine for RemoteEngine {
         let id = pod.to_string();
         Ok(self
             .client
-            .get(&["v1", "protectables", POD, "instances", &id], &[])
+            .get(&self.at(&["protectables", POD, "instances", &id]), &[])
             .await?)
     }
 
@@ -184,13 +209,13 @@ impl Engine for RemoteEngine {
         if filter.all {
             q.push(("all", "true"));
         }
-        Ok(self.client.get(&["v1", "checkpoints"], &q).await?)
+        Ok(self.client.get(&self.checkpoints_at(&[]), &q).await?)
     }
 
     async fn checkpoint(&self, id: &CheckpointId) -> Result<CheckpointView, EngineError> {
         Ok(self
             .client
-            .get(&["v1", "checkpoints", id.as_str()], &[])
+            .get(&self.checkpoints_at(&[id.as_str()]), &[])
             .await?)
     }
 
@@ -225,18 +250,18 @@ impl Engine for RemoteEngine {
     }
 
     async fn restores(&self) -> Result<RestoreList, EngineError> {
-        Ok(self.client.get(&["v1", "restores"], &[]).await?)
+        Ok(self.client.get(&self.at(&["restores"]), &[]).await?)
     }
 
     async fn restore_record(&self, id: &RestoreId) -> Result<RestoreView, EngineError> {
         Ok(self
             .client
-            .get(&["v1", "restores", id.as_str()], &[])
+            .get(&self.at(&["restores", id.as_str()]), &[])
             .await?)
     }
 
     async fn plans(&self) -> Result<Vec<PlanView>, EngineError> {
-        let list: PlanList = self.client.get(&["v1", "plans"], &[]).await?;
+        let list: PlanList = self.client.get(&self.at(&["plans"]), &[]).await?;
         Ok(list.items)
     }
 
