@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::support::apiserver::{ExecEnd, FakeApiServer};
+use crate::support::apiserver::exec::ExecEnd;
+use crate::support::apiserver::FakeApiServer;
 use podbank::apiserver::{ApiError, ApiServer, ExecExit, KubeSettings, EXEC_OUTPUT_LIMIT};
 
 /// A stand-in with pod `demo/db` (containers `db` and `sidecar`, scheduled on a node) and a

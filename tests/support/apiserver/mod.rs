@@ -26,7 +26,7 @@
 
 mod codec;
 mod controllers;
-mod exec;
+pub mod exec;
 mod http;
 pub mod resources;
 mod store;
@@ -42,7 +42,7 @@ use tokio::sync::Notify;
 
 use store::{Origin, Store};
 
-pub use exec::{ExecEnd, ExecRecord};
+use exec::ExecRecord;
 
 /// One object the stand-in holds.
 #[derive(Debug, Clone)]
