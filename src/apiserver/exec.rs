@@ -87,6 +87,13 @@ impl ExecOutput {
     }
 }
 
+/// What a command wrote.
+#[derive(Default)]
+struct Output {
+    stdout: Captured,
+    stderr: Captured,
+}
+
 /// One output stream, kept up to the limit.
 #[derive(Default)]
 struct Captured {
@@ -179,25 +186,11 @@ impl ApiServer {
     ) -> Result<ExecOutput, ApiError> {
         let name = format!("{namespace}/{pod} (container {container})");
         if command.is_empty() {
-            return Err(ApiError::Other {
-                verb: "exec",
-                kind: "Pod",
-                name,
-                code: 0,
-                message: "no command to run".into(),
-            });
+            return Err(ApiError::EmptyCommand { name });
         }
         let started = Instant::now();
-        let (mut stdout, mut stderr) = (Captured::default(), Captured::default());
-        let run = self.exec_streams(
-            namespace,
-            pod,
-            container,
-            command,
-            &name,
-            &mut stdout,
-            &mut stderr,
-        );
+        let mut output = Output::default();
+        let run = self.exec_streams(namespace, pod, container, command, &name, &mut output);
         // Past the deadline the future is dropped with the attached process in it, which
         // aborts its message loop and so closes the WebSocket: the cut-off kubectl's
         // `--request-timeout` gives, and what is captured until then stays in the buffers.
@@ -206,17 +199,16 @@ impl ApiServer {
             .unwrap_or(Ok(ExecExit::TimedOut))?;
         Ok(ExecOutput {
             exit,
-            stdout: stdout.kept,
-            stderr: stderr.kept,
-            stdout_dropped: stdout.dropped,
-            stderr_dropped: stderr.dropped,
+            stdout: output.stdout.kept,
+            stderr: output.stderr.kept,
+            stdout_dropped: output.stdout.dropped,
+            stderr_dropped: output.stderr.dropped,
             duration: started.elapsed(),
         })
     }
 
-    /// Connects, reads both streams to their end into `stdout` and `stderr`, and reads the
-    /// exit status.
-    #[allow(clippy::too_many_arguments)] // the two buffers are outside so that a timeout keeps them
+    /// Connects, reads both streams to their end into `output` (which the caller owns, so that
+    /// what came before a timeout is kept), and reads the exit status.
     async fn exec_streams(
         &self,
         namespace: &str,
@@ -224,8 +216,7 @@ impl ApiServer {
         container: &str,
         command: &[String],
         name: &str,
-        stdout: &mut Captured,
-        stderr: &mut Captured,
+        output: &mut Output,
     ) -> Result<ExecExit, ApiError> {
         let transport = |e: Box<dyn std::error::Error + Send + Sync>| ApiError::Transport {
             verb: "exec",
@@ -266,6 +257,7 @@ impl ApiServer {
             };
         let status = attached.take_status();
         let (out, err) = (attached.stdout(), attached.stderr());
+        let Output { stdout, stderr } = output;
         // Both streams at once: a command that fills stderr while stdout is read would block.
         let (read_out, read_err) = tokio::join!(
             async {

@@ -114,6 +114,12 @@ pub enum ApiError {
         /// The API server's message or body.
         message: String,
     },
+    /// An exec with nothing to run (the API server would take it and fail in the runtime).
+    #[error("exec in Pod {name}: no command to run")]
+    EmptyCommand {
+        /// `namespace/pod (container c)`.
+        name: String,
+    },
     /// The request could not be made.
     #[error("{verb} {kind} {name}: {source}")]
     Transport {

@@ -210,7 +210,19 @@ async fn unknown_pod_container_or_unscheduled_pod_are_errors_naming_them() {
         .exec("demo", "db", "db", &[], TIMEOUT)
         .await
         .expect_err("nothing to run");
-    assert!(err.to_string().contains("no command"), "{err}");
+    assert!(matches!(err, ApiError::EmptyCommand { .. }), "{err}");
+    assert!(err.to_string().contains("demo/db (container db)"), "{err}");
+
+    // Without the WebSocket upgrade the API server will not run anything either.
+    let plain = reqwest::get(format!(
+        "{}/api/v1/namespaces/demo/pods/db/exec?container=db&command=true",
+        fake.url()
+    ))
+    .await
+    .expect("GET");
+    assert_eq!(plain.status(), 400);
+    let status: serde_json::Value = plain.json().await.expect("a Status");
+    assert_eq!(status["message"], "Upgrade request required");
 
     // None of them got as far as running anything.
     assert!(fake.execs().is_empty(), "{:?}", fake.execs());

@@ -22,7 +22,7 @@ use std::process::Stdio;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::{SinkExt, StreamExt};
@@ -83,15 +83,18 @@ fn bad_request(message: String) -> Response {
     status_response(StatusCode::BAD_REQUEST, "BadRequest", message, None)
 }
 
-/// `GET /api/v1/namespaces/{namespace}/pods/{pod}/exec`.
+/// `/api/v1/namespaces/{namespace}/pods/{pod}/exec`, any method: the pod is checked first,
+/// then anything but a WebSocket upgrade (a `GET`) is told an upgrade is required, as
+/// kube-apiserver does.
 pub async fn handle(
     State(server): State<FakeApiServer>,
     Path((namespace, pod)): Path<(String, String)>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    server.log_http(&format!("GET {}", uri.path()));
+    server.log_http(&format!("{method} {}", uri.path()));
     let (mut container, mut command) = (String::new(), Vec::new());
     for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         match key.as_ref() {

@@ -101,7 +101,7 @@ impl FakeApiServer {
         let app = Router::new()
             .route(
                 "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
-                axum::routing::get(exec::handle),
+                axum::routing::any(exec::handle),
             )
             .fallback(http::handle)
             .with_state(server.clone());
