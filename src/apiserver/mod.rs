@@ -7,6 +7,9 @@
 //! the wire level — never re-encoded, so no field is lost), JSON bodies as JSON. Answers
 //! are asked for as JSON; a `Status` body becomes a typed [`ApiError`].
 //!
+//! It also runs commands in containers (`exec`, the `pods/{name}/exec` subresource over
+//! WebSocket), for the hooks around a backup.
+//!
 //! This module knows URLs and status codes, nothing of checkpoints or Cinder.
 
 use std::path::PathBuf;
@@ -20,6 +23,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
 use crate::codec::{Encoding, ResourceKind};
+
+mod exec;
+
+pub use exec::{ExecExit, ExecOutput, EXEC_OUTPUT_LIMIT};
 
 /// Where the API server is and how to authenticate.
 #[derive(Debug, Clone, Default)]
@@ -106,6 +113,12 @@ pub enum ApiError {
         code: u16,
         /// The API server's message or body.
         message: String,
+    },
+    /// An exec with nothing to run (the API server would take it and fail in the runtime).
+    #[error("exec in Pod {name}: no command to run")]
+    EmptyCommand {
+        /// `namespace/pod (container c)`.
+        name: String,
     },
     /// The request could not be made.
     #[error("{verb} {kind} {name}: {source}")]
@@ -348,8 +361,21 @@ impl ApiServer {
             code: code.as_u16(),
             ..Status::default()
         });
-        let (name, message) = (name.to_string(), status.message.clone());
-        match (code, status.reason.as_str()) {
+        Self::refusal(verb, kind, name, code, &status.reason, status.message)
+    }
+
+    /// The typed error of an answer with HTTP `code` and the `Status` fields `reason` and
+    /// `message`.
+    fn refusal(
+        verb: &'static str,
+        kind: &'static str,
+        name: &str,
+        code: StatusCode,
+        reason: &str,
+        message: String,
+    ) -> ApiError {
+        let name = name.to_string();
+        match (code, reason) {
             (StatusCode::CONFLICT, _) | (_, "AlreadyExists") => ApiError::AlreadyExists {
                 kind,
                 name,

@@ -19,6 +19,7 @@ mod agent_remote;
 mod agent_schedule;
 mod agent_tls;
 mod apiserver_client;
+mod apiserver_exec;
 mod bank;
 mod bank_backends;
 mod bank_cache;

@@ -8,6 +8,10 @@
 //! bytes it was sent ([`Stored::body`]) next to the JSON rendering it answers with
 //! ([`Stored::object`]), so tests can check what a real server would have stored.
 //!
+//! It also answers `pods/{name}/exec` over WebSocket with the channel protocol, running the
+//! command as a local process (`exec`); the pod must exist, name the container and have a
+//! `spec.nodeName`.
+//!
 //! Behind it, a background task runs the controllers a cluster would (`controllers`,
 //! `workloads`): namespace deletion, garbage collection, Deployment → ReplicaSet → pods,
 //! StatefulSet pods and claims, DaemonSet, Job and ReplicationController pods. The task wakes on
@@ -16,11 +20,13 @@
 //! cluster, short of a kubelet and a scheduler (pods get no status and no node).
 //!
 //! Layout: `resources` (the table of what is served), `codec` (bodies → JSON), `store` (the
-//! objects and the create/delete rules), `http` (the REST front), `controllers` and `workloads`
-//! (kube-controller-manager). This file holds the handle tests use.
+//! objects and the create/delete rules), `http` (the REST front), `exec` (`pods/exec`),
+//! `controllers` and `workloads` (kube-controller-manager). This file holds the handle tests
+//! use.
 
 mod codec;
 mod controllers;
+pub mod exec;
 mod http;
 pub mod resources;
 mod store;
@@ -35,6 +41,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use store::{Origin, Store};
+
+use exec::ExecRecord;
 
 /// One object the stand-in holds.
 #[derive(Debug, Clone)]
@@ -91,6 +99,10 @@ impl FakeApiServer {
             addr,
         };
         let app = Router::new()
+            .route(
+                "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+                axum::routing::any(exec::handle),
+            )
             .fallback(http::handle)
             .with_state(server.clone());
         tokio::spawn(async move {
@@ -347,6 +359,17 @@ impl FakeApiServer {
     /// `create_json`'s creates are not requests).
     pub fn requests(&self) -> Vec<String> {
         self.store().requests.clone()
+    }
+
+    /// The execs accepted over WebSocket, oldest first, with how each ended so far.
+    pub fn execs(&self) -> Vec<ExecRecord> {
+        self.store().execs.clone()
+    }
+
+    /// Serve only these exec subprotocols, e.g. `&["v4.channel.k8s.io"]` for a kube-apiserver
+    /// older than 1.30 (before v5).
+    pub fn serve_exec_protocols(&self, protocols: &[&'static str]) {
+        self.store().exec_protocols = Some(protocols.to_vec());
     }
 
     /// Every HTTP request seen, as `METHOD path`.

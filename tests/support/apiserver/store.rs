@@ -122,6 +122,10 @@ pub struct Store {
     pub mutations: u64,
     /// The value of `mutations` when the controllers last found nothing to do.
     pub settled_at: u64,
+    /// The execs accepted, in order.
+    pub execs: Vec<super::exec::ExecRecord>,
+    /// The exec subprotocols served; `None`: kube-apiserver 1.30+'s (v5, then v4).
+    pub exec_protocols: Option<Vec<&'static str>>,
     revision: u64,
 }
 
