@@ -1,18 +1,18 @@
 //! The agent's HTTP API (axum), and its OpenAPI document, built from the same handler
-//! declarations so that the two cannot drift apart. The bodies are [`crate::api`]'s, the
-//! same types its client reads.
+//! declarations so that the two cannot drift apart.
 //!
-//! `/v1/...` needs `Authorization: Bearer <token>` (the static token, compared in constant
-//! time, or with `auth: keystone` a Keystone token; see [`super::auth`]) when a token is
-//! configured, and a verified client certificate when mTLS is on; `/healthz`,
-//! `/readyz` and `/metrics` are open, for probes and scrapers. Long operations answer
-//! `202 Accepted` with the operation record, a `status_url` and a `Location` header
-//! pointing at `/v1/operations/{id}`; a request that can be known to fail (bad id, bad
-//! selector, unknown checkpoint or restore, invalid parameters) is answered 4xx at once,
-//! never accepted.
+//! Every resource is served once, at Karbor's route ([`super::karbor`]), in Karbor's bodies
+//! or, for a caller that asks with `Accept: application/vnd.podbank+json` (the CLI's
+//! `--agent` mode), in podbank's ([`crate::api`]'s, the same types its client reads). Here
+//! are only the routes Karbor has no resource for: `/v1/operations[/{id}]` (the live
+//! progress of this replica's long operations, which podbank's creates answer `202
+//! Accepted` with, a `status_url` and a `Location` header), `/v1/openapi.json`, and the open
+//! `/healthz`, `/readyz` and `/metrics`, for probes and scrapers.
 //!
-//! Errors are JSON: `{"error": {"code": "...", "message": "..."}}`; an unknown route has
-//! the code `no_route`.
+//! `/v1/...` needs the static token (compared in constant time) or with `auth: keystone` a
+//! Keystone token (see [`super::auth`]) when one is configured, and a verified client
+//! certificate when mTLS is on. Errors are JSON: `{"error": {"code": "...", "message":
+//! "..."}}`; an unknown route has the code `no_route`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -238,7 +238,7 @@ async fn no_route() -> ApiError {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "podbank agent", description = "Protect Kubernetes pods and their Cinder volumes: Karbor's protectables, checkpoints and restores, plans and operations."),
+    info(title = "podbank agent", description = "Protect Kubernetes pods and their Cinder volumes: Karbor's protectables, checkpoints and restores, plans and operations. Every resource has one route, Karbor's; with `Accept: application/vnd.podbank+json` a route answers podbank's representation of the same operation (podbank's views and requests; creates answer 202 with the operation to follow at /v1/operations/{id}; errors as {\"error\": {\"code\", \"message\"}}), which the CLI's --agent mode reads."),
     modifiers(&BearerScheme),
     components(schemas(ErrorBody, ErrorDetail))
 )]

@@ -1,8 +1,9 @@
-//! Karbor's v1 REST API, served next to the agent's own routes: `/` and `/v1` (version
+//! Karbor's v1 REST API, the agent's one API for its resources: `/` and `/v1` (version
 //! documents, open) and `/v1/{project_id}/...` (protectables, providers, plans,
-//! checkpoints, restores, triggers, scheduled operations), in the bodies
-//! python-karborclient 2.1.0 reads. Every answer comes from the same [`Service`] and its
-//! engine as the agent's own API; nothing is done twice.
+//! checkpoints, restores, triggers, scheduled operations, operation logs, verifications),
+//! in the bodies python-karborclient 2.1.0 reads, or in podbank's own representation for a
+//! caller that asks for it (module `podbank`: the CLI's `--agent` mode). Both come from the same
+//! [`Service`] call; nothing is done twice.
 //!
 //! Authentication is the agent's ([`crate::agent::auth`]): its static token or a Keystone
 //! token, sent as Karbor's client sends it (`X-Auth-Token`, what `karbor --os-auth-token`

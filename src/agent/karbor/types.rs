@@ -158,7 +158,7 @@ pub struct Fault {
 }
 
 /// podbank's error code of a fault, carried in the response's extensions to
-/// [`super::podbank::podbank_errors`].
+/// `podbank_errors`.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
 
