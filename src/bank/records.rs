@@ -121,12 +121,16 @@ impl Bank {
         checkpoint: &Checkpoint,
     ) -> Result<Vec<ResourceRecord>, BankError> {
         let mut out = Vec::with_capacity(usize::try_from(checkpoint.resource_count).unwrap_or(0));
-        let tables: Vec<pb::ResourceTable> = self
-            .tables(checkpoint, &checkpoint.tables.resources, "resource table")
-            .await?;
-        for table in tables {
-            out.extend(table.resources.into_iter().map(ResourceRecord::from));
-        }
+        // Table by table: the decoded tables are not all held beside their conversions.
+        self.each_table(
+            checkpoint,
+            &checkpoint.tables.resources,
+            "resource table",
+            |table: pb::ResourceTable| {
+                out.extend(table.resources.into_iter().map(ResourceRecord::from));
+            },
+        )
+        .await?;
         Ok(out)
     }
 
@@ -182,17 +186,39 @@ impl Bank {
         ids: &[ObjectId],
         what: &str,
     ) -> Result<Vec<M>, BankError> {
-        let read = self
+        let mut out = Vec::with_capacity(ids.len());
+        self.each_table(checkpoint, ids, what, |table| out.push(table))
+            .await?;
+        Ok(out)
+    }
+
+    /// Reads the table objects `ids` of `checkpoint` by pack and hands each to `each`,
+    /// decoded, in order. Each table's bytes are dropped once it is decoded, and each
+    /// decoded table once `each` has it, so a caller that converts them holds one decoded
+    /// table at a time.
+    async fn each_table<M: Message + Default>(
+        &self,
+        checkpoint: &Checkpoint,
+        ids: &[ObjectId],
+        what: &str,
+        mut each: impl FnMut(M),
+    ) -> Result<(), BankError> {
+        let mut read = self
             .read_found(ids.iter().copied(), checkpoint.id.as_str())
             .await;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(match read.get(id) {
-                Some(data) => self.decode_table(checkpoint, id, what, data)?,
+        for (i, id) in ids.iter().enumerate() {
+            // Kept while a later table has the same id (read once, decoded for each).
+            let data = if ids[i + 1..].contains(id) {
+                read.get(id).cloned()
+            } else {
+                read.remove(id)
+            };
+            each(match data {
+                Some(data) => self.decode_table(checkpoint, id, what, &data)?,
                 None => self.table(checkpoint, id, what).await?,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     fn decode_table<M: Message + Default>(

@@ -34,13 +34,14 @@ use crate::model::{
 };
 use crate::protection::progress::{Progress, Stage};
 
-/// Units whose stored objects are read together, by pack ([`Bank::read_objects`]), while
-/// the units before them run: the window after the running one is read ahead, so at most
-/// two windows' objects (1024 to 2048 units of a few KiB each, a few MiB) are held at once, each
-/// dropped as its object is created. A restore so makes about one bank read per pack per
-/// window instead of one per object; windows end where packs do ([`windows`]), so that a
-/// pack is not read again by the next window.
-const PREFETCH_UNITS: usize = 1024;
+/// Plain bytes of stored objects read together, by pack ([`Bank::read_objects`]), while
+/// the units before them run: the window after the running one is read ahead, and a window
+/// goes on past this (up to twice it) only while its units share a pack ([`windows`]). A
+/// restore so makes about one bank read per pack per window instead of one per object,
+/// while what a window holds is bounded by bytes, not by units (a unit's objects are a PV
+/// and a claim of a few KiB, or a workload whose template is larger): at most two windows'
+/// objects, each dropped as its object is created, are held at once.
+const PREFETCH_BYTES: u64 = 4 << 20;
 
 /// The stored objects a unit creates (those a window reads ahead).
 fn prefetched_ids(unit: &UnitPlan) -> impl Iterator<Item = ObjectId> + '_ {
@@ -54,28 +55,31 @@ fn prefetched_ids(unit: &UnitPlan) -> impl Iterator<Item = ObjectId> + '_ {
     })
 }
 
-/// The units cut into prefetch windows of at least [`PREFETCH_UNITS`] units (the last one
-/// may be shorter), each ending where a pack does: a window goes on, up to twice
-/// [`PREFETCH_UNITS`], while the next unit's objects share a pack with the last unit's, so
-/// that a pack's frames are read by one window, not by two (a boundary inside a pack
-/// costs a read of that pack per window). Memory: at most two windows of up to
-/// `2 * PREFETCH_UNITS` units' objects are held.
+/// The units cut into prefetch windows of at least [`PREFETCH_BYTES`] plain bytes of
+/// stored objects (the last one may be smaller), each ending where a pack does: a window
+/// goes on, up to twice [`PREFETCH_BYTES`], while the next unit's objects share a pack with
+/// the last unit's, so that a pack's frames are read by one window, not by two (a boundary
+/// inside a pack costs a read of that pack per window). Memory: at most two windows of up
+/// to `2 * PREFETCH_BYTES` (plus one unit) are held.
 fn windows(units: Vec<UnitPlan>, index: &crate::bank::Index) -> Vec<Vec<UnitPlan>> {
-    let packs = |unit: &UnitPlan| -> std::collections::HashSet<Arc<str>> {
-        prefetched_ids(unit)
-            .filter_map(|id| index.get(&id).map(|l| l.pack))
-            .collect()
-    };
     let mut out = Vec::new();
     let mut window: Vec<UnitPlan> = Vec::new();
+    let mut bytes = 0u64;
     let mut last = std::collections::HashSet::new();
     for unit in units {
-        let these = packs(&unit);
-        let full = window.len() >= PREFETCH_UNITS;
-        if full && (window.len() >= 2 * PREFETCH_UNITS || last.is_disjoint(&these)) {
+        let mut these = std::collections::HashSet::new();
+        let mut size = 0u64;
+        for location in prefetched_ids(&unit).filter_map(|id| index.get(&id)) {
+            size += u64::from(location.plain_length);
+            these.insert(location.pack);
+        }
+        let full = bytes >= PREFETCH_BYTES;
+        if full && (bytes >= 2 * PREFETCH_BYTES || last.is_disjoint(&these)) {
             out.push(std::mem::take(&mut window));
+            bytes = 0;
         }
         window.push(unit);
+        bytes += size;
         last = these;
     }
     if !window.is_empty() {
@@ -279,9 +283,17 @@ impl Executor<'_> {
             .try_collect::<Vec<()>>();
         let ready = &ready;
         let windows = windows(plan.units, &*self.bank.index().await);
+        // One window is read at a time: the read ahead of the next starts when the one
+        // before it has its objects, so that two windows' pack reads (each up to
+        // PACKS_AT_ONCE packs fetched) are never in memory together.
+        let reading = &Mutex::new(());
         let units = stream::iter(windows)
             .map(|window| async move {
-                let read = Arc::new(Prefetched::read(self.bank, self.checkpoint, &window).await);
+                let read = {
+                    let _one = reading.lock().await;
+                    Prefetched::read(self.bank, self.checkpoint, &window).await
+                };
+                let read = Arc::new(read);
                 stream::iter(window.into_iter().map(move |unit| (unit, read.clone())))
             })
             .buffered(2)

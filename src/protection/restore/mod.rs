@@ -146,8 +146,14 @@ async fn restore_scoped(
         Stage::Creates
     };
     progress.start(creates_stage, Some(creates));
+    // The plan owns all the execution needs: what planning read (every resource record of
+    // the checkpoint, their index, the lookups) goes before the objects are read and made,
+    // so that it is not held at the same time as the prefetched objects and the record.
     drop(units);
     drop(pods);
+    drop(exists);
+    drop(records);
+    drop(resources);
     let mut record = record;
     record.status = RestoreStatus::InProgress;
     record.reason.clear();
