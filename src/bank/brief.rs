@@ -76,6 +76,9 @@ pub struct CheckpointBrief {
     /// Pods protected.
     #[prost(uint32, tag = "17")]
     pub pods: u32,
+    /// The Karbor project that made it.
+    #[prost(string, tag = "30")]
+    pub project_id: String,
 }
 
 /// A record [`super::Bank::manifests`] can list: the full manifest or its brief.

@@ -424,6 +424,7 @@ impl From<pb::Checkpoint> for Checkpoint {
             stats: c.stats.unwrap_or_default().into(),
             options_json: c.options_json,
             pods: c.pods,
+            project_id: c.project_id,
         }
     }
 }
@@ -452,6 +453,7 @@ impl From<&Checkpoint> for pb::Checkpoint {
             volume_tables: bytes(&c.tables.volumes),
             volume_table_count: c.volume_table_count,
             lost_tables: bytes(&c.tables.lost),
+            project_id: c.project_id.clone(),
         }
     }
 }
@@ -487,6 +489,7 @@ impl From<CheckpointBrief> for CheckpointSummary {
             skipped,
             reason: b.reason,
             plan: b.plan,
+            project_id: b.project_id,
             stats: b.stats.unwrap_or_default().into(),
             pods: b.pods,
             backups: b
@@ -549,6 +552,7 @@ impl From<pb::Restore> for RestoreRecord {
             reason: r.reason,
             journal_seq: r.journal_seq,
             stats: r.stats.map(Into::into).unwrap_or_default(),
+            project_id: r.project_id,
         }
     }
 }
@@ -632,6 +636,7 @@ impl From<&RestoreRecord> for pb::Restore {
             reason: r.reason.clone(),
             journal_seq: r.journal_seq,
             stats: Some((&r.stats).into()),
+            project_id: r.project_id.clone(),
         }
     }
 }

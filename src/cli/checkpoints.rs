@@ -535,5 +535,6 @@ pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectReque
         volume_backups: !args.no_volume_backups,
         secrets_in_plain_bank: args.secrets_in_plain_bank,
         checkpoint_id: None,
+        project_id: String::new(),
     })
 }

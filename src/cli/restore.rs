@@ -281,6 +281,7 @@ pub(super) fn request(args: &RestoreArgs) -> anyhow::Result<RestoreRequest> {
         volume_concurrency: args.volume_concurrency.map(usize::from),
         mode: export.map_or(RestoreMode::Apply, RestoreMode::Export),
         restore_id: None,
+        project_id: String::new(),
     })
 }
 

@@ -330,6 +330,7 @@ impl Engine for LocalEngine {
             params: request.parameters.clone(),
             selection,
             plan: request.plan.clone().unwrap_or_default(),
+            project_id: request.project_id.clone(),
             scan: Self::scan_options(etcd),
             writer: Default::default(),
             secrets: if request.secrets_in_plain_bank || self.secrets_in_plain_bank {

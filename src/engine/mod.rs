@@ -175,6 +175,10 @@ pub struct ProtectRequest {
     /// that answer with the id before the protect has started (Karbor's checkpoint create).
     #[serde(skip)]
     pub checkpoint_id: Option<CheckpointId>,
+    /// The Karbor project the checkpoint belongs to (empty: none, the cluster admin's).
+    /// Set by the agent from the route it was asked on, never taken from a body.
+    #[serde(skip)]
+    pub project_id: String,
 }
 
 fn yes() -> bool {

@@ -122,6 +122,7 @@ impl Plan {
             volume_backups: true,
             secrets_in_plain_bank: false,
             checkpoint_id: None,
+            project_id: String::new(),
         }
     }
 }

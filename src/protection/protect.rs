@@ -49,6 +49,8 @@ pub struct ProtectRequest {
     pub selection: Selection,
     /// The agent plan asking, if any.
     pub plan: String,
+    /// The Karbor project asking (empty: none, the cluster admin's).
+    pub project_id: String,
     /// etcd scan tuning.
     pub scan: ScanOptions,
     /// Bank writer tuning.
@@ -373,6 +375,7 @@ pub async fn protect(
         },
         plan: request.plan.clone(),
         options_json: request.params.given.to_string(),
+        project_id: request.project_id.clone(),
     };
     let mut writer = services
         .bank

@@ -9,13 +9,14 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
+use super::access::Scope;
 use super::ids;
 use super::plans::{find_plan, AnyPlan, POD};
 use super::podbank::{self, Repr};
@@ -94,7 +95,8 @@ fn operation_state(s: &KarborState, p: &Pending) -> (OperationState, String) {
 
 /// The plan a checkpoint names, as Karbor shows it in `protection_plan`.
 async fn plan_of(s: &KarborState, project: &str, recorded: &str) -> Value {
-    let plans = super::plans::all_plans(s, project)
+    // Naming the plan only: the configured plans too.
+    let plans = super::plans::all_plans(s, project, &Scope::All)
         .await
         .unwrap_or_default();
     match plans.iter().find(|p| p.recorded_as() == recorded) {
@@ -227,6 +229,16 @@ fn pending_checkpoint_view(s: &KarborState, uuid: &str, p: &Pending) -> Value {
     })
 }
 
+/// The checkpoint `id`, if `scope` sees it: another project's is not found, as an unknown
+/// one (its id does not leak).
+pub(super) async fn visible_checkpoint(
+    s: &KarborState,
+    scope: &Scope,
+    id: &CheckpointId,
+) -> Result<CheckpointView, EngineError> {
+    podbank::visible_checkpoint(&s.service, scope, id).await
+}
+
 fn checkpoint_id_of(id: &str) -> KResult<CheckpointId> {
     ids::checkpoint_of(id)
         .ok_or_else(|| Fault::not_found(format!("Checkpoint {id} could not be found.")))
@@ -243,13 +255,14 @@ fn checkpoint_id_of(id: &str) -> KResult<CheckpointId> {
     security(("karbor_token" = [])))]
 pub(super) async fn create(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: Repr,
     Path((project, provider)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> KResult<Response> {
     check_provider(&provider)?;
     if repr == Repr::Podbank {
-        return podbank::create_checkpoint(&s.service, &project, body);
+        return podbank::create_checkpoint(&s.service, &project, &scope, body);
     }
     let b = body
         .get("checkpoint")
@@ -265,7 +278,7 @@ pub(super) async fn create(
     if let Some(e) = extra.filter(|e| !e.is_null() && !e.is_object()) {
         return Err(bad(format!("extra_info must be a dict, not {e}")));
     }
-    let plan = find_plan(&s, &project, plan_id).await?;
+    let plan = find_plan(&s, &project, &scope, plan_id).await?;
     let mut request = match &plan {
         AnyPlan::Configured(p) => p.protect_request(),
         AnyPlan::Stored(p) => crate::engine::plans::stored_plan_request(p)
@@ -273,6 +286,7 @@ pub(super) async fn create(
     };
     let id = CheckpointId::generate();
     request.checkpoint_id = Some(id.clone());
+    request.project_id = project.clone();
     let operation = s.service.start_protect_in(&project, request)?;
     let uuid = ids::checkpoint_uuid(&id);
     let p = Pending {
@@ -309,27 +323,29 @@ fn date_filter(q: &HashMap<String, String>, key: &str) -> KResult<Option<NaiveDa
     security(("karbor_token" = [])))]
 pub(super) async fn list(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: Repr,
     Path((project, provider)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> KResult<Response> {
     check_provider(&provider)?;
     if repr == Repr::Podbank {
-        return podbank::list_checkpoints(&s.service, &q).await;
+        return podbank::list_checkpoints(&s.service, &scope, &q).await;
     }
     let limit = limit_of(&q)?;
     let start = date_filter(&q, "start_date")?;
     let end = date_filter(&q, "end_date")?;
     let plan = match q.get("plan_id") {
-        Some(id) => Some(find_plan(&s, &project, id).await?),
+        Some(id) => Some(find_plan(&s, &project, &scope, id).await?),
         None => None,
     };
     let filter = CheckpointFilter {
         plan: plan.as_ref().map(AnyPlan::recorded_as),
         all: false,
     };
-    let list = s.service.engine().checkpoints(&filter).await?;
-    let plans = super::plans::all_plans(&s, &project).await?;
+    let mut list = s.service.engine().checkpoints(&filter).await?;
+    list.items.retain(|c| scope.sees(&c.project_id));
+    let plans = super::plans::all_plans(&s, &project, &scope).await?;
     let mut views: Vec<(DateTime<Utc>, Value)> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for c in &list.items {
@@ -394,15 +410,16 @@ pub(super) async fn list(
     security(("karbor_token" = [])))]
 pub(super) async fn show(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: Repr,
     Path((project, provider, id)): Path<(String, String, String)>,
 ) -> KResult<Response> {
     check_provider(&provider)?;
     let cp_id = checkpoint_id_of(&id)?;
     if repr == Repr::Podbank {
-        return podbank::show_checkpoint(&s.service, &cp_id).await;
+        return podbank::show_checkpoint(&s.service, &scope, &cp_id).await;
     }
-    match s.service.engine().checkpoint(&cp_id).await {
+    match visible_checkpoint(&s, &scope, &cp_id).await {
         Ok(cp) => Ok(
             Json(json!({ "checkpoint": checkpoint_view(&s, &project, &cp).await })).into_response(),
         ),
@@ -427,14 +444,16 @@ pub(super) async fn show(
     security(("karbor_token" = [])))]
 pub(super) async fn delete(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: Repr,
     Path((project, provider, id)): Path<(String, String, String)>,
 ) -> KResult<Response> {
     check_provider(&provider)?;
     let cp_id = checkpoint_id_of(&id)?;
     if repr == Repr::Podbank {
-        return podbank::delete_checkpoint(&s.service, &project, cp_id).await;
+        return podbank::delete_checkpoint(&s.service, &project, &scope, cp_id).await;
     }
+    visible_checkpoint(&s, &scope, &cp_id).await?;
     s.service.delete_checkpoint_in(&project, cp_id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -447,10 +466,7 @@ pub(super) async fn delete(
 /// A checkpoint that is not `available` or `error` (still `protecting`, or being deleted)
 /// cannot be reset: 400, as Karbor's `CheckpointNotBeReset`.
 ///
-/// Who may: Karbor allows it to an admin and to the checkpoint's own project (policy
-/// `provider:checkpoint_update`). podbank has no Keystone yet (issue 29), only the
-/// agent's one static token, so whoever holds that token is the admin: every caller that
-/// got past the token check may reset any checkpoint.
+/// Who may: an admin only (see `access::ADMIN_ONLY`); with the static token, its holder.
 #[utoipa::path(put, path = "/v1/{project_id}/providers/{provider_id}/checkpoints/{checkpoint_id}", tag = "karbor", summary = "reset-state (admin only)",
     params(("project_id" = String, Path, description = "Project (tenant) id"), ("provider_id" = String, Path, description = "podbank's provider id"), ("checkpoint_id" = String, Path, description = "Checkpoint id")),
     request_body(content = Object, description = "Karbor's request body"),
@@ -580,12 +596,13 @@ fn pending_restore_view(s: &KarborState, uuid: &str, p: &Pending) -> Value {
     security(("karbor_token" = [])))]
 pub(super) async fn restore_create(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: Repr,
     Path(project): Path<String>,
     Json(body): Json<Value>,
 ) -> KResult<Response> {
     if repr == Repr::Podbank {
-        return podbank::create_restore(&s.service, &project, body).await;
+        return podbank::create_restore(&s.service, &project, &scope, body).await;
     }
     let b = body
         .get("restore")
@@ -621,6 +638,7 @@ pub(super) async fn restore_create(
     let pod_params = params.get(POD).cloned().unwrap_or_else(|| json!({}));
     RestoreParams::from_json(&pod_params).map_err(|e| bad(format!("parameters of {POD}: {e}")))?;
     let checkpoint_id = checkpoint_id_of(cp)?;
+    visible_checkpoint(&s, &scope, &checkpoint_id).await?;
     let mut request: RestoreRequest = serde_json::from_value(json!({
         "checkpoint_id": checkpoint_id.to_string(),
         "parameters": pod_params,
@@ -628,6 +646,7 @@ pub(super) async fn restore_create(
     .map_err(bad)?;
     let id = RestoreId::generate();
     request.restore_id = Some(id.clone());
+    request.project_id = project.clone();
     let operation = s.service.restore_in(&project, request).await?;
     let uuid = ids::restore_uuid(&id);
     let p = Pending {
@@ -652,15 +671,17 @@ pub(super) async fn restore_create(
     security(("karbor_token" = [])))]
 pub(super) async fn restore_list(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: Repr,
     Path(project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> KResult<Response> {
     if repr == Repr::Podbank {
-        return podbank::list_restores(&s.service).await;
+        return podbank::list_restores(&s.service, &scope).await;
     }
     let limit = limit_of(&q)?;
-    let list = s.service.engine().restores().await?;
+    let mut list = s.service.engine().restores().await?;
+    list.items.retain(|r| scope.sees(&r.project_id));
     let mut views: Vec<(String, Value)> = Vec::new();
     let mut seen = Vec::new();
     for r in &list.items {
@@ -710,15 +731,16 @@ pub(super) async fn restore_list(
     security(("karbor_token" = [])))]
 pub(super) async fn restore_show(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: Repr,
     Path((project, id)): Path<(String, String)>,
 ) -> KResult<Response> {
     let not_found = || Fault::not_found(format!("Restore {id} could not be found."));
     let restore_id = ids::restore_of(&id).ok_or_else(not_found)?;
     if repr == Repr::Podbank {
-        return podbank::show_restore(&s.service, &restore_id).await;
+        return podbank::show_restore(&s.service, &scope, &restore_id).await;
     }
-    match s.service.engine().restore_record(&restore_id).await {
+    match podbank::visible_restore(&s.service, &scope, &restore_id).await {
         Ok(r) => Ok(Json(json!({ "restore": restore_view(&project, &r) })).into_response()),
         Err(EngineError::NotFound(_)) => match pending(&s, &id, PendingKind::Restore) {
             Some(p) => {

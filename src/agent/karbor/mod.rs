@@ -10,6 +10,7 @@
 //! sends) or as `Authorization: Bearer`; the project in the URL is not checked yet.
 //! Errors are OpenStack faults: `{"badRequest": {"code": 400, "message": "..."}}`.
 
+pub mod access;
 mod checkpoints;
 mod ids;
 mod operation_logs;
@@ -101,6 +102,8 @@ pub fn router(service: Arc<Service>, gate: Arc<Gate>) -> (Router, utoipa::openap
         .routes(routes!(operation_logs::show))
         .routes(routes!(verifications::create, verifications::list))
         .routes(routes!(verifications::show))
+        // Inside authentication: the caller it admitted, against the roles table.
+        .route_layer(middleware::from_fn(access::authorize))
         .route_layer(middleware::from_fn_with_state(
             AuthLayer::new(gate, Dialect::Karbor),
             require_auth,

@@ -10,10 +10,11 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::access::Scope;
 use super::ids;
 use super::plans::AnyPlan;
 use super::types::{Fault, PROVIDER_ID};
@@ -68,14 +69,17 @@ fn view(log: &OperationLog, plans: &[AnyPlan]) -> Value {
 }
 
 /// The logs `project` sees, newest first.
-async fn project_logs(s: &KarborState, project: &str) -> KResult<Vec<OperationLog>> {
+async fn project_logs(s: &KarborState, project: &str, scope: &Scope) -> KResult<Vec<OperationLog>> {
     let mut logs: Vec<OperationLog> = s
         .service
         .engine()
         .operation_logs()
         .await?
         .into_iter()
-        .filter(|l| l.project_id == project || l.project_id.is_empty())
+        .filter(|l| {
+            // Logs of the agent's own operations (no project) are the admin's.
+            l.project_id == project || (l.project_id.is_empty() && *scope == Scope::All)
+        })
         .collect();
     logs.reverse();
     Ok(logs)
@@ -92,12 +96,13 @@ async fn project_logs(s: &KarborState, project: &str) -> KResult<Vec<OperationLo
     security(("karbor_token" = [])))]
 pub(super) async fn list(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     Path(project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> KResult<Json<Value>> {
     let limit = limit_of(&q)?;
-    let plans = super::plans::all_plans(&s, &project).await?;
-    let views: Vec<Value> = project_logs(&s, &project)
+    let plans = super::plans::all_plans(&s, &project, &scope).await?;
+    let views: Vec<Value> = project_logs(&s, &project, &scope)
         .await?
         .iter()
         .map(|l| view(l, &plans))
@@ -116,14 +121,15 @@ pub(super) async fn list(
     security(("karbor_token" = [])))]
 pub(super) async fn show(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     Path((project, id)): Path<(String, String)>,
 ) -> KResult<Json<Value>> {
     let wanted = id.to_ascii_lowercase();
-    let log = project_logs(&s, &project)
+    let log = project_logs(&s, &project, &scope)
         .await?
         .into_iter()
         .find(|l| l.id == wanted)
         .ok_or_else(|| Fault::not_found(format!("Operation log {id} could not be found.")))?;
-    let plans = super::plans::all_plans(&s, &project).await?;
+    let plans = super::plans::all_plans(&s, &project, &scope).await?;
     Ok(Json(json!({ "operation_log": view(&log, &plans) })))
 }

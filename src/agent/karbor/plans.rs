@@ -10,12 +10,13 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
+use super::access::Scope;
 use super::types::{Fault, PROVIDER_ID};
 use super::{bad, limit_of, paged, KResult, KarborState};
 use crate::engine::plans::Plan;
@@ -114,8 +115,13 @@ fn describe_selection(p: &Plan) -> String {
     }
 }
 
-/// Every plan `project` sees: its stored plans, then the configured ones.
-pub(super) async fn all_plans(s: &KarborState, project: &str) -> KResult<Vec<AnyPlan>> {
+/// Every plan `project` sees: its stored plans, then the configured ones (the operator's,
+/// seen by the admin only: they select namespaces of any project).
+pub(super) async fn all_plans(
+    s: &KarborState,
+    project: &str,
+    scope: &Scope,
+) -> KResult<Vec<AnyPlan>> {
     let mut out: Vec<AnyPlan> = s
         .service
         .engine()
@@ -125,21 +131,28 @@ pub(super) async fn all_plans(s: &KarborState, project: &str) -> KResult<Vec<Any
         .filter(|p| p.project_id == project)
         .map(AnyPlan::Stored)
         .collect();
-    out.extend(
-        s.service
-            .plans()
-            .iter()
-            .cloned()
-            .map(|p| AnyPlan::Configured(Box::new(p))),
-    );
+    if *scope == Scope::All {
+        out.extend(
+            s.service
+                .plans()
+                .iter()
+                .cloned()
+                .map(|p| AnyPlan::Configured(Box::new(p))),
+        );
+    }
     Ok(out)
 }
 
 /// The plan `id` names for `project`, or Karbor's 404.
-pub(super) async fn find_plan(s: &KarborState, project: &str, id: &str) -> KResult<AnyPlan> {
+pub(super) async fn find_plan(
+    s: &KarborState,
+    project: &str,
+    scope: &Scope,
+    id: &str,
+) -> KResult<AnyPlan> {
     let not_found = || Fault::not_found(format!("Plan {id} could not be found."));
     let wanted: PlanId = id.parse().map_err(|_| not_found())?;
-    all_plans(s, project)
+    all_plans(s, project, scope)
         .await?
         .into_iter()
         .find(|p| p.id() == wanted)
@@ -280,15 +293,16 @@ pub(super) async fn create(
     security(("karbor_token" = [])))]
 pub(super) async fn list(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     repr: super::podbank::Repr,
     Path(project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> KResult<Response> {
     if repr == super::podbank::Repr::Podbank {
-        return Ok(super::podbank::list_plans(&s.service));
+        return Ok(super::podbank::list_plans(&s.service, &scope));
     }
     let limit = limit_of(&q)?;
-    let views: Vec<Value> = all_plans(&s, &project)
+    let views: Vec<Value> = all_plans(&s, &project, &scope)
         .await?
         .iter()
         .map(|p| p.view(&project))
@@ -307,9 +321,10 @@ pub(super) async fn list(
     security(("karbor_token" = [])))]
 pub(super) async fn show(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     Path((project, id)): Path<(String, String)>,
 ) -> KResult<Json<Value>> {
-    let plan = find_plan(&s, &project, &id).await?;
+    let plan = find_plan(&s, &project, &scope, &id).await?;
     Ok(Json(json!({ "plan": plan.view(&project) })))
 }
 
@@ -339,11 +354,12 @@ fn stored(plan: AnyPlan, id: &str) -> KResult<StoredPlan> {
     security(("karbor_token" = [])))]
 pub(super) async fn update(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     Path((project, id)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> KResult<Json<Value>> {
     let b = plan_body(&body)?;
-    let mut plan = stored(find_plan(&s, &project, &id).await?, &id)?;
+    let mut plan = stored(find_plan(&s, &project, &scope, &id).await?, &id)?;
     for key in b.keys() {
         if !["name", "description", "resources", "status"].contains(&key.as_str()) {
             return Err(bad(format!(
@@ -389,9 +405,10 @@ pub(super) async fn update(
     security(("karbor_token" = [])))]
 pub(super) async fn delete(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     Path((project, id)): Path<(String, String)>,
 ) -> KResult<StatusCode> {
-    let plan = stored(find_plan(&s, &project, &id).await?, &id)?;
+    let plan = stored(find_plan(&s, &project, &scope, &id).await?, &id)?;
     match s.service.engine().remove_plan(&plan.id).await {
         Ok(()) => Ok(StatusCode::ACCEPTED),
         Err(EngineError::NotFound(_)) => {

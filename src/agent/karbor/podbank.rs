@@ -21,12 +21,15 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::access::Scope;
 use super::types::{ErrorCode, Fault};
 use super::{bad, KResult};
 use crate::agent::http::{accepted, ApiError};
 use crate::agent::Service;
 use crate::api::{code_of_status, PlanList, Trigger};
-use crate::engine::{CheckpointFilter, ProtectRequest, RestoreRequest};
+use crate::engine::{
+    CheckpointFilter, CheckpointView, EngineError, ProtectRequest, RestoreRequest, RestoreView,
+};
 use crate::model::{CheckpointId, RestoreId};
 
 pub use crate::api::PODBANK_JSON;
@@ -72,20 +75,26 @@ fn request<T: for<'de> Deserialize<'de>>(body: Value, what: &str) -> KResult<T> 
 pub(super) fn create_checkpoint(
     service: &Arc<Service>,
     project: &str,
+    scope: &Scope,
     body: Value,
 ) -> KResult<Response> {
     if let Some(name) = body.get("run_plan") {
         let name = name
             .as_str()
             .ok_or_else(|| bad("run_plan must be a plan's name"))?;
+        // The configured plans are the operator's: a project's caller does not see them.
+        if *scope != Scope::All {
+            return Err(Fault::not_found(format!("Plan {name} could not be found.")));
+        }
         return Ok(accepted(service.trigger_plan(name, Trigger::Manual)?));
     }
-    let request: ProtectRequest = request(body, "the protect request")?;
+    let mut request: ProtectRequest = request(body, "the protect request")?;
+    request.project_id = project.to_string();
     if let Some(refusal) = request.agent_refusal() {
         return Err(Fault::from(refusal.error("protect")));
     }
     if let Some(plan) = &request.plan {
-        if !service.plans().iter().any(|p| &p.name == plan) {
+        if *scope != Scope::All || !service.plans().iter().any(|p| &p.name == plan) {
             return Err(Fault::not_found(format!("Plan {plan} could not be found.")));
         }
     }
@@ -96,6 +105,7 @@ pub(super) fn create_checkpoint(
 /// (tombstones too), oldest first, with what could not be read.
 pub(super) async fn list_checkpoints(
     service: &Arc<Service>,
+    scope: &Scope,
     q: &HashMap<String, String>,
 ) -> KResult<Response> {
     let all = match q.get("all").map(String::as_str) {
@@ -107,23 +117,57 @@ pub(super) async fn list_checkpoints(
         plan: q.get("plan").cloned(),
         all,
     };
-    Ok(Json(service.engine().checkpoints(&filter).await?).into_response())
+    let mut list = service.engine().checkpoints(&filter).await?;
+    list.items.retain(|c| scope.sees(&c.project_id));
+    Ok(Json(list).into_response())
 }
 
 /// `GET .../checkpoints/{id}`: the checkpoint in full.
 pub(super) async fn show_checkpoint(
     service: &Arc<Service>,
+    scope: &Scope,
     id: &CheckpointId,
 ) -> KResult<Response> {
-    Ok(Json(service.engine().checkpoint(id).await?).into_response())
+    Ok(Json(visible_checkpoint(service, scope, id).await?).into_response())
+}
+
+/// The checkpoint `id`, if `scope` sees it: another project's is not found, as an unknown
+/// one (its id does not leak).
+pub(super) async fn visible_checkpoint(
+    service: &Arc<Service>,
+    scope: &Scope,
+    id: &CheckpointId,
+) -> Result<CheckpointView, EngineError> {
+    let cp = service.engine().checkpoint(id).await?;
+    if scope.sees(&cp.project_id) {
+        Ok(cp)
+    } else {
+        Err(EngineError::NotFound(format!("no checkpoint {id}")))
+    }
+}
+
+/// The restore `id`, if `scope` sees it (else not found, as an unknown one).
+pub(super) async fn visible_restore(
+    service: &Arc<Service>,
+    scope: &Scope,
+    id: &RestoreId,
+) -> Result<RestoreView, EngineError> {
+    let r = service.engine().restore_record(id).await?;
+    if scope.sees(&r.project_id) {
+        Ok(r)
+    } else {
+        Err(EngineError::NotFound(format!("no restore {id}")))
+    }
 }
 
 /// `DELETE .../checkpoints/{id}`: the operation deleting it.
 pub(super) async fn delete_checkpoint(
     service: &Arc<Service>,
     project: &str,
+    scope: &Scope,
     id: CheckpointId,
 ) -> KResult<Response> {
+    visible_checkpoint(service, scope, &id).await?;
     Ok(accepted(service.delete_checkpoint_in(project, id).await?))
 }
 
@@ -131,9 +175,12 @@ pub(super) async fn delete_checkpoint(
 pub(super) async fn create_restore(
     service: &Arc<Service>,
     project: &str,
+    scope: &Scope,
     body: Value,
 ) -> KResult<Response> {
-    let request: RestoreRequest = request(body, "the restore request")?;
+    let mut request: RestoreRequest = request(body, "the restore request")?;
+    visible_checkpoint(service, scope, &request.checkpoint_id).await?;
+    request.project_id = project.to_string();
     if let Some(refusal) = request.agent_refusal() {
         return Err(Fault::from(refusal.error("restore")));
     }
@@ -141,21 +188,32 @@ pub(super) async fn create_restore(
 }
 
 /// `GET .../restores`: the restore records, oldest first.
-pub(super) async fn list_restores(service: &Arc<Service>) -> KResult<Response> {
-    Ok(Json(service.engine().restores().await?).into_response())
+pub(super) async fn list_restores(service: &Arc<Service>, scope: &Scope) -> KResult<Response> {
+    let mut list = service.engine().restores().await?;
+    list.items.retain(|r| scope.sees(&r.project_id));
+    Ok(Json(list).into_response())
 }
 
 /// `GET .../restores/{id}`: the restore in full.
-pub(super) async fn show_restore(service: &Arc<Service>, id: &RestoreId) -> KResult<Response> {
-    Ok(Json(service.engine().restore_record(id).await?).into_response())
+pub(super) async fn show_restore(
+    service: &Arc<Service>,
+    scope: &Scope,
+    id: &RestoreId,
+) -> KResult<Response> {
+    Ok(Json(visible_restore(service, scope, id).await?).into_response())
 }
 
 /// `GET .../plans`: the config file's plans, with their schedules and last runs, and
 /// whether this replica leads.
-pub(super) fn list_plans(service: &Arc<Service>) -> Response {
+pub(super) fn list_plans(service: &Arc<Service>, scope: &Scope) -> Response {
     Json(PlanList {
         leader: service.is_leader(),
-        items: service.plan_views(),
+        // The configured plans are the operator's.
+        items: if *scope == Scope::All {
+            service.plan_views()
+        } else {
+            Vec::new()
+        },
     })
     .into_response()
 }

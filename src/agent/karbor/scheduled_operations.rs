@@ -17,12 +17,13 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
+use super::access::Scope;
 use super::plans::find_plan;
 use super::types::{Fault, PROVIDER_ID};
 use super::{bad, limit_of, paged, KResult, KarborState};
@@ -133,6 +134,7 @@ pub(super) async fn triggers_in_use(s: &KarborState, project: &str) -> KResult<V
     security(("karbor_token" = [])))]
 pub(super) async fn create(
     State(s): State<KarborState>,
+    Extension(scope): Extension<Scope>,
     Path(project): Path<String>,
     Json(body): Json<Value>,
 ) -> KResult<Json<Value>> {
@@ -249,7 +251,7 @@ pub(super) async fn create(
             "Trigger {trigger_text} could not be found."
         )));
     }
-    let plan = find_plan(&s, &project, &plan_id).await?;
+    let plan = find_plan(&s, &project, &scope, &plan_id).await?;
     let operation = StoredOperation {
         id: ScheduledOperationId::generate(),
         project_id: project,

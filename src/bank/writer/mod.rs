@@ -53,6 +53,8 @@ pub struct CheckpointDraft {
     pub plan: String,
     /// The protect parameters as given (JSON).
     pub options_json: String,
+    /// The Karbor project asking (empty: none).
+    pub project_id: String,
 }
 
 /// Tuning of a writer.
@@ -121,6 +123,7 @@ impl Bank {
             selection: draft.selection,
             plan: draft.plan,
             options_json: draft.options_json,
+            project_id: draft.project_id,
             ..Checkpoint::new(id, chrono::Utc::now())
         };
         lock.save_partial(pb::Checkpoint::from(&checkpoint)).await?;

@@ -243,6 +243,9 @@ impl From<WriteStats> for StatsView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckpointView {
+    /// The Karbor project it belongs to (empty: none, the cluster admin's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project_id: String,
     /// Id.
     pub id: CheckpointId,
     /// Its state.
@@ -306,6 +309,7 @@ impl CheckpointView {
 impl From<&CheckpointSummary> for CheckpointView {
     fn from(c: &CheckpointSummary) -> Self {
         Self {
+            project_id: c.project_id.clone(),
             id: c.id.clone(),
             status: c.status,
             backup_name: c.backup_name.clone(),
@@ -336,6 +340,9 @@ impl From<&CheckpointSummary> for CheckpointView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckpointItem {
+    /// The Karbor project it belongs to (empty: none, the cluster admin's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project_id: String,
     /// Its id.
     pub id: CheckpointId,
     /// The plan it belongs to, if any.
@@ -380,6 +387,7 @@ pub struct CheckpointItem {
 impl From<&CheckpointSummary> for CheckpointItem {
     fn from(c: &CheckpointSummary) -> Self {
         Self {
+            project_id: c.project_id.clone(),
             id: c.id.clone(),
             plan: (!c.plan.is_empty()).then(|| c.plan.clone()),
             status: c.status,
@@ -448,6 +456,9 @@ pub struct RestoredView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreView {
+    /// The Karbor project it belongs to (empty: none, the cluster admin's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project_id: String,
     /// Id.
     pub id: RestoreId,
     /// The checkpoint restored.
@@ -517,6 +528,7 @@ impl From<&crate::model::RestoreStats> for RestoreStatsView {
 impl From<&RestoreRecord> for RestoreView {
     fn from(r: &RestoreRecord) -> Self {
         Self {
+            project_id: r.project_id.clone(),
             id: r.id.clone(),
             checkpoint_id: r.checkpoint.clone(),
             status: r.status,
@@ -547,6 +559,9 @@ impl From<&RestoreRecord> for RestoreView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreItem {
+    /// The Karbor project it belongs to (empty: none, the cluster admin's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project_id: String,
     /// The restore's id.
     pub id: RestoreId,
     /// The checkpoint restored from.
@@ -575,6 +590,7 @@ pub struct RestoreItem {
 impl From<&RestoreRecord> for RestoreItem {
     fn from(r: &RestoreRecord) -> Self {
         Self {
+            project_id: r.project_id.clone(),
             id: r.id.clone(),
             checkpoint_id: r.checkpoint.clone(),
             status: r.status,

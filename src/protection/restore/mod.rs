@@ -95,6 +95,7 @@ async fn restore_scoped(
                 .clone()
                 .unwrap_or_default(),
             parameters_json: print,
+            project_id: req.project_id.clone(),
             ..RestoreRecord::new(
                 req.restore_id.clone().unwrap_or_else(RestoreId::generate),
                 checkpoint.id.clone(),

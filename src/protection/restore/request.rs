@@ -231,6 +231,10 @@ pub struct RestoreRequest {
     /// that resumes an unfinished run of the same request keeps that run's id.
     #[serde(skip)]
     pub restore_id: Option<RestoreId>,
+    /// The Karbor project the restore belongs to (empty: none, the cluster admin's). Set
+    /// by the agent from the route it was asked on, never taken from a body.
+    #[serde(skip)]
+    pub project_id: String,
 }
 
 /// The default of [`RestoreRequest::concurrency`].
@@ -259,6 +263,7 @@ impl RestoreRequest {
             volume_concurrency: None,
             mode: RestoreMode::Apply,
             restore_id: None,
+            project_id: String::new(),
         }
     }
 

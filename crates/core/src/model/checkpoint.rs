@@ -279,6 +279,8 @@ pub struct Checkpoint {
     pub options_json: String,
     /// Pods protected.
     pub pods: u32,
+    /// The Karbor project that made it (empty: none, the cluster admin's).
+    pub project_id: String,
 }
 
 impl Checkpoint {
@@ -303,6 +305,7 @@ impl Checkpoint {
             stats: WriteStats::default(),
             options_json: String::new(),
             pods: 0,
+            project_id: String::new(),
         }
     }
 
@@ -354,6 +357,8 @@ pub struct CheckpointSummary {
     pub pods: u32,
     /// The Cinder backups it holds, with what each depends on.
     pub backups: Vec<BackupLink>,
+    /// The Karbor project that made it (empty: none).
+    pub project_id: String,
 }
 
 /// One Cinder backup of a checkpoint, with what it depends on.
@@ -416,6 +421,7 @@ impl From<&Checkpoint> for CheckpointSummary {
             stats: cp.stats,
             pods: cp.pods,
             backups: cp.volumes.iter().filter_map(BackupLink::of).collect(),
+            project_id: cp.project_id.clone(),
         }
     }
 }

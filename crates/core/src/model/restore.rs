@@ -116,6 +116,8 @@ pub struct RestoreRecord {
     pub journal_seq: u64,
     /// How it went, in numbers.
     pub stats: RestoreStats,
+    /// The Karbor project that asked (empty: none, the cluster admin's).
+    pub project_id: String,
 }
 
 /// How a restore went, in numbers.
@@ -177,6 +179,7 @@ impl RestoreRecord {
             reason: String::new(),
             journal_seq: 0,
             stats: RestoreStats::default(),
+            project_id: String::new(),
         }
     }
 
