@@ -227,6 +227,8 @@ fn pod_entry((ns, name, uid): (&str, &str, &str)) -> PodEntry {
             labels: Default::default(),
             created: None,
             volumes: Vec::new(),
+            hook_annotations: Default::default(),
+            containers: Vec::new(),
             refs: Default::default(),
         },
         key: format!("/registry/pods/{ns}/{name}"),
