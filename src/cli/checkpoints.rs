@@ -84,6 +84,18 @@ pub struct ProtectArgs {
     /// skipped.
     #[arg(long)]
     pub secrets_in_plain_bank: bool,
+    /// Do not run the pods' exec hooks (pre/post.hook.backup.velero.io annotations): the
+    /// volumes are taken crash-consistent, and the checkpoint records the pods whose hooks
+    /// were skipped. Without it, hooks with no API server to run them fail the protect.
+    #[arg(long)]
+    pub skip_hooks: bool,
+    /// kubeconfig file, for the API server that runs the pods' exec hooks (default:
+    /// $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
     /// Explicit pods, `<namespace>/<name>`.
     pub pods: Vec<String>,
 }
@@ -506,6 +518,16 @@ pub async fn protect(ctx: &Context, engine: &dyn Engine, args: ProtectArgs) -> a
     Ok(())
 }
 
+impl ProtectArgs {
+    /// Where the API server that runs the hooks is.
+    pub fn kube_settings(&self) -> crate::apiserver::KubeSettings {
+        crate::apiserver::KubeSettings {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
 /// The request of `podbank protect`, checked: a bad one fails before anything is reached.
 pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectRequest> {
     let mut parameters = parameters(
@@ -534,6 +556,7 @@ pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectReque
         parameters,
         volume_backups: !args.no_volume_backups,
         secrets_in_plain_bank: args.secrets_in_plain_bank,
+        skip_hooks: args.skip_hooks,
         checkpoint_id: None,
     })
 }

@@ -31,6 +31,33 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// them close together, few enough not to flood the API server and the kubelets.
 pub const CONCURRENCY: usize = 8;
 
+/// Where hooks are run.
+#[derive(Clone, Copy)]
+pub enum HookExec<'a> {
+    /// Through this API server's exec.
+    Api(&'a ApiServer),
+    /// Nowhere: there is no API server (protect reads etcd only), for this reason.
+    Unavailable(&'a str),
+}
+
+impl std::fmt::Debug for HookExec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HookExec::Api(_) => f.write_str("HookExec::Api"),
+            HookExec::Unavailable(why) => write!(f, "HookExec::Unavailable({why:?})"),
+        }
+    }
+}
+
+/// The hooks of a checkpoint's pods and where they run: what brackets the snapshot burst.
+#[derive(Clone, Copy)]
+pub struct Bracket<'a> {
+    /// The API server that runs them.
+    pub api: &'a ApiServer,
+    /// The pods that declare hooks, in the order read.
+    pub pods: &'a [PodHooks],
+}
+
 /// One hook as its pod declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookSpec {
@@ -232,14 +259,16 @@ fn parse_go_duration(text: &str) -> Result<Duration, String> {
 /// record of each, in the order of `pods`. Never fails: a hook that could not run is a
 /// failed record, with the reason.
 pub async fn run_phase(api: &ApiServer, pods: &[PodHooks], phase: HookPhase) -> Vec<HookRecord> {
-    futures::stream::iter(
-        pods.iter()
-            .filter_map(|p| p.phase(phase).map(|spec| (&p.pod, spec))),
-    )
-    .map(|(pod, spec)| run_one(api, pod, phase, spec))
-    .buffered(CONCURRENCY)
-    .collect()
-    .await
+    // The futures are made before the stream, not by a closure of it: a stream whose
+    // closure borrows makes the caller's future not provably `Send` (rust-lang/rust#102211).
+    let runs: Vec<_> = pods
+        .iter()
+        .filter_map(|p| p.phase(phase).map(|spec| run_one(api, &p.pod, phase, spec)))
+        .collect();
+    futures::stream::iter(runs)
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
 }
 
 /// Runs one hook and records what it did.
