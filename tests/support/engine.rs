@@ -213,6 +213,8 @@ fn view(c: &Candidate, name: Option<&String>) -> CheckpointView {
             packs_new: 1,
             seconds: 0.0,
         },
+        hooks: Vec::new(),
+        hooks_skipped: Vec::new(),
     }
 }
 
