@@ -12,13 +12,13 @@ use std::time::Duration;
 use super::format::pb;
 use crate::model::{
     ms_of, time_of_ms, BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus,
-    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, GroupSnapshotId, InvalidPlanId,
-    InvalidScheduledOperationId, InvalidTriggerId, JournalBatch, ObjectId, ObjectRef,
-    OperationType, Outcome, PlanResource, PlanStatus, Relation, ResourceRecord, ResourceStatus,
-    ResourceType, RestoreId, RestoreRecord, RestoreStats, RestoreStatus, RestoredResource,
-    Revision, SelectionRecord, SnapshotId, Source, StoredOperation, StoredPlan, StoredTrigger,
-    TableRefs, TakenBy, TimeFormat, TriggerType, Uid, VolumeDriver, VolumeId, VolumeRecord,
-    VolumeStatus, WriteStats,
+    CheckpointSummary, ClusterRecord, Edge, Encoding, EtcdKey, GroupSnapshotId, HookOnError,
+    HookOutcome, HookPhase, HookRecord, InvalidPlanId, InvalidScheduledOperationId,
+    InvalidTriggerId, JournalBatch, ObjectId, ObjectRef, OperationType, Outcome, PlanResource,
+    PlanStatus, Relation, ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord,
+    RestoreStats, RestoreStatus, RestoredResource, Revision, SelectionRecord, SnapshotId, Source,
+    StoredOperation, StoredPlan, StoredTrigger, TableRefs, TakenBy, TimeFormat, TriggerType, Uid,
+    VolumeDriver, VolumeId, VolumeRecord, VolumeStatus, WriteStats,
 };
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -425,6 +425,55 @@ impl From<pb::Checkpoint> for Checkpoint {
             options_json: c.options_json,
             pods: c.pods,
             project_id: c.project_id,
+            hooks: c.hooks.into_iter().map(Into::into).collect(),
+            hooks_skipped: c
+                .hooks_skipped
+                .iter()
+                .map(|p| ObjectRef::parse_lenient(p))
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::Hook> for HookRecord {
+    fn from(h: pb::Hook) -> Self {
+        Self {
+            pod: ObjectRef::parse_lenient(&h.pod),
+            container: h.container,
+            command: h.command,
+            // A record from a newer writer with a phase this one does not know reads as
+            // a post-hook: shown, never taken for one that froze something.
+            phase: HookPhase::parse(&h.phase).unwrap_or(HookPhase::Post),
+            on_error: HookOnError::parse(&h.on_error).unwrap_or_default(),
+            outcome: HookOutcome::parse(&h.outcome),
+            exit_code: h.exited.then_some(h.exit_code),
+            reason: h.reason,
+            started: time_or_epoch(h.started_unix_ms),
+            duration_ms: h.duration_ms,
+            stdout: h.stdout,
+            stderr: h.stderr,
+            output_truncated: h.output_truncated,
+        }
+    }
+}
+
+impl From<&HookRecord> for pb::Hook {
+    fn from(h: &HookRecord) -> Self {
+        Self {
+            pod: h.pod.to_string(),
+            container: h.container.clone(),
+            command: h.command.clone(),
+            phase: h.phase.as_str().to_string(),
+            on_error: h.on_error.as_str().to_string(),
+            outcome: h.outcome.as_str().to_string(),
+            exited: h.exit_code.is_some(),
+            exit_code: h.exit_code.unwrap_or_default(),
+            reason: h.reason.clone(),
+            started_unix_ms: ms(h.started),
+            duration_ms: h.duration_ms,
+            stdout: h.stdout.clone(),
+            stderr: h.stderr.clone(),
+            output_truncated: h.output_truncated,
         }
     }
 }
@@ -454,6 +503,8 @@ impl From<&Checkpoint> for pb::Checkpoint {
             volume_table_count: c.volume_table_count,
             lost_tables: bytes(&c.tables.lost),
             project_id: c.project_id.clone(),
+            hooks: c.hooks.iter().map(Into::into).collect(),
+            hooks_skipped: c.hooks_skipped.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -749,6 +800,54 @@ mod tests {
         assert_eq!(back.selection, pb_cp.selection);
         assert_eq!(back.resource_tables, pb_cp.resource_tables);
         assert_eq!(back.created_unix_ms, 1_000);
+    }
+
+    #[test]
+    fn hook_records_survive_the_edge_both_ways() {
+        let stored = pb::Hook {
+            pod: "shop/db-0".into(),
+            container: "db".into(),
+            command: vec!["fsfreeze".into(), "-f".into(), "/data".into()],
+            phase: "pre".into(),
+            on_error: "Continue".into(),
+            outcome: "failed".into(),
+            exited: true,
+            exit_code: 3,
+            reason: "exit code 3".into(),
+            started_unix_ms: 1_000,
+            duration_ms: 250,
+            stdout: "frozen\n".into(),
+            stderr: "".into(),
+            output_truncated: false,
+        };
+        let record = HookRecord::from(stored.clone());
+        assert_eq!(record.pod.to_string(), "shop/db-0");
+        assert_eq!(record.phase, HookPhase::Pre);
+        assert_eq!(record.on_error, HookOnError::Continue);
+        assert_eq!(record.outcome, HookOutcome::Failed);
+        assert_eq!(record.exit_code, Some(3));
+        assert_eq!(record.finished().timestamp_millis(), 1_250);
+        assert_eq!(pb::Hook::from(&record), stored);
+        // A timed-out hook has no exit code, and says so.
+        let timed_out = pb::Hook {
+            outcome: "timed-out".into(),
+            exited: false,
+            exit_code: 0,
+            ..stored
+        };
+        let record = HookRecord::from(timed_out.clone());
+        assert_eq!(record.outcome, HookOutcome::TimedOut);
+        assert_eq!(record.exit_code, None);
+        assert_eq!(pb::Hook::from(&record), timed_out);
+        let cp = pb::Checkpoint {
+            hooks: vec![timed_out.clone()],
+            hooks_skipped: vec!["shop/web-1".into()],
+            ..Default::default()
+        };
+        let model = Checkpoint::from(cp);
+        let back = pb::Checkpoint::from(&model);
+        assert_eq!(back.hooks, vec![timed_out]);
+        assert_eq!(back.hooks_skipped, vec!["shop/web-1".to_string()]);
     }
 }
 

@@ -13,7 +13,8 @@ use crate::engine::{
     SelectionSpec,
 };
 use crate::model::{
-    CheckpointId, CheckpointStatus, Namespace, ObjectRef, Relation, ResourceType, TakenBy,
+    CheckpointId, CheckpointStatus, HookOutcome, Namespace, ObjectRef, Relation, ResourceType,
+    TakenBy,
 };
 use crate::protection::DeleteOutcome;
 
@@ -84,6 +85,18 @@ pub struct ProtectArgs {
     /// skipped.
     #[arg(long)]
     pub secrets_in_plain_bank: bool,
+    /// Do not run the pods' exec hooks (pre/post.hook.backup.velero.io annotations): the
+    /// volumes are taken crash-consistent, and the checkpoint records the pods whose hooks
+    /// were skipped. Without it, hooks with no API server to run them fail the protect.
+    #[arg(long)]
+    pub skip_hooks: bool,
+    /// kubeconfig file, for the API server that runs the pods' exec hooks (default:
+    /// $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
     /// Explicit pods, `<namespace>/<name>`.
     pub pods: Vec<String>,
 }
@@ -260,8 +273,9 @@ impl Tabular for Show {
             .iter()
             .filter(|v| v.taken_by != TakenBy::Unrecorded)
             .collect();
+        let hooks = self.hook_table();
         let Some(largest) = taken.iter().max_by_key(|v| v.skew_ms) else {
-            return Vec::new();
+            return hooks.into_iter().collect();
         };
         let mut rows = vec![vec![
             "(largest skew)".to_string(),
@@ -279,7 +293,70 @@ impl Tabular for Show {
                 v.taken_reason.clone(),
             ]
         }));
-        vec![(vec!["VOLUME", "TAKEN", "SNAPSHOT", "SKEW", "REASON"], rows)]
+        let mut tables = vec![(vec!["VOLUME", "TAKEN", "SNAPSHOT", "SKEW", "REASON"], rows)];
+        tables.extend(hooks);
+        tables
+    }
+}
+
+impl Show {
+    /// The exec hooks, in the order they ran, and the pods whose hooks were skipped.
+    fn hook_table(&self) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
+        let view = &self.0;
+        if view.hooks.is_empty() && view.hooks_skipped.is_empty() {
+            return None;
+        }
+        let mut rows: Vec<Vec<String>> = view
+            .hooks
+            .iter()
+            .map(|h| {
+                let outcome = match h.exit_code {
+                    Some(code) if h.outcome != HookOutcome::Succeeded => {
+                        format!("{} (exit {code}, {})", h.outcome, h.on_error)
+                    }
+                    _ if h.outcome != HookOutcome::Succeeded => {
+                        format!("{} ({})", h.outcome, h.on_error)
+                    }
+                    _ => h.outcome.to_string(),
+                };
+                // The first line of what it said: the rest is in `-o json`.
+                let said = [h.stderr.trim(), h.stdout.trim()]
+                    .into_iter()
+                    .find(|o| !o.is_empty())
+                    .and_then(|o| o.lines().next())
+                    .unwrap_or_default();
+                vec![
+                    h.phase.to_string(),
+                    format!("{} ({})", h.pod, h.container),
+                    h.command.join(" "),
+                    outcome,
+                    h.started_at.clone(),
+                    format!("{} ms", h.duration_ms),
+                    [h.reason.as_str(), said]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(": "),
+                ]
+            })
+            .collect();
+        rows.extend(view.hooks_skipped.iter().map(|pod| {
+            vec![
+                "skipped".to_string(),
+                pod.clone(),
+                String::new(),
+                "not run (--skip-hooks)".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]
+        }));
+        Some((
+            vec![
+                "HOOK", "POD", "COMMAND", "OUTCOME", "STARTED", "DURATION", "OUTPUT",
+            ],
+            rows,
+        ))
     }
 }
 
@@ -506,6 +583,16 @@ pub async fn protect(ctx: &Context, engine: &dyn Engine, args: ProtectArgs) -> a
     Ok(())
 }
 
+impl ProtectArgs {
+    /// Where the API server that runs the hooks is.
+    pub fn kube_settings(&self) -> crate::apiserver::KubeSettings {
+        crate::apiserver::KubeSettings {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
 /// The request of `podbank protect`, checked: a bad one fails before anything is reached.
 pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectRequest> {
     let mut parameters = parameters(
@@ -534,6 +621,7 @@ pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectReque
         parameters,
         volume_backups: !args.no_volume_backups,
         secrets_in_plain_bank: args.secrets_in_plain_bank,
+        skip_hooks: args.skip_hooks,
         checkpoint_id: None,
         project_id: String::new(),
     })

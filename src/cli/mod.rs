@@ -119,7 +119,7 @@ pub struct Context {
 pub struct EngineOptions {
     /// Create the bank if there is none (protect does).
     pub create_bank: bool,
-    /// Where restores reach the API server.
+    /// Where restores and protect's exec hooks reach the API server.
     pub kube: Option<crate::apiserver::KubeSettings>,
     /// How long a restore waits for one volume.
     pub volume_timeout: Option<std::time::Duration>,
@@ -339,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Protect(args) => {
             let options = EngineOptions {
                 create_bank: true,
+                kube: Some(args.kube_settings()),
                 ..EngineOptions::default()
             };
             checkpoints::protect(&ctx, &*engine(options)?, args).await

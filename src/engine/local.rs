@@ -31,6 +31,7 @@ use crate::model::{
     RestoreId, ScheduledOperationId, StoredOperation, StoredPlan, StoredTrigger, TriggerId,
     VolumeStatus,
 };
+use crate::protection::hooks::HookExec;
 use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{
     self as restoring, BankJournal, ClusterTarget, ExportTarget, NoJournal,
@@ -333,17 +334,32 @@ impl Engine for LocalEngine {
             project_id: request.project_id.clone(),
             scan: Self::scan_options(etcd),
             writer: Default::default(),
+            skip_hooks: request.skip_hooks,
             secrets: if request.secrets_in_plain_bank || self.secrets_in_plain_bank {
                 SecretPolicy::AnyBank
             } else {
                 SecretPolicy::EncryptedBankOnly
             },
         };
+        // Only configured here, not reached: connecting builds the client from the
+        // kubeconfig, and no request is made unless a selected pod declares hooks.
+        let unavailable;
+        let exec = match &self.api {
+            Some(api) => match api.get().await {
+                Ok(api) => HookExec::Api(api),
+                Err(e) => {
+                    unavailable = e.to_string();
+                    HookExec::Unavailable(&unavailable)
+                }
+            },
+            None => HookExec::Unavailable("no Kubernetes API server is configured"),
+        };
         let services = Services {
             etcd,
             decoder: &self.decoder,
             bank,
             progress: self.progress.as_ref(),
+            exec,
             hooks: None,
         };
         let cp = protection::protect(services, &req, &backups)

@@ -171,6 +171,12 @@ pub struct ProtectRequest {
     #[serde(default)]
     #[serde(alias = "secrets_in_plain_bank")]
     pub secrets_in_plain_bank: bool,
+    /// Do not run the pods' exec hooks (Velero's `pre/post.hook.backup.velero.io`
+    /// annotations); the pods that declare some are recorded in the checkpoint. Without it, a
+    /// protect with no API server to run declared hooks fails before it takes anything.
+    #[serde(default)]
+    #[serde(alias = "skip_hooks")]
+    pub skip_hooks: bool,
     /// The id the checkpoint gets (one not in the bank); `None`: a new one. Set by fronts
     /// that answer with the id before the protect has started (Karbor's checkpoint create).
     #[serde(skip)]

@@ -121,6 +121,7 @@ impl Plan {
             parameters: self.parameters.clone(),
             volume_backups: true,
             secrets_in_plain_bank: false,
+            skip_hooks: false,
             checkpoint_id: None,
             project_id: String::new(),
         }

@@ -16,6 +16,7 @@
 //! the bank's protobuf records.
 
 pub mod delete;
+pub mod hooks;
 pub mod inventory;
 pub mod progress;
 pub mod protect;

@@ -8,11 +8,16 @@
 //! 2. The bank writer is opened (a lock that also records the checkpoint in progress).
 //! 3. The consistent scan streams every selected object into the bank page by page; the
 //!    etcd read of the next page overlaps the hashing and compression of this one.
-//! 4. The volumes are resolved from the inventory (one volume shared by pods is backed up
+//! 4. The pods' exec hooks (Velero's annotations, [`super::hooks`]) were read with the pods:
+//!    one that does not parse, or hooks with no API server to run them (unless
+//!    `skip_hooks`), fail the protect here, before anything outside the bank is made.
+//! 5. The volumes are resolved from the inventory (one volume shared by pods is backed up
 //!    once) and backed up ([`super::volumes`]); each backup id is saved into the writer's
 //!    lock as soon as Cinder returns it, so a crash never leaves a backup that no
 //!    checkpoint lists.
-//! 5. The manifest is written: `available`, or `error` with a reason per volume.
+//!    The pre-hooks run before the snapshot burst, the post-hooks right after it (always,
+//!    once the pre-hooks ran), each recorded in the checkpoint.
+//! 6. The manifest is written: `available`, or `error` with a reason per volume or hook.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +25,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::hooks::{Bracket, HookError, HookExec, PodHooks};
 use super::inventory::{
     read_inventory, Missing, ObjectHandler, PodEntry, SelectedObject, Selection,
 };
@@ -57,6 +63,9 @@ pub struct ProtectRequest {
     pub writer: WriterOptions,
     /// Whether the pods' Secrets may be stored.
     pub secrets: SecretPolicy,
+    /// Do not run the pods' exec hooks (recorded in the checkpoint): for a protect with no
+    /// API server that knowingly takes crash-consistent volumes.
+    pub skip_hooks: bool,
 }
 
 /// Whether Secrets go into the bank.
@@ -86,6 +95,8 @@ pub struct Services<'a> {
     pub bank: &'a Arc<Bank>,
     /// Where progress goes.
     pub progress: &'a dyn Progress,
+    /// Where the pods' exec hooks run (the API server), or why nowhere.
+    pub exec: HookExec<'a>,
     /// Test seams called at fixed points of the work; `None` outside tests.
     pub hooks: Option<&'a dyn ProtectHooks>,
 }
@@ -124,6 +135,10 @@ struct BankHandler<'a> {
     progress: &'a dyn Progress,
     /// When the scan pinned its revision (the last time, after restarts).
     revision_read: Option<Instant>,
+    /// The selected pods that declare exec hooks.
+    hooks: Vec<PodHooks>,
+    /// Hook annotations that do not parse.
+    hook_errors: Vec<HookError>,
 }
 
 /// A pod volume that uses a claim: resolved once claims and volumes are read.
@@ -241,6 +256,11 @@ impl VolumeRecords {
 impl ObjectHandler for BankHandler<'_> {
     fn pod(&mut self, pod: PodEntry) -> Option<PodEntry> {
         let info = pod.info;
+        match PodHooks::of(&info) {
+            Ok(Some(hooks)) => self.hooks.push(hooks),
+            Ok(None) => {}
+            Err(e) => self.hook_errors.push(e),
+        }
         let name = ObjectRef::new(info.namespace.clone(), info.name.clone());
         for v in info.volumes {
             let ephemeral = v.source == VolumeSourceKind::Ephemeral;
@@ -266,6 +286,8 @@ impl ObjectHandler for BankHandler<'_> {
     async fn restart(&mut self, revision: Revision) -> Result<(), ProtectionError> {
         self.revision_read = Some(Instant::now());
         self.volumes = VolumeRecords::default();
+        self.hooks.clear();
+        self.hook_errors.clear();
         self.writer.reset_records();
         self.writer.checkpoint_mut().revision = revision;
         Ok(())
@@ -346,6 +368,60 @@ pub fn selection_record(selection: &Selection) -> SelectionRecord {
     }
 }
 
+/// What to do about the selected pods' exec hooks.
+#[derive(Debug)]
+enum HookPlan<'a> {
+    /// No pod declares any.
+    None,
+    /// Run them through this API server.
+    Run(&'a crate::apiserver::ApiServer),
+    /// Do not run them (`skip_hooks`): these pods declare some.
+    Skipped(Vec<ObjectRef>),
+}
+
+/// Decides [`HookPlan`]; an error when an annotation does not parse, or when hooks are
+/// declared, there is no API server and `skip_hooks` is not set.
+fn hook_plan<'a>(
+    pods: &[PodHooks],
+    errors: Vec<HookError>,
+    exec: HookExec<'a>,
+    skip_hooks: bool,
+) -> Result<HookPlan<'a>, ProtectionError> {
+    if !errors.is_empty() {
+        for e in &errors {
+            tracing::info!("exec hook: {e}");
+        }
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let errors: Vec<&str> = errors.iter().map(String::as_str).collect();
+        return Err(ProtectionError::InvalidRequest(format!(
+            "exec hooks that cannot run as declared, nothing was taken: {}",
+            super::summarise_list(&errors, "annotations", "each is logged with -v")
+        )));
+    }
+    if pods.is_empty() {
+        return Ok(HookPlan::None);
+    }
+    if skip_hooks {
+        return Ok(HookPlan::Skipped(
+            pods.iter().map(|p| p.pod.clone()).collect(),
+        ));
+    }
+    match exec {
+        HookExec::Api(api) => Ok(HookPlan::Run(api)),
+        HookExec::Unavailable(why) => {
+            let names: Vec<String> = pods.iter().map(|p| p.pod.to_string()).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            Err(ProtectionError::InvalidRequest(format!(
+                "pods {} declare exec hooks (pre/post.hook.backup.velero.io annotations) and \
+                 there is no Kubernetes API server to run them ({why}); nothing was taken. Give \
+                 protect a kubeconfig (--kubeconfig/--context), or pass --skip-hooks to take \
+                 the volumes without them (recorded in the checkpoint)",
+                super::summarise_list(&names, "pods", "the hooks are in their annotations")
+            )))
+        }
+    }
+}
+
 /// Protects the selected pods: see the module doc for the order of work.
 ///
 /// # Arguments
@@ -388,6 +464,8 @@ pub async fn protect(
         store_secrets,
         progress: services.progress,
         revision_read: None,
+        hooks: Vec::new(),
+        hook_errors: Vec::new(),
     };
     services.progress.start(Stage::Objects, None);
     let inventory = read_inventory(
@@ -401,10 +479,29 @@ pub async fn protect(
     services.progress.finish(Stage::Objects);
     let mut records = std::mem::take(&mut handler.volumes);
     let revision_read = handler.revision_read.unwrap_or_else(Instant::now);
+    let pod_hooks = std::mem::take(&mut handler.hooks);
+    let hook_errors = std::mem::take(&mut handler.hook_errors);
     let mut inventory = match inventory {
         Ok(inventory) => inventory,
         Err(e) => {
             // Nothing outside the bank exists yet: no checkpoint, the packs go at gc.
+            writer.abandon().await?;
+            return Err(e);
+        }
+    };
+    // Hooks that cannot run as declared stop the protect while nothing outside the bank
+    // exists: a database the operator meant to freeze is not snapshotted unfrozen.
+    let bracket = match hook_plan(&pod_hooks, hook_errors, services.exec, request.skip_hooks) {
+        Ok(HookPlan::None) => None,
+        Ok(HookPlan::Run(api)) => Some(Bracket {
+            api,
+            pods: &pod_hooks,
+        }),
+        Ok(HookPlan::Skipped(pods)) => {
+            writer.checkpoint_mut().hooks_skipped = pods;
+            None
+        }
+        Err(e) => {
             writer.abandon().await?;
             return Err(e);
         }
@@ -443,6 +540,7 @@ pub async fn protect(
         &previous,
         services.progress,
         services.hooks,
+        bracket,
         revision_read,
     )
     .await;

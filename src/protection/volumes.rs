@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+use super::hooks::{self, Bracket};
 use super::protect::ProtectHooks;
 use super::schema::ProtectParams;
 use crate::bank::CheckpointWriter;
@@ -19,7 +20,7 @@ use crate::cinder::{
     BackupId, BackupStatus, Cinder, CinderError, GroupId, GroupSnapshotId, NewBackup, NewSnapshot,
     SnapshotId, VolumeId,
 };
-use crate::model::{Checkpoint, CheckpointId, CheckpointStatus, TakenBy, VolumeStatus};
+use crate::model::{Checkpoint, CheckpointId, CheckpointStatus, HookPhase, TakenBy, VolumeStatus};
 
 /// How protection reaches Cinder.
 #[derive(Debug, Clone)]
@@ -107,7 +108,14 @@ pub fn chain_depth(previous: &[Checkpoint], holder: &CheckpointId, volume_id: &V
 /// * `progress` - told of each volume done.
 /// * `hooks` - test seams ([`ProtectHooks::snapshots_ready`] is called between the snapshot
 ///   burst and the backups); `None` outside tests.
+/// * `bracket` - the pods' exec hooks: the pre-hooks run before the snapshot burst, the
+///   post-hooks right after it (before the backups, which read the snapshots and may take
+///   hours), and always once the pre-hooks ran. Without Cinder they run all the same, where
+///   the burst would be, so that a plan's hooks do the same with and without volumes. A
+///   pre-hook failing with `on-error: Fail` leaves every volume untaken (a volume that was
+///   not frozen is not what was asked for); the post-hooks still run.
 /// * `revision_read` - when etcd revision R was read: each volume's skew is measured from it.
+#[allow(clippy::too_many_arguments)] // the protect's state, passed down once, read-only
 pub async fn back_up_all(
     writer: &mut CheckpointWriter,
     backups: &VolumeBackups<'_>,
@@ -115,22 +123,33 @@ pub async fn back_up_all(
     previous: &[Checkpoint],
     progress: &dyn Progress,
     hooks: Option<&dyn ProtectHooks>,
+    bracket: Option<Bracket<'_>>,
     revision_read: Instant,
 ) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if let Some(b) = bracket {
+        let pre = hooks::run_phase(b.api, b.pods, HookPhase::Pre).await;
+        let failed = hooks::problems(&pre);
+        writer.checkpoint_mut().hooks.extend(pre);
+        if !failed.is_empty() {
+            not_taken(
+                writer,
+                "not taken: a pre-hook with on-error Fail failed (see the checkpoint's hooks)",
+            );
+            reasons.extend(failed);
+            reasons.extend(post_hooks(writer, bracket).await);
+            return reasons;
+        }
+    }
     let cinder = match backups {
         VolumeBackups::Skip(reason) => {
-            for v in &mut writer.checkpoint_mut().volumes {
-                if v.status == VolumeStatus::Pending {
-                    v.status = VolumeStatus::NotProtected;
-                    v.reason = reason.clone();
-                }
-            }
-            return Vec::new();
+            not_taken(writer, reason);
+            reasons.extend(post_hooks(writer, bracket).await);
+            return reasons;
         }
         VolumeBackups::Cinder(c) => *c,
     };
     let checkpoint_id = writer.id().clone();
-    let mut reasons = Vec::new();
     let pending: Vec<usize> = writer
         .checkpoint()
         .volumes
@@ -144,6 +163,9 @@ pub async fn back_up_all(
     //    revision as Cinder allows, then waited for; a volume Cinder will not snapshot is
     //    backed up directly, with Cinder's reason recorded.
     snapshot_burst(writer, cinder, params, &pending, revision_read).await;
+    // The snapshots are taken (or Cinder would not take them): what was frozen is thawed
+    // now, not after the backups.
+    reasons.extend(post_hooks(writer, bracket).await);
     if let Some(hooks) = hooks {
         let records: Vec<_> = pending
             .iter()
@@ -319,6 +341,28 @@ pub async fn back_up_all(
         }
     }
     reasons
+}
+
+/// Marks every `pending` volume of the checkpoint as not protected, for `reason`.
+fn not_taken(writer: &mut CheckpointWriter, reason: &str) {
+    for v in &mut writer.checkpoint_mut().volumes {
+        if v.status == VolumeStatus::Pending {
+            v.status = VolumeStatus::NotProtected;
+            v.reason = reason.to_string();
+        }
+    }
+}
+
+/// Runs the post-hooks of `bracket` (if any) and records them; returns the checkpoint's
+/// problems among them.
+async fn post_hooks(writer: &mut CheckpointWriter, bracket: Option<Bracket<'_>>) -> Vec<String> {
+    let Some(b) = bracket else {
+        return Vec::new();
+    };
+    let post = hooks::run_phase(b.api, b.pods, HookPhase::Post).await;
+    let failed = hooks::problems(&post);
+    writer.checkpoint_mut().hooks.extend(post);
+    failed
 }
 
 fn millis(d: Duration) -> u64 {

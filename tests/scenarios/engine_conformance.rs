@@ -41,6 +41,7 @@ fn protect_request(pod: &ObjectRef, name: &str) -> ProtectRequest {
         .expect("valid parameters"),
         volume_backups: true,
         secrets_in_plain_bank: false,
+        skip_hooks: false,
         checkpoint_id: None,
     }
 }

@@ -42,6 +42,7 @@ mod pods_bad_values;
 mod pods_cli;
 mod protect_cinder;
 mod protect_closure;
+mod protect_hooks;
 mod protect_records;
 mod quickstart;
 mod restore;

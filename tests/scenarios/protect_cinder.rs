@@ -1282,6 +1282,7 @@ async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_sn
             scan: Default::default(),
             writer: Default::default(),
             secrets: Default::default(),
+            skip_hooks: false,
         };
         let decoder = podbank::codec::Decoder::new(None);
         let hook = OverwriteAfterSnapshot {
@@ -1293,6 +1294,7 @@ async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_sn
             decoder: &decoder,
             bank: &bank,
             progress: &podbank::protection::progress::Silent,
+            exec: podbank::protection::hooks::HookExec::Unavailable("the test gives none"),
             hooks: Some(&hook),
         };
         let cp = protection::protect(

@@ -220,6 +220,7 @@ pub async fn protect_from_etcd_as(
         scan: Default::default(),
         writer: WriterOptions::default(),
         secrets: Default::default(),
+        skip_hooks: false,
     };
     let decoder = podbank::codec::Decoder::new(None);
     let services = Services {
@@ -227,6 +228,7 @@ pub async fn protect_from_etcd_as(
         decoder: &decoder,
         bank,
         progress: &podbank::protection::progress::Silent,
+        exec: podbank::protection::hooks::HookExec::Unavailable("the model gives none"),
         hooks: None,
     };
     Ok(protection::protect(

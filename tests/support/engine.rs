@@ -213,6 +213,8 @@ fn view(c: &Candidate, name: Option<&String>) -> CheckpointView {
             packs_new: 1,
             seconds: 0.0,
         },
+        hooks: Vec::new(),
+        hooks_skipped: Vec::new(),
     }
 }
 
@@ -227,6 +229,8 @@ fn pod_entry((ns, name, uid): (&str, &str, &str)) -> PodEntry {
             labels: Default::default(),
             created: None,
             volumes: Vec::new(),
+            hook_annotations: Default::default(),
+            containers: Vec::new(),
             refs: Default::default(),
         },
         key: format!("/registry/pods/{ns}/{name}"),

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     BackupId, BackupLink, Checkpoint, CheckpointId, CheckpointStatus, CheckpointSummary, Edge,
-    Encoding, ObjectId, ObjectRef, Outcome, ResourceRecord, ResourceStatus, ResourceType,
-    RestoreId, RestoreRecord, RestoreStatus, Revision, SelectionRecord, TakenBy, VolumeDriver,
-    VolumeId, VolumeRecord, VolumeStatus, WriteStats,
+    Encoding, HookOnError, HookOutcome, HookPhase, HookRecord, ObjectId, ObjectRef, Outcome,
+    ResourceRecord, ResourceStatus, ResourceType, RestoreId, RestoreRecord, RestoreStatus,
+    Revision, SelectionRecord, TakenBy, VolumeDriver, VolumeId, VolumeRecord, VolumeStatus,
+    WriteStats,
 };
 use crate::protection::retention::Candidate;
 
@@ -283,6 +284,73 @@ pub struct CheckpointView {
     pub resources: Vec<ResourceView>,
     /// Write statistics.
     pub stats: StatsView,
+    /// The exec hooks run around the snapshot burst (only in `show`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookView>,
+    /// Pods whose declared hooks were not run (`--skip-hooks`), `<namespace>/<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks_skipped: Vec<String>,
+}
+
+/// One exec hook as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookView {
+    /// `<namespace>/<name>`.
+    pub pod: String,
+    /// The container it ran in.
+    pub container: String,
+    /// The command.
+    pub command: Vec<String>,
+    /// `pre` (before the snapshot burst) or `post` (after it).
+    pub phase: HookPhase,
+    /// `Continue` or `Fail`.
+    pub on_error: HookOnError,
+    /// `succeeded`, `failed` or `timed-out`.
+    pub outcome: HookOutcome,
+    /// Its exit code, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// RFC 3339, milliseconds.
+    pub started_at: String,
+    /// RFC 3339, milliseconds.
+    pub finished_at: String,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The first few KiB of its stdout.
+    pub stdout: String,
+    /// The first few KiB of its stderr.
+    pub stderr: String,
+    /// Whether its output was longer than what is kept.
+    #[serde(default)]
+    pub output_truncated: bool,
+}
+
+impl From<&HookRecord> for HookView {
+    fn from(h: &HookRecord) -> Self {
+        let rfc3339 = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        Self {
+            pod: h.pod.to_string(),
+            container: h.container.clone(),
+            command: h.command.clone(),
+            phase: h.phase,
+            on_error: h.on_error,
+            outcome: h.outcome,
+            exit_code: h.exit_code,
+            reason: h.reason.clone(),
+            started_at: rfc3339(h.started),
+            finished_at: rfc3339(h.finished()),
+            duration_ms: h.duration_ms,
+            stdout: h.stdout.clone(),
+            stderr: h.stderr.clone(),
+            output_truncated: h.output_truncated,
+        }
+    }
 }
 
 impl CheckpointView {
@@ -302,6 +370,8 @@ impl CheckpointView {
         };
         view.volumes = volumes.iter().map(VolumeView::from).collect();
         view.resources = resources.iter().map(ResourceView::from).collect();
+        view.hooks = cp.hooks.iter().map(HookView::from).collect();
+        view.hooks_skipped = cp.hooks_skipped.iter().map(ToString::to_string).collect();
         view
     }
 }
@@ -330,6 +400,8 @@ impl From<&CheckpointSummary> for CheckpointView {
             },
             resources: Vec::new(),
             stats: c.stats.into(),
+            hooks: Vec::new(),
+            hooks_skipped: Vec::new(),
         }
     }
 }

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, GroupSnapshotId, ObjectId,
-    ObjectRef, Relation, ResourceStatus, ResourceType, Revision, SnapshotId, Uid, VolumeDriver,
-    VolumeId, VolumeStatus,
+    BackupId, CheckpointId, CheckpointStatus, Encoding, EtcdKey, GroupSnapshotId, HookRecord,
+    ObjectId, ObjectRef, Relation, ResourceStatus, ResourceType, Revision, SnapshotId, Uid,
+    VolumeDriver, VolumeId, VolumeStatus,
 };
 
 /// Which cluster a checkpoint was read from.
@@ -281,6 +281,11 @@ pub struct Checkpoint {
     pub pods: u32,
     /// The Karbor project that made it (empty: none, the cluster admin's).
     pub project_id: String,
+    /// The exec hooks run around the snapshot burst, pre-hooks first, each in the order
+    /// its pod was read.
+    pub hooks: Vec<HookRecord>,
+    /// Pods whose declared hooks were not run because protect was told so (`--skip-hooks`).
+    pub hooks_skipped: Vec<ObjectRef>,
 }
 
 impl Checkpoint {
@@ -306,6 +311,8 @@ impl Checkpoint {
             options_json: String::new(),
             pods: 0,
             project_id: String::new(),
+            hooks: Vec::new(),
+            hooks_skipped: Vec::new(),
         }
     }
 

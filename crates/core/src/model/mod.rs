@@ -12,6 +12,7 @@
 
 mod checkpoint;
 pub mod duration;
+mod hook;
 mod ids;
 mod kind;
 mod operation_log;
@@ -26,6 +27,7 @@ pub use checkpoint::{
     BackupLink, Checkpoint, CheckpointSummary, ClusterRecord, Edge, ResourceRecord,
     SelectionRecord, TableRefs, TakenBy, VolumeRecord, WriteStats,
 };
+pub use hook::{HookOnError, HookOutcome, HookPhase, HookRecord, HOOK_OUTPUT_KEPT};
 pub use ids::{
     BackupId, CheckpointId, EtcdKey, GroupId, GroupSnapshotId, IdError, Namespace, ObjectId,
     ObjectRef, RestoreId, Revision, SnapshotId, Uid, VolumeId,

@@ -14,7 +14,9 @@ mod slim;
 
 pub use closure::{owner_edges, relation_of, ClosureWants, ObjectInfo, OwnerRef, PodRefs};
 pub use graph::{Catalog, ClaimStep, Dependent, DependentStatus, PodAlone, VolumeDriver};
-pub use objects::{ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind};
+pub use objects::{
+    ClaimInfo, PodInfo, PodVolume, PvSource, VolumeInfo, VolumeSourceKind, HOOK_ANNOTATION_PREFIXES,
+};
 pub use selector::{FieldSelector, LabelSelector};
 
 /// Karbor's resource type of a pod.

@@ -79,6 +79,14 @@ pub struct PodInfo {
     pub created: Option<i64>,
     /// `spec.volumes`.
     pub volumes: Vec<PodVolume>,
+    /// Its annotations that declare exec hooks (`pre.hook.backup.velero.io/*`,
+    /// `post.hook.backup.velero.io/*`); the others are not kept. Not shown: protect's alone.
+    #[serde(skip)]
+    pub hook_annotations: BTreeMap<String, String>,
+    /// The names of `spec.containers`, in order (a hook runs in the first by default). Not
+    /// shown: protect's alone.
+    #[serde(skip)]
+    pub containers: Vec<String>,
     /// Its owners and the objects it references by name (its closure).
     #[serde(flatten)]
     pub refs: PodRefs,
@@ -228,6 +236,7 @@ struct JsonMeta {
     namespace: Option<String>,
     uid: Option<String>,
     labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
     creation_timestamp: Option<String>,
 }
 
@@ -243,7 +252,14 @@ struct JsonPod {
 #[serde(rename_all = "camelCase", default)]
 struct JsonPodSpec {
     node_name: Option<String>,
+    containers: Vec<JsonContainer>,
     volumes: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct JsonContainer {
+    name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -301,6 +317,18 @@ fn json_volume_source(v: &serde_json::Map<String, serde_json::Value>) -> VolumeS
         .unwrap_or_else(|| other_source("emptyDir"))
 }
 
+/// The prefixes of the annotations that declare exec hooks (Velero's).
+pub const HOOK_ANNOTATION_PREFIXES: [&str; 2] =
+    ["pre.hook.backup.velero.io/", "post.hook.backup.velero.io/"];
+
+/// Of a pod's annotations, those that declare exec hooks: the rest (often large, such as
+/// `kubectl.kubernetes.io/last-applied-configuration`) are not kept for every pod read.
+fn hook_annotations(all: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all.into_iter()
+        .filter(|(k, _)| HOOK_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .collect()
+}
+
 fn parse_time(text: Option<&str>) -> Option<i64> {
     text.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.timestamp())
@@ -339,6 +367,12 @@ impl PodInfo {
                 let refs = closure::proto_refs(&mut meta, &spec);
                 Ok(PodInfo {
                     refs,
+                    hook_annotations: hook_annotations(std::mem::take(&mut meta.annotations)),
+                    containers: spec
+                        .containers
+                        .iter()
+                        .map(|c| c.name.clone().unwrap_or_default())
+                        .collect(),
                     namespace: meta.namespace.unwrap_or_default(),
                     name: required(meta.name, key, "Pod", "metadata.name")?,
                     uid: meta.uid.unwrap_or_default(),
@@ -365,6 +399,8 @@ impl PodInfo {
                 let pod: JsonPod = obj.decode_json()?;
                 Ok(PodInfo {
                     refs,
+                    hook_annotations: hook_annotations(pod.metadata.annotations),
+                    containers: pod.spec.containers.into_iter().map(|c| c.name).collect(),
                     namespace: pod.metadata.namespace.unwrap_or_default(),
                     name: required(pod.metadata.name, key, "Pod", "metadata.name")?,
                     uid: pod.metadata.uid.unwrap_or_default(),

@@ -385,6 +385,8 @@ mod tests {
             labels: BTreeMap::new(),
             created: None,
             volumes: vec![],
+            hook_annotations: Default::default(),
+            containers: Vec::new(),
             refs: Default::default(),
         };
         assert!(FieldSelector::parse("metadata.name=web-1")

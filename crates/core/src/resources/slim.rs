@@ -60,6 +60,9 @@ pub struct Meta {
     /// `labels`.
     #[prost(btree_map = "string, string", tag = "11")]
     pub labels: BTreeMap<String, String>,
+    /// `annotations` (a pod's exec hooks are declared there).
+    #[prost(btree_map = "string, string", tag = "12")]
+    pub annotations: BTreeMap<String, String>,
     /// `ownerReferences`.
     #[prost(message, repeated, tag = "13")]
     pub owner_references: Vec<OwnerReference>,
@@ -134,6 +137,9 @@ pub struct EnvFromSource {
 /// `v1.Container` (and `EphemeralContainerCommon`, same numbers): what it references.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Container {
+    /// `name` (an exec hook names its container, or runs in the first).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
     /// `env`.
     #[prost(message, repeated, tag = "7")]
     pub env: Vec<EnvVar>,
