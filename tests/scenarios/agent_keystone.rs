@@ -402,3 +402,248 @@ async fn keystone_unreachable_is_a_503_with_retry_after_never_an_accepted_reques
     assert_karbor_401("no token", agent.karbor(None).await);
     agent.stop().await;
 }
+
+/// A request to the agent with `token`, asking for `accept` (`None`: Karbor's bodies).
+async fn call(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    accept: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http()
+        .request(method, format!("http://{addr}{path}"))
+        .header("X-Auth-Token", token);
+    if let Some(a) = accept {
+        req = req.header("Accept", a);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request to the agent");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// `POST path` to the rig's Keystone as its admin; the body answered.
+async fn keystone_admin(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let admin = user_token().await;
+    let mut req = http()
+        .request(method, format!("{KEYSTONE}{path}"))
+        .header("X-Auth-Token", admin);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("Keystone");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status < 300, "Keystone {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A user with `role` on `project` (a new project when `None`): (project id, its token).
+async fn project_user(project: Option<&str>, tag: &str, role: &str) -> (String, String) {
+    let suffix = format!("{tag}-{}", std::process::id());
+    let project = match project {
+        Some(p) => p.to_string(),
+        None => keystone_admin(
+            reqwest::Method::POST,
+            "/projects",
+            Some(
+                serde_json::json!({"project": {"name": format!("pb-{suffix}"),
+                                                "domain_id": "default"}}),
+            ),
+        )
+        .await["project"]["id"]
+            .as_str()
+            .expect("project id")
+            .to_string(),
+    };
+    let user = keystone_admin(
+        reqwest::Method::POST,
+        "/users",
+        Some(
+            serde_json::json!({"user": {"name": format!("u-{suffix}"), "password": "pw-test",
+                                          "domain_id": "default"}}),
+        ),
+    )
+    .await["user"]["id"]
+        .as_str()
+        .expect("user id")
+        .to_string();
+    let roles = keystone_admin(reqwest::Method::GET, &format!("/roles?name={role}"), None).await;
+    let role_id = roles["roles"][0]["id"]
+        .as_str()
+        .expect("role id")
+        .to_string();
+    keystone_admin(
+        reqwest::Method::PUT,
+        &format!("/projects/{project}/users/{user}/roles/{role_id}"),
+        None,
+    )
+    .await;
+    let body = serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {"id": user, "password": "pw-test"}}},
+        "scope": {"project": {"id": project}}}});
+    let resp = http()
+        .post(format!("{KEYSTONE}/auth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .expect("Keystone");
+    assert_eq!(resp.status().as_u16(), 201, "a token of the new user");
+    let token = resp
+        .headers()
+        .get("X-Subject-Token")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Subject-Token")
+        .to_string();
+    (project, token)
+}
+
+/// Issue 29 items 2 and 4: two projects see only their own checkpoints and restores; the
+/// project in the URL must be the token's; a reader lists and shows only; reset-state is
+/// the admin's, who sees every project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    podbank_without_cinder,
+    ignore = "needs the Cinder rig; this run is without it (PODBANK_TEST_WITHOUT_RIGS)"
+)]
+async fn projects_see_only_their_own_and_roles_bound_what_each_may_do() {
+    let _rig = require_rig!();
+    let agent = KsAgent::start(KEYSTONE, 300).await;
+    let addr = agent.addr;
+    let (pa, member_a) = project_user(None, "a", "member").await;
+    let (pb, member_b) = project_user(None, "b", "member").await;
+    let (_, reader_a) = project_user(Some(&pa), "r", "reader").await;
+    let podbank = Some("application/vnd.podbank+json");
+    let prov = podbank::agent::karbor::types::PROVIDER_ID;
+    let protect = serde_json::json!({"selection": {},
+        "parameters": {"backup_name": "a-only", "description": "scoping"}});
+
+    // Member of a protects in a (podbank's representation: 202 and the operation).
+    let (status, acc) = call(
+        addr,
+        reqwest::Method::POST,
+        &format!("/v1/{pa}/providers/{prov}/checkpoints"),
+        &member_a,
+        podbank,
+        Some(protect.clone()),
+    )
+    .await;
+    assert_eq!(status, 202, "{acc}");
+    let url = acc["statusUrl"].as_str().expect("status url").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let op = loop {
+        let (status, op) = call(addr, reqwest::Method::GET, &url, &member_a, podbank, None).await;
+        assert_eq!(status, 200, "{op}");
+        if op["state"] != "running" {
+            break op;
+        }
+        assert!(Instant::now() < deadline, "{op}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let cp = op["result"]["checkpointId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // a lists and shows it; b neither lists nor shows it (404, not 403), nor restores it.
+    let list = |project: String, token: String| async move {
+        let (status, body) = call(
+            addr,
+            reqwest::Method::GET,
+            &format!("/v1/{project}/providers/{prov}/checkpoints"),
+            &token,
+            Some("application/vnd.podbank+json"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|c| c["id"].as_str().map(String::from))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list(pa.clone(), member_a.clone()).await, vec![cp.clone()]);
+    assert!(list(pb.clone(), member_b.clone()).await.is_empty());
+    let show_b = call(
+        addr,
+        reqwest::Method::GET,
+        &format!("/v1/{pb}/providers/{prov}/checkpoints/{cp}"),
+        &member_b,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(show_b.0, 404, "{}", show_b.1);
+    let restore_b = call(
+        addr,
+        reqwest::Method::POST,
+        &format!("/v1/{pb}/restores"),
+        &member_b,
+        None,
+        Some(serde_json::json!({"restore": {"provider_id": prov, "checkpoint_id": cp}})),
+    )
+    .await;
+    assert_eq!(restore_b.0, 404, "{}", restore_b.1);
+    // b naming a's project in the URL: Karbor's 403.
+    let cross = call(
+        addr,
+        reqwest::Method::GET,
+        &format!("/v1/{pa}/providers/{prov}/checkpoints"),
+        &member_b,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(cross.0, 403, "{}", cross.1);
+    assert_eq!(cross.1["forbidden"]["code"], 403, "{}", cross.1);
+
+    // A member may not reset a checkpoint's state (admin only); the admin may, anywhere.
+    let reset = serde_json::json!({"os-resetState": {"state": "error"}});
+    let (status, body) = call(
+        addr,
+        reqwest::Method::PUT,
+        &format!("/v1/{pa}/providers/{prov}/checkpoints/{cp}"),
+        &member_a,
+        None,
+        Some(reset.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let admin = user_token().await;
+    let (status, body) = call(
+        addr,
+        reqwest::Method::GET,
+        &format!("/v1/{pb}/providers/{prov}/checkpoints/{cp}"),
+        &admin,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the admin sees every project's: {body}");
+
+    // A reader of a lists and shows, but creates nothing.
+    assert_eq!(list(pa.clone(), reader_a.clone()).await, vec![cp.clone()]);
+    let (status, body) = call(
+        addr,
+        reqwest::Method::POST,
+        &format!("/v1/{pa}/providers/{prov}/checkpoints"),
+        &reader_a,
+        podbank,
+        Some(protect),
+    )
+    .await;
+    assert_eq!(status, 403, "a reader's create: {body}");
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    agent.stop().await;
+}

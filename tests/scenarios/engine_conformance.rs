@@ -43,6 +43,7 @@ fn protect_request(pod: &ObjectRef, name: &str) -> ProtectRequest {
         secrets_in_plain_bank: false,
         skip_hooks: false,
         checkpoint_id: None,
+        project_id: String::new(),
     }
 }
 
@@ -62,6 +63,7 @@ fn restore_request(checkpoint: &CheckpointId, pod: &ObjectRef) -> RestoreRequest
         volume_concurrency: None,
         mode: RestoreMode::Apply,
         restore_id: None,
+        project_id: String::new(),
     }
 }
 

@@ -1279,6 +1279,7 @@ async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_sn
                 ..Default::default()
             },
             plan: String::new(),
+            project_id: String::new(),
             scan: Default::default(),
             writer: Default::default(),
             secrets: Default::default(),

@@ -217,6 +217,7 @@ pub async fn protect_from_etcd_as(
             ..Default::default()
         },
         plan: String::new(),
+        project_id: String::new(),
         scan: Default::default(),
         writer: WriterOptions::default(),
         secrets: Default::default(),

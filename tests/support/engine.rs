@@ -138,6 +138,7 @@ fn cid(n: u64) -> CheckpointId {
 
 fn item(c: &Candidate, name: Option<&String>) -> CheckpointItem {
     CheckpointItem {
+        project_id: String::new(),
         id: c.id.clone(),
         plan: c.plan.clone(),
         status: c.status,
@@ -161,6 +162,7 @@ fn item(c: &Candidate, name: Option<&String>) -> CheckpointItem {
 
 fn view(c: &Candidate, name: Option<&String>) -> CheckpointView {
     CheckpointView {
+        project_id: String::new(),
         id: c.id.clone(),
         status: c.status,
         backup_name: name.cloned().unwrap_or_default(),

@@ -229,16 +229,6 @@ fn pending_checkpoint_view(s: &KarborState, uuid: &str, p: &Pending) -> Value {
     })
 }
 
-/// The checkpoint `id`, if `scope` sees it: another project's is not found, as an unknown
-/// one (its id does not leak).
-pub(super) async fn visible_checkpoint(
-    s: &KarborState,
-    scope: &Scope,
-    id: &CheckpointId,
-) -> Result<CheckpointView, EngineError> {
-    podbank::visible_checkpoint(&s.service, scope, id).await
-}
-
 fn checkpoint_id_of(id: &str) -> KResult<CheckpointId> {
     ids::checkpoint_of(id)
         .ok_or_else(|| Fault::not_found(format!("Checkpoint {id} could not be found.")))
@@ -419,7 +409,7 @@ pub(super) async fn show(
     if repr == Repr::Podbank {
         return podbank::show_checkpoint(&s.service, &scope, &cp_id).await;
     }
-    match visible_checkpoint(&s, &scope, &cp_id).await {
+    match podbank::visible_checkpoint(&s.service, &scope, &cp_id).await {
         Ok(cp) => Ok(
             Json(json!({ "checkpoint": checkpoint_view(&s, &project, &cp).await })).into_response(),
         ),
@@ -453,7 +443,7 @@ pub(super) async fn delete(
     if repr == Repr::Podbank {
         return podbank::delete_checkpoint(&s.service, &project, &scope, cp_id).await;
     }
-    visible_checkpoint(&s, &scope, &cp_id).await?;
+    podbank::check_visible(&s.service, &scope, &cp_id).await?;
     s.service.delete_checkpoint_in(&project, cp_id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -638,7 +628,7 @@ pub(super) async fn restore_create(
     let pod_params = params.get(POD).cloned().unwrap_or_else(|| json!({}));
     RestoreParams::from_json(&pod_params).map_err(|e| bad(format!("parameters of {POD}: {e}")))?;
     let checkpoint_id = checkpoint_id_of(cp)?;
-    visible_checkpoint(&s, &scope, &checkpoint_id).await?;
+    podbank::check_visible(&s.service, &scope, &checkpoint_id).await?;
     let mut request: RestoreRequest = serde_json::from_value(json!({
         "checkpoint_id": checkpoint_id.to_string(),
         "parameters": pod_params,

@@ -146,6 +146,20 @@ pub(super) async fn visible_checkpoint(
     }
 }
 
+/// Refuses, as not found, an operation on checkpoint `id` that `scope` does not see. The
+/// admin sees everything: nothing is read for it, so the operation's own checks (is the
+/// agent accepting work, does the checkpoint exist) come first, in their order.
+pub(super) async fn check_visible(
+    service: &Arc<Service>,
+    scope: &Scope,
+    id: &CheckpointId,
+) -> Result<(), EngineError> {
+    if *scope == Scope::All {
+        return Ok(());
+    }
+    visible_checkpoint(service, scope, id).await.map(|_| ())
+}
+
 /// The restore `id`, if `scope` sees it (else not found, as an unknown one).
 pub(super) async fn visible_restore(
     service: &Arc<Service>,
@@ -167,7 +181,7 @@ pub(super) async fn delete_checkpoint(
     scope: &Scope,
     id: CheckpointId,
 ) -> KResult<Response> {
-    visible_checkpoint(service, scope, &id).await?;
+    check_visible(service, scope, &id).await?;
     Ok(accepted(service.delete_checkpoint_in(project, id).await?))
 }
 
@@ -179,7 +193,7 @@ pub(super) async fn create_restore(
     body: Value,
 ) -> KResult<Response> {
     let mut request: RestoreRequest = request(body, "the restore request")?;
-    visible_checkpoint(service, scope, &request.checkpoint_id).await?;
+    check_visible(service, scope, &request.checkpoint_id).await?;
     request.project_id = project.to_string();
     if let Some(refusal) = request.agent_refusal() {
         return Err(Fault::from(refusal.error("restore")));
