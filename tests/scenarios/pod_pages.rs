@@ -24,6 +24,8 @@ use tower::ServiceExt;
 
 use crate::support::etcd::TestEtcd;
 
+/// What asks for podbank's representation.
+const PODBANK_JSON: &str = "application/vnd.podbank+json";
 const TOKEN: &str = "pages-token-0123456789";
 const PROJECT: &str = "0f7e1a2b3c4d4e5f8a9b0c1d2e3f4a5b";
 const INSTANCES: &str = "protectables/OS::Kubernetes::Pod/instances";
@@ -90,13 +92,20 @@ struct Answer {
 }
 
 async fn get(router: &Router, uri: &str) -> Answer {
-    let req = Request::builder()
+    get_as(router, uri, None).await
+}
+
+/// A GET asking for `accept` (`Some(PODBANK_JSON)`: podbank's representation, the CLI's).
+async fn get_as(router: &Router, uri: &str, accept: Option<&str>) -> Answer {
+    let mut req = Request::builder()
         .method(Method::GET)
         .uri(uri)
         .header("X-Auth-Token", TOKEN)
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .body(Body::empty())
-        .expect("request");
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"));
+    if let Some(a) = accept {
+        req = req.header(header::ACCEPT, a);
+    }
+    let req = req.body(Body::empty()).expect("request");
     let resp = router.clone().oneshot(req).await.expect("infallible");
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -228,16 +237,16 @@ async fn pages_of_every_size_list_what_one_listing_lists() {
         assert_eq!(paged, all, "limit {limit}");
         assert_eq!(sizes.len(), 13usize.div_ceil(limit).max(1), "limit {limit}");
     }
-    // The agent's own route pages the same way.
+    // podbank's representation of the same route pages the same way.
     let mut own = Vec::new();
     let mut marker = String::new();
     loop {
         let uri = if marker.is_empty() {
-            format!("/v1/{INSTANCES}?limit=4")
+            format!("/v1/{PROJECT}/{INSTANCES}?limit=4")
         } else {
-            format!("/v1/{INSTANCES}?limit=4&marker={marker}")
+            format!("/v1/{PROJECT}/{INSTANCES}?limit=4&marker={marker}")
         };
-        let a = get(&rig.router, &uri).await;
+        let a = get_as(&rig.router, &uri, Some(PODBANK_JSON)).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         own.extend(
             a.body["items"]
@@ -333,11 +342,10 @@ async fn a_marker_keeps_its_place_while_pods_come_and_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limit_above_the_maximum_is_clamped_and_said() {
     let rig = start(seeded(3)).await;
-    for uri in [
-        format!("/v1/{PROJECT}/{INSTANCES}?limit=5000"),
-        format!("/v1/{INSTANCES}?limit=5000"),
-    ] {
-        let a = get(&rig.router, &uri).await;
+    let uri = format!("/v1/{PROJECT}/{INSTANCES}?limit=5000");
+    // Both representations: Karbor's and podbank's.
+    for accept in [None, Some(PODBANK_JSON)] {
+        let a = get_as(&rig.router, &uri, accept).await;
         assert_eq!(a.status, StatusCode::OK, "{uri}: {}", a.body);
         let warning = a
             .headers
