@@ -26,6 +26,10 @@
 //!       schedule: "0 2 * * *"  # cron, optional leading seconds field
 //!       options: { backup_name: nightly, description: nightly backup }
 //!       retention: { keep_last: 7, max_age: 30d }
+//!       hooks:                 # Velero's hook settings, for pods whose annotations
+//!         - selector: app=postgres   # the operator does not own (default: all its pods)
+//!           pre: { container: db, command: [sh, -c, "psql -c CHECKPOINT"], on_error: Fail, timeout: 30s }
+//!           post: { command: /usr/local/bin/thaw }
 //! ```
 
 use std::net::SocketAddr;
@@ -38,6 +42,7 @@ use super::AgentError;
 use crate::engine::{Plan, Schedule, SelectionSpec};
 use crate::etcd::ElectionConfig;
 use crate::model::Namespace;
+use crate::protection::hooks::{PlanHook, PlanHooks};
 use crate::protection::retention::RetentionPolicy;
 use crate::protection::schema::ProtectParams;
 
@@ -190,6 +195,9 @@ pub struct PlanConfig {
     /// Retention policy.
     #[serde(default)]
     pub retention: RetentionPolicy,
+    /// Exec hooks for the plan's pods, with the meanings of Velero's annotations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<PlanHook>,
 }
 
 impl AgentConfig {
@@ -248,12 +256,16 @@ impl AgentConfig {
                         .into(),
                 ));
             }
+            // Read as protect will read them: a wrong value stops the agent now, not at
+            // the plan's first run.
+            PlanHooks::new(&p.name, &p.hooks).map_err(|e| bad(e.to_string()))?;
             out.push(Plan {
                 name: p.name.clone(),
                 selection,
                 parameters,
                 schedule,
                 retention: p.retention.clone(),
+                hooks: p.hooks.clone(),
             });
         }
         Ok(out)
