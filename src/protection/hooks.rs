@@ -780,6 +780,109 @@ mod tests {
         }
     }
 
+    fn plan_hook(yaml: &str) -> PlanHook {
+        serde_yaml::from_str(yaml).expect("a plan hook")
+    }
+
+    #[test]
+    fn plan_hooks_mean_what_the_annotations_mean_and_yield_to_them() {
+        let hooks = PlanHooks::new(
+            "db",
+            &[
+                plan_hook("selector: app=other\npre: { command: [never] }"),
+                plan_hook(
+                    "pre: { container: sidecar, command: [sh, -c, \"psql -c CHECKPOINT\"], on_error: Continue, timeout: 1m30s }\npost: { command: '[\"thaw\", \"-v\"]' }",
+                ),
+            ],
+        )
+        .expect("valid");
+        let got = hooks.hooks_of(&pod(&[])).expect("valid").expect("hooks");
+        let pre = got.pre.expect("the plan's pre-hook");
+        assert_eq!(pre.command, ["sh", "-c", "psql -c CHECKPOINT"]);
+        assert_eq!(pre.container, "sidecar");
+        assert_eq!(pre.on_error, HookOnError::Continue);
+        assert_eq!(pre.timeout, Duration::from_secs(90));
+        let post = got.post.expect("the plan's post-hook");
+        assert_eq!(
+            post.command,
+            ["thaw", "-v"],
+            "a string read as the annotation is"
+        );
+        assert_eq!(post.container, "db", "the first container by default");
+        assert_eq!(post.on_error, HookOnError::Fail);
+        assert_eq!(post.timeout, DEFAULT_TIMEOUT);
+
+        // The pod's own annotation wins for its phase; the plan gives the other.
+        let got = hooks
+            .hooks_of(&pod(&[("pre.hook.backup.velero.io/command", "mine")]))
+            .expect("valid")
+            .expect("hooks");
+        assert_eq!(got.pre.expect("own").command, ["mine"]);
+        assert_eq!(got.post.expect("plan's").command, ["thaw", "-v"]);
+
+        // A selector that does not match gives nothing.
+        let only_other = PlanHooks::new(
+            "db",
+            &[plan_hook("selector: app=other\npre: { command: x }")],
+        )
+        .expect("valid");
+        assert_eq!(only_other.hooks_of(&pod(&[])), Ok(None));
+        assert_eq!(PlanHooks::default().hooks_of(&pod(&[])), Ok(None));
+    }
+
+    #[test]
+    fn bad_plan_hooks_name_the_key() {
+        for (yaml, key, says) in [
+            (
+                "pre: { command: \"[\\\"sh\" }",
+                "hooks[0].pre.command",
+                "not a JSON array",
+            ),
+            (
+                "pre: { command: [] }",
+                "hooks[0].pre.command",
+                "names no executable",
+            ),
+            ("post: { command: \" \" }", "hooks[0].post.command", "empty"),
+            (
+                "pre: { command: x, on_error: continue }",
+                "hooks[0].pre.on_error",
+                "neither \"Continue\" nor \"Fail\"",
+            ),
+            (
+                "pre: { command: x, timeout: \"30\" }",
+                "hooks[0].pre.timeout",
+                "a unit",
+            ),
+            (
+                "pre: { command: x, container: \"\" }",
+                "hooks[0].pre.container",
+                "empty",
+            ),
+            (
+                "selector: \"a in (\"\npre: { command: x }",
+                "hooks[0].selector",
+                "",
+            ),
+            ("selector: app=db", "hooks[0]", "declares no hook"),
+        ] {
+            let e = PlanHooks::new("db", &[plan_hook(yaml)]).expect_err(yaml);
+            assert_eq!(e.key, key, "{yaml}: {e}");
+            assert!(e.problem.contains(says), "{yaml}: {e}");
+        }
+        // A container the pod lacks is found when the pod is met: named with pod and plan.
+        let hooks = PlanHooks::new("db", &[plan_hook("pre: { command: x, container: pg }")])
+            .expect("valid until a pod is met");
+        let e = hooks.hooks_of(&pod(&[])).expect_err("no container pg");
+        assert_eq!(
+            e.to_string(),
+            "pod shop/db-0: plan db: hooks[0].pre.container: the pod has no container \"pg\" \
+             (it has: db, sidecar)"
+        );
+        // Unknown keys are refused when read.
+        assert!(serde_yaml::from_str::<PlanHook>("pre: { command: x, on-error: Fail }").is_err());
+    }
+
     #[test]
     fn go_durations() {
         for (text, want) in [
