@@ -26,6 +26,10 @@
 //!       schedule: "0 2 * * *"  # cron, optional leading seconds field
 //!       options: { backup_name: nightly, description: nightly backup }
 //!       retention: { keep_last: 7, max_age: 30d }
+//!       hooks:                 # Velero's hook settings, for pods whose annotations
+//!         - selector: app=postgres   # the operator does not own (default: all its pods)
+//!           pre: { container: db, command: [sh, -c, "psql -c CHECKPOINT"], on_error: Fail, timeout: 30s }
+//!           post: { command: /usr/local/bin/thaw }
 //! ```
 
 use std::net::SocketAddr;
@@ -38,6 +42,7 @@ use super::AgentError;
 use crate::engine::{Plan, Schedule, SelectionSpec};
 use crate::etcd::ElectionConfig;
 use crate::model::Namespace;
+use crate::protection::hooks::{PlanHook, PlanHooks};
 use crate::protection::retention::RetentionPolicy;
 use crate::protection::schema::ProtectParams;
 
@@ -190,6 +195,9 @@ pub struct PlanConfig {
     /// Retention policy.
     #[serde(default)]
     pub retention: RetentionPolicy,
+    /// Exec hooks for the plan's pods, with the meanings of Velero's annotations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<PlanHook>,
 }
 
 impl AgentConfig {
@@ -248,12 +256,16 @@ impl AgentConfig {
                         .into(),
                 ));
             }
+            // Read as protect will read them: a wrong value stops the agent now, not at
+            // the plan's first run.
+            PlanHooks::new(&p.name, &p.hooks).map_err(|e| bad(e.to_string()))?;
             out.push(Plan {
                 name: p.name.clone(),
                 selection,
                 parameters,
                 schedule,
                 retention: p.retention.clone(),
+                hooks: p.hooks.clone(),
             });
         }
         Ok(out)
@@ -421,6 +433,94 @@ plans:
             [crate::model::ObjectRef::new("shop", "web-0")]
         );
         assert!(plans[1].retention.is_unbounded());
+    }
+
+    #[test]
+    fn plan_hooks_parse_with_the_annotations_meanings() {
+        let c = AgentConfig::from_yaml(&yaml(
+            r#"
+plans:
+  - name: db
+    namespaces: [shop]
+    schedule: "0 * * * *"
+    options: { backup_name: db, description: d }
+    hooks:
+      - selector: app=postgres
+        pre:  { container: db, command: ["sh","-c","psql -c CHECKPOINT"], on_error: Fail, timeout: 30s }
+        post: { command: "echo thawed" }
+"#,
+        ))
+        .expect("parses");
+        let plans = c.plans().expect("valid");
+        let request = plans[0].protect_request();
+        assert_eq!(request.hooks.len(), 1);
+        let hook = &request.hooks[0];
+        assert_eq!(hook.selector.as_deref(), Some("app=postgres"));
+        let pre = hook.pre.as_ref().expect("pre");
+        assert_eq!(pre.container.as_deref(), Some("db"));
+        assert_eq!(pre.on_error.as_deref(), Some("Fail"));
+        assert_eq!(pre.timeout.as_deref(), Some("30s"));
+        assert_eq!(
+            pre.command,
+            crate::protection::hooks::HookCommand::List(vec![
+                "sh".into(),
+                "-c".into(),
+                "psql -c CHECKPOINT".into()
+            ])
+        );
+        // They travel in the request's JSON (the agent's and the CLI's --agent body).
+        let json = serde_json::to_value(&request).expect("JSON");
+        assert_eq!(json["hooks"][0]["post"]["command"], "echo thawed");
+        let back: crate::engine::ProtectRequest = serde_json::from_value(json).expect("back");
+        assert_eq!(back.hooks, request.hooks);
+        // A plan without hooks carries none, and says nothing of them.
+        let json = serde_json::to_value(crate::engine::ProtectRequest {
+            hooks: Vec::new(),
+            ..request
+        })
+        .expect("JSON");
+        assert!(json.get("hooks").is_none(), "{json}");
+    }
+
+    #[test]
+    fn bad_plan_hooks_stop_the_agent_naming_plan_and_key() {
+        let plan = |hooks: &str| {
+            format!(
+                "plans:\n  - name: db\n    schedule: \"0 * * * *\"\n    options: {{ backup_name: b, description: d }}\n    hooks:\n{hooks}"
+            )
+        };
+        for (hooks, want) in [
+            (
+                "      - pre: { command: x, on_error: Sometimes }",
+                "agent.plans[db]: hooks[0].pre.on_error: \"Sometimes\" is neither",
+            ),
+            (
+                "      - pre: { command: x }\n      - post: { command: x, timeout: 10 }",
+                "agent.plans[0].hooks[1].post.timeout",
+            ),
+            (
+                "      - pre: { command: \"[oops\" }",
+                "agent.plans[db]: hooks[0].pre.command",
+            ),
+            (
+                "      - selector: \"a in (\"\n        pre: { command: x }",
+                "agent.plans[db]: hooks[0].selector",
+            ),
+            (
+                "      - selector: app=db",
+                "agent.plans[db]: hooks[0]: it declares no hook",
+            ),
+            // Serde's own: the path names the plan's index and the key.
+            ("      - pre: { command: x, timeot: 3s }", "timeot"),
+            ("      - pre: { container: db }", "command"),
+        ] {
+            let text = plan(hooks);
+            let msg = match AgentConfig::from_yaml(&yaml(&text)).and_then(|c| c.plans()) {
+                Ok(_) => panic!("{text}: accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(msg.contains(want), "{text}: {msg}");
+        }
     }
 
     #[test]

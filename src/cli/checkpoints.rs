@@ -622,6 +622,7 @@ pub(super) fn protect_request(args: &ProtectArgs) -> anyhow::Result<ProtectReque
         volume_backups: !args.no_volume_backups,
         secrets_in_plain_bank: args.secrets_in_plain_bank,
         skip_hooks: args.skip_hooks,
+        hooks: Vec::new(),
         checkpoint_id: None,
         project_id: String::new(),
     })

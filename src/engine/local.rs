@@ -31,7 +31,7 @@ use crate::model::{
     RestoreId, ScheduledOperationId, StoredOperation, StoredPlan, StoredTrigger, TriggerId,
     VolumeStatus,
 };
-use crate::protection::hooks::HookExec;
+use crate::protection::hooks::{HookExec, PlanHooks};
 use crate::protection::inventory::NoHandler;
 use crate::protection::restore::{
     self as restoring, BankJournal, ClusterTarget, ExportTarget, NoJournal,
@@ -309,6 +309,15 @@ impl Engine for LocalEngine {
     async fn protect(&self, request: ProtectRequest) -> Result<CheckpointView, EngineError> {
         let mut selection = request.selection.resolve()?;
         selection.closure = true;
+        let plan_name = request.plan.clone().unwrap_or_default();
+        // Checked before anything is touched, as the selection is; the agent checked its
+        // plans' at load, this is for a request that comes any other way.
+        let plan_hooks = PlanHooks::new(&plan_name, &request.hooks).map_err(|e| {
+            EngineError::Invalid(match &request.plan {
+                Some(plan) => format!("plan {plan}: {e}"),
+                None => e.to_string(),
+            })
+        })?;
         // Everything that can fail fast does, before the bank is touched: Cinder (wrong
         // credentials leave no trace), etcd, the bank.
         let backups = self
@@ -330,11 +339,12 @@ impl Engine for LocalEngine {
             id: request.checkpoint_id.clone(),
             params: request.parameters.clone(),
             selection,
-            plan: request.plan.clone().unwrap_or_default(),
+            plan: plan_name,
             project_id: request.project_id.clone(),
             scan: Self::scan_options(etcd),
             writer: Default::default(),
             skip_hooks: request.skip_hooks,
+            plan_hooks,
             secrets: if request.secrets_in_plain_bank || self.secrets_in_plain_bank {
                 SecretPolicy::AnyBank
             } else {

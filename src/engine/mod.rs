@@ -177,6 +177,13 @@ pub struct ProtectRequest {
     #[serde(default)]
     #[serde(alias = "skip_hooks")]
     pub skip_hooks: bool,
+    /// The plan's exec hooks (a plan's `hooks:` in the agent's config file): Velero's hook
+    /// settings for the selected pods that match each entry's selector, where a pod's own
+    /// annotations say nothing for that phase. Checked when the protect starts. An agent
+    /// takes them from its own plans only, never from a caller.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub hooks: Vec<crate::protection::hooks::PlanHook>,
     /// The id the checkpoint gets (one not in the bank); `None`: a new one. Set by fronts
     /// that answer with the id before the protect has started (Karbor's checkpoint create).
     #[serde(skip)]
@@ -234,6 +241,16 @@ impl ProtectRequest {
                 "--no-volume-backups",
                 "whether volumes are backed up is the agent's setting (podbank agent \
                  --no-volume-backups)",
+            );
+        }
+        if !self.hooks.is_empty() {
+            // Hooks are commands the agent runs in pods with its own API-server rights: a
+            // caller allowed to protect must not gain an exec into every pod by them.
+            return refusal(
+                "hooks",
+                "plan hooks",
+                "the commands run in pods are the pods' own annotations or the agent's plans' \
+                 (hooks: in the config file)",
             );
         }
         if self.secrets_in_plain_bank {

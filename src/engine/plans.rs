@@ -110,6 +110,8 @@ pub struct Plan {
     pub schedule: Schedule,
     /// Which checkpoints to keep.
     pub retention: RetentionPolicy,
+    /// Exec hooks for the plan's pods (checked at load).
+    pub hooks: Vec<crate::protection::hooks::PlanHook>,
 }
 
 impl Plan {
@@ -122,6 +124,7 @@ impl Plan {
             volume_backups: true,
             secrets_in_plain_bank: false,
             skip_hooks: false,
+            hooks: self.hooks.clone(),
             checkpoint_id: None,
             project_id: String::new(),
         }

@@ -10,6 +10,11 @@
 //! * `<phase>.hook.backup.velero.io/timeout`: a Go duration (`30s`, `1m`, `1m30s`, `500ms`;
 //!   default `30s`).
 //!
+//! The same settings can be given per plan, in the agent's config file (a plan's `hooks:`, a
+//! [`PlanHook`] each), for pods whose annotations the operator does not own. They are read
+//! by the same functions as the annotations, so they mean exactly the same; a pod's own
+//! annotation for a phase wins over the plan's for that phase ([`PlanHooks::hooks_of`]).
+//!
 //! [`PodHooks::of`] reads them (an annotation that does not parse is a [`HookError`] naming
 //! the pod and the annotation, raised before anything is taken); [`run_phase`] runs one
 //! phase's hooks through the API server's exec, a bounded number at a time, and returns what
@@ -19,10 +24,11 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::apiserver::{ApiServer, ExecExit, ExecOutput};
 use crate::model::{HookOnError, HookOutcome, HookPhase, HookRecord, ObjectRef, HOOK_OUTPUT_KEPT};
-use crate::resources::PodInfo;
+use crate::resources::{LabelSelector, PodInfo};
 
 /// How long a hook may run when its pod does not say (Velero's default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,16 +88,246 @@ pub struct PodHooks {
     pub post: Option<HookSpec>,
 }
 
-/// An annotation that does not declare a hook podbank can run.
+/// A hook setting (a pod's annotation, or a plan's `hooks:` key) that does not declare a
+/// hook podbank can run in a pod.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("pod {pod}: annotation {annotation}: {problem}")]
+#[error("pod {pod}: {setting}: {problem}")]
 pub struct HookError {
     /// The pod.
     pub pod: ObjectRef,
-    /// The annotation's full name.
-    pub annotation: String,
+    /// Where the value is written: `annotation <full name>`, or `plan <name>:
+    /// hooks[<i>].<phase>.<key>`.
+    pub setting: String,
     /// What is wrong with its value.
     pub problem: String,
+}
+
+/// A plan's `hooks:` entry that is wrong whatever pod it meets (found at config load, or
+/// when a request carrying it is read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct PlanHookError {
+    /// The key, from the plan: `hooks[<i>].<phase>.<key>`.
+    pub key: String,
+    /// What is wrong with its value.
+    pub problem: String,
+}
+
+/// One entry of a plan's `hooks:` in the config file: the hooks Velero's annotations
+/// declare, given by the operator for the plan's pods that match `selector` (for pods whose
+/// annotations the operator does not own). Each value means what the annotation of the same
+/// name means, and is read by the same functions.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanHook {
+    /// A label selector over the plan's pods; absent or empty: every pod of the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Run before the snapshot burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<HookSettings>,
+    /// Run after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<HookSettings>,
+}
+
+/// One phase of a [`PlanHook`]: the four annotations of a phase, as keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSettings {
+    /// The container (default: the pod's first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The command: a list, or a string read as the annotation is (a JSON array, or else
+    /// one executable).
+    pub command: HookCommand,
+    /// `Continue` or `Fail` (default `Fail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    /// A Go duration (default `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// A plan hook's command as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HookCommand {
+    /// A YAML (or JSON) list: the executable and its arguments.
+    List(Vec<String>),
+    /// A string, read as the `command` annotation is.
+    Text(String),
+}
+
+/// The settings of one hook, borrowed from wherever they are written.
+struct Raw<'a> {
+    command: CommandValue<'a>,
+    container: Option<&'a str>,
+    on_error: Option<&'a str>,
+    timeout: Option<&'a str>,
+}
+
+#[derive(Clone, Copy)]
+enum CommandValue<'a> {
+    Text(&'a str),
+    List(&'a [String]),
+}
+
+/// Which setting of a hook a problem is with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Command,
+    Container,
+    OnError,
+    Timeout,
+}
+
+impl Key {
+    /// The last part of its annotation's name.
+    fn annotation(self) -> &'static str {
+        match self {
+            Key::Command => "command",
+            Key::Container => "container",
+            Key::OnError => "on-error",
+            Key::Timeout => "timeout",
+        }
+    }
+
+    /// Its key in a plan's `hooks:` (YAML keys of the config file are snake case).
+    fn config(self) -> &'static str {
+        match self {
+            Key::OnError => "on_error",
+            other => other.annotation(),
+        }
+    }
+}
+
+impl HookSettings {
+    fn raw(&self) -> Raw<'_> {
+        Raw {
+            command: match &self.command {
+                HookCommand::List(l) => CommandValue::List(l),
+                HookCommand::Text(t) => CommandValue::Text(t),
+            },
+            container: self.container.as_deref(),
+            on_error: self.on_error.as_deref(),
+            timeout: self.timeout.as_deref(),
+        }
+    }
+}
+
+impl PlanHook {
+    /// The settings of `phase`, if given.
+    pub fn phase(&self, phase: HookPhase) -> Option<&HookSettings> {
+        match phase {
+            HookPhase::Pre => self.pre.as_ref(),
+            HookPhase::Post => self.post.as_ref(),
+        }
+    }
+}
+
+/// A plan's hooks, checked and ready to meet pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanHooks {
+    /// The plan (empty: an on-demand request), to name in errors.
+    plan: String,
+    /// Each entry with its index in `hooks:` and its selector, parsed.
+    entries: Vec<(usize, LabelSelector, PlanHook)>,
+}
+
+impl PlanHooks {
+    /// Checks `hooks` (of plan `plan`, empty for a request outside any plan): every value
+    /// that does not depend on the pod (the selector, the command, `on_error`, `timeout`, a
+    /// container name that is empty) is read as its annotation would be. A container the
+    /// pod lacks can only be found when a pod is met ([`Self::hooks_of`]).
+    pub fn new(plan: &str, hooks: &[PlanHook]) -> Result<PlanHooks, PlanHookError> {
+        let mut entries = Vec::with_capacity(hooks.len());
+        for (i, hook) in hooks.iter().enumerate() {
+            let error = |key: String, problem: String| PlanHookError {
+                key: format!("hooks[{i}]{key}"),
+                problem,
+            };
+            let selector = LabelSelector::parse(hook.selector.as_deref().unwrap_or(""))
+                .map_err(|e| error(".selector".into(), e.to_string()))?;
+            if hook.pre.is_none() && hook.post.is_none() {
+                return Err(error(
+                    String::new(),
+                    "it declares no hook: give it pre:, post: or both".into(),
+                ));
+            }
+            for phase in [HookPhase::Pre, HookPhase::Post] {
+                if let Some(settings) = hook.phase(phase) {
+                    spec_from(&settings.raw(), None)
+                        .map_err(|(key, p)| error(format!(".{phase}.{}", key.config()), p))?;
+                }
+            }
+            entries.push((i, selector, hook.clone()));
+        }
+        Ok(PlanHooks {
+            plan: plan.to_string(),
+            entries,
+        })
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The hooks `pod` gets: its own annotations', and for each phase they leave without a
+    /// hook, that of the first entry whose selector matches the pod and that gives the
+    /// phase. The pod's annotations win: whoever owns the pod knows its application best.
+    ///
+    /// Errors as [`PodHooks::of`], and a plan hook naming a container the pod lacks (naming
+    /// the pod, the plan and the key).
+    pub fn hooks_of(&self, pod: &PodInfo) -> Result<Option<PodHooks>, HookError> {
+        let own = PodHooks::of(pod)?;
+        if self.entries.is_empty() {
+            return Ok(own);
+        }
+        let name = ObjectRef::new(pod.namespace.clone(), pod.name.clone());
+        let (mut pre, mut post) = own.map(|h| (h.pre, h.post)).unwrap_or_default();
+        for phase in [HookPhase::Pre, HookPhase::Post] {
+            let slot = match phase {
+                HookPhase::Pre => &mut pre,
+                HookPhase::Post => &mut post,
+            };
+            if slot.is_some() {
+                continue;
+            }
+            let given = self.entries.iter().find_map(|(i, selector, hook)| {
+                let settings = hook
+                    .phase(phase)
+                    .filter(|_| selector.matches(&pod.labels))?;
+                Some((*i, settings))
+            });
+            let Some((i, settings)) = given else {
+                continue;
+            };
+            let spec =
+                spec_from(&settings.raw(), Some(&pod.containers)).map_err(|(key, problem)| {
+                    let plan = if self.plan.is_empty() {
+                        "the request's".to_string()
+                    } else {
+                        format!("plan {}:", self.plan)
+                    };
+                    HookError {
+                        pod: name.clone(),
+                        setting: format!("{plan} hooks[{i}].{phase}.{}", key.config()),
+                        problem,
+                    }
+                })?;
+            *slot = Some(spec);
+        }
+        if pre.is_none() && post.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(PodHooks {
+            pod: name,
+            pre,
+            post,
+        }))
+    }
 }
 
 /// The annotation prefix of `phase`.
@@ -142,56 +378,84 @@ fn spec_of(
     phase: HookPhase,
 ) -> Result<Option<HookSpec>, HookError> {
     let key = |what: &str| format!("{}{what}", prefix(phase));
-    let get = |what: &str| pod.hook_annotations.get(&key(what)).map(String::as_str);
-    let error = |what: &str, problem: String| HookError {
-        pod: name.clone(),
-        annotation: key(what),
-        problem,
+    let get = |what: Key| {
+        pod.hook_annotations
+            .get(&key(what.annotation()))
+            .map(String::as_str)
     };
-    let Some(command) = get("command") else {
+    let Some(command) = get(Key::Command) else {
         return Ok(None);
     };
-    let command = parse_command(command).map_err(|p| error("command", p))?;
-    let container = match get("container") {
-        Some(c) if pod.containers.iter().any(|have| have == c) => c.to_string(),
-        Some(c) => {
-            return Err(error(
-                "container",
+    let raw = Raw {
+        command: CommandValue::Text(command),
+        container: get(Key::Container),
+        on_error: get(Key::OnError),
+        timeout: get(Key::Timeout),
+    };
+    spec_from(&raw, Some(&pod.containers))
+        .map(Some)
+        .map_err(|(what, problem)| HookError {
+            pod: name.clone(),
+            setting: format!("annotation {}", key(what.annotation())),
+            problem,
+        })
+}
+
+/// Reads one hook's settings, wherever written; the one reading of them, so that a plan's
+/// `hooks:` means exactly what the annotations mean. `containers` are the pod's; `None`
+/// when there is no pod yet (config load): then the container is only checked to be a
+/// name, and the spec's container is what was given (or empty).
+fn spec_from(raw: &Raw<'_>, containers: Option<&[String]>) -> Result<HookSpec, (Key, String)> {
+    let command = match raw.command {
+        CommandValue::Text(text) => parse_command(text),
+        CommandValue::List(list) => names_executable(list.to_vec(), &format!("{list:?}")),
+    }
+    .map_err(|p| (Key::Command, p))?;
+    let container = match (raw.container, containers) {
+        (Some(c), _) if c.trim().is_empty() => {
+            return Err((Key::Container, "the container name is empty".into()))
+        }
+        (Some(c), Some(have)) if have.iter().any(|h| h == c) => c.to_string(),
+        (Some(c), Some(have)) => {
+            return Err((
+                Key::Container,
                 format!(
                     "the pod has no container {c:?} (it has: {})",
-                    pod.containers.join(", ")
+                    have.join(", ")
                 ),
             ))
         }
-        None => match pod.containers.first() {
+        (Some(c), None) => c.to_string(),
+        (None, Some(have)) => match have.first() {
             Some(first) if !first.is_empty() => first.clone(),
             _ => {
-                return Err(error(
-                    "command",
+                return Err((
+                    Key::Command,
                     "the pod has no container to run it in".to_string(),
                 ))
             }
         },
+        (None, None) => String::new(),
     };
-    let on_error = match get("on-error") {
+    let on_error = match raw.on_error {
         None => HookOnError::default(),
         Some(v) => HookOnError::parse(v).ok_or_else(|| {
-            error(
-                "on-error",
+            (
+                Key::OnError,
                 format!("{v:?} is neither \"Continue\" nor \"Fail\""),
             )
         })?,
     };
-    let timeout = match get("timeout") {
+    let timeout = match raw.timeout {
         None => DEFAULT_TIMEOUT,
-        Some(v) => parse_go_duration(v).map_err(|p| error("timeout", p))?,
+        Some(v) => parse_go_duration(v).map_err(|p| (Key::Timeout, p))?,
     };
-    Ok(Some(HookSpec {
+    Ok(HookSpec {
         container,
         command,
         on_error,
         timeout,
-    }))
+    })
 }
 
 /// A command as Velero reads it: a JSON array of strings, or else one string taken as the
@@ -206,8 +470,13 @@ fn parse_command(text: &str) -> Result<Vec<String>, String> {
     }
     let command: Vec<String> = serde_json::from_str(t)
         .map_err(|e| format!("{t:?} is not a JSON array of strings: {e}"))?;
+    names_executable(command, &format!("{t:?}"))
+}
+
+/// `command` if its first word names an executable; `shown` is how it was written.
+fn names_executable(command: Vec<String>, shown: &str) -> Result<Vec<String>, String> {
     if command.first().is_none_or(|c| c.trim().is_empty()) {
-        return Err(format!("{t:?} names no executable"));
+        return Err(format!("{shown} names no executable"));
     }
     Ok(command)
 }
@@ -499,12 +768,119 @@ mod tests {
             ),
         ] {
             let e = err(&annotations);
-            assert_eq!(e.annotation, annotation, "{annotations:?}");
+            assert_eq!(
+                e.setting,
+                format!("annotation {annotation}"),
+                "{annotations:?}"
+            );
             let text = e.to_string();
             assert!(text.starts_with("pod shop/db-0: annotation "), "{text}");
             assert!(text.contains(annotation), "{text}");
             assert!(text.contains(says), "{annotations:?}: {text}");
         }
+    }
+
+    fn plan_hook(yaml: &str) -> PlanHook {
+        serde_yaml::from_str(yaml).expect("a plan hook")
+    }
+
+    #[test]
+    fn plan_hooks_mean_what_the_annotations_mean_and_yield_to_them() {
+        let hooks = PlanHooks::new(
+            "db",
+            &[
+                plan_hook("selector: app=other\npre: { command: [never] }"),
+                plan_hook(
+                    "pre: { container: sidecar, command: [sh, -c, \"psql -c CHECKPOINT\"], on_error: Continue, timeout: 1m30s }\npost: { command: '[\"thaw\", \"-v\"]' }",
+                ),
+            ],
+        )
+        .expect("valid");
+        let got = hooks.hooks_of(&pod(&[])).expect("valid").expect("hooks");
+        let pre = got.pre.expect("the plan's pre-hook");
+        assert_eq!(pre.command, ["sh", "-c", "psql -c CHECKPOINT"]);
+        assert_eq!(pre.container, "sidecar");
+        assert_eq!(pre.on_error, HookOnError::Continue);
+        assert_eq!(pre.timeout, Duration::from_secs(90));
+        let post = got.post.expect("the plan's post-hook");
+        assert_eq!(
+            post.command,
+            ["thaw", "-v"],
+            "a string read as the annotation is"
+        );
+        assert_eq!(post.container, "db", "the first container by default");
+        assert_eq!(post.on_error, HookOnError::Fail);
+        assert_eq!(post.timeout, DEFAULT_TIMEOUT);
+
+        // The pod's own annotation wins for its phase; the plan gives the other.
+        let got = hooks
+            .hooks_of(&pod(&[("pre.hook.backup.velero.io/command", "mine")]))
+            .expect("valid")
+            .expect("hooks");
+        assert_eq!(got.pre.expect("own").command, ["mine"]);
+        assert_eq!(got.post.expect("plan's").command, ["thaw", "-v"]);
+
+        // A selector that does not match gives nothing.
+        let only_other = PlanHooks::new(
+            "db",
+            &[plan_hook("selector: app=other\npre: { command: x }")],
+        )
+        .expect("valid");
+        assert_eq!(only_other.hooks_of(&pod(&[])), Ok(None));
+        assert_eq!(PlanHooks::default().hooks_of(&pod(&[])), Ok(None));
+    }
+
+    #[test]
+    fn bad_plan_hooks_name_the_key() {
+        for (yaml, key, says) in [
+            (
+                "pre: { command: \"[\\\"sh\" }",
+                "hooks[0].pre.command",
+                "not a JSON array",
+            ),
+            (
+                "pre: { command: [] }",
+                "hooks[0].pre.command",
+                "names no executable",
+            ),
+            ("post: { command: \" \" }", "hooks[0].post.command", "empty"),
+            (
+                "pre: { command: x, on_error: continue }",
+                "hooks[0].pre.on_error",
+                "neither \"Continue\" nor \"Fail\"",
+            ),
+            (
+                "pre: { command: x, timeout: \"30\" }",
+                "hooks[0].pre.timeout",
+                "a unit",
+            ),
+            (
+                "pre: { command: x, container: \"\" }",
+                "hooks[0].pre.container",
+                "empty",
+            ),
+            (
+                "selector: \"a in (\"\npre: { command: x }",
+                "hooks[0].selector",
+                "",
+            ),
+            ("selector: app=db", "hooks[0]", "declares no hook"),
+        ] {
+            let e = PlanHooks::new("db", &[plan_hook(yaml)]).expect_err(yaml);
+            assert_eq!(e.key, key, "{yaml}: {e}");
+            assert!(e.problem.contains(says), "{yaml}: {e}");
+        }
+        // A container the pod lacks is found when the pod is met: named with pod and plan.
+        let hooks = PlanHooks::new("db", &[plan_hook("pre: { command: x, container: pg }")])
+            .expect("valid until a pod is met");
+        let e = hooks.hooks_of(&pod(&[])).expect_err("no container pg");
+        assert_eq!(
+            e.to_string(),
+            "pod shop/db-0: plan db: hooks[0].pre.container: the pod has no container \"pg\" \
+             (it has: db, sidecar)"
+        );
+        // Unknown keys are refused when read.
+        assert!(serde_yaml::from_str::<PlanHook>("pre: { command: x, on-error: Fail }").is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::hooks::{Bracket, HookError, HookExec, PodHooks};
+use super::hooks::{Bracket, HookError, HookExec, PlanHooks, PodHooks};
 use super::inventory::{
     read_inventory, Missing, ObjectHandler, PodEntry, SelectedObject, Selection,
 };
@@ -66,6 +66,9 @@ pub struct ProtectRequest {
     /// Do not run the pods' exec hooks (recorded in the checkpoint): for a protect with no
     /// API server that knowingly takes crash-consistent volumes.
     pub skip_hooks: bool,
+    /// The plan's exec hooks (its `hooks:` in the config file), for the pods they select
+    /// that do not declare a hook of the same phase themselves.
+    pub plan_hooks: PlanHooks,
 }
 
 /// Whether Secrets go into the bank.
@@ -135,9 +138,11 @@ struct BankHandler<'a> {
     progress: &'a dyn Progress,
     /// When the scan pinned its revision (the last time, after restarts).
     revision_read: Option<Instant>,
-    /// The selected pods that declare exec hooks.
+    /// The plan's hooks, given to the pods they select.
+    plan_hooks: &'a PlanHooks,
+    /// The selected pods that have exec hooks (their own, or the plan's).
     hooks: Vec<PodHooks>,
-    /// Hook annotations that do not parse.
+    /// Hook annotations (or plan hooks) that cannot run in their pod as written.
     hook_errors: Vec<HookError>,
 }
 
@@ -256,7 +261,7 @@ impl VolumeRecords {
 impl ObjectHandler for BankHandler<'_> {
     fn pod(&mut self, pod: PodEntry) -> Option<PodEntry> {
         let info = pod.info;
-        match PodHooks::of(&info) {
+        match self.plan_hooks.hooks_of(&info) {
             Ok(Some(hooks)) => self.hooks.push(hooks),
             Ok(None) => {}
             Err(e) => self.hook_errors.push(e),
@@ -395,7 +400,7 @@ fn hook_plan<'a>(
         let errors: Vec<&str> = errors.iter().map(String::as_str).collect();
         return Err(ProtectionError::InvalidRequest(format!(
             "exec hooks that cannot run as declared, nothing was taken: {}",
-            super::summarise_list(&errors, "annotations", "each is logged with -v")
+            super::summarise_list(&errors, "hook settings", "each is logged with -v")
         )));
     }
     if pods.is_empty() {
@@ -412,11 +417,16 @@ fn hook_plan<'a>(
             let names: Vec<String> = pods.iter().map(|p| p.pod.to_string()).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             Err(ProtectionError::InvalidRequest(format!(
-                "pods {} declare exec hooks (pre/post.hook.backup.velero.io annotations) and \
-                 there is no Kubernetes API server to run them ({why}); nothing was taken. Give \
+                "pods {} declare exec hooks (pre/post.hook.backup.velero.io annotations, or the \
+                 plan's hooks) and there is no Kubernetes API server to run them ({why}); \
+                 nothing was taken. Give \
                  protect a kubeconfig (--kubeconfig/--context), or pass --skip-hooks to take \
                  the volumes without them (recorded in the checkpoint)",
-                super::summarise_list(&names, "pods", "the hooks are in their annotations")
+                super::summarise_list(
+                    &names,
+                    "pods",
+                    "the hooks are in their annotations or the plan"
+                )
             )))
         }
     }
@@ -464,6 +474,7 @@ pub async fn protect(
         store_secrets,
         progress: services.progress,
         revision_read: None,
+        plan_hooks: &request.plan_hooks,
         hooks: Vec::new(),
         hook_errors: Vec::new(),
     };

@@ -42,6 +42,7 @@ fn protect_request(pod: &ObjectRef, name: &str) -> ProtectRequest {
         volume_backups: true,
         secrets_in_plain_bank: false,
         skip_hooks: false,
+        hooks: Vec::new(),
         checkpoint_id: None,
         project_id: String::new(),
     }

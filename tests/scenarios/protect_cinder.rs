@@ -1284,6 +1284,7 @@ async fn a_volume_overwritten_after_its_snapshot_is_restored_as_it_was_at_the_sn
             writer: Default::default(),
             secrets: Default::default(),
             skip_hooks: false,
+            plan_hooks: Default::default(),
         };
         let decoder = podbank::codec::Decoder::new(None);
         let hook = OverwriteAfterSnapshot {

@@ -386,3 +386,86 @@ async fn the_hooks_bracket_the_snapshot_burst() {
     })
     .await;
 }
+
+/// A plan's `hooks:` in the agent's config file, for a pod WITHOUT hook annotations: the
+/// plan's request (read from the config as the agent reads it) driven through the engine the
+/// agent runs; the hooks run through the stand-in's exec and are recorded as the
+/// annotations' would be. An entry whose selector the pod does not match gives nothing.
+#[tokio::test]
+async fn a_plan_hook_runs_in_a_pod_without_annotations_and_is_recorded() {
+    use podbank::engine::{Engine, Lazy, LocalEngine, VolumeMode};
+    let s = scene(&[], None).await;
+    let config: serde_yaml::Value = serde_yaml::from_str(
+        r#"
+plans:
+  - name: db
+    namespaces: [shop]
+    schedule: "0 * * * *"
+    options: { backup_name: db, description: plan hooks }
+    hooks:
+      - selector: app=web
+        pre: { command: [sh, -c, "echo wrong pod"] }
+      - selector: app=db
+        pre: { container: db, command: [sh, -c, "echo checkpointed"], on_error: Fail, timeout: 30s }
+        post: { command: '["sh", "-c", "echo thawed"]', on_error: Continue }
+"#,
+    )
+    .expect("yaml");
+    let plans = podbank::agent::AgentConfig::from_yaml(&config)
+        .expect("config")
+        .plans()
+        .expect("valid plans");
+    let request = plans[0].protect_request();
+
+    std::fs::create_dir_all(&s.podbank.bank).expect("bank dir");
+    let backend: std::sync::Arc<dyn podbank::bank::Backend> = std::sync::Arc::new(
+        podbank::bank::backend::LocalBackend::new(&s.podbank.bank).expect("backend"),
+    );
+    let bank = podbank::bank::Bank::open(
+        backend,
+        podbank::bank::OpenOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("bank");
+    let api = podbank::apiserver::ApiServer::connect(&podbank::apiserver::KubeSettings {
+        kubeconfig: Some(s.kubeconfig.clone().into()),
+        context: None,
+    })
+    .await
+    .expect("kube client");
+    let engine = LocalEngine::new(
+        Lazy::ready(s._etcd.connect().await),
+        podbank::codec::Decoder::new(None),
+        Lazy::ready(bank),
+        VolumeMode::Skip("no Cinder in this scene".into()),
+    )
+    .with_api_server(Lazy::ready(api));
+    let view = engine.protect(request).await.expect("protect");
+    drop(engine);
+
+    let cp = s.checkpoint().await;
+    assert_eq!(cp.id, view.id);
+    assert_eq!(cp.status, CheckpointStatus::Available, "{}", cp.reason);
+    assert_eq!(cp.plan, "db");
+    assert_eq!(cp.hooks.len(), 2, "{:?}", cp.hooks);
+    let (pre, post) = (&cp.hooks[0], &cp.hooks[1]);
+    assert_eq!(pre.phase, HookPhase::Pre);
+    assert_eq!(pre.pod.to_string(), "shop/db-0");
+    assert_eq!(pre.container, "db");
+    assert_eq!(pre.command, ["sh", "-c", "echo checkpointed"]);
+    assert_eq!(pre.outcome, HookOutcome::Succeeded);
+    assert_eq!(pre.on_error, HookOnError::Fail);
+    assert_eq!(pre.stdout, "checkpointed\n");
+    assert_eq!(post.phase, HookPhase::Post);
+    assert_eq!(post.container, "db", "the pod's first container");
+    assert_eq!(post.on_error, HookOnError::Continue);
+    assert_eq!(post.stdout, "thawed\n");
+    assert!(post.started >= pre.finished(), "{pre:?} {post:?}");
+    // The stand-in ran exactly the plan's matching hooks, in order.
+    let execs = s.fake.execs();
+    let commands: Vec<&str> = execs.iter().map(|e| e.command[2].as_str()).collect();
+    assert_eq!(commands, ["echo checkpointed", "echo thawed"]);
+}

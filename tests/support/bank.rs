@@ -222,6 +222,7 @@ pub async fn protect_from_etcd_as(
         writer: WriterOptions::default(),
         secrets: Default::default(),
         skip_hooks: false,
+        plan_hooks: Default::default(),
     };
     let decoder = podbank::codec::Decoder::new(None);
     let services = Services {

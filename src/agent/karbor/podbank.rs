@@ -94,9 +94,13 @@ pub(super) fn create_checkpoint(
         return Err(Fault::from(refusal.error("protect")));
     }
     if let Some(plan) = &request.plan {
-        if *scope != Scope::All || !service.plans().iter().any(|p| &p.name == plan) {
+        let configured = service.plans().iter().find(|p| &p.name == plan);
+        let Some(configured) = configured.filter(|_| *scope == Scope::All) else {
             return Err(Fault::not_found(format!("Plan {plan} could not be found.")));
-        }
+        };
+        // A checkpoint of the plan is taken as the plan's own runs are: with its hooks
+        // (an unfrozen database is no checkpoint its operator meant to keep).
+        request.hooks = configured.hooks.clone();
     }
     Ok(accepted(service.start_protect_in(project, request)?))
 }
