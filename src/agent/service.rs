@@ -308,29 +308,8 @@ impl Service {
         Ok(record)
     }
 
-    /// Start an on-demand protect (no retention), for a configured plan or none.
-    pub fn protect(
-        self: &Arc<Self>,
-        request: ProtectRequest,
-    ) -> Result<OperationRecord, ServiceError> {
-        if let Some(plan) = &request.plan {
-            if !self.plans.iter().any(|p| &p.name == plan) {
-                return Err(ServiceError::UnknownPlan(plan.clone()));
-            }
-        }
-        self.start_protect(request)
-    }
-
-    /// Start a protect whose plan, if any, the caller has looked up (a plan kept in the
-    /// bank names itself by its id).
-    pub fn start_protect(
-        self: &Arc<Self>,
-        request: ProtectRequest,
-    ) -> Result<OperationRecord, ServiceError> {
-        self.start_protect_in("", request)
-    }
-
-    /// [`Service::start_protect`] for Karbor's `project`, whose operation log names it.
+    /// Start an on-demand protect (no retention) for Karbor's `project` (empty: none), whose
+    /// operation log names it; its plan, if any, the caller has looked up.
     pub fn start_protect_in(
         self: &Arc<Self>,
         project: &str,
@@ -382,15 +361,8 @@ impl Service {
         )?)
     }
 
-    /// Start deleting a checkpoint (which must exist).
-    pub async fn delete_checkpoint(
-        self: &Arc<Self>,
-        id: CheckpointId,
-    ) -> Result<OperationRecord, ServiceError> {
-        self.delete_checkpoint_in("", id).await
-    }
-
-    /// [`Service::delete_checkpoint`] for Karbor's `project`, whose operation log names it.
+    /// Start deleting a checkpoint (which must exist) for Karbor's `project`, whose
+    /// operation log names it.
     pub async fn delete_checkpoint_in(
         self: &Arc<Self>,
         project: &str,
@@ -418,15 +390,8 @@ impl Service {
         )?)
     }
 
-    /// Start a restore (of a checkpoint that exists, with valid parameters).
-    pub async fn restore(
-        self: &Arc<Self>,
-        request: RestoreRequest,
-    ) -> Result<OperationRecord, ServiceError> {
-        self.restore_in("", request).await
-    }
-
-    /// [`Service::restore`] for Karbor's `project`, whose operation log names it.
+    /// Start a restore (of a checkpoint that exists, with valid parameters) for Karbor's
+    /// `project`, whose operation log names it.
     pub async fn restore_in(
         self: &Arc<Self>,
         project: &str,
